@@ -1,0 +1,3 @@
+from nnpipe.cli import main
+
+main()

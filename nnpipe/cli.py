@@ -1,0 +1,139 @@
+"""The `nnpipe` command line: run a chain of items, a script, or show help."""
+
+import sys
+import traceback
+
+import click
+
+from nnpipe import __version__
+from nnpipe.commands import load_all
+from nnpipe.commands.registry import COMMANDS, GROUP_ORDER, lookup
+from nnpipe.errors import UsageError, UserError
+from nnpipe.lang.interpreter import Interpreter
+
+LANGUAGE_HELP = """\
+Items are separated by spaces; a command takes the next item as its comma-separated
+arguments. `cmd[0,2]`, `cmd[1-3]`, `cmd[name]`, `cmd.` (last image) restrict a command to
+some images; `+cmd` keeps the inputs and appends the results. `name=value` sets a variable,
+`$name` `${name}` `$1` `$*` `$>` substitute, `{expression}` computes. Blocks:
+`repeat N { ... }`, `repeat N ... done`, `if cond ... elif cond ... else ... fi`,
+`do ... while cond`. In scripts `#` starts a comment and `name :` defines a command whose
+body is the indented lines below it."""
+
+
+class PipelineGroup(click.Group):
+    """`nnpipe ITEM...` runs the items; a first item naming a subcommand runs that instead."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands:
+            return "pipe", self.commands["pipe"], args
+        return super().resolve_command(ctx, args)
+
+
+SETTINGS = dict(ignore_unknown_options=True, allow_interspersed_args=False,
+                help_option_names=["-h", "--help"])
+
+
+@click.group(cls=PipelineGroup, context_settings=SETTINGS, invoke_without_command=True,
+             epilog=LANGUAGE_HELP)
+@click.option("--seed", type=int, default=None, help="Seed of the random generator (default: random).")
+@click.option("--quiet", "-q", is_flag=True, help="Hide progress bars and notices.")
+@click.option("--verbose", "-v", is_flag=True, help="Print each command as it runs.")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks.")
+@click.version_option(__version__, prog_name="nnpipe")
+@click.pass_context
+def main(ctx, seed, quiet, verbose, debug):
+    """nnpipe: neural networks as chains of commands on a list of images.
+
+    \b
+      nnpipe ITEM...              run a chain of commands
+      nnpipe run FILE [ARGS]...   run a script (FILE '-' reads standard input)
+      nnpipe help [COMMAND]       describe a command, or the language
+      nnpipe commands             list the commands by group
+    """
+    ctx.obj = dict(seed=seed, quiet=quiet, verbose=verbose, debug=debug)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def _interpret(options, action):
+    interpreter = Interpreter(seed=options["seed"], quiet=options["quiet"], verbose=options["verbose"])
+    try:
+        action(interpreter)
+    except UserError as error:
+        if options["debug"]:
+            traceback.print_exc()
+        click.echo(f"nnpipe: error: {error}", err=True)
+        sys.exit(2 if isinstance(error, UsageError) else 1)
+    except KeyboardInterrupt:
+        click.echo("nnpipe: interrupted", err=True)
+        sys.exit(130)
+    except Exception as error:  # a bug in nnpipe, not the user's mistake
+        if options["debug"]:
+            raise
+        click.echo(f"nnpipe: internal error: {type(error).__name__}: {error} "
+                   "(run with --debug for the traceback)", err=True)
+        sys.exit(1)
+
+
+@main.command("pipe", context_settings=SETTINGS, hidden=True)
+@click.argument("items", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def pipe(options, items):
+    """Run ITEMS as a chain of commands."""
+    _interpret(options, lambda interpreter: interpreter.run_items(list(items)))
+
+
+@main.command("run", context_settings=SETTINGS)
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def run(options, file, args):
+    """Run the script FILE; ARGS become $1, $2, ... ('-' reads standard input)."""
+    def action(interpreter):
+        name = "<stdin>" if file == "-" else file
+        try:
+            text = sys.stdin.read() if file == "-" else open(file, encoding="utf-8").read()
+        except OSError as error:
+            raise UsageError(f"cannot read script: {error.strerror}", name)
+        except UnicodeDecodeError:
+            raise UsageError("script is not UTF-8 text", name)
+        interpreter.run_source(text, name, args)
+    _interpret(options, action)
+
+
+@main.command("help")
+@click.argument("name", required=False)
+def help_command(name):
+    """Describe COMMAND, or the language when no command is named."""
+    if name is None:
+        click.echo(LANGUAGE_HELP + "\n\nRun `nnpipe commands` for the list of commands.")
+        return
+    entry = lookup(name)
+    if entry is None:
+        click.echo(f"nnpipe: error: unknown command '{name}'", err=True)
+        sys.exit(2)
+    click.echo(entry.describe())
+
+
+@main.command("commands")
+def commands_command():
+    """List every command, grouped."""
+    click.echo(command_list())
+
+
+def command_list():
+    lines = []
+    for group in GROUP_ORDER:
+        entries = sorted((e for e in COMMANDS.values() if e.group == group), key=lambda e: e.name)
+        if not entries:
+            continue
+        lines.append(f"{group}:")
+        width = max(len(e.name) for e in entries)
+        for entry in entries:
+            lines.append(f"  {entry.name.ljust(width)}  {entry.summary()}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+load_all()

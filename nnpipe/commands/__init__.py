@@ -1,0 +1,10 @@
+"""Command families; importing them fills the registry."""
+
+import importlib
+
+FAMILIES = ["images", "control"]
+
+
+def load_all():
+    for family in FAMILIES:
+        importlib.import_module(f"nnpipe.commands.{family}")

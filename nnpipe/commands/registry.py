@@ -1,0 +1,291 @@
+"""The command registry: each command declares its signature once; the signature parses and
+checks the arguments and writes `nnpipe help`.
+
+    @command("resize", "r", group=IMAGES, each=True, params=[
+        Size("width"), Size("height", SAME), ...], help="Resize images.")
+    def resize(ctx, image, width, height, ...): ...
+
+A command with `each=True` receives one image at a time and returns its replacement, so
+selections and the `+` prefix (keep inputs, append results) work the same for all of them.
+Other commands receive the selected indices.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+from nnpipe.errors import UserError
+
+REQUIRED = object()
+IMAGES, NETWORK, TRAINING, FILES, CONTROL = "Images", "Network building", "Training", "Network files", "Control"
+GROUP_ORDER = [IMAGES, CONTROL, NETWORK, TRAINING, FILES]
+
+
+def split_arguments(text):
+    """Split on commas outside quotes, brackets and parentheses; strip surrounding quotes."""
+    parts, depth, quote, start = [], 0, False, 0
+    for i, char in enumerate(text):
+        if char == '"':
+            quote = not quote
+        elif not quote and char in "([":
+            depth += 1
+        elif not quote and char in ")]":
+            depth = max(depth - 1, 0)
+        elif char == "," and not quote and not depth:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [unquote(p) for p in parts]
+
+
+def unquote(text):
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1].replace('\\"', '"')
+    return text
+
+
+@dataclass
+class Param:
+    name: str
+    default: object = REQUIRED
+    help: str = ""
+
+    kind = "value"
+
+    @property
+    def required(self):
+        return self.default is REQUIRED
+
+    def parse(self, text):
+        return text
+
+    def describe(self):
+        return self.kind
+
+    def fail(self, text, expected=None):
+        raise UserError(f"{self.name} must be {expected or self.describe()} (got '{text}')")
+
+
+def _number(param, text):
+    try:
+        value = float(text)
+    except ValueError:
+        param.fail(text)
+    if not math.isfinite(value):
+        param.fail(text)
+    return value
+
+
+def _range_text(low, high):
+    if low is not None and high is not None:
+        return f" in [{low}, {high}]"
+    if low is not None:
+        return f" >= {low}"
+    if high is not None:
+        return f" <= {high}"
+    return ""
+
+
+@dataclass
+class Int(Param):
+    low: int = None
+    high: int = None
+
+    def describe(self):
+        return "an integer" + _range_text(self.low, self.high)
+
+    def parse(self, text):
+        value = _number(self, text)
+        if not value.is_integer():
+            self.fail(text)
+        value = int(value)
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            self.fail(text)
+        return value
+
+
+@dataclass
+class Float(Param):
+    low: float = None
+    high: float = None
+    positive: bool = False
+
+    def describe(self):
+        if self.positive:
+            return "a number > 0"
+        return "a number" + _range_text(self.low, self.high)
+
+    def parse(self, text):
+        value = _number(self, text)
+        if (self.positive and value <= 0) or (self.low is not None and value < self.low) \
+                or (self.high is not None and value > self.high):
+            self.fail(text)
+        return value
+
+
+@dataclass
+class Bool(Param):
+    def describe(self):
+        return "0 or 1"
+
+    def parse(self, text):
+        if text not in ("0", "1"):
+            self.fail(text)
+        return text == "1"
+
+
+@dataclass
+class Choice(Param):
+    choices: tuple = ()
+
+    def describe(self):
+        return "one of " + "|".join(self.choices)
+
+    def parse(self, text):
+        lowered = text.lower()
+        if lowered in self.choices:
+            return lowered
+        if lowered.isdigit() and int(lowered) < len(self.choices):
+            return self.choices[int(lowered)]
+        self.fail(text)
+
+
+@dataclass
+class Text(Param):
+    """Any text; with `rest=True` it takes every remaining argument, commas included."""
+    rest: bool = False
+
+    def describe(self):
+        return "text"
+
+    def parse(self, text):
+        if not self.rest and not text:
+            self.fail(text, "non-empty text")
+        return text
+
+
+@dataclass
+class Size(Param):
+    """A size in pixels, or a percentage of the current size (`50%`); parsed to (value, is_percent)."""
+
+    def describe(self):
+        return "a size > 0 (pixels, or N% of the current size)"
+
+    def parse(self, text):
+        percent = text.endswith("%")
+        value = _number(self, text[:-1] if percent else text)
+        if value <= 0 or (not percent and not value.is_integer()):
+            self.fail(text)
+        return value, percent
+
+
+@dataclass
+class Command:
+    name: str
+    function: object
+    params: list
+    group: str
+    help: str
+    aliases: tuple = ()
+    each: bool = False
+    raw: bool = False
+    takes_selection: bool = True
+
+    @property
+    def takes_arguments(self):
+        return bool(self.params)
+
+    @property
+    def arguments_optional(self):
+        return all(not p.required for p in self.params)
+
+    def parse_arguments(self, text):
+        """Map the argument text onto the declared parameters, checking each one."""
+        if self.raw:
+            return {self.params[0].name: text}
+        values = split_arguments(text) if text is not None else []
+        if len(values) == 1 and values[0] == "" and self.arguments_optional:
+            values = []
+        rest = self.params and isinstance(self.params[-1], Text) and self.params[-1].rest
+        if len(values) > len(self.params) and not rest:
+            raise UserError(f"takes at most {len(self.params)} argument{'s' * (len(self.params) != 1)}"
+                            f" ({self.usage()}), got {len(values)}")
+        parsed = {}
+        for index, param in enumerate(self.params):
+            if rest and param is self.params[-1]:
+                text_value = ",".join(values[index:]) if index < len(values) else None
+            else:
+                text_value = values[index] if index < len(values) else None
+            if text_value is None or (text_value == "" and not param.required):
+                if param.required:
+                    raise UserError(f"missing argument '{param.name}' ({self.usage()})")
+                parsed[param.name] = param.default
+            else:
+                parsed[param.name] = param.parse(text_value)
+        return parsed
+
+    def usage(self):
+        names = ",".join(p.name if p.required else "_" + p.name for p in self.params)
+        return f"{self.name} {names}".strip()
+
+    def summary(self):
+        return self.help.strip().splitlines()[0] if self.help.strip() else ""
+
+    def describe(self):
+        """The text of `nnpipe help NAME`."""
+        lines = [self.usage()]
+        if self.aliases:
+            lines.append("aliases: " + ", ".join(self.aliases))
+        lines.append("")
+        lines.extend(self.help.strip().splitlines())
+        if self.params:
+            lines.append("")
+            width = max(len(p.name) for p in self.params)
+            for p in self.params:
+                default = "" if p.required else f" (default: {_default_text(p.default)})"
+                detail = p.help or p.describe()
+                lines.append(f"  {p.name.ljust(width)}  {detail}{default}")
+        if self.each:
+            lines.append("")
+            lines.append("Applies to each selected image (default: all); '+' keeps the inputs"
+                         " and appends the results.")
+        return "\n".join(lines)
+
+
+def _default_text(value):
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], bool):
+        return f"{value[0]:g}{'%' if value[1] else ''}"
+    return "none" if value is None else str(value)
+
+
+COMMANDS = {}
+ALIASES = {}
+
+
+def command(name, *aliases, params=(), group=IMAGES, help="", each=False, raw=False,
+            takes_selection=True):
+    """Register a command; see the module docstring."""
+    def register(function):
+        entry = Command(name, function, list(params), group, help or function.__doc__ or "",
+                        tuple(aliases), each, raw, takes_selection)
+        if name in COMMANDS or name in ALIASES:
+            raise RuntimeError(f"command {name} registered twice")
+        COMMANDS[name] = entry
+        for alias in aliases:
+            ALIASES[alias] = name
+        return function
+    return register
+
+
+def lookup(name):
+    """The command called `name` (or by alias), or None."""
+    return COMMANDS.get(ALIASES.get(name, name))
+
+
+@dataclass
+class Call:
+    """What a command body sees besides its arguments."""
+    ctx: object
+    selection: list = field(default_factory=list)
+    keep_inputs: bool = False

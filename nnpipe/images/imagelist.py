@@ -1,0 +1,86 @@
+"""The shared, ordered list of named float32 images of shape (s, d, h, w)."""
+
+import numpy as np
+
+from nnpipe.errors import UserError
+
+
+def as_image(array):
+    """Return `array` as a C-contiguous float32 (s, d, h, w) array."""
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim > 4:
+        raise UserError(f"an image has at most 4 dimensions (got {array.ndim})")
+    while array.ndim < 4:
+        array = array[np.newaxis]
+    return np.ascontiguousarray(array)
+
+
+def gmic_size(array):
+    """The size as users see it, in G'MIC order (w, h, d, s)."""
+    s, d, h, w = array.shape
+    return w, h, d, s
+
+
+def size_text(array):
+    return ",".join(str(v) for v in gmic_size(array))
+
+
+class ImageList:
+    """Ordered images, each with a (possibly empty) name."""
+
+    def __init__(self):
+        self.images = []
+        self.names = []
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.images[index]
+
+    def append(self, array, name=""):
+        self.images.append(as_image(array))
+        self.names.append(name)
+        return len(self.images) - 1
+
+    def replace(self, index, array):
+        self.images[index] = as_image(array)
+
+    def remove(self, indices):
+        for index in sorted(set(indices), reverse=True):
+            del self.images[index]
+            del self.names[index]
+
+    def keep(self, indices):
+        self.images = [self.images[i] for i in indices]
+        self.names = [self.names[i] for i in indices]
+
+    def find(self, name):
+        """Index of the last image called `name`, or None."""
+        for index in range(len(self.names) - 1, -1, -1):
+            if self.names[index] == name:
+                return index
+        return None
+
+    def get(self, name):
+        index = self.find(name)
+        return None if index is None else self.images[index]
+
+    def set(self, name, array):
+        """Replace the image called `name`, or append it if there is none."""
+        index = self.find(name)
+        if index is None:
+            return self.append(array, name)
+        self.replace(index, array)
+        return index
+
+    def snapshot(self):
+        """A copy cheap enough to restore the list after a failed multi-step change."""
+        copy = ImageList()
+        copy.images = list(self.images)
+        copy.names = list(self.names)
+        return copy
+
+    def restore(self, snapshot):
+        self.images = snapshot.images
+        self.names = snapshot.names
