@@ -36,7 +36,7 @@ SETTINGS = dict(ignore_unknown_options=True, allow_interspersed_args=False,
 
 @click.group(cls=PipelineGroup, context_settings=SETTINGS, invoke_without_command=True,
              epilog=LANGUAGE_HELP)
-@click.option("--seed", type=int, default=None, help="Seed of the random generator (default: random).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the random generator (default: random).")
 @click.option("--quiet", "-q", is_flag=True, help="Hide progress bars and notices.")
 @click.option("--verbose", "-v", is_flag=True, help="Print each command as it runs.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks.")
@@ -81,7 +81,11 @@ def _interpret(options, action):
 @click.pass_obj
 def pipe(options, items):
     """Run ITEMS as a chain of commands."""
-    _interpret(options, lambda interpreter: interpreter.run_items(list(items)))
+    def action(interpreter):
+        if items and items[0].startswith("--"):  # no item starts with '--': a mistyped option
+            raise UsageError(f"no such option '{items[0]}' (see nnpipe --help)")
+        interpreter.run_items(list(items))
+    _interpret(options, action)
 
 
 @main.command("run", context_settings=SETTINGS)

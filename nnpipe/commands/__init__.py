@@ -2,7 +2,7 @@
 
 import importlib
 
-FAMILIES = ["images", "control"]
+FAMILIES = ["images", "control", "network", "training"]
 
 
 def load_all():

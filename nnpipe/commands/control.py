@@ -18,7 +18,7 @@ def error(ctx, selection, message):
     raise UserError(message)
 
 
-@command("srand", group=CONTROL, takes_selection=False, params=[Int("seed")])
+@command("srand", group=CONTROL, takes_selection=False, params=[Int("seed", low=0)])
 def srand(ctx, selection, seed):
     """Seed the random generator used by noise, weight initialisation and mini-batches."""
     ctx.rng = np.random.default_rng(seed)

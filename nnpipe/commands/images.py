@@ -60,7 +60,7 @@ def blank(text):
     values = [float(v) for v in text.split(",")]
     if len(values) > 5:
         raise UserError(f"a blank image takes w,_h,_d,_s,_value (got {len(values)} numbers)")
-    sizes = values[:4] + [1] * (4 - len(values[:4]))
+    sizes = values[:4] + [1.0] * (4 - len(values[:4]))
     if any(v < 1 or not v.is_integer() for v in sizes):
         raise UserError(f"blank image sizes must be integers >= 1 (got '{text}')")
     w, h, d, s = (int(v) for v in sizes)

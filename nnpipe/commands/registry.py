@@ -2,16 +2,17 @@
 checks the arguments and writes `nnpipe help`.
 
     @command("resize", "r", group=IMAGES, each=True, params=[
-        Size("width"), Size("height", SAME), ...], help="Resize images.")
-    def resize(ctx, image, width, height, ...): ...
+        Size("width"), Size("height", SAME), ...])
+    def resize(ctx, image, width, height, ...):
+        (the docstring is the help text)
 
 A command with `each=True` receives one image at a time and returns its replacement, so
 selections and the `+` prefix (keep inputs, append results) work the same for all of them.
-Other commands receive the selected indices.
+Other commands receive the selected indices. Arguments arrive in declared order.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from nnpipe.errors import UserError
 
@@ -164,6 +165,20 @@ class Text(Param):
 
 
 @dataclass
+class LayerName(Param):
+    """A layer of the current network; with `previous=True`, '.' names the latest layer."""
+    previous: bool = True
+
+    def describe(self):
+        return "a layer name" + (" or '.' (previous layer)" if self.previous else "")
+
+    def parse(self, text):
+        if not (text.isidentifier() or (self.previous and text == ".")):
+            self.fail(text)
+        return text
+
+
+@dataclass
 class Size(Param):
     """A size in pixels, or a percentage of the current size (`50%`); parsed to (value, is_percent)."""
 
@@ -189,6 +204,8 @@ class Command:
     each: bool = False
     raw: bool = False
     takes_selection: bool = True
+    builds_network: bool = False
+    default_selection: object = None
 
     @property
     def takes_arguments(self):
@@ -199,9 +216,12 @@ class Command:
         return all(not p.required for p in self.params)
 
     def parse_arguments(self, text):
-        """Map the argument text onto the declared parameters, checking each one."""
+        """The values of the declared parameters, in order, each one checked."""
         if self.raw:
-            return {self.params[0].name: text}
+            param = self.params[0]
+            if not text and param.required:
+                raise UserError(f"missing argument '{param.name}' ({self.usage()})")
+            return [param.default if text is None else text]
         values = split_arguments(text) if text is not None else []
         if len(values) == 1 and values[0] == "" and self.arguments_optional:
             values = []
@@ -209,7 +229,7 @@ class Command:
         if len(values) > len(self.params) and not rest:
             raise UserError(f"takes at most {len(self.params)} argument{'s' * (len(self.params) != 1)}"
                             f" ({self.usage()}), got {len(values)}")
-        parsed = {}
+        parsed = []
         for index, param in enumerate(self.params):
             if rest and param is self.params[-1]:
                 text_value = ",".join(values[index:]) if index < len(values) else None
@@ -218,9 +238,9 @@ class Command:
             if text_value is None or (text_value == "" and not param.required):
                 if param.required:
                     raise UserError(f"missing argument '{param.name}' ({self.usage()})")
-                parsed[param.name] = param.default
+                parsed.append(param.default)
             else:
-                parsed[param.name] = param.parse(text_value)
+                parsed.append(param.parse(text_value))
         return parsed
 
     def usage(self):
@@ -264,11 +284,16 @@ ALIASES = {}
 
 
 def command(name, *aliases, params=(), group=IMAGES, help="", each=False, raw=False,
-            takes_selection=True):
-    """Register a command; see the module docstring."""
+            takes_selection=True, builds_network=False, default_selection=None):
+    """Register a command; see the module docstring.
+
+    `builds_network`: the command adds modules to the current network, which remembers its
+    text so that a saved network can be rebuilt by running the same commands again.
+    `default_selection(ctx)`: the images used when none are selected (default: all)."""
     def register(function):
         entry = Command(name, function, list(params), group, help or function.__doc__ or "",
-                        tuple(aliases), each, raw, takes_selection)
+                        tuple(aliases), each, raw, takes_selection or each, builds_network,
+                        default_selection)
         if name in COMMANDS or name in ALIASES:
             raise RuntimeError(f"command {name} registered twice")
         COMMANDS[name] = entry
@@ -283,9 +308,3 @@ def lookup(name):
     return COMMANDS.get(ALIASES.get(name, name))
 
 
-@dataclass
-class Call:
-    """What a command body sees besides its arguments."""
-    ctx: object
-    selection: list = field(default_factory=list)
-    keep_inputs: bool = False

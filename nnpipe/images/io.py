@@ -32,12 +32,19 @@ def atomic_write(path, write):
     os.close(handle)
     try:
         write(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; give it a file's usual mode
         os.replace(temporary, path)
     except OSError as error:
         raise UserError(f"cannot write '{path}': {error.strerror or error}") from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -62,7 +69,10 @@ def read(path):
     except UserError:
         raise
     except Exception as error:  # every decoder has its own exceptions for a damaged file
-        raise UserError(f"cannot read '{path}': {error}") from None
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if "backend" in reason:  # imageio's way of saying that no decoder accepts the bytes
+            reason = f"damaged or not a {kind[1:].upper()} file"
+        raise UserError(f"cannot read '{path}': {reason}") from None
 
 
 def _checked(array, path):
@@ -99,7 +109,8 @@ def read_tiff(path, base):
 
 def _foreign_tiff(data, axes, name):
     """Pages of a TIFF written by another program: YX(S) planes, one image per leading page."""
-    if axes.endswith("S"):
+    if "S" in axes:  # samples (channels), stored contiguous (YXS) or planar (SYX)
+        data = np.moveaxis(data, axes.index("S"), -1)
         planes = data.reshape((-1,) + data.shape[-3:])
         return [(name, _from_hwc(plane)) for plane in planes]
     planes = data.reshape((-1,) + data.shape[-2:])

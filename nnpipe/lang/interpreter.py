@@ -15,6 +15,7 @@ from nnpipe.images.imagelist import ImageList
 from nnpipe.lang.expr import format_number
 from nnpipe.lang.lexer import Item, lex
 from nnpipe.lang.substitute import substitute
+from nnpipe.nn.network import DEFAULT_NAME, Network
 
 COMMAND_ITEM = re.compile(r"^([+-]?)([A-Za-z_][A-Za-z0-9_]*)(\[.*\]|\.{1,3})?$")
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
@@ -185,10 +186,15 @@ class Interpreter:
         self.networks = {}
         self.current_network = None
         self.frames = [Frame({}, [], "")]
+        self.location = "<command line>"
 
     # --- output -----------------------------------------------------------------------------
     def echo(self, text):
         print(text, file=self.out, flush=True)
+
+    def warn(self, text):
+        """A problem that does not stop the run: one line naming where and which command."""
+        print(f"nnpipe: warning: {self.location}: {text}", file=self.err, flush=True)
 
     def notice(self, text):
         """Informational messages, hidden by --quiet."""
@@ -213,6 +219,7 @@ class Interpreter:
 
     def execute(self, nodes):
         for node in nodes:
+            self.location = node.item.where
             try:
                 self.execute_node(node)
             except UserError as error:
@@ -294,7 +301,10 @@ class Interpreter:
         if plus and not entry.each:
             raise UserError("does not support the '+' prefix", command=entry.name)
         try:
-            selection = self.select(selection_text)
+            if selection_text is None and entry.default_selection is not None:
+                selection = entry.default_selection(self)
+            else:
+                selection = self.select(selection_text)
         except UserError as error:
             raise error.locate(None, entry.name)
         return self.call_builtin(entry, entry.name, selection, plus, arguments, node)
@@ -304,13 +314,15 @@ class Interpreter:
             args = entry.parse_arguments(arguments)
             if entry.each:
                 for index in selection:
-                    result = entry.function(self, self.images[index], **args)
+                    result = entry.function(self, self.images[index], *args)
                     if plus:
                         self.images.append(result, self.images.names[index])
                     else:
                         self.images.replace(index, result)
             else:
-                entry.function(self, selection, **args)
+                entry.function(self, selection, *args)
+            if entry.builds_network:
+                self.network().commands.append(f"{name} {arguments}" if arguments else name)
         except UserError as error:
             raise error.locate(None, name)
 
@@ -413,6 +425,25 @@ class Interpreter:
         if image.size == 0:
             return 0
         return float({"im": image.min, "iM": image.max, "ia": image.mean}[name]())
+
+    def network(self):
+        """The current network; a first nn_* command without nn_init starts one."""
+        if self.current_network is None:
+            self.networks[DEFAULT_NAME] = Network(DEFAULT_NAME)
+            self.current_network = DEFAULT_NAME
+        return self.networks[self.current_network]
+
+    def network_images(self):
+        """Names of the images that belong to networks: parameters, moments, trainer states."""
+        from nnpipe.nn.optimizers import MOMENTS
+        names = set()
+        for network in self.networks.values():
+            for module in network.parameter_modules():
+                names.add(module.name)
+                for trainer in network.trainers.values():
+                    names.update(module.name + suffix for suffix in MOMENTS[trainer.optimizer])
+            names.update(network.trainers)
+        return names
 
     def set_variable(self, name, value):
         self.frames[-1].variables[name] = value if isinstance(value, str) else format_number(value)

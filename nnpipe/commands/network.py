@@ -1,0 +1,257 @@
+"""Network-building commands, mirroring nn_lib's 2023 API: each adds modules (and their
+parameter images) to the current network."""
+
+import numpy as np
+
+from nnpipe.commands.registry import NETWORK, Bool, Choice, Float, Int, LayerName, command
+from nnpipe.errors import UserError
+from nnpipe.nn import activations, optimizers, schedulers
+from nnpipe.nn.layers import Clone, Input, Rename, count
+from nnpipe.nn.layers.dropout import Dropout
+from nnpipe.nn.layers.elementwise import Add, Multiply
+from nnpipe.nn.layers.fc import FullyConnected
+from nnpipe.nn.layers.loss import MeanSquaredError, NormLoss
+from nnpipe.nn.layers.nlfc import NonlinearFullyConnected
+from nnpipe.nn.layers.nonlinearity import Nonlinearity
+from nnpipe.nn.layers.normalize import Normalize
+from nnpipe.nn.network import DEFAULT_NAME, Network, Trainer
+
+
+OUT = LayerName("out", previous=False, help="name of the new layer")
+IN = LayerName("in", help="input layer ('.' = previous layer)")
+IN_OR_PREVIOUS = LayerName("in", ".", help="input layer ('.' = previous layer)")
+
+
+ACTIVATION = Choice("activation", "leakyrelu", choices=activations.NAMES)
+LEARNING_MODE = Int("learning_mode", 3, low=0, high=3,
+                    help="0 no learning, 1 weights only, 2 biases only, 3 weights and biases")
+
+
+def network_command(name, *params, help=""):
+    return command(name, group=NETWORK, params=list(params), takes_selection=False,
+                   builds_network=True, help=help)
+
+
+def add(ctx, name, layer, inputs):
+    """Add a module and, unless an image of that name exists already (loaded weights), create
+    its parameter image; return the module name."""
+    network = ctx.network()
+    module = network.add(name, layer, [network.resolve(i) for i in inputs])
+    shape = module.parameter_shape(network)
+    if shape is not None:
+        existing = ctx.images.get(name)
+        if existing is None:
+            ctx.images.append(layer.initialize([network.modules[i].size for i in module.inputs],
+                                               ctx.rng), name)
+        elif existing.shape != tuple(shape):
+            raise UserError(f"image '{name}' exists with size {_wh(existing.shape)} but layer"
+                            f" '{name}' needs {_wh(shape)}")
+    return name
+
+
+def _wh(shape):
+    return ",".join(str(v) for v in shape[::-1])
+
+
+@command("nn_init", group=NETWORK, takes_selection=False, params=[
+    LayerName("name", DEFAULT_NAME, previous=False, help="network name")])
+def nn_init(ctx, selection, name):
+    """Start a new, empty network (replacing one of the same name) and make it current."""
+    ctx.networks[name] = Network(name)
+    ctx.current_network = name
+
+
+@command("nn_select", group=NETWORK, takes_selection=False, params=[
+    LayerName("name", previous=False, help="network name")])
+def nn_select(ctx, selection, name):
+    """Make an existing network the current one."""
+    if name not in ctx.networks:
+        raise UserError(f"no network named '{name}' (networks: {', '.join(ctx.networks) or 'none'})")
+    ctx.current_network = name
+
+
+@network_command("nn_input", OUT, Int("width", low=1), Int("height", 1, low=1),
+                 Int("depth", 1, low=1), Int("spectrum", 1, low=1))
+def nn_input(ctx, selection, out, width, height, depth, spectrum):
+    """Add an input of size width,height,depth,spectrum (fed from the samples)."""
+    add(ctx, out, Input(size=(width, height, depth, spectrum)), [])
+
+
+@network_command("nn_fc", OUT, IN, Int("nb_channels", low=1), LEARNING_MODE)
+def nn_fc(ctx, selection, out, source, channels, learning_mode):
+    """Add a fully connected layer: modules OUT_fc (weights image OUT_fc) and OUT."""
+    fc = add(ctx, f"{out}_fc", FullyConnected(channels=channels, learning_mode=learning_mode), [source])
+    add(ctx, out, Rename(), [fc])
+
+
+@network_command("nn_fcnl", OUT, IN, Int("nb_neurons", low=1), ACTIVATION, LEARNING_MODE)
+def nn_fcnl(ctx, selection, out, source, channels, activation, learning_mode):
+    """Add a fully connected layer then a nonlinearity: OUT_fc, OUT."""
+    fc = add(ctx, f"{out}_fc", FullyConnected(channels=channels, learning_mode=learning_mode), [source])
+    add(ctx, out, Nonlinearity(activation=activation), [fc])
+
+
+@network_command("nn_fcnnl", OUT, IN, Int("nb_neurons", low=1), ACTIVATION, LEARNING_MODE)
+def nn_fcnnl(ctx, selection, out, source, channels, activation, learning_mode):
+    """Add fully connected, normalize, nonlinearity: OUT_fc, OUT_normalize, OUT."""
+    fc = add(ctx, f"{out}_fc", FullyConnected(channels=channels, learning_mode=learning_mode), [source])
+    normalized = add(ctx, f"{out}_normalize", Normalize(channelwise=False, learning_mode=3), [fc])
+    add(ctx, out, Nonlinearity(activation=activation), [normalized])
+
+
+@network_command("nn_nlfc", OUT, IN, Int("nb_channels", low=1), ACTIVATION, LEARNING_MODE)
+def nn_nlfc(ctx, selection, out, source, channels, activation, learning_mode):
+    """Add a nonlinear fully connected layer, y_i = sum_j act(W_ij x_j + B_ij): OUT_nlfc, OUT."""
+    layer = NonlinearFullyConnected(channels=channels, activation=activation, learning_mode=learning_mode)
+    nlfc = add(ctx, f"{out}_nlfc", layer, [source])
+    add(ctx, out, Rename(), [nlfc])
+
+
+def _residual(ctx, out, source, learning_mode, normalize_it, activation):
+    """nn_lib's residual block: clone, fc of the same width, (normalize), add, (nonlinearity)."""
+    network = ctx.network()
+    source = network.resolve(source)
+    width = count(network.modules[source].size)
+    clone0 = add(ctx, f"{out}_clone0", Clone(), [source])
+    clone1 = add(ctx, f"{out}_clone1", Clone(), [source])
+    branch = add(ctx, f"{out}_fc", FullyConnected(channels=width, learning_mode=learning_mode), [clone1])
+    if normalize_it:
+        branch = add(ctx, f"{out}_normalize", Normalize(channelwise=False, learning_mode=3), [branch])
+    if activation is None:
+        add(ctx, out, Add(), [branch, clone0])
+    else:
+        total = add(ctx, f"{out}_add", Add(), [branch, clone0])
+        add(ctx, out, Nonlinearity(activation=activation), [total])
+
+
+@network_command("nn_resfc", OUT, IN_OR_PREVIOUS, LEARNING_MODE)
+def nn_resfc(ctx, selection, out, source, learning_mode):
+    """Add a residual fully connected block, OUT = IN + fc(IN): OUT_clone0/1, OUT_fc, OUT."""
+    _residual(ctx, out, source, learning_mode, False, None)
+
+
+@network_command("nn_resfcnl", OUT, IN_OR_PREVIOUS, ACTIVATION, LEARNING_MODE)
+def nn_resfcnl(ctx, selection, out, source, activation, learning_mode):
+    """Add a residual block then a nonlinearity: OUT_clone0/1, OUT_fc, OUT_add, OUT."""
+    _residual(ctx, out, source, learning_mode, False, activation)
+
+
+@network_command("nn_resfcnnl", OUT, IN_OR_PREVIOUS, ACTIVATION, LEARNING_MODE)
+def nn_resfcnnl(ctx, selection, out, source, activation, learning_mode):
+    """Add a residual block with normalization then a nonlinearity (the fc learns weights
+    only, as in nn_lib): OUT_clone0/1, OUT_fc, OUT_normalize, OUT_add, OUT."""
+    _residual(ctx, out, source, 1, True, activation)
+
+
+@network_command("nn_nl", OUT, IN_OR_PREVIOUS, ACTIVATION)
+def nn_nl(ctx, selection, out, source, activation):
+    """Add a nonlinearity (elu gelu leakyrelu linear relu sigmoid sin sinc softmax sqr sqrt swish tanh)."""
+    add(ctx, out, Nonlinearity(activation=activation), [source])
+
+
+@network_command("nn_normalize", OUT, IN_OR_PREVIOUS, Bool("normalization_mode", False,
+                 help="0 global parameters, 1 one set per channel"),
+                 Int("learning_mode", 3, low=0, high=3, help="0 none, 1 alpha only, 2 beta only, 3 both"))
+def nn_normalize(ctx, selection, out, source, channelwise, learning_mode):
+    """Add a normalize layer: OUT_normalize (parameters alpha, beta, running mean, variance) and OUT."""
+    normalized = add(ctx, f"{out}_normalize", Normalize(channelwise=channelwise, learning_mode=learning_mode), [source])
+    add(ctx, out, Rename(), [normalized])
+
+
+@network_command("nn_clone", OUT, LayerName("out1", previous=False, help="name of the second copy"), IN_OR_PREVIOUS)
+def nn_clone(ctx, selection, out0, out1, source):
+    """Add two layers that both pass their input through unchanged."""
+    source = ctx.network().resolve(source)
+    add(ctx, out0, Clone(), [source])
+    add(ctx, out1, Clone(), [source])
+    ctx.network().latest = out0
+
+
+@network_command("nn_add", OUT, IN, LayerName("in1", ".", help="second input ('.' = previous)"))
+def nn_add(ctx, selection, out, first, second):
+    """Add a layer summing two inputs of the same size."""
+    add(ctx, out, Add(), [first, second])
+
+
+@network_command("nn_mul", OUT, IN, LayerName("in1", ".", help="second input ('.' = previous)"))
+def nn_mul(ctx, selection, out, first, second):
+    """Add a layer multiplying two inputs of the same size, value by value."""
+    add(ctx, out, Multiply(), [first, second])
+
+
+@network_command("nn_rename", OUT, IN_OR_PREVIOUS)
+def nn_rename(ctx, selection, out, source):
+    """Give a layer another name (a module passing its input through)."""
+    add(ctx, out, Rename(), [source])
+
+
+@network_command("nn_dropout", OUT, IN, Float("dropout_rate", low=0, high=0.999999))
+def nn_dropout(ctx, selection, out, source, rate):
+    """Add dropout: while training, each sample drops whole channels with this probability."""
+    add(ctx, out, Dropout(rate=rate), [source])
+
+
+def _loss(ctx, out, source, ground_truth, layer):
+    network = ctx.network()
+    source = network.resolve(source)
+    if ground_truth in network.modules:
+        if network.modules[ground_truth].size != network.modules[source].size:
+            raise UserError(f"ground truth '{ground_truth}' has another size than '{source}'")
+    else:
+        add(ctx, ground_truth, Input(size=network.modules[source].size), [])
+    add(ctx, out, layer, [source, ground_truth])
+
+
+@network_command("nn_loss_mse", OUT, IN, LayerName("ground_truth", previous=False,
+                 help="name of the ground-truth input (created with the size of IN)"))
+def nn_loss_mse(ctx, selection, out, source, ground_truth):
+    """Add a mean-squared-error loss: mean of (IN - GROUND_TRUTH)^2 over the values of a sample."""
+    _loss(ctx, out, source, ground_truth, MeanSquaredError(ground_truth=ground_truth))
+
+
+@network_command("nn_loss_normp", OUT, IN, LayerName("ground_truth", previous=False,
+                 help="name of the ground-truth input (created with the size of IN)"),
+                 Int("metric", 1, low=0, help="0 squared L2, p > 0 the Lp norm"))
+def nn_loss_normp(ctx, selection, out, source, ground_truth, metric):
+    """Add a p-norm loss: ||IN - GROUND_TRUTH||_p divided by the number of values."""
+    _loss(ctx, out, source, ground_truth, NormLoss(ground_truth=ground_truth, metric=metric))
+
+
+@network_command("nn_trainer", OUT, LayerName("loss", ".", help="loss layer ('.' = latest)"),
+                 Float("learning_rate", 2e-4, positive=True),
+                 Choice("optimizer", "rmsprop", choices=optimizers.NAMES),
+                 Choice("scheduler", "constant", choices=schedulers.NAMES))
+def nn_trainer(ctx, selection, name, loss, learning_rate, optimizer, scheduler):
+    """Add a trainer for a loss. Its state is the image NAME (iteration, learning rate, ...);
+    the optimizer's moments are images named after each parameter image (P_m, P_v, P_g2)."""
+    network = ctx.network()
+    loss = network.resolve(loss)
+    if not network.modules[loss].layer.kind.startswith("loss"):
+        raise UserError(f"'{loss}' is a {network.modules[loss].layer.kind} layer, not a loss")
+    network.add_trainer(Trainer(name, loss, learning_rate, optimizer, scheduler))
+    state = ctx.images.get(name)
+    if state is None:
+        ctx.images.append(schedulers.new_state(learning_rate, int(ctx.rng.integers(1 << 24))), name)
+    else:
+        flat = state.reshape(-1)
+        flat[schedulers.RATE] = flat[schedulers.INITIAL_RATE] = learning_rate
+    for name in network.ancestors(loss):
+        shape = network.modules[name].parameter_shape(network)
+        for suffix in optimizers.MOMENTS[optimizer] if shape is not None else ():
+            if ctx.images.get(name + suffix) is None:
+                ctx.images.append(np.zeros(shape, dtype=np.float32), name + suffix)
+
+
+@command("nn_print", group=NETWORK, takes_selection=False)
+def nn_print(ctx, selection):
+    """Print the current network: one block per module (type, inputs, output size, properties,
+    parameter count), then the totals."""
+    ctx.echo(ctx.network().describe())
+
+
+@command("nn_size", group=NETWORK, takes_selection=False)
+def nn_size(ctx, selection):
+    """Set $size to the number of stored parameters of the current network, and print it."""
+    size = ctx.network().size()
+    ctx.set_variable("size", size)
+    ctx.echo(str(size))

@@ -1,0 +1,60 @@
+"""Losses comparing a prediction with its ground truth, per sample:
+normp with metric 0 (and mse) is sum((y - t)^2) / n, metric p > 0 is ||y - t||_p / n.
+The reported loss is the batch mean; gradients are those of that mean."""
+
+import numba
+import numpy as np
+
+from nnpipe.nn.layers import ARG0, IN0, IN0_LEN, IN1, Layer, same_sizes
+
+OPCODE = 7
+
+
+class NormLoss(Layer):
+    kind = "loss_normp"
+    opcode = OPCODE
+    inputs = 2   # prediction, ground truth
+
+    def output_size(self, input_sizes):
+        same_sizes(self.kind, input_sizes)
+        return (1, 1, 1, 1)
+
+    def arguments(self, input_sizes):
+        return (self.options.get("metric", 0),), 0.0
+
+    def properties(self):
+        metric = self.options.get("metric", 0)
+        text = f"ground_truth={self.options['ground_truth']}"
+        return text if self.kind == "loss_mse" else f"{text}, metric={metric}"
+
+
+class MeanSquaredError(NormLoss):
+    kind = "loss_mse"
+
+
+@numba.njit(cache=True, fastmath=True)
+def loss(op, acts, grad_acts, losses, b0, b1, scale):
+    """Write each sample's loss into `losses` and d(loss)/d(prediction) * scale into grad_acts."""
+    metric, n = op[ARG0], op[IN0_LEN]
+    for b in range(b0, b1):
+        y = acts[b, op[IN0]:op[IN0] + n]
+        t = acts[b, op[IN1]:op[IN1] + n]
+        gy = grad_acts[b, op[IN0]:op[IN0] + n]
+        if metric == 0:
+            total = np.float32(0)
+            for k in range(n):
+                d = y[k] - t[k]
+                total += d * d
+                gy[k] += 2 * d / n * scale
+            losses[b] = total / n
+            continue
+        total = np.float32(0)
+        for k in range(n):
+            total += abs(y[k] - t[k]) ** metric
+        norm = total ** (1.0 / metric)
+        losses[b] = norm / n
+        if norm == 0:
+            continue
+        for k in range(n):
+            d = y[k] - t[k]
+            gy[k] += np.sign(d) * (abs(d) / norm) ** (metric - 1) / n * scale

@@ -1,0 +1,98 @@
+"""Normalize, as nn_lib does it: y = alpha * (x - mean) / (sqrt(var) + 1e-8) + beta with the
+*running* mean and variance, so each sample is computed on its own. The parameter image holds
+one row (alpha, beta, running mean, running variance) for the whole input (global mode) or one
+row per channel; training moves the running statistics toward each batch's average of the
+per-sample mean and (unbiased) variance at rate 0.01."""
+
+import math
+
+import numba
+import numpy as np
+
+from nnpipe.nn.layers import ARG0, ARG1, IN0, OUT, OUT_LEN, PARAM, Layer
+
+OPCODE = 4
+RUNNING_RATE = 0.01
+EPSILON = 1e-8
+
+
+class Normalize(Layer):
+    kind = "normalize"
+    opcode = OPCODE
+
+    def groups(self, input_sizes):
+        return input_sizes[0][3] if self.options["channelwise"] else 1
+
+    def parameter_shape(self, input_sizes):
+        return (1, 1, self.groups(input_sizes), 4)
+
+    def initialize(self, input_sizes, rng):
+        values = np.zeros(self.parameter_shape(input_sizes), dtype=np.float32)
+        values[..., 0] = 1  # alpha
+        values[..., 3] = 1  # running variance
+        return values
+
+    def trainable(self, input_sizes):
+        mask = np.zeros((self.groups(input_sizes), 4), dtype=np.float32)
+        mode = self.options["learning_mode"]
+        mask[:, 0] = mode & 1
+        mask[:, 1] = (mode & 2) >> 1
+        return mask.ravel()
+
+    def arguments(self, input_sizes):
+        return (self.groups(input_sizes),), 0.0
+
+    def properties(self):
+        mode = "channel-by-channel" if self.options["channelwise"] else "global"
+        return f"normalization={mode}, learning_mode={self.options['learning_mode']}"
+
+
+@numba.njit(cache=True, fastmath=True)
+def forward(op, acts, params, b0, b1, stats):
+    """`stats` (per thread) gathers each group's sum of per-sample mean and variance."""
+    groups, n = op[ARG0], op[OUT_LEN]
+    size = n // groups
+    for b in range(b0, b1):
+        for g in range(groups):
+            p = op[PARAM] + 4 * g
+            alpha, beta, mean, std = params[p], params[p + 1], params[p + 2], math.sqrt(params[p + 3]) + EPSILON
+            x = acts[b, op[IN0] + g * size:op[IN0] + (g + 1) * size]
+            y = acts[b, op[OUT] + g * size:op[OUT] + (g + 1) * size]
+            for k in range(size):
+                y[k] = alpha * (x[k] - mean) / std + beta
+            if stats.size:
+                sample_mean = x.sum() / size
+                sample_var = np.float32(0)
+                for k in range(size):
+                    sample_var += (x[k] - sample_mean) ** 2
+                stats[op[ARG1] + 2 * g] += sample_mean
+                stats[op[ARG1] + 2 * g + 1] += sample_var / max(size - 1, 1)
+
+
+@numba.njit(cache=True, fastmath=True)
+def backward(op, acts, grad_acts, params, grads, b0, b1):
+    groups, n = op[ARG0], op[OUT_LEN]
+    size = n // groups
+    for b in range(b0, b1):
+        for g in range(groups):
+            p = op[PARAM] + 4 * g
+            alpha, mean, std = params[p], params[p + 2], math.sqrt(params[p + 3]) + EPSILON
+            x = acts[b, op[IN0] + g * size:op[IN0] + (g + 1) * size]
+            gx = grad_acts[b, op[IN0] + g * size:op[IN0] + (g + 1) * size]
+            gy = grad_acts[b, op[OUT] + g * size:op[OUT] + (g + 1) * size]
+            g_alpha = np.float32(0)
+            g_beta = np.float32(0)
+            for k in range(size):
+                g_alpha += gy[k] * (x[k] - mean) / std
+                g_beta += gy[k]
+                gx[k] += gy[k] * alpha / std
+            grads[p] += g_alpha
+            grads[p + 1] += g_beta
+
+
+@numba.njit(cache=True)
+def update_running(op, params, stats, batch):
+    for g in range(op[ARG0]):
+        p = op[PARAM] + 4 * g
+        params[p + 2] += RUNNING_RATE * (stats[op[ARG1] + 2 * g] / batch - params[p + 2])
+        params[p + 3] += RUNNING_RATE * (stats[op[ARG1] + 2 * g + 1] / batch - params[p + 3])
