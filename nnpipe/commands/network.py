@@ -229,12 +229,8 @@ def nn_trainer(ctx, selection, name, loss, learning_rate, optimizer, scheduler):
     if not network.modules[loss].layer.kind.startswith("loss"):
         raise UserError(f"'{loss}' is a {network.modules[loss].layer.kind} layer, not a loss")
     network.add_trainer(Trainer(name, loss, learning_rate, optimizer, scheduler))
-    state = ctx.images.get(name)
-    if state is None:
+    if ctx.images.get(name) is None:  # an existing state (a loaded network) resumes as it is
         ctx.images.append(schedulers.new_state(learning_rate, int(ctx.rng.integers(1 << 24))), name)
-    else:
-        flat = state.reshape(-1)
-        flat[schedulers.RATE] = flat[schedulers.INITIAL_RATE] = learning_rate
     for name in network.ancestors(loss):
         shape = network.modules[name].parameter_shape(network)
         for suffix in optimizers.MOMENTS[optimizer] if shape is not None else ():
