@@ -19,10 +19,13 @@ class Progress:
         self.shown = self.started
         # a terminal redraws one line often; a log gets a line every few seconds
         self.interval = 0.2 if self.tty else 5.0
+        self.first_time, self.first_done = None, 0
 
     def line(self, done, loss):
         elapsed = time.perf_counter() - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
+        # the speed is measured from the end of the first chunk, which includes compiling
+        timed = time.perf_counter() - self.first_time if self.first_time else 0.0
+        rate = (done - self.first_done) / timed if timed > 0 else done / max(elapsed, 1e-9)
         filled = int(WIDTH * done / self.total) if self.total else WIDTH
         bar = "#" * filled + "." * (WIDTH - filled)
         left = (self.total - done) / rate if rate > 0 else math.inf
@@ -32,6 +35,8 @@ class Progress:
 
     def update(self, done, loss):
         now = time.perf_counter()
+        if self.first_time is None:
+            self.first_time, self.first_done = now, done
         if not self.live or now - self.shown < self.interval:
             return
         self.shown = now

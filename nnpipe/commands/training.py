@@ -189,10 +189,10 @@ def nn_eval(ctx, selection, output):
         ctx.images.append(result.T.reshape(result.shape[1], depth, height, width), target)
 
 
-@command("nn_coords", group=TRAINING, each=True)
+@command("nn_coords", group=TRAINING, each=True, default_selection=last_data_image)
 def nn_coords(ctx, image):
-    """Replace each image by its pixel coordinates: 2 channels x,y in [-1,1] (the input of a
-    coordinate network)."""
+    """Replace an image (default: the last data image) by its pixel coordinates: 2 channels
+    x,y in [-1,1], the input of a coordinate network."""
     _, _, height, width = image.shape
     return coordinates(width, height)
 
@@ -206,11 +206,12 @@ def coordinates(width, height):
     return grid
 
 
-@command("nn_samples", group=TRAINING, each=True, params=[
+@command("nn_samples", group=TRAINING, each=True, default_selection=last_data_image, params=[
     Float("max_value", 255, positive=True, help="value mapped to 1 (255 for 8-bit images)")])
 def nn_samples(ctx, image, max_value):
-    """Replace each 2D image by a training set: one sample per pixel with channels
-    [x, y, values / max_value...], x,y in [-1,1] (size 1,M,1,2+s: the seed's layout)."""
+    """Replace a 2D image (default: the last data image) by a training set: one sample per
+    pixel with channels [x, y, values / max_value...], x,y in [-1,1] (size 1,M,1,2+s: the
+    seed's layout)."""
     channels, depth, height, width = image.shape
     if depth != 1:
         raise UserError("nn_samples needs a 2D image (depth 1)")

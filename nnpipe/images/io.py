@@ -70,7 +70,8 @@ def read(path):
         raise
     except Exception as error:  # every decoder has its own exceptions for a damaged file
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        if "backend" in reason:  # imageio's way of saying that no decoder accepts the bytes
+        if "backend" in reason or "pickle" in reason:  # imageio's or numpy's way of saying
+            # that the bytes are not an image of that kind
             reason = f"damaged or not a {kind[1:].upper()} file"
         raise UserError(f"cannot read '{path}': {reason}") from None
 
@@ -157,6 +158,7 @@ def _write_tiff(temporary, images, names):
     with tifffile.TiffWriter(temporary) as tif:
         for image, name in zip(images, names):
             tif.write(np.ascontiguousarray(image, dtype=np.float32),
+                      photometric="minisblack",  # plain pages: never mistaken for RGB
                       metadata={"name": name, "nnpipe_shape": list(image.shape)})
 
 

@@ -34,7 +34,7 @@ def _round(x, step=1.0):
 
 
 FUNCTIONS = {
-    "min": (min, 1, None), "max": (max, 1, None), "abs": (abs, 1, 1),
+    "min": (lambda *a: min(a), 1, None), "max": (lambda *a: max(a), 1, None), "abs": (abs, 1, 1),
     "sqrt": (_checked_sqrt, 1, 1), "exp": (math.exp, 1, 1), "log": (_checked_log, 1, 1),
     "round": (_round, 1, 2), "floor": (math.floor, 1, 1), "ceil": (math.ceil, 1, 1),
     "sin": (math.sin, 1, 1), "cos": (math.cos, 1, 1), "tan": (math.tan, 1, 1),

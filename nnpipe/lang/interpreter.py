@@ -340,10 +340,14 @@ class Interpreter:
 
     # --- selections -------------------------------------------------------------------------
     def select(self, text):
-        """Indices named by a selection suffix (`[0,2]`, `[1-3]`, `[name]`, `.`); default all."""
+        """Indices named by a selection suffix (`[0,2]`, `[1-3]`, `[name]`, `.`).
+
+        Without one: every image except those a network owns (weights, moments, trainer
+        states), so `resize 64,64` after building a network leaves the network alone."""
         count = len(self.images)
         if text is None:
-            return list(range(count))
+            owned = self.network_images() if self.networks else ()
+            return [i for i in range(count) if self.images.names[i] not in owned]
         if text.startswith("."):
             text = f"[-{len(text)}]"
         indices = []

@@ -1,12 +1,12 @@
 """The engine: a network compiled once into a flat plan, run by Numba.
 
 A plan is a table of rows (one per computing module: opcode, buffer offsets and lengths,
-parameter offset, small arguments) over three flat buffers: the activations of every sample
-of the batch (one row per sample), the parameters of the whole network (one vector), and the
-gradients. A training step runs forward, loss, backward for the whole mini-batch inside one
-parallel region, the samples split into one chunk per thread, each thread accumulating
-gradients in its own buffer; the buffers are summed once, then the optimizer updates every
-parameter. Nothing in Python runs per sample or per layer.
+parameter offset, small arguments) over flat buffers: the activations of a chunk of samples
+(feature-major, so inner loops run over samples and vectorize), the parameters of the whole
+network (one vector), and the gradients. A training step runs forward, loss and backward for
+the whole mini-batch inside one parallel region, its chunks shared out among the threads,
+each thread accumulating gradients in its own buffer; the buffers are summed once, then the
+optimizer updates every parameter. Nothing in Python runs per sample or per layer.
 """
 
 import math
@@ -16,12 +16,9 @@ import numpy as np
 from numba import prange
 
 from nnpipe.nn import optimizers, schedulers
-from nnpipe.nn.layers import (IN0, IN0_LEN, IN1, IN1_LEN, NO_OP, OPCODE, OUT, OUT_LEN, PARAM,
-                              PARAM_LEN, ROW_WIDTH, ARG0, ARG1, ARG2, count)
+from nnpipe.nn.layers import (ARG0, ARG1, IN0, IN0_LEN, IN1, IN1_LEN, OPCODE, OUT, OUT_LEN, PARAM,
+                              PARAM_LEN, ROW_WIDTH, count)
 from nnpipe.nn.layers import dropout, elementwise, fc, loss, nlfc, nonlinearity, normalize
-
-INFERENCE_CHUNK = 64
-
 
 class Plan:
     """The flat program computing `target` (and, for training, the loss feeding on it)."""
@@ -90,85 +87,99 @@ class Plan:
             vector[offset:offset + int(np.prod(shape))] = images[name].ravel()
         return vector
 
-    def scatter(self, vector, shapes_from=None):
+    def scatter(self, vector):
         """Split a parameter-sized vector into {name: image}."""
         return {name: vector[offset:offset + int(np.prod(shape))].reshape(shape).copy()
                 for name, offset, shape in self.parameters}
 
 
 # --- kernels dispatch ---------------------------------------------------------------------------
+# Buffers hold one chunk of samples feature-major: value k of the module at offset o, for the
+# chunk's sample c, is at (o + k) * width + c. `valid` samples are real; the rest pad the chunk.
 
 @numba.njit(cache=True)
-def forward_ops(ops, rates, acts, params, b0, b1, training, seed, stats):
+def forward_ops(ops, rates, acts, params, width, valid, training, seed, first, stats):
     for i in range(ops.shape[0]):
         op = ops[i]
         code = op[OPCODE]
         if code == fc.OPCODE:
-            fc.forward(op, acts, params, b0, b1)
+            fc.forward(op, acts, params, width)
         elif code == nonlinearity.OPCODE:
-            nonlinearity.forward(op, acts, b0, b1)
+            nonlinearity.forward(op, acts, width)
         elif code == elementwise.OPCODE:
-            elementwise.forward(op, acts, b0, b1)
+            elementwise.forward(op, acts, width)
         elif code == normalize.OPCODE:
-            normalize.forward(op, acts, params, b0, b1, stats)
+            normalize.forward(op, acts, params, width, valid, stats)
         elif code == dropout.OPCODE:
-            dropout.forward(op, rates[i], acts, b0, b1, training, seed)
+            dropout.forward(op, rates[i], acts, width, training, seed, first)
         elif code == nlfc.OPCODE:
-            nlfc.forward(op, acts, params, b0, b1)
+            nlfc.forward(op, acts, params, width)
 
 
 @numba.njit(cache=True)
-def backward_ops(ops, rates, acts, grad_acts, params, grads, b0, b1, seed):
+def backward_ops(ops, rates, acts, grad_acts, params, grads, width, seed, first):
     for i in range(ops.shape[0] - 1, -1, -1):
         op = ops[i]
         code = op[OPCODE]
         if code == fc.OPCODE:
-            fc.backward(op, acts, grad_acts, params, grads, b0, b1)
+            fc.backward(op, acts, grad_acts, params, grads, width)
         elif code == nonlinearity.OPCODE:
-            nonlinearity.backward(op, acts, grad_acts, b0, b1)
+            nonlinearity.backward(op, acts, grad_acts, width)
         elif code == elementwise.OPCODE:
-            elementwise.backward(op, acts, grad_acts, b0, b1)
+            elementwise.backward(op, acts, grad_acts, width)
         elif code == normalize.OPCODE:
-            normalize.backward(op, acts, grad_acts, params, grads, b0, b1)
+            normalize.backward(op, acts, grad_acts, params, grads, width)
         elif code == dropout.OPCODE:
-            dropout.backward(op, rates[i], grad_acts, b0, b1, seed)
+            dropout.backward(op, rates[i], grad_acts, width, seed, first)
         elif code == nlfc.OPCODE:
-            nlfc.backward(op, acts, grad_acts, params, grads, b0, b1)
+            nlfc.backward(op, acts, grad_acts, params, grads, width)
 
 
 @numba.njit(cache=True)
-def load_samples(feeds, samples, indices, acts, b0, b1):
-    for b in range(b0, b1):
-        column = 0
-        sample = samples[indices[b]]
-        for f in range(feeds.shape[0]):
-            offset, length = feeds[f, 0], feeds[f, 1]
-            acts[b, offset:offset + length] = sample[column:column + length]
-            column += length
+def load_chunk(feeds, samples, rows, acts, width):
+    """Copy the samples `rows` into the input buffers of a chunk; zeros pad the chunk."""
+    column = 0
+    for f in range(feeds.shape[0]):
+        offset, length = feeds[f, 0], feeds[f, 1]
+        for j in range(length):
+            target = acts[(offset + j) * width:(offset + j + 1) * width]
+            for c in range(rows.size):
+                target[c] = samples[rows[c], column + j]
+            target[rows.size:] = 0
+        column += length
 
 
 @numba.njit(cache=True)
-def sample_indices(seed, iteration, count, batch, out):
-    """Mini-batch `iteration`: `batch` sample indices drawn from a counter-based hash, so
-    training resumed from a saved trainer draws exactly the batches it would have drawn."""
-    for b in range(batch):
-        out[b] = int(dropout.uniform(seed, iteration, b + 1 << 20) * count)
+def chunk_width(batch, threads, largest):
+    """Samples per chunk: enough for the inner loops to vectorize, few enough that every
+    thread gets work and a chunk's buffers stay in cache."""
+    per_thread = (batch + threads - 1) // threads
+    return max(8, min(largest, (per_thread + 7) // 8 * 8))
+
+
+@numba.njit(cache=True)
+def sample_indices(seed, iteration, count, out):
+    """Mini-batch `iteration`: sample indices drawn from a counter-based hash, so training
+    resumed from a saved trainer state draws exactly the batches it would have drawn."""
+    for b in range(out.size):
+        out[b] = int(dropout.uniform(seed, iteration, b - out.size) * count)
 
 
 # --- training ------------------------------------------------------------------------------------
 
+TRAIN_CHUNK = 32
+
+
 @numba.njit(parallel=True, cache=True)
-def train_steps(ops, rates, loss_row, feeds, samples, iterations, batch, params, mask, moments,
-                state, optimizer, scheduler, thread_grads, thread_stats, losses_out):
-    """Run `iterations` training steps; return how many completed (fewer: non-finite loss)."""
+def train_steps(ops, rates, loss_row, feeds, samples, iterations, batch, values, params, mask,
+                moments, state, optimizer, scheduler, thread_grads, thread_stats, losses_out):
+    """Run `iterations` training steps; return how many completed (fewer: non-finite loss,
+    the parameters left as they were before that step)."""
     threads = thread_grads.shape[0]
-    width = 0
-    for i in range(ops.shape[0]):
-        width = max(width, ops[i, OUT] + ops[i, OUT_LEN])
-    for f in range(feeds.shape[0]):
-        width = max(width, feeds[f, 0] + feeds[f, 1])
-    acts = np.zeros((batch, width), dtype=np.float32)
-    grad_acts = np.zeros((batch, width), dtype=np.float32)
+    width = chunk_width(batch, threads, TRAIN_CHUNK)
+    chunks = (batch + width - 1) // width
+    acts = np.zeros((threads, values * width), dtype=np.float32)
+    grad_acts = np.zeros((threads, values * width), dtype=np.float32)
     indices = np.empty(batch, dtype=np.int64)
     losses = np.empty(batch, dtype=np.float32)
     grads = np.empty(params.size, dtype=np.float32)
@@ -176,23 +187,27 @@ def train_steps(ops, rates, loss_row, feeds, samples, iterations, batch, params,
     scale = np.float32(1.0 / batch)
     for step in range(iterations):
         iteration = int(state[schedulers.ITERATION])
-        sample_indices(seed, iteration, samples.shape[0], batch, indices)
+        sample_indices(seed, iteration, samples.shape[0], indices)
         for t in prange(threads):
-            b0, b1 = t * batch // threads, (t + 1) * batch // threads
             thread_grads[t, :] = 0
             thread_stats[t, :] = 0
-            grad_acts[b0:b1, :] = 0
-            load_samples(feeds, samples, indices, acts, b0, b1)
-            forward_ops(ops, rates, acts, params, b0, b1, True, seed + iteration, thread_stats[t])
-            loss.loss(loss_row, acts, grad_acts, losses, b0, b1, scale)
-            backward_ops(ops, rates, acts, grad_acts, params, thread_grads[t], b0, b1, seed + iteration)
+            for chunk in range(t, chunks, threads):
+                first = chunk * width
+                valid = min(width, batch - first)
+                load_chunk(feeds, samples, indices[first:first + valid], acts[t], width)
+                grad_acts[t, :] = 0
+                forward_ops(ops, rates, acts[t], params, width, valid, True, seed + iteration, first,
+                            thread_stats[t])
+                loss.loss(loss_row, acts[t], grad_acts[t], losses[first:first + valid], width, valid, scale)
+                backward_ops(ops, rates, acts[t], grad_acts[t], params, thread_grads[t], width,
+                             seed + iteration, first)
         value = losses.sum() / batch
         if not math.isfinite(value):
             return step
         grads[:] = thread_grads[0]
         for t in range(1, threads):
             grads += thread_grads[t]
-        stats = thread_stats.sum(axis=0) if threads > 1 else thread_stats[0]
+        stats = thread_stats.sum(axis=0)
         for i in range(ops.shape[0]):
             if ops[i, OPCODE] == normalize.OPCODE:
                 normalize.update_running(ops[i], params, stats, batch)
@@ -205,27 +220,33 @@ def train_steps(ops, rates, loss_row, feeds, samples, iterations, batch, params,
 def train(plan, params, moments, state, samples, iterations, batch, optimizer, scheduler, losses_out):
     threads = numba.get_num_threads()
     thread_grads = np.zeros((threads, plan.parameter_size), dtype=np.float32)
-    thread_stats = np.zeros((threads, max(plan.stats_width, 1)), dtype=np.float32)
+    thread_stats = np.zeros((threads, plan.stats_width), dtype=np.float32)
     return train_steps(plan.ops, plan.rates, plan.loss_row, plan.feed_table, samples, iterations,
-                       batch, params, plan.mask, moments, state, optimizer, scheduler,
+                       batch, plan.width, params, plan.mask, moments, state, optimizer, scheduler,
                        thread_grads, thread_stats, losses_out)
 
 
 # --- inference -----------------------------------------------------------------------------------
 
+INFERENCE_CHUNK = 64
+
+
 @numba.njit(parallel=True, cache=True)
-def infer_samples(ops, rates, feeds, samples, params, width, output_offset, result):
+def infer_samples(ops, rates, feeds, samples, params, values, output_offset, threads, result):
     count = samples.shape[0]
-    chunks = (count + INFERENCE_CHUNK - 1) // INFERENCE_CHUNK
-    identity = np.arange(count)
+    width = chunk_width(count, threads, INFERENCE_CHUNK)
+    chunks = (count + width - 1) // width
+    rows = np.arange(count)
     no_stats = np.zeros(0, dtype=np.float32)
-    for c in prange(chunks):
-        b0 = c * INFERENCE_CHUNK
-        b1 = min(b0 + INFERENCE_CHUNK, count)
-        acts = np.empty((b1 - b0, width), dtype=np.float32)
-        load_samples(feeds, samples[b0:b1], identity, acts, 0, b1 - b0)
-        forward_ops(ops, rates, acts, params, 0, b1 - b0, False, 0, no_stats)
-        result[b0:b1] = acts[:, output_offset:output_offset + result.shape[1]]
+    for t in prange(threads):
+        acts = np.empty(values * width, dtype=np.float32)
+        for chunk in range(t, chunks, threads):
+            first = chunk * width
+            valid = min(width, count - first)
+            load_chunk(feeds, samples, rows[first:first + valid], acts, width)
+            forward_ops(ops, rates, acts, params, width, valid, False, 0, first, no_stats)
+            for j in range(result.shape[1]):
+                result[first:first + valid, j] = acts[(output_offset + j) * width:(output_offset + j) * width + valid]
 
 
 def infer(plan, params, samples):
@@ -233,5 +254,5 @@ def infer(plan, params, samples):
     result = np.empty((samples.shape[0], plan.output[1]), dtype=np.float32)
     if samples.shape[0]:
         infer_samples(plan.ops, plan.rates, plan.feed_table, np.ascontiguousarray(samples),
-                      params, plan.width, plan.output[0], result)
+                      params, plan.width, plan.output[0], numba.get_num_threads(), result)
     return result

@@ -27,11 +27,11 @@ class Dropout(Layer):
 
 
 @numba.njit(cache=True, inline="always")
-def uniform(seed, sample, channel):
-    """A uniform number in [0, 1) from a counter-based hash (splitmix64): the same for the
-    same (seed, sample, channel) on any thread, and cheap to recompute in backward."""
-    z = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(sample) * np.uint64(0xBF58476D1CE4E5B9) \
-        + np.uint64(channel) * np.uint64(0x94D049BB133111EB) + np.uint64(0x632BE59BD9B4E019)
+def uniform(seed, a, b):
+    """A uniform number in [0, 1) from a counter-based hash (splitmix64) of three integers:
+    the same on any thread, and cheap to recompute in backward."""
+    z = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(a) * np.uint64(0xBF58476D1CE4E5B9) \
+        + np.uint64(b) * np.uint64(0x94D049BB133111EB) + np.uint64(0x632BE59BD9B4E019)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
@@ -39,45 +39,51 @@ def uniform(seed, sample, channel):
 
 
 @numba.njit(cache=True)
-def channel_scales(op, rate, seed, sample, scales):
+def scales(op, rate, seed, first, width):
+    """(channels, width) factors: 0 for a dropped channel of a sample, channels/kept otherwise."""
     channels = op[ARG0]
-    kept = 0
-    for c in range(channels):
-        scales[c] = 1.0 if uniform(seed, sample, c) >= rate else 0.0
-        kept += int(scales[c])
-    if kept == 0:
-        scales[:] = 1.0
-    else:
-        scales *= channels / kept
+    result = np.ones((channels, width), dtype=np.float32)
+    for c in range(width):
+        kept = 0
+        for k in range(channels):
+            if uniform(seed, first + c, k) < rate:
+                result[k, c] = 0
+            else:
+                kept += 1
+        if kept == 0:
+            result[:, c] = 1
+        else:
+            result[:, c] *= channels / kept
+    return result
 
 
 @numba.njit(cache=True, fastmath=True)
-def forward(op, rate, acts, b0, b1, training, seed):
+def forward(op, rate, acts, width, training, seed, first):
     n, channels = op[OUT_LEN], op[ARG0]
     size = n // channels
-    scales = np.empty(channels, dtype=np.float32)
-    for b in range(b0, b1):
-        x = acts[b, op[IN0]:op[IN0] + n]
-        y = acts[b, op[OUT]:op[OUT] + n]
-        if not training or rate == 0:
-            y[:] = x
-            continue
-        channel_scales(op, rate, seed, b, scales)
-        for k in range(n):
-            y[k] = x[k] * scales[k // size]
+    x = acts[op[IN0] * width:(op[IN0] + n) * width]
+    y = acts[op[OUT] * width:(op[OUT] + n) * width]
+    if not training or rate == 0:
+        y[:] = x
+        return
+    factors = scales(op, rate, seed, first, width)
+    for k in range(n):
+        f = factors[k // size]
+        for c in range(width):
+            y[k * width + c] = x[k * width + c] * f[c]
 
 
 @numba.njit(cache=True, fastmath=True)
-def backward(op, rate, grad_acts, b0, b1, seed):
+def backward(op, rate, grad_acts, width, seed, first):
     n, channels = op[OUT_LEN], op[ARG0]
     size = n // channels
-    scales = np.empty(channels, dtype=np.float32)
-    for b in range(b0, b1):
-        gx = grad_acts[b, op[IN0]:op[IN0] + n]
-        gy = grad_acts[b, op[OUT]:op[OUT] + n]
-        if rate == 0:
-            gx += gy
-            continue
-        channel_scales(op, rate, seed, b, scales)
-        for k in range(n):
-            gx[k] += gy[k] * scales[k // size]
+    gx = grad_acts[op[IN0] * width:(op[IN0] + n) * width]
+    gy = grad_acts[op[OUT] * width:(op[OUT] + n) * width]
+    if rate == 0:
+        gx += gy
+        return
+    factors = scales(op, rate, seed, first, width)
+    for k in range(n):
+        f = factors[k // size]
+        for c in range(width):
+            gx[k * width + c] += gy[k * width + c] * f[c]

@@ -33,29 +33,32 @@ class Multiply(Layer):
 
 
 @numba.njit(cache=True, fastmath=True)
-def forward(op, acts, b0, b1):
-    kind, n = op[ARG0], op[OUT_LEN]
-    for b in range(b0, b1):
-        a = acts[b, op[IN0]:op[IN0] + n]
-        c = acts[b, op[IN1]:op[IN1] + n]
-        y = acts[b, op[OUT]:op[OUT] + n]
-        for k in range(n):
-            y[k] = a[k] + c[k] if kind == ADD else a[k] * c[k]
+def forward(op, acts, width):
+    n = op[OUT_LEN] * width
+    a = acts[op[IN0] * width:op[IN0] * width + n]
+    b = acts[op[IN1] * width:op[IN1] * width + n]
+    y = acts[op[OUT] * width:op[OUT] * width + n]
+    if op[ARG0] == ADD:
+        for i in range(n):
+            y[i] = a[i] + b[i]
+    else:
+        for i in range(n):
+            y[i] = a[i] * b[i]
 
 
 @numba.njit(cache=True, fastmath=True)
-def backward(op, acts, grad_acts, b0, b1):
-    kind, n = op[ARG0], op[OUT_LEN]
-    for b in range(b0, b1):
-        gy = grad_acts[b, op[OUT]:op[OUT] + n]
-        ga = grad_acts[b, op[IN0]:op[IN0] + n]
-        gc = grad_acts[b, op[IN1]:op[IN1] + n]
-        if kind == ADD:
-            ga += gy
-            gc += gy
-        else:
-            a = acts[b, op[IN0]:op[IN0] + n]
-            c = acts[b, op[IN1]:op[IN1] + n]
-            for k in range(n):
-                ga[k] += gy[k] * c[k]
-                gc[k] += gy[k] * a[k]
+def backward(op, acts, grad_acts, width):
+    n = op[OUT_LEN] * width
+    gy = grad_acts[op[OUT] * width:op[OUT] * width + n]
+    ga = grad_acts[op[IN0] * width:op[IN0] * width + n]
+    gb = grad_acts[op[IN1] * width:op[IN1] * width + n]
+    if op[ARG0] == ADD:
+        for i in range(n):
+            ga[i] += gy[i]
+            gb[i] += gy[i]
+    else:
+        a = acts[op[IN0] * width:op[IN0] * width + n]
+        b = acts[op[IN1] * width:op[IN1] * width + n]
+        for i in range(n):
+            ga[i] += gy[i] * b[i]
+            gb[i] += gy[i] * a[i]

@@ -36,33 +36,43 @@ class FullyConnected(Layer):
         return f"learning_mode={self.options['learning_mode']}"
 
 
+# Kernels work on a chunk of samples stored feature-major: value k of a module at offset `o`
+# for sample c is acts[(o + k) * C + c], so every inner loop runs over the samples of the chunk
+# and vectorizes.
+
 @numba.njit(cache=True, fastmath=True)
-def forward(op, acts, params, b0, b1):
+def forward(op, acts, params, width):
     n_in, n_out = op[IN0_LEN], op[OUT_LEN]
-    width = n_in + 1
-    for b in range(b0, b1):
-        x = acts[b, op[IN0]:op[IN0] + n_in]
-        y = acts[b, op[OUT]:op[OUT] + n_out]
-        for n in range(n_out):
-            row = op[PARAM] + n * width
-            total = params[row + n_in]
-            for k in range(n_in):
-                total += params[row + k] * x[k]
-            y[n] = total
+    x0, y0 = op[IN0] * width, op[OUT] * width
+    for n in range(n_out):
+        row = op[PARAM] + n * (n_in + 1)
+        y = y0 + n * width
+        bias = params[row + n_in]
+        for c in range(width):
+            acts[y + c] = bias
+        for k in range(n_in):
+            w = params[row + k]
+            x = x0 + k * width
+            for c in range(width):
+                acts[y + c] += w * acts[x + c]
 
 
 @numba.njit(cache=True, fastmath=True)
-def backward(op, acts, grad_acts, params, grads, b0, b1):
+def backward(op, acts, grad_acts, params, grads, width):
     n_in, n_out = op[IN0_LEN], op[OUT_LEN]
-    width = n_in + 1
-    for b in range(b0, b1):
-        x = acts[b, op[IN0]:op[IN0] + n_in]
-        gx = grad_acts[b, op[IN0]:op[IN0] + n_in]
-        gy = grad_acts[b, op[OUT]:op[OUT] + n_out]
-        for n in range(n_out):
-            g = gy[n]
-            row = op[PARAM] + n * width
-            for k in range(n_in):
-                gx[k] += params[row + k] * g
-                grads[row + k] += g * x[k]
-            grads[row + n_in] += g
+    x0, y0 = op[IN0] * width, op[OUT] * width
+    for n in range(n_out):
+        row = op[PARAM] + n * (n_in + 1)
+        y = y0 + n * width
+        total = np.float32(0)
+        for c in range(width):
+            total += grad_acts[y + c]
+        grads[row + n_in] += total
+        for k in range(n_in):
+            w = params[row + k]
+            x = x0 + k * width
+            total = np.float32(0)
+            for c in range(width):
+                grad_acts[x + c] += w * grad_acts[y + c]
+                total += grad_acts[y + c] * acts[x + c]
+            grads[row + k] += total

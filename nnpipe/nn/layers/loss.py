@@ -33,28 +33,28 @@ class MeanSquaredError(NormLoss):
 
 
 @numba.njit(cache=True, fastmath=True)
-def loss(op, acts, grad_acts, losses, b0, b1, scale):
-    """Write each sample's loss into `losses` and d(loss)/d(prediction) * scale into grad_acts."""
+def loss(op, acts, grad_acts, losses, width, valid, scale):
+    """For the `valid` first samples of the chunk: each one's loss into `losses`, and
+    d(loss)/d(prediction) * scale into grad_acts."""
     metric, n = op[ARG0], op[IN0_LEN]
-    for b in range(b0, b1):
-        y = acts[b, op[IN0]:op[IN0] + n]
-        t = acts[b, op[IN1]:op[IN1] + n]
-        gy = grad_acts[b, op[IN0]:op[IN0] + n]
+    y = acts[op[IN0] * width:(op[IN0] + n) * width]
+    t = acts[op[IN1] * width:(op[IN1] + n) * width]
+    gy = grad_acts[op[IN0] * width:(op[IN0] + n) * width]
+    for c in range(valid):
+        total = 0.0
         if metric == 0:
-            total = np.float32(0)
-            for k in range(n):
-                d = y[k] - t[k]
+            for i in range(c, n * width, width):
+                d = y[i] - t[i]
                 total += d * d
-                gy[k] += 2 * d / n * scale
-            losses[b] = total / n
+                gy[i] += 2 * d / n * scale
+            losses[c] = total / n
             continue
-        total = np.float32(0)
-        for k in range(n):
-            total += abs(y[k] - t[k]) ** metric
+        for i in range(c, n * width, width):
+            total += abs(y[i] - t[i]) ** metric
         norm = total ** (1.0 / metric)
-        losses[b] = norm / n
+        losses[c] = norm / n
         if norm == 0:
             continue
-        for k in range(n):
-            d = y[k] - t[k]
-            gy[k] += np.sign(d) * (abs(d) / norm) ** (metric - 1) / n * scale
+        for i in range(c, n * width, width):
+            d = y[i] - t[i]
+            gy[i] += np.sign(d) * (abs(d) / norm) ** (metric - 1) / n * scale

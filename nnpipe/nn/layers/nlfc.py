@@ -39,31 +39,38 @@ class NonlinearFullyConnected(FullyConnected):
 
 
 @numba.njit(cache=True, fastmath=True)
-def forward(op, acts, params, b0, b1):
+def forward(op, acts, params, width):
     kind, n_in, n_out = op[ARG0], op[IN0_LEN], op[OUT_LEN]
-    for b in range(b0, b1):
-        x = acts[b, op[IN0]:op[IN0] + n_in]
-        y = acts[b, op[OUT]:op[OUT] + n_out]
-        for i in range(n_out):
-            row = op[PARAM] + i * 2 * n_in
-            total = np.float32(0)
-            for j in range(n_in):
-                total += activations.value(kind, params[row + j] * x[j] + params[row + n_in + j])
-            y[i] = total
+    x0, y0 = op[IN0] * width, op[OUT] * width
+    for i in range(n_out):
+        row = op[PARAM] + i * 2 * n_in
+        y = acts[y0 + i * width:y0 + (i + 1) * width]
+        y[:] = 0
+        for j in range(n_in):
+            w, bias = params[row + j], params[row + n_in + j]
+            x = acts[x0 + j * width:x0 + (j + 1) * width]
+            for c in range(width):
+                y[c] += activations.value(kind, w * x[c] + bias)
 
 
 @numba.njit(cache=True, fastmath=True)
-def backward(op, acts, grad_acts, params, grads, b0, b1):
+def backward(op, acts, grad_acts, params, grads, width):
     kind, n_in, n_out = op[ARG0], op[IN0_LEN], op[OUT_LEN]
-    for b in range(b0, b1):
-        x = acts[b, op[IN0]:op[IN0] + n_in]
-        gx = grad_acts[b, op[IN0]:op[IN0] + n_in]
-        gy = grad_acts[b, op[OUT]:op[OUT] + n_out]
-        for i in range(n_out):
-            row = op[PARAM] + i * 2 * n_in
-            for j in range(n_in):
-                z = params[row + j] * x[j] + params[row + n_in + j]
-                dz = activations.derivative(kind, z, activations.value(kind, z)) * gy[i]
-                gx[j] += dz * params[row + j]
-                grads[row + j] += dz * x[j]
-                grads[row + n_in + j] += dz
+    x0, y0 = op[IN0] * width, op[OUT] * width
+    for i in range(n_out):
+        row = op[PARAM] + i * 2 * n_in
+        gy = grad_acts[y0 + i * width:y0 + (i + 1) * width]
+        for j in range(n_in):
+            w, bias = params[row + j], params[row + n_in + j]
+            x = acts[x0 + j * width:x0 + (j + 1) * width]
+            gx = grad_acts[x0 + j * width:x0 + (j + 1) * width]
+            g_weight = np.float32(0)
+            g_bias = np.float32(0)
+            for c in range(width):
+                z = w * x[c] + bias
+                dz = activations.derivative(kind, z, activations.value(kind, z)) * gy[c]
+                gx[c] += dz * w
+                g_weight += dz * x[c]
+                g_bias += dz
+            grads[row + j] += g_weight
+            grads[row + n_in + j] += g_bias

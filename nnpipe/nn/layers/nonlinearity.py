@@ -3,7 +3,6 @@
 import math
 
 import numba
-import numpy as np
 
 from nnpipe.errors import UserError
 from nnpipe.nn import activations
@@ -31,38 +30,40 @@ class Nonlinearity(Layer):
 
 
 @numba.njit(cache=True, fastmath=True)
-def forward(op, acts, b0, b1):
-    kind, n = op[ARG0], op[OUT_LEN]
-    for b in range(b0, b1):
-        x = acts[b, op[IN0]:op[IN0] + n]
-        y = acts[b, op[OUT]:op[OUT] + n]
-        if kind == SOFTMAX:
-            top = x.max()
-            total = np.float32(0)
-            for k in range(n):
-                y[k] = math.exp(x[k] - top)
-                total += y[k]
-            for k in range(n):
-                y[k] /= total
-        else:
-            for k in range(n):
-                y[k] = activations.value(kind, x[k])
+def forward(op, acts, width):
+    kind, n = op[ARG0], op[OUT_LEN] * width
+    x = acts[op[IN0] * width:op[IN0] * width + n]
+    y = acts[op[OUT] * width:op[OUT] * width + n]
+    if kind != SOFTMAX:
+        for i in range(n):
+            y[i] = activations.value(kind, x[i])
+        return
+    for c in range(width):
+        top = x[c]
+        for i in range(c, n, width):
+            top = max(top, x[i])
+        total = 0.0
+        for i in range(c, n, width):
+            y[i] = math.exp(x[i] - top)
+            total += y[i]
+        for i in range(c, n, width):
+            y[i] /= total
 
 
 @numba.njit(cache=True, fastmath=True)
-def backward(op, acts, grad_acts, b0, b1):
-    kind, n = op[ARG0], op[OUT_LEN]
-    for b in range(b0, b1):
-        x = acts[b, op[IN0]:op[IN0] + n]
-        y = acts[b, op[OUT]:op[OUT] + n]
-        gx = grad_acts[b, op[IN0]:op[IN0] + n]
-        gy = grad_acts[b, op[OUT]:op[OUT] + n]
-        if kind == SOFTMAX:
-            dot = np.float32(0)
-            for k in range(n):
-                dot += gy[k] * y[k]
-            for k in range(n):
-                gx[k] += y[k] * (gy[k] - dot)
-        else:
-            for k in range(n):
-                gx[k] += gy[k] * activations.derivative(kind, x[k], y[k])
+def backward(op, acts, grad_acts, width):
+    kind, n = op[ARG0], op[OUT_LEN] * width
+    x = acts[op[IN0] * width:op[IN0] * width + n]
+    y = acts[op[OUT] * width:op[OUT] * width + n]
+    gx = grad_acts[op[IN0] * width:op[IN0] * width + n]
+    gy = grad_acts[op[OUT] * width:op[OUT] * width + n]
+    if kind != SOFTMAX:
+        for i in range(n):
+            gx[i] += gy[i] * activations.derivative(kind, x[i], y[i])
+        return
+    for c in range(width):
+        dot = 0.0
+        for i in range(c, n, width):
+            dot += gy[i] * y[i]
+        for i in range(c, n, width):
+            gx[i] += y[i] * (gy[i] - dot)

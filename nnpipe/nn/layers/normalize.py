@@ -48,46 +48,52 @@ class Normalize(Layer):
 
 
 @numba.njit(cache=True, fastmath=True)
-def forward(op, acts, params, b0, b1, stats):
-    """`stats` (per thread) gathers each group's sum of per-sample mean and variance."""
+def forward(op, acts, params, width, valid, stats):
+    """`stats` (per thread, empty at inference) gathers each group's sums of the per-sample
+    mean and variance over the `valid` first samples of the chunk."""
     groups, n = op[ARG0], op[OUT_LEN]
     size = n // groups
-    for b in range(b0, b1):
-        for g in range(groups):
-            p = op[PARAM] + 4 * g
-            alpha, beta, mean, std = params[p], params[p + 1], params[p + 2], math.sqrt(params[p + 3]) + EPSILON
-            x = acts[b, op[IN0] + g * size:op[IN0] + (g + 1) * size]
-            y = acts[b, op[OUT] + g * size:op[OUT] + (g + 1) * size]
-            for k in range(size):
-                y[k] = alpha * (x[k] - mean) / std + beta
-            if stats.size:
-                sample_mean = x.sum() / size
-                sample_var = np.float32(0)
-                for k in range(size):
-                    sample_var += (x[k] - sample_mean) ** 2
-                stats[op[ARG1] + 2 * g] += sample_mean
-                stats[op[ARG1] + 2 * g + 1] += sample_var / max(size - 1, 1)
+    for g in range(groups):
+        p = op[PARAM] + 4 * g
+        alpha, beta, mean = params[p], params[p + 1], params[p + 2]
+        scale = alpha / (math.sqrt(params[p + 3]) + EPSILON)
+        x = acts[(op[IN0] + g * size) * width:(op[IN0] + (g + 1) * size) * width]
+        y = acts[(op[OUT] + g * size) * width:(op[OUT] + (g + 1) * size) * width]
+        for i in range(size * width):
+            y[i] = (x[i] - mean) * scale + beta
+        if stats.size == 0:
+            continue
+        for c in range(valid):
+            total = 0.0
+            for i in range(c, size * width, width):
+                total += x[i]
+            sample_mean = total / size
+            square = 0.0
+            for i in range(c, size * width, width):
+                square += (x[i] - sample_mean) ** 2
+            stats[op[ARG1] + 2 * g] += sample_mean
+            stats[op[ARG1] + 2 * g + 1] += square / max(size - 1, 1)
 
 
 @numba.njit(cache=True, fastmath=True)
-def backward(op, acts, grad_acts, params, grads, b0, b1):
+def backward(op, acts, grad_acts, params, grads, width):
     groups, n = op[ARG0], op[OUT_LEN]
     size = n // groups
-    for b in range(b0, b1):
-        for g in range(groups):
-            p = op[PARAM] + 4 * g
-            alpha, mean, std = params[p], params[p + 2], math.sqrt(params[p + 3]) + EPSILON
-            x = acts[b, op[IN0] + g * size:op[IN0] + (g + 1) * size]
-            gx = grad_acts[b, op[IN0] + g * size:op[IN0] + (g + 1) * size]
-            gy = grad_acts[b, op[OUT] + g * size:op[OUT] + (g + 1) * size]
-            g_alpha = np.float32(0)
-            g_beta = np.float32(0)
-            for k in range(size):
-                g_alpha += gy[k] * (x[k] - mean) / std
-                g_beta += gy[k]
-                gx[k] += gy[k] * alpha / std
-            grads[p] += g_alpha
-            grads[p + 1] += g_beta
+    for g in range(groups):
+        p = op[PARAM] + 4 * g
+        alpha, mean = params[p], params[p + 2]
+        std = math.sqrt(params[p + 3]) + EPSILON
+        x = acts[(op[IN0] + g * size) * width:(op[IN0] + (g + 1) * size) * width]
+        gx = grad_acts[(op[IN0] + g * size) * width:(op[IN0] + (g + 1) * size) * width]
+        gy = grad_acts[(op[OUT] + g * size) * width:(op[OUT] + (g + 1) * size) * width]
+        g_alpha = np.float32(0)
+        g_beta = np.float32(0)
+        for i in range(size * width):
+            g_alpha += gy[i] * (x[i] - mean)
+            g_beta += gy[i]
+            gx[i] += gy[i] * (alpha / std)
+        grads[p] += g_alpha / std
+        grads[p + 1] += g_beta
 
 
 @numba.njit(cache=True)
