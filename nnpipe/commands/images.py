@@ -223,7 +223,47 @@ def fill(ctx, image, values):
 @command("noise", group=IMAGES, each=True, params=[
     Float("amplitude", low=0), Choice("type", "gaussian", choices=("gaussian", "uniform"))])
 def noise(ctx, image, amplitude, type):
-    """Add random noise: gaussian of standard deviation `amplitude`, or uniform in ±amplitude."""
+    """Add random noise: gaussian of standard deviation `amplitude`, or uniform in +-amplitude."""
     if type == "gaussian":
         return image + ctx.rng.normal(0, amplitude, image.shape).astype(np.float32)
     return image + ctx.rng.uniform(-amplitude, amplitude, image.shape).astype(np.float32)
+
+
+def _arithmetic(name, operation, help):
+    @command(name, group=IMAGES, each=True, params=[Float("value")], help=help)
+    def apply(ctx, image, value):
+        return operation(image, np.float32(value))
+
+
+def _divide(image, value):
+    if value == 0:
+        raise UserError("division by zero")
+    return image / value
+
+
+_arithmetic("add", np.add, "Add a number to every value.")
+_arithmetic("sub", np.subtract, "Subtract a number from every value.")
+_arithmetic("mul", np.multiply, "Multiply every value by a number.")
+_arithmetic("div", _divide, "Divide every value by a number.")
+
+
+@command("cut", group=IMAGES, each=True, params=[Float("min"), Float("max")])
+def cut(ctx, image, min, max):
+    """Clip values to the range [min, max]."""
+    if max < min:
+        raise UserError(f"max must be >= min (got {format_number(min)},{format_number(max)})")
+    return np.clip(image, min, max)
+
+
+@command("psnr", group=IMAGES, params=[Float("max_value", 255, positive=True)])
+def psnr(ctx, selection, max_value):
+    """Print the PSNR (dB) of the last selected image against the first, and set $psnr."""
+    if len(selection) != 2:
+        raise UserError(f"select exactly two images (got {len(selection)})")
+    reference, other = (ctx.images[i] for i in selection)
+    if reference.shape != other.shape:
+        raise UserError(f"images differ in size ({size_text(reference)} and {size_text(other)})")
+    error = float(np.mean((reference.astype(np.float64) - other) ** 2))
+    value = float("inf") if error == 0 else 10 * np.log10(max_value ** 2 / error)
+    ctx.set_variable("psnr", round(value, 4))
+    ctx.echo(f"PSNR: {value:.2f} dB")

@@ -2,7 +2,7 @@
 
 Numbers, variables, + - * / % ^, comparisons, && || !, `c ? a : b`, the functions below and
 image attributes: `w h d s` (last image) or `w#i` (image i), plus `wh whd whds` and the
-value statistics `im iM ia` (min, max, mean).
+value statistics `im iM ia` (min, max, mean), and `i(image,x,_y,_z,_c)`, one value.
 """
 
 import math
@@ -201,6 +201,8 @@ class _Parser:
             raise UserError(f"variable '{name}' is not a number ('{text}')") from None
 
     def call(self, name):
+        if name == "i":
+            return self.pixel()
         if name not in FUNCTIONS:
             raise UserError(f"unknown function '{name}' in expression '{self.text}'")
         function, least, most = FUNCTIONS[name]
@@ -213,6 +215,17 @@ class _Parser:
         if len(args) < least or (most is not None and len(args) > most):
             raise UserError(f"wrong number of arguments for {name}() in expression '{self.text}'")
         return function(*args)
+
+
+    def pixel(self):
+        """i(image, x, _y, _z, _c): one value of an image."""
+        args = [self.ternary()]
+        while self.accept(","):
+            args.append(self.ternary())
+        self.take(")")
+        if len(args) > 5:
+            raise UserError(f"i() takes image,x,_y,_z,_c in expression '{self.text}'")
+        return self.image_attribute("i", args[0], *args[1:])
 
 
 def evaluate(text, variables=None, image_attribute=None):

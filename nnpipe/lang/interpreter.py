@@ -204,6 +204,8 @@ class Interpreter:
     # --- running ----------------------------------------------------------------------------
     def run_source(self, text, file, arguments=()):
         main, definitions = lex(text, file)
+        folder = os.path.dirname(file) if file not in ("<stdin>", "<command line>") else ""
+        self.frames[0].variables.setdefault("script_dir", folder or ".")
         self.define(definitions)
         self.frames[0].arguments = list(arguments)
         self.execute(parse(main, self.definitions))
@@ -287,7 +289,10 @@ class Interpreter:
                 return self.call_builtin(lookup("input"), "input", [], False, text, node)
             raise UserError(_unknown(text, self.definitions))
         plus, selection_text = match.group(1) == "+", match.group(3)
-        arguments = None if node.arguments is None else self.substitute(node.arguments.text)
+        try:
+            arguments = None if node.arguments is None else self.substitute(node.arguments.text)
+        except UserError as error:
+            raise error.locate(None, name)
         if self.verbose:
             shown = f" {arguments}" if arguments is not None else ""
             print(f"[{node.item.where}] {text}{shown}", file=self.err, flush=True)
@@ -413,16 +418,21 @@ class Interpreter:
         return {"!": str(len(self.images)), "#": str(len(frame.arguments)),
                 "*": ",".join(frame.arguments), "$": "$"}[char]
 
-    def image_attribute(self, name, index):
+    def image_attribute(self, name, index, *coordinates):
         if not self.images:
             raise UserError(f"'{name}' needs an image but the list is empty")
-        if isinstance(index, float) and not index.is_integer():
-            raise UserError(f"image index must be an integer (got {format_number(index)})")
         count = len(self.images)
-        if not -count <= int(index) < count:
+        if float(index) != int(index) or not -count <= int(index) < count:
             raise UserError(f"image #{format_number(index)} is out of range ({count} images)")
         image = self.images[int(index)]
         s, d, h, w = image.shape
+        if name == "i":
+            position = [int(v) for v in coordinates] + [0] * (4 - len(coordinates))
+            x, y, z, c = position
+            if not (0 <= x < w and 0 <= y < h and 0 <= z < d and 0 <= c < s):
+                raise UserError(f"i(): ({','.join(map(str, position))}) is outside image"
+                                f" #{int(index)} of size {w},{h},{d},{s}")
+            return float(image[c, z, y, x])
         sizes = {"w": w, "h": h, "d": d, "s": s, "wh": w * h, "whd": w * h * d, "whds": image.size}
         if name in sizes:
             return sizes[name]

@@ -160,7 +160,11 @@ def chunk_width(batch, threads, largest):
 @numba.njit(cache=True)
 def sample_indices(seed, iteration, count, out):
     """Mini-batch `iteration`: sample indices drawn from a counter-based hash, so training
-    resumed from a saved trainer state draws exactly the batches it would have drawn."""
+    resumed from a saved trainer state draws exactly the batches it would have drawn. A batch
+    as large as the samples (nn_step) takes every sample once."""
+    if out.size == count:
+        out[:] = np.arange(count)
+        return
     for b in range(out.size):
         out[b] = int(dropout.uniform(seed, iteration, b - out.size) * count)
 
