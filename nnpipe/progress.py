@@ -1,7 +1,6 @@
 """A one-line progress bar on standard error: iterations, loss, speed and time left."""
 
 import math
-import sys
 import time
 
 from nnpipe.lang.expr import format_number

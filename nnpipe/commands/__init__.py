@@ -2,7 +2,7 @@
 
 import importlib
 
-FAMILIES = ["images", "control", "network", "training"]
+FAMILIES = ["images", "control", "network", "training", "files"]
 
 
 def load_all():

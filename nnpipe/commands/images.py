@@ -1,12 +1,11 @@
 """Image commands: input/output and simple transforms of the shared image list."""
 
 import glob
-import os
 import re
 
 import numpy as np
 
-from nnpipe.commands.registry import IMAGES, Bool, Choice, Float, Int, Param, Size, Text, command
+from nnpipe.commands.registry import IMAGES, Choice, Float, Int, Size, Text, command, unquote
 from nnpipe.errors import UserError
 from nnpipe.images import io
 from nnpipe.images.imagelist import as_image, size_text
@@ -22,7 +21,7 @@ NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
     " or [selection] to copy images"))])
 def input_command(ctx, selection, source):
     """Append images from files, inline values, a blank size or copies of images."""
-    source = source.strip()
+    source = unquote(source.strip())
     if source.startswith("("):
         ctx.images.append(parse_inline(source))
     elif source.startswith("[") and source.endswith("]"):

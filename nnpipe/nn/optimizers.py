@@ -6,7 +6,6 @@ names of the images that keep them between runs are in MOMENTS."""
 import math
 
 import numba
-import numpy as np
 
 NAMES = ("sgd", "momentum", "rmsprop", "adam", "adamax", "adagrad")
 SGD, MOMENTUM, RMSPROP, ADAM, ADAMAX, ADAGRAD = range(len(NAMES))

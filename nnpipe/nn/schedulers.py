@@ -6,7 +6,6 @@ state image (width 5, height 3):
     row 2: adaptive scheduler: trend moment, decreases in a row, increases in a row
 """
 
-import math
 
 import numba
 import numpy as np

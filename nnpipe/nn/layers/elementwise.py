@@ -8,28 +8,26 @@ OPCODE = 3
 ADD, MUL = 0, 1
 
 
-class Add(Layer):
+class Elementwise(Layer):
+    opcode = OPCODE
+    inputs = 2
+    operation = ADD
+
+    def output_size(self, input_sizes):
+        return same_sizes(self.kind, input_sizes)
+
+    def arguments(self, input_sizes):
+        return (self.operation,), 0.0
+
+
+class Add(Elementwise):
     kind = "add"
-    opcode = OPCODE
-    inputs = 2
-
-    def output_size(self, input_sizes):
-        return same_sizes("add", input_sizes)
-
-    def arguments(self, input_sizes):
-        return (ADD,), 0.0
+    operation = ADD
 
 
-class Multiply(Layer):
+class Multiply(Elementwise):
     kind = "mul"
-    opcode = OPCODE
-    inputs = 2
-
-    def output_size(self, input_sizes):
-        return same_sizes("mul", input_sizes)
-
-    def arguments(self, input_sizes):
-        return (MUL,), 0.0
+    operation = MUL
 
 
 @numba.njit(cache=True, fastmath=True)

@@ -1,0 +1,186 @@
+"""Network files, mirroring nn_lib's nn_save, nn_load and nn_store; nn_view writes pictures of
+the weights. The formats are in nnpipe.nn.files."""
+
+import os
+
+from nnpipe.commands.registry import FILES, Bool, Int, Param, Text, command, lookup
+from nnpipe.errors import UserError
+from nnpipe.images.imagelist import ImageList
+from nnpipe.nn import files, optimizers, schedulers
+from nnpipe.nn.network import Network
+
+TRAINER_DATA = Bool("include_trainer_data", True,
+                    help="also the trainer states and optimizer moments (to resume training)")
+
+
+class VariableName(Param):
+    def describe(self):
+        return "a variable name"
+
+    def parse(self, text):
+        if not text.isidentifier():
+            self.fail(text)
+        return text
+
+
+@command("nn_save", group=FILES, takes_selection=False, params=[
+    Text("file", help=".tif/.tiff (lossless) or .png (a folder of 16-bit PNG files, lossy)"),
+    TRAINER_DATA])
+def nn_save(ctx, selection, path, include_trainer_data):
+    """Save the current network to a .tif file (lossless) or a .png folder (lossy).
+
+    The file holds the commands that rebuild the network and its weight images; with the
+    trainer data also the optimizer moments and trainer states, so training resumes exactly.
+    .tif/.tiff: one multi-page float32 TIFF, a page per image, lossless.
+    .png: a folder FILE of 16-bit PNG files 000_NAME.png ..., each image mapped from its
+    min..max to 0..65535 (lossy: for looking at and sharing weights, not to resume training).
+    The file is written under a temporary name and renamed: a crash never leaves half a file."""
+    network = current_network(ctx)
+    saved = files.gather(network, ctx.images, include_trainer_data)
+    summary = files.write(path, saved)
+    ctx.notice(f"wrote network '{network.name}' to {path} ({summary})")
+
+
+@command("nn_load", group=FILES, takes_selection=False, params=[
+    Text("file", help="a file written by nn_save, or a variable set by nn_store"), TRAINER_DATA])
+def nn_load(ctx, selection, source, include_trainer_data):
+    """Load a network saved by nn_save (or kept by nn_store) and make it current.
+
+    It replaces the network of the same name (with its weight, moment and trainer images) or
+    creates it, and puts the loaded images at the end of the list. Without trainer data, the
+    trainers start afresh. A damaged or foreign file changes nothing."""
+    if files.is_stored(source):
+        label = "the stored network"
+        saved = files.from_text(source, label)
+    elif source.isidentifier() and files.is_stored(ctx.lookup(source, "")):
+        label = f"variable '{source}'"
+        saved = files.from_text(ctx.lookup(source), label)
+    else:
+        label = f"'{source}'"
+        saved = files.read(source)
+    install(ctx, saved, include_trainer_data, label)
+    ctx.notice(f"loaded network '{saved.network}' from {label}")
+
+
+@command("nn_store", group=FILES, takes_selection=False, params=[
+    VariableName("variable", help="name of the variable"), TRAINER_DATA])
+def nn_store(ctx, selection, variable, include_trainer_data):
+    """Keep a lossless copy of the current network in a variable, for nn_load VARIABLE.
+
+    For instance, keep the best weights seen during training and go back to them later."""
+    saved = files.gather(current_network(ctx), ctx.images, include_trainer_data)
+    ctx.set_variable(variable, files.to_text(saved))
+
+
+@command("nn_view", group=FILES, takes_selection=False, params=[
+    Text("folder", help="folder for the pictures (created if missing)"),
+    Int("min_size", 256, low=1, help="small images are enlarged (nearest neighbour) until their"
+        " longer side has at least this many pixels")])
+def nn_view(ctx, selection, folder, min_size):
+    """Write the weight images of the current network as 8-bit PNG pictures FOLDER/NAME.png.
+
+    Each image's values are mapped from its min..max to 0..255. An fc layer's weights are a
+    picture of one row per neuron, one column per input, the biases in the last column;
+    images of several channels or slices are shown as tiles."""
+    network = current_network(ctx)
+    saved = files.gather(network, ctx.images, include_trainer_data=False)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f"'{folder}' is a file, not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create folder '{folder}': {error.strerror or error}") from None
+    for entry in saved.entries:
+        layout = getattr(network.modules[entry.name].layer, "picture", None)
+        files.write_picture(os.path.join(folder, entry.name + ".png"),
+                            files.picture(entry.image, min_size, layout))
+    ctx.notice(f"wrote {len(saved.entries)} pictures of network '{network.name}' to {folder}")
+
+
+def current_network(ctx):
+    if ctx.current_network is None:
+        raise UserError("no network: build one with nn_* commands or load one with nn_load")
+    return ctx.network()
+
+
+# --- putting a loaded network in place -------------------------------------------------------------
+
+def install(ctx, saved, include_trainer_data, label):
+    """Rebuild `saved` apart from the interpreter's list and networks, check it, then put it in:
+    a failure at any step leaves the list and the networks as they were."""
+    entries = [e for e in saved.entries if include_trainer_data or e.role == files.PARAMETER]
+    random_state = ctx.rng.bit_generator.state  # a fresh trainer draws its seed
+    try:
+        network, images = rebuild(ctx, saved, entries, label)
+        check(network, images, entries, label)
+    except UserError:
+        ctx.rng.bit_generator.state = random_state
+        raise
+    replaced = ctx.networks.get(network.name)
+    if replaced is not None:
+        ctx.images.remove([i for i, name in enumerate(ctx.images.names) if name in owned_images(replaced)])
+    for name, image in zip(images.names, images.images):
+        ctx.images.set(name, image)
+    ctx.networks[network.name] = network
+    ctx.current_network = network.name
+
+
+def rebuild(ctx, saved, entries, label):
+    """Replay the network's commands against a list holding only the loaded images, so existing
+    weights are reused; return the new network and that list."""
+    steps = []
+    for text in saved.commands:
+        name, _, arguments = text.partition(" ")
+        entry = lookup(name)
+        if entry is None or not entry.builds_network:
+            raise UserError(f"cannot load {label}: '{name}' in its commands is not a network-building"
+                            " command")
+        steps.append((entry, arguments or None, text))
+    images = ImageList()
+    for e in entries:
+        images.append(e.image, e.name)
+    network = Network(saved.network)
+    kept = ctx.images, ctx.networks, ctx.current_network
+    ctx.images, ctx.networks, ctx.current_network = images, {network.name: network}, network.name
+    try:
+        for entry, arguments, text in steps:
+            entry.function(ctx, [], *entry.parse_arguments(arguments))
+            network.commands.append(text)
+    except UserError as error:
+        raise UserError(f"cannot load {label}: rebuilding the network failed at '{text}':"
+                        f" {error.message}") from None
+    finally:
+        ctx.images, ctx.networks, ctx.current_network = kept
+    return network, images
+
+
+def check(network, images, entries, label):
+    """Every weight comes from the file, and the trainer data fits the network."""
+    loaded = {e.name for e in entries}
+    for module in network.parameter_modules():
+        if module.name not in loaded:
+            raise UserError(f"cannot load {label}: it holds no weights for layer '{module.name}'")
+    for trainer in network.trainers.values():
+        state = images.get(trainer.name)
+        if state is None or state.shape != schedulers.STATE_SHAPE:
+            raise UserError(f"cannot load {label}: trainer state '{trainer.name}' is not a 5x3 image")
+        for module in network.parameter_modules():
+            for suffix in optimizers.MOMENTS[trainer.optimizer]:
+                moment = images.get(module.name + suffix)
+                if moment is not None and moment.shape != images.get(module.name).shape:
+                    raise UserError(f"cannot load {label}: moment image '{module.name + suffix}'"
+                                    " does not have the size of its weights")
+    extra = sorted(loaded - owned_images(network))
+    if extra:
+        raise UserError(f"cannot load {label}: it holds images the network does not use"
+                        f" ({', '.join(extra)})")
+
+
+def owned_images(network):
+    """Names of a network's weight, moment and trainer images."""
+    names = set(network.trainers)
+    for module in network.parameter_modules():
+        names.add(module.name)
+        for trainer in network.trainers.values():
+            names.update(module.name + suffix for suffix in optimizers.MOMENTS[trainer.optimizer])
+    return names

@@ -1,0 +1,75 @@
+"""Helpers for the neural-network tests: build networks through the real interpreter, and run
+the engine's kernels directly on small batches (loss, analytic gradients)."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+import nnpipe.cli  # noqa: F401  (importing the CLI registers every command family)
+from nnpipe.lang.interpreter import Interpreter
+from nnpipe.nn import engine
+from nnpipe.nn.layers import loss as loss_layer
+
+TESTS = Path(__file__).resolve().parent
+
+
+def interpreter(seed=0):
+    return Interpreter(seed=seed, quiet=True, out=io.StringIO(), err=io.StringIO())
+
+
+def build(script, seed=0):
+    """An interpreter that has run `script` (items separated by white space)."""
+    interp = interpreter(seed)
+    interp.run_source(script, "test.nnp")
+    return interp
+
+
+def parameters(interp, plan):
+    """The plan's parameter vector, read from the images of `interp`'s list."""
+    return plan.gather({name: interp.images.get(name) for name, _, _ in plan.parameters})
+
+
+def _forward(plan, params, samples, training, seed):
+    """A forward pass over one chunk holding every row of `samples` (B, feed values); the
+    engine's buffers are feature-major: value k of the module at offset o for sample c is at
+    (o + k) * B + c."""
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    params = np.ascontiguousarray(params, dtype=np.float32)
+    batch = samples.shape[0]
+    acts = np.zeros(plan.width * batch, dtype=np.float32)
+    stats = np.zeros(plan.stats_width, dtype=np.float32)
+    engine.load_chunk(plan.feed_table, samples, np.arange(batch), acts, batch)
+    engine.forward_ops(plan.ops, plan.rates, acts, params, batch, batch, training, seed, 0, stats)
+    return acts, params, batch
+
+
+def run_batch(plan, params, samples, training=False, seed=0):
+    """Forward, loss and backward over every row of `samples` (B, feed values).
+
+    Returns (batch-mean loss as float64, parameter gradients, gradients of the samples)."""
+    acts, params, batch = _forward(plan, params, samples, training, seed)
+    grad_acts = np.zeros_like(acts)
+    losses = np.empty(batch, dtype=np.float32)
+    loss_layer.loss(plan.loss_row, acts, grad_acts, losses, batch, batch, np.float32(1.0 / batch))
+    grads = np.zeros(plan.parameter_size, dtype=np.float32)
+    engine.backward_ops(plan.ops, plan.rates, acts, grad_acts, params, grads, batch, seed, 0)
+    per_value = grad_acts.reshape(plan.width, batch).T
+    sample_grads = np.concatenate(
+        [per_value[:, offset:offset + length] for offset, length in plan.feed_table], axis=1)
+    return float(np.mean(losses.astype(np.float64))), grads, sample_grads
+
+
+def activations(plan, params, samples, training=False, seed=0):
+    """The activations after a forward pass over `samples`: (B, plan.width), sample-major."""
+    acts, _, batch = _forward(plan, params, samples, training, seed)
+    return acts.reshape(plan.width, batch).T.copy()
+
+
+def data_file(name):
+    """A file of the shared data folder, beside the repository (or beside its parent)."""
+    for root in (TESTS.parents[1], TESTS.parents[0]):
+        path = root / "shared" / "data" / name
+        if path.exists():
+            return path
+    return None

@@ -1,0 +1,173 @@
+"""The `{expression}` evaluator: our own parser, checked value by value."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import run_script, script_error
+from nnpipe.errors import UserError
+from nnpipe.lang.expr import evaluate, format_number
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1+2*3", 7), ("(1+2)*3", 9), ("10-4-3", 3), ("2*3/4", 1.5), ("8/2/2", 2),
+    ("7%3", 1), ("-7%3", -1), ("7.5%2", 1.5), ("1+7%3*2", 3),
+    ("2^3", 8), ("2^3^2", 512), ("(2^3)^2", 64), ("2^-1", 0.5), ("2*3^2", 18),
+    ("-3", -3), ("--3", 3), ("-2^2", -4), ("+4", 4), ("3--2", 5), ("-(1+2)*2", -6),
+    ("1.5e2", 150), (".5", 0.5), ("2.", 2), ("1e-3*1000", 1),
+])
+def test_arithmetic_and_precedence(text, expected):
+    assert evaluate(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1<2", 1), ("2<1", 0), ("2<=2", 1), ("3>=4", 0), ("3>2", 1), ("2==2.0", 1), ("2!=2", 0),
+    ("1+1==2", 1), ("1<2==1", 1),
+    ("1&&0", 0), ("1&&2", 1), ("0||0", 0), ("0||3", 1), ("!0", 1), ("!5", 0), ("!!7", 1),
+    ("1||0&&0", 1), ("(1||0)&&0", 0), ("1<2&&3<4", 1), ("!1==0", 1),
+    ("1?2:3", 2), ("0?2:3", 3), ("0?1:0?2:3", 3), ("1?0?4:5:6", 5), ("2>1?10:20", 10),
+    ("1+(0?5:6)", 7),
+])
+def test_comparisons_logic_and_ternary(text, expected):
+    assert evaluate(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("min(3,1,2)", 1), ("max(3,1,2)", 3), ("min(4)", 4), ("abs(-2.5)", 2.5),
+    ("sqrt(16)", 4), ("exp(0)", 1), ("exp(1)", math.e), ("log(exp(2))", 2),
+    ("round(2.5)", 3), ("round(2.4)", 2), ("round(-2.6)", -3), ("round(7.3,0.5)", 7.5),
+    ("floor(-1.5)", -2), ("floor(1.9)", 1), ("ceil(1.1)", 2), ("ceil(-1.1)", -1),
+    ("max(1,min(5,3))+abs(-1)", 4), ("sqrt(3^2+4^2)", 5), ("pi", math.pi),
+])
+def test_functions(text, expected):
+    assert evaluate(text) == pytest.approx(expected)
+
+
+def test_white_space_is_ignored():
+    assert evaluate("  1 +  2 *\t3 ") == 7
+
+
+def test_variables_are_read_as_numbers():
+    variables = {"a": "3", "b": "0.5", "big": "1e3"}
+    assert evaluate("a*b+big", variables) == pytest.approx(1001.5)
+
+
+def test_variable_that_is_not_a_number_is_an_error():
+    with pytest.raises(UserError, match="variable 'name' is not a number"):
+        evaluate("name+1", {"name": "hello"})
+
+
+@pytest.mark.parametrize("text", ["1/0", "5%0", "1/(2-2)", "3/(1<0)"])
+def test_division_by_zero_is_a_user_error(text):
+    with pytest.raises(UserError, match="division by zero"):
+        evaluate(text)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("foo+1", "unknown name 'foo'"),
+    ("nosuch(1)", "unknown function 'nosuch'"),
+    ("min()", "wrong number of arguments"),
+    ("abs(1,2)", "wrong number of arguments"),
+    ("1+", "unexpected"),
+    ("(1+2", "expected ')'"),
+    ("1 2", "unexpected '2'"),
+    ("1?2", "expected ':'"),
+    ("2 @ 3", "unexpected character '@'"),
+    ("", "unexpected"),
+    ("sqrt(-1)", "sqrt of a negative number"),
+    ("log(0)", "log of a non-positive number"),
+    ("(-8)^(1/3)", "invalid power"),
+    ("10^400", "invalid power"),
+    ("exp(1000)", "no finite value"),
+])
+def test_bad_expressions_are_user_errors(text, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        evaluate(text)
+
+
+def test_deep_nesting_is_a_user_error_not_a_crash():
+    with pytest.raises(UserError):
+        evaluate("(" * 5000 + "1" + ")" * 5000)
+
+
+def test_image_attribute_without_images_is_an_error():
+    with pytest.raises(UserError, match="no image"):
+        evaluate("w")
+
+
+@pytest.mark.parametrize("value, text", [
+    (3, "3"), (3.0, "3"), (-2.0, "-2"), (0.0, "0"), (-0.0, "0"), (2.5, "2.5"), (0.1, "0.1"),
+    (1 / 3, "0.3333333333333333"), (True, "1"), (False, "0"), (1e20, "1e+20"),
+    (123456789012.0, "123456789012"), (float("inf"), "inf"),
+])
+def test_format_number(value, text):
+    assert format_number(value) == text
+
+
+def test_integer_results_print_without_decimals_in_scripts():
+    assert run_script("e {6/2},{7/2},{2^10},{sqrt(2)*sqrt(2)>1.99}").lines == ["3,3.5,1024,1"]
+
+
+# --- image attributes, through the interpreter ------------------------------------------------
+
+def test_sizes_of_the_last_image_and_of_image_i():
+    run = run_script("i 2,3,4,5 i 6,7 e {w},{h},{d},{s},{wh},{whd},{whds} e {w#0},{h#0},{d#0},{s#0}"
+                     " e {wh#0},{whd#0},{whds#0},{w#-2},{w#1}")
+    assert run.lines == ["6,7,1,1,42,42,42", "2,3,4,5", "6,24,120,2,6"]
+
+
+def test_value_statistics():
+    run = run_script("(1,2;3,10) e {im},{iM},{ia} i 1,1,1,1,-4 e {im#0},{iM#-2},{ia#-1}")
+    assert run.lines == ["1,10,4", "1,10,-4"]
+
+
+def test_image_index_may_be_an_expression():
+    run = run_script("i 1,1 i 2,1 i 3,1 e {w#(1+1)},{w#-(1)},{w#1+100}")
+    assert run.lines == ["3,3,102"]
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("w#5", "out of range"), ("w#-4", "out of range"), ("h#0.5", "0.5"),
+])
+def test_bad_image_index_is_an_error(expression, message):
+    error = script_error(f"i 1,1 i 1,1 i 1,1\ne {{{expression}}}")
+    assert message in error.message
+    assert error.where == "test.nnp:2"
+
+
+def test_division_by_zero_in_script_names_the_line():
+    error = script_error("e fine\ni 3,3 r {w/(h-3)}", file="div.nnp")
+    assert error.where == "div.nnp:2"
+    assert "division by zero" in error.message
+
+
+def test_mean_of_a_noisy_image_matches_numpy():
+    run = run_script("i 50,40,1,3 noise 1 e {ia},{im},{iM}", seed=3)
+    image = run.image()
+    mean, low, high = (float(v) for v in run.lines[0].split(","))
+    assert mean == pytest.approx(float(np.mean(image)), abs=1e-6)
+    assert low == pytest.approx(float(image.min()))
+    assert high == pytest.approx(float(image.max()))
+
+
+EXPRESSION_PIECES = ["1", "0", "2.5", "-", "+", "*", "/", "%", "^", "<", "<=", "==", "!=", "&&", "||",
+                     "!", "?", ":", "(", ")", ",", "#", "w", "h", "im", "ia", "a", "b", "e", "pi",
+                     "min(", "max(", "abs(", "sqrt(", "exp(", "log(", "round(", "floor(", "ceil(",
+                     "pow(", "sin(", "1e308", "1e-320", " ", "x", "@", "."]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(EXPRESSION_PIECES), max_size=14).map("".join))
+def test_any_expression_gives_a_number_or_a_user_error(text):
+    def attribute(name, index):
+        if isinstance(index, float) and not index.is_integer():
+            raise UserError("bad index")
+        return 3.0
+    try:
+        value = evaluate(text, {"a": "2", "b": "nan", "e": "x"}, attribute)
+    except UserError:
+        return
+    assert isinstance(format_number(value), str)
