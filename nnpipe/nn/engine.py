@@ -171,7 +171,7 @@ def sample_indices(seed, iteration, count, out):
 
 # --- training ------------------------------------------------------------------------------------
 
-TRAIN_CHUNK = 32
+TRAIN_CHUNK = 64
 
 
 @numba.njit(parallel=True, cache=True)

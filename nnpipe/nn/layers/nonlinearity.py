@@ -6,7 +6,7 @@ import numba
 
 from nnpipe.errors import UserError
 from nnpipe.nn import activations
-from nnpipe.nn.activations import SOFTMAX
+from nnpipe.nn.activations import LEAKY_SLOPE, LEAKYRELU, SOFTMAX
 from nnpipe.nn.layers import ARG0, IN0, OUT, OUT_LEN, Layer
 
 OPCODE = 2
@@ -34,6 +34,10 @@ def forward(op, acts, width):
     kind, n = op[ARG0], op[OUT_LEN] * width
     x = acts[op[IN0] * width:op[IN0] * width + n]
     y = acts[op[OUT] * width:op[OUT] * width + n]
+    if kind == LEAKYRELU:  # the default activation gets a loop of its own, which vectorizes
+        for i in range(n):
+            y[i] = x[i] if x[i] > 0 else LEAKY_SLOPE * x[i]
+        return
     if kind != SOFTMAX:
         for i in range(n):
             y[i] = activations.value(kind, x[i])
@@ -57,6 +61,10 @@ def backward(op, acts, grad_acts, width):
     y = acts[op[OUT] * width:op[OUT] * width + n]
     gx = grad_acts[op[IN0] * width:op[IN0] * width + n]
     gy = grad_acts[op[OUT] * width:op[OUT] * width + n]
+    if kind == LEAKYRELU:
+        for i in range(n):
+            gx[i] += gy[i] if x[i] > 0 else LEAKY_SLOPE * gy[i]
+        return
     if kind != SOFTMAX:
         for i in range(n):
             gx[i] += gy[i] * activations.derivative(kind, x[i], y[i])
