@@ -73,14 +73,3 @@ class ImageList:
             return self.append(array, name)
         self.replace(index, array)
         return index
-
-    def snapshot(self):
-        """A copy cheap enough to restore the list after a failed multi-step change."""
-        copy = ImageList()
-        copy.images = list(self.images)
-        copy.names = list(self.names)
-        return copy
-
-    def restore(self, snapshot):
-        self.images = snapshot.images
-        self.names = snapshot.names

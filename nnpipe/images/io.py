@@ -167,7 +167,7 @@ def _to_pixels(image, kind, bits):
     if d != 1:
         raise UserError(f"{kind[1:].upper()} holds 2D images, this one is {size_text(image)}"
                         " (depth > 1): use .tif or .npy")
-    if s > 4 or (kind in {".jpg", ".jpeg"} and s not in (1, 3)):
+    if s > 4 or (kind in {".jpg", ".jpeg", ".bmp"} and s not in (1, 3)):
         raise UserError(f"{kind[1:].upper()} cannot hold {s} channels ({size_text(image)}):"
                         " use .tif or .npy")
     if bits == 16 and kind != ".png":

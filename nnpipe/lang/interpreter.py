@@ -19,6 +19,7 @@ from nnpipe.nn.network import DEFAULT_NAME, Network
 
 COMMAND_ITEM = re.compile(r"^([+-]?)([A-Za-z_][A-Za-z0-9_]*)(\[.*\]|\.{1,3})?$")
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
+BLANK_SIZE = re.compile(r"^\d+(,\d+){1,3}(,[-+]?[\d.]+(e[-+]?\d+)?)?$")
 KEYWORDS = {"repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}"}
 MAX_CALL_DEPTH = 64
 
@@ -285,7 +286,7 @@ class Interpreter:
         if match and match.group(1) == "-" and lookup(name) is None and name not in self.definitions:
             match = None
         if not match or (lookup(name) is None and name not in self.definitions):
-            if node.arguments is None and (text.startswith("(") or _looks_like_file(text)):
+            if node.arguments is None and _is_input(text):
                 return self.call_builtin(lookup("input"), "input", [], False, text, node)
             raise UserError(_unknown(text, self.definitions))
         plus, selection_text = match.group(1) == "+", match.group(3)
@@ -463,8 +464,10 @@ class Interpreter:
         self.frames[-1].variables[name] = value if isinstance(value, str) else format_number(value)
 
 
-def _looks_like_file(text):
-    return os.path.exists(text) or (any(c in text for c in "*?") and bool(glob.glob(text))) \
+def _is_input(text):
+    """Items G'MIC reads as `input`: inline values, a blank size such as 256,256, a file."""
+    return text.startswith("(") or BLANK_SIZE.match(text) is not None or os.path.exists(text) \
+        or (any(c in text for c in "*?") and bool(glob.glob(text))) \
         or re.search(r"\.(png|jpe?g|tiff?|npy|bmp|gif)$", text, re.I) is not None
 
 

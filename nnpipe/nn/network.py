@@ -98,9 +98,6 @@ class Network:
                 stack.extend(self.modules[name].inputs)
         return [name for name in self.modules if name in needed]
 
-    def inputs_of(self, target):
-        return [n for n in self.ancestors(target) if self.modules[n].layer.inputs == 0]
-
     def plan(self, target):
         if target not in self._plans:
             from nnpipe.nn.engine import Plan  # the engine loads Numba: only when it is needed
