@@ -145,7 +145,7 @@ def main():
     theirs = torch_inference(samples) if torch else None
     line = f"inference on 65,536 pixels: nnpipe {ours:.3f} s"
     if theirs:
-        line += f", PyTorch {theirs:.3f} s, ratio {theirs / ours:.2f}x"
+        line += f", PyTorch {theirs:.3f} s, speed ratio nnpipe/PyTorch {theirs / ours:.2f}x"
     print(line)
     with tempfile.TemporaryDirectory() as cache:
         cold = first_iteration(cache)
