@@ -18,7 +18,8 @@ from nnpipe.errors import UserError
 
 REQUIRED = object()
 IMAGES, NETWORK, TRAINING, FILES, CONTROL = "Images", "Network building", "Training", "Network files", "Control"
-GROUP_ORDER = [IMAGES, CONTROL, NETWORK, TRAINING, FILES]
+DATA = "Data"
+GROUP_ORDER = [IMAGES, CONTROL, NETWORK, DATA, TRAINING, FILES]
 
 
 def split_arguments(text):

@@ -9,6 +9,7 @@ from nnpipe.commands.registry import TRAINING, Float, Int, LayerName, Text, comm
 from nnpipe.errors import UserError
 from nnpipe.images import io
 from nnpipe.nn import optimizers, schedulers
+from nnpipe.nn.layers import size_text
 from nnpipe.progress import Progress
 
 TRAINER = LayerName("trainer", ".", help="trainer name ('.' = the latest trainer)")
@@ -27,27 +28,114 @@ def find_trainer(network, name):
 
 def last_data_image(ctx):
     """The default selection of training commands: the last image not owned by a network."""
+    return last_data_images(ctx, 1)
+
+
+def last_data_images(ctx, count):
+    """The last `count` images not owned by a network, in list order."""
     owned = ctx.network_images()
-    for index in range(len(ctx.images) - 1, -1, -1):
-        if ctx.images.names[index] not in owned:
-            return [index]
-    return []
+    found = [i for i in range(len(ctx.images)) if ctx.images.names[i] not in owned]
+    return found[-count:]
 
 
-def last_selected(ctx, selection, what):
-    if not selection:
-        raise UserError(f"no image to use as {what}")
-    return selection[-1]
+def one_stack_per_feed(ctx):
+    """nn_train's default selection: the last data images, one per feed of the network, if
+    they are stacks of its feeds or the feeds are image-shaped; else the last data image
+    (pixel mode)."""
+    network = ctx.networks.get(ctx.current_network)
+    sizes = [m.size for m in network.modules.values() if m.layer.inputs == 0] if network else []
+    found = last_data_images(ctx, len(sizes))
+    stacks = len(found) == len(sizes) > 1 and all(
+        stack_layout(ctx.images[index], size) is not None for index, size in zip(found, sizes))
+    return found if stacks or not all(map(is_vector, sizes)) else found[-1:]
 
 
-def samples_matrix(image, plan, network, what):
-    """One row per pixel, its channels as the values fed to the plan's inputs."""
-    channels = image.shape[0]
-    if channels != plan.feed_width:
-        feeds = ", ".join(f"{name} {length}" for name, _, length in plan.feeds)
-        raise UserError(f"{what} has {channels} channel{'s' * (channels != 1)} but the network"
-                        f" takes {plan.feed_width} values per sample ({feeds})")
-    return np.ascontiguousarray(image.reshape(channels, -1).T)
+# --- samples: images to the engine's (M, S) matrix and back --------------------------------------
+# Pixel mode: one image whose every pixel is a sample, its channels the values of every feed
+# (the seed's layout). Stack mode: one image per feed, the M samples stacked along depth, so a
+# feed of size w,h,d,s is fed from an image of size w,h,d*M,s, i.e. the array (s, d*M, h, w).
+
+def is_vector(size):
+    """At most one of w,h,d,s above 1: the feed is a plain vector of values."""
+    return sum(v > 1 for v in size) <= 1
+
+
+def feed_sizes(plan):
+    return [(name, plan.network.modules[name].size) for name, _, _ in plan.feeds]
+
+
+def feeds_text(plan):
+    return ", ".join(f"{name} {size_text(size)}" for name, size in feed_sizes(plan))
+
+
+def image_label(ctx, index):
+    name = ctx.images.names[index]
+    return f"[{index}] '{name}'" if name else f"[{index}]"
+
+
+def stack_layout(image, size):
+    """(feed size, M) if `image` is a stack of M samples of a feed of size `size`, else None.
+    A vector feed also takes its n values as channels (1,1,M,n), the layout of label stacks
+    and loaded CSV files, whichever axis it was declared along: the values are the same."""
+    channels, depth, height, width = image.shape
+    layouts = [size] + ([(1, 1, 1, size[0] * size[1] * size[2] * size[3])] if is_vector(size) else [])
+    for w, h, d, s in layouts:
+        if (channels, height, width) == (s, h, w) and depth % d == 0:
+            return (w, h, d, s), depth // d
+    return None
+
+
+def from_stack(image, size, count):
+    """(s, d*M, h, w) stack -> (M, s*d*h*w) rows, each a sample's values in (s,d,h,w) order."""
+    w, h, d, s = size
+    return image.reshape(s, count, d * h * w).transpose(1, 0, 2).reshape(count, -1)
+
+
+def to_stack(rows, size):
+    """The inverse of from_stack: (M, s*d*h*w) rows -> (s, d*M, h, w) stack."""
+    w, h, d, s = size
+    count = rows.shape[0]
+    return np.ascontiguousarray(rows.reshape(count, s, d * h * w).transpose(1, 0, 2)
+                                ).reshape(s, d * count, h, w)
+
+
+def pixel_mode(plan, selection):
+    return len(selection) == 1 and all(is_vector(size) for _, size in feed_sizes(plan))
+
+
+def samples_matrix(ctx, selection, plan):
+    """The (M, S) matrix the plan is fed from the selected images (pixel or stack mode)."""
+    if pixel_mode(plan, selection):
+        image = ctx.images[selection[0]]
+        channels = image.shape[0]
+        if channels != plan.feed_width:
+            raise UserError(f"image {image_label(ctx, selection[0])} has {channels}"
+                            f" channel{'s' * (channels != 1)} but the network takes"
+                            f" {plan.feed_width} values per sample ({feeds_text(plan)})")
+        return np.ascontiguousarray(image.reshape(channels, -1).T)
+    feeds = feed_sizes(plan)
+    if len(selection) != len(feeds):
+        raise UserError(f"{len(selection)} image{'s' * (len(selection) != 1)} selected but the network"
+                        f" is fed {len(feeds)} stack{'s' * (len(feeds) != 1)} ({feeds_text(plan)}):"
+                        " select one per feed, inputs then ground truths")
+    blocks, counts = [], []
+    for index, (name, size) in zip(selection, feeds):
+        image = ctx.images[index]
+        layout = stack_layout(image, size)
+        if layout is None:
+            w, h, d, s = size
+            depth = "M" if d == 1 else f"{d}*M"
+            vector = f" or 1,1,M,{w * h * d * s}" if is_vector(size) and s == 1 else ""
+            raise UserError(f"image {image_label(ctx, index)} ({size_text(image.shape[::-1])}) is"
+                            f" not a stack of {name} samples: it needs size {w},{h},{depth},{s}"
+                            f"{vector} (M samples along depth)")
+        count = layout[1]
+        blocks.append(from_stack(image, *layout))
+        counts.append((count, index))
+    if len({count for count, _ in counts}) > 1:
+        raise UserError("the stacks hold different numbers of samples: " + ", ".join(
+            f"{image_label(ctx, index)} {count}" for count, index in counts))
+    return np.ascontiguousarray(np.concatenate(blocks, axis=1))
 
 
 def parameter_images(ctx, plan, suffix=""):
@@ -119,11 +207,13 @@ class TrainingRun:
         self.trainer.history.extend(float(v) for v in losses)
 
 
-def train(ctx, samples_image, trainer_name, iterations, batch, label):
+def train(ctx, selection, trainer_name, iterations, batch, label):
     network = ctx.network()
     trainer = find_trainer(network, trainer_name)
     run = TrainingRun(ctx, trainer)
-    samples = samples_matrix(samples_image, run.plan, network, "the samples image")
+    if not selection:
+        raise UserError("no samples image selected")
+    samples = samples_matrix(ctx, selection, run.plan)
     if samples.shape[0] == 0:
         raise UserError("the samples image is empty")
     losses, failed_at = run.run(samples, iterations, batch or samples.shape[0], label)
@@ -136,27 +226,37 @@ def train(ctx, samples_image, trainer_name, iterations, batch, label):
         ctx.set_variable("loss", float(losses[-1]))
 
 
-@command("nn_train", group=TRAINING, default_selection=last_data_image, params=[
-    Int("iterations", low=1), Int("batch_size", 32, low=1), TRAINER])
-def nn_train(ctx, selection, iterations, batch_size, trainer):
-    """Train on random mini-batches drawn from a samples image (default: the last image that is not a
-    weight, moment or trainer image).
-
-    Each pixel of the samples image is one sample; its channels are the values of the
+SAMPLES_HELP = """
+    Pixel mode, when one image is selected and every feed of the network is a vector (at
+    most one of w,h,d,s above 1): each pixel is a sample, its channels the values of the
     network's inputs then ground truths, in the order they were declared (the seed's
-    [x,y,R,G,B] layout for nn_input IN,2 and a 3-value ground truth). Shows a progress bar
-    (hidden by --quiet), sets $loss to the last batch loss and keeps the loss history for
-    nn_plot. A non-finite loss stops training, keeping the weights from before that step."""
-    index = last_selected(ctx, selection, "samples")
-    train(ctx, ctx.images[index], trainer, iterations, batch_size, f"nn_train {ctx.images.names[index]}")
+    [x,y,R,G,B] layout for nn_input IN,2 and a 3-value ground truth).
+    Stack mode, otherwise: one image per feed (inputs then ground truths, in declared order),
+    the M samples stacked along depth: a feed of size w,h,d,s takes an image of size
+    w,h,d*M,s, so a label vector (1,1,1,K) takes K channels of depth M, 1x1 (as does any
+    vector feed of K values, nn_input IN,K included). Every stack must hold the same M.
+    Without a selection: the last data images, one per feed, if they are such stacks or the
+    feeds are image-shaped; else the last data image."""
 
 
-@command("nn_step", group=TRAINING, default_selection=last_data_image, params=[TRAINER])
+@command("nn_train", group=TRAINING, default_selection=one_stack_per_feed, params=[
+    Int("iterations", low=1), Int("batch_size", 32, low=1), TRAINER], help="""
+    Train on random mini-batches drawn from the selected samples.
+""" + SAMPLES_HELP + """
+
+    Shows a progress bar (hidden by --quiet), sets $loss to the last batch loss and keeps the
+    loss history for nn_plot. A non-finite loss stops training, keeping the weights from
+    before that step.""")
+def nn_train(ctx, selection, iterations, batch_size, trainer):
+    label = ctx.images.names[selection[0]] if selection else ""
+    train(ctx, selection, trainer, iterations, batch_size, f"nn_train {label}".strip())
+
+
+@command("nn_step", group=TRAINING, default_selection=one_stack_per_feed, params=[TRAINER], help="""
+    Run one training step with every selected sample in the mini-batch.
+""" + SAMPLES_HELP)
 def nn_step(ctx, selection, trainer):
-    """Run one training step using every pixel of the last selected image as the mini-batch
-    (default: the last image that is not a weight, moment or trainer image)."""
-    index = last_selected(ctx, selection, "mini-batch")
-    train(ctx, ctx.images[index], trainer, 1, 0, "nn_step")
+    train(ctx, selection, trainer, 1, 0, "nn_step")
 
 
 def default_output(network):
@@ -168,25 +268,105 @@ def default_output(network):
     return network.latest
 
 
-@command("nn_eval", group=TRAINING, default_selection=last_data_image, params=[
-    LayerName("output", ".", help="layer to compute ('.' = what the latest loss compares)")])
-def nn_eval(ctx, selection, output):
-    """Run the network forward on every pixel of the selected images (default: the last image
-    that is not a weight, moment or trainer image) and
-    append, for each, an image of the same width, height and depth with one channel per
-    output value, named after the output layer."""
-    from nnpipe.nn import engine
+class Inference:
+    """The plan computing one layer, its parameters read from the image list."""
 
-    network = ctx.network()
-    target = default_output(network) if output == "." else network.resolve(output)
-    plan = network.plan(target)
-    params = plan.gather(parameter_images(ctx, plan))
-    for index in list(selection):
-        image = ctx.images[index]
-        samples = samples_matrix(image, plan, network, f"image [{index}]")
-        result = engine.infer(plan, params, samples)
+    def __init__(self, ctx, output):
+        network = ctx.network()
+        self.target = default_output(network) if output == "." else network.resolve(output)
+        self.plan = network.plan(self.target)
+        self.params = self.plan.gather(parameter_images(ctx, self.plan))
+        module = network.modules[self.target]
+        prediction = module.inputs[0] if self.plan.is_loss else self.target
+        self.size = network.modules[prediction].size
+
+    def rows(self, samples):
+        from nnpipe.nn import engine  # loads Numba and the compiled kernels
+        return engine.infer(self.plan, self.params, samples)
+
+    def evaluate(self, ctx, selection, tile_margin=-1):
+        """The output image for the selected images: pixel mode gives an image of their
+        width, height and depth, stack mode a stack."""
+        plan = self.plan
+        if len(selection) == 1 and len(plan.feeds) == 1 and self.tiles(ctx.images[selection[0]]):
+            return self.tiled(ctx.images[selection[0]], tile_margin)
+        rows = self.rows(samples_matrix(ctx, selection, plan))
+        if pixel_mode(plan, selection):
+            return rows.T.reshape((rows.shape[1],) + ctx.images[selection[0]].shape[1:])
+        return to_stack(rows, self.size)
+
+    def tiles(self, image):
+        """Whether `image` is larger than the input of a network with one image-shaped input,
+        so it is evaluated tile by tile."""
+        w, h, d, s = feed_sizes(self.plan)[0][1]
+        channels, depth, height, width = image.shape
+        return not is_vector((w, h, d, s)) and channels == s and depth % d == 0 \
+            and (height, width) != (h, w)
+
+    def tiled(self, image, margin):
+        """Run a fully convolutional network over an image larger than its input: overlapping
+        tiles of the input's size, each keeping its inner part (`margin` pixels dropped at
+        inner edges, where the network saw the tile's border instead of the image) stitched."""
+        w, h, d, s = feed_sizes(self.plan)[0][1]
+        ow, oh, od, os = self.size
+        if (ow, oh) != (w, h):
+            raise UserError(f"the image ({size_text(image.shape[::-1])}) differs in size from the"
+                            f" input ({size_text((w, h, d, s))}), and tiling it needs an output of"
+                            f" the input's width and height (got {size_text(self.size)})")
+        margin = min(w, h) // 4 if margin < 0 else margin
         _, depth, height, width = image.shape
-        ctx.images.append(result.T.reshape(result.shape[1], depth, height, width), target)
+        count = depth // d
+        rows_at, row_owner, row_offset = tile_layout(height, h, margin)
+        cols_at, col_owner, col_offset = tile_layout(width, w, margin)
+        rows = rows_at[:, None] + np.arange(h)
+        cols = cols_at[:, None] + np.arange(w)
+        tiles = image.reshape(s, count, d, height, width)[
+            :, :, :, rows[:, None, :, None], cols[None, :, None, :]]    # (s, M, d, ny, nx, h, w)
+        samples = tiles.transpose(1, 3, 4, 0, 2, 5, 6).reshape(count * rows.shape[0] * cols.shape[0], -1)
+        result = self.rows(np.ascontiguousarray(samples)).reshape(
+            count, rows.shape[0], cols.shape[0], os, od, h, w).transpose(3, 0, 4, 1, 5, 2, 6)
+        stitched = result[:, :, :, row_owner[:, None], row_offset[:, None],
+                          col_owner[None, :], col_offset[None, :]]    # (os, M, od, height, width)
+        return stitched.reshape(os, count * od, height, width)
+
+
+def tile_layout(length, tile, margin):
+    """Tiles along one axis: their starts, and for each pixel the tile whose inner part (its
+    margins dropped, except at the image's borders) holds it and its offset in that tile."""
+    if length < tile:
+        raise UserError(f"the image is smaller ({length}) than the network's input ({tile}):"
+                        " resize it or evaluate it whole")
+    step = tile - 2 * margin
+    if step < 1:
+        raise UserError(f"a tile margin of {margin} leaves nothing of a {tile}-pixel tile")
+    starts = np.append(np.arange(0, length - tile, step), length - tile)
+    inner = starts + margin
+    inner[0] = 0
+    owner = np.searchsorted(inner, np.arange(length), side="right") - 1
+    return starts, owner, np.arange(length) - starts[owner]
+
+
+@command("nn_eval", group=TRAINING, default_selection=last_data_image, params=[
+    LayerName("output", ".", help="layer to compute ('.' = what the latest loss compares)"),
+    Int("tile_margin", -1, low=-1, help="when tiling: pixels dropped at inner tile edges, at least the"
+        " network's receptive-field radius (-1: a quarter of the input's width or height)")])
+def nn_eval(ctx, selection, output, tile_margin):
+    """Run the network forward on the selected images (default: the last image that is not a
+    weight, moment or trainer image) and append the output, named after the output layer.
+
+    Pixel mode (one image, every input a vector): the output is an image of the same width,
+    height and depth with one channel per output value. Stack mode (image-shaped inputs):
+    each selected image is a stack of M samples along depth (w,h,d*M,s for an input w,h,d,s;
+    with several inputs, select one stack per input) and the output is a stack of the same
+    M. An image larger than the one image-shaped input of a fully convolutional network
+    (output width and height those of the input) is evaluated in overlapping tiles of the
+    input's size, each keeping its inner part, and the output has the image's width and
+    height."""
+    inference = Inference(ctx, output)
+    plan = inference.plan
+    separately = len(plan.feeds) == 1 or all(is_vector(size) for _, size in feed_sizes(plan))
+    for group in [[index] for index in selection] if separately else [list(selection)]:
+        ctx.images.append(inference.evaluate(ctx, group, tile_margin), inference.target)
 
 
 @command("nn_coords", group=TRAINING, each=True, default_selection=last_data_image)
