@@ -3,23 +3,35 @@ parameter images) to the current network."""
 
 import numpy as np
 
-from nnpipe.commands.registry import NETWORK, Bool, Choice, Float, Int, LayerName, command
+from nnpipe.commands.images import SAME
+from nnpipe.commands.registry import NETWORK, Bool, Choice, Float, Int, LayerName, Size, command
 from nnpipe.errors import UserError
-from nnpipe.nn import activations, optimizers, schedulers
+from nnpipe.nn import activations, boundary, optimizers, schedulers
 from nnpipe.nn.layers import Clone, Input, Rename, count
+from nnpipe.nn.layers.append import Append
+from nnpipe.nn.layers.crop import Crop
+from nnpipe.nn.layers.distance import Distance
 from nnpipe.nn.layers.dropout import Dropout
 from nnpipe.nn.layers.elementwise import Add, Multiply
 from nnpipe.nn.layers.fc import FullyConnected
-from nnpipe.nn.layers.loss import MeanSquaredError, NormLoss
+from nnpipe.nn.layers.loss import (BinaryCrossEntropy, CrossEntropy, MeanSquaredError, NormLoss,
+                                   SoftmaxCrossEntropy)
 from nnpipe.nn.layers.nlfc import NonlinearFullyConnected
 from nnpipe.nn.layers.nonlinearity import Nonlinearity
 from nnpipe.nn.layers.normalize import Normalize
+from nnpipe.nn.layers.patch import PatchDown, PatchUp
+from nnpipe.nn.layers.reshape import Reshape, Split
+from nnpipe.nn.layers.resize import Resize
 from nnpipe.nn.network import DEFAULT_NAME, Network, Trainer
 
 
 OUT = LayerName("out", previous=False, help="name of the new layer")
 IN = LayerName("in", help="input layer ('.' = previous layer)")
 IN_OR_PREVIOUS = LayerName("in", ".", help="input layer ('.' = previous layer)")
+IN0 = LayerName("in0", help="first input ('.' = previous layer)")
+IN1 = LayerName("in1", ".", help="second input ('.' = previous layer)")
+GROUND_TRUTH = LayerName("ground_truth", previous=False,
+                         help="name of the ground-truth input (created with the size of IN)")
 
 
 ACTIVATION = Choice("activation", "leakyrelu", choices=activations.NAMES)
@@ -167,13 +179,13 @@ def nn_clone(ctx, selection, out0, out1, source):
     ctx.network().latest = out0
 
 
-@network_command("nn_add", OUT, IN, LayerName("in1", ".", help="second input ('.' = previous)"))
+@network_command("nn_add", OUT, IN, IN1)
 def nn_add(ctx, selection, out, first, second):
     """Add a layer summing two inputs of the same size."""
     add(ctx, out, Add(), [first, second])
 
 
-@network_command("nn_mul", OUT, IN, LayerName("in1", ".", help="second input ('.' = previous)"))
+@network_command("nn_mul", OUT, IN, IN1)
 def nn_mul(ctx, selection, out, first, second):
     """Add a layer multiplying two inputs of the same size, value by value."""
     add(ctx, out, Multiply(), [first, second])
@@ -191,6 +203,94 @@ def nn_dropout(ctx, selection, out, source, rate):
     add(ctx, out, Dropout(rate=rate), [source])
 
 
+@network_command("nn_reshape", OUT, IN, Int("width", low=1), Int("height", low=1),
+                 Int("depth", low=1), Int("spectrum", low=1))
+def nn_reshape(ctx, selection, out, source, width, height, depth, spectrum):
+    """Add a layer holding its input's values, in the same order, under another size.
+
+    The new size must hold the same number of values."""
+    add(ctx, out, Reshape(size=(width, height, depth, spectrum)), [source])
+
+
+@network_command("nn_split", LayerName("name0", previous=False, help="name of the first part"),
+                 LayerName("name1", previous=False, help="name of the second part"), IN,
+                 Int("nb_channels0", low=1,
+                     help="channels of the first part (the rest go to the second)"))
+def nn_split(ctx, selection, name0, name1, source, channels):
+    """Add two layers: the first nb_channels0 channels of the input, and the others."""
+    source = ctx.network().resolve(source)
+    add(ctx, name0, Split(channels=channels, part=0), [source])
+    add(ctx, name1, Split(channels=channels, part=1), [source])
+    ctx.network().latest = name0
+
+
+@network_command("nn_append", OUT, IN0, IN1)
+def nn_append(ctx, selection, out, first, second):
+    """Add a layer stacking the channels of two inputs of the same width, height and depth."""
+    add(ctx, out, Append(), [first, second])
+
+
+CORNERS = [Int(axis) for axis in ("x0", "y0", "z0", "c0", "x1", "y1", "z1", "c1")]
+
+
+@network_command("nn_crop", OUT, IN, *CORNERS,
+                 Choice("boundary_conditions", "dirichlet", choices=boundary.NAMES,
+                        help="0 dirichlet (zeros outside), 1 neumann, 2 periodic, 3 mirror"))
+def nn_crop(ctx, selection, out, source, x0, y0, z0, c0, x1, y1, z1, c1, boundary_conditions):
+    """Add a layer cropping the box (x0,y0,z0,c0)-(x1,y1,z1,c1), both corners included.
+
+    Outside the input, values follow the boundary conditions."""
+    add(ctx, out, Crop(first=(x0, y0, z0, c0), last=(x1, y1, z1, c1),
+                       boundary_conditions=boundary_conditions), [source])
+
+
+@network_command("nn_resize", OUT, IN, Size("width"), Size("height", SAME), Size("depth", SAME),
+                 Size("spectrum", SAME),
+                 Int("interpolation", 3, low=0, high=3,
+                     help="0 none (zeros beyond the input), 1 nearest, 2 moving average, 3 linear"))
+def nn_resize(ctx, selection, out, source, width, height, depth, spectrum, interpolation):
+    """Add a layer resizing its input, as nn_lib does (CImg's resize, unlike the resize command).
+
+    Sizes are in values, or N% of the input's. Linear interpolation aligns the corners when
+    growing and averages over each output cell when shrinking; moving average is nearest when
+    growing."""
+    add(ctx, out, Resize(size=(width, height, depth, spectrum), interpolation=interpolation), [source])
+
+
+PATCH_SIZE = Int("patch_size", 2, low=2)
+
+
+@network_command("nn_patchdown2d", OUT, IN_OR_PREVIOUS, PATCH_SIZE)
+def nn_patchdown2d(ctx, selection, out, source, patch_size):
+    """Add a layer moving each p x p patch into channels (space to depth): size w/p,h/p,d,s*p^2."""
+    add(ctx, out, PatchDown(patch_size=patch_size, dimensions=2), [source])
+
+
+@network_command("nn_patchdown3d", OUT, IN_OR_PREVIOUS, PATCH_SIZE)
+def nn_patchdown3d(ctx, selection, out, source, patch_size):
+    """Add a layer moving each p x p x p patch into channels: size w/p,h/p,d/p,s*p^3."""
+    add(ctx, out, PatchDown(patch_size=patch_size, dimensions=3), [source])
+
+
+@network_command("nn_patchup2d", OUT, IN_OR_PREVIOUS, PATCH_SIZE)
+def nn_patchup2d(ctx, selection, out, source, patch_size):
+    """Add a layer undoing nn_patchdown2d (depth to space): size w*p,h*p,d,s/p^2."""
+    add(ctx, out, PatchUp(patch_size=patch_size, dimensions=2), [source])
+
+
+@network_command("nn_patchup3d", OUT, IN_OR_PREVIOUS, PATCH_SIZE)
+def nn_patchup3d(ctx, selection, out, source, patch_size):
+    """Add a layer undoing nn_patchdown3d: size w*p,h*p,d*p,s/p^3."""
+    add(ctx, out, PatchUp(patch_size=patch_size, dimensions=3), [source])
+
+
+@network_command("nn_distance", OUT, IN0, IN1,
+                 Float("metric", 0, low=0, help="0 squared L2 norm, p > 0 the Lp norm"))
+def nn_distance(ctx, selection, out, first, second, metric):
+    """Add a layer computing the distance between two inputs of the same size (one value)."""
+    add(ctx, out, Distance(metric=metric), [first, second])
+
+
 def _loss(ctx, out, source, ground_truth, layer):
     network = ctx.network()
     source = network.resolve(source)
@@ -202,19 +302,43 @@ def _loss(ctx, out, source, ground_truth, layer):
     add(ctx, out, layer, [source, ground_truth])
 
 
-@network_command("nn_loss_mse", OUT, IN, LayerName("ground_truth", previous=False,
-                 help="name of the ground-truth input (created with the size of IN)"))
+@network_command("nn_loss_mse", OUT, IN, GROUND_TRUTH)
 def nn_loss_mse(ctx, selection, out, source, ground_truth):
     """Add a mean-squared-error loss: mean of (IN - GROUND_TRUTH)^2 over the values of a sample."""
     _loss(ctx, out, source, ground_truth, MeanSquaredError(ground_truth=ground_truth))
 
 
-@network_command("nn_loss_normp", OUT, IN, LayerName("ground_truth", previous=False,
-                 help="name of the ground-truth input (created with the size of IN)"),
+@network_command("nn_loss_normp", OUT, IN, GROUND_TRUTH,
                  Int("metric", 1, low=0, help="0 squared L2, p > 0 the Lp norm"))
 def nn_loss_normp(ctx, selection, out, source, ground_truth, metric):
     """Add a p-norm loss: ||IN - GROUND_TRUTH||_p divided by the number of values."""
     _loss(ctx, out, source, ground_truth, NormLoss(ground_truth=ground_truth, metric=metric))
+
+
+@network_command("nn_loss_crossentropy", OUT, IN, GROUND_TRUTH)
+def nn_loss_crossentropy(ctx, selection, out, source, ground_truth):
+    """Add a cross-entropy loss: -sum GT log(IN + 1e-8) over the values of a sample.
+
+    IN holds probabilities (e.g. after a softmax), GT the ground truth."""
+    _loss(ctx, out, source, ground_truth, CrossEntropy(ground_truth=ground_truth))
+
+
+@network_command("nn_loss_binary_crossentropy", OUT, IN, GROUND_TRUTH)
+def nn_loss_binary_crossentropy(ctx, selection, out, source, ground_truth):
+    """Add a binary cross-entropy loss: -sum [GT log(IN+1e-5) + (1-GT) log(1-IN+1e-5)].
+
+    The sum is over the values of a sample; IN holds probabilities in [0, 1] (e.g. after a
+    sigmoid), GT the ground truth."""
+    _loss(ctx, out, source, ground_truth, BinaryCrossEntropy(ground_truth=ground_truth))
+
+
+@network_command("nn_loss_softmax_crossentropy", OUT, IN, GROUND_TRUTH)
+def nn_loss_softmax_crossentropy(ctx, selection, out, source, ground_truth):
+    """Add a softmax cross-entropy loss: -sum GT log softmax(IN) over the values of a sample.
+
+    The softmax runs over all the values of a sample (IN: scores, GT: the ground truth); the
+    gradient is softmax(IN) - GT for ground truths summing to 1, such as one-hot labels."""
+    _loss(ctx, out, source, ground_truth, SoftmaxCrossEntropy(ground_truth=ground_truth))
 
 
 @network_command("nn_trainer", OUT, LayerName("loss", ".", help="loss layer ('.' = latest)"),

@@ -16,9 +16,10 @@ import numpy as np
 from numba import prange
 
 from nnpipe.nn import optimizers, schedulers
-from nnpipe.nn.layers import (ARG0, ARG1, IN0, IN0_LEN, IN1, IN1_LEN, OPCODE, OUT, OUT_LEN, PARAM,
-                              PARAM_LEN, ROW_WIDTH, count)
+from nnpipe.nn.layers import (ARG0, ARG1, IN0, IN0_LEN, IN1, IN1_LEN, IN_S, IN_W, OPCODE, OUT,
+                              OUT_LEN, OUT_S, OUT_W, PARAM, PARAM_LEN, ROW_WIDTH, count)
 from nnpipe.nn.layers import dropout, elementwise, fc, loss, nlfc, nonlinearity, normalize
+from nnpipe.nn.layers import append, crop, distance, gather, patch, resize
 
 class Plan:
     """The flat program computing `target` (and, for training, the loss feeding on it)."""
@@ -33,12 +34,12 @@ class Plan:
         for name in needed:
             module = network.modules[name]
             layer = module.layer
+            input_sizes = [network.modules[i].size for i in module.inputs]
             if layer.alias:
-                self.offsets[name] = self.offsets[module.inputs[0]]
+                self.offsets[name] = self.offsets[module.inputs[0]] + layer.alias_offset(input_sizes)
                 continue
             self.offsets[name] = self.width
             self.width += count(module.size)
-            input_sizes = [network.modules[i].size for i in module.inputs]
             if layer.inputs == 0:
                 self.feeds.append((name, self.offsets[name], count(module.size)))
                 continue
@@ -48,6 +49,7 @@ class Plan:
             if len(module.inputs) > 1:
                 row[IN1], row[IN1_LEN] = self.offsets[module.inputs[1]], count(input_sizes[1])
             row[OUT], row[OUT_LEN] = self.offsets[name], count(module.size)
+            row[IN_W:IN_S + 1], row[OUT_W:OUT_S + 1] = input_sizes[0], module.size
             shape = layer.parameter_shape(input_sizes)
             if shape is not None:
                 length = int(np.prod(shape))
@@ -114,6 +116,16 @@ def forward_ops(ops, rates, acts, params, width, valid, training, seed, first, s
             dropout.forward(op, rates[i], acts, width, training, seed, first)
         elif code == nlfc.OPCODE:
             nlfc.forward(op, acts, params, width)
+        elif code == append.OPCODE:
+            append.forward(op, acts, width)
+        elif code == crop.OPCODE:
+            gather.forward(op, acts, width, crop.sources(op))
+        elif code == resize.OPCODE:
+            resize.resample(op, acts, width, False)
+        elif code == patch.OPCODE:
+            gather.forward(op, acts, width, patch.sources(op))
+        elif code == distance.OPCODE:
+            distance.forward(op, rates[i], acts, width)
 
 
 @numba.njit(cache=True)
@@ -133,6 +145,16 @@ def backward_ops(ops, rates, acts, grad_acts, params, grads, width, seed, first)
             dropout.backward(op, rates[i], grad_acts, width, seed, first)
         elif code == nlfc.OPCODE:
             nlfc.backward(op, acts, grad_acts, params, grads, width)
+        elif code == append.OPCODE:
+            append.backward(op, grad_acts, width)
+        elif code == crop.OPCODE:
+            gather.backward(op, grad_acts, width, crop.sources(op))
+        elif code == resize.OPCODE:
+            resize.resample(op, grad_acts, width, True)
+        elif code == patch.OPCODE:
+            gather.backward(op, grad_acts, width, patch.sources(op))
+        elif code == distance.OPCODE:
+            distance.backward(op, rates[i], acts, grad_acts, width)
 
 
 @numba.njit(cache=True)

@@ -5,9 +5,12 @@ import numpy as np
 
 from nnpipe.errors import UserError
 
-# Columns of a plan row (int64) read by every kernel; see nnpipe.nn.engine.
-OPCODE, IN0, IN0_LEN, IN1, IN1_LEN, OUT, OUT_LEN, PARAM, PARAM_LEN, ARG0, ARG1, ARG2 = range(12)
-ROW_WIDTH = 12
+# Columns of a plan row (int64) read by every kernel; see nnpipe.nn.engine. Besides offsets and
+# lengths, a row holds the sizes (w,h,d,s) of its first input and of its output, which the
+# kernels of image-shaped layers index with, and up to six integer arguments of its layer.
+(OPCODE, IN0, IN0_LEN, IN1, IN1_LEN, OUT, OUT_LEN, PARAM, PARAM_LEN, ARG0, ARG1, ARG2,
+ ARG3, ARG4, ARG5, IN_W, IN_H, IN_D, IN_S, OUT_W, OUT_H, OUT_D, OUT_S) = range(23)
+ROW_WIDTH = 23
 NO_OP = -1
 
 
@@ -25,7 +28,7 @@ class Layer:
 
     kind = ""
     opcode = NO_OP     # NO_OP: computes nothing (inputs) or shares its input's buffer (aliases)
-    alias = False      # output is the input itself (rename, clone): no copy, gradients add up
+    alias = False      # output is (a slice of) the input's buffer: no copy, gradients add up
     inputs = 1
 
     def __init__(self, **options):
@@ -45,8 +48,12 @@ class Layer:
         """1 where the optimizer may change the flattened parameter image, 0 elsewhere."""
         return np.ones(int(np.prod(self.parameter_shape(input_sizes))), dtype=np.float32)
 
+    def alias_offset(self, input_sizes):
+        """Where an alias's values start in its input's buffer (split's second part: not 0)."""
+        return 0
+
     def arguments(self, input_sizes):
-        """Up to three integers and one float the kernels read from the plan."""
+        """Up to six integers and one float the kernels read from the plan."""
         return (), 0.0
 
     def properties(self):

@@ -1,60 +1,143 @@
-"""Losses comparing a prediction with its ground truth, per sample:
-normp with metric 0 (and mse) is sum((y - t)^2) / n, metric p > 0 is ||y - t||_p / n.
-The reported loss is the batch mean; gradients are those of that mean."""
+"""Losses comparing a prediction y with its ground truth t, per sample of n values:
+
+- normp, metric 0 (and mse): sum((y - t)^2) / n; metric p > 0: ||y - t||_p / n;
+- crossentropy: -sum t log(y + 1e-8);
+- binary_crossentropy: -sum [t log(y + 1e-5) + (1 - t) log(1 - y + 1e-5)];
+- softmax_crossentropy: -sum t log softmax(y), softmax over the sample's n values.
+
+As in nn_lib, the cross-entropies are sums over the sample's values, not means (a classifier's
+loss does not shrink with its number of classes). The reported loss is the batch mean of the
+per-sample losses; the gradients are the exact derivatives of that mean. Where nn_lib differs:
+- its binary cross-entropy gradient drops the epsilons' share;
+- its softmax cross-entropy gradient is s - t where the derivative is s * sum(t) - t (the
+  same when t sums to 1, as one-hot labels do); it adds 1e-8 to the softmax, which caps the
+  loss, where this one computes log softmax directly, stable for any y; and it reports that
+  loss twice over (its backward pass adds the batch's loss again)."""
+
+import math
 
 import numba
 import numpy as np
 
-from nnpipe.nn.layers import ARG0, IN0, IN0_LEN, IN1, Layer, same_sizes
+from nnpipe.nn.layers import ARG0, ARG1, IN0, IN0_LEN, IN1, Layer, same_sizes
 
 OPCODE = 7
+NORMP, CROSSENTROPY, BINARY_CROSSENTROPY, SOFTMAX_CROSSENTROPY = range(4)
+CE_EPSILON, BCE_EPSILON = 1e-8, 1e-5
 
 
-class NormLoss(Layer):
-    kind = "loss_normp"
+class Loss(Layer):
+    """options: ground_truth (name of its input), and metric for normp."""
     opcode = OPCODE
     inputs = 2   # prediction, ground truth
+    formula = NORMP
 
     def output_size(self, input_sizes):
         same_sizes(self.kind, input_sizes)
         return (1, 1, 1, 1)
 
     def arguments(self, input_sizes):
-        return (self.options.get("metric", 0),), 0.0
+        return (self.formula, self.options.get("metric", 0)), 0.0
 
     def properties(self):
-        metric = self.options.get("metric", 0)
-        text = f"ground_truth={self.options['ground_truth']}"
-        return text if self.kind == "loss_mse" else f"{text}, metric={metric}"
+        return f"ground_truth={self.options['ground_truth']}"
 
 
-class MeanSquaredError(NormLoss):
+class NormLoss(Loss):
+    kind = "loss_normp"
+
+    def properties(self):
+        return f"{super().properties()}, metric={self.options['metric']}"
+
+
+class MeanSquaredError(Loss):
     kind = "loss_mse"
+
+
+class CrossEntropy(Loss):
+    """-sum t log(y + 1e-8) over the sample's values, a sum as in nn_lib; gradient
+    -t / (y + 1e-8)."""
+    kind = "loss_crossentropy"
+    formula = CROSSENTROPY
+
+
+class BinaryCrossEntropy(Loss):
+    """-sum [t log(y + 1e-5) + (1 - t) log(1 - y + 1e-5)] over the sample's values;
+    gradient (1 - t) / (1 - y + 1e-5) - t / (y + 1e-5), epsilons included."""
+    kind = "loss_binary_crossentropy"
+    formula = BINARY_CROSSENTROPY
+
+
+class SoftmaxCrossEntropy(Loss):
+    """-sum t log softmax(y), the softmax over all the sample's values; gradient
+    softmax(y) sum(t) - t, i.e. softmax(y) - t for one-hot t."""
+    kind = "loss_softmax_crossentropy"
+    formula = SOFTMAX_CROSSENTROPY
 
 
 @numba.njit(cache=True, fastmath=True)
 def loss(op, acts, grad_acts, losses, width, valid, scale):
     """For the `valid` first samples of the chunk: each one's loss into `losses`, and
     d(loss)/d(prediction) * scale into grad_acts."""
-    metric, n = op[ARG0], op[IN0_LEN]
+    formula, n = op[ARG0], op[IN0_LEN]
     y = acts[op[IN0] * width:(op[IN0] + n) * width]
     t = acts[op[IN1] * width:(op[IN1] + n) * width]
     gy = grad_acts[op[IN0] * width:(op[IN0] + n) * width]
     for c in range(valid):
-        total = 0.0
-        if metric == 0:
+        # the values of sample c are at c, c + width, ...
+        if formula == NORMP:
+            losses[c] = norm_loss(op[ARG1], y, t, gy, c, n * width, width, scale / n) / n
+        elif formula == CROSSENTROPY:
+            total = 0.0
             for i in range(c, n * width, width):
-                d = y[i] - t[i]
-                total += d * d
-                gy[i] += 2 * d / n * scale
-            losses[c] = total / n
-            continue
-        for i in range(c, n * width, width):
-            total += abs(y[i] - t[i]) ** metric
-        norm = total ** (1.0 / metric)
-        losses[c] = norm / n
-        if norm == 0:
-            continue
-        for i in range(c, n * width, width):
+                total -= t[i] * math.log(y[i] + CE_EPSILON)
+                gy[i] -= t[i] / (y[i] + CE_EPSILON) * scale
+            losses[c] = total
+        elif formula == BINARY_CROSSENTROPY:
+            total = 0.0
+            for i in range(c, n * width, width):
+                one, zero = y[i] + BCE_EPSILON, 1 - y[i] + BCE_EPSILON
+                total -= t[i] * math.log(one) + (1 - t[i]) * math.log(zero)
+                gy[i] += ((1 - t[i]) / zero - t[i] / one) * scale
+            losses[c] = total
+        else:
+            losses[c] = softmax_crossentropy(y, t, gy, c, n * width, width, scale)
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def norm_loss(metric, y, t, gy, c, end, width, scale):
+    """||y - t||_p (squared L2 for metric 0) of one sample; adds its gradient * scale."""
+    total = 0.0
+    if metric == 0:
+        for i in range(c, end, width):
             d = y[i] - t[i]
-            gy[i] += np.sign(d) * (abs(d) / norm) ** (metric - 1) / n * scale
+            total += d * d
+            gy[i] += 2 * d * scale
+        return total
+    for i in range(c, end, width):
+        total += abs(y[i] - t[i]) ** metric
+    norm = total ** (1.0 / metric)
+    if norm > 0:
+        for i in range(c, end, width):
+            d = y[i] - t[i]
+            gy[i] += np.sign(d) * (abs(d) / norm) ** (metric - 1) * scale
+    return norm
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def softmax_crossentropy(y, t, gy, c, end, width, scale):
+    """-sum t log softmax(y) of one sample, with log softmax(y) = y - top - log(sum exp(y - top));
+    adds its gradient softmax(y) sum(t) - t, times scale."""
+    top = y[c]
+    for i in range(c, end, width):
+        top = max(top, y[i])
+    exps, truth = 0.0, 0.0
+    for i in range(c, end, width):
+        exps += math.exp(y[i] - top)
+        truth += t[i]
+    log_sum = math.log(exps)
+    total = 0.0
+    for i in range(c, end, width):
+        total -= t[i] * (y[i] - top - log_sum)
+        gy[i] += (math.exp(y[i] - top - log_sum) * truth - t[i]) * scale
+    return total

@@ -1,0 +1,43 @@
+"""Append: two inputs of the same width, height and depth stacked along the channels. A
+sample's values are flattened channel after channel, so this is the first input's values
+followed by the second's."""
+
+import numba
+
+from nnpipe.errors import UserError
+from nnpipe.nn.layers import IN0, IN0_LEN, IN1, IN1_LEN, OUT, Layer, size_text
+
+OPCODE = 10
+
+
+class Append(Layer):
+    kind = "append"
+    opcode = OPCODE
+    inputs = 2
+
+    def output_size(self, input_sizes):
+        first, second = input_sizes
+        if first[:3] != second[:3]:
+            raise UserError(f"append needs inputs of the same width, height and depth"
+                            f" (got {size_text(first)} and {size_text(second)})")
+        return first[:3] + (first[3] + second[3],)
+
+
+@numba.njit(cache=True, fastmath=True)
+def forward(op, acts, width):
+    y, a, b = op[OUT] * width, op[IN0] * width, op[IN1] * width
+    first = op[IN0_LEN] * width
+    for i in range(first):
+        acts[y + i] = acts[a + i]
+    for i in range(op[IN1_LEN] * width):
+        acts[y + first + i] = acts[b + i]
+
+
+@numba.njit(cache=True, fastmath=True)
+def backward(op, grad_acts, width):
+    y, a, b = op[OUT] * width, op[IN0] * width, op[IN1] * width
+    first = op[IN0_LEN] * width
+    for i in range(first):
+        grad_acts[a + i] += grad_acts[y + i]
+    for i in range(op[IN1_LEN] * width):
+        grad_acts[b + i] += grad_acts[y + first + i]

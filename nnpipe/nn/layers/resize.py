@@ -1,0 +1,101 @@
+"""Resize: the input resampled to another size (w,h,d,s), as CImg's resize does it, one axis
+after the other. Interpolations (nn_lib's numbers):
+0 none: the input at the origin, zeros beyond it (cropped when smaller);
+1 nearest: output o reads input floor(o * n_in / n_out);
+2 moving average: shrinking averages the input over each output cell (fractional cells
+  weighted by their overlap); growing is nearest;
+3 linear (nn_lib's default): growing interpolates with the corners aligned, input i at
+  output i * (n_out - 1) / (n_in - 1); shrinking is the moving average; from 1 value, nearest.
+Every mode is linear in the input: the backward pass applies the transposed weights, the exact
+adjoint (nn_lib's backward resizes the gradient back with the moving average instead)."""
+
+import math
+
+import numba
+import numpy as np
+
+from nnpipe.nn.layers import (ARG0, IN0, IN_D, IN_H, IN_S, IN_W, OUT, OUT_D, OUT_H, OUT_LEN,
+                              OUT_S, OUT_W, Layer, gather)
+
+OPCODE = 12
+NAMES = ("none", "nearest", "average", "linear")
+NONE, NEAREST, AVERAGE, LINEAR = range(len(NAMES))
+
+
+class Resize(Layer):
+    """options: size, four (value, is_percent) pairs (w, h, d, s); interpolation (0-3)."""
+    kind = "resize"
+    opcode = OPCODE
+
+    def output_size(self, input_sizes):
+        return tuple(max(1, math.floor(n * value / 100 + 0.5)) if percent else int(value)
+                     for n, (value, percent) in zip(input_sizes[0], self.options["size"]))
+
+    def arguments(self, input_sizes):
+        return (self.options["interpolation"],), 0.0
+
+    def properties(self):
+        return f"interpolation={self.options['interpolation']}"
+
+
+@numba.njit(cache=True)
+def axis_weights(n_in, n_out, mode):
+    """Output o of the axis is the sum over j of weights[o, j] * input[first[o] + j]."""
+    average = n_out < n_in and mode >= AVERAGE
+    taps = (n_in + n_out - 1) // n_out + 1 if average else 2
+    first = np.zeros(n_out, dtype=np.int64)
+    weights = np.zeros((n_out, taps), dtype=np.float32)
+    for o in range(n_out):
+        if n_in == n_out or (mode == NONE and o < n_in):
+            first[o], weights[o, 0] = o, 1
+        elif mode == NONE:
+            continue
+        elif average:
+            # in units of 1 / (n_in n_out): output o covers [o n_in, (o + 1) n_in), input i
+            # covers [i n_out, (i + 1) n_out)
+            first[o] = o * n_in // n_out
+            for j in range(taps):
+                i = first[o] + j
+                overlap = min((i + 1) * n_out, (o + 1) * n_in) - max(i * n_out, o * n_in)
+                if i < n_in and overlap > 0:
+                    weights[o, j] = overlap / n_in
+        elif mode == LINEAR and n_in > 1:
+            first[o] = o * (n_in - 1) // (n_out - 1)
+            alpha = o * (n_in - 1) % (n_out - 1) / (n_out - 1)
+            weights[o, 0], weights[o, 1] = 1 - alpha, alpha
+        else:
+            first[o], weights[o, 0] = o * n_in // n_out, 1
+    return first, weights
+
+
+@numba.njit(cache=True, fastmath=True)
+def resample(op, buffer, width, adjoint):
+    """Forward (adjoint=False): output rows = weights x input rows, in `buffer` = the
+    activations. Backward (adjoint=True): input rows += weights^T x output rows, in `buffer` =
+    the gradients."""
+    mode = op[ARG0]
+    fx, wx = axis_weights(op[IN_W], op[OUT_W], mode)
+    fy, wy = axis_weights(op[IN_H], op[OUT_H], mode)
+    fz, wz = axis_weights(op[IN_D], op[OUT_D], mode)
+    fc, wc = axis_weights(op[IN_S], op[OUT_S], mode)
+    if not adjoint:
+        buffer[op[OUT] * width:(op[OUT] + op[OUT_LEN]) * width] = 0
+    for k in range(op[OUT_LEN]):
+        x, y, z, c = gather.position(k, op[OUT_W], op[OUT_H], op[OUT_D])
+        out = (op[OUT] + k) * width
+        for jc in range(wc.shape[1]):
+            for jz in range(wz.shape[1]):
+                for jy in range(wy.shape[1]):
+                    for jx in range(wx.shape[1]):
+                        weight = wc[c, jc] * wz[z, jz] * wy[y, jy] * wx[x, jx]
+                        if weight == 0:
+                            continue
+                        source = gather.index(fx[x] + jx, fy[y] + jy, fz[z] + jz, fc[c] + jc,
+                                              op[IN_W], op[IN_H], op[IN_D])
+                        at = (op[IN0] + source) * width
+                        if adjoint:
+                            for s in range(width):
+                                buffer[at + s] += weight * buffer[out + s]
+                        else:
+                            for s in range(width):
+                                buffer[out + s] += weight * buffer[at + s]
