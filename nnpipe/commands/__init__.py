@@ -2,7 +2,7 @@
 
 import importlib
 
-FAMILIES = ["images", "control", "network", "training", "data", "files"]
+FAMILIES = ["images", "control", "network", "conv", "training", "data", "files"]
 
 
 def load_all():

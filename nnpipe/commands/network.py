@@ -119,16 +119,19 @@ def nn_nlfc(ctx, selection, out, source, channels, activation, learning_mode):
     add(ctx, out, Rename(), [nlfc])
 
 
-def _residual(ctx, out, source, learning_mode, normalize_it, activation):
-    """nn_lib's residual block: clone, fc of the same width, (normalize), add, (nonlinearity)."""
+def residual(ctx, out, source, make_branch, normalization, activation):
+    """nn_lib's residual block: clone, a branch keeping the size, (normalize), add,
+    (nonlinearity). `make_branch(input size)` gives the branch's (name suffix, layer);
+    `normalization` is None, "global" or "channelwise"."""
     network = ctx.network()
     source = network.resolve(source)
-    width = count(network.modules[source].size)
     clone0 = add(ctx, f"{out}_clone0", Clone(), [source])
     clone1 = add(ctx, f"{out}_clone1", Clone(), [source])
-    branch = add(ctx, f"{out}_fc", FullyConnected(channels=width, learning_mode=learning_mode), [clone1])
-    if normalize_it:
-        branch = add(ctx, f"{out}_normalize", Normalize(channelwise=False, learning_mode=3), [branch])
+    suffix, layer = make_branch(network.modules[source].size)
+    branch = add(ctx, f"{out}_{suffix}", layer, [clone1])
+    if normalization:
+        branch = add(ctx, f"{out}_normalize",
+                     Normalize(channelwise=normalization == "channelwise", learning_mode=3), [branch])
     if activation is None:
         add(ctx, out, Add(), [branch, clone0])
     else:
@@ -136,23 +139,27 @@ def _residual(ctx, out, source, learning_mode, normalize_it, activation):
         add(ctx, out, Nonlinearity(activation=activation), [total])
 
 
+def _fc_branch(learning_mode):
+    return lambda size: ("fc", FullyConnected(channels=count(size), learning_mode=learning_mode))
+
+
 @network_command("nn_resfc", OUT, IN_OR_PREVIOUS, LEARNING_MODE)
 def nn_resfc(ctx, selection, out, source, learning_mode):
     """Add a residual fully connected block, OUT = IN + fc(IN): OUT_clone0/1, OUT_fc, OUT."""
-    _residual(ctx, out, source, learning_mode, False, None)
+    residual(ctx, out, source, _fc_branch(learning_mode), None, None)
 
 
 @network_command("nn_resfcnl", OUT, IN_OR_PREVIOUS, ACTIVATION, LEARNING_MODE)
 def nn_resfcnl(ctx, selection, out, source, activation, learning_mode):
     """Add a residual block then a nonlinearity: OUT_clone0/1, OUT_fc, OUT_add, OUT."""
-    _residual(ctx, out, source, learning_mode, False, activation)
+    residual(ctx, out, source, _fc_branch(learning_mode), None, activation)
 
 
 @network_command("nn_resfcnnl", OUT, IN_OR_PREVIOUS, ACTIVATION, LEARNING_MODE)
 def nn_resfcnnl(ctx, selection, out, source, activation, learning_mode):
     """Add a residual block with normalization then a nonlinearity (the fc learns weights
     only, as in nn_lib): OUT_clone0/1, OUT_fc, OUT_normalize, OUT_add, OUT."""
-    _residual(ctx, out, source, 1, True, activation)
+    residual(ctx, out, source, _fc_branch(1), "global", activation)
 
 
 @network_command("nn_nl", OUT, IN_OR_PREVIOUS, ACTIVATION)

@@ -19,7 +19,8 @@ from nnpipe.nn import optimizers, schedulers
 from nnpipe.nn.layers import (ARG0, ARG1, IN0, IN0_LEN, IN1, IN1_LEN, IN_S, IN_W, OPCODE, OUT,
                               OUT_LEN, OUT_S, OUT_W, PARAM, PARAM_LEN, ROW_WIDTH, count)
 from nnpipe.nn.layers import dropout, elementwise, fc, loss, nlfc, nonlinearity, normalize
-from nnpipe.nn.layers import append, crop, distance, gather, patch, resize
+from nnpipe.nn.layers import append, conv, crop, distance, gather, patch, pool, resize
+
 
 class Plan:
     """The flat program computing `target` (and, for training, the loss feeding on it)."""
@@ -126,6 +127,10 @@ def forward_ops(ops, rates, acts, params, width, valid, training, seed, first, s
             gather.forward(op, acts, width, patch.sources(op))
         elif code == distance.OPCODE:
             distance.forward(op, rates[i], acts, width)
+        elif code == conv.OPCODE:
+            conv.forward(op, acts, params, width)
+        elif code == pool.OPCODE:
+            pool.forward(op, acts, width)
 
 
 @numba.njit(cache=True)
@@ -155,6 +160,10 @@ def backward_ops(ops, rates, acts, grad_acts, params, grads, width, seed, first)
             gather.backward(op, grad_acts, width, patch.sources(op))
         elif code == distance.OPCODE:
             distance.backward(op, rates[i], acts, grad_acts, width)
+        elif code == conv.OPCODE:
+            conv.backward(op, acts, grad_acts, params, grads, width)
+        elif code == pool.OPCODE:
+            pool.backward(op, acts, grad_acts, width)
 
 
 @numba.njit(cache=True)

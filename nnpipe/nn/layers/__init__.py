@@ -7,10 +7,10 @@ from nnpipe.errors import UserError
 
 # Columns of a plan row (int64) read by every kernel; see nnpipe.nn.engine. Besides offsets and
 # lengths, a row holds the sizes (w,h,d,s) of its first input and of its output, which the
-# kernels of image-shaped layers index with, and up to six integer arguments of its layer.
+# kernels of image-shaped layers index with, and up to eight integer arguments of its layer.
 (OPCODE, IN0, IN0_LEN, IN1, IN1_LEN, OUT, OUT_LEN, PARAM, PARAM_LEN, ARG0, ARG1, ARG2,
- ARG3, ARG4, ARG5, IN_W, IN_H, IN_D, IN_S, OUT_W, OUT_H, OUT_D, OUT_S) = range(23)
-ROW_WIDTH = 23
+ ARG3, ARG4, ARG5, ARG6, ARG7, IN_W, IN_H, IN_D, IN_S, OUT_W, OUT_H, OUT_D, OUT_S) = range(25)
+ROW_WIDTH = 25
 NO_OP = -1
 
 
@@ -53,7 +53,7 @@ class Layer:
         return 0
 
     def arguments(self, input_sizes):
-        """Up to six integers and one float the kernels read from the plan."""
+        """Up to eight integers and one float the kernels read from the plan."""
         return (), 0.0
 
     def properties(self):
@@ -98,3 +98,12 @@ def learning_mask(width, height, learning_mode):
     if learning_mode & 2:
         mask[:, -1] = 1
     return mask.ravel()
+
+
+def weights_and_biases(shape, fan_in, learning_mode, rng):
+    """nn_lib's initialization of a weights image whose last column holds biases: every value
+    drawn from N(0, 1) * 4 / fan_in; biases that are not learnt start at 0."""
+    weights = (rng.standard_normal(shape) * (4.0 / fan_in)).astype(np.float32)
+    if not learning_mode & 2:
+        weights[..., -1] = 0
+    return weights

@@ -4,7 +4,8 @@ column holds the biases."""
 import numba
 import numpy as np
 
-from nnpipe.nn.layers import IN0, IN0_LEN, OUT, OUT_LEN, PARAM, Layer, count, learning_mask
+from nnpipe.nn.layers import (IN0, IN0_LEN, OUT, OUT_LEN, PARAM, Layer, count, learning_mask,
+                              weights_and_biases)
 
 OPCODE = 1
 
@@ -20,13 +21,8 @@ class FullyConnected(Layer):
         return (1, 1, self.options["channels"], count(input_sizes[0]) + 1)
 
     def initialize(self, input_sizes, rng):
-        # nn_lib's rule: every value, biases included, drawn from N(0, 1) * 4 / fan_in; biases
-        # that are not learnt start at 0.
-        shape = self.parameter_shape(input_sizes)
-        weights = (rng.standard_normal(shape) * (4.0 / count(input_sizes[0]))).astype(np.float32)
-        if not self.options["learning_mode"] & 2:
-            weights[..., -1] = 0
-        return weights
+        return weights_and_biases(self.parameter_shape(input_sizes), count(input_sizes[0]),
+                                  self.options["learning_mode"], rng)
 
     def trainable(self, input_sizes):
         _, _, height, width = self.parameter_shape(input_sizes)

@@ -3,10 +3,11 @@
 import math
 
 import numba
+import numpy as np
 
 from nnpipe.errors import UserError
 from nnpipe.nn import activations
-from nnpipe.nn.activations import LEAKY_SLOPE, LEAKYRELU, SOFTMAX
+from nnpipe.nn.activations import LEAKY_SLOPE, LEAKYRELU, RELU, SOFTMAX
 from nnpipe.nn.layers import ARG0, IN0, OUT, OUT_LEN, Layer
 
 OPCODE = 2
@@ -34,9 +35,10 @@ def forward(op, acts, width):
     kind, n = op[ARG0], op[OUT_LEN] * width
     x = acts[op[IN0] * width:op[IN0] * width + n]
     y = acts[op[OUT] * width:op[OUT] * width + n]
-    if kind == LEAKYRELU:  # the default activation gets a loop of its own, which vectorizes
+    if kind == LEAKYRELU or kind == RELU:  # the common ones get loops of their own, which vectorize
+        slope = LEAKY_SLOPE if kind == LEAKYRELU else np.float32(0)
         for i in range(n):
-            y[i] = x[i] if x[i] > 0 else LEAKY_SLOPE * x[i]
+            y[i] = x[i] if x[i] > 0 else slope * x[i]
         return
     if kind != SOFTMAX:
         for i in range(n):
@@ -61,9 +63,10 @@ def backward(op, acts, grad_acts, width):
     y = acts[op[OUT] * width:op[OUT] * width + n]
     gx = grad_acts[op[IN0] * width:op[IN0] * width + n]
     gy = grad_acts[op[OUT] * width:op[OUT] * width + n]
-    if kind == LEAKYRELU:
+    if kind == LEAKYRELU or kind == RELU:
+        slope = LEAKY_SLOPE if kind == LEAKYRELU else np.float32(0)
         for i in range(n):
-            gx[i] += gy[i] if x[i] > 0 else LEAKY_SLOPE * gy[i]
+            gx[i] += gy[i] if x[i] > 0 else slope * gy[i]
         return
     if kind != SOFTMAX:
         for i in range(n):

@@ -1,0 +1,102 @@
+"""Pooling over p x p (2D) or p x p x p (3D) patches: nn_lib's maxpool and avgpool.
+
+Both make the output (w/p, h/p, d, s), d/p too in 3D. Max pooling takes the largest value of
+each patch (the columns, rows and slices past the last whole patch are dropped) and sends the
+gradient to it (the first one met, x fastest, on ties). Average pooling is nn_lib's: CImg's
+moving-average resize to that size, so when p does not divide the size every output averages
+a fractional box and nothing is dropped; its backward pass is the exact adjoint (nn_lib's
+copies the gradient back undivided, p^2 times too large).
+"""
+
+import numba
+import numpy as np
+
+from nnpipe.errors import UserError
+from nnpipe.nn.layers import (ARG0, ARG1, IN0, IN_D, IN_H, IN_W, OUT, OUT_D, OUT_H, OUT_LEN,
+                              OUT_W, Layer, gather, size_text)
+from nnpipe.nn.layers.resize import AVERAGE, Resize
+
+OPCODE = 9
+
+
+class Pooling(Layer):
+    """options: patch_size, dimensions (2 or 3)."""
+    operation = "max"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.kind = f"{self.operation}pool{options['dimensions']}d"
+
+    def depth_patch(self):
+        return self.options["patch_size"] if self.options["dimensions"] == 3 else 1
+
+    def output_size(self, input_sizes):
+        (w, h, d, s), p = input_sizes[0], self.options["patch_size"]
+        size = (w // p, h // p, d // self.depth_patch(), s)
+        if 0 in size:
+            raise UserError(f"{self.kind} patches of size {p} do not fit in an input of size"
+                            f" {size_text(input_sizes[0])}")
+        return size
+
+    def properties(self):
+        return "patch_size=" + "x".join([str(self.options["patch_size"])] * self.options["dimensions"])
+
+
+class MaxPool(Pooling):
+    opcode = OPCODE
+
+    def arguments(self, input_sizes):
+        return (self.options["patch_size"], self.depth_patch()), 0.0
+
+
+class AveragePool(Pooling, Resize):
+    """Resize's kernels with the moving average, at the pooled size."""
+    operation = "avg"
+
+    def arguments(self, input_sizes):
+        return (AVERAGE,), 0.0
+
+
+@numba.njit(cache=True)
+def _patches(op):
+    """Where each output value's patch starts in the input, and the offsets of the patch's
+    values from there (x fastest)."""
+    p, pd = op[ARG0], op[ARG1]
+    w, h, d = op[IN_W], op[IN_H], op[IN_D]
+    starts = np.empty(op[OUT_LEN], dtype=np.int64)
+    for k in range(starts.size):
+        x, y, z, c = gather.position(k, op[OUT_W], op[OUT_H], op[OUT_D])
+        starts[k] = op[IN0] + gather.index(p * x, p * y, pd * z, c, w, h, d)
+    offsets = np.empty(p * p * pd, dtype=np.int64)
+    for j in range(offsets.size):
+        offsets[j] = gather.index(j % p, j // p % p, j // (p * p), 0, w, h, d)
+    return starts, offsets
+
+
+@numba.njit(cache=True, fastmath=True)
+def forward(op, acts, width):
+    starts, offsets = _patches(op)
+    for k in range(starts.size):
+        y = acts[(op[OUT] + k) * width:(op[OUT] + k + 1) * width]
+        first = starts[k] * width
+        y[:] = acts[first:first + width]
+        for j in range(1, offsets.size):
+            at = (starts[k] + offsets[j]) * width
+            x = acts[at:at + width]
+            for c in range(width):
+                y[c] = max(y[c], x[c])
+
+
+@numba.njit(cache=True, fastmath=True)
+def backward(op, acts, grad_acts, width):
+    starts, offsets = _patches(op)
+    winner = np.empty(width, dtype=np.int64)   # per sample: the offset of the patch's maximum
+    for k in range(starts.size):
+        y = acts[(op[OUT] + k) * width:(op[OUT] + k + 1) * width]
+        for j in range(offsets.size - 1, -1, -1):  # backwards, so that the first maximum wins
+            x = acts[(starts[k] + offsets[j]) * width:(starts[k] + offsets[j] + 1) * width]
+            for c in range(width):
+                winner[c] = offsets[j] if x[c] == y[c] else winner[c]
+        gy = grad_acts[(op[OUT] + k) * width:(op[OUT] + k + 1) * width]
+        for c in range(width):
+            grad_acts[(starts[k] + winner[c]) * width + c] += gy[c]
