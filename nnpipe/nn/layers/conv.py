@@ -17,7 +17,9 @@ of stride s undoes the geometry of a conv2d of stride s.
 
 Both are computed the same way: for each output pixel, a list of (weight, input value) pairs,
 so the forward pass is a gathered dot product per output value and the backward pass its
-exact adjoint.
+exact adjoint. At stride 1, the columns of an output row whose taps all fall inside the input
+are done at once: their values, and those they read, are consecutive in the feature-major
+buffers, so each pair becomes one long vector operation instead of one per column.
 """
 
 import numba
@@ -75,12 +77,23 @@ class Convolution(Layer):
         return (o["kernel_size"], o["stride"], o["dilation"], o["shrink"],
                 o["boundary_conditions"], o["dimensions"], int(o["transposed"])), 0.0
 
-    def kernels(self, weights, input_size):
-        """The kernels of a weights image, (channels, input channels, k, k) in 2D and
-        (channels, input channels, k, k, k) in 3D, as nn_view tiles them."""
-        k = self.options["kernel_size"]
-        shape = (self.options["channels"], input_size[3]) + (k,) * self.options["dimensions"]
-        return weights.reshape(shape[0], -1)[:, :-1].reshape(shape)
+    def picture(self, weights, gap=1):
+        """nn_view's layout of a weights image: a grid of kernel tiles, one row per output
+        channel, one column per input channel (a 3D kernel: its k slices side by side), then
+        the bias, 1-pixel black gaps between them."""
+        k, dimensions = self.options["kernel_size"], self.options["dimensions"]
+        rows = weights.reshape(weights.shape[2], -1)
+        channels = (rows.shape[1] - 1) // k ** dimensions
+        kernels = rows[:, :-1].reshape(rows.shape[0], channels, -1, k, k)   # (o, i, slice, q, p)
+        tile_w = kernels.shape[2] * k
+        canvas = np.zeros((rows.shape[0] * (k + gap) - gap, channels * (tile_w + gap) + 1))
+        for o in range(rows.shape[0]):
+            top = o * (k + gap)
+            for i in range(channels):
+                left = i * (tile_w + gap)
+                canvas[top:top + k, left:left + tile_w] = np.hstack(list(kernels[o, i]))
+            canvas[top, -1] = rows[o, -1]
+        return canvas
 
     def properties(self):
         o = self.options
@@ -107,13 +120,12 @@ def _source(out, tap, n_in, k, stride, dilation, shrink, condition, transposed):
 
 
 @numba.njit(cache=True)
-def pairs(op, pixel, weight_of, value_of):
-    """Fill the (weight offset in the kernels row, input value) pairs that output `pixel`
-    (an index in one output channel) sums over; return how many there are."""
+def pairs(op, x, y, z, weight_of, value_of):
+    """Fill the (weight offset in the kernels row, input value) pairs that output pixel
+    (x, y, z) sums over; return how many there are."""
     k, stride, dilation, shrink = op[ARG0], op[ARG1], op[ARG2], op[ARG3]
     condition, three_d, transposed = op[ARG4], op[ARG5] == 3, op[ARG6]
     w, h, d = op[IN_W], op[IN_H], op[IN_D]
-    x, y, z = pixel % op[OUT_W], pixel // op[OUT_W] % op[OUT_H], pixel // (op[OUT_W] * op[OUT_H])
     kz = k if three_d else 1
     volume = k * k * kz
     count = 0
@@ -136,10 +148,36 @@ def pairs(op, pixel, weight_of, value_of):
     return count
 
 
+@numba.njit(cache=True)
+def interior(op):
+    """The output columns [first, last) that read only inside the input, from consecutive
+    input columns (stride 1, not transposed): computed as one run per row."""
+    k, stride, dilation, shrink = op[ARG0], op[ARG1], op[ARG2], op[ARG3]
+    if stride != 1 or op[ARG6]:
+        return 0, 0
+    centre = k - 1 - k // 2
+    return max(0, dilation * (k - 1 - centre) - shrink), min(op[OUT_W], op[IN_W] - shrink - dilation * centre)
+
+
+@numba.njit(cache=True)
+def runs(op):
+    """(first column, columns) of each run of an output row: the interior as one run, every
+    other column alone."""
+    first, last = interior(op)
+    table = np.empty((op[OUT_W], 2), dtype=np.int64)
+    count, x = 0, 0
+    while x < op[OUT_W]:
+        length = last - first if x == first and last > first else 1
+        table[count, 0], table[count, 1] = x, length
+        count += 1
+        x += length
+    return table[:count]
+
+
 @numba.njit(cache=True, inline="always")
-def _row(buffer, index, width):
-    """The chunk's samples of value `index`."""
-    return buffer[index * width:(index + 1) * width]
+def _values(buffer, index, length, width):
+    """The chunk's samples of `length` consecutive values from value `index`."""
+    return buffer[index * width:(index + length) * width]
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -148,71 +186,90 @@ def forward(op, acts, params, width):
     row_length = op[IN_S] * op[ARG0] ** op[ARG5] + 1
     weight_of = np.empty(row_length, dtype=np.int64)
     value_of = np.empty(row_length, dtype=np.int64)
-    for pixel in range(plane):
-        n = pairs(op, pixel, weight_of, value_of)
-        quads = n - n % 4
-        for o in range(op[OUT_S]):
-            row = op[PARAM] + o * row_length
-            y = _row(acts, op[OUT] + o * plane + pixel, width)
-            y[:] = params[row + row_length - 1]
-            for j in range(0, quads, 4):
-                w0, w1 = params[row + weight_of[j]], params[row + weight_of[j + 1]]
-                w2, w3 = params[row + weight_of[j + 2]], params[row + weight_of[j + 3]]
-                x0, x1 = _row(acts, value_of[j], width), _row(acts, value_of[j + 1], width)
-                x2, x3 = _row(acts, value_of[j + 2], width), _row(acts, value_of[j + 3], width)
-                for c in range(width):
-                    y[c] += w0 * x0[c] + w1 * x1[c] + w2 * x2[c] + w3 * x3[c]
-            for j in range(quads, n):
-                w0 = params[row + weight_of[j]]
-                x0 = _row(acts, value_of[j], width)
-                for c in range(width):
-                    y[c] += w0 * x0[c]
+    columns = runs(op)
+    for z in range(op[OUT_D]):
+        for y in range(op[OUT_H]):
+            for first, length in columns:
+                n = pairs(op, first, y, z, weight_of, value_of)
+                pixel = op[OUT] + first + op[OUT_W] * (y + op[OUT_H] * z)
+                _forward_run(op, acts, params, width, n, weight_of, value_of, pixel, length, plane, row_length)
+
+
+@numba.njit(cache=True, fastmath=True)
+def _forward_run(op, acts, params, width, n, weight_of, value_of, pixel, length, plane, row_length):
+    quads = n - n % 4
+    for o in range(op[OUT_S]):
+        row = op[PARAM] + o * row_length
+        out = _values(acts, pixel + o * plane, length, width)
+        out[:] = params[row + row_length - 1]
+        for j in range(0, quads, 4):
+            w0, w1 = params[row + weight_of[j]], params[row + weight_of[j + 1]]
+            w2, w3 = params[row + weight_of[j + 2]], params[row + weight_of[j + 3]]
+            x0, x1 = _values(acts, value_of[j], length, width), _values(acts, value_of[j + 1], length, width)
+            x2, x3 = _values(acts, value_of[j + 2], length, width), _values(acts, value_of[j + 3], length, width)
+            for c in range(out.size):
+                out[c] += w0 * x0[c] + w1 * x1[c] + w2 * x2[c] + w3 * x3[c]
+        for j in range(quads, n):
+            w0, x0 = params[row + weight_of[j]], _values(acts, value_of[j], length, width)
+            for c in range(out.size):
+                out[c] += w0 * x0[c]
 
 
 @numba.njit(cache=True, fastmath=True)
 def backward(op, acts, grad_acts, params, grads, width):
     plane = op[OUT_W] * op[OUT_H] * op[OUT_D]
     row_length = op[IN_S] * op[ARG0] ** op[ARG5] + 1
-    channels = op[OUT_S]
     weight_of = np.empty(row_length, dtype=np.int64)
     value_of = np.empty(row_length, dtype=np.int64)
+    columns = runs(op)
+    for z in range(op[OUT_D]):
+        for y in range(op[OUT_H]):
+            for first, length in columns:
+                n = pairs(op, first, y, z, weight_of, value_of)
+                pixel = op[OUT] + first + op[OUT_W] * (y + op[OUT_H] * z)
+                _backward_run(op, acts, grad_acts, params, grads, width, n, weight_of, value_of,
+                              pixel, length, plane, row_length)
+
+
+@numba.njit(cache=True, fastmath=True)
+def _backward_run(op, acts, grad_acts, params, grads, width, n, weight_of, value_of, pixel, length,
+                  plane, row_length):
+    channels = op[OUT_S]
     quads = channels - channels % 4
-    for pixel in range(plane):
-        n = pairs(op, pixel, weight_of, value_of)
-        for o in range(channels):
-            grads[op[PARAM] + (o + 1) * row_length - 1] += _row(grad_acts, op[OUT] + o * plane + pixel, width).sum()
-        # four output channels per pass: each input row is loaded and stored once for four
-        # multiply-adds
-        for o in range(0, quads, 4):
-            row = op[PARAM] + o * row_length
-            first = op[OUT] + o * plane + pixel
-            g0, g1 = _row(grad_acts, first, width), _row(grad_acts, first + plane, width)
-            g2, g3 = _row(grad_acts, first + 2 * plane, width), _row(grad_acts, first + 3 * plane, width)
-            for j in range(n):
-                a = row + weight_of[j]
-                w0, w1 = params[a], params[a + row_length]
-                w2, w3 = params[a + 2 * row_length], params[a + 3 * row_length]
-                x, gx = _row(acts, value_of[j], width), _row(grad_acts, value_of[j], width)
-                t0 = t1 = t2 = t3 = np.float32(0)
-                for c in range(width):
-                    gx[c] += w0 * g0[c] + w1 * g1[c] + w2 * g2[c] + w3 * g3[c]
-                    t0 += g0[c] * x[c]
-                    t1 += g1[c] * x[c]
-                    t2 += g2[c] * x[c]
-                    t3 += g3[c] * x[c]
-                grads[a] += t0
-                grads[a + row_length] += t1
-                grads[a + 2 * row_length] += t2
-                grads[a + 3 * row_length] += t3
-        for o in range(quads, channels):
-            row = op[PARAM] + o * row_length
-            g0 = _row(grad_acts, op[OUT] + o * plane + pixel, width)
-            for j in range(n):
-                a = row + weight_of[j]
-                w0 = params[a]
-                x, gx = _row(acts, value_of[j], width), _row(grad_acts, value_of[j], width)
-                t0 = np.float32(0)
-                for c in range(width):
-                    gx[c] += w0 * g0[c]
-                    t0 += g0[c] * x[c]
-                grads[a] += t0
+    for o in range(channels):
+        grads[op[PARAM] + (o + 1) * row_length - 1] += _values(grad_acts, pixel + o * plane, length, width).sum()
+    # four output channels per pass: each input run is loaded and stored once for four
+    # multiply-adds
+    for o in range(0, quads, 4):
+        row = op[PARAM] + o * row_length
+        g0 = _values(grad_acts, pixel + o * plane, length, width)
+        g1 = _values(grad_acts, pixel + (o + 1) * plane, length, width)
+        g2 = _values(grad_acts, pixel + (o + 2) * plane, length, width)
+        g3 = _values(grad_acts, pixel + (o + 3) * plane, length, width)
+        for j in range(n):
+            a = row + weight_of[j]
+            w0, w1 = params[a], params[a + row_length]
+            w2, w3 = params[a + 2 * row_length], params[a + 3 * row_length]
+            x, gx = _values(acts, value_of[j], length, width), _values(grad_acts, value_of[j], length, width)
+            t0 = t1 = t2 = t3 = np.float32(0)
+            for c in range(x.size):
+                gx[c] += w0 * g0[c] + w1 * g1[c] + w2 * g2[c] + w3 * g3[c]
+                t0 += g0[c] * x[c]
+                t1 += g1[c] * x[c]
+                t2 += g2[c] * x[c]
+                t3 += g3[c] * x[c]
+            grads[a] += t0
+            grads[a + row_length] += t1
+            grads[a + 2 * row_length] += t2
+            grads[a + 3 * row_length] += t3
+    for o in range(quads, channels):
+        row = op[PARAM] + o * row_length
+        g0 = _values(grad_acts, pixel + o * plane, length, width)
+        for j in range(n):
+            a = row + weight_of[j]
+            x, gx = _values(acts, value_of[j], length, width), _values(grad_acts, value_of[j], length, width)
+            t0 = np.float32(0)
+            for c in range(x.size):
+                gx[c] += params[a] * g0[c]
+                t0 += g0[c] * x[c]
+            grads[a] += t0
