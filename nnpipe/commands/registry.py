@@ -11,6 +11,7 @@ selections and the `+` prefix (keep inputs, append results) work the same for al
 Other commands receive the selected indices. Arguments arrive in declared order.
 """
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -292,7 +293,7 @@ def command(name, *aliases, params=(), group=IMAGES, help="", each=False, raw=Fa
     text so that a saved network can be rebuilt by running the same commands again.
     `default_selection(ctx)`: the images used when none are selected (default: all)."""
     def register(function):
-        entry = Command(name, function, list(params), group, help or function.__doc__ or "",
+        entry = Command(name, function, list(params), group, inspect.cleandoc(help or function.__doc__ or ""),
                         tuple(aliases), each, raw, takes_selection or each, builds_network,
                         default_selection)
         if name in COMMANDS or name in ALIASES:
