@@ -1,0 +1,50 @@
+"""The conv examples (shapes classification, denoising) run as they are, at short lengths, and learn."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from conftest import REPO, run_script
+
+
+def run_example(name, *arguments):
+    path = REPO / "examples" / name
+    return run_script(path.read_text(), [str(a) for a in arguments], file=str(path), seed=1, quiet=True)
+
+
+def psnr(reference, image):
+    mse = np.mean((reference.astype(np.float64) - image.astype(np.float64)) ** 2)
+    return 10 * np.log10(255 ** 2 / mse)
+
+
+def test_shapes_example_learns_to_classify(tmp_path):
+    folder = tmp_path / "shapes"
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "make_shapes.py"), str(folder),
+                             "--count", "150", "--seed", "3"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    run = run_example("shapes.nnp", folder, 500)
+    accuracy = float(re.search(r"^held-out accuracy: ([\d.]+)% \(target: 95%\)$", run.out, re.M).group(1))
+    assert accuracy > 70     # 3 classes: chance is 33%; the default length reaches about 98%
+    assert accuracy == round(100 * float(run.interpreter.lookup("accuracy")), 2)
+    assert run.image(run.images.find("labels_test")).shape == (3, 90, 1, 1)    # a fifth of 450 pictures held out
+    history = np.array(run.interpreter.network().trainers["T"].history)
+    assert len(history) == 500
+    assert history[-50:].mean() < 0.5 * history[:50].mean()
+
+
+def test_denoise_example_improves_psnr_and_writes_before_and_after(tmp_path):
+    run = run_example("denoise.nnp", 300, tmp_path)
+    noisy, denoised, gain = (float(v) for v in re.search(
+        r"^PSNR noisy: ([\d.]+) dB, denoised: ([\d.]+) dB \(gain (-?[\d.]+) dB\)$", run.out, re.M).groups())
+    assert 20 < noisy < 22                   # sigma 25 on 0..255 (clipped as in the PNG)
+    assert denoised > noisy + 3              # untrained, the net makes the photo worse; 1000 iterations gain ~8 dB
+    assert gain == round(denoised - noisy, 2)
+    # what a user sees: the written PNGs, against the clean photo
+    clean = np.asarray(Image.open(REPO / "examples" / "data" / "astronaut256.png").convert("RGB"))
+    before, after = (np.asarray(Image.open(tmp_path / f"denoise_{name}.png")) for name in ("noisy", "denoised"))
+    assert before.shape == after.shape == clean.shape == (256, 256, 3)
+    assert abs(psnr(clean, before) - noisy) < 0.1
+    assert psnr(clean, after) > psnr(clean, before) + 3
