@@ -46,6 +46,13 @@ def test_functions(text, expected):
     assert evaluate(text) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("text, printed", [
+    ("round(0.3056*100,0.01)", "30.56"), ("round(1234.5678,0.001)", "1234.568"),
+    ("round(7.3,0.5)", "7.5"), ("round(-2.5)", "-2")])
+def test_round_to_a_step_prints_as_typed(text, printed):
+    assert format_number(evaluate(text)) == printed
+
+
 def test_white_space_is_ignored():
     assert evaluate("  1 +  2 *\t3 ") == 7
 

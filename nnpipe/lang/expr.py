@@ -30,7 +30,12 @@ def _checked_sqrt(x):
 
 
 def _round(x, step=1.0):
-    return math.floor(x / step + 0.5) * step if step else x
+    if not step:
+        return x
+    multiples = math.floor(x / step + 0.5)
+    inverse = 1 / step
+    # round(x, 0.01) should print 30.56, not 30.560000000000002 (3056 * 0.01)
+    return multiples / round(inverse) if abs(inverse - round(inverse)) < 1e-9 else multiples * step
 
 
 FUNCTIONS = {
