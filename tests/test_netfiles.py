@@ -17,7 +17,7 @@ from PIL import Image, PngImagePlugin
 from conftest import REPO, cli, run_items
 from nnpipe.errors import UserError
 from nnpipe.nn import files
-from nn_helpers import interpreter
+from nn_helpers import build, interpreter
 
 NETWORK = ("nn_init net nn_input IN,2 nn_fcnnl L1,IN,12 nn_resfcnl L2,L1 nn_dropout D,L2,0.2"
            " nn_fc OUT,D,3 nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,2e-3,adam")
@@ -238,6 +238,27 @@ def test_view_writes_8_bit_pictures(trained, tmp_path):
         assert np.array_equal(pixels[::zoom, ::zoom], expected)
     with Image.open(tmp_path / "small" / "L2_fc.png") as picture:
         assert picture.size == (13, 12)
+
+
+@pytest.mark.parametrize("command, tile_width", [("nn_conv2d", 3), ("nn_conv3d", 9)])
+def test_view_shows_conv_kernels_as_tiles(tmp_path, command, tile_width):
+    """A row of tiles per output channel, a column per input channel (a 3D kernel's three
+    slices side by side), 1-pixel gaps, the biases in the last column."""
+    interp = build(f"nn_init nn_input IN,6,6,3,2 {command} C,IN,4,3")
+    name = f"C_conv{command[-2]}d"
+    kernel_size = 3 ** int(command[-2])
+    weights = np.arange(4 * (2 * kernel_size + 1), dtype=np.float32).reshape(1, 1, 4, -1)
+    interp.images.set(name, weights)
+    interp.run_source(f"nn_view {tmp_path},1", "test.nnp")
+    pixels = np.asarray(Image.open(tmp_path / f"{name}.png")).astype(np.float64)
+    assert pixels.shape == (4 * 4 - 1, 2 * (tile_width + 1) + 1)
+    scale = 255 / weights.max()
+    row = weights[0, 0, 2]                                 # output channel 2
+    kernel = row[kernel_size:2 * kernel_size].reshape(-1, 3, 3)   # its input channel 1
+    tile = pixels[8:11, tile_width + 1:2 * tile_width + 1]
+    assert np.array_equal(tile, np.rint(np.hstack(list(kernel)) * scale))
+    assert pixels[8, -1] == np.rint(row[-1] * scale)       # the bias
+    assert pixels[11].max() == 0 and pixels[:, tile_width].max() == 0   # the gaps
 
 
 def test_picture_tiles_channels_and_depth():
