@@ -87,7 +87,6 @@ def test_bmp_round_trip(work):
     ("i 2,2 o x.png,12", "bits must be one of 8|16"),
     ("i 2,2 o picture.xyz", "unknown format '.xyz'"),
     ("i 2,2 o noextension", "unknown format 'no extension'"),
-    ("i 2,2 o nofolder/x.png", "does not exist"),
 ])
 def test_write_errors_are_one_line_user_errors(work, script, message):
     error = script_error(script)
@@ -95,6 +94,17 @@ def test_write_errors_are_one_line_user_errors(work, script, message):
     assert error.command == "output"
     assert "\n" not in str(error)
     assert list(work.iterdir()) == []  # nothing half-written
+
+
+def test_output_creates_missing_folders(work):
+    run_script("i 2,2,1,1,7 o new/deeper/x.png")
+    assert (work / "new" / "deeper" / "x.png").is_file()
+
+
+def test_output_under_a_file_is_a_one_line_error(work):
+    (work / "plain").write_text("not a folder")
+    error = script_error("i 2,2 o plain/x.png")
+    assert "cannot create folder" in error.message and "\n" not in str(error)
 
 
 # --- TIFF -------------------------------------------------------------------------------------

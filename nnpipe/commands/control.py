@@ -6,13 +6,15 @@ from nnpipe.commands.registry import CONTROL, Int, Text, command
 from nnpipe.errors import UserError
 
 
-@command("echo", "e", group=CONTROL, takes_selection=False, params=[Text("text", "", rest=True)])
+@command("echo", "e", group=CONTROL, takes_selection=False, params=[
+    Text("text", "", rest=True, help="the message, commas included (default: an empty line)")])
 def echo(ctx, selection, text):
     """Print a message on standard output."""
     ctx.echo(text)
 
 
-@command("error", group=CONTROL, takes_selection=False, params=[Text("message", rest=True)])
+@command("error", group=CONTROL, takes_selection=False, params=[
+    Text("message", rest=True, help="the error message, commas included")])
 def error(ctx, selection, message):
     """Stop the run with an error message (exit status 1)."""
     raise UserError(message)

@@ -101,7 +101,7 @@ def with_channels(picture, channels, path):
 # --- CSV and NPY --------------------------------------------------------------------------------
 
 @command("nn_load_csv", group=DATA, takes_selection=False, params=[
-    Text("file"),
+    Text("file", help="CSV file: one sample per row, values separated by commas"),
     Text("label_column", "", help="column holding class labels, by number (0 = first, -1 = last)"
          " or header name; they become one-hot labels NAME_labels (default: none)")])
 def nn_load_csv(ctx, selection, file, label_column):
@@ -176,7 +176,7 @@ def column_index(text, header, count, file):
 
 
 @command("nn_load_npy", group=DATA, takes_selection=False, params=[
-    Text("file"),
+    Text("file", help="NumPy .npy file whose first axis counts the samples"),
     Int("one_hot", 0, low=0, high=1, help="1: the file holds class numbers 0..K-1, one per sample,"
         " loaded as one-hot labels (size 1,1,M,K)")])
 def nn_load_npy(ctx, selection, file, class_numbers):

@@ -34,7 +34,8 @@ def nn_save(ctx, selection, path, include_trainer_data):
     .tif/.tiff: one multi-page float32 TIFF, a page per image, lossless.
     .png: a folder FILE of 16-bit PNG files 000_NAME.png ..., each image mapped from its
     min..max to 0..65535 (lossy: for looking at and sharing weights, not to resume training).
-    The file is written under a temporary name and renamed: a crash never leaves half a file."""
+    Missing folders are created; the file is written under a temporary name and renamed: a
+    crash never leaves half a file."""
     network = current_network(ctx)
     saved = files.gather(network, ctx.images, include_trainer_data)
     summary = files.write(path, saved)

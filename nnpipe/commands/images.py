@@ -69,7 +69,7 @@ def blank(text):
 
 
 @command("output", "o", group=IMAGES, params=[
-    Text("filename"), Choice("bits", "8", choices=("8", "16"), help="bits per value for PNG: 8|16")])
+    Text("filename", help="file to write: .png .jpg .bmp .tif .npy"), Choice("bits", "8", choices=("8", "16"), help="bits per value for PNG: 8|16")])
 def output(ctx, selection, filename, bits):
     """Write images to a file; the format comes from the extension.
 
@@ -77,7 +77,8 @@ def output(ctx, selection, filename, bits):
     .png/.jpg/.bmp: one 2D image of 1-4 channels, values clipped to 0..255 (0..65535 with
     bits 16, PNG only); several images give numbered files name_000.png, name_001.png ...
     .npy: the raw float32 (s,d,h,w) array, one file per image.
-    Files are written under a temporary name and renamed, so a crash never leaves half a file.
+    Missing folders are created. Files are written under a temporary name and renamed, so a
+    crash never leaves half a file.
     """
     if not selection:
         raise UserError("no image to write")
@@ -99,7 +100,8 @@ def keep(ctx, selection):
     ctx.images.keep(selection)
 
 
-@command("name", "nm", group=IMAGES, params=[Text("name", rest=True)])
+@command("name", "nm", group=IMAGES, params=[
+    Text("name", rest=True, help="the new name, commas included")])
 def name_command(ctx, selection, name):
     """Name the selected images (default: all)."""
     for index in selection:

@@ -263,8 +263,8 @@ class Command:
             lines.append("")
             width = max(len(p.name) for p in self.params)
             for p in self.params:
-                default = "" if p.required else f" (default: {_default_text(p.default)})"
                 detail = p.help or p.describe()
+                default = "" if p.required or "(default:" in detail else f" (default: {_default_text(p.default)})"
                 lines.append(f"  {p.name.ljust(width)}  {detail}{default}")
         if self.each:
             lines.append("")

@@ -400,7 +400,8 @@ def nn_samples(ctx, image, max_value):
     return np.concatenate([coords, values]).reshape(channels + 2, 1, height * width, 1)
 
 
-@command("nn_plot", group=TRAINING, takes_selection=False, params=[Text("filename"), TRAINER])
+@command("nn_plot", group=TRAINING, takes_selection=False, params=[
+    Text("filename", help="PNG file to write"), TRAINER])
 def nn_plot(ctx, selection, filename, trainer):
     """Write the loss curve of a trainer (every iteration trained in this run) as a PNG."""
     history = find_trainer(ctx.network(), trainer).history

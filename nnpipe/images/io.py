@@ -25,9 +25,7 @@ def extension(path):
 
 def atomic_write(path, write):
     """Call write(temporary_path) then rename it onto `path`: a crash never leaves half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UserError(f"cannot write '{path}': folder '{folder}' does not exist")
+    folder = make_folder(path)
     handle, temporary = tempfile.mkstemp(prefix=".nnpipe-", suffix=extension(path), dir=folder)
     os.close(handle)
     try:
@@ -39,6 +37,18 @@ def atomic_write(path, write):
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def make_folder(path):
+    """Create the folder `path` goes in, if missing: a run's results must not be lost to a typo'd
+    or not-yet-made output folder after hours of training. Returns the folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot write '{path}': cannot create folder '{folder}':"
+                        f" {error.strerror or error}") from None
+    return folder
 
 
 def _umask():

@@ -186,9 +186,7 @@ def _write_png_stack(path, saved):
     if os.path.isdir(path) and os.listdir(path) and not _is_stack(path):
         raise UserError(f"cannot write '{path}': the folder exists and is not an nnpipe network;"
                         " not replacing it")
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        raise UserError(f"cannot write '{path}': folder '{parent}' does not exist")
+    parent = io.make_folder(path)
     width = max(3, len(str(len(saved.entries) - 1)))
     files = [f"{index:0{width}d}_{_file_part(entry.name)}.png" for index, entry in enumerate(saved.entries)]
     encoded, items = [], []
