@@ -74,6 +74,8 @@ SCRIPT_ERRORS = [
     ("unbalanced {", "e a\ne {1+2\n", 2, "unbalanced '{'"),
     ("undefined variable", "x=1\ne $x\ne $y\n", 3, "undefined variable '$y'"),
     ("division by zero", "i 4,4\nr {w/(h-4)}\n", 2, "division by zero"),
+    ("spaced assignment", "e ok\nx = 3\n", 2, "'x =': to set a variable, write name=value without"),
+    ("quoted unknown", 'e ok\n"two words"\n', 2, "unknown command 'two words'"),
     ("error inside a command", "f :\n  e in\n  crop 1\ni 2,2\nf\n", 3, "crop: missing argument"),
 ]
 

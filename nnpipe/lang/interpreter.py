@@ -163,6 +163,10 @@ class Parser:
                     self.pos += 1
                     return Run(item, self.items[self.pos - 1])
             return Run(item)
+        if self.pos < len(self.items) and self.items[self.pos].text.startswith("=") \
+                and re.fullmatch(r"[A-Za-z_]\w*", text):
+            raise UserError(f"'{text} {self.items[self.pos].text}': to set a variable, write"
+                            " name=value without spaces", item.where)
         return Run(item)
 
 
@@ -472,6 +476,7 @@ def _is_input(text):
 
 
 def _unknown(text, definitions):
+    text = text.strip('"')
     names = list(COMMANDS) + list(ALIASES) + list(definitions)
     close = difflib.get_close_matches(text.lstrip("+-"), names, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
