@@ -256,7 +256,10 @@ def test_patches_are_reproducible_with_the_seed_and_divided_by_max_value():
 
 def test_patches_errors():
     ctx = interpreter(image=ramp(4, 4))
-    assert "must be 2D, at least 5x5" in error(ctx, "nn_patches[image] 3,5")
+    assert "image [0] 'image' of size 4,4,1,1 is smaller than the patches (5x5)" in error(ctx, "nn_patches[image] 3,5")
+    ctx.run_source("i 4,4,2 i 4,4,1,3", "test.nnp")
+    assert "of size 4,4,2,1 is not 2D" in error(ctx, "nn_patches[1] 3,2")
+    assert "of size 4,4,1,3 has 3 channels, the first 1" in error(ctx, "nn_patches[0,2] 3,2")
 
 
 def test_split_keeps_samples_and_labels_together():

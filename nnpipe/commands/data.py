@@ -16,6 +16,7 @@ from nnpipe.commands.training import (Inference, image_label, last_data_image, l
                                       samples_matrix)
 from nnpipe.errors import UserError
 from nnpipe.images import io
+from nnpipe.images.imagelist import size_text
 from nnpipe.lang.expr import format_number
 
 MAX_VALUE = Float("max_value", 255, positive=True, help="value mapped to 1 (255 for 8-bit images)")
@@ -228,9 +229,12 @@ def nn_patches(ctx, selection, count, size, sigma, max_value):
     images = [ctx.images[i] for i in selection]
     for index, image in zip(selection, images):
         channels, depth, height, width = image.shape
-        if depth != 1 or height < size or width < size or channels != images[0].shape[0]:
-            raise UserError(f"image {image_label(ctx, index)} must be 2D, at least {size}x{size},"
-                            f" with {images[0].shape[0]} channel(s) like the first")
+        problem = ("is not 2D" if depth != 1 else
+                   f"is smaller than the patches ({size}x{size})" if height < size or width < size else
+                   f"has {channels} channels, the first {images[0].shape[0]}"
+                   if channels != images[0].shape[0] else None)
+        if problem:
+            raise UserError(f"image {image_label(ctx, index)} of size {size_text(image)} {problem}")
     positions = np.array([(i.shape[2] - size + 1) * (i.shape[3] - size + 1) for i in images], dtype=np.float64)
     source = ctx.rng.choice(len(images), size=count, p=positions / positions.sum())
     patches = np.empty((images[0].shape[0], count, size, size), dtype=np.float32)
