@@ -279,3 +279,14 @@ def test_process_misuse_exits_2_and_success_exits_0(tmp_path):
     assert success.returncode == 0
     assert success.stdout == "ok\n"
     assert (tmp_path / "x.png").exists()
+
+
+def test_running_out_of_memory_is_a_one_line_error_naming_the_command(monkeypatch):
+    from nnpipe.commands.registry import lookup
+
+    def exhausted(*args):
+        raise MemoryError
+    monkeypatch.setattr(lookup("crop"), "function", exhausted)
+    result = cli("i", "2,2", "crop", "0,0,1,1")
+    assert result.code == 1
+    assert single_error(result).group("rest").startswith("crop: out of memory")

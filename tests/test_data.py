@@ -260,6 +260,7 @@ def test_patches_errors():
     ctx.run_source("i 4,4,2 i 4,4,1,3", "test.nnp")
     assert "of size 4,4,2,1 is not 2D" in error(ctx, "nn_patches[1] 3,2")
     assert "of size 4,4,1,3 has 3 channels, the first 1" in error(ctx, "nn_patches[0,2] 3,2")
+    assert "the patches stack of size 4,4,1000000000,1 is too large" in error(ctx, "nn_patches[0] 1e9,4")
 
 
 def test_split_keeps_samples_and_labels_together():

@@ -226,6 +226,8 @@ def test_resize_plus_keeps_the_original():
     ("0", "width must be"), ("abc", "width must be"), ("2.5", "width must be"), ("-5%", "width must be"),
     ("2,2,1,1,bogus", "interpolation must be one of nearest|linear|cubic"),
     ("2,2,1,1,linear,9", "takes at most 5 arguments"),
+    ("1e20,1e20", "the resized image of size 100000000000000000000,100000000000000000000,1,1 is too large"),
+    ("10000000%,10000000%", "the resized image of size 300000,300000,1,1 is too large"),
 ])
 def test_resize_bad_arguments(arguments, message):
     error = script_error(f"i 3,3\nr {arguments}")
@@ -279,6 +281,8 @@ def test_crop_keeps_depth_and_channels():
 
 @pytest.mark.parametrize("arguments, message", [
     ("2,0,1,1", "empty region"), ("0,0,1", "missing argument 'y1'"), ("0,0,1.5,1", "x1 must be an integer"),
+    ("0,0,1e20,1", "x1 is too large in magnitude (got '1e20', at most 2147483647)"),
+    ("0,0,99999,99999", "the cropped image of size 100000,100000,1,1 is too large"),
 ])
 def test_crop_bad_arguments(arguments, message):
     assert message in script_error(f"(1,2;3,4) crop {arguments}").message

@@ -522,6 +522,18 @@ ERRORS = {
     "no channels": ("nn_input IN,5,5 nn_tconv2d T,IN,0", "nn_tconv2d", "nb_channels"),
     "stride 0": ("nn_input IN,5,5 nn_conv2d C,IN,2,3,0", "nn_conv2d", "stride"),
     "pool patch 1": ("nn_input IN,5,5 nn_maxpool2d P,IN,1", "nn_maxpool2d", "patch_size"),
+    # huge sizes are refused when the layer is declared, not as an allocation failure later
+    "dilation beyond int32": ("nn_input IN,8,8,1,3 nn_conv2d C,IN,4,3,1,99999999999999999999",
+                              "nn_conv2d", "dilation is too large in magnitude"),
+    "huge kernel": ("nn_input IN,8,8,1,3 nn_conv2d C,IN,4,100000", "nn_conv2d",
+                    "the layer's weights image of size 30000000001,4,1,1 is too large"),
+    "huge channel count": ("nn_input IN,8,8,1,3 nn_conv2d C,IN,100000000,3", "nn_conv2d",
+                           "the layer's output of size 8,8,1,100000000 is too large"),
+    "huge 3d kernel": ("nn_input IN,8,8,2,3 nn_conv3d C,IN,2,2000", "nn_conv3d", "weights image"),
+    "huge transposed stride": ("nn_input IN,8,8,1,3 nn_tconv2d T,IN,2,3,100000", "nn_tconv2d",
+                               "output of size 800000,800000,1,2 is too large"),
+    "huge crop": ("nn_input IN,8,8 nn_crop C,IN,-1e20,0,0,1e20", "nn_crop", "x0 is too large"),
+    "huge resize": ("nn_input IN,8,8 nn_resize R,IN,100000,100000", "nn_resize", "too large"),
 }
 
 

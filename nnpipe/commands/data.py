@@ -16,7 +16,7 @@ from nnpipe.commands.training import (Inference, image_label, last_data_image, l
                                       samples_matrix)
 from nnpipe.errors import UserError
 from nnpipe.images import io
-from nnpipe.images.imagelist import size_text
+from nnpipe.images.imagelist import check_size, size_text
 from nnpipe.lang.expr import format_number
 
 MAX_VALUE = Float("max_value", 255, positive=True, help="value mapped to 1 (255 for 8-bit images)")
@@ -77,6 +77,7 @@ def nn_load_folder(ctx, selection, folder, width, height, max_value):
             if not pictures:
                 width, height = width or picture.shape[3], height or picture.shape[2]
                 channels = picture.shape[0]
+                check_size((width, height, sum(map(len, files.values())), channels), "the samples stack")
             picture = resample(resample(picture, 3, width, "linear"), 2, height, "linear")
             pictures.append(with_channels(picture, channels, path))
             indices.append(number)
@@ -235,6 +236,7 @@ def nn_patches(ctx, selection, count, size, sigma, max_value):
                    if channels != images[0].shape[0] else None)
         if problem:
             raise UserError(f"image {image_label(ctx, index)} of size {size_text(image)} {problem}")
+    check_size((size, size, count, images[0].shape[0]), "the patches stack")
     positions = np.array([(i.shape[2] - size + 1) * (i.shape[3] - size + 1) for i in images], dtype=np.float64)
     source = ctx.rng.choice(len(images), size=count, p=positions / positions.sum())
     patches = np.empty((images[0].shape[0], count, size, size), dtype=np.float32)

@@ -8,7 +8,7 @@ import numpy as np
 from nnpipe.commands.registry import IMAGES, Choice, Float, Int, Size, Text, command, unquote
 from nnpipe.errors import UserError
 from nnpipe.images import io
-from nnpipe.images.imagelist import as_image, size_text
+from nnpipe.images.imagelist import as_image, check_size, size_text
 from nnpipe.lang.expr import format_number
 
 SAME = (100.0, True)
@@ -63,8 +63,7 @@ def blank(text):
     if any(v < 1 or not v.is_integer() for v in sizes):
         raise UserError(f"blank image sizes must be integers >= 1 (got '{text}')")
     w, h, d, s = (int(v) for v in sizes)
-    if w * h * d * s > 2**31:
-        raise UserError(f"blank image {w},{h},{d},{s} is too large")
+    check_size((w, h, d, s), "a blank image")
     return np.full((s, d, h, w), values[4] if len(values) == 5 else 0, dtype=np.float32)
 
 
@@ -129,8 +128,11 @@ def describe(index, name, image):
     Choice("interpolation", "linear", choices=("nearest", "linear", "cubic"))])
 def resize(ctx, image, width, height, depth, spectrum, interpolation):
     """Resize images to width,height,depth,spectrum (pixels, or N% of the current size)."""
-    for axis, size in zip((3, 2, 1, 0), (width, height, depth, spectrum)):
-        image = resample(image, axis, _target(size, image.shape[axis]), interpolation)
+    axes = (3, 2, 1, 0)
+    targets = [_target(size, image.shape[axis]) for axis, size in zip(axes, (width, height, depth, spectrum))]
+    check_size(targets, "the resized image")
+    for axis, target in zip(axes, targets):
+        image = resample(image, axis, target, interpolation)
     return image
 
 
@@ -180,6 +182,7 @@ def crop(ctx, image, x0, y0, x1, y1):
     if x1 < x0 or y1 < y0:
         raise UserError(f"empty region ({x0},{y0})-({x1},{y1}): x1 >= x0 and y1 >= y0 needed")
     s, d, h, w = image.shape
+    check_size((x1 - x0 + 1, y1 - y0 + 1, d, s), "the cropped image")
     result = np.zeros((s, d, y1 - y0 + 1, x1 - x0 + 1), dtype=np.float32)
     sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w - 1), min(y1, h - 1)
     if sx0 <= sx1 and sy0 <= sy1:

@@ -88,6 +88,9 @@ def _range_text(low, high):
     return ""
 
 
+INT_LIMIT = 2**31 - 1  # larger counts, sizes and offsets only overflow or exhaust memory later
+
+
 @dataclass
 class Int(Param):
     low: int = None
@@ -103,6 +106,8 @@ class Int(Param):
         value = int(value)
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             self.fail(text)
+        if abs(value) > INT_LIMIT:
+            raise UserError(f"{self.name} is too large in magnitude (got '{text}', at most {INT_LIMIT})")
         return value
 
 

@@ -15,6 +15,19 @@ def as_image(array):
     return np.ascontiguousarray(array)
 
 
+MAX_VALUES = 2**31  # per image; far beyond this machine class's memory, well inside int64 index math
+
+
+def check_size(size, what):
+    """Refuse to make `what` of G'MIC size `size` (w, h, d, s) when it would hold too many values."""
+    values = 1
+    for n in size:
+        values *= n
+    if values > MAX_VALUES:
+        raise UserError(f"{what} of size {','.join(str(n) for n in size)} is too large"
+                        f" ({values:.3g} values; at most 2^31)")
+
+
 def gmic_size(array):
     """The size as users see it, in G'MIC order (w, h, d, s)."""
     s, d, h, w = array.shape

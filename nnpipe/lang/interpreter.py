@@ -335,6 +335,9 @@ class Interpreter:
                 self.network().commands.append(f"{name} {arguments}" if arguments else name)
         except UserError as error:
             raise error.locate(None, name)
+        except MemoryError:
+            raise UserError("out of memory (smaller images, batches or layers need less)",
+                            command=name) from None
 
     def call_definition(self, name, arguments):
         if len(self.frames) > MAX_CALL_DEPTH:

@@ -7,6 +7,7 @@ plans compiled from it."""
 from dataclasses import dataclass, field
 
 from nnpipe.errors import UserError
+from nnpipe.images.imagelist import check_size
 from nnpipe.nn.layers import count, size_text
 
 DEFAULT_NAME = "nn"
@@ -66,6 +67,10 @@ class Network:
         self.check_new(name)
         sizes = [self.modules[i].size for i in inputs]
         module = Module(name, layer, tuple(inputs), tuple(layer.output_size(sizes)))
+        check_size(module.size, "the layer's output")
+        parameters = module.parameter_shape(self)
+        if parameters is not None:
+            check_size(parameters[::-1], "the layer's weights image")
         self.modules[name] = module
         self.order.append(name)
         self.latest = name
