@@ -41,6 +41,14 @@ def test_loss_variable_is_the_last_batch_loss():
     assert state[0, 4] == pytest.approx(min(history), rel=1e-6)   # best loss
 
 
+def test_a_batch_larger_than_the_samples_takes_each_sample_once():
+    whole = run_script(f"{XOR_SAMPLES} {XOR_NET} nn_train 3,1000000000", seed=3)
+    steps = run_script(f"{XOR_SAMPLES} {XOR_NET} nn_step nn_step nn_step", seed=3)
+    assert network_images(whole).keys() == network_images(steps).keys()
+    for name, image in network_images(whole).items():
+        assert np.array_equal(image, network_images(steps)[name]), name
+
+
 def astronaut_crop():
     path = nn_helpers.data_file("astronaut256.png")
     if path is None:

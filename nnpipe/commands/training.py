@@ -216,7 +216,9 @@ def train(ctx, selection, trainer_name, iterations, batch, label):
     samples = samples_matrix(ctx, selection, run.plan)
     if samples.shape[0] == 0:
         raise UserError("the samples image is empty")
-    losses, failed_at = run.run(samples, iterations, batch or samples.shape[0], label)
+    # a batch of every sample, as in a PyTorch DataLoader, rather than draws repeating samples
+    whole = batch == 0 or batch >= samples.shape[0]
+    losses, failed_at = run.run(samples, iterations, samples.shape[0] if whole else batch, label)
     if failed_at is not None:
         ctx.set_variable("loss", "nan")
         ctx.warn(f"loss is not finite at iteration {failed_at}: training stopped,"
@@ -241,7 +243,8 @@ SAMPLES_HELP = """
 
 @command("nn_train", group=TRAINING, default_selection=one_stack_per_feed, params=[
     Int("iterations", low=1), Int("batch_size", 32, low=1), TRAINER], help="""
-    Train on random mini-batches drawn from the selected samples.
+    Train on random mini-batches drawn from the selected samples; a batch_size of at least
+    the number of samples takes every sample once in each step.
 """ + SAMPLES_HELP + """
 
     Shows a progress bar (hidden by --quiet), sets $loss to the last batch loss and keeps the
