@@ -38,14 +38,29 @@ def dataset():
     return pictures, labels
 
 
-def nnpipe_rate(pictures, labels, iterations):
+def nnpipe_network(pictures, labels):
+    """An interpreter holding NET and the images `samples` (28,28,M,1) and `labels` (1,1,M,10)."""
     from nnpipe.cli import load_all  # noqa: F401  (fills the command registry)
     from nnpipe.lang.interpreter import Interpreter
 
     ctx = Interpreter(seed=0, quiet=True)
-    ctx.images.append(pictures[None], "samples")                   # 28,28,M,1
+    ctx.images.append(pictures[None], "samples")
     ctx.images.append(np.eye(CLASSES, dtype=np.float32)[labels].T[:, :, None, None], "labels")
     ctx.run_items(NET.split())
+    return ctx
+
+
+def torch_network():
+    import torch
+
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 16, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(400, CLASSES))
+
+
+def nnpipe_rate(pictures, labels, iterations):
+    ctx = nnpipe_network(pictures, labels)
     ctx.run_items(["nn_train[samples,labels]", f"5,{BATCH}"])       # compile, warm up
     start = time.perf_counter()
     ctx.run_items(["nn_train[samples,labels]", f"{iterations},{BATCH}"])
@@ -56,10 +71,7 @@ def torch_rate(pictures, labels, iterations):
     import torch
 
     torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(8, 16, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(400, CLASSES))
+    model = torch_network()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     data = torch.from_numpy(pictures[:, None])
     targets = torch.from_numpy(labels)
