@@ -172,6 +172,14 @@ def test_a_labelled_folder_loads_as_a_stack_with_one_hot_labels(tmp_path):
     assert ctx.out.getvalue().strip() == "cat,dog"
 
 
+def test_a_labelled_folder_drops_alpha_whatever_picture_comes_first(tmp_path):
+    write_picture(tmp_path / "data" / "a" / "rgba.png", np.full((4, 4, 4), [255, 0, 0, 128]))
+    write_picture(tmp_path / "data" / "b" / "gray_alpha.png", np.full((4, 4, 2), [51, 255]))
+    samples, _ = run(interpreter(), f"nn_load_folder {tmp_path}/data").images
+    assert samples.shape == (3, 2, 4, 4)
+    assert np.allclose(samples[:, :, 0, 0].T, [[1, 0, 0], [0.2, 0.2, 0.2]])
+
+
 def test_folder_errors(tmp_path):
     (tmp_path / "empty" / "cat").mkdir(parents=True)
     assert "folder 'nowhere' not found" in error(interpreter(), "nn_load_folder nowhere")

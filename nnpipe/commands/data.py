@@ -74,6 +74,8 @@ def nn_load_folder(ctx, selection, folder, width, height, max_value):
     for number, name in enumerate(classes):
         for path in files[name]:
             picture = io.read(path)[0][1]
+            if picture.shape[0] in (2, 4):  # gray or color with alpha
+                picture = picture[:-1]
             if not pictures:
                 width, height = width or picture.shape[3], height or picture.shape[2]
                 channels = picture.shape[0]
@@ -86,17 +88,15 @@ def nn_load_folder(ctx, selection, folder, width, height, max_value):
 
 
 def with_channels(picture, channels, path):
-    """`picture` with `channels` channels: gray copied to color, color averaged to gray,
-    alpha dropped."""
+    """`picture` (alpha already dropped) with `channels` channels: gray copied to color,
+    color averaged to gray."""
     have = picture.shape[0]
     if have == channels:
         return picture
     if channels == 1:
-        return picture[:3].mean(axis=0, keepdims=True)
+        return picture.mean(axis=0, keepdims=True)
     if have == 1:
         return np.repeat(picture, channels, axis=0)
-    if have > channels:
-        return picture[:channels]
     raise UserError(f"'{path}' has {have} channels where the first picture has {channels}")
 
 
