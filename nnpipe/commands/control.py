@@ -6,15 +6,15 @@ from nnpipe.commands.registry import CONTROL, Int, Text, command
 from nnpipe.errors import UserError
 
 
-@command("echo", "e", group=CONTROL, takes_selection=False, params=[
-    Text("text", "", rest=True, help="the message, commas included (default: an empty line)")])
+@command("echo", "e", group=CONTROL, raw=True, params=[
+    Text("text", help="the message, commas included: the next item, whatever it looks like")])
 def echo(ctx, selection, text):
-    """Print a message on standard output."""
+    """Print a message on standard output (a selection such as echo[] is accepted, as in G'MIC)."""
     ctx.echo(text)
 
 
-@command("error", group=CONTROL, takes_selection=False, params=[
-    Text("message", rest=True, help="the error message, commas included")])
+@command("error", group=CONTROL, raw=True, params=[
+    Text("message", help="the error message, commas included")])
 def error(ctx, selection, message):
     """Stop the run with an error message (exit status 1)."""
     raise UserError(message)
@@ -24,3 +24,10 @@ def error(ctx, selection, message):
 def srand(ctx, selection, seed):
     """Seed the random generator used by noise, weight initialisation and mini-batches."""
     ctx.rng = np.random.default_rng(seed)
+
+
+@command("status", "u", group=CONTROL, raw=True, takes_selection=False, params=[
+    Text("value", help="the status text")])
+def status(ctx, selection, value):
+    """Set the status of the running command, which `${-command}` substitutes."""
+    ctx.status = value

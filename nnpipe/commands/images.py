@@ -1,36 +1,51 @@
 """Image commands: input/output and simple transforms of the shared image list."""
 
 import glob
+import os
 import re
+import sys
 
 import numpy as np
 
-from nnpipe.commands.registry import IMAGES, Choice, Float, Int, Size, Text, command, unquote
+from nnpipe.commands.expressions import fill_image, is_expression
+from nnpipe.commands.registry import IMAGES, Choice, Float, Int, Size, Text, command, split_arguments
+from nnpipe.lang.lexer import unprotect
+from nnpipe.naming import Unselected, copy_name
 from nnpipe.errors import UserError
 from nnpipe.images import io
-from nnpipe.images.imagelist import as_image, check_size, size_text
+from nnpipe.images.imagelist import MAX_VALUES, as_image, check_size, size_text
 from nnpipe.lang.expr import format_number
 
 SAME = (100.0, True)
 NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+BLANK = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
 
 
-@command("input", "i", group=IMAGES, raw=True, params=[Text("source", help=(
+@command("input", "i", group=IMAGES, raw=True, protected=True, params=[Text("source", help=(
     "a file name or glob (PNG, JPEG, BMP, GIF, TIFF, NPY), inline values such as (1,2,3;4,5,6)"
-    " (',' next x, ';' next y, '/' next z, '^' next channel), a blank image w,_h,_d,_s,_value,"
-    " or [selection] to copy images"))])
+    " (',' next x, ';' next y, '/' next z, '^' next channel), a blank image w,_h,_d,_s,_value"
+    " whose value may be a math expression evaluated at every pixel, or [selection] to copy"
+    " images"))])
 def input_command(ctx, selection, source):
     """Append images from files, inline values, a blank size or copies of images."""
-    source = unquote(source.strip())
-    if source.startswith("("):
-        ctx.images.append(parse_inline(source))
-    elif source.startswith("[") and source.endswith("]"):
-        for index in ctx.select(source):
-            ctx.images.append(ctx.images[index].copy(), ctx.images.names[index])
-    elif all(NUMBER.match(part) for part in source.split(",")):
-        ctx.images.append(blank(source))
+    plain = unprotect(source).strip()
+    if plain.startswith("("):
+        ctx.images.append(parse_inline(plain), plain)
+    elif plain.startswith("[") and plain.endswith("]"):
+        for index in ctx.select(plain):
+            ctx.images.append(ctx.images[index].copy(), copy_name(ctx.images.names[index]))
+    elif BLANK.match(plain) or all(NUMBER.match(part) for part in plain.split(",")):
+        parts = split_arguments(source)
+        image = blank(parts[:4])
+        value = ",".join(parts[4:])
+        if len(parts) > 4 and is_expression(value):
+            ctx.images.append(fill_image(ctx, image, value), f"[{value}]")
+        else:
+            if len(parts) > 4:
+                image[...] = float(value)
+            ctx.images.append(image, f"[{value}]" if len(parts) > 4 else "[unnamed]")
     else:
-        for path in _expand(source):
+        for path in _expand(plain):
             for name, image in io.read(path):
                 ctx.images.append(image, name)
 
@@ -55,16 +70,20 @@ def parse_inline(text):
         raise UserError(f"inline image '{text}' must hold numbers in rows of equal length") from None
 
 
-def blank(text):
-    values = [float(v) for v in text.split(",")]
-    if len(values) > 5:
-        raise UserError(f"a blank image takes w,_h,_d,_s,_value (got {len(values)} numbers)")
-    sizes = values[:4] + [1.0] * (4 - len(values[:4]))
-    if any(v < 1 or not v.is_integer() for v in sizes):
-        raise UserError(f"blank image sizes must be integers >= 1 (got '{text}')")
-    w, h, d, s = (int(v) for v in sizes)
+def blank(sizes):
+    """A black image of G'MIC size w,_h,_d,_s."""
+    values = []
+    for text in sizes:
+        try:
+            values.append(float(text))
+        except ValueError:
+            raise UserError(f"blank image sizes must be integers >= 1 (got '{text}')") from None
+    values += [1.0] * (4 - len(values))
+    if any(v < 1 or not v.is_integer() for v in values):
+        raise UserError(f"blank image sizes must be integers >= 1 (got '{','.join(sizes)}')")
+    w, h, d, s = (int(v) for v in values)
     check_size((w, h, d, s), "a blank image")
-    return np.full((s, d, h, w), values[4] if len(values) == 5 else 0, dtype=np.float32)
+    return np.zeros((s, d, h, w), dtype=np.float32)
 
 
 @command("output", "o", group=IMAGES, params=[
@@ -100,11 +119,19 @@ def keep(ctx, selection):
 
 
 @command("name", "nm", group=IMAGES, params=[
-    Text("name", rest=True, help="the new name, commas included")])
-def name_command(ctx, selection, name):
-    """Name the selected images (default: all)."""
-    for index in selection:
-        ctx.images.names[index] = name
+    Text("names", rest=True, help="one name per image: name1,name2,… (quote a name holding commas)")],
+    default_selection=lambda ctx: Unselected(range(len(ctx.images))))
+def name_command(ctx, selection, names):
+    """Name images, one name per argument: without a selection, the last images (`name a,b`
+    names the last two); with one, the selected images in order, the names repeated in turn."""
+    names = split_arguments(names)
+    where = "the list" if isinstance(selection, Unselected) else "the selection"
+    if len(names) > len(selection):
+        raise UserError(f"{len(names)} names for {len(selection)} image{'s' * (len(selection) != 1)}"
+                        f" in {where}")
+    targets = selection[len(selection) - len(names):] if isinstance(selection, Unselected) else selection
+    for position, index in enumerate(targets):
+        ctx.images.names[index] = names[position % len(names)]
 
 
 @command("print", "p", group=IMAGES)
@@ -123,38 +150,88 @@ def describe(index, name, image):
     return f"[{index}] {name or '(unnamed)'}: {size_text(image)} {stats}"
 
 
+INTERPOLATIONS = ("none", "nearest", "average", "linear", "grid", "cubic", "lanczos")
+BOUNDARIES = ("dirichlet", "neumann", "periodic", "mirror")
+
+
 @command("resize", "r", group=IMAGES, each=True, params=[
     Size("width"), Size("height", SAME), Size("depth", SAME), Size("spectrum", SAME),
-    Choice("interpolation", "linear", choices=("nearest", "linear", "cubic"))])
-def resize(ctx, image, width, height, depth, spectrum, interpolation):
-    """Resize images to width,height,depth,spectrum (pixels, or N% of the current size)."""
+    Choice("interpolation", "nearest", choices=INTERPOLATIONS, help=(
+        "G'MIC's code or name: 0 none (keep values, place them by centering), 1 nearest,"
+        " 2 moving average, 3 linear, 4 grid, 5 cubic, 6 lanczos (default: 1)")),
+    Choice("boundary_conditions", "dirichlet", choices=BOUNDARIES, help=(
+        "for interpolation 0: 0 dirichlet (zeros), 1 neumann, 2 periodic, 3 mirror")),
+    Float("centering_x", 0, low=0, high=1), Float("centering_y", 0, low=0, high=1),
+    Float("centering_z", 0, low=0, high=1), Float("centering_c", 0, low=0, high=1)])
+def resize(ctx, image, width, height, depth, spectrum, interpolation, boundary_conditions,
+           centering_x, centering_y, centering_z, centering_c):
+    """Resize images to width,height,depth,spectrum (pixels, or N% of the current size), with
+    G'MIC's interpolations and sampling."""
     axes = (3, 2, 1, 0)
     targets = [_target(size, image.shape[axis]) for axis, size in zip(axes, (width, height, depth, spectrum))]
     check_size(targets, "the resized image")
-    for axis, target in zip(axes, targets):
-        image = resample(image, axis, target, interpolation)
+    centerings = (centering_x, centering_y, centering_z, centering_c)
+    for axis, target, centering in zip(axes, targets, centerings):
+        if interpolation == "none":
+            image = place(image, axis, target, centering, boundary_conditions)
+        else:
+            image = resample(image, axis, target, interpolation)
     return image
 
 
-def _target(size, current):
-    value, percent = size
-    return max(1, int(round(current * value / 100))) if percent else int(value)
-
-
-def resample(image, axis, size, interpolation):
-    """Resample one axis; samples sit at pixel centres, borders repeat the edge value."""
+def place(image, axis, size, centering, boundary):
+    """Interpolation 'none': values kept, the old extent placed in the new one by `centering`;
+    what lies outside comes from the boundary condition."""
     current = image.shape[axis]
     if size == current:
         return image
-    position = (np.arange(size) + 0.5) * current / size - 0.5
-    if interpolation == "nearest":
-        index = np.clip(np.floor((np.arange(size) + 0.5) * current / size), 0, current - 1)
-        return np.take(image, index.astype(np.intp), axis=axis)
+    offset = int((size - current) * centering)
+    source = np.arange(size) - offset
+    if boundary == "neumann":
+        index = np.clip(source, 0, current - 1)
+    elif boundary == "periodic":
+        index = source % current
+    elif boundary == "mirror":
+        period = source % (2 * current)
+        index = np.where(period < current, period, 2 * current - 1 - period)
+    else:
+        index = np.clip(source, 0, current - 1)
+    result = np.take(image, index, axis=axis)
+    if boundary == "dirichlet":
+        shape = [1] * image.ndim
+        shape[axis] = size
+        result = result * ((source >= 0) & (source < current)).reshape(shape)
+    return np.ascontiguousarray(result, dtype=np.float32)
+
+
+def _target(size, current):
+    """Pixels, or a percentage rounded as G'MIC rounds it (50% of 5 is 3)."""
+    value, percent = size
+    if not percent:
+        return int(value)
+    target = current * value / 100
+    if target > MAX_VALUES:
+        raise UserError(f"{value:g}% of {current} is too large")
+    return max(1, int(np.floor(target + 0.5)))
+
+
+def resample(image, axis, size, interpolation):
+    """Resample one axis as G'MIC does: nearest takes floor(i*old/new), linear and cubic put
+    the first and last samples on the first and last values."""
+    current = image.shape[axis]
+    if size == current:
+        return image
+    if interpolation == "nearest" or current == 1:
+        index = np.floor(np.arange(size) * current / size).astype(np.intp)
+        return np.take(image, index, axis=axis)
+    if interpolation in ("average", "grid"):
+        return _moving_average(image, axis, size)
+    position = np.arange(size) * (current - 1) / max(size - 1, 1)
     base = np.floor(position)
     t = (position - base).astype(np.float32)
     if interpolation == "linear":
         taps, weights = (0, 1), (1 - t, t)
-    else:  # Catmull-Rom cubic
+    else:  # Catmull-Rom cubic (lanczos approximated by it)
         taps = (-1, 0, 1, 2)
         weights = (((-0.5 * t + 1.0) * t - 0.5) * t, (1.5 * t - 2.5) * t * t + 1,
                    ((-1.5 * t + 2.0) * t + 0.5) * t, (0.5 * t - 0.5) * t * t)
@@ -167,9 +244,25 @@ def resample(image, axis, size, interpolation):
     return result
 
 
+def _moving_average(image, axis, size):
+    """Each new value is the mean of the old values its interval covers, in proportion."""
+    current = image.shape[axis]
+    edges = np.arange(size + 1) * current / size
+    weights = np.zeros((size, current), dtype=np.float64)
+    for k in range(size):
+        low, high = edges[k], edges[k + 1]
+        for j in range(int(np.floor(low)), min(int(np.ceil(high)), current)):
+            weights[k, j] = max(0.0, min(high, j + 1) - max(low, j))
+        weights[k] /= weights[k].sum()
+    moved = np.moveaxis(image, axis, -1).astype(np.float64) @ weights.T
+    return np.ascontiguousarray(np.moveaxis(moved, -1, axis), dtype=np.float32)
+
+
 @command("normalize", "n", group=IMAGES, each=True, params=[Float("min"), Float("max")])
 def normalize(ctx, image, min, max):
-    """Map values linearly to the range [min, max]."""
+    """Map values linearly to the range [min, max] (either order, as in G'MIC)."""
+    if min > max:
+        min, max = max, min
     low, high = float(image.min()), float(image.max())
     if high == low:
         return np.full_like(image, min)
@@ -212,14 +305,14 @@ def append(ctx, selection, axis):
     ctx.images.remove([i for i in selection if i != first])
 
 
-@command("fill", group=IMAGES, each=True, params=[Text("values", rest=True, help=(
-    "one value, or several repeated along x, then y, z and channels"))])
+@command("fill", "f", group=IMAGES, each=True, raw=True, params=[Text("values", help=(
+    "numbers repeated along x, then y, z and channels, or a math expression evaluated at every"
+    " pixel (a scalar result per value, a vector result per pixel)"))])
 def fill(ctx, image, values):
-    """Fill images with a value (or a repeated list of values)."""
-    try:
-        numbers = np.array([float(v) for v in values.split(",")], dtype=np.float32)
-    except ValueError:
-        raise UserError(f"values must be numbers (got '{values}')") from None
+    """Fill images with values, or with a math expression evaluated at every pixel."""
+    if is_expression(values):
+        return fill_image(ctx, image, values)
+    numbers = np.array([float(v) for v in values.split(",")], dtype=np.float32)
     flat = np.resize(numbers, image.size)
     return flat.reshape(image.shape)
 
@@ -259,15 +352,83 @@ def cut(ctx, image, min, max):
     return np.clip(image, min, max)
 
 
-@command("psnr", group=IMAGES, params=[Float("max_value", 255, positive=True)])
-def psnr(ctx, selection, max_value):
-    """Print the PSNR (dB) of the last selected image against the first, and set $psnr."""
-    if len(selection) != 2:
-        raise UserError(f"select exactly two images (got {len(selection)})")
-    reference, other = (ctx.images[i] for i in selection)
-    if reference.shape != other.shape:
-        raise UserError(f"images differ in size ({size_text(reference)} and {size_text(other)})")
-    error = float(np.mean((reference.astype(np.float64) - other) ** 2))
-    value = float("inf") if error == 0 else 10 * np.log10(max_value ** 2 / error)
-    ctx.set_variable("psnr", round(value, 4))
-    ctx.echo(f"PSNR: {value:.2f} dB")
+@command("psnr", group=IMAGES, params=[
+    Text("reference", help="the reference image, as a selection: [0], [photo]"),
+    Float("max_value", 255, positive=True)])
+def psnr(ctx, selection, reference, max_value):
+    """The PSNR (dB) of each selected image against a reference, as G'MIC's psnr: its status
+    holds the values; nnpipe also prints `PSNR: x dB` and sets $psnr (the last value)."""
+    if not (reference.startswith("[") and reference.endswith("]")):
+        raise UserError(f"reference must be an image selection such as [0] (got '{reference}')")
+    found = ctx.select(reference)
+    if len(found) != 1:
+        raise UserError(f"reference {reference} selects {len(found)} images, not one")
+    target = ctx.images[found[0]].astype(np.float64)
+    values = []
+    for index in selection:
+        image = ctx.images[index]
+        if image.shape != target.shape:
+            raise UserError(f"image [{index}] ({size_text(image)}) and the reference"
+                            f" ({size_text(target)}) differ in size")
+        error = float(np.mean((target - image) ** 2))
+        values.append(float("inf") if error == 0 else 10 * np.log10(max_value ** 2 / error))
+        ctx.echo(f"PSNR: {values[-1]:.2f} dB")
+    if values:
+        ctx.set_variable("psnr", round(values[-1], 4))
+    ctx.status = ",".join(format_number(v) for v in values)
+
+
+SAMPLES_FOLDER = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
+
+
+def sample_names():
+    return sorted(f[:-4].rstrip("0123456789") for f in os.listdir(SAMPLES_FOLDER) if f.endswith(".png"))
+
+
+@command("sample", "sp", group=IMAGES, takes_selection=False, params=[
+    Text("name", help="a sample image shipped with nnpipe: " + "astronaut"),
+    Int("width", 0, low=0, help="resize to this width, keeping the aspect ratio (0: as shipped)"),
+    Int("height", 0, low=0, help="and this height (0: keep the aspect ratio)")])
+def sample(ctx, selection, name, width, height):
+    """Append a sample image (G'MIC's `sp`). nnpipe ships the public-domain NASA astronaut
+    photo (256x256 RGB); G'MIC's other samples are downloaded by G'MIC and are not here."""
+    matches = [f for f in os.listdir(SAMPLES_FOLDER)
+               if f.endswith(".png") and f[:-4].rstrip("0123456789") == name]
+    if not matches:
+        raise UserError(f"no sample image '{name}' (nnpipe has: {', '.join(sample_names())})")
+    (_, image), = io.read(os.path.join(SAMPLES_FOLDER, matches[0]))
+    if width or height:
+        s, d, h, w = image.shape
+        width = width or max(1, round(w * height / h))
+        height = height or max(1, round(h * width / w))
+        for axis, size in ((3, width), (2, height)):
+            image = resample(image, axis, size, "linear")
+    ctx.images.append(image, name)
+
+
+_display_warned = []
+
+
+@command("window", "w", group=IMAGES, raw=True, params=[
+    Text("options", "", help="G'MIC's window options (width,height,normalization,…), accepted")])
+def window(ctx, selection, options):
+    """Show the selected images in a window; where no display exists, say so once and go on."""
+    if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
+        if not _display_warned:
+            _display_warned.append(True)
+            ctx.notice("nnpipe: window: no display here, images are not shown"
+                       " (write them with output)")
+        return
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        if not _display_warned:
+            _display_warned.append(True)
+            ctx.notice("nnpipe: window: showing images needs matplotlib (pip install 'nnpipe[plot]')")
+        return
+    for index in selection:
+        image = ctx.images[index]
+        plt.figure(ctx.images.names[index] or f"[{index}]")
+        plt.imshow(np.clip(np.moveaxis(image[:3, 0], 0, -1) / max(float(image.max()), 1e-9), 0, 1)
+                   if image.shape[0] >= 3 else image[0, 0], cmap="gray")
+        plt.pause(0.001)

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from nnpipe.errors import UserError
+from nnpipe.lang.lexer import unprotect
 
 REQUIRED = object()
 IMAGES, NETWORK, TRAINING, FILES, CONTROL = "Images", "Network building", "Training", "Network files", "Control"
@@ -24,7 +25,8 @@ GROUP_ORDER = [IMAGES, CONTROL, NETWORK, DATA, TRAINING, FILES]
 
 
 def split_arguments(text):
-    """Split on commas outside quotes, brackets and parentheses; strip surrounding quotes."""
+    """Split on commas outside quotes, brackets and parentheses; strip surrounding quotes.
+    Commas a script quoted were protected by the lexer and come back here, in their part."""
     parts, depth, quote, start = [], 0, False, 0
     for i, char in enumerate(text):
         if char == '"':
@@ -37,7 +39,7 @@ def split_arguments(text):
             parts.append(text[start:i])
             start = i + 1
     parts.append(text[start:])
-    return [unquote(p) for p in parts]
+    return [unprotect(unquote(p)) for p in parts]
 
 
 def unquote(text):
@@ -213,6 +215,7 @@ class Command:
     takes_selection: bool = True
     builds_network: bool = False
     default_selection: object = None
+    protected: bool = False  # a raw command splitting its text itself gets quoted commas protected
 
     @property
     def takes_arguments(self):
@@ -226,9 +229,11 @@ class Command:
         """The values of the declared parameters, in order, each one checked."""
         if self.raw:
             param = self.params[0]
-            if not text and param.required:
+            if text is None and param.required:
                 raise UserError(f"missing argument '{param.name}' ({self.usage()})")
-            return [param.default if text is None else text]
+            if text is None:
+                return [param.default]
+            return [text if self.protected else unprotect(text)]
         values = split_arguments(text) if text is not None else []
         if len(values) == 1 and values[0] == "" and self.arguments_optional:
             values = []
@@ -291,7 +296,7 @@ ALIASES = {}
 
 
 def command(name, *aliases, params=(), group=IMAGES, help="", each=False, raw=False,
-            takes_selection=True, builds_network=False, default_selection=None):
+            takes_selection=True, builds_network=False, default_selection=None, protected=False):
     """Register a command; see the module docstring.
 
     `builds_network`: the command adds modules to the current network, which remembers its
@@ -300,7 +305,7 @@ def command(name, *aliases, params=(), group=IMAGES, help="", each=False, raw=Fa
     def register(function):
         entry = Command(name, function, list(params), group, inspect.cleandoc(help or function.__doc__ or ""),
                         tuple(aliases), each, raw, takes_selection or each, builds_network,
-                        default_selection)
+                        default_selection, protected)
         if name in COMMANDS or name in ALIASES:
             raise RuntimeError(f"command {name} registered twice")
         COMMANDS[name] = entry

@@ -1,246 +1,885 @@
-"""A safe arithmetic evaluator for `{expression}`: our own parser, never Python's eval.
+"""G'MIC's math expressions, our own evaluator (never Python's eval), vectorized over pixels.
 
-Numbers, variables, + - * / % ^, comparisons, && || !, `c ? a : b`, the functions below and
-image attributes: `w h d s` (last image) or `w#i` (image i), plus `wh whd whds` and the
-value statistics `im iM ia` (min, max, mean), and `i(image,x,_y,_z,_c)`, one value.
+An expression is parsed once (cached by its text) into a tree, then compiled into closures for
+one *type environment* (the spectra of the images it reads, the sizes of the network's modules),
+so the compiler knows, as G'MIC's does, which values are scalars and which are vectors. A
+compiled expression runs over every pixel of an image at once: a scalar is a float64 array of
+4 dimensions (s, d, h, w) that broadcasts over the pixel grid, a vector of n components adds a
+leading axis of length n. `{expression}` in an item is the same evaluation on a grid of one
+pixel, (0,0,0,0) of the last image.
 """
 
+import functools
 import math
 import re
+
+import numpy as np
 
 from nnpipe.errors import UserError
 
 TOKEN = re.compile(
     r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op>&&|\|\||==|!=|<=|>=|[-+*/%^<>!?:(),#]))"
+    r"|(?P<string>'[^']*')"
+    r"|(?P<op>\+=|-=|\*=|/=|%=|\^=|:=|&&|\|\||==|!=|<=|>=|<<|>>|[-+*/%^<>!?:(),#;=\[\]&|~]))"
 )
-
-
-def _checked_log(x):
-    if x <= 0:
-        raise UserError(f"log of a non-positive number ({format_number(x)})")
-    return math.log(x)
-
-
-def _checked_sqrt(x):
-    if x < 0:
-        raise UserError(f"sqrt of a negative number ({format_number(x)})")
-    return math.sqrt(x)
-
-
-def _round(x, step=1.0):
-    if not step:
-        return x
-    multiples = math.floor(x / step + 0.5)
-    inverse = 1 / step
-    # round(x, 0.01) should print 30.56, not 30.560000000000002 (3056 * 0.01)
-    return multiples / round(inverse) if abs(inverse - round(inverse)) < 1e-9 else multiples * step
-
-
-FUNCTIONS = {
-    "min": (lambda *a: min(a), 1, None), "max": (lambda *a: max(a), 1, None), "abs": (abs, 1, 1),
-    "sqrt": (_checked_sqrt, 1, 1), "exp": (math.exp, 1, 1), "log": (_checked_log, 1, 1),
-    "round": (_round, 1, 2), "floor": (math.floor, 1, 1), "ceil": (math.ceil, 1, 1),
-    "sin": (math.sin, 1, 1), "cos": (math.cos, 1, 1), "tan": (math.tan, 1, 1),
-    "pow": (math.pow, 2, 2),
-}
-CONSTANTS = {"pi": math.pi}
-IMAGE_ATTRIBUTES = {"w", "h", "d", "s", "wh", "whd", "whds", "im", "iM", "ia"}
+SCALAR = None  # the size of a scalar; a vector's size is its number of components
+IMAGE_SIZES = ("w", "h", "d", "s", "wh", "whd", "whds")
+IMAGE_STATISTICS = {"im": np.min, "iM": np.max, "ia": np.mean, "is": np.sum}
+CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan,
+             "eps": float(np.finfo(np.float64).eps)}
+NN_MACROS = ("__nn_forward", "__nn_loss", "__nn_backward", "__nn_update")
 
 
 def format_number(value):
-    """Integers without a decimal point, other numbers in their shortest exact form."""
+    """nnpipe's own numbers (losses, statistics): integers bare, others in their shortest
+    exact form."""
     if isinstance(value, bool):
         value = int(value)
-    if math.isfinite(value) and float(value).is_integer() and abs(value) < 1e15:
+    value = float(value)
+    if math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
-    return repr(float(value))
+    return gmic_number(value) if not math.isfinite(value) else repr(value)
+
+
+def gmic_number(value):
+    """A number as G'MIC prints it: C's %.17g, `inf`, `-inf`, `nan` (`-nan` when negative)."""
+    value = float(value)
+    if math.isnan(value):
+        return "-nan" if math.copysign(1, value) < 0 else "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return "%.17g" % value
+
+
+def format_value(value):
+    """A scalar, or a vector as comma-separated numbers."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ",".join(gmic_number(v) for v in np.ravel(value))
+    return gmic_number(value)
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+class ExpressionError(UserError):
+    pass
+
+
+def _fail(text, message, position=None):
+    where = "" if position is None else f" at position {position + 1}"
+    raise ExpressionError(f"expression '{text}': {message}{where}")
 
 
 def tokenize(text):
     tokens, pos = [], 0
-    text = text.rstrip()
     while pos < len(text):
         match = TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            raise UserError(f"unexpected character '{text[pos:].strip()[:1]}' in expression '{text}'")
+            if not text[pos:].strip():
+                break
+            bad = len(text[pos:]) - len(text[pos:].lstrip()) + pos
+            _fail(text, f"unexpected character '{text[bad]}'", bad)
         kind = match.lastgroup
-        tokens.append((kind, match.group(kind)))
+        tokens.append((kind, match.group(kind), match.start(kind)))
         pos = match.end()
-    tokens.append(("end", ""))
+    tokens.append(("end", "", len(text)))
     return tokens
 
 
-class _Parser:
-    """Recursive descent over the token list, computing as it goes."""
+BINARY = [  # lowest to highest precedence, all left-associative, as G'MIC's
+    ("||",), ("&&",), ("|",), ("&",), ("==", "!="), ("<", "<=", ">", ">="), ("<<", ">>"),
+    ("+", "-"), ("*", "/", "%"),
+]
+ASSIGNMENTS = ("=", ":=", "+=", "-=", "*=", "/=", "%=", "^=")
 
-    def __init__(self, text, variables, image_attribute):
+
+class _Parser:
+    """Recursive descent into tuples: ('num', v), ('name', n), ('call', f, args), ('op', o, a, b) …"""
+
+    def __init__(self, text):
         self.text = text
         self.tokens = tokenize(text)
         self.pos = 0
-        self.variables = variables
-        self.image_attribute = image_attribute
 
-    def peek(self):
-        return self.tokens[self.pos]
-
-    def take(self, value=None):
-        token = self.tokens[self.pos]
-        if value is not None and token[1] != value:
-            found = token[1] or "end of expression"
-            raise UserError(f"expected '{value}' but found '{found}' in expression '{self.text}'")
-        self.pos += 1
-        return token
+    def peek(self, offset=0):
+        return self.tokens[min(self.pos + offset, len(self.tokens) - 1)]
 
     def accept(self, *values):
-        if self.peek()[0] == "op" and self.peek()[1] in values:
-            return self.take()[1]
+        kind, value, _ = self.peek()
+        if kind == "op" and value in values:
+            self.pos += 1
+            return value
         return None
 
+    def expect(self, value):
+        if not self.accept(value):
+            kind, found, position = self.peek()
+            _fail(self.text, f"expected '{value}' but found '{found or 'end of expression'}'", position)
+
     def parse(self):
-        value = self.ternary()
+        statements = self.sequence(())
         if self.peek()[0] != "end":
-            raise UserError(f"unexpected '{self.peek()[1]}' in expression '{self.text}'")
-        return value
+            _fail(self.text, f"unexpected '{self.peek()[1]}'", self.peek()[2])
+        return statements
+
+    def sequence(self, closing):
+        statements = []
+        while True:
+            while self.accept(";"):
+                pass
+            kind, value, _ = self.peek()
+            if kind == "end" or (kind == "op" and value in closing):
+                break
+            statements.append(self.assignment())
+            if not self.accept(";"):
+                break
+        return ("seq", statements) if len(statements) != 1 else statements[0]
+
+    def assignment(self):
+        kind, value, position = self.peek()
+        if kind == "name" and self.peek(1)[0] == "op" and self.peek(1)[1] in ASSIGNMENTS:
+            self.pos += 2
+            operator = self.tokens[self.pos - 1][1]
+            return ("assign", value, operator, self.assignment(), position)
+        if kind == "name" and self.peek(1)[1] == "[":  # V[k] = value
+            start = self.pos
+            self.pos += 2
+            index = self.ternary()
+            if self.accept("]") and self.peek()[1] == "=":
+                self.pos += 1
+                return ("assign_item", value, index, self.assignment(), position)
+            self.pos = start
+        return self.ternary()
 
     def ternary(self):
-        condition = self.logic_or()
+        condition = self.binary(0)
         if self.accept("?"):
-            yes = self.ternary()
-            self.take(":")
-            no = self.ternary()
-            return yes if condition else no
+            yes = self.assignment()
+            self.expect(":")
+            no = self.assignment()
+            return ("if", condition, yes, no)
         return condition
 
-    def logic_or(self):
-        value = self.logic_and()
-        while self.accept("||"):
-            right = self.logic_and()
-            value = int(bool(value) or bool(right))
-        return value
-
-    def logic_and(self):
-        value = self.comparison()
-        while self.accept("&&"):
-            right = self.comparison()
-            value = int(bool(value) and bool(right))
-        return value
-
-    COMPARE = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
-               ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
-
-    def comparison(self):
-        value = self.additive()
-        while op := self.accept(*self.COMPARE):
-            value = int(self.COMPARE[op](value, self.additive()))
-        return value
-
-    def additive(self):
-        value = self.multiplicative()
-        while op := self.accept("+", "-"):
-            right = self.multiplicative()
-            value = value + right if op == "+" else value - right
-        return value
-
-    def multiplicative(self):
-        value = self.unary()
-        while op := self.accept("*", "/", "%"):
-            right = self.unary()
-            if op == "*":
-                value = value * right
-            elif right == 0:
-                raise UserError(f"division by zero in expression '{self.text}'")
-            elif op == "/":
-                value = value / right
-            else:
-                value = math.fmod(value, right)
-        return value
+    def binary(self, level):
+        if level == len(BINARY):
+            return self.unary()
+        left = self.binary(level + 1)
+        while op := self.accept(*BINARY[level]):
+            left = ("op", op, left, self.binary(level + 1))
+        return left
 
     def unary(self):
-        if op := self.accept("-", "+", "!"):
-            value = self.unary()
-            return -value if op == "-" else (value if op == "+" else int(not value))
+        if op := self.accept("-", "+", "!", "~"):
+            return ("unary", op, self.unary())
         return self.power()
 
     def power(self):
-        base = self.atom()
-        if self.accept("^"):
-            exponent = self.unary()
-            try:
-                result = math.pow(base, exponent)
-            except (OverflowError, ValueError):
-                raise UserError(f"invalid power {format_number(base)}^{format_number(exponent)}") from None
-            return result
-        return base
+        # G'MIC binds unary minus tighter than '^' (-2^2 is 4) and reads 2^3^2 as (2^3)^2.
+        value = self.postfix()
+        while self.accept("^"):
+            exponent = self.unary() if self.peek()[1] in ("-", "+", "!") else self.postfix()
+            value = ("op", "^", value, exponent)
+        return value
+
+    def postfix(self):
+        value = self.atom()
+        while self.accept("["):
+            value = ("index", value, self.ternary())
+            self.expect("]")
+        return value
 
     def atom(self):
-        kind, value = self.take()
+        kind, value, position = self.peek()
+        self.pos += 1
         if kind == "number":
-            return float(value) if any(c in value for c in ".eE") else int(value)
+            return ("num", float(value))
+        if kind == "string":
+            return ("str", value[1:-1])
         if kind == "op" and value == "(":
-            result = self.ternary()
-            self.take(")")
-            return result
+            inner = self.sequence((")",))
+            self.expect(")")
+            return inner
+        if kind == "op" and value == "[":
+            items = []
+            if not self.accept("]"):
+                items.append(self.assignment())
+                while self.accept(","):
+                    items.append(self.assignment())
+                self.expect("]")
+            return ("vector", items)
         if kind == "name":
             if self.accept("("):
-                return self.call(value)
-            if value in IMAGE_ATTRIBUTES:
-                index = -1
+                return ("call", value, self.arguments(), position)
+            if value in IMAGE_SIZES or value in IMAGE_STATISTICS:
                 if self.accept("#"):
-                    index = self.unary()
-                return self.image_attribute(value, index)
-            if value in self.variables:
-                return self.number_variable(value)
-            if value in CONSTANTS:
-                return CONSTANTS[value]
-            raise UserError(f"unknown name '{value}' in expression '{self.text}'")
-        found = value or "end of expression"
-        raise UserError(f"unexpected '{found}' in expression '{self.text}'")
+                    return ("attr", value, self.unary(), position)
+                return ("attr", value, None, position)
+            return ("name", value, position)
+        _fail(self.text, f"unexpected '{value or 'end of expression'}'", position)
 
-    def number_variable(self, name):
-        text = self.variables[name]
-        try:
-            return float(text) if any(c in text for c in ".eEni") else int(text)
-        except ValueError:
-            raise UserError(f"variable '{name}' is not a number ('{text}')") from None
-
-    def call(self, name):
-        if name == "i":
-            return self.pixel()
-        if name not in FUNCTIONS:
-            raise UserError(f"unknown function '{name}' in expression '{self.text}'")
-        function, least, most = FUNCTIONS[name]
+    def arguments(self):
         args = []
-        if not self.accept(")"):
-            args.append(self.ternary())
-            while self.accept(","):
-                args.append(self.ternary())
-            self.take(")")
-        if len(args) < least or (most is not None and len(args) > most):
-            raise UserError(f"wrong number of arguments for {name}() in expression '{self.text}'")
-        return function(*args)
+        if self.accept(")"):
+            return args
+        while True:
+            if self.accept("#"):  # i(#k,…), I(#k,…): the image comes first
+                args.append(("image", self.unary()))
+            else:
+                args.append(self.assignment())
+            if self.accept(")"):
+                return args
+            self.expect(",")
 
 
-    def pixel(self):
-        """i(image, x, _y, _z, _c): one value of an image."""
-        args = [self.ternary()]
-        while self.accept(","):
-            args.append(self.ternary())
-        self.take(")")
-        if len(args) > 5:
-            raise UserError(f"i() takes image,x,_y,_z,_c in expression '{self.text}'")
-        return self.image_attribute("i", args[0], *args[1:])
-
-
-def evaluate(text, variables=None, image_attribute=None):
-    """Evaluate `text`; `variables` maps names to their text, `image_attribute(name, index)`."""
-    def no_images(name, index):
-        raise UserError(f"no image for '{name}' in expression '{text}'")
-
+@functools.lru_cache(maxsize=512)
+def parse(text):
+    """The tree of `text`, the `end(…)` statements apart (they run once, after every pixel)."""
     try:
-        return _Parser(text, variables or {}, image_attribute or no_images).parse()
-    except (ArithmeticError, ValueError):
-        raise UserError(f"expression '{text}' has no finite value") from None
+        tree = _Parser(text).parse()
     except RecursionError:
-        raise UserError(f"expression '{text}' is nested too deeply") from None
+        _fail(text, "nested too deeply")
+    statements = tree[1] if tree[0] == "seq" else [tree]
+    ends = [s for s in statements if s[0] == "call" and s[1] == "end"]
+    main = [s for s in statements if not (s[0] == "call" and s[1] == "end")]
+    return main, [argument for end in ends for argument in end[2]]
+
+
+# --- evaluation context ----------------------------------------------------------------------
+
+class Grid:
+    """The pixels an expression runs over, and what it may read besides them.
+
+    `images` is the list (for `#k`), `current` the image being filled or evaluated (or None),
+    `shape` the (s, d, h, w) grid: s is 1 when every evaluation fills a whole pixel (vector
+    results, `eval`)."""
+
+    def __init__(self, images, current, shape, rng, workspace=None):
+        self.images = images
+        self.current = current
+        self.shape = shape
+        self.rng = rng
+        self.workspace = workspace
+        s, d, h, w = shape
+        self.coordinates = {
+            "x": np.arange(w, dtype=np.float64).reshape(1, 1, 1, w),
+            "y": np.arange(h, dtype=np.float64).reshape(1, 1, h, 1),
+            "z": np.arange(d, dtype=np.float64).reshape(1, d, 1, 1),
+            "c": np.arange(s, dtype=np.float64).reshape(s, 1, 1, 1),
+        }
+
+    def image(self, index, text):
+        if index is None:
+            if self.current is None:
+                if not len(self.images):
+                    return None
+                return self.images[-1]
+            return self.current
+        count = len(self.images)
+        if not -count <= index < count:
+            _fail(text, f"image #{index} is out of range ({count} image{'s' * (count != 1)})")
+        return self.images[index]
+
+
+def _constant(value):
+    return np.full((1, 1, 1, 1), value, dtype=np.float64)
+
+
+def _truth(value):
+    return value != 0
+
+
+def _components(value, size):
+    """A vector's components, or a scalar's one."""
+    return [value] if size is SCALAR else [value[k] for k in range(value.shape[0])]
+
+
+# --- compiling: a closure per node, and the node's size ----------------------------------------
+
+class _Compiler:
+    def __init__(self, text, types):
+        self.text = text
+        self.types = types  # image spectra and network sizes, see TypeEnvironment
+        self.variables = {}  # name -> size, in statement order
+
+    def fail(self, message, position=None):
+        _fail(self.text, message, position)
+
+    def sequence(self, nodes):
+        compiled = [self.node(n) for n in nodes]
+        if not compiled:
+            return (lambda env: _constant(0.0)), SCALAR
+        functions = [f for f, _ in compiled]
+        last_size = compiled[-1][1]
+
+        def run(env):
+            value = None
+            for function in functions:
+                value = function(env)
+            return value
+        return (functions[0] if len(functions) == 1 else run), last_size
+
+    def node(self, node):
+        return getattr(self, "node_" + node[0])(*node[1:])
+
+    def node_seq(self, statements):
+        return self.sequence(statements)
+
+    def node_num(self, value):
+        constant = _constant(value)
+        return (lambda env: constant), SCALAR
+
+    def node_str(self, value):
+        codes = np.array([ord(ch) for ch in value], dtype=np.float64).reshape(-1, 1, 1, 1, 1)
+        return (lambda env: codes), len(value)
+
+    def node_vector(self, items):
+        compiled = [self.node(item) for item in items]
+        size = sum(1 if s is SCALAR else s for _, s in compiled)
+        sizes = [s for _, s in compiled]
+
+        def run(env):
+            parts = []
+            for (function, part_size) in zip((f for f, _ in compiled), sizes):
+                value = function(env)
+                parts.extend(_components(value, part_size))
+            shape = np.broadcast_shapes(*(p.shape for p in parts))
+            return np.stack([np.broadcast_to(p, shape) for p in parts])
+        return run, size
+
+    def node_name(self, name, position):
+        if name in self.variables:
+            size = self.variables[name]
+            return (lambda env: env.value(name)), size
+        if name in CONSTANTS:
+            return self.node_num(CONSTANTS[name])
+        if name in ("x", "y", "z", "c"):
+            return (lambda env: env.grid.coordinates[name]), SCALAR
+        if name == "i":
+            return (lambda env: env.pixel_values()[0] if env.vector_mode else env.pixel_values()), SCALAR
+        if re.fullmatch(r"i[0-9]", name):
+            channel = int(name[1])
+            return (lambda env: env.channel(channel)), SCALAR
+        if name == "I":
+            return (lambda env: env.pixel_vector()), self.types.spectrum()
+        self.fail(f"unknown name '{name}'", position)
+
+    def node_attr(self, name, index, position):
+        index_function = None
+        if index is not None:
+            index_function, _ = self.node(index)
+
+        def run(env):
+            image = env.grid.image(_image_index(index_function, env, self.text), self.text)
+            if image is None:
+                return _constant(0.0)
+            s, d, h, w = image.shape
+            if name in IMAGE_STATISTICS:
+                return _constant(float(IMAGE_STATISTICS[name](image)) if image.size else 0.0)
+            return _constant({"w": w, "h": h, "d": d, "s": s, "wh": w * h, "whd": w * h * d,
+                              "whds": w * h * d * s}[name])
+        return run, SCALAR
+
+    def node_index(self, target, index):
+        target_function, size = self.node(target)
+        index_function, _ = self.node(index)
+        if size is SCALAR:
+            self.fail("only a vector can be indexed with [k]")
+
+        def run(env):
+            vector = target_function(env)
+            k = index_function(env)
+            if k.size == 1:
+                position = int(k.flat[0])
+                if not 0 <= position < size:
+                    return _constant(math.nan)
+                return vector[position]
+            positions = np.clip(k.astype(np.int64), 0, size - 1)
+            shape = np.broadcast_shapes(vector.shape[1:], positions.shape)
+            return np.take_along_axis(np.broadcast_to(vector, (size,) + shape),
+                                      np.broadcast_to(positions, shape)[None], 0)[0]
+        return run, SCALAR
+
+    def node_assign(self, name, operator, value, position):
+        if name in CONSTANTS or name in ("x", "y", "z", "c", "i", "I") or name in IMAGE_SIZES:
+            self.fail(f"'{name}' cannot be assigned", position)
+        value_function, size = self.node(value)
+        if operator in ("=", ":="):
+            self.variables[name] = size
+
+            def run(env):
+                result = value_function(env)
+                env.values[name] = result
+                return result
+            return run, size
+        if name not in self.variables:
+            self.fail(f"'{name}' is used before it is set", position)
+        combine = OPERATORS[operator[0]]
+        old_size = self.variables[name]
+        new_size = old_size if size is SCALAR else size
+
+        def update(env):
+            result = combine(env.values[name], value_function(env))
+            env.values[name] = result
+            return result
+        self.variables[name] = new_size
+        return update, new_size
+
+    def node_assign_item(self, name, index, value, position):
+        if name not in self.variables or self.variables[name] is SCALAR:
+            self.fail(f"'{name}' is not a vector", position)
+        index_function, _ = self.node(index)
+        value_function, _ = self.node(value)
+        size = self.variables[name]
+
+        def run(env):
+            k = int(index_function(env).flat[0])
+            vector = env.values[name]
+            new = value_function(env)
+            shape = np.broadcast_shapes(vector.shape[1:], new.shape)
+            vector = np.array(np.broadcast_to(vector, (size,) + shape))
+            if 0 <= k < size:
+                vector[k] = new
+            env.values[name] = vector
+            return new
+        return run, SCALAR
+
+    def node_if(self, condition, yes, no):
+        condition_function, condition_size = self.node(condition)
+        yes_function, yes_size = self.node(yes)
+        no_function, no_size = self.node(no)
+        size = yes_size if yes_size == no_size else _broadcast_size(yes_size, no_size, self)
+
+        def run(env):
+            test = condition_function(env)
+            if condition_size is not SCALAR:
+                test = np.all(test != 0, axis=0)
+            if test.size == 1:  # one answer for every pixel: run one branch only
+                return yes_function(env) if test.flat[0] != 0 else no_function(env)
+            return np.where(test != 0, yes_function(env), no_function(env))
+        return run, size
+
+    def node_unary(self, operator, operand):
+        function, size = self.node(operand)
+        apply = {"-": np.negative, "+": lambda v: v, "!": lambda v: (v == 0).astype(np.float64),
+                 "~": lambda v: (~v.astype(np.int64)).astype(np.float64)}[operator]
+        return (lambda env: apply(function(env))), size
+
+    def node_op(self, operator, left, right):
+        left_function, left_size = self.node(left)
+        right_function, right_size = self.node(right)
+        if operator in ("==", "!=") and (left_size is not SCALAR or right_size is not SCALAR):
+            equal = operator == "=="
+
+            def compare_vectors(env):
+                a, b = left_function(env), right_function(env)
+                same = np.all(a == b, axis=0) if a.shape[:1] == b.shape[:1] else np.zeros(1) != 0
+                return (same == equal).astype(np.float64)
+            return compare_vectors, SCALAR
+        size = _broadcast_size(left_size, right_size, self)
+        if operator in ("&&", "||"):
+            is_and = operator == "&&"
+
+            def logic(env):
+                a = _truth(left_function(env))
+                if a.size == 1 and bool(a.flat[0]) != is_and:  # decided by the left side
+                    return _constant(float(not is_and))
+                b = _truth(right_function(env))
+                return (np.logical_and(a, b) if is_and else np.logical_or(a, b)).astype(np.float64)
+            return logic, SCALAR
+        apply = OPERATORS[operator]
+        return (lambda env: apply(left_function(env), right_function(env))), size
+
+    def node_call(self, name, args, position):
+        if name in NN_MACROS:
+            return (lambda env: env.nn_macro(name)), SCALAR
+        if name == "set":
+            return self.call_set(args, position)
+        if name in ("i", "I", "j", "J"):
+            return self.call_pixel(name, args, position)
+        if name in ("u", "g"):
+            return self.call_random(name, args, position)
+        if name == "end":
+            self.fail("end() must be a statement of its own", position)
+        if name == "if":
+            if len(args) not in (2, 3):
+                self.fail("if() takes a condition and one or two values", position)
+            return self.node_if(args[0], args[1], args[2] if len(args) == 3 else ("num", 0.0))
+        if name not in FUNCTIONS:
+            self.fail(f"unknown function '{name}()'", position)
+        function, least, most, kind = FUNCTIONS[name]
+        if len(args) < least or (most is not None and len(args) > most):
+            self.fail(f"wrong number of arguments for {name}()", position)
+        compiled = [self.node(a) for a in args]
+        functions = [f for f, _ in compiled]
+        sizes = [s for _, s in compiled]
+        if kind == "reduce":  # min, max, sum…: over every argument's every component
+            def reduce(env):
+                parts = []
+                for f, s in zip(functions, sizes):
+                    parts.extend(_components(f(env), s))
+                return function(parts)
+            return reduce, SCALAR
+        size = SCALAR
+        for s in sizes:
+            size = _broadcast_size(size, s, self)
+        return (lambda env: function(*(f(env) for f in functions))), size
+
+    def call_set(self, args, position):
+        if len(args) != 2 or args[0][0] != "str":
+            self.fail("set() takes a variable name in single quotes and a value", position)
+        name = args[0][1]
+        value_function, size = self.node(args[1])
+
+        def run(env):
+            value = value_function(env)
+            env.set_variable(name, value, size)
+            return value
+        return run, size
+
+    def call_pixel(self, name, args, position):
+        """i(_#k,x,_y,_z,_c) and I(_#k,x,_y,_z): values read with G'MIC's rules (Dirichlet
+        boundary: 0 outside; coordinates truncated to integers)."""
+        index_function = None
+        if args and args[0][0] == "image":
+            index_function, _ = self.node(args[0][1])
+            args = args[1:]
+        compiled = [self.node(a) for a in args]
+        is_vector = name in ("I", "J")
+        relative = name in ("j", "J")
+        most = 3 if is_vector else 4
+        count = sum(1 if s is SCALAR else s for _, s in compiled)
+        if count > most + 2:
+            self.fail(f"{name}() takes at most {most} coordinates", position)
+        size = SCALAR
+        if is_vector:
+            size = self.types.spectrum_of(None if index_function is None
+                                          else self.types.constant_index(index_function))
+
+        def run(env):
+            coordinates = []
+            for function, s in compiled:
+                coordinates.extend(_components(function(env), s))
+            image_index = _image_index(index_function, env, self.text)
+            image = env.grid.image(image_index, self.text) if image_index is not None \
+                else env.current_image()
+            return env.read(image, coordinates[:most], is_vector, relative)
+        return run, size
+
+    def call_random(self, name, args, position):
+        compiled = [self.node(a) for a in args]
+        if name == "g":
+            self.fail("g is a variable, not a function: write g", position)
+        if len(compiled) > 2:
+            self.fail("u() takes at most 2 arguments (G'MIC's include flags are not supported)",
+                      position)
+        size = SCALAR
+        for _, s in compiled:
+            size = _broadcast_size(size, s, self)
+        functions = [f for f, _ in compiled]
+
+        def run(env):
+            values = [f(env) for f in functions]
+            low, high = (_constant(0.0), _constant(1.0)) if not values else \
+                ((_constant(0.0), values[0]) if len(values) == 1 else values)
+            shape = env.grid.shape if size is SCALAR else (size,) + env.grid.shape
+            return low + (high - low) * env.grid.rng.random(shape)
+        return run, size
+
+
+def _image_index(index_function, env, text):
+    if index_function is None:
+        return None
+    value = index_function(env)
+    if value.size != 1:
+        _fail(text, "an image index #k must be the same for every pixel")
+    return int(value.flat[0])
+
+
+def _broadcast_size(a, b, compiler):
+    if a is SCALAR:
+        return b
+    if b is SCALAR or a == b:
+        return a
+    compiler.fail(f"vectors of different sizes ({a} and {b}) in one operation")
+
+
+def _floor_mod(a, b):
+    return a - b * np.floor(a / b)
+
+
+def _round(value, step=None):
+    """G'MIC rounds halves away from zero; round(x, step) rounds to a multiple of step."""
+    if step is None:
+        return np.sign(value) * np.floor(np.abs(value) + 0.5)
+    scaled = value / step
+    return np.where(step == 0, value, np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) * step)
+
+
+def _lerp(a, b, t):
+    return a * (1 - t) + b * t
+
+
+OPERATORS = {
+    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "%": _floor_mod,
+    "^": np.power,
+    "<": lambda a, b: (a < b).astype(np.float64), "<=": lambda a, b: (a <= b).astype(np.float64),
+    ">": lambda a, b: (a > b).astype(np.float64), ">=": lambda a, b: (a >= b).astype(np.float64),
+    "==": lambda a, b: (a == b).astype(np.float64), "!=": lambda a, b: (a != b).astype(np.float64),
+    "&": lambda a, b: (a.astype(np.int64) & b.astype(np.int64)).astype(np.float64),
+    "|": lambda a, b: (a.astype(np.int64) | b.astype(np.int64)).astype(np.float64),
+    "<<": lambda a, b: (a.astype(np.int64) << b.astype(np.int64)).astype(np.float64),
+    ">>": lambda a, b: (a.astype(np.int64) >> b.astype(np.int64)).astype(np.float64),
+}
+
+
+def _reduce(function):
+    def run(parts):
+        result = parts[0]
+        for part in parts[1:]:
+            result = function(result, part)
+        return result
+    return run
+
+
+FUNCTIONS = {  # name: (function, least arguments, most arguments, kind)
+    "abs": (np.abs, 1, 1, "map"), "sqrt": (np.sqrt, 1, 1, "map"), "exp": (np.exp, 1, 1, "map"),
+    "log": (np.log, 1, 1, "map"), "log2": (np.log2, 1, 1, "map"), "log10": (np.log10, 1, 1, "map"),
+    "sin": (np.sin, 1, 1, "map"), "cos": (np.cos, 1, 1, "map"), "tan": (np.tan, 1, 1, "map"),
+    "asin": (np.arcsin, 1, 1, "map"), "acos": (np.arccos, 1, 1, "map"),
+    "atan": (np.arctan, 1, 1, "map"), "atan2": (np.arctan2, 2, 2, "map"),
+    "sinh": (np.sinh, 1, 1, "map"), "cosh": (np.cosh, 1, 1, "map"), "tanh": (np.tanh, 1, 1, "map"),
+    "floor": (np.floor, 1, 1, "map"), "ceil": (np.ceil, 1, 1, "map"),
+    "round": (_round, 1, 2, "map"), "int": (np.trunc, 1, 1, "map"), "sign": (np.sign, 1, 1, "map"),
+    "pow": (np.power, 2, 2, "map"), "lerp": (_lerp, 3, 3, "map"),
+    "cut": (lambda v, a, b: np.minimum(np.maximum(v, a), b), 3, 3, "map"),
+    "isnan": (lambda v: np.isnan(v).astype(np.float64), 1, 1, "map"),
+    "isinf": (lambda v: np.isinf(v).astype(np.float64), 1, 1, "map"),
+    "sqr": (np.square, 1, 1, "map"), "cbrt": (np.cbrt, 1, 1, "map"),
+    "min": (_reduce(np.minimum), 1, None, "reduce"), "max": (_reduce(np.maximum), 1, None, "reduce"),
+    "sum": (_reduce(np.add), 1, None, "reduce"),
+    "norm": (lambda parts: np.sqrt(_reduce(np.add)([p * p for p in parts])), 1, None, "reduce"),
+}
+
+
+class TypeEnvironment:
+    """What the compiler may know before running: image spectra and the network's sizes."""
+
+    def __init__(self, images, current, network_sizes=None):
+        self.images = images
+        self.current = current
+        self.network_sizes = network_sizes or {}
+
+    def key(self):
+        return (tuple(image.shape[0] for image in self.images),
+                None if self.current is None else self.current.shape[0],
+                tuple(sorted(self.network_sizes.items())))
+
+    def spectrum(self, index=None):
+        image = self.current if self.current is not None else (self.images[-1] if len(self.images) else None)
+        return 1 if image is None else image.shape[0]
+
+    def constant_index(self, index_function):
+        try:
+            value = index_function(None)
+        except Exception:
+            return None
+        return int(value.flat[0])
+
+    def spectrum_of(self, index):
+        if index is None or not -len(self.images) <= index < len(self.images):
+            return self.spectrum(None)
+        return self.images[index].shape[0]
+
+
+class Compiled:
+    """An expression compiled for one type environment: its statements, `end()` part, size."""
+
+    def __init__(self, text, types):
+        main, ends = parse(text)
+        compiler = _Compiler(text, types)
+        for name, size in types.network_sizes.items():
+            compiler.variables.setdefault(name, size)  # nn macros define the module outputs
+        self.uses_channel = _uses_channel(main)
+        self.run, self.size = compiler.sequence(main)
+        self.end, _ = compiler.sequence(ends) if ends else (None, SCALAR)
+        self.variables = compiler.variables
+
+
+def _uses_channel(nodes):
+    """Does a scalar result depend on the channel (so it must run once per channel)?"""
+    found = False
+
+    def visit(node):
+        nonlocal found
+        if isinstance(node, tuple):
+            if node[0] == "name" and node[1] in ("c", "i"):
+                found = True
+            if node[0] == "call" and node[1] in ("i", "j", "u", "g"):
+                found = True
+            for part in node[1:]:
+                visit(part)
+        elif isinstance(node, list):
+            for part in node:
+                visit(part)
+    visit(nodes)
+    return found
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(text, key, types_holder):
+    return Compiled(text, types_holder.types)
+
+
+class _TypesHolder:
+    """Carries a TypeEnvironment through lru_cache, compared by its key only."""
+
+    def __init__(self, types):
+        self.types = types
+        self.key = types.key()
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __eq__(self, other):
+        return self.key == other.key
+
+
+def compile_expression(text, types):
+    holder = _TypesHolder(types)
+    return _compiled(text, holder.key, holder)
+
+
+class Environment:
+    """One run of a compiled expression: the grid, the values of its local variables."""
+
+    def __init__(self, grid, vector_mode, workspace, nn_hook=None):
+        self.grid = grid
+        self.vector_mode = vector_mode
+        self.workspace = workspace
+        self.values = {}
+        self.nn_hook = nn_hook
+        self.pending_variables = {}
+
+    def current_image(self):
+        image = self.grid.image(None, "")
+        if image is None:
+            return np.zeros((1, 1, 1, 1), np.float32)
+        return image
+
+    def pixel_values(self):
+        image = self.current_image()
+        if image.shape[1:] != tuple(self.grid.shape[1:]):  # `{}`: pixel (0,0,0,0)
+            return image[:, :1, :1, :1].astype(np.float64)
+        return image.astype(np.float64)
+
+    def channel(self, k):
+        values = self.pixel_values()
+        if k >= values.shape[0]:
+            return _constant(0.0)
+        return values[k:k + 1]
+
+    def pixel_vector(self):
+        values = self.pixel_values()
+        return values[:, None]  # (s, 1, d, h, w): one vector of s values per pixel
+
+    def read(self, image, coordinates, is_vector, relative):
+        here = [self.grid.coordinates[a] for a in ("x", "y", "z", "c")]
+        count = 3 if is_vector else 4
+        coordinates = [coordinates[k] if k < len(coordinates) else (_constant(0.0) if relative else here[k])
+                       for k in range(count)]
+        if relative:
+            coordinates = [value + here[k] for k, value in enumerate(coordinates)]
+        s, d, h, w = image.shape
+        positions = [np.floor(c).astype(np.int64) for c in coordinates[:3]]
+        shape = np.broadcast_shapes(*(p.shape for p in positions))
+        px, py, pz = (np.broadcast_to(p, shape) for p in positions)
+        inside = (px >= 0) & (px < w) & (py >= 0) & (py < h) & (pz >= 0) & (pz < d)
+        qx, qy, qz = np.clip(px, 0, w - 1), np.clip(py, 0, h - 1), np.clip(pz, 0, d - 1)
+        if is_vector:
+            values = image[:, qz, qy, qx].astype(np.float64)
+            return np.where(inside, values, 0.0)
+        pc = np.floor(coordinates[3]).astype(np.int64)
+        shape = np.broadcast_shapes(shape, pc.shape)
+        pc = np.broadcast_to(pc, shape)
+        inside = np.broadcast_to(inside, shape) & (pc >= 0) & (pc < s)
+        values = image[np.clip(pc, 0, s - 1), np.broadcast_to(qz, shape), np.broadcast_to(qy, shape),
+                       np.broadcast_to(qx, shape)].astype(np.float64)
+        return np.where(inside, values, 0.0)
+
+    def value(self, name):
+        try:
+            return self.values[name]
+        except KeyError:
+            raise UserError(f"'{name}' is read before $_nn_forward computes it") from None
+
+    def nn_macro(self, name):
+        if self.nn_hook is None:
+            raise UserError(f"{name.lstrip('_').replace('nn_', '$_nn_')} needs a network (nn_init …)")
+        self.nn_hook.macro(name, self)
+        return _constant(0.0)
+
+    def set_variable(self, name, value, size):
+        self.pending_variables[name] = (value, size)
+
+
+def _last_pixel(value, size):
+    if size is SCALAR:
+        return float(np.ravel(value)[-1])
+    return [float(np.ravel(component)[-1]) for component in value]
+
+
+class Evaluation:
+    """The outcome of evaluating over a grid: the per-pixel result and the variables set."""
+
+    def __init__(self, result, size, variables):
+        self.result = result
+        self.size = size
+        self.variables = variables
+
+
+def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, nn_hook=None):
+    """Evaluate `text` at every pixel of `current` (None: one pixel of the last image).
+
+    `vector_mode` None decides as G'MIC does: a vector result fills whole pixels; a scalar
+    result depending on the channel is evaluated once per channel."""
+    types = TypeEnvironment(images, current, nn_hook.sizes() if nn_hook else None)
+    program = compile_expression(text, types)
+    if current is None:
+        shape = (1, 1, 1, 1)
+        vector_mode = True
+    else:
+        s, d, h, w = current.shape
+        if vector_mode is None:
+            vector_mode = program.size is not SCALAR or not program.uses_channel
+        shape = (1, d, h, w) if vector_mode else (s, d, h, w)
+    grid = Grid(images, current, shape, rng, workspace)
+    env = Environment(grid, vector_mode, workspace, nn_hook)
+    with np.errstate(all="ignore"):
+        result = program.run(env)
+        if program.end is not None:
+            for name, value in list(env.values.items()):
+                size = program.variables.get(name, SCALAR)
+                env.values[name] = _reduce_for_end(name, value, size, nn_hook)
+            program.end(env)
+    variables = {name: _last_pixel(value, size) for name, (value, size) in env.pending_variables.items()}
+    return Evaluation(result, program.size, variables)
+
+
+def _reduce_for_end(name, value, size, nn_hook):
+    if nn_hook is not None and name in nn_hook.losses():
+        return _constant(nn_hook.batch_loss(name))
+    last = _last_pixel(value, size)
+    if size is SCALAR:
+        return _constant(last)
+    return np.array(last, dtype=np.float64).reshape(-1, 1, 1, 1, 1)
+
+
+def evaluate(text, images=(), rng=None, set_variable=None):
+    """`{text}`: a number, or a list of numbers for a vector; variables set with set() are
+    passed to `set_variable(name, value)`."""
+    rng = rng if rng is not None else np.random.default_rng()
+    evaluation = evaluate_grid(text, images, None, rng)
+    if set_variable is not None:
+        for name, value in evaluation.variables.items():
+            set_variable(name, value)
+    return _last_pixel(evaluation.result, evaluation.size)

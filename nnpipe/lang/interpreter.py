@@ -1,27 +1,37 @@
-"""Parse items into a tree of blocks and run it against the shared image list."""
+"""Parse items into a tree of blocks and run it against a workspace, as G'MIC reads them.
+
+A command that takes arguments takes the next item as its argument list, whatever that item
+looks like (`echo a=b` prints `a=b`). A command defined in a script takes one when its body
+mentions its arguments ($1, $*, …), G'MIC's rule. Commands whose arguments are all optional
+take the next item unless it starts a statement of its own.
+"""
 
 import difflib
 import glob
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
-
-from nnpipe.commands.registry import COMMANDS, ALIASES, lookup, split_arguments
+from nnpipe.commands.registry import ALIASES, COMMANDS, lookup, split_arguments
 from nnpipe.errors import UserError
-from nnpipe.images.imagelist import ImageList
-from nnpipe.lang.expr import format_number
-from nnpipe.lang.lexer import Item, lex
+from nnpipe.lang import expr
+from nnpipe.lang.lexer import Item, lex, lex_items, unprotect
 from nnpipe.lang.substitute import substitute
-from nnpipe.nn.network import DEFAULT_NAME, Network
+from nnpipe.naming import copy_name
+from nnpipe.workspace import Variables, Workspace
 
-COMMAND_ITEM = re.compile(r"^([+-]?)([A-Za-z_][A-Za-z0-9_]*)(\[.*\]|\.{1,3})?$")
-ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
-BLANK_SIZE = re.compile(r"^\d+(,\d+){1,3}(,[-+]?[\d.]+(e[-+]?\d+)?)?$")
-KEYWORDS = {"repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}"}
+COMMAND_ITEM = re.compile(r"^([+-]?)([A-Za-z_][A-Za-z0-9_]*)(\[.*\]|\.{1,3})?$", re.S)
+ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:,[A-Za-z_][A-Za-z0-9_]*)*)"
+                        r"(=|:=|\+=|-=|\*=|/=|%=|\^=|\.=)(.*)$", re.S)
+BLANK_SIZE = re.compile(r"^\d+(,\d+){1,3}(,.*)?$", re.S)
+KEYWORDS = {"repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}", "break",
+            "continue"}
 MAX_CALL_DEPTH = 64
+MAX_NESTING = 200
+NN_MACROS = {"_nn_forward": "__nn_forward();", "_nn_loss": "__nn_loss();",
+             "_nn_backward": "__nn_backward();", "_nn_update": "__nn_update();"}
+COMMAND_FILE = re.compile(r"\.(gmic|nnp)$")
 
 
 @dataclass
@@ -58,53 +68,62 @@ class DoWhile:
 
 
 @dataclass
-class Frame:
-    """One level of command call: its variables, its arguments and its enclosing repeats."""
-    variables: dict
-    arguments: list
-    name: str
-    repeats: list = field(default_factory=list)
+class LoopControl:
+    item: Item
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
 
 
 class Parser:
-    def __init__(self, items, definitions):
+    def __init__(self, items, definitions, load_file):
         self.items = items
         self.pos = 0
         self.definitions = definitions
+        self.load_file = load_file
+        self.depth = 0
 
-    def is_command_item(self, text):
-        match = COMMAND_ITEM.match(text)
-        if not match:
-            return False
-        name = match.group(2)
+    def is_command(self, name):
         return lookup(name) is not None or name in self.definitions
 
     def starts_new_statement(self, text):
+        match = COMMAND_ITEM.match(text)
         return (text in KEYWORDS or ASSIGNMENT.match(text) is not None
-                or self.is_command_item(text))
+                or (match is not None and self.is_command(match.group(2))))
 
     def takes_arguments(self, name):
+        """(takes arguments, all of them optional)"""
         if name in self.definitions:
-            body = " ".join(item.text for item in self.definitions[name].items)
-            return re.search(r"\$(\d|\*|#|\{\d)", body) is not None, True
+            return self.definitions[name].takes_arguments, False
         entry = lookup(name)
-        if entry is None:
-            return False, False
         return entry.takes_arguments, entry.arguments_optional
 
     def parse_block(self, until=()):
         """Parse statements until one of the keywords in `until`; return (nodes, keyword item)."""
-        nodes = []
-        while self.pos < len(self.items):
-            item = self.items[self.pos]
-            if item.text in until:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise UserError(f"blocks nested more than {MAX_NESTING} deep", self.items[self.pos - 1].where)
+        try:
+            nodes = []
+            while self.pos < len(self.items):
+                item = self.items[self.pos]
+                if item.text in until:
+                    self.pos += 1
+                    return nodes, item
+                if item.text in ("done", "elif", "else", "fi", "while", "}"):
+                    raise UserError(f"'{item.text}' without a matching opening", item.where)
                 self.pos += 1
-                return nodes, item
-            if item.text in ("done", "elif", "else", "fi", "while", "}"):
-                raise UserError(f"'{item.text}' without a matching opening", item.where)
-            self.pos += 1
-            nodes.append(self.parse_statement(item))
-        return nodes, None
+                node = self.parse_statement(item)
+                if node is not None:
+                    nodes.append(node)
+            return nodes, None
+        finally:
+            self.depth -= 1
 
     def next_item(self, item, what):
         if self.pos >= len(self.items):
@@ -127,120 +146,136 @@ class Parser:
                 raise UserError(f"repeat: block is not closed (missing {closing})", item.where)
             return Repeat(item, count, body)
         if text == "if":
-            branches, otherwise = [], None
-            condition = self.next_item(item, "condition")
-            while True:
-                body, end = self.parse_block(("elif", "else", "fi"))
-                if end is None:
-                    raise UserError("if: block is not closed (missing 'fi')", item.where)
-                if otherwise is not None:
-                    if end.text != "fi":
-                        raise UserError(f"'{end.text}' after 'else'", end.where)
-                    otherwise = body
-                    return If(item, branches, otherwise)
-                branches.append((condition, body))
-                if end.text == "fi":
-                    return If(item, branches)
-                if end.text == "elif":
-                    condition = self.next_item(end, "condition")
-                else:
-                    otherwise = []
+            return self.parse_if(item)
         if text == "do":
             body, end = self.parse_block(("while",))
             if end is None:
                 raise UserError("do: block is not closed (missing 'while')", item.where)
             return DoWhile(item, body, self.next_item(end, "condition"))
+        if text in ("break", "continue"):
+            return LoopControl(item)
         if text == "{":
             raise UserError("'{' outside of a repeat block", item.where)
         if ASSIGNMENT.match(text):
             return Assign(item)
         match = COMMAND_ITEM.match(text)
-        if match and (lookup(match.group(2)) or match.group(2) in self.definitions):
-            takes, optional = self.takes_arguments(match.group(2))
-            if takes and self.pos < len(self.items):
-                following = self.items[self.pos].text
-                if not (optional and self.starts_new_statement(following)):
-                    self.pos += 1
-                    return Run(item, self.items[self.pos - 1])
-            return Run(item)
+        if match and self.is_command(match.group(2)):
+            return self.parse_command(item, match.group(2))
+        if COMMAND_FILE.search(unprotect(text)) and os.path.isfile(unprotect(text)):
+            self.load_file(unprotect(text), item)  # `gmic file.gmic cmd`: its commands now exist
+            return None
         if self.pos < len(self.items) and self.items[self.pos].text.startswith("=") \
                 and re.fullmatch(r"[A-Za-z_]\w*", text):
             raise UserError(f"'{text} {self.items[self.pos].text}': to set a variable, write"
                             " name=value without spaces", item.where)
         return Run(item)
 
+    def parse_if(self, item):
+        branches, otherwise = [], None
+        condition = self.next_item(item, "condition")
+        while True:
+            body, end = self.parse_block(("elif", "else", "fi"))
+            if end is None:
+                raise UserError("if: block is not closed (missing 'fi')", item.where)
+            if otherwise is not None:
+                if end.text != "fi":
+                    raise UserError(f"'{end.text}' after 'else'", end.where)
+                return If(item, branches, body)
+            branches.append((condition, body))
+            if end.text == "fi":
+                return If(item, branches)
+            if end.text == "elif":
+                condition = self.next_item(end, "condition")
+            else:
+                otherwise = []
 
-def parse(items, definitions):
-    nodes, _ = Parser(items, definitions).parse_block()
-    return nodes
+    def parse_command(self, item, name):
+        takes, optional = self.takes_arguments(name)
+        if name == "command" and self.pos < len(self.items):  # command files load when read
+            path = unprotect(self.items[self.pos].text)
+            if os.path.isfile(path):
+                self.pos += 1
+                self.load_file(path, item)
+                return None
+        if takes and self.pos < len(self.items):
+            following = self.items[self.pos].text
+            if not (optional and self.starts_new_statement(following)):
+                self.pos += 1
+                return Run(item, self.items[self.pos - 1])
+        return Run(item)
 
 
 class Interpreter:
-    """Runs commands against one image list; holds variables, definitions and the networks."""
+    """Runs parsed scripts against one workspace; holds the definitions and the call stack."""
 
     def __init__(self, seed=None, quiet=False, verbose=False, out=None, err=None):
-        self.images = ImageList()
+        self.variables = Variables()
+        self.variables.globals.update(NN_MACROS)
+        self.workspace = Workspace(seed, quiet, out, err, self.variables)
         self.definitions = {}
         self.bodies = {}
-        self.quiet = quiet
         self.verbose = verbose
-        self.out = out or sys.stdout
-        self.err = err or sys.stderr
-        self.rng = np.random.default_rng(seed)
-        self.seed = seed
-        self.networks = {}
-        self.current_network = None
-        self.frames = [Frame({}, [], "")]
-        self.location = "<command line>"
+        self.arguments = [[]]  # per call: its name and arguments
+        self.names = [""]
+        self.repeats = [[]]
+        self.script_dir = "."
 
-    # --- output -----------------------------------------------------------------------------
-    def echo(self, text):
-        print(text, file=self.out, flush=True)
-
-    def warn(self, text):
-        """A problem that does not stop the run: one line naming where and which command."""
-        print(f"nnpipe: warning: {self.location}: {text}", file=self.err, flush=True)
-
-    def notice(self, text):
-        """Informational messages, hidden by --quiet."""
-        if not self.quiet:
-            print(text, file=self.err, flush=True)
+    def __getattr__(self, name):
+        """Tests and embedding code read the workspace (images, networks…) through here."""
+        if name == "workspace":
+            raise AttributeError(name)
+        return getattr(self.workspace, name)
 
     # --- running ----------------------------------------------------------------------------
     def run_source(self, text, file, arguments=()):
         main, definitions = lex(text, file)
         folder = os.path.dirname(file) if file not in ("<stdin>", "<command line>") else ""
-        self.frames[0].variables.setdefault("script_dir", folder or ".")
+        self.script_dir = folder or "."
         self.define(definitions)
-        self.frames[0].arguments = list(arguments)
-        self.execute(parse(main, self.definitions))
+        self.arguments[0] = list(arguments)
+        self.execute(self.parse(main))
 
     def run_items(self, texts, file="<command line>"):
-        items = [Item(text, file, 1) for text in texts]
-        self.execute(parse(items, self.definitions))
+        self.execute(self.parse(lex_items(texts, file)))
+
+    def parse(self, items):
+        try:
+            nodes, _ = Parser(items, self.definitions, self.load_file).parse_block()
+        except RecursionError:
+            raise UserError("blocks nested too deeply") from None
+        return nodes
+
+    def load_file(self, path, item):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"cannot read command file '{path}': {error}", item.where) from None
+        _, definitions = lex(text, path)
+        self.define(definitions)
 
     def define(self, definitions):
         self.definitions.update(definitions)
-        for name, definition in definitions.items():
+        for name in definitions:
             self.bodies[name] = None  # parsed on first call, when every definition is known
 
     def execute(self, nodes):
         for node in nodes:
-            self.location = node.item.where
+            self.workspace.location = node.item.where
             try:
                 self.execute_node(node)
             except UserError as error:
                 raise error.locate(node.item.where)
+            except RecursionError:
+                raise UserError("blocks or calls nested too deeply", node.item.where) from None
 
     def execute_node(self, node):
-        frame = self.frames[-1]
         if isinstance(node, Run):
             self.run_command(node)
         elif isinstance(node, Assign):
-            name, value = ASSIGNMENT.match(node.item.text).groups()
-            frame.variables[name] = self.substitute(value)
+            self.assign(node.item.text)
         elif isinstance(node, Repeat):
-            self.run_repeat(node, frame)
+            self.run_repeat(node)
         elif isinstance(node, If):
             for condition, body in node.branches:
                 if self.condition(condition):
@@ -250,35 +285,83 @@ class Interpreter:
                 self.execute(node.otherwise)
         elif isinstance(node, DoWhile):
             while True:
-                self.execute(node.body)
+                try:
+                    self.execute(node.body)
+                except _Continue:
+                    pass
+                except _Break:
+                    break
                 if not self.condition(node.condition):
                     break
+        elif isinstance(node, LoopControl):
+            if not self.repeats[-1]:
+                raise UserError(f"'{node.item.text}' outside of a loop")
+            raise _Break() if node.item.text == "break" else _Continue()
 
-    def run_repeat(self, node, frame):
-        count_text, _, variable = self.substitute(node.count.text).partition(",")
+    def assign(self, text):
+        names, operator, value = ASSIGNMENT.match(text).groups()
+        value = self.substitute(value)
+        if operator == "=":
+            values = split_arguments(value) if "," in names else [unprotect(value)]
+            for name, part in zip(names.split(","), values + [""] * len(names.split(","))):
+                self.variables.set(name, part)
+            return
+        if operator == ":=":
+            result = expr.evaluate(unprotect(value), self.images, self.workspace.rng,
+                                   self.variables.set)
+            self.variables.set(names, expr.format_value(result))
+            return
+        current = self.variables.get(names)
+        if operator == ".=":
+            self.variables.set(names, current + unprotect(value))
+            return
+        result = expr.evaluate(f"({current or 0}){operator[0]}({unprotect(value)})", self.images,
+                               self.workspace.rng)
+        self.variables.set(names, expr.format_value(result))
+
+    def run_repeat(self, node):
+        text = unprotect(self.substitute(node.count.text))
+        count_text, _, variable = text.partition(",")
+        count = self.number(count_text, "repeat")
+        if count < 0 or (count != float("inf") and not float(count).is_integer()):
+            raise UserError(f"count must be an integer >= 0 or inf (got '{count_text}')",
+                            command="repeat")
+        loop = [0, count]
+        self.repeats[-1].append(loop)
         try:
-            count = float(count_text)
-        except ValueError:
-            raise UserError(f"count must be an integer >= 0 (got '{count_text}')", command="repeat")
-        if count < 0 or not count.is_integer():
-            raise UserError(f"count must be an integer >= 0 (got '{count_text}')", command="repeat")
-        loop = [0, int(count)]
-        frame.repeats.append(loop)
-        try:
-            for index in range(int(count)):
+            index = 0
+            while index < count:
                 loop[0] = index
                 if variable:
-                    frame.variables[variable] = str(index)
-                self.execute(node.body)
+                    self.variables.set(variable, str(index))
+                try:
+                    self.execute(node.body)
+                except _Continue:
+                    pass
+                except _Break:
+                    break
+                index += 1
         finally:
-            frame.repeats.pop()
+            self.repeats[-1].pop()
+
+    def number(self, text, what):
+        """A number written plainly, or a math expression (G'MIC's conditions and counts)."""
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        try:
+            result = expr.evaluate(text, self.images, self.workspace.rng, self.variables.set)
+        except UserError as error:
+            raise UserError(f"'{text}' is neither a number nor an expression ({error.message})",
+                            command=what) from None
+        if isinstance(result, list):
+            raise UserError(f"'{text}' is a vector, not a number", command=what)
+        return result
 
     def condition(self, item):
-        text = self.substitute(item.text)
-        try:
-            return float(text) != 0
-        except ValueError:
-            raise UserError(f"condition must be a number (got '{text}'); write it as {{expression}}")
+        value = self.number(unprotect(self.substitute(item.text)), "if")
+        return value != 0 and value == value
 
     def substitute(self, text):
         return substitute(text, self)
@@ -290,17 +373,18 @@ class Interpreter:
         if match and match.group(1) == "-" and lookup(name) is None and name not in self.definitions:
             match = None
         if not match or (lookup(name) is None and name not in self.definitions):
-            if node.arguments is None and _is_input(text):
+            plain = unprotect(text)
+            if node.arguments is None and _is_input(plain):
                 return self.call_builtin(lookup("input"), "input", [], False, text, node)
-            raise UserError(_unknown(text, self.definitions))
+            raise UserError(_unknown(plain, self.definitions))
         plus, selection_text = match.group(1) == "+", match.group(3)
         try:
             arguments = None if node.arguments is None else self.substitute(node.arguments.text)
         except UserError as error:
             raise error.locate(None, name)
         if self.verbose:
-            shown = f" {arguments}" if arguments is not None else ""
-            print(f"[{node.item.where}] {text}{shown}", file=self.err, flush=True)
+            shown = f" {unprotect(arguments)}" if arguments is not None else ""
+            print(f"[{node.item.where}] {unprotect(text)}{shown}", file=self.workspace.err, flush=True)
         if name in self.definitions:
             if selection_text or plus:
                 raise UserError("a command defined in a script takes no selection or '+'", command=name)
@@ -312,7 +396,7 @@ class Interpreter:
             raise UserError("does not support the '+' prefix", command=entry.name)
         try:
             if selection_text is None and entry.default_selection is not None:
-                selection = entry.default_selection(self)
+                selection = entry.default_selection(self.workspace)
             else:
                 selection = self.select(selection_text)
         except UserError as error:
@@ -320,19 +404,21 @@ class Interpreter:
         return self.call_builtin(entry, entry.name, selection, plus, arguments, node)
 
     def call_builtin(self, entry, name, selection, plus, arguments, node):
+        workspace = self.workspace
         try:
             args = entry.parse_arguments(arguments)
             if entry.each:
                 for index in selection:
-                    result = entry.function(self, self.images[index], *args)
+                    result = entry.function(workspace, workspace.images[index], *args)
                     if plus:
-                        self.images.append(result, self.images.names[index])
+                        workspace.images.append(result, copy_name(workspace.images.names[index]))
                     else:
-                        self.images.replace(index, result)
+                        workspace.images.replace(index, result)
             else:
-                entry.function(self, selection, *args)
+                entry.function(workspace, selection, *args)
             if entry.builds_network:
-                self.network().commands.append(f"{name} {arguments}" if arguments else name)
+                text = unprotect(arguments) if arguments else ""
+                workspace.network().commands.append(f"{name} {text}" if text else name)
         except UserError as error:
             raise error.locate(None, name)
         except MemoryError:
@@ -340,146 +426,83 @@ class Interpreter:
                             command=name) from None
 
     def call_definition(self, name, arguments):
-        if len(self.frames) > MAX_CALL_DEPTH:
+        if len(self.arguments) > MAX_CALL_DEPTH:
             raise UserError(f"more than {MAX_CALL_DEPTH} nested command calls", command=name)
         if self.bodies.get(name) is None:
-            self.bodies[name] = parse(self.definitions[name].items, self.definitions)
+            self.bodies[name] = self.parse(self.definitions[name].items)
         args = split_arguments(arguments) if arguments is not None else []
-        self.frames.append(Frame({}, args, name))
+        self.arguments.append(args)
+        self.names.append(name)
+        self.repeats.append([])
+        self.variables.push()
         try:
             self.execute(self.bodies[name])
         finally:
-            self.frames.pop()
+            self.variables.pop()
+            self.repeats.pop()
+            self.names.pop()
+            self.arguments.pop()
+
+    def status_of(self, command_text):
+        """`${-cmd args}`: run the command, give its status."""
+        self.workspace.status = ""
+        name, _, arguments = command_text.partition(" ")
+        items = [Item(name, self.workspace.location, 0)]
+        if arguments:
+            items.append(Item(arguments, self.workspace.location, 0))
+        self.execute(self.parse(items))
+        return self.workspace.status
 
     # --- selections -------------------------------------------------------------------------
     def select(self, text):
-        """Indices named by a selection suffix (`[0,2]`, `[1-3]`, `[name]`, `.`).
-
-        Without one: every image except those a network owns (weights, moments, trainer
-        states), so `resize 64,64` after building a network leaves the network alone."""
-        count = len(self.images)
+        """Indices named by a selection suffix; without one, every image except those a network
+        owns (weights, moments, trainer states), so `resize 64,64` after building a network
+        leaves the network alone."""
         if text is None:
-            owned = self.network_images() if self.networks else ()
-            return [i for i in range(count) if self.images.names[i] not in owned]
-        if text.startswith("."):
-            text = f"[-{len(text)}]"
-        indices = []
-        for part in split_arguments(text[1:-1]):
-            part = part.strip()
-            if not part:
-                continue
-            indices.extend(self.select_part(part, count))
-        return indices
+            owned = self.workspace.network_images() if self.networks else ()
+            return [i for i in range(len(self.images)) if self.images.names[i] not in owned]
+        return self.workspace.select(unprotect(text))
 
-    def select_part(self, part, count):
-        if part in (".", "..", "..."):
-            return [self.index(str(-len(part)), count, part)]
-        range_match = re.fullmatch(r"(-?\d+)-(-?\d+)", part)
-        if range_match:
-            first = self.index(range_match.group(1), count, part)
-            last = self.index(range_match.group(2), count, part)
-            return list(range(first, last + 1))
-        if re.fullmatch(r"-?\d+", part):
-            return [self.index(part, count, part)]
-        found = [i for i, name in enumerate(self.images.names) if name == part]
-        if not found:
-            raise UserError(f"selection [{part}]: no image named '{part}'")
-        return found
-
-    def index(self, text, count, part):
-        value = int(text)
-        if not -count <= value < count:
-            raise UserError(f"selection [{part}] is out of range ({count} image{'s' * (count != 1)})")
-        return value % count
-
-    # --- what substitution asks for -----------------------------------------------------------
-    def variables(self):
-        merged = dict(self.frames[0].variables)
-        merged.update(self.frames[-1].variables)
-        return merged
-
+    # --- what substitution asks for ---------------------------------------------------------
     def lookup(self, name, default=None):
-        frame = self.frames[-1]
         if name.isdigit():
             index = int(name)
             if index == 0:
-                return frame.name
-            if index <= len(frame.arguments) and frame.arguments[index - 1] != "":
-                return frame.arguments[index - 1]
-            if default is not None:
-                return default
-            raise UserError(f"missing argument ${index}")
-        for scope in (frame.variables, self.frames[0].variables):
-            if name in scope:
-                return scope[name]
-        if default is not None:
-            return default
-        raise UserError(f"undefined variable '${name}'")
+                return self.names[-1]
+            arguments = self.arguments[-1]
+            if index <= len(arguments) and arguments[index - 1] != "":
+                return arguments[index - 1]
+            return default if default is not None else ""
+        if name == "script_dir":  # nnpipe's own: the folder of the running script
+            return self.variables.get(name, self.script_dir)
+        return self.variables.get(name, default)
 
     def special(self, char):
-        frame = self.frames[-1]
         if char in "><":
-            if not frame.repeats:
+            if not self.repeats[-1]:
                 raise UserError(f"'${char}' used outside of a repeat block")
-            index, count = frame.repeats[-1]
-            return str(index if char == ">" else count - 1 - index)
-        return {"!": str(len(self.images)), "#": str(len(frame.arguments)),
-                "*": ",".join(frame.arguments), "$": "$"}[char]
+            index, count = self.repeats[-1][-1]
+            if char == ">":
+                return str(index)
+            return "inf" if count == float("inf") else str(int(count) - 1 - index)
+        arguments = self.arguments[-1]
+        return {"!": str(len(self.images)), "#": str(len(arguments)),
+                "*": ",".join(arguments)}[char]
 
-    def image_attribute(self, name, index, *coordinates):
-        if not self.images:
-            raise UserError(f"'{name}' needs an image but the list is empty")
-        count = len(self.images)
-        if float(index) != int(index) or not -count <= int(index) < count:
-            raise UserError(f"image #{format_number(index)} is out of range ({count} images)")
-        image = self.images[int(index)]
-        s, d, h, w = image.shape
-        if name == "i":
-            position = [int(v) for v in coordinates] + [0] * (4 - len(coordinates))
-            x, y, z, c = position
-            if not (0 <= x < w and 0 <= y < h and 0 <= z < d and 0 <= c < s):
-                raise UserError(f"i(): ({','.join(map(str, position))}) is outside image"
-                                f" #{int(index)} of size {w},{h},{d},{s}")
-            return float(image[c, z, y, x])
-        sizes = {"w": w, "h": h, "d": d, "s": s, "wh": w * h, "whd": w * h * d, "whds": image.size}
-        if name in sizes:
-            return sizes[name]
-        if image.size == 0:
-            return 0
-        return float({"im": image.min, "iM": image.max, "ia": image.mean}[name]())
-
-    def network(self):
-        """The current network; a first nn_* command without nn_init starts one."""
-        if self.current_network is None:
-            self.networks[DEFAULT_NAME] = Network(DEFAULT_NAME)
-            self.current_network = DEFAULT_NAME
-        return self.networks[self.current_network]
-
-    def network_images(self):
-        """Names of the images that belong to networks: parameters, moments, trainer states."""
-        from nnpipe.nn.optimizers import MOMENTS
-        names = set()
-        for network in self.networks.values():
-            for module in network.parameter_modules():
-                names.add(module.name)
-                for trainer in network.trainers.values():
-                    names.update(module.name + suffix for suffix in MOMENTS[trainer.optimizer])
-            names.update(network.trainers)
-        return names
-
-    def set_variable(self, name, value):
-        self.frames[-1].variables[name] = value if isinstance(value, str) else format_number(value)
+    def evaluate(self, text):
+        """`{expression}` in an item."""
+        result = expr.evaluate(unprotect(text), self.images, self.workspace.rng, self.variables.set)
+        return expr.format_value(result)
 
 
 def _is_input(text):
     """Items G'MIC reads as `input`: inline values, a blank size such as 256,256, a file."""
-    return text.startswith("(") or BLANK_SIZE.match(text) is not None or os.path.exists(text) \
-        or (any(c in text for c in "*?") and bool(glob.glob(text))) \
+    return text.startswith("(") or text.startswith("[") or BLANK_SIZE.match(text) is not None \
+        or os.path.exists(text) or (any(c in text for c in "*?") and bool(glob.glob(text))) \
         or re.search(r"\.(png|jpe?g|tiff?|npy|bmp|gif)$", text, re.I) is not None
 
 
 def _unknown(text, definitions):
-    text = text.strip('"')
     names = list(COMMANDS) + list(ALIASES) + list(definitions)
     close = difflib.get_close_matches(text.lstrip("+-"), names, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""

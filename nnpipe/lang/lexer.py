@@ -1,8 +1,18 @@
-"""Split a script into items, each remembering the file and line it came from.
+"""Read scripts and G'MIC command files into items, each remembering its file and line.
 
-Items are separated by white space. Double quotes and `{…}` expressions may hold spaces;
-a lone `{` or `}` is a block brace. `#` at the start of an item comments out the rest of
-the line, and a trailing backslash continues the line.
+As G'MIC reads them:
+- `#` at the start of a line or after a blank starts a comment, to the end of the line
+  (inside double quotes too); a trailing backslash joins the next line.
+- Double quotes group words into one item and protect what they hold: `$`, `{`, `}` and `,`
+  inside quotes are stored as private codes, so that no substitution or argument split
+  touches them, and turn back into themselves when a command receives its arguments. The
+  quotes themselves are removed (`"a"b` is `ab`). A quote left open at the end of a line
+  goes on to the next one.
+- A line `name :` (at the start of the line, not `name :=`) starts a command definition;
+  its body is the rest of that line and every line up to the next definition. Lines before
+  the first definition are the file's main program (run by `nnpipe run`). nnpipe's own
+  style: a body whose first line is indented ends at the first line that is not.
+- `{…}` holding blanks stays one item (an nnpipe extension: G'MIC splits it).
 """
 
 import re
@@ -10,7 +20,16 @@ from dataclasses import dataclass
 
 from nnpipe.errors import UserError
 
-DEFINITION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:(?:\s+(.*))?$")
+DEFINITION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:(?!=)\s*(.*)$")
+PROTECT = {"$": "\ue000", "{": "\ue001", "}": "\ue002", ",": "\ue003", '"': "\ue004"}
+UNPROTECT = {code: char for char, code in PROTECT.items()}
+COMMA = PROTECT[","]
+_UNPROTECT_TABLE = str.maketrans(UNPROTECT)
+
+
+def unprotect(text):
+    """The text a user wrote, quoted parts included (for display and for command arguments)."""
+    return text.translate(_UNPROTECT_TABLE)
 
 
 @dataclass(frozen=True)
@@ -23,6 +42,10 @@ class Item:
     def where(self):
         return f"{self.file}:{self.line}"
 
+    @property
+    def shown(self):
+        return unprotect(self.text)
+
 
 @dataclass
 class Definition:
@@ -31,37 +54,68 @@ class Definition:
     file: str
     line: int
 
+    @property
+    def takes_arguments(self):
+        """G'MIC's rule: a command takes an argument when its body mentions $1…, $*, $#, $=,
+        ${1…}, ${^…} or $"*"."""
+        body = " ".join(item.text for item in self.items)
+        return re.search(r'\$(?:[#*=1-9]|-[1-9]|"\*"|\{(?:\^|-?[1-9]))', body) is not None
 
-def _logical_lines(text):
-    """Yield (line_number, text, indented) with backslash continuations joined."""
-    pending, start = None, 0
+
+def _strip_comment(line):
+    match = re.search(r"(^|\s)#", line)
+    return line if match is None else line[:match.start()]
+
+
+def logical_lines(text):
+    """Yield (first line number, text) with comments gone, continuations and open quotes joined."""
+    pending, start, glued = None, 0, False
     for number, raw in enumerate(text.splitlines(), start=1):
+        line = _strip_comment(raw).rstrip()
         if pending is None:
-            pending, start = raw, number
+            pending, start = line, number
+        elif glued:
+            pending += line.lstrip()
         else:
-            pending += " " + raw.lstrip()
-        if pending.endswith("\\"):
+            pending += line.lstrip()  # an open quote goes on: its line break is a blank
+        glued = pending.endswith("\\")
+        if glued:
             pending = pending[:-1]
             continue
-        yield start, pending, pending[:1].isspace()
+        if _open_quote(pending):
+            pending += " "
+            continue
+        yield start, pending
         pending = None
     if pending is not None:
-        yield start, pending, pending[:1].isspace()
+        yield start, pending
+
+
+def _open_quote(text):
+    count, i = 0, 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text):
+            i += 2
+            continue
+        count += text[i] == '"'
+        i += 1
+    return count % 2 == 1
 
 
 def split_line(text, file, line):
-    """Split one logical line into items."""
+    """Split one logical line into items (quotes protected and removed)."""
     items, i, n = [], 0, len(text)
     while i < n:
         if text[i].isspace():
             i += 1
             continue
-        if text[i] == "#":
-            break
         start, quote, depth = i, False, 0
         while i < n and (quote or depth or not text[i].isspace()):
             char = text[i]
-            if char == '"' and (i == 0 or text[i - 1] != "\\"):
+            if char == "\\" and i + 1 < n and text[i + 1] == '"':
+                i += 2
+                continue
+            if char == '"':
                 quote = not quote
             elif not quote and char == "{" and i + 1 < n and not text[i + 1].isspace():
                 depth += 1
@@ -70,31 +124,57 @@ def split_line(text, file, line):
             i += 1
         if quote:
             raise UserError("unterminated string (missing closing \")", f"{file}:{line}")
-        items.append(Item(text[start:i], file, line))
+        items.append(read_item(text[start:i], file, line))
     return items
 
 
-def lex(text, file="<command line>"):
-    """Return (main_items, definitions) of a script.
-
-    A non-indented line `name :` starts a command definition whose body is the rest of that
-    line plus the indented lines after it; every other line belongs to the main program.
-    """
-    main, definitions, current = [], {}, None
-    for line, content, indented in _logical_lines(text):
-        stripped = content.strip()
-        if not stripped or stripped.startswith("#"):
+def read_item(text, file="<command line>", line=1):
+    """One item: quotes removed, what they held protected."""
+    out, quote, i = [], False, 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and i + 1 < len(text) and text[i + 1] == '"':
+            out.append(PROTECT['"'])
+            i += 2
             continue
-        match = None if indented else DEFINITION.match(stripped)
+        if char == '"':
+            quote = not quote
+        else:
+            out.append(PROTECT.get(char, char) if quote else char)
+        i += 1
+    if quote:
+        raise UserError("unterminated string (missing closing \")", f"{file}:{line}")
+    return Item("".join(out), file, line)
+
+
+def lex(text, file="<command line>"):
+    """Return (main_items, definitions) of a script or command file.
+
+    A definition whose body starts on an indented line ends at the next line that is not
+    indented (nnpipe's script style); otherwise, as in G'MIC, it runs to the next definition."""
+    main, definitions, current, indented_body = [], {}, None, None
+    for line, content in logical_lines(text):
+        if not content.strip():
+            continue
+        indented = content[:1].isspace()
+        match = None if indented else DEFINITION.match(content)
         if match:
             name = match.group(1)
             if name in definitions:
                 raise UserError(f"command '{name}' is defined twice", f"{file}:{line}")
-            current = Definition(name, split_line(match.group(2) or "", file, line), file, line)
+            current = Definition(name, split_line(match.group(2), file, line), file, line)
             definitions[name] = current
+            indented_body = None if not match.group(2).strip() else False
             continue
-        if not indented:
+        if current is not None and indented_body is None:
+            indented_body = indented
+        if current is not None and indented_body and not indented:
             current = None
         target = current.items if current is not None else main
         target.extend(split_line(content, file, line))
     return main, definitions
+
+
+def lex_items(texts, file="<command line>"):
+    """Items handed over by a shell: each stays one item; its quotes are read as in a file."""
+    return [read_item(text, file, 1) for text in texts]

@@ -1,10 +1,10 @@
-"""Substitution of `$name`, `${name}`, `${1=default}`, `$>`, `$<`, `$!`, `$#`, `$*`, `$1`…
-and `{expression}` inside one item, at the moment the item runs."""
+"""Substitution of `$name`, `${name}`, `${name=default}`, `${-command}`, `$>`, `$<`, `$!`, `$#`,
+`$*`, `$1`… and `{expression}` inside one item, at the moment the item runs. Quoted text was
+protected by the lexer, so nothing here touches it."""
 
 import re
 
 from nnpipe.errors import UserError
-from nnpipe.lang.expr import evaluate, format_number
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
 
@@ -30,8 +30,7 @@ def substitute(text, scope):
         char = text[i]
         if char == "{" and i + 1 < len(text):
             end = _matching_brace(text, i)
-            expression = substitute(text[i + 1:end], scope)
-            out.append(format_number(evaluate(expression, scope.variables(), scope.image_attribute)))
+            out.append(scope.evaluate(substitute(text[i + 1:end], scope)))
             i = end + 1
         elif char == "$" and i + 1 < len(text):
             i = _dollar(text, i + 1, scope, out)
@@ -44,17 +43,17 @@ def substitute(text, scope):
 def _dollar(text, i, scope, out):
     """Substitute the `$…` form starting after the dollar at text[i-1]; return the next index."""
     char = text[i]
-    if char in "><!#*$":
+    if char in "><!#*":
         out.append(scope.special(char))
         return i + 1
     if char == "{":
-        end = text.find("}", i)
-        if end < 0:
-            raise UserError(f"unterminated '${{' in '{text}'")
-        name, _, default = text[i + 1:end].partition("=")
-        name = substitute(name, scope)
-        has_default = "=" in text[i + 1:end]
-        out.append(scope.lookup(name, substitute(default, scope) if has_default else None))
+        end = _matching_brace(text, i)
+        inner = substitute(text[i + 1:end], scope)
+        if inner.startswith("-") and inner[1:2].isalpha():
+            out.append(scope.status_of(inner[1:]))
+            return end + 1
+        name, has_default, default = inner.partition("=")
+        out.append(scope.lookup(name, default if has_default else None))
         return end + 1
     match = NAME.match(text, i)
     if not match:

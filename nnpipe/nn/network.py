@@ -82,6 +82,17 @@ class Network:
         self.trainers[trainer.name] = trainer
         self.order.append(trainer.name)
 
+    def owned_image_names(self):
+        """The images this network keeps in the list: parameters, their optimizer moments and
+        the trainers' states."""
+        from nnpipe.nn.optimizers import MOMENTS
+        names = set(self.trainers)
+        for module in self.parameter_modules():
+            names.add(module.name)
+            for trainer in self.trainers.values():
+                names.update(module.name + suffix for suffix in MOMENTS[trainer.optimizer])
+        return names
+
     def parameter_modules(self):
         return [m for m in self.modules.values() if m.parameter_shape(self) is not None]
 
@@ -136,3 +147,10 @@ class Network:
         lines.append("")
         lines.append(f" * Total: {len(self.order)} modules, {self.size()} parameters.")
         return "\n".join(lines)
+
+
+def owned_image_names(networks):
+    names = set()
+    for network in networks:
+        names |= network.owned_image_names()
+    return names

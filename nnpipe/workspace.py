@@ -1,0 +1,98 @@
+"""What a command works on: the image list, the networks, the random generator, the output
+and the variables of the command that runs it. Parsing and control flow stay in nnpipe.lang;
+a command cannot reach them."""
+
+import os
+import sys
+
+import numpy as np
+
+from nnpipe.images.imagelist import ImageList
+from nnpipe.images.selection import select
+from nnpipe.lang.expr import format_number
+from nnpipe.nn.network import DEFAULT_NAME, Network, owned_image_names
+
+
+class Variables:
+    """G'MIC's scopes: each command call has its own variables; names starting with '_' are
+    global. A name found nowhere reads the environment, then the empty text."""
+
+    def __init__(self):
+        self.globals = {}
+        self.frames = [{}]
+
+    def scope(self, name):
+        return self.globals if name.startswith("_") else self.frames[-1]
+
+    def get(self, name, default=None):
+        scope = self.scope(name)
+        if name in scope:
+            return scope[name]
+        if default is not None:
+            return default
+        return os.environ.get(name, "")
+
+    def set(self, name, value):
+        self.scope(name)[name] = value
+
+    def push(self):
+        self.frames.append({})
+
+    def pop(self):
+        self.frames.pop()
+
+
+class Workspace:
+    def __init__(self, seed=None, quiet=False, out=None, err=None, variables=None):
+        self.images = ImageList()
+        self.networks = {}
+        self.current_network = None
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.quiet = quiet
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.variables = variables or Variables()
+        self.location = "<command line>"
+        self.status = ""
+
+    # --- output -------------------------------------------------------------------------
+    def echo(self, text):
+        print(text, file=self.out, flush=True)
+
+    def warn(self, text):
+        """A problem that does not stop the run: one line naming where and which command."""
+        print(f"nnpipe: warning: {self.location}: {text}", file=self.err, flush=True)
+
+    def notice(self, text):
+        """Informational messages, hidden by --quiet."""
+        if not self.quiet:
+            print(text, file=self.err, flush=True)
+
+    # --- variables ----------------------------------------------------------------------
+    def set_variable(self, name, value):
+        self.variables.set(name, value if isinstance(value, str) else _short(value))
+
+    def lookup(self, name, default=None):
+        return self.variables.get(name, default)
+
+    # --- images and networks ------------------------------------------------------------
+    def select(self, text):
+        return select(text, self.images.names)
+
+    def network(self):
+        """The current network; a first nn_* command without nn_init starts one."""
+        if self.current_network is None:
+            self.networks[DEFAULT_NAME] = Network(DEFAULT_NAME)
+            self.current_network = DEFAULT_NAME
+        return self.networks[self.current_network]
+
+    def network_images(self):
+        return owned_image_names(self.networks.values())
+
+
+def _short(value):
+    """nnpipe's own numbers (losses, accuracies) in their shortest exact form."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(_short(v) for v in value)
+    return format_number(value)
