@@ -9,14 +9,14 @@ from hypothesis import strategies as st
 
 from conftest import run_script, script_error
 from nnpipe.errors import UserError
-from nnpipe.lang.expr import evaluate, format_number
+from nnpipe.lang.expr import evaluate, format_number, format_value
 
 
 @pytest.mark.parametrize("text, expected", [
     ("1+2*3", 7), ("(1+2)*3", 9), ("10-4-3", 3), ("2*3/4", 1.5), ("8/2/2", 2),
-    ("7%3", 1), ("-7%3", -1), ("7.5%2", 1.5), ("1+7%3*2", 3),
-    ("2^3", 8), ("2^3^2", 512), ("(2^3)^2", 64), ("2^-1", 0.5), ("2*3^2", 18),
-    ("-3", -3), ("--3", 3), ("-2^2", -4), ("+4", 4), ("3--2", 5), ("-(1+2)*2", -6),
+    ("7%3", 1), ("-7%3", 2), ("7%-3", -2), ("7.5%2", 1.5), ("1+7%3*2", 3),
+    ("2^3", 8), ("2^3^2", 64), ("2^(3^2)", 512), ("(2^3)^2", 64), ("2^-1", 0.5), ("2*3^2", 18),
+    ("-3", -3), ("--3", 3), ("-2^2", 4), ("+4", 4), ("3--2", 5), ("-(1+2)*2", -6),
     ("1.5e2", 150), (".5", 0.5), ("2.", 2), ("1e-3*1000", 1),
 ])
 def test_arithmetic_and_precedence(text, expected):
@@ -47,35 +47,34 @@ def test_functions(text, expected):
 
 
 @pytest.mark.parametrize("text, printed", [
-    ("round(0.3056*100,0.01)", "30.56"), ("round(1234.5678,0.001)", "1234.568"),
-    ("round(7.3,0.5)", "7.5"), ("round(-2.5)", "-2")])
-def test_round_to_a_step_prints_as_typed(text, printed):
-    assert format_number(evaluate(text)) == printed
+    ("round(7.3,0.5)", "7.5"),
+    ("round(-2.5)", "-3"), ("round(2.5)", "3"), ("round(-0.5)", "-1"), ("1/3", "0.33333333333333331"),
+    ("1e16", "10000000000000000"), ("2.5e20", "2.5e+20"), ("1/0", "inf"), ("-1/0", "-inf"),
+    ("[1,2]+1", "2,3")])
+def test_results_print_as_gmic_prints_them(text, printed):
+    assert run_script(f"e {{{text}}}").lines == [printed]
 
 
 def test_white_space_is_ignored():
     assert evaluate("  1 +  2 *\t3 ") == 7
 
 
-def test_variables_are_read_as_numbers():
-    variables = {"a": "3", "b": "0.5", "big": "1e3"}
-    assert evaluate("a*b+big", variables) == pytest.approx(1001.5)
+def test_script_variables_are_substituted_not_read_by_name():
+    assert run_script("a=3 e {$a*2}").lines == ["6"]
+    assert "unknown name 'a'" in script_error("a=3 e {a*2}").message  # as in G'MIC
 
 
-def test_variable_that_is_not_a_number_is_an_error():
-    with pytest.raises(UserError, match="variable 'name' is not a number"):
-        evaluate("name+1", {"name": "hello"})
-
-
-@pytest.mark.parametrize("text", ["1/0", "5%0", "1/(2-2)", "3/(1<0)"])
-def test_division_by_zero_is_a_user_error(text):
-    with pytest.raises(UserError, match="division by zero"):
-        evaluate(text)
+@pytest.mark.parametrize("text, expected", [("1/0", math.inf), ("-1/0", -math.inf), ("5%0", math.nan),
+                                            ("10^400", math.inf), ("exp(1000)", math.inf),
+                                            ("log(0)", -math.inf), ("nan>=0.01", 0), ("inf>1e308", 1)])
+def test_no_arithmetic_error_only_infinities_and_nans(text, expected):
+    value = evaluate(text)
+    assert (math.isnan(value) and math.isnan(expected)) or value == expected
 
 
 @pytest.mark.parametrize("text, message", [
     ("foo+1", "unknown name 'foo'"),
-    ("nosuch(1)", "unknown function 'nosuch'"),
+    ("nosuch(1)", "unknown function 'nosuch()'"),
     ("min()", "wrong number of arguments"),
     ("abs(1,2)", "wrong number of arguments"),
     ("1+", "unexpected"),
@@ -83,12 +82,6 @@ def test_division_by_zero_is_a_user_error(text):
     ("1 2", "unexpected '2'"),
     ("1?2", "expected ':'"),
     ("2 @ 3", "unexpected character '@'"),
-    ("", "unexpected"),
-    ("sqrt(-1)", "sqrt of a negative number"),
-    ("log(0)", "log of a non-positive number"),
-    ("(-8)^(1/3)", "invalid power"),
-    ("10^400", "invalid power"),
-    ("exp(1000)", "no finite value"),
 ])
 def test_bad_expressions_are_user_errors(text, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -100,12 +93,11 @@ def test_deep_nesting_is_a_user_error_not_a_crash():
         evaluate("(" * 5000 + "1" + ")" * 5000)
 
 
-def test_image_attribute_without_images_is_an_error():
-    with pytest.raises(UserError, match="no image"):
-        evaluate("w")
+def test_image_attribute_without_images_is_zero():
+    assert evaluate("w") == 0  # as in G'MIC
 
 
-@pytest.mark.parametrize("value, text", [
+@pytest.mark.parametrize("value, text", [  # nnpipe's own numbers (losses, statistics)
     (3, "3"), (3.0, "3"), (-2.0, "-2"), (0.0, "0"), (-0.0, "0"), (2.5, "2.5"), (0.1, "0.1"),
     (1 / 3, "0.3333333333333333"), (True, "1"), (False, "0"), (1e20, "1e+20"),
     (123456789012.0, "123456789012"), (float("inf"), "inf"),
@@ -137,7 +129,7 @@ def test_image_index_may_be_an_expression():
 
 
 @pytest.mark.parametrize("expression, message", [
-    ("w#5", "out of range"), ("w#-4", "out of range"), ("h#0.5", "0.5"),
+    ("w#5", "out of range"), ("w#-4", "out of range"),
 ])
 def test_bad_image_index_is_an_error(expression, message):
     error = script_error(f"i 1,1 i 1,1 i 1,1\ne {{{expression}}}")
@@ -145,10 +137,10 @@ def test_bad_image_index_is_an_error(expression, message):
     assert error.where == "test.nnp:2"
 
 
-def test_division_by_zero_in_script_names_the_line():
-    error = script_error("e fine\ni 3,3 r {w/(h-3)}", file="div.nnp")
+def test_expression_error_in_script_names_the_line_and_position():
+    error = script_error("e fine\ni 3,3 r {w/(h-3)+@}", file="div.nnp")
     assert error.where == "div.nnp:2"
-    assert "division by zero" in error.message
+    assert "unexpected character '@' at position 9" in error.message
 
 
 def test_mean_of_a_noisy_image_matches_numpy():
@@ -169,12 +161,8 @@ EXPRESSION_PIECES = ["1", "0", "2.5", "-", "+", "*", "/", "%", "^", "<", "<=", "
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(EXPRESSION_PIECES), max_size=14).map("".join))
 def test_any_expression_gives_a_number_or_a_user_error(text):
-    def attribute(name, index):
-        if isinstance(index, float) and not index.is_integer():
-            raise UserError("bad index")
-        return 3.0
     try:
-        value = evaluate(text, {"a": "2", "b": "nan", "e": "x"}, attribute)
+        value = evaluate(text, [np.ones((1, 1, 2, 3), np.float32)])
     except UserError:
         return
-    assert isinstance(format_number(value), str)
+    assert isinstance(format_value(value), str)

@@ -41,8 +41,8 @@ def input_command(ctx, selection, source):
         if len(parts) > 4 and is_expression(value):
             ctx.images.append(fill_image(ctx, image, value), f"[{value}]")
         else:
-            if len(parts) > 4:
-                image[...] = float(value)
+            if len(parts) > 4:  # values repeated along x, then y, z and channels
+                image = np.resize(np.array(parts[4:], dtype=np.float32), image.size).reshape(image.shape)
             ctx.images.append(image, f"[{value}]" if len(parts) > 4 else "[unnamed]")
     else:
         for path in _expand(plain):
@@ -118,7 +118,7 @@ def keep(ctx, selection):
     ctx.images.keep(selection)
 
 
-@command("name", "nm", group=IMAGES, params=[
+@command("name", "nm", group=IMAGES, raw=True, protected=True, params=[
     Text("names", rest=True, help="one name per image: name1,name2,… (quote a name holding commas)")],
     default_selection=lambda ctx: Unselected(range(len(ctx.images))))
 def name_command(ctx, selection, names):

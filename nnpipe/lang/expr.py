@@ -169,16 +169,18 @@ class _Parser:
         return left
 
     def unary(self):
-        if op := self.accept("-", "+", "!", "~"):
-            return ("unary", op, self.unary())
         return self.power()
+
+    def signed(self):
+        if op := self.accept("-", "+", "!", "~"):
+            return ("unary", op, self.signed())
+        return self.postfix()
 
     def power(self):
         # G'MIC binds unary minus tighter than '^' (-2^2 is 4) and reads 2^3^2 as (2^3)^2.
-        value = self.postfix()
+        value = self.signed()
         while self.accept("^"):
-            exponent = self.unary() if self.peek()[1] in ("-", "+", "!") else self.postfix()
-            value = ("op", "^", value, exponent)
+            value = ("op", "^", value, self.signed())
         return value
 
     def postfix(self):

@@ -472,7 +472,7 @@ class Interpreter:
             arguments = self.arguments[-1]
             if index <= len(arguments) and arguments[index - 1] != "":
                 return arguments[index - 1]
-            return default if default is not None else ""
+            return default  # None: G'MIC leaves a missing `$k` as it is
         if name == "script_dir":  # nnpipe's own: the folder of the running script
             return self.variables.get(name, self.script_dir)
         return self.variables.get(name, default)

@@ -43,6 +43,9 @@ def substitute(text, scope):
 def _dollar(text, i, scope, out):
     """Substitute the `$…` form starting after the dollar at text[i-1]; return the next index."""
     char = text[i]
+    if char == "$":  # G'MIC leaves `$$name` (a command's body) to the command that reads it
+        out.append("$$")
+        return i + 1
     if char in "><!#*":
         out.append(scope.special(char))
         return i + 1
@@ -59,5 +62,6 @@ def _dollar(text, i, scope, out):
     if not match:
         out.append("$")
         return i
-    out.append(scope.lookup(match.group(0)))
+    value = scope.lookup(match.group(0))
+    out.append("$" + match.group(0) if value is None else value)
     return match.end()
