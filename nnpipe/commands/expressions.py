@@ -10,7 +10,10 @@ matrix of one compiled engine call; `$_nn_forward` makes the network's output (`
 which the loss (`LOSS`) reads as the batch mean.
 """
 
+import contextlib
 import math
+import re
+import weakref
 
 import numpy as np
 
@@ -20,15 +23,91 @@ from nnpipe.lang import expr
 from nnpipe.nn import optimizers, schedulers
 
 
+SMALL_BATCH = 256  # below this, one thread: a parallel launch costs more than it saves
+
+
+@contextlib.contextmanager
+def threads_for(batch):
+    import numba
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1 if batch < SMALL_BATCH else threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
+
+
+class TrainingSession:
+    """A trainer's parameters, moments and state as flat vectors whose parts *are* the images
+    in the list (views), so a training step needs no gathering or writing back. Whenever one
+    of those images was replaced or moved (a user edit, nn_load…), the session is rebuilt."""
+
+    def __init__(self, ctx, trainer):
+        from nnpipe.commands.training import TrainingRun
+        run = TrainingRun(ctx, trainer)
+        self.trainer, self.plan = trainer, run.plan
+        self.params, self.moments, self.state = run.params, run.moments, run.state
+        images = ctx.images
+        owned = {}
+        for name, offset, shape in self.plan.parameters:
+            length = int(np.prod(shape))
+            owned[name] = self.params[offset:offset + length].reshape(shape)
+            for row, suffix in enumerate(optimizers.MOMENTS[trainer.optimizer]):
+                owned[name + suffix] = self.moments[row, offset:offset + length].reshape(shape)
+        owned[trainer.name] = self.state.reshape(schedulers.STATE_SHAPE)
+        self.views = []
+        for name, view in owned.items():
+            index = images.set(name, view)
+            self.views.append((index, name, images.images[index]))
+
+    def is_current(self, ctx, trainer):
+        images = ctx.images
+        return trainer is self.trainer and all(
+            index < len(images) and images.images[index] is view and images.names[index] == name
+            for index, name, view in self.views)
+
+    def step(self, samples):
+        from nnpipe.nn import engine
+        losses = np.empty(1, dtype=np.float32)
+        with threads_for(samples.shape[0]):
+            done = engine.train(self.plan, self.params, self.moments, self.state, samples, 1,
+                                samples.shape[0], optimizers.NAMES.index(self.trainer.optimizer),
+                                schedulers.NAMES.index(self.trainer.scheduler), losses)
+        if done < 1:
+            raise UserError("the loss is not finite: training step skipped, weights kept")
+        self.trainer.history.append(float(losses[0]))
+        return float(losses[0])
+
+    def infer(self, plan, samples):
+        """The output of `plan` (which has the same parameters) on `samples`."""
+        from nnpipe.nn import engine
+        with threads_for(samples.shape[0]):
+            return engine.infer(plan, self.params, samples)
+
+
+_sessions = weakref.WeakKeyDictionary()  # network -> TrainingSession
+
+
+def session(ctx, network, trainer):
+    current = _sessions.get(network)
+    if current is None or not current.is_current(ctx, trainer):
+        current = _sessions[network] = TrainingSession(ctx, trainer)
+    return current
+
+
 class NetworkMacros:
     """The bridge between an expression's variables and the current network's engine."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, text):
         self.ctx = ctx
         self.network = ctx.network()
         self.losses_seen = {}
         losses = [m for m in self.network.modules.values() if m.layer.kind.startswith("loss")]
         self.loss = losses[-1] if losses else None
+        self.output = self.output_name() if self.network.modules else None
+        # a training step computes the output itself: infer it only when the expression reads it
+        self.output_read = "__nn_update" not in text or \
+            re.search(rf"\b{re.escape(self.output or '')}\b", text) is not None
 
     def output_name(self):
         from nnpipe.commands.training import default_output
@@ -38,9 +117,8 @@ class NetworkMacros:
         """The variables the macros define, and their sizes, for the compiler."""
         from nnpipe.nn.layers import count
         sizes = {}
-        if self.network.modules:
-            output = self.output_name()
-            sizes[output] = count(self.network.modules[output].size)
+        if self.output is not None:
+            sizes[self.output] = count(self.network.modules[self.output].size)
         if self.loss is not None:
             sizes[self.loss.name] = None
         return sizes
@@ -54,6 +132,7 @@ class NetworkMacros:
     def samples(self, env, plan):
         """The (M, feed values) matrix from the variables named after the plan's feeds."""
         columns = []
+        grid = (1,) + tuple(env.grid.shape[1:])
         for name, _, length in plan.feeds:
             if name not in env.values:
                 raise UserError(f"the network's feed '{name}' is not set: assign it first"
@@ -63,47 +142,47 @@ class NetworkMacros:
             if len(parts) != length:
                 raise UserError(f"'{name}' has {len(parts)} value{'s' * (len(parts) != 1)} but the"
                                 f" network's feed takes {length}")
-            grid = env.grid.shape[1:]
-            columns.extend(np.broadcast_to(p, (1,) + tuple(grid)).reshape(-1) for p in parts)
+            columns.extend(np.broadcast_to(p, grid).reshape(-1) for p in parts)
         return np.ascontiguousarray(np.stack(columns, axis=1), dtype=np.float32)
 
     def macro(self, name, env):
         if name == "__nn_forward":
-            self.forward(env)
+            if self.output_read:
+                self.forward(env)
         elif name == "__nn_update":
             self.update(env)
-        elif name in ("__nn_loss", "__nn_backward"):
-            if self.loss is None:
-                raise UserError("the network has no loss: add one with nn_loss_mse …")
+        elif self.loss is None:
+            raise UserError("the network has no loss: add one with nn_loss_mse …")
 
     def forward(self, env):
-        from nnpipe.commands.training import Inference
-        inference = Inference(self.ctx, ".")
-        rows = inference.rows(self.samples(env, inference.plan))
-        grid = env.grid.shape[1:]
-        output = self.output_name()
-        env.values[output] = rows.T.reshape((rows.shape[1], 1) + tuple(grid)).astype(np.float64)
+        from nnpipe.commands.training import Inference, find_trainer
+        if self.network.trainers:
+            training = session(self.ctx, self.network, find_trainer(self.network, "."))
+            plan = self.network.plan(self.output)
+            rows = training.infer(plan, self.samples(env, plan)) \
+                if plan.parameters == training.plan.parameters else None
+        else:
+            rows = None
+        if rows is None:
+            inference = Inference(self.ctx, self.output)
+            samples = self.samples(env, inference.plan)
+            with threads_for(samples.shape[0]):
+                rows = inference.rows(samples)
+        grid = tuple(env.grid.shape[1:])
+        env.values[self.output] = rows.T.reshape((rows.shape[1], 1) + grid).astype(np.float64)
 
     def update(self, env):
-        from nnpipe.commands.training import TrainingRun, find_trainer
-        from nnpipe.nn import engine
+        from nnpipe.commands.training import find_trainer
         trainer = find_trainer(self.network, ".")
-        run = TrainingRun(self.ctx, trainer)
-        samples = self.samples(env, run.plan)
-        losses = np.empty(1, dtype=np.float32)
-        done = engine.train(run.plan, run.params, run.moments, run.state, samples, 1,
-                            samples.shape[0], optimizers.NAMES.index(trainer.optimizer),
-                            schedulers.NAMES.index(trainer.scheduler), losses)
-        if done < 1:
-            raise UserError("the loss is not finite: training step skipped, weights kept")
-        run.write_back(losses)
-        self.losses_seen[trainer.loss] = float(losses[0])
-        env.values[trainer.loss] = expr._constant(float(losses[0]))
+        training = session(self.ctx, self.network, trainer)
+        loss = training.step(self.samples(env, training.plan))
+        self.losses_seen[trainer.loss] = loss
+        env.values[trainer.loss] = expr._constant(loss)
 
 
 def _macros(ctx, text):
     """A bridge to the network when the expression uses nn_lib's macros."""
-    return NetworkMacros(ctx) if "__nn_" in text else None
+    return NetworkMacros(ctx, text) if "__nn_" in text else None
 
 
 def _prepare(text):

@@ -13,6 +13,7 @@ import re
 import sys
 from dataclasses import dataclass
 
+from nnpipe.commands import load_all
 from nnpipe.commands.registry import ALIASES, COMMANDS, lookup, split_arguments
 from nnpipe.errors import UserError
 from nnpipe.lang import expr
@@ -209,6 +210,7 @@ class Interpreter:
     """Runs parsed scripts against one workspace; holds the definitions and the call stack."""
 
     def __init__(self, seed=None, quiet=False, verbose=False, out=None, err=None):
+        load_all()
         self.variables = Variables()
         self.variables.globals.update(NN_MACROS)
         self.workspace = Workspace(seed, quiet, out, err, self.variables)
