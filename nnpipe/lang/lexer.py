@@ -24,7 +24,9 @@ DEFINITION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:(?!=)\s*(.*)$")
 PROTECT = {"$": "\ue000", "{": "\ue001", "}": "\ue002", ",": "\ue003", '"': "\ue004"}
 UNPROTECT = {code: char for char, code in PROTECT.items()}
 COMMA = PROTECT[","]
-_UNPROTECT_TABLE = str.maketrans(UNPROTECT)
+# where a quote opened right after a name (`$x"…"`): the name ends there, as in G'MIC
+NAME_END = "\ue005"
+_UNPROTECT_TABLE = str.maketrans({**UNPROTECT, NAME_END: ""})
 
 
 def unprotect(text):
@@ -138,6 +140,8 @@ def read_item(text, file="<command line>", line=1):
             i += 2
             continue
         if char == '"':
+            if not quote and out and (out[-1].isalnum() or out[-1] == "_"):
+                out.append(NAME_END)
             quote = not quote
         else:
             out.append(PROTECT.get(char, char) if quote else char)

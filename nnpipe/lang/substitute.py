@@ -5,6 +5,7 @@ protected by the lexer, so nothing here touches it."""
 import re
 
 from nnpipe.errors import UserError
+from nnpipe.lang.lexer import NAME_END
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
 
@@ -24,7 +25,7 @@ def _matching_brace(text, start):
 def substitute(text, scope):
     """Return `text` with every substitution done; `scope` answers the lookups."""
     if "$" not in text and "{" not in text:
-        return text
+        return text.replace(NAME_END, "") if NAME_END in text else text
     out, i = [], 0
     while i < len(text):
         char = text[i]
@@ -34,8 +35,10 @@ def substitute(text, scope):
             i = end + 1
         elif char == "$" and i + 1 < len(text):
             i = _dollar(text, i + 1, scope, out)
-        else:
+        elif char != NAME_END:
             out.append(char)
+            i += 1
+        else:
             i += 1
     return "".join(out)
 
