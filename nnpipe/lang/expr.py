@@ -650,16 +650,6 @@ def _positive_nan(function):
     return run
 
 
-_C_POWER = np.frompyfunc(math.pow, 2, 1)
-
-
-def _cube_root(value):
-    """G'MIC's cbrt is C's pow(|x|, 1/3) with the sign of x (cbrt(27) is 3.0000000000000004),
-    whose last digit NumPy's own power does not always give."""
-    magnitude = _C_POWER(np.abs(value), 1 / 3).astype(np.float64)
-    return np.sign(value) * magnitude
-
-
 def _factorial(value):
     result = np.ones_like(value, dtype=np.float64)
     for k in range(2, int(np.max(value, initial=1)) + 1):
@@ -708,7 +698,7 @@ FUNCTIONS = {  # name: (function, least arguments, most arguments, kind)
     "isnan": (lambda v: np.isnan(v).astype(np.float64), 1, 1, "map"),
     "isinf": (lambda v: np.isinf(v).astype(np.float64), 1, 1, "map"),
     "sqr": (np.square, 1, 1, "map"),
-    "cbrt": (_cube_root, 1, 1, "map"),
+    "cbrt": (np.cbrt, 1, 1, "map"),
     "hypot": (np.hypot, 2, 2, "map"), "fact": (_factorial, 1, 1, "map"),
     "xor": (lambda a, b: (a.astype(np.int64) ^ b.astype(np.int64)).astype(np.float64), 2, 2, "map"),
     # min and max skip NaN, as G'MIC's do: min(-1,nan) is -1
