@@ -306,12 +306,11 @@ def crop(ctx, image, corners):
     values = split_arguments(corners)
     if len(values) not in CROP_FORMS:
         raise UserError(f"corners must be 2, 4, 6 or 8 integers (got '{corners}')")
-    try:
-        numbers = [int(v) for v in values]
-    except ValueError:
-        raise UserError(f"corners must be integers (got '{corners}')") from None
+    axes = CROP_FORMS[len(values)]
+    names = [f"{axis}0" for axis in axes] + [f"{axis}1" for axis in axes]
+    numbers = [Int(name).parse(value) for name, value in zip(names, values)]
     half = len(numbers) // 2
-    region = {axis: sorted((numbers[k], numbers[k + half])) for k, axis in enumerate(CROP_FORMS[len(numbers)])}
+    region = {axis: sorted((numbers[k], numbers[k + half])) for k, axis in enumerate(axes)}
     for axis, size in zip("cxyz", (image.shape[0], image.shape[3], image.shape[2], image.shape[1])):
         region.setdefault(axis, [0, size - 1])
     lows = [region[a][0] for a in "czyx"]
