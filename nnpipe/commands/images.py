@@ -14,10 +14,11 @@ from nnpipe.naming import Unselected, copy_name
 from nnpipe.errors import UserError
 from nnpipe.images import io
 from nnpipe.images.imagelist import MAX_VALUES, as_image, check_size, size_text
-from nnpipe.lang.expr import format_number
+from nnpipe.lang.expr import format_number, gmic_number
 
 SAME = (100.0, True)
 NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+COPIES = re.compile(r"^(\[.*\])(?:x(\d+))?$", re.S)  # [0], and [0]x3: three copies
 BLANK = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
 
 
@@ -31,9 +32,14 @@ def input_command(ctx, selection, source):
     plain = unprotect(source).strip()
     if plain.startswith("("):
         ctx.images.append(parse_inline(plain), plain)
-    elif plain.startswith("[") and plain.endswith("]"):
-        for index in ctx.select(plain):
-            ctx.images.append(ctx.images[index].copy(), copy_name(ctx.images.names[index]))
+    elif COPIES.match(plain):
+        selection, count = COPIES.match(plain).groups()
+        indices = ctx.select(selection)
+        names = [ctx.images.names[index] for index in indices]
+        for _ in range(int(count or 1)):  # [0,1]x2: a_c1 b_c1 a_c2 b_c2, as G'MIC names them
+            names = [copy_name(name) for name in names]
+            for index, name in zip(indices, names):
+                ctx.images.append(ctx.images[index].copy(), name)
     elif BLANK.match(plain) or all(NUMBER.match(part) for part in plain.split(",")):
         parts = split_arguments(source)
         image = blank(parts[:4])
@@ -175,7 +181,7 @@ def resize(ctx, image, width, height, depth, spectrum, interpolation, boundary_c
         if interpolation == "none":
             image = place(image, axis, target, centering, boundary_conditions)
         else:
-            image = resample(image, axis, target, interpolation)
+            image = resample(image, axis, target, interpolation, boundary_conditions)
     return image
 
 
@@ -215,26 +221,45 @@ def _target(size, current):
     return max(1, int(np.floor(target + 0.5)))
 
 
-def resample(image, axis, size, interpolation):
-    """Resample one axis as G'MIC does: nearest takes floor(i*old/new), linear and cubic put
-    the first and last samples on the first and last values."""
+def resample(image, axis, size, interpolation, boundary="dirichlet"):
+    """Resample one axis as G'MIC (CImg) does. Nearest takes floor(i*old/new). Shrinking with
+    moving average, linear, cubic or lanczos averages the covered old values in proportion;
+    enlarging with moving average takes the nearest value. Grid shrinks as nearest and
+    enlarges by placing old value i at ceil(i*new/old), zeros between. Linear, cubic and
+    lanczos enlarge with the first and last samples on the first and last values, or, with a
+    boundary condition other than dirichlet, with a step of old/new from the first one."""
     current = image.shape[axis]
     if size == current:
         return image
-    if interpolation == "nearest" or current == 1:
+    shrinking = size < current
+    if interpolation == "nearest" or current == 1 or (interpolation == "grid" and shrinking) \
+            or (interpolation == "average" and not shrinking):
         index = np.floor(np.arange(size) * current / size).astype(np.intp)
         return np.take(image, index, axis=axis)
-    if interpolation in ("average", "grid"):
+    if shrinking:
         return _moving_average(image, axis, size)
-    position = np.arange(size) * (current - 1) / max(size - 1, 1)
+    if interpolation == "grid":
+        result = np.zeros(image.shape[:axis] + (size,) + image.shape[axis + 1:], dtype=np.float32)
+        places = np.ceil(np.arange(current) * size / current).astype(np.intp)
+        np.moveaxis(result, axis, 0)[places] = np.moveaxis(image, axis, 0)
+        return result
+    if boundary == "dirichlet":
+        position = np.arange(size) * (current - 1) / (size - 1)
+    else:
+        position = np.minimum(np.arange(size) * current / size, current - 1)
     base = np.floor(position)
     t = (position - base).astype(np.float32)
     if interpolation == "linear":
         taps, weights = (0, 1), (1 - t, t)
-    else:  # Catmull-Rom cubic (lanczos approximated by it)
+    elif interpolation == "cubic":  # Catmull-Rom
         taps = (-1, 0, 1, 2)
         weights = (((-0.5 * t + 1.0) * t - 0.5) * t, (1.5 * t - 2.5) * t * t + 1,
                    ((-1.5 * t + 2.0) * t + 0.5) * t, (0.5 * t - 0.5) * t * t)
+    else:  # lanczos: sinc(d)*sinc(d/2) over 4 taps, normalized
+        taps = (-1, 0, 1, 2)
+        weights = [np.sinc(t - tap) * np.sinc((t - tap) / 2) for tap in taps]
+        total = sum(weights)
+        weights = [w / total for w in weights]
     shape = [1] * image.ndim
     shape[axis] = size
     result = np.zeros(image.shape[:axis] + (size,) + image.shape[axis + 1:], dtype=np.float32)
@@ -269,17 +294,35 @@ def normalize(ctx, image, min, max):
     return (image - low) * ((max - min) / (high - low)) + min
 
 
-@command("crop", group=IMAGES, each=True, params=[Int("x0"), Int("y0"), Int("x1"), Int("y1")])
-def crop(ctx, image, x0, y0, x1, y1):
-    """Crop to the rectangle (x0,y0)-(x1,y1), corners included; outside pixels become 0."""
-    if x1 < x0 or y1 < y0:
-        raise UserError(f"empty region ({x0},{y0})-({x1},{y1}): x1 >= x0 and y1 >= y0 needed")
-    s, d, h, w = image.shape
-    check_size((x1 - x0 + 1, y1 - y0 + 1, d, s), "the cropped image")
-    result = np.zeros((s, d, y1 - y0 + 1, x1 - x0 + 1), dtype=np.float32)
-    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w - 1), min(y1, h - 1)
-    if sx0 <= sx1 and sy0 <= sy1:
-        result[:, :, sy0 - y0:sy1 - y0 + 1, sx0 - x0:sx1 - x0 + 1] = image[:, :, sy0:sy1 + 1, sx0:sx1 + 1]
+CROP_FORMS = {2: "x", 4: "xy", 6: "xyz", 8: "xyzc"}
+
+
+@command("crop", group=IMAGES, each=True, params=[Text("corners", rest=True, help=(
+    "x0,x1 | x0,y0,x1,y1 | x0,y0,z0,x1,y1,z1 | x0,y0,z0,c0,x1,y1,z1,c1: the opposite corners,"
+    " included, in either order"))])
+def crop(ctx, image, corners):
+    """Crop to the region between two corners, as G'MIC's crop; pixels outside the image
+    become 0, axes not given are kept whole."""
+    values = split_arguments(corners)
+    if len(values) not in CROP_FORMS:
+        raise UserError(f"corners must be 2, 4, 6 or 8 integers (got '{corners}')")
+    axes = CROP_FORMS[len(values)]
+    names = [f"{axis}0" for axis in axes] + [f"{axis}1" for axis in axes]
+    numbers = [Int(name).parse(value) for name, value in zip(names, values)]
+    half = len(numbers) // 2
+    region = {axis: sorted((numbers[k], numbers[k + half])) for k, axis in enumerate(axes)}
+    for axis, size in zip("cxyz", (image.shape[0], image.shape[3], image.shape[2], image.shape[1])):
+        region.setdefault(axis, [0, size - 1])
+    lows = [region[a][0] for a in "czyx"]
+    highs = [region[a][1] for a in "czyx"]
+    new_shape = tuple(high - low + 1 for low, high in zip(lows, highs))
+    check_size(tuple(reversed(new_shape)), "the cropped image")
+    result = np.zeros(new_shape, dtype=np.float32)
+    source = tuple(slice(max(low, 0), min(high, size - 1) + 1)
+                   for low, high, size in zip(lows, highs, image.shape))
+    target = tuple(slice(part.start - low, part.stop - low) for part, low in zip(source, lows))
+    if all(part.start < part.stop for part in source):
+        result[target] = image[source]
     return result
 
 
@@ -327,29 +370,39 @@ def noise(ctx, image, amplitude, type):
 
 
 def _arithmetic(name, operation, help):
-    @command(name, group=IMAGES, each=True, params=[Float("value")], help=help)
+    @command(name, group=IMAGES, each=True, params=[Text("value", help=(
+        "a number, or an image [k] whose values are repeated along the image's buffer"))],
+        help=help)
     def apply(ctx, image, value):
-        return operation(image, np.float32(value))
+        with np.errstate(divide="ignore", invalid="ignore"):  # G'MIC: 1/0 is inf, 0/0 nan
+            return operation(image, _operand(ctx, value, image)).astype(np.float32)
 
 
-def _divide(image, value):
-    if value == 0:
-        raise UserError("division by zero")
-    return image / value
+def _operand(ctx, text, image):
+    """A number, or the values of image [k] cycled over `image`'s size, as G'MIC does."""
+    if text.startswith("[") and text.endswith("]"):
+        found = ctx.select(text)
+        if len(found) != 1:
+            raise UserError(f"{text} selects {len(found)} images, not one")
+        values = ctx.images[found[0]]
+        return values if values.shape == image.shape else np.resize(values, image.shape)
+    try:
+        return np.float32(float(text))
+    except ValueError:
+        raise UserError(f"value must be a number or an image [k] (got '{text}')") from None
 
 
-_arithmetic("add", np.add, "Add a number to every value.")
-_arithmetic("sub", np.subtract, "Subtract a number from every value.")
-_arithmetic("mul", np.multiply, "Multiply every value by a number.")
-_arithmetic("div", _divide, "Divide every value by a number.")
+_arithmetic("add", np.add, "Add a number, or an image, to every value.")
+_arithmetic("sub", np.subtract, "Subtract a number, or an image, from every value.")
+_arithmetic("mul", np.multiply, "Multiply every value by a number, or by an image.")
+_arithmetic("div", np.true_divide, "Divide every value by a number, or by an image.")
 
 
 @command("cut", group=IMAGES, each=True, params=[Float("min"), Float("max")])
 def cut(ctx, image, min, max):
-    """Clip values to the range [min, max]."""
-    if max < min:
-        raise UserError(f"max must be >= min (got {format_number(min)},{format_number(max)})")
-    return np.clip(image, min, max)
+    """Clip values to the range [min, max] (either order, as in G'MIC)."""
+    low, high = sorted((min, max))
+    return np.clip(image, low, high)
 
 
 @command("psnr", group=IMAGES, params=[
@@ -375,7 +428,7 @@ def psnr(ctx, selection, reference, max_value):
         ctx.echo(f"PSNR: {values[-1]:.2f} dB")
     if values:
         ctx.set_variable("psnr", round(values[-1], 4))
-    ctx.status = ",".join(format_number(v) for v in values)
+    ctx.status = ",".join(gmic_number(v) for v in values)
 
 
 SAMPLES_FOLDER = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")

@@ -169,18 +169,22 @@ class _Parser:
         return left
 
     def unary(self):
+        kind, value, _ = self.peek()
+        if kind == "op" and value == "-" and self.peek(1)[0] == "number":
+            # G'MIC reads a minus before a number as part of the number: -2^2 is (-2)^2 = 4,
+            # while -x^2 is -(x^2).
+            self.pos += 2
+            return self.power(("num", -float(self.tokens[self.pos - 1][1])))
+        if op := self.accept("-", "+", "!", "~"):
+            return ("unary", op, self.unary())
         return self.power()
 
-    def signed(self):
-        if op := self.accept("-", "+", "!", "~"):
-            return ("unary", op, self.signed())
-        return self.postfix()
-
-    def power(self):
-        # G'MIC binds unary minus tighter than '^' (-2^2 is 4) and reads 2^3^2 as (2^3)^2.
-        value = self.signed()
+    def power(self, base=None):
+        # G'MIC reads 2^3^2 as (2^3)^2.
+        value = self.postfix() if base is None else base
         while self.accept("^"):
-            value = ("op", "^", value, self.signed())
+            exponent = self.unary() if self.peek()[1] in ("-", "+", "!") else self.postfix()
+            value = ("op", "^", value, exponent)
         return value
 
     def postfix(self):
@@ -382,8 +386,10 @@ class _Compiler:
         return run, SCALAR
 
     def node_index(self, target, index):
-        target_function, size = self.node(target)
         index_function, _ = self.node(index)
+        if target[0] == "name" and target[1] == "i" and "i" not in self.variables:
+            return self.image_offset(index_function)
+        target_function, size = self.node(target)
         if size is SCALAR:
             self.fail("only a vector can be indexed with [k]")
 
@@ -393,12 +399,21 @@ class _Compiler:
             if k.size == 1:
                 position = int(k.flat[0])
                 if not 0 <= position < size:
-                    return _constant(math.nan)
+                    _fail(self.text, f"index {position} is outside the vector (of size {size})")
                 return vector[position]
             positions = np.clip(k.astype(np.int64), 0, size - 1)
             shape = np.broadcast_shapes(vector.shape[1:], positions.shape)
             return np.take_along_axis(np.broadcast_to(vector, (size,) + shape),
                                       np.broadcast_to(positions, shape)[None], 0)[0]
+        return run, SCALAR
+
+    def image_offset(self, index_function):
+        """i[k]: the k-th value of the image's buffer (x fastest, then y, z, c); 0 outside."""
+        def run(env):
+            values = env.current_image().ravel()
+            offset = np.floor(index_function(env)).astype(np.int64)
+            inside = (offset >= 0) & (offset < values.size)
+            return np.where(inside, values[np.clip(offset, 0, max(values.size - 1, 0))], 0.0)
         return run, SCALAR
 
     def node_assign(self, name, operator, value, position):
@@ -463,7 +478,7 @@ class _Compiler:
     def node_unary(self, operator, operand):
         function, size = self.node(operand)
         apply = {"-": np.negative, "+": lambda v: v, "!": lambda v: (v == 0).astype(np.float64),
-                 "~": lambda v: (~v.astype(np.int64)).astype(np.float64)}[operator]
+                 "~": _bitwise_not}[operator]
         return (lambda env: apply(function(env))), size
 
     def node_op(self, operator, left, right):
@@ -500,6 +515,10 @@ class _Compiler:
             return self.call_pixel(name, args, position)
         if name in ("u", "g"):
             return self.call_random(name, args, position)
+        if name == "dot":
+            if len(args) != 2:
+                self.fail("dot() takes two vectors", position)
+            return self.node_call("sum", [("op", "*", args[0], args[1])], position)
         if name == "end":
             self.fail("end() must be a statement of its own", position)
         if name == "if":
@@ -617,12 +636,33 @@ def _round(value, step=None):
     return np.where(step == 0, value, np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) * step)
 
 
+def _bitwise_not(value):
+    """G'MIC's ~ works on 32-bit unsigned integers: ~0 is 4294967295."""
+    return (~value.astype(np.int64) & 0xFFFFFFFF).astype(np.float64)
+
+
+def _positive_nan(function):
+    """G'MIC prints the NaN of sqrt(-1), log(-1) or 5%0 as `nan`, not `-nan` (the sign x86's
+    default NaN has)."""
+    def run(*args):
+        result = function(*args)
+        return np.where(np.isnan(result), np.abs(result), result)
+    return run
+
+
+def _factorial(value):
+    result = np.ones_like(value, dtype=np.float64)
+    for k in range(2, int(np.max(value, initial=1)) + 1):
+        result = np.where(value >= k, result * k, result)
+    return result
+
+
 def _lerp(a, b, t):
     return a * (1 - t) + b * t
 
 
 OPERATORS = {
-    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "%": _floor_mod,
+    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "%": _positive_nan(_floor_mod),
     "^": np.power,
     "<": lambda a, b: (a < b).astype(np.float64), "<=": lambda a, b: (a <= b).astype(np.float64),
     ">": lambda a, b: (a > b).astype(np.float64), ">=": lambda a, b: (a >= b).astype(np.float64),
@@ -644,10 +684,11 @@ def _reduce(function):
 
 
 FUNCTIONS = {  # name: (function, least arguments, most arguments, kind)
-    "abs": (np.abs, 1, 1, "map"), "sqrt": (np.sqrt, 1, 1, "map"), "exp": (np.exp, 1, 1, "map"),
-    "log": (np.log, 1, 1, "map"), "log2": (np.log2, 1, 1, "map"), "log10": (np.log10, 1, 1, "map"),
+    "abs": (np.abs, 1, 1, "map"), "sqrt": (_positive_nan(np.sqrt), 1, 1, "map"),
+    "exp": (np.exp, 1, 1, "map"), "log": (_positive_nan(np.log), 1, 1, "map"),
+    "log2": (_positive_nan(np.log2), 1, 1, "map"), "log10": (_positive_nan(np.log10), 1, 1, "map"),
     "sin": (np.sin, 1, 1, "map"), "cos": (np.cos, 1, 1, "map"), "tan": (np.tan, 1, 1, "map"),
-    "asin": (np.arcsin, 1, 1, "map"), "acos": (np.arccos, 1, 1, "map"),
+    "asin": (np.arcsin, 1, 1, "map"), "acos": (_positive_nan(np.arccos), 1, 1, "map"),
     "atan": (np.arctan, 1, 1, "map"), "atan2": (np.arctan2, 2, 2, "map"),
     "sinh": (np.sinh, 1, 1, "map"), "cosh": (np.cosh, 1, 1, "map"), "tanh": (np.tanh, 1, 1, "map"),
     "floor": (np.floor, 1, 1, "map"), "ceil": (np.ceil, 1, 1, "map"),
@@ -656,9 +697,14 @@ FUNCTIONS = {  # name: (function, least arguments, most arguments, kind)
     "cut": (lambda v, a, b: np.minimum(np.maximum(v, a), b), 3, 3, "map"),
     "isnan": (lambda v: np.isnan(v).astype(np.float64), 1, 1, "map"),
     "isinf": (lambda v: np.isinf(v).astype(np.float64), 1, 1, "map"),
-    "sqr": (np.square, 1, 1, "map"), "cbrt": (np.cbrt, 1, 1, "map"),
-    "min": (_reduce(np.minimum), 1, None, "reduce"), "max": (_reduce(np.maximum), 1, None, "reduce"),
-    "sum": (_reduce(np.add), 1, None, "reduce"),
+    "sqr": (np.square, 1, 1, "map"),
+    "cbrt": (np.cbrt, 1, 1, "map"),
+    "hypot": (np.hypot, 2, 2, "map"), "fact": (_factorial, 1, 1, "map"),
+    "xor": (lambda a, b: (a.astype(np.int64) ^ b.astype(np.int64)).astype(np.float64), 2, 2, "map"),
+    # min and max skip NaN, as G'MIC's do: min(-1,nan) is -1
+    "min": (_reduce(np.fmin), 1, None, "reduce"), "max": (_reduce(np.fmax), 1, None, "reduce"),
+    "sum": (_reduce(np.add), 1, None, "reduce"), "prod": (_reduce(np.multiply), 1, None, "reduce"),
+    "size": (lambda parts: _constant(float(len(parts))), 1, None, "reduce"),
     "norm": (lambda parts: np.sqrt(_reduce(np.add)([p * p for p in parts])), 1, None, "reduce"),
 }
 

@@ -25,7 +25,7 @@ from nnpipe.workspace import Variables, Workspace
 COMMAND_ITEM = re.compile(r"^([+-]?)([A-Za-z_][A-Za-z0-9_]*)(\[.*\]|\.{1,3})?$", re.S)
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:,[A-Za-z_][A-Za-z0-9_]*)*)"
                         r"(=|:=|\+=|-=|\*=|/=|%=|\^=|\.=)(.*)$", re.S)
-BLANK_SIZE = re.compile(r"^\d+(,\d+){1,3}(,.*)?$", re.S)
+BLANK_SIZE = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
 KEYWORDS = {"repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}", "break",
             "continue"}
 MAX_CALL_DEPTH = 64
@@ -286,15 +286,7 @@ class Interpreter:
             if node.otherwise:
                 self.execute(node.otherwise)
         elif isinstance(node, DoWhile):
-            while True:
-                try:
-                    self.execute(node.body)
-                except _Continue:
-                    pass
-                except _Break:
-                    break
-                if not self.condition(node.condition):
-                    break
+            self.run_do_while(node)
         elif isinstance(node, LoopControl):
             if not self.repeats[-1]:
                 raise UserError(f"'{node.item.text}' outside of a loop")
@@ -304,8 +296,12 @@ class Interpreter:
         names, operator, value = ASSIGNMENT.match(text).groups()
         value = self.substitute(value)
         if operator == "=":
-            values = split_arguments(value) if "," in names else [unprotect(value)]
-            for name, part in zip(names.split(","), values + [""] * len(names.split(","))):
+            targets = names.split(",")
+            values = split_arguments(value) if len(targets) > 1 else [unprotect(value)]
+            if len(values) != len(targets):
+                raise UserError(f"'{unprotect(value)}' gives {len(values)} value"
+                                f"{'s' * (len(values) != 1)} for {len(targets)} variables")
+            for name, part in zip(targets, values):
                 self.variables.set(name, part)
             return
         if operator == ":=":
@@ -320,6 +316,24 @@ class Interpreter:
         result = expr.evaluate(f"({current or 0}){operator[0]}({unprotect(value)})", self.images,
                                self.workspace.rng)
         self.variables.set(names, expr.format_value(result))
+
+    def run_do_while(self, node):
+        """`do … while cond`: `$>` counts its iterations, `break` leaves it, as in G'MIC."""
+        loop = [0, float("inf")]
+        self.repeats[-1].append(loop)
+        try:
+            while True:
+                try:
+                    self.execute(node.body)
+                except _Continue:
+                    pass
+                except _Break:
+                    break
+                if not self.condition(node.condition):
+                    break
+                loop[0] += 1
+        finally:
+            self.repeats[-1].pop()
 
     def run_repeat(self, node):
         text = unprotect(self.substitute(node.count.text))
@@ -362,8 +376,7 @@ class Interpreter:
         return result
 
     def condition(self, item):
-        value = self.number(unprotect(self.substitute(item.text)), "if")
-        return value != 0 and value == value
+        return self.number(unprotect(self.substitute(item.text)), "if") != 0  # nan is true
 
     def substitute(self, text):
         return substitute(text, self)
@@ -481,15 +494,21 @@ class Interpreter:
 
     def special(self, char):
         if char in "><":
-            if not self.repeats[-1]:
+            # a command called inside a loop sees the caller's loop, as in G'MIC
+            loops = next((frame for frame in reversed(self.repeats) if frame), None)
+            if loops is None:
                 raise UserError(f"'${char}' used outside of a repeat block")
-            index, count = self.repeats[-1][-1]
+            index, count = loops[-1]
             if char == ">":
                 return str(index)
             return "inf" if count == float("inf") else str(int(count) - 1 - index)
         arguments = self.arguments[-1]
         return {"!": str(len(self.images)), "#": str(len(arguments)),
                 "*": ",".join(arguments)}[char]
+
+    def status(self):
+        """`${}`: the status the last command left."""
+        return self.workspace.status
 
     def evaluate(self, text):
         """`{expression}` in an item."""

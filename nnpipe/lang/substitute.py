@@ -1,4 +1,4 @@
-"""Substitution of `$name`, `${name}`, `${name=default}`, `${-command}`, `$>`, `$<`, `$!`, `$#`,
+"""Substitution of `$name`, `${name}`, `${name=default}`, `${-command}`, `${}` (the status), `$>`, `$<`, `$!`, `$#`,
 `$*`, `$1`… and `{expression}` inside one item, at the moment the item runs. Quoted text was
 protected by the lexer, so nothing here touches it."""
 
@@ -55,6 +55,9 @@ def _dollar(text, i, scope, out):
     if char == "{":
         end = _matching_brace(text, i)
         inner = substitute(text[i + 1:end], scope)
+        if not inner:
+            out.append(scope.status())
+            return end + 1
         if inner.startswith("-") and inner[1:2].isalpha():
             out.append(scope.status_of(inner[1:]))
             return end + 1

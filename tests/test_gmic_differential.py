@@ -1,0 +1,728 @@
+"""nnpipe against G'MIC 3.6.3 itself (the `gmic` package embeds the real interpreter).
+
+Each case is a short script valid in both. It runs in G'MIC and in nnpipe (in-process); what
+`echo` prints (line by line) and the final image list (count, names, sizes w,h,d,s and values
+within 1e-5 relative) must agree, or both must stop with an error. A case whose first element
+is a command file text defines custom commands: G'MIC reads it with `command FILE`, nnpipe as
+the definitions after the script's main lines.
+
+Where nnpipe deliberately differs, the case is listed in DELIBERATE with the reason, and the
+test asserts nnpipe's own behaviour instead (the README's list of differences comes from it).
+"""
+
+import os
+import tempfile
+
+import gmic
+import numpy as np
+import pytest
+
+from nnpipe.errors import UserError
+from tests.conftest import run_script
+
+# --- the language -------------------------------------------------------------------------------
+
+ITEMS_AND_QUOTES = [
+    "echo a=b",
+    "loss=0.5 echo loss=$loss",
+    "echo print",
+    "echo done",
+    "echo repeat",
+    "echo w={1+2}",
+    "echo a,b,c",
+    "e hi",
+    "echo",
+    "echo hello world",  # `world` is an unknown command in both
+    'echo "hello world"',
+    'echo "3+4={3+4}"',
+    'x=5 echo "x is $x"',
+    's="hello world" echo [$s]',
+    'echo "a"b',
+    'echo "a,b"',
+    'x=3 echo "x="$x',
+    'echo "{"',
+    's="a b" echo $s$s',
+    'x="1,2" echo $x',
+    '(1,2) echo "w={w}"',
+    '(1,2) echo w={w}',
+    'echo ""',
+    'echo a""b',
+    'x="" echo [$x]',
+    'echo "#"',
+    "echo a # a comment",
+    "echo a#b",
+    "echo $",
+    "echo {1}{2}",
+    "echo {1},{2}",
+    "x=4 echo $x$x",
+    "x=4 echo ${x}y",
+    "x=4 echo $xy",
+    "x=4 echo [$x]",
+    "echo ${undefined}",
+    "echo [$undefined]",
+    "x=1,2,3 echo $x",
+    "a=1 b=$a echo $b",
+    "a=1 a=$a$a echo $a",
+    "(1) (2) echo[] hi",
+]
+
+SELECTIONS = [
+    "(1) (2) add[0,0] 10",
+    "(1) (2) (3) add[2-1] 10",
+    "(1) (2) (3) add[1-2] 10",
+    "(1) (2) (3) keep[2,0]",
+    "(1,2) (3) (4,5,6) append[2,0] x",
+    "(1) (2) (3) add[^0] 10",
+    "(1) (2) (3) add[^0,1] 10",
+    "(1) (2) (3) add[-2--1] 10",
+    "(1) (2) (3) add[-1] 10",
+    "(1) (2) (3) add[0-1] 10",
+    "(1) (2) (3) (4) (5) add[0-4:2] 10",
+    "(1) (2) (3) add. 10",
+    "(1) (2) (3) add.. 10",
+    "(1) (2) (3) add... 10",
+    "(1) (2) (3) add[0,-1] 10",
+    "(1) (2) (3) add[5] 10",
+    "(1) (2) (3) add[-4] 10",
+    "(1) name a (2) name b add[a] 5",
+    "(1) name a (2) name b add[a,b] 5",
+    "(1) name a (2) name b (3) name a add[a] 5",
+    "(1) name a add[zz] 5",
+    "(1) name a (2) name b add[b,a,0] 5",
+    "(1) (2) (3) rm[0]",
+    "(1) (2) (3) rm[-1]",
+    "(1) (2) (3) rm[0,2]",
+    "(1) (2) (3) rm",
+    "(1) (2) (3) rm.",
+    "(1) (2) (3) keep[1]",
+    "(1) (2) (3) k.",
+    "(1) (2) (3) k[0,0]",
+    "(1) (2) (3) remove[^1]",
+    "(1) (2) (3) +add[1] 5",
+    "(1) (2) (3) +add[2,0] 5",
+    "(1) (2) +add 5",
+    "(1) (2) (3) add[1--1] 10",
+    "(1) (2) (3) add[0--2] 10",
+    "(1) (2) (3) (4) add[^0-1] 10",
+    "(1) (2) (3) (4) (5) (6) add[1-5:2] 10",
+    "(1) (2) (3) (4) keep[-1,0]",
+    "(1) (2) (3) (4) rm[1-2]",
+    "(1) name a (2) name b (3) name c keep[c,a]",
+    "(1) name a (2) name b (3) name c rm[b]",
+    "(1) name a (2) name a (3) rm[a]",
+    "(1) (2) (3) (4) append[3,1] x",
+    "(1) (2) (3) (4) append[^1] y",
+]
+
+NAMES_AND_COPIES = [
+    "(1) (2) (3) name foo",
+    "(1) (2) (3) name a,b",
+    "(1) (2) (3) name a,b,c",
+    "(1) (2) (3) nm foo",
+    "(1) (2) (3) name[0-2] a,b",
+    "(1) (2) (3) name[0,2] a",
+    "(1) (2) (3) name. last",
+    "(1) (2) (3) name[0] first",
+    '(1) name "a b"',
+    "(1) name a +add 1",
+    "(1) name a +add 1 add[a] 10",
+    "(1) name a [a] [a]",
+    "(1) name a input [a]",
+    "(1) name a_c1 +add 1",
+    "(1) name a +add 1 +add[1] 1",
+    "1,1 name foo +add 1 +add[0] 1 [0] (1) +add 1",
+    "(1,2) (3) [0]x2",
+    "(1) [0] [0]",
+    "(1) (2) [0,1]",
+    "(1) (2) [-1]",
+    "(1) name a (2) name b [a,b] add[a] 10",
+]
+
+VARIABLES = [
+    "x=3 echo $x",
+    "x=3 echo ${x}",
+    "x=3 x+=2 echo $x",
+    "x=3 x-=2 echo $x",
+    "x=3 x*=2 echo $x",
+    "x=3 x/=2 echo $x",
+    "x=7 x%=3 echo $x",
+    "x=3 x^=2 echo $x",
+    "x=a x.=b echo $x",
+    "x:=2+3 echo $x",
+    "x=2 y:=$x*4 echo $y",
+    "x:=1/3 echo $x",
+    "x:=[1,2,3] echo $x",
+    "a,b=1,2 echo $a$b",
+    "a,b,c=1,2 echo [$a][$b][$c]",
+    "x=1 x=2 echo $x",
+    "x=3 x+=0.5 echo $x",
+    "x=1e3 echo $x",
+    "x:=1e3 echo $x",
+    "x:=2^40 echo $x",
+    "x:=1e15 echo $x",
+    "x:=1e16 echo $x",
+    "x:=-0.5 echo $x",
+    "x:=0.1+0.2 echo $x",
+    "_g=glob echo $_g",
+    "(1,2,3) n:=w echo $n",
+    "x=5 echo ${x=7}",
+    "echo ${1=def}",
+    "(1) (2) echo $!",
+    "echo $!",
+    "(1) rm echo $!",
+    "echo $#",
+    "repeat 3,k echo $k done",
+    "repeat 2,k repeat 2,j echo $k$j done done",
+    "repeat 3,k done echo [$k]",
+    "x=3 echo ${x}{$x+1}",
+    "a=1 b=2 c=3 echo $a,$b,$c",
+    "x=hello y=${x}_world echo $y",
+    "x=2 x:=$x^10 echo $x",
+    "x:=nan echo $x",
+    "x:=inf echo $x",
+    "x:=-inf y:=$x+1 echo $y",
+    "x=nan if $x>=0.01 echo big else echo not fi",
+    "x=5 x+=1 x*=2 echo $x",
+    "x=[1,2] echo $x",
+    "x:=round(2.5) echo $x",
+    "X=1 x=2 echo $X$x",
+    "x_1=7 echo $x_1",
+]
+
+DEFINITIONS = [  # (command file, script)
+    ("hi : echo hi", "hi"),
+    ("hi : echo hi", "hi hi"),
+    ("peek : echo [$x]", "x=outer peek"),
+    ("peek : echo [$_x]", "_x=outer peek"),
+    ("setx : x=inner", "x=outer setx echo $x"),
+    ("setg : _g=inner", "_g=outer setg echo $_g"),
+    ("showargs : echo $1,$2,$#", "showargs a,b"),
+    ("showargs : echo $1,$2,$#", "showargs a,b,c"),
+    ("showargs : echo [$*]", "showargs a,b,c"),
+    ("showargs : echo ${1=def}", "showargs"),
+    ("showargs : echo ${1=def}", "showargs given"),
+    ("showargs : echo ${2=def}", "showargs a"),
+    ("showargs : echo $0", "showargs 1"),
+    ("showargs : echo $1", 'show "a b"'),
+    ("showargs : echo $1", "showargs {1+2}"),
+    ("twice : echo $1 echo $1", "twice x=y"),
+    ("add2 : add 2", "(1) (2) add2"),
+    ("mk : (7) name seven", "mk echo $!"),
+    ("count : echo $!", "(1) (2) count"),
+    ("loop : repeat 2 echo $> done", "repeat 2 loop done"),
+    ("inner : echo $>", "repeat 2 inner done"),
+    ("st : u 42", "echo ${-st}"),
+    ("st : u $1", 'echo ${"-st abc"}'),
+    ("st : u a,b", "echo ${-st}"),
+    ("multi :\necho one\necho two", "multi"),
+    ("first : echo 1\nsecond : echo 2", "second first"),
+    ("outer : inner echo out\ninner : echo in", "outer"),
+    ("ret : u $1", "ret 5 echo ${}"),
+]
+
+MULTI_LINE = [  # command files: comments, continuations, quotes over several lines
+    ("main :\necho a\necho b", "main"),
+    ("main :\n  echo indented\n  echo body", "main"),
+    ("main :\necho \\\nhello", "main"),
+    ("main :\nx=3 # a comment\necho $x", "main"),
+    ("main :\n# a whole line of comment\necho a#b", "main"),
+    ('main :\n(1,2) fill "x+\n1"', "main"),
+    ("main :\n(1,2) eval \"\nA = i(1);\nend(set('v',A))\"\necho $v", "main"),
+    ("main :\nrepeat 2 {\necho L{$>+2},L{$>+1}\n}", "main"),
+    ('main :\n1,1,1,1 fill "A = 3; # a comment\nA*2"', "main"),
+    ('main :\n(1,2,3) eval. "\nS = i(0);"\\\n"S += i(2);"\\\n"end(set(\'v\',S))"\necho $v', "main"),
+    ("main :\nrepeat inf {\nif $>==2 break fi\necho $>\n}", "main"),
+    ("main :\nrepeat 3 {\n  repeat 2 {\n    echo $>\n  }\n}", "main"),
+    ("main :\nbest_loss=inf\nview_iter=-inf\nloss=0.5 iter=3\n"
+     'if $loss<$best_loss*1.25" && "$iter>$view_iter+100\necho shown\nview_iter=$iter\nfi\n'
+     "best_loss:=min($best_loss,$loss)\necho $best_loss,$view_iter", "main"),
+    ("main :\nN=6\nrepeat $N { echo L{$>+2},L{$>+1} }\necho L{$N+1}", "main"),
+    ("alpha :\necho in_a\nbeta :\necho in_b\nmain :\nbeta alpha", "main"),
+    ("main :\n(1,2;3,4) r. 4,4,1,3,0,0,0.5,0.5", "main"),
+]
+
+STATUS = [
+    "u abc echo ${}",
+    "u 12 echo ${}",
+    "status 3 echo ${}",
+    "u a,b echo ${}",
+]
+
+CONTROL = [
+    "repeat 3 echo $> done",
+    "repeat 3 echo $< done",
+    "repeat 0 echo x done",
+    "repeat 2 repeat 2 echo $> done done",
+    "repeat 2 repeat 3 echo $< done done",
+    "repeat 3 { echo x }",
+    "repeat {1+1} echo x done",
+    "n=2 repeat $n echo x done",
+    "i=0 do i+=1 while $i<3 echo $i",
+    "i=0 do echo $i i+=1 while $i<3",
+    "do echo once while 0",
+    "if 1 echo y else echo n fi",
+    "if 0 echo y else echo n fi",
+    "if 0 echo y fi echo after",
+    "if {1<2} echo y fi",
+    "if 1<2 echo y fi",
+    "a=1 b=2 if $a<$b echo lt fi",
+    "a=3 b=2 if $a<$b echo lt else echo ge fi",
+    "a=2 if $a==1 echo one elif $a==2 echo two else echo other fi",
+    "a=5 if $a==1 echo one elif $a==2 echo two else echo other fi",
+    "a=1 if $a==1 echo one elif $a==2 echo two else echo other fi",
+    'a=2 if $a<3" && "$a>1 echo ok fi',
+    "a=2 if $a<3&&$a>1 echo ok fi",
+    "if 0 echo a elif 0 echo b fi echo c",
+    "if 1 if 0 echo a else echo b fi fi",
+    "repeat 5 if $>==2 break fi echo $> done",
+    "repeat 3 if $>==1 continue fi echo $> done",
+    "repeat 3 echo $> break done echo after",
+    "i=0 do i+=1 if $i==2 break fi while 1 echo $i",
+    "repeat 4 x=$> done echo $x",
+    "(1,2,3) repeat w echo {i($>)} done",
+    "repeat 2 (1) done echo $!",
+    "if nan echo y else echo n fi",
+    "if 2 echo y fi",
+    "if -1 echo y fi",
+    "if 0.5 echo y fi",
+    "repeat 3 done echo end",
+    "if 1 fi",
+    "repeat 2 echo a",
+    "echo a done",
+    "fi",
+]
+
+INPUT = [
+    "(1,2,3)",
+    "(1;2)",
+    "(1/2)",
+    "(1^2)",
+    "(1,2;3,4^5,6;7,8)",
+    "(1,2;3,4/5,6;7,8)",
+    "input (1,2)",
+    "i (3)",
+    "(1,2) input [0]",
+    "2,3",
+    "2,3,1,2",
+    "2,3,1,2,5",
+    "4",
+    "2,2,2",
+    "input 2,2,1,1,x+y",
+    'input 2,2,1,1,"x+y"',
+    '2,2,1,1,"x+y"',
+    '3,2,1,2,"x+10*y+100*c"',
+    '2,2,1,3,"[1,2,3]"',
+    '2,1,1,3,"[x,y,c]"',
+    '2,2,1,2,"[x+1,y+1]"',
+    '2,1,1,1,"w+h"',
+    '(1,2,3,4) 2,2,1,1,"i(#0,x+2*y)"',
+    '(1,2;3,4) 2,2,1,1,"i(#0,y,x)"',
+    "(1,2",
+]
+
+FILL = [
+    "2,2 fill 7",
+    "2,2 fill 1,2,3,4",
+    "2,2 fill 1,2",
+    "3,1 fill 1,2,3,4,5",
+    "2,2,1,2 fill 1,2,3,4,5,6,7,8",
+    '2,2 fill "x+y"',
+    '2,2 fill x+y',
+    '2,2 f "x*2"',
+    '2,2 +fill "x*2"',
+    '2,2,1,3 fill "[x,y,c]"',
+    '2,2,1,3 fill "c"',
+    '2,2,1,2 fill "[1,2]"',
+    '(1,2;3,4) fill "i*10"',
+    '(1,2;3,4) fill "i(x,y)+1"',
+    '(1,2;3,4) fill "i(1-x,y)"',
+    '(1,2;3,4) fill "i(x+1,y)"',
+    '(1,2^3,4) fill "i0+i1"',
+    '(1,2^3,4) fill "I"',
+    '(1,2^3,4) fill "[i1,i0]"',
+    '(1,2^3,4) fill "sum(I)"',
+    '(1,2) (5,6) fill[0] "i(#1,x)"',
+    '(1,2) (5,6,7) fill[0] "w#1"',
+    '(1,2) (5,6) fill "i(#0,x)*2"',
+    '4,1 fill "x%2?5:6"',
+    '4,1 fill "A=x*2; A+1"',
+    '(1,2,3) fill "i(x-1)"',
+    '(1,2,3) fill "i(x)+i(x+1)"',
+    '2,2,1,1 fill "[1,2]"',
+    '(1,2) (3,4) fill[0,1] "x+1"',
+]
+
+RESIZE = [f"(0,10) resize 5,1,1,1,{mode}" for mode in range(7)] + [
+    f"(1,2,3,4,5,6) resize 2,1,1,1,{mode}" for mode in range(7)] + [
+    f"(1,2;3,4) resize 3,3,1,1,{mode}" for mode in range(7)] + [
+    f"(1,2,3;4,5,6;7,8,9) resize 2,2,1,1,{mode}" for mode in range(7)] + [
+    f"(1,2,3,4,5) resize 50%,1,1,1,{mode}" for mode in (1, 2, 3, 5)] + [
+    "(1,2,3,4,5,6) resize 2",
+    "(1,2,3,4,5,6) r 4",
+    "(1,2,3,4,5) resize 50%",
+    "(1,2,3,4,5) resize 200%",
+    "(1,2;3,4) resize 200%,100%",
+    "(1,2;3,4) resize 200%,200%,1,1,3",
+    "(1,2;3,4) resize 3,3",
+    "(1,2;3,4) resize 2,2,1,3",
+    "(1,2;3,4) resize 2,2,1,3,1",
+    "(1,2^3,4) resize 2,1,1,1",
+    "(1,2^3,4) resize 2,1,1,1,3",
+    "(1,2;3,4) resize 4,4,1,1,0",
+    "(1,2;3,4) resize 4,4,1,1,0,0,0.5,0.5",
+    "(1,2;3,4) resize 4,4,1,1,0,0,1,1",
+    "(1,2;3,4) resize 5,5,1,1,0,0,0.5,0.5",
+    "(1,2;3,4) resize 1,1,1,1,0",
+    "(1,2,3) resize 5,1,1,1,0,1",
+    "(1,2,3) resize 4,1,1,1,3,1",
+    "(1,2,3) resize 2,1,1,1,3,1",
+    "(1,2;3,4) r. 4,4,1,1,0,0,0.5,0.5",
+    "(1,2;3,4) resize 3,3,1,1,1,0,0.5,0.5",
+    "(1,2,3) (4,5) resize[0] 4,1,1,1,1",
+    "(1,2,3) resize 0,1",
+    "(1,2,3,4) resize 3,1,1,1,4",
+    "(1,2,3,4) resize 7,1,1,1,4",
+    "(1,2,3,4) resize 7,1,1,1,5",
+    "(1,2,3,4) resize 7,1,1,1,6",
+    "(1,2,3,4,5,6,7,8) resize 3,1,1,1,2",
+    "(1,2,3,4,5,6,7,8) resize 3,1,1,1,5",
+]
+
+IMAGE_COMMANDS = [
+    "(1,2,3) normalize 0,1",
+    "(1,2,3) normalize 1,0",
+    "(1,2,3) n 0,255",
+    "(3,3,3) normalize 0,1",
+    "(1,3,2) normalize 10,20",
+    "(1,3,2) normalize -1,1",
+    "(1,2,3;4,5,6) normalize 0,1",
+    "(1,2,3) (5,7) normalize 0,1",
+    "(1,2,3,4) crop 1,2",
+    "(1,2;3,4) crop 0,0,0,1",
+    "(1,2,3;4,5,6;7,8,9) crop 1,1,2,2",
+    "(1,2,3;4,5,6;7,8,9) crop 0,1,2,1",
+    "(1,2,3;4,5,6;7,8,9) crop 2,2,1,1",
+    "(1,5,10) cut 2,8",
+    "(1,5,10) cut 8,2",
+    "(1,2) (3,4) append x",
+    "(1,2) (3,4) append y",
+    "(1,2) (3,4) append c",
+    "(1,2) (3,4) append z",
+    "(1,2) (3,4,5) append x",
+    "(1,2) (3,4,5) append y",
+    "(1;2) (3;4;5) append x",
+    "(1,2) (3,4) (5) append[0,2] x",
+    "(1,2) append x",
+    "(1,2) add 3",
+    "(1,2) sub 3",
+    "(1,2) mul 3",
+    "(1,2) div 4",
+    "(1,2) div 0",
+    "(1,2) add -1.5",
+    "(1,2) (3,4) add[0] [1]",
+    "(1,2) (3,4) add",
+    "(1,2) (3,4) mul",
+    "(1,2) +mul 2",
+    "(1,2) +div 2",
+    "(1,2) (1,3) psnr[0] [1] echo ${}",
+    "(1,2) (1,3) psnr[0] [1],1 echo ${}",
+    "(1,2) (1,2) psnr[0] [1] echo ${}",
+]
+
+# --- expressions ----------------------------------------------------------------------------------
+
+SCALAR_EXPRESSIONS = [
+    "1+2", "2*3+4", "2+3*4", "(2+3)*4", "7/2", "1/3", "-2^2", "2^3^2", "(-2)^2", "-2*-3",
+    "2^-1", "2^0.5", "7%3", "-7%3", "7%-3", "-7%-3", "7.5%2", "5%0", "1/0", "-1/0", "0/0",
+    "round(2.5)", "round(-2.5)", "round(0.5)", "round(1.5)", "round(-0.5)", "round(2.4)",
+    "round(3.14159,0.01)", "round(7,5)", "floor(-1.5)", "ceil(-1.5)", "floor(2.7)", "ceil(2.1)",
+    "abs(-3)", "abs(3)", "sqrt(16)", "sqrt(2)", "sqrt(-1)", "exp(1)", "exp(0)", "log(1)",
+    "log(e)", "log(0)", "log(-1)", "log2(8)", "log10(1000)", "sin(0)", "cos(0)", "tan(0)",
+    "sin(pi/2)", "cos(pi)", "atan2(1,1)", "atan2(-1,-1)", "atan2(0,-1)", "atan(1)",
+    "min(3,1,2)", "max(3,1,2)", "min(-1,nan)", "max(2)", "min(5,2)", "cut(5,0,3)",
+    "cut(-1,0,3)", "cut(2,0,3)", "lerp(0,10,0.25)", "lerp(2,4,2)", "sign(-3)", "sign(0)",
+    "sign(2)", "pow(2,10)", "pow(2,0.5)", "pow(-8,1/3)", "1<2", "2<1", "1<=1", "1>=2", "2>1",
+    "1==1", "1!=1", "1==1.0", "1&&0", "1||0", "0||0", "!0", "!5", "!!5", "1&&nan",
+    "1?2:3", "0?2:3", "1<2?10:20", "0?1:0?2:3", "nan", "inf", "-inf", "nan==nan", "inf>1e308",
+    "inf-inf", "-nan", "pi", "e", "1e3", "1.5e-3", "2e20", "1e15", "1e16", "123456789012",
+    "0.1+0.2", "1/3*3", "-0", "0*-1", "3-5", "--3", "+3", "2*(3+(4-1))", "10/4*2", "2^2*3",
+    "-2^0.5", "!1+1", "1+2==3", "1<2==1", "3&1", "5|2", "6&3", "1<<3", "16>>2", "~0",
+    "y", "z", "c", "x+0", "a=3;a*2", "a=3;b=4;a*b", "a=2;a+=3;a", "a=2;a*=3;a", "a=7;a%=4;a",
+    "a=2;a^=3;a", "a=5;a-=1;a", "a=8;a/=2;a", "isnan(nan)", "isinf(inf)", "isnan(1)",
+    "int(2.7)", "int(-2.7)", "fact(5)", "hypot(3,4)", "acos(1)", "asin(1)", "sinh(0)",
+    "cosh(0)", "tanh(1)", "sqr(3)", "cbrt(27)", "log(exp(2))", "exp(log(5))",
+    "max(1,2)*min(3,4)", "norm(3,4)", "xor(1,1)", "xor(5,1)",
+    "1 + 2", " 3*4 ", "u=5;u+1",
+]
+
+VECTOR_EXPRESSIONS = [
+    "[1,2,3]", "[1,2]+[3,4]", "[1,2]*2", "2*[1,2]", "[1,2,3]-1", "[4,6]/[2,3]", "-[1,2]",
+    "[1,2]^2", "[1,2,3][0]", "[1,2,3][2]", "[1,2,3][-1]", "V=[1,2,3];V[1]", "V=[1,2,3];V[1]=7;V",
+    "V=[1,2];V+=1;V", "V=[1,2];V*=[3,4];V", "norm([3,4])", "norm([1,2,2])", "sum([1,2,3])",
+    "[1,2]==[1,2]", "[1,2]!=[1,3]", "[1,2]<[2,3]", "max([1,5,3])", "min([4,2,8])",
+    "size([1,2,3])", "[[1,2],[3]]", "[1,2,3]*[2,2,2]", "dot([1,2],[3,4])", "round([1.5,2.5])",
+    "abs([-1,2])", "sqrt([4,9])", "cut([-1,5,2],0,3)", "lerp([0,0],[10,20],0.5)",
+    "[1,2]>1", "V=[0,1,2,3];V[1]+V[2]", "[1,2,3,4][1]*10", "1?[1,2]:[3,4]", "0?[1,2]:[3,4]",
+    "[x,y]", "[nan,inf]", "V=[5,6];[V,7]", "mean([1,2,3,6])", "prod([2,3,4])", "sign([-2,0,3])",
+    "[1,2,3]%2", "[2,3]^[2,1]", "floor([1.5,-1.5])", "V=[1,2,3];V[0]=V[2];V",
+]
+
+IMAGE_EXPRESSIONS = [
+    "(1,2;3,4) echo {i(1,0)}",
+    "(1,2;3,4) echo {i(0,1)}",
+    "(1,2;3,4) echo {i(1,1,0,0)}",
+    "(1,2;3,4) echo {i(5,0)}",
+    "(1,2;3,4) echo {i(-1,0)}",
+    "(1,2;3,4) echo {i}",
+    "(1,2;3,4) echo {i(x,y)}",
+    "(1,2^3,4) echo {i(1,0,0,1)}",
+    "(1,2^3,4) echo {i(0,0,0,2)}",
+    "(1,2^3,4) echo {I(1,0)}",
+    "(1,2^3,4) echo {I(1,0,0)}",
+    "(1,2^3,4) echo {I}",
+    "(1,2) (3,4,5) echo {i(#0,1)}",
+    "(1,2) (3,4,5) echo {i(#1,2)}",
+    "(1,2) (3,4,5) echo {i(#-1,0)}",
+    "(1,2) (3,4,5) echo {i(#-2,1)}",
+    "(1,2) (3,4,5) echo {i(#0,5)}",
+    "(1,2^3,4) (9) echo {I(#0,1,0)}",
+    "(1,2^3,4) (9) echo {I(#0,5,0)}",
+    "(1,2) (3,4,5) echo {w#0},{w#1},{w}",
+    "(1,2;3,4) echo {w},{h},{d},{s}",
+    "(1,2;3,4) echo {wh},{whd},{whds}",
+    "(1,2^3,4) echo {whds}",
+    "(1,2) (3;4;5) echo {h#1},{h#0},{s#1}",
+    "(1,5,3) echo {im},{iM},{ia}",
+    "(1,5,3) echo {is}",
+    "(1,2;3,4) echo {i(#0,1,1)}",
+    "(1,2,3,4) echo {i(1.5)}",
+    "(1,2,3) echo {i[1]}",
+    "(1,2,3) echo {i[5]}",
+    "(1,2) echo {x+0},{y},{c}",
+    "echo {w}",
+    "(7) echo {i(0,0,0,0)+1}",
+    "(1,2) (3,4,5) echo {w#-1}",
+    "(1,2) name a (3,4,5) echo {w#0+w#1}",
+]
+
+PIXEL_EXPRESSIONS = [
+    'input 3,1,1,1,"x"',
+    'input 3,1,1,1,"-x^2"',
+    'input 3,1,1,1,"x%2"',
+    'input 4,1,1,1,"x<2?1:0"',
+    'input 4,1,1,1,"x>0&&x<3"',
+    'input 3,2,1,1,"x+y*w"',
+    'input 3,2,1,1,"w*h"',
+    'input 2,2,1,2,"c?x:y"',
+    'input 2,2,1,2,"[x,y]"',
+    'input 2,1,1,2,"[1,2,3]"',
+    'input 3,1,1,1,"A=[x,x*2]; A[1]"',
+    'input 3,1,1,1,"A=x; B=A*A; B+1"',
+    'input 3,1,1,1,"round(x/2)"',
+    'input 3,1,1,1,"sin(x)"',
+    'input 3,1,1,1,"lerp(-1,1,x/w)"',
+    'input 3,1,1,1,"cut(x-1,0,1)"',
+    'input 4,1,1,1,"atan2(x,1)"',
+    'input 2,2,1,1,"norm(x,y)"',
+    'input 4,4,1,1,"(x+y)%3"',
+    'input 2,2,1,3,"[x,y,c][c]"',
+    'input 2,2,1,1,"x/0"',
+    'input 3,1,1,1,"nan"',
+    'input 3,1,1,1,"inf"',
+    'input 2,2,2,1,"x+y+z"',
+    'input 2,2,2,1,"d"',
+    '(1,2,3) fill "i(x-1)+i(x+1)"',
+    '(1,2,3) fill "i(x,0,0,1)"',
+    '(1,2;3,4) fill "i(y,x)"',
+    '(1,2;3,4) fill "I(1,0)[0]"',
+    '(1,2,3) (10,20) fill[1] "i(#0,x)+i"',
+    '(1,2,3) (10,20) +fill[1] "i(#0,x+1)*2"',
+    '(1,2,3) fill "x==1?9:i"',
+    '(1,2,3) fill "t=i; t*t"',
+    '2,2,1,3 fill "P=[x,y]; [P[0],P[1],P[0]+P[1]]"',
+    '(1,2;3,4) fill "i(x,y)*w+h"',
+    '2,2,1,2 fill "[i0+1,i1+2]"',
+    '(1,2) eval "set(\'v\',i(1))" echo $v',
+    '(1,2) eval "end(set(\'v\',i(1)+i(0)))" echo $v',
+    '(5) eval "S=i;end(set(\'v\',S*2))" echo $v',
+    "(1,2,3) eval[0] \"end(set('v',w))\" echo $v",
+    "(1,2,3) (4) eval[0] \"end(set('v',i(#1,0)))\" echo $v",
+]
+
+# nn_lib's tutorial (nn_test_color): its batch and its reconstruction read, on fixed data
+# (u() replaced by fixed values), as G'MIC reads them.
+TUTORIAL = [
+    '(0,1;2,3^4,5;6,7^8,9;10,11) 1,32,1,5,"P = round([0.3,0.7]*([w#0,h#0] - 1));'
+    ' [ lerp(-1,1,P[0]/w#0),lerp(-1,1,P[1]/h#0),I(#0,P)/255 ]"',
+    '(0,1;2,3^4,5;6,7^8,9;10,11) 1,32,1,5,"P = round([y/32,1-y/32]*([w#0,h#0] - 1));'
+    ' [ lerp(-1,1,P[0]/w#0),lerp(-1,1,P[1]/h#0),I(#0,P)/255 ]"',
+    '4,3,1,3 +f[0] "IN = [ lerp(-1,1,x/w),lerp(-1,1,y/h) ]; OUT = [IN[0],IN[1],IN[0]*IN[1]];'
+    ' cut(OUT*255,0,255)"',
+
+    '(0,1;2,3^4,5;6,7^8,9;10,11) input 1,4,1,5,"P=round([0.3,0.7]*[w#0-1,h#0-1]);'
+    ' [lerp(-1,1,P[0]/w#0),lerp(-1,1,P[1]/h#0),I(#0,P)/255]"',
+    '(0,1;2,3^4,5;6,7^8,9;10,11) input 1,3,1,5,"P=round([y/2,1-y/2]*[w#0-1,h#0-1]);'
+    ' [lerp(-1,1,P[0]/w#0),lerp(-1,1,P[1]/h#0),I(#0,P)/255]"',
+    '(0,100;200,255^4,5;6,7^8,9;10,11) 2,2,1,3 fill "cut(I(#0,x,y)*1.5,0,255)"',
+    '4,2,1,3 fill "X=[lerp(-1,1,x/w),lerp(-1,1,y/h)]; cut((X[0]+X[1]+[0,1,2])*255,0,255)"',
+]
+
+LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS + MULTI_LINE + STATUS
+            + CONTROL + INPUT + FILL + RESIZE + IMAGE_COMMANDS)
+EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
+               + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS + TUTORIAL)
+
+# case: (why nnpipe differs, the lines nnpipe prints, or None when nnpipe stops with an error)
+SCRIPT_ARGUMENTS = ("a script run by nnpipe takes arguments ($1…, $#, ${1=default}); G'MIC's"
+                    " top level has none")
+COMBINE = ("add, sub, mul and div without an argument (combining the selected images into one)"
+           " are not implemented: nnpipe asks for the value")
+PSNR_PRINTS = "nnpipe's psnr also prints `PSNR: x dB` and sets $psnr; G'MIC's prints nothing"
+REPEAT_VARIABLE = "`repeat N,var` (var counts 0…N-1) is nnpipe's own; G'MIC 3.6.3 refuses it"
+POW = "pow(a,b) is nnpipe's own (G'MIC has no pow(); write a^b)"
+DELIBERATE = {
+    "echo": ("`echo` needs its text in nnpipe; G'MIC prints an empty message", None),
+    "x=5 echo ${x=7}": ("${name=default} reads a variable with a default (nnpipe's own); G'MIC"
+                        " runs `x=7` as a command and substitutes its empty status", ["5"]),
+    "echo ${1=def}": (SCRIPT_ARGUMENTS, ["def"]),
+    "echo $#": (SCRIPT_ARGUMENTS, ["0"]),
+    "(1,2) (3,4) add": (COMBINE, None),
+    "(1,2) (3,4) mul": (COMBINE, None),
+    "(1,2) (1,3) psnr[0] [1] echo ${}": (PSNR_PRINTS, ["PSNR: 51.14 dB", "51.141103565318915"]),
+    "(1,2) (1,3) psnr[0] [1],1 echo ${}": (PSNR_PRINTS, ["PSNR: 3.01 dB", "3.0102999566398121"]),
+    "(1,2) (1,2) psnr[0] [1] echo ${}": (PSNR_PRINTS, ["PSNR: inf dB", "inf"]),
+    "echo {pow(2,10)}": (POW, ["1024"]),
+    "echo {pow(2,0.5)}": (POW, ["1.4142135623730951"]),
+    "echo {pow(-8,1/3)}": (POW, ["-nan"]),
+    "echo {cbrt(27)}": ("nnpipe's cbrt is NumPy's correctly rounded cube root (3); G'MIC's is one"
+                        " unit off in the last digit (3.0000000000000004)", ["3"]),
+    "repeat 3,k echo $k done": (REPEAT_VARIABLE, ["0", "1", "2"]),
+    "repeat 2,k repeat 2,j echo $k$j done done": (REPEAT_VARIABLE, ["00", "01", "10", "11"]),
+    "repeat 3,k done echo [$k]": (REPEAT_VARIABLE, ["[2]"]),
+    "echo {1 + 2}": ("blanks inside {…} keep one item (nnpipe's own); G'MIC splits the item at"
+                     " the blank", ["3"]),
+}
+
+
+# --- running both --------------------------------------------------------------------------------
+
+class Outcome:
+    def __init__(self, lines, images, error):
+        self.lines, self.images, self.error = lines, images, error
+
+
+_SHARED_GMIC = []
+
+
+def _gmic(fresh):
+    """One G'MIC interpreter for every plain case (making one takes 70 ms; a run starts with no
+    images and no local variables); a fresh one where a case defines commands, which stay."""
+    if fresh:
+        return gmic.Gmic()
+    if not _SHARED_GMIC:
+        _SHARED_GMIC.append(gmic.Gmic())
+    return _SHARED_GMIC[0]
+
+
+def run_gmic(case):
+    """G'MIC's echo lines (fd 2) and images as (name, (w,h,d,s), values in nnpipe's layout)."""
+    definitions, script = case if isinstance(case, tuple) else (None, case)
+    with tempfile.TemporaryDirectory() as folder:
+        if definitions is not None:
+            path = os.path.join(folder, "defs.gmic")
+            with open(path, "w") as handle:
+                handle.write(definitions + "\n")
+            script = f"command {path} {script}"
+        names = gmic.StringList()
+        saved, capture = os.dup(2), tempfile.TemporaryFile()
+        os.dup2(capture.fileno(), 2)
+        error, images = None, []
+        try:
+            images = _gmic(fresh=definitions is not None).run(script, None, names)
+        except Exception as exception:  # G'MIC's errors are plain RuntimeErrors
+            error = str(exception)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode(errors="replace")
+    if error is not None:
+        text = "\n".join(line for line in text.split("\n") if "*** Error" not in line)
+        return Outcome(_lines(text), [], error)
+    listed = [(name, (im.width, im.height, im.depth, im.spectrum),
+               np.asarray(im.as_numpy()).transpose(3, 2, 1, 0)) for name, im in zip(names, images)]
+    return Outcome(_lines(text), listed, None)
+
+
+def _lines(text):
+    """G'MIC's echo starts each message on a new line and ends none: compare texts with the
+    final line break of nnpipe's removed (an empty echo alone prints nothing in G'MIC)."""
+    return text.split("\n") if text else []
+
+
+def run_nnpipe(case):
+    definitions, script = case if isinstance(case, tuple) else (None, case)
+    text = script if definitions is None else f"{script}\n{definitions}\n"
+    try:
+        run = run_script(text)
+    except UserError as error:
+        return Outcome([], [], str(error))
+    listed = [(name, tuple(reversed(image.shape)), np.asarray(image))
+              for name, image in zip(run.names, run.images)]
+    return Outcome(_lines(run.out[:-1] if run.out.endswith("\n") else run.out), listed, None)
+
+
+def describe(outcome):
+    images = [(name, size, np.round(values, 6).ravel().tolist()) for name, size, values in outcome.images]
+    return f"lines={outcome.lines} images={images} error={outcome.error}"
+
+
+def assert_same(case, expected, got):
+    message = f"{case!r}\n  G'MIC:  {describe(expected)}\n  nnpipe: {describe(got)}"
+    assert (expected.error is None) == (got.error is None), message
+    if expected.error is not None:
+        return
+    assert expected.lines == got.lines, message
+    assert [(n, s) for n, s, _ in expected.images] == [(n, s) for n, s, _ in got.images], message
+    for (_, _, want), (_, _, have) in zip(expected.images, got.images):
+        assert np.allclose(have, want, rtol=1e-5, atol=1e-6, equal_nan=True), message
+
+
+def case_id(case):
+    text = case if isinstance(case, str) else f"{case[0]} | {case[1]}"
+    return text.replace("\n", "\\n")[:80]
+
+
+def test_layout_of_gmic_images_is_mapped():
+    """G'MIC's as_numpy() is (w,h,d,s); nnpipe's images are (s,d,h,w): a 2x3x1x2 image whose
+    value says where it is reads the same in both once mapped."""
+    expected = run_gmic('2,3,1,2,"x+10*y+100*c"').images[0][2]
+    assert expected.shape == (2, 1, 3, 2)
+    assert expected[1, 0, 2, 1] == 121 and expected[0, 0, 1, 0] == 10
+
+
+@pytest.mark.parametrize("case", [c for c in LANGUAGE if c not in DELIBERATE], ids=case_id)
+def test_language_as_gmic(case):
+    assert_same(case, run_gmic(case), run_nnpipe(case))
+
+
+@pytest.mark.parametrize("case", [c for c in EXPRESSIONS if c not in DELIBERATE], ids=case_id)
+def test_expression_as_gmic(case):
+    assert_same(case, run_gmic(case), run_nnpipe(case))
+
+
+@pytest.mark.parametrize("case", list(DELIBERATE), ids=case_id)
+def test_deliberate_difference(case):
+    reason, lines = DELIBERATE[case]
+    got = run_nnpipe(case)
+    if lines is None:
+        assert got.error is not None, reason
+    else:
+        assert got.error is None and got.lines == lines, reason
+    with pytest.raises(AssertionError):  # else G'MIC now agrees: the case is no difference
+        assert_same(case, run_gmic(case), got)
+
+
+def test_enough_cases():
+    assert len(LANGUAGE) >= 200 and len(EXPRESSIONS) >= 150
+    assert set(DELIBERATE) <= set(LANGUAGE) | set(EXPRESSIONS)
