@@ -5,8 +5,9 @@ own process, median of repeats.
     python scripts/bench_tutorial.py [--repeats 3] [--iterations 2000]
 
 The loop rate is measured between two run lengths of the same script, so start-up, Numba's
-compile and the final full-image pass cancel out. G'MIC cannot download its `sp astronaut`
-sample here: it gets the same photo with `input`.
+compile and the final full-image pass cancel out. G'MIC 3.6.3's nn_lib no longer has the 2023
+API the tutorial is written in; its peer is scripts/peers/nn_tutorial_gmic363.gmic, the same
+network, batch expression and training step in 3.6.3's API (the photo read with `input`).
 """
 
 import argparse
@@ -18,6 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "nn_lib_tutorial.gmic"
+PEER = REPO / "scripts" / "peers" / "nn_tutorial_gmic363.gmic"
 PHOTO = REPO / "examples" / "data" / "astronaut256.png"
 FILL = 'fill "sin(x/10)*cos(y/10)+c"'
 
@@ -35,7 +37,7 @@ GMIC_LOOP = """
 import sys, time, gmic
 n = int(sys.argv[1])
 started = time.perf_counter()
-gmic.Gmic().run(f"command {sys.argv[2]} nn_lib_tutorial {n},{sys.argv[3]}")
+gmic.Gmic().run(f"command {sys.argv[2]} nn_tutorial363 {n},{sys.argv[3]}")
 print(time.perf_counter() - started)
 """
 
@@ -92,7 +94,8 @@ def main():
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         for_gmic = Path(folder) / "tutorial_for_gmic.gmic"
-        for_gmic.write_text(EXAMPLE.read_text().replace("sp astronaut,256", f"input {PHOTO}"))
+        for_gmic.write_text(PEER.read_text().replace("/work/main/examples/data/astronaut256.png",
+                                                     str(PHOTO)))
         seconds(NNPIPE_LOOP, 20, EXAMPLE, Path(folder) / "warm.png")  # Numba's cache, once
         nnpipe = loop_rate(NNPIPE_LOOP, EXAMPLE, options.iterations, options.repeats, folder)
         print(f"tutorial loop   nnpipe {nnpipe[0]:8.0f} it/s  (min {nnpipe[1]:.0f}, max {nnpipe[2]:.0f})")
