@@ -94,7 +94,7 @@ def main():
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         for_gmic = Path(folder) / "tutorial_for_gmic.gmic"
-        for_gmic.write_text(PEER.read_text().replace("/work/main/examples/data/astronaut256.png",
+        for_gmic.write_text(PEER.read_text().replace("examples/data/astronaut256.png",
                                                      str(PHOTO)))
         seconds(NNPIPE_LOOP, 20, EXAMPLE, Path(folder) / "warm.png")  # Numba's cache, once
         nnpipe = loop_rate(NNPIPE_LOOP, EXAMPLE, options.iterations, options.repeats, folder)
