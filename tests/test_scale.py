@@ -118,3 +118,17 @@ def test_a_worker_killed_mid_sweep_loses_no_run(cluster, work):
     assert len(rows) == 4
     assert all(float(row[3]) < 0.01 and len(row) == 4 for row in rows), out   # a loss, no error
     client.wait_for_workers(2, timeout=60)   # the nanny restarts the killed worker
+
+
+def test_loading_a_network_again_reads_the_file_again_once_it_changed(work):
+    # nn_load keeps the last file read in memory (a map worker loads its network once): a
+    # rewritten file must still load its new weights
+    network = "nn_init nn_input IN,2 nn_fc OUT,IN,1"
+    session = run_script(f"{network} nn_save net.tif", seed=1, quiet=True).interpreter
+    session.run_items(["nn_load", "net.tif"])
+    first = session.images.get("OUT_fc")
+    run_script(f"{network} nn_save net.tif", seed=2, quiet=True)
+    session.run_items(["nn_load", "net.tif"])
+    rewritten = session.images.get("OUT_fc")
+    assert not np.array_equal(rewritten, first)
+    assert np.array_equal(rewritten, run_script("nn_load net.tif", quiet=True).interpreter.images.get("OUT_fc"))
