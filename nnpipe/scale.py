@@ -58,27 +58,28 @@ def _working_folder(folder):
             os.chdir(previous)
 
 
-def run_script(script, label, arguments, variables, seed, folder, collect):
-    """The task: run `script` with `arguments` ($1, ...) and `variables` preset, seeded, in
-    `folder`; return its Outcome. Runs inside a worker."""
+def run_script(script, script_name, label, arguments, variables, seed, folder, collect):
+    """The task: run the script at absolute path `script` with `arguments` ($1, ...) and
+    `variables` preset, seeded, in `folder`; return its Outcome. Errors name the script
+    `script_name`, as the user typed it. Runs inside a worker."""
     from nnpipe.commands import load_all
     from nnpipe.lang.interpreter import Interpreter
     load_all()
     outcome = Outcome(label, seed, folder, worker=f"{socket.gethostname()}:{os.getpid()}")
     out = io.StringIO()
     interpreter = Interpreter(seed=seed, quiet=True, out=out, err=out)
-    for name, value in variables:
+    for name, value in variables + [("script_dir", os.path.dirname(script))]:
         interpreter.set_variable(name, value)
     try:
         os.makedirs(folder, exist_ok=True)
         with _working_folder(folder):
             with open(script, encoding="utf-8") as file:
                 text = file.read()
-            interpreter.run_source(text, script, arguments)
+            interpreter.run_source(text, script_name, arguments)
     except UserError as error:
         outcome.error = str(error)
     except OSError as error:
-        outcome.error = f"cannot run '{script}': {error.strerror or error}"
+        outcome.error = f"cannot run '{script_name}': {error.strerror or error}"
     except Exception as error:  # a bug in nnpipe: the run's row says so, the others go on
         outcome.error = f"internal error: {type(error).__name__}: {error}"
         out.write(traceback.format_exc())
@@ -172,12 +173,13 @@ def run_seed(base, label):
 
 
 def sweep_tasks(script, parsed, base_seed, runs_folder, collect):
+    """The run_script arguments of each combination's run."""
     tasks = []
     for combination in combinations(parsed):
         label = ",".join(f"{name}={value}" for name, value in combination)
         numbered = {int(name): value for name, value in combination if name.isdigit()}
         arguments = [numbered.get(i, "") for i in range(1, max(numbered, default=0) + 1)]
-        tasks.append(dict(script=script, label=label, arguments=arguments,
+        tasks.append(dict(script=os.path.abspath(script), script_name=script, label=label, arguments=arguments,
                           variables=[(n, v) for n, v in combination if not n.isdigit()],
                           seed=run_seed(base_seed, label),
                           folder=os.path.join(runs_folder, label.replace(os.sep, "_")),
@@ -237,7 +239,7 @@ def sweep(script, settings, workers, scheduler, csv_path, runs_folder, seed, col
     parsed = parse_settings(settings)
     base_seed = seed if seed is not None else secrets.randbelow(2**31)
     runs_folder = os.path.abspath(runs_folder)
-    tasks = sweep_tasks(os.path.abspath(script), parsed, base_seed, runs_folder, collect)
+    tasks = sweep_tasks(script, parsed, base_seed, runs_folder, collect)
     echo(f"sweep: {len(tasks)} runs of {script} (seed {base_seed}), outputs in {runs_folder}", err=True)
 
     def progress(outcome, done):
@@ -263,9 +265,8 @@ def map_files(script, files, workers, scheduler, seed, echo):
     """nnpipe map: run the script once per file ($1 the file), in this folder; report each
     file as it completes; return the outcomes."""
     base_seed = seed if seed is not None else secrets.randbelow(2**31)
-    script, folder = os.path.abspath(script), os.getcwd()
-    tasks = [dict(script=script, label=file, arguments=[os.path.abspath(file)], variables=[],
-                  seed=run_seed(base_seed, file), folder=folder, collect=())
+    tasks = [dict(script=os.path.abspath(script), script_name=script, label=file, arguments=[os.path.abspath(file)], variables=[],
+                  seed=run_seed(base_seed, file), folder=os.getcwd(), collect=())
              for file in files]
     failures = []
 

@@ -2,10 +2,11 @@
 another, each in its own process.
 
 The sweep is examples/xor.nnp over 4 learning rates at a fixed number of iterations. The
-sweep's time is the wall time of `nnpipe sweep --workers 2` (cluster start included); the
-sequential time is the sum of 4 processes each running one run through the same task code
-(nnpipe.scale.run_script), so both pay the same per-process start-up and compile-cache load.
-Prints both (median of the repeats) and the ratio sequential / sweep.
+sweep's time is the wall time of `nnpipe sweep --workers 2` (cluster start included; each
+worker runs Numba on cores / workers threads); the sequential time is the sum of 4 processes
+each running one run through the same task code (nnpipe.scale.run_script), once with Numba's
+default threads (what `nnpipe run` uses) and once with 1 thread, as a sweep worker has here.
+Prints the times (median of the repeats) and the ratios sequential / sweep.
 
     python scripts/bench_sweep.py [--iterations 4000] [--repeats 3]
 """
@@ -25,9 +26,9 @@ RATES = ("0.01", "0.02", "0.03", "0.04")
 ENV = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
-def timed(command, cwd):
+def timed(command, cwd, **environment):
     start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=ENV, check=True, capture_output=True)
+    subprocess.run(command, cwd=cwd, env=dict(ENV, **environment), check=True, capture_output=True)
     return time.perf_counter() - start
 
 
@@ -36,14 +37,14 @@ def sweep_time(iterations, folder):
                   "rate=" + ",".join(RATES), f"1={iterations}", "--workers", "2"], folder)
 
 
-def sequential_time(iterations, folder):
+def sequential_time(iterations, folder, **environment):
     total = 0.0
     for rate in RATES:
         code = (f"from nnpipe.scale import run_script\n"
-                f"outcome = run_script({str(XOR)!r}, 'rate={rate}', [{str(iterations)!r}],"
+                f"outcome = run_script({str(XOR)!r}, {str(XOR)!r}, 'rate={rate}', [{str(iterations)!r}],"
                 f" [('rate', {rate!r})], 1, {str(Path(folder) / rate)!r}, ('loss',))\n"
                 f"assert not outcome.error, outcome.error\n")
-        total += timed([sys.executable, "-c", code], folder)
+        total += timed([sys.executable, "-c", code], folder, **environment)
     return total
 
 
@@ -54,16 +55,19 @@ def main():
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         sweep_time(50, folder)     # fills the compile cache, so neither side compiles
-        sweeps, sequentials = [], []
+        sweeps, sequentials, single_threaded = [], [], []
         for _ in range(options.repeats):
             sweeps.append(sweep_time(options.iterations, folder))
             sequentials.append(sequential_time(options.iterations, folder))
-    sweep, sequential = statistics.median(sweeps), statistics.median(sequentials)
+            single_threaded.append(sequential_time(options.iterations, folder, NUMBA_NUM_THREADS="1"))
+    sweep = statistics.median(sweeps)
     print(f"xor.nnp, {len(RATES)} runs of {options.iterations} iterations, {os.cpu_count()} CPUs,"
           f" median of {options.repeats}")
-    print(f"sweep, 2 Dask workers (cluster start included): {sweep:6.2f} s")
-    print(f"the same runs one after another, own processes:  {sequential:6.2f} s")
-    print(f"ratio sequential / sweep: {sequential / sweep:.2f}x")
+    print(f"sweep, 2 Dask workers (cluster start included):           {sweep:6.2f} s")
+    for label, times in (("default Numba threads", sequentials), ("1 Numba thread", single_threaded)):
+        sequential = statistics.median(times)
+        print(f"one after another, own processes, {label + ':':24} {sequential:6.2f} s"
+              f"  ratio sequential / sweep {sequential / sweep:.2f}x")
 
 
 if __name__ == "__main__":

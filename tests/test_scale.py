@@ -35,7 +35,8 @@ def table_rows(stdout):
 
 def test_sweep_runs_every_combination_ranked_by_loss_with_errors_in_their_rows(cluster, work):
     address, _ = cluster
-    result = cli("--seed", 7, "sweep", XOR, "rate=0.01,0.03", "1=5,400", "--scheduler", address)
+    (work / "xor.nnp").write_text(XOR.read_text())   # errors name the script as it was given
+    result = cli("--seed", 7, "sweep", "xor.nnp", "rate=0.01,0.03", "1=5,400", "--scheduler", address)
     assert result.code == 0, result.stderr
     header, rows = table_rows(result.stdout)
     assert header[:5] == ["rate", "$1", "seed", "loss", "error"]
@@ -45,7 +46,7 @@ def test_sweep_runs_every_combination_ranked_by_loss_with_errors_in_their_rows(c
     assert [row[1] for row in learnt] == ["400", "400"] and [row[1] for row in failed] == ["5", "5"]
     assert float(learnt[0][3]) <= float(learnt[1][3]) < 0.01
     for row in failed:      # the script's own `error`, as one line, with its loss collected
-        assert " ".join(row[4:]) == f"{XOR}:22: error: XOR not learnt: loss {row[3]} >= 0.01"
+        assert " ".join(row[4:]) == f"xor.nnp:22: error: XOR not learnt: loss {row[3]} >= 0.01"
     assert len({row[2] for row in rows}) == 4      # a seed per run
     for rate, iterations, *_ in rows:
         log = (work / "runs" / f"rate={rate},1={iterations}" / "output.txt").read_text()
@@ -54,7 +55,7 @@ def test_sweep_runs_every_combination_ranked_by_loss_with_errors_in_their_rows(c
         written = list(csv.reader(file))
     assert written[0][:5] == header[:5] and [r[:4] for r in written[1:]] == [r[:4] for r in rows]
     # the same --seed gives a run the same seed, whatever else is swept
-    again = cli("--seed", 7, "sweep", XOR, "rate=0.03", "1=5", "--scheduler", address, "--csv", "again.csv")
+    again = cli("--seed", 7, "sweep", "xor.nnp", "rate=0.03", "1=5", "--scheduler", address, "--csv", "again.csv")
     assert table_rows(again.stdout)[1][0][2] == next(r[2] for r in rows if r[:2] == ["0.03", "5"])
 
 
