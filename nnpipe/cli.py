@@ -5,7 +5,7 @@ import traceback
 
 import click
 
-from nnpipe import __version__
+from nnpipe import __version__, scale
 from nnpipe.commands import load_all
 from nnpipe.commands.registry import COMMANDS, GROUP_ORDER, lookup
 from nnpipe.errors import UsageError, UserError
@@ -46,10 +46,12 @@ def main(ctx, seed, quiet, verbose, debug):
     """nnpipe: neural networks as chains of commands on a list of images.
 
     \b
-      nnpipe ITEM...              run a chain of commands
-      nnpipe run FILE [ARGS]...   run a script (FILE '-' reads standard input)
-      nnpipe help [COMMAND]       describe a command, or the language
-      nnpipe commands             list the commands by group
+      nnpipe ITEM...                 run a chain of commands
+      nnpipe run FILE [ARGS]...      run a script (FILE '-' reads standard input)
+      nnpipe sweep FILE NAME=v1,...  run a script per combination of values (Dask)
+      nnpipe map FILE FILES...       run a script per file (Dask)
+      nnpipe help [COMMAND]          describe a command, or the language
+      nnpipe commands                list the commands by group
     """
     ctx.obj = dict(seed=seed, quiet=quiet, verbose=verbose, debug=debug)
     if ctx.invoked_subcommand is None:
@@ -57,9 +59,15 @@ def main(ctx, seed, quiet, verbose, debug):
 
 
 def _interpret(options, action):
-    interpreter = Interpreter(seed=options["seed"], quiet=options["quiet"], verbose=options["verbose"])
+    def run():
+        action(Interpreter(seed=options["seed"], quiet=options["quiet"], verbose=options["verbose"]))
+    _reporting_errors(options, run)
+
+
+def _reporting_errors(options, action):
+    """Run action(); a user's mistake becomes one line on standard error and the exit status."""
     try:
-        action(interpreter)
+        action()
     except UserError as error:
         if options["debug"]:
             traceback.print_exc()
@@ -104,6 +112,64 @@ def run(options, file, args):
             raise UsageError("script is not UTF-8 text", name)
         interpreter.run_source(text, name, args)
     _interpret(options, action)
+
+
+WORKERS = click.option("--workers", type=click.IntRange(min=1), default=None,
+                       help="Worker processes of the local cluster (default: one per CPU).")
+SCHEDULER = click.option("--scheduler", metavar="ADDRESS", default=None,
+                         help="Use the Dask cluster of this scheduler (e.g. tcp://host:8786) instead"
+                              " of a local one.")
+
+
+@main.command("sweep")
+@click.argument("script", type=click.Path(exists=True, dir_okay=False))
+@click.argument("settings", nargs=-1, required=True, metavar="NAME=v1,v2,...")
+@WORKERS
+@SCHEDULER
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the table as CSV (default: RUNS/sweep.csv).")
+@click.option("--runs", "runs_folder", type=click.Path(file_okay=False), default="runs",
+              show_default=True, help="Folder of the runs' output folders.")
+@click.option("--collect", default=",".join(scale.METRICS),
+              show_default=True, help="Variables collected at the end of each run; the table is"
+                                      " sorted by the first one set.")
+@click.pass_obj
+def sweep_command(options, script, settings, workers, scheduler, csv_path, runs_folder, collect):
+    """Run SCRIPT once per combination of values, on Dask.
+
+    Each NAME=v1,v2,... gives $NAME one of the values (a NAME that is a number N gives $N,
+    the script's N-th argument); every combination runs once, in its own folder RUNS/NAME=v,...
+    (its working folder, where its output.txt is written too), with its own seed derived from
+    --seed and the combination. The table, best first by the first collected variable (lower
+    first for names ending in 'loss'), lists each run's seed, its variables and, for a failing
+    run, its one-line error. Exit status 1 only when every run failed."""
+    def action():
+        names = [name.strip() for name in collect.split(",") if name.strip()]
+        results = scale.sweep(script, settings, workers, scheduler, csv_path, runs_folder,
+                              options["seed"], names, click.echo)
+        if all(outcome.error for outcome in results):
+            sys.exit(1)
+    _reporting_errors(options, action)
+
+
+@main.command("map")
+@click.argument("script", type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, required=True)
+@WORKERS
+@SCHEDULER
+@click.pass_obj
+def map_command(options, script, files, workers, scheduler):
+    """Run SCRIPT once per file ($1: the file's absolute path), on Dask.
+
+    Progress shows the files done out of the total; a file that fails is reported with its
+    one-line error and the others go on (exit status 1 if any failed). A script that loads
+    its network with nn_load reads the file once per worker: later files on that worker reuse
+    it while the file is unchanged."""
+    def action():
+        results = scale.map_files(script, files, workers, scheduler, options["seed"], click.echo)
+        if any(outcome.error for outcome in results):
+            sys.exit(1)
+    _reporting_errors(options, action)
 
 
 @main.command("help")

@@ -2,7 +2,7 @@
 
 import importlib
 
-FAMILIES = ["images", "control", "network", "conv", "training", "data", "files"]
+FAMILIES = ["images", "control", "network", "conv", "training", "data", "files", "export"]
 
 
 def load_all():

@@ -291,7 +291,34 @@ def from_text(text, label):
 # --- reading ----------------------------------------------------------------------------------------
 
 def read(path):
-    """The NetworkFile at `path`, fully checked; a UserError says what is wrong."""
+    """The NetworkFile at `path`, fully checked; a UserError says what is wrong.
+
+    The last file read is kept in memory and read again only once it changes (size or
+    modification time): a process running a script once per file (a worker of `nnpipe map`)
+    loads its network once. Each caller gets its own copy of the images."""
+    global _last_read
+    key = _file_key(_without_slash(path))
+    if key is None or _last_read[0] != key:
+        _last_read = (key, _read(path))
+    saved = _last_read[1]
+    return NetworkFile(saved.network, list(saved.commands),
+                       [Entry(e.name, e.role, e.image.copy()) for e in saved.entries])
+
+
+_last_read = (None, None)
+
+
+def _file_key(path):
+    """What identifies a version of a file or PNG folder (None if it is missing)."""
+    try:
+        stats = [os.stat(path)] + ([os.stat(os.path.join(path, f)) for f in sorted(os.listdir(path))]
+                                   if os.path.isdir(path) else [])
+    except OSError:
+        return None
+    return os.path.abspath(path), tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in stats)
+
+
+def _read(path):
     label = f"'{path}'"
     path = _without_slash(path)
     if kind(path) == "png":
