@@ -83,7 +83,7 @@ def run_script(script, script_name, label, arguments, variables, seed, folder, c
     except Exception as error:  # a bug in nnpipe: the run's row says so, the others go on
         outcome.error = f"internal error: {type(error).__name__}: {error}"
         out.write(traceback.format_exc())
-    variables_at_end = interpreter.variables()
+    variables_at_end = interpreter.script_variables()
     outcome.metrics = {name: variables_at_end[name] for name in collect if name in variables_at_end}
     outcome.output = out.getvalue()
     return outcome

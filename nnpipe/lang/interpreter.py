@@ -228,6 +228,10 @@ class Interpreter:
             raise AttributeError(name)
         return getattr(self.workspace, name)
 
+    def script_variables(self):
+        """The variables of the script's own level (what a run leaves behind)."""
+        return dict(self.variables.frames[0])
+
     # --- running ----------------------------------------------------------------------------
     def run_source(self, text, file, arguments=()):
         main, definitions = lex(text, file)
