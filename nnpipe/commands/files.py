@@ -141,6 +141,7 @@ def rebuild(ctx, saved, entries, label):
     for e in entries:
         images.append(e.image, e.name)
     network = Network(saved.network)
+    network.weights_from_file = True
     kept = ctx.images, ctx.networks, ctx.current_network
     ctx.images, ctx.networks, ctx.current_network = images, {network.name: network}, network.name
     try:
@@ -152,6 +153,7 @@ def rebuild(ctx, saved, entries, label):
                         f" {error.message}") from None
     finally:
         ctx.images, ctx.networks, ctx.current_network = kept
+    network.weights_from_file = False
     return network, images
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from nnpipe.commands.registry import TRAINING, Float, Int, LayerName, Text, command
 from nnpipe.errors import UserError
-from nnpipe.images import io
+from nnpipe.images import atomic
 from nnpipe.nn import optimizers, schedulers
 from nnpipe.nn.layers import size_text
 from nnpipe.progress import Progress
@@ -429,6 +429,8 @@ def nn_plot(ctx, selection, filename, trainer):
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    io.atomic_write(filename, lambda tmp: figure.savefig(tmp, format="png"))
-    pyplot.close(figure)
+    try:
+        atomic.write_file(filename, lambda tmp: figure.savefig(tmp, format="png"))
+    finally:
+        pyplot.close(figure)
     ctx.notice(f"wrote {filename}")

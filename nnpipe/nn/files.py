@@ -321,11 +321,25 @@ def _read_tiff(source, file_size):
             for offset, length in zip(page.dataoffsets, page.databytecounts):
                 if offset + length > file_size:
                     raise BadFile(f"the file is truncated (image '{item['name']}' is incomplete)")
+            _check_stored_bytes(item, 4, sum(page.databytecounts), page.compression == 1)
             plane = np.ascontiguousarray(page.asarray(), dtype="<f4")
             if _crc(plane) != item.get("crc32"):
                 raise BadFile(f"image '{item['name']}' is damaged (checksum mismatch)")
             entries.append(Entry(item["name"], item["role"], plane.reshape(s, d, h, w).astype(np.float32)))
         return NetworkFile(manifest["network"], manifest["commands"], entries)
+
+
+ZLIB_MAX_RATIO = 1100  # deflate never shrinks data by more than about 1032:1
+
+
+def _check_stored_bytes(item, value_bytes, stored, uncompressed):
+    """Refuse an image whose declared size needs more data than the file holds for it, before
+    anything of that size is allocated."""
+    w, h, d, s = item["size"]
+    needed = w * h * d * s * value_bytes
+    if stored < needed if uncompressed else stored * ZLIB_MAX_RATIO < needed:
+        raise BadFile(f"image '{item['name']}' is declared of size {w},{h},{d},{s} ({needed:,} bytes)"
+                      f" but the file holds only {stored:,} bytes for it")
 
 
 def _json(text):
@@ -408,8 +422,11 @@ def _read_png_image(file, item):
         if own != item:
             raise BadFile(f"'{os.path.basename(file)}' does not belong to this network (its"
                           " description differs from the stack's)")
+        w, h, d, s = item["size"]
+        if image.size != (w, s * d * h):
+            raise BadFile(f"'{os.path.basename(file)}' has the wrong size for image '{name}'")
+        _check_stored_bytes(item, 2, os.path.getsize(file), uncompressed=False)
         pixels = np.asarray(image)
-    w, h, d, s = item["size"]
     if pixels.shape != (s * d * h, w) or pixels.min(initial=0) < 0 or pixels.max(initial=0) > TOP:
         raise BadFile(f"'{os.path.basename(file)}' has the wrong size or values for image '{name}'")
     pixels = pixels.astype("<u2")

@@ -44,6 +44,9 @@ class Network:
         self.latest = None
         self.commands = []
         self._plans = {}
+        # set while nn_load rebuilds the network: every weight image must come from the file,
+        # so a layer without one is an error instead of a new (possibly huge) allocation
+        self.weights_from_file = False
 
     def resolve(self, name):
         """The module called `name`; '.' is the latest module."""
