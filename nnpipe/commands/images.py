@@ -5,7 +5,8 @@ import re
 
 import numpy as np
 
-from nnpipe.commands.registry import IMAGES, Choice, Float, Int, Size, Text, command, unquote
+from nnpipe.commands.registry import (FLOAT32_MAX, INT_LIMIT, IMAGES, Choice, Float, Int, Size, Text,
+                                      command, unquote)
 from nnpipe.errors import UserError
 from nnpipe.images import io
 from nnpipe.images.imagelist import as_image, check_size, size_text
@@ -50,9 +51,19 @@ def parse_inline(text):
     try:
         channels = [[[[float(v) for v in row.split(",")] for row in plane.split(";")]
                      for plane in channel.split("/")] for channel in text[1:-1].split("^")]
-        return as_image(np.array(channels, dtype=np.float32))
+        values = np.array(channels, dtype=np.float64)
     except ValueError:
         raise UserError(f"inline image '{text}' must hold numbers in rows of equal length") from None
+    return as_image(within_float32(values, f"inline image '{text}'"))
+
+
+def within_float32(values, what):
+    """`values` if none is beyond float32's range (where it would become inf)."""
+    outside = np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
+    if np.any(outside):
+        raise UserError(f"{what}: {float(np.asarray(values)[outside].flat[0]):g} is beyond float32's"
+                        " range (at most ±3.4e38)")
+    return values
 
 
 def blank(text):
@@ -64,7 +75,8 @@ def blank(text):
         raise UserError(f"blank image sizes must be integers >= 1 (got '{text}')")
     w, h, d, s = (int(v) for v in sizes)
     check_size((w, h, d, s), "a blank image")
-    return np.full((s, d, h, w), values[4] if len(values) == 5 else 0, dtype=np.float32)
+    value = within_float32(np.float64(values[4] if len(values) == 5 else 0), "the blank image's value")
+    return np.full((s, d, h, w), value, dtype=np.float32)
 
 
 @command("output", "o", group=IMAGES, params=[
@@ -138,7 +150,12 @@ def resize(ctx, image, width, height, depth, spectrum, interpolation):
 
 def _target(size, current):
     value, percent = size
-    return max(1, int(round(current * value / 100))) if percent else int(value)
+    if not percent:
+        return int(value)
+    target = current * value / 100
+    if target > INT_LIMIT:  # 1e308% is a size no image can have (and no integer holds inf)
+        raise UserError(f"{format_number(value)}% of {current} pixels is too large (at most {INT_LIMIT})")
+    return max(1, int(round(target)))
 
 
 def resample(image, axis, size, interpolation):

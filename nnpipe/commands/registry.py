@@ -11,6 +11,7 @@ selections and the `+` prefix (keep inputs, append results) work the same for al
 Other commands receive the selected indices. Arguments arrive in declared order.
 """
 
+import difflib
 import inspect
 import math
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ def _range_text(low, high):
     return ""
 
 
+FLOAT32_MAX = 3.4028234663852886e38
 INT_LIMIT = 2**31 - 1  # larger counts, sizes and offsets only overflow or exhaust memory later
 
 
@@ -124,6 +126,8 @@ class Float(Param):
 
     def parse(self, text):
         value = _number(self, text)
+        if abs(value) > FLOAT32_MAX:  # values are float32: a larger one would become inf
+            raise UserError(f"{self.name} is beyond float32's range (got '{text}', at most ±3.4e38)")
         if (self.positive and value <= 0) or (self.low is not None and value < self.low) \
                 or (self.high is not None and value > self.high):
             self.fail(text)
@@ -255,7 +259,8 @@ class Command:
         return f"{self.name} {names}".strip()
 
     def summary(self):
-        return self.help.strip().splitlines()[0] if self.help.strip() else ""
+        """The help's first paragraph, as one line."""
+        return " ".join(self.help.strip().split("\n\n")[0].split())
 
     def describe(self):
         """The text of `nnpipe help NAME`."""
@@ -313,5 +318,11 @@ def command(name, *aliases, params=(), group=IMAGES, help="", each=False, raw=Fa
 def lookup(name):
     """The command called `name` (or by alias), or None."""
     return COMMANDS.get(ALIASES.get(name, name))
+
+
+def closest(name):
+    """The command name (or alias) most like `name`, or None."""
+    found = difflib.get_close_matches(name, list(COMMANDS) + list(ALIASES), n=1)
+    return found[0] if found else None
 
 

@@ -25,7 +25,8 @@ from nnpipe.errors import UserError
 
 PREFIX = ".nnpipe-"
 IN_PROGRESS = set()
-_critical = []   # non-empty while a step that must not be cut short runs (see nnpipe.interrupt)
+_critical = []   # non-empty while a step that must not be cut in two runs (see nnpipe.interrupt)
+_after_critical = []
 
 
 def extension(path):
@@ -177,10 +178,17 @@ def critical():
         yield
     finally:
         _critical.pop()
+        while not _critical and _after_critical:
+            _after_critical.pop(0)()
 
 
 def in_critical_step():
     return bool(_critical)
+
+
+def after_critical_step(action):
+    """Run `action` once the critical step under way has finished."""
+    _after_critical.append(action)
 
 
 def _swap_into_place(temporary, path):
