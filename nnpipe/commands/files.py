@@ -4,6 +4,7 @@ the weights. The formats are in nnpipe.nn.files."""
 import os
 
 from nnpipe.commands.registry import FILES, Bool, Int, Param, Text, command, lookup
+from nnpipe.commands.training import current_network
 from nnpipe.errors import UserError
 from nnpipe.images.imagelist import ImageList
 from nnpipe.nn import files, optimizers, schedulers
@@ -96,12 +97,6 @@ def nn_view(ctx, selection, folder, min_size):
         files.write_picture(os.path.join(folder, entry.name + ".png"),
                             files.picture(entry.image, min_size, layout))
     ctx.notice(f"wrote {len(saved.entries)} pictures of network '{network.name}' to {folder}")
-
-
-def current_network(ctx):
-    if ctx.current_network is None:
-        raise UserError("no network: build one with nn_* commands or load one with nn_load")
-    return ctx.network()
 
 
 # --- putting a loaded network in place -------------------------------------------------------------

@@ -30,10 +30,10 @@ def input_command(ctx, selection, source):
             ctx.images.append(ctx.images[index].copy(), ctx.images.names[index])
     elif all(NUMBER.match(part) for part in source.split(",")):
         ctx.images.append(blank(source))
-    else:
-        for path in _expand(source):
-            for name, image in io.read(path):
-                ctx.images.append(image, name)
+    else:  # every file read before any is appended: a damaged one leaves the list as it was
+        loaded = [found for path in _expand(source) for found in io.read(path)]
+        for name, image in loaded:
+            ctx.images.append(image, name)
 
 
 def _expand(pattern):

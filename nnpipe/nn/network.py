@@ -33,6 +33,10 @@ class Trainer:
     optimizer: str
     scheduler: str
     history: list = field(default_factory=list)
+    # the largest magnitude each feed was trained on, and whether nn_eval warned about inputs
+    # of another range (shown once)
+    feed_magnitudes: dict = field(default_factory=dict)
+    warned_range: bool = False
 
 
 class Network:
