@@ -177,7 +177,8 @@ def command_list():
         width = max(len(e.name) for e in entries)
         for entry in entries:  # the whole first paragraph, wrapped under itself
             lines.extend(textwrap.wrap(entry.summary(), columns, initial_indent=f"  {entry.name.ljust(width)}  ",
-                                       subsequent_indent=" " * (width + 4)) or [f"  {entry.name}"])
+                                       subsequent_indent=" " * (width + 4), break_on_hyphens=False,
+                                       break_long_words=False) or [f"  {entry.name}"])
         lines.append("")
     return "\n".join(lines).rstrip()
 

@@ -50,8 +50,9 @@ def _stop_now():
 
 @contextlib.contextmanager
 def handled():
-    """Handle Ctrl-C as above inside the block (main thread only; elsewhere Python's way)."""
-    if threading.current_thread() is not threading.main_thread():
+    """Handle Ctrl-C as above inside the block (in the main thread, unless Ctrl-C is ignored)."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # a background job, say
         yield
         return
     previous = signal.signal(signal.SIGINT, _on_signal)
