@@ -201,6 +201,8 @@ class Size(Param):
         value = _number(self, text[:-1] if percent else text)
         if value <= 0 or (not percent and not value.is_integer()):
             self.fail(text)
+        if not percent and value > INT_LIMIT:
+            raise UserError(f"{self.name} is too large (got '{text}', at most {INT_LIMIT})")
         return value, percent
 
 
