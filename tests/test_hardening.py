@@ -327,8 +327,17 @@ def test_ctrl_c_waits_for_a_critical_step_to_finish():
     assert order == ["inside", "stop"]
 
 
-# --- the shapes example and the README --------------------------------------------------------------
+# --- the README --------------------------------------------------------------
 
-def test_readme_states_the_exit_status_when_training_stops_on_a_non_finite_loss():
-    readme = (REPO / "README.md").read_text()
-    assert "non-finite loss" in readme and "exit status 0" in readme
+def test_training_stopped_by_a_non_finite_loss_exits_0_as_the_readme_says():
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert ("When training meets a non-finite loss (NaN or infinity), it stops with a warning naming"
+            " the iteration" in readme)
+    assert "sets `$loss` to `nan` and the script goes on: the exit status is 0" in readme
+    result = cli("-q", "(1,2,3,4,5^2,4,6,8,10)", "nn_init", "nn_input", "IN,1", "nn_fc", "OUT,IN,1",
+                 "nn_loss_mse", "LOSS,OUT,GT", "nn_trainer", "T,LOSS,1e3,sgd", "nn_train", "50,5",
+                 "echo", "$loss")
+    assert result.code == 0 and result.exception is None
+    warnings = [line for line in result.error_lines if line.startswith("nnpipe: warning:")]
+    assert len(warnings) == 1 and "loss is not finite at iteration" in warnings[0]
+    assert result.stdout.splitlines()[-1] == "nan"
