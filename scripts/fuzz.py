@@ -1,7 +1,10 @@
 """Run many generated hostile scripts (tests/fuzz_scripts.py) and list every distinct internal
 error: an exception other than the user-error type, or a user error of more than one line.
+With --cli the scripts run through the command line (in-process) instead, and any standard
+error line that is not nnpipe's own (`nnpipe: error:`, `nnpipe: warning:`, the progress bar, a
+notice) counts too: a raw Python warning, a library's log line, an internal error.
 
-    python scripts/fuzz.py [--examples 20000] [--seed N]
+    python scripts/fuzz.py [--examples 20000] [--seed N] [--cli]
 
 Each distinct failure (exception type and the place in nnpipe that raised it) is printed once
 with the shortest script that gave it; the exit status is 1 if there was any. Runs in a fresh
@@ -22,8 +25,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 
 from fuzz_scripts import scripts  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from nnpipe.cli import main as nnpipe_main  # noqa: E402
 from nnpipe.errors import UserError  # noqa: E402
 from nnpipe.lang.interpreter import Interpreter  # noqa: E402
+
+OWN_LINES = ("nnpipe: error: ", "nnpipe: warning: ", "nn_train ", "nn_step", "wrote ", "loaded ")
 
 
 def failure(items):
@@ -41,18 +49,33 @@ def failure(items):
     return None
 
 
+def cli_failure(items):
+    """None, or (kind, place, text) for a command-line run with an internal error or a line on
+    standard error that is not nnpipe's own."""
+    result = CliRunner().invoke(nnpipe_main, ["-q", *items])
+    lines = result.stderr.replace("\r", "\n").splitlines()
+    if result.exit_code not in (0, 1, 2) or any("internal error" in line for line in lines):
+        return "internal error", "", (lines or [repr(result.exception)])[-1]
+    strange = [line for line in lines if line.strip() and not line.startswith(OWN_LINES)]
+    if strange:
+        return "stray output", strange[0][:40], strange[0]
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=None, help="hypothesis seed (default: random)")
+    parser.add_argument("--cli", action="store_true", help="run through the command line")
     options = parser.parse_args()
+    check = cli_failure if options.cli else failure
     found = {}
 
     @settings(max_examples=options.examples, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(scripts())
     def explore(items):
-        result = failure(items)
+        result = check(items)
         if result is not None:
             key = result[:2]
             if key not in found or len(" ".join(items)) < len(" ".join(found[key][1])):
