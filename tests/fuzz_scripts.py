@@ -36,7 +36,7 @@ WORDS = ["", " ", "abc", "IN", "OUT", "LOSS", "T", "GT", "X", "Y", ".", "..", "n
          "linear", "relu", "x", "c", "16", "x.png", "missing.png", "missing.npy", "out/net.tif",
          "net.png", "a.tif", "w.npy", "d.csv", "/proc/nnpipe.png", "/proc/self/x.tif",
          "dir/", "*.png", "[0]", "[", "]", "(", ")", "(1,2", "(1,2;3)", "()", '"', '""', '"a,b"',
-         "'", "\\", "$", "$1", "${x}", "{", "}", "{1/0}", "#", "%", "\n", "\t", "\x01",
+         "'", "\\", "$", "$1", "${x}", "{", "}", "{1/0}", "#", "%", "\n", "\t", "\x01", "a\x00.png", "\x00",
          "é", "名前", "a" * 300, "0" * 50]
 PIECES = st.sampled_from(NUMBERS + WORDS)
 LAYERS = ["IN", "OUT", "LOSS", "GT", "C", "P", ".", "NEW", "N2"]

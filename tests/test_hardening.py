@@ -341,3 +341,14 @@ def test_training_stopped_by_a_non_finite_loss_exits_0_as_the_readme_says():
     warnings = [line for line in result.error_lines if line.startswith("nnpipe: warning:")]
     assert len(warnings) == 1 and "loss is not finite at iteration" in warnings[0]
     assert result.stdout.splitlines()[-1] == "nan"
+
+
+@pytest.mark.parametrize("items", [
+    ["input", "2,2", "output", "a\x00.png"],
+    ["nn_init", "nn_input", "IN,2", "nn_fc", "O,IN,1", "nn_save", "a\x00.tif"],
+    ["nn_init", "nn_input", "IN,2", "nn_fc", "O,IN,1", "nn_save", "a\x00.png"],
+    ["nn_init", "nn_input", "IN,2", "nn_fc", "O,IN,1", "nn_view", "a\x00"],
+])
+def test_a_file_name_with_a_nul_character_is_one_user_error(work, items):
+    message = str(items_error(*items))
+    assert "a file name cannot hold a NUL character" in message and "\x00" not in message

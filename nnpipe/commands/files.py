@@ -6,6 +6,7 @@ import os
 from nnpipe.commands.registry import FILES, Bool, Int, Param, Text, command, lookup
 from nnpipe.commands.training import current_network
 from nnpipe.errors import UserError
+from nnpipe.images import atomic
 from nnpipe.images.imagelist import ImageList
 from nnpipe.nn import files, optimizers, schedulers
 from nnpipe.nn.network import Network
@@ -86,6 +87,7 @@ def nn_view(ctx, selection, folder, min_size):
     images of several channels or slices are shown as tiles."""
     network = current_network(ctx)
     saved = files.gather(network, ctx.images, include_trainer_data=False)
+    atomic.check_name(folder)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UserError(f"'{folder}' is a file, not a folder")
     try:

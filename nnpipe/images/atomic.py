@@ -81,6 +81,7 @@ def write_folder(path, fill):
 def make_folder(path):
     """Create the folder `path` goes in, if missing: a run's results must not be lost to a typo'd
     or not-yet-made output folder after hours of training. Returns the folder."""
+    check_name(path)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
@@ -90,6 +91,12 @@ def make_folder(path):
     if not os.path.isdir(folder):
         raise UserError(f"cannot write '{path}': '{folder}' is not a folder")
     return folder
+
+
+def check_name(path):
+    """A path the system can take (it cannot hold a NUL character)."""
+    if "\0" in path:
+        raise UserError(f"cannot write '{path}': a file name cannot hold a NUL character")
 
 
 def _cannot_write(path, error):
