@@ -333,6 +333,34 @@ def test_a_save_killed_midway_leaves_the_previous_file_intact(trained, tmp_path,
     assert temporaries(tmp_path) == []
 
 
+@pytest.mark.parametrize("name", ["net.tif", "net.png"])
+def test_ctrl_c_during_a_save_keeps_the_previous_file_and_removes_the_temporary(trained, tmp_path, name):
+    original, _ = trained
+    target = tmp_path / name
+    original.run_source(f"nn_save {target}", "test.nnp")
+    before = run(f"nn_load {target}")
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for attempt in range(3):
+        process = subprocess.Popen([sys.executable, "-m", "nnpipe", "-q", *BIG.split(), "nn_save", str(target)],
+                                   cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True)
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            if any(written(e) for e in temporaries(tmp_path)):
+                process.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.0005)
+        stderr = process.communicate(timeout=60)[1]
+        if process.returncode == 130:
+            break
+        original.run_source(f"nn_save {target}", "test.nnp")  # too late: put the old one back
+    else:
+        pytest.skip("could not catch the save in the middle")
+    assert stderr == "nnpipe: interrupted\n"
+    assert temporaries(tmp_path) == []
+    assert printed(run(f"nn_load {target}")) == printed(before)
+
+
 def test_successful_saves_leave_no_temporary(trained, tmp_path):
     original, _ = trained
     original.run_source(f"nn_save {tmp_path}/a.tif nn_save {tmp_path}/a.png nn_save {tmp_path}/a.png"
