@@ -1,7 +1,6 @@
 """A one-line progress bar on standard error: iterations, loss, speed and time left."""
 
 import collections
-import math
 import time
 
 WIDTH = 24
@@ -43,8 +42,6 @@ class Progress:
         """Iterations per second over the recent window, or None while still warming up."""
         if not self.steady or now - self.steady[0][0] < WARM_UP:
             return None
-        while len(self.steady) > 2 and now - self.steady[1][0] >= WINDOW:
-            self.steady.popleft()
         (then, done_then), (_, done_now) = self.steady[0], self.steady[-1]
         return (done_now - done_then) / (now - then) if now > then else None
 
@@ -62,12 +59,13 @@ class Progress:
             tail = f" eta {(self.total - done) / rate:.0f}s"
         else:
             tail = ""
-        loss = "nan" if math.isnan(float(loss)) else loss_text(loss)
-        return f"{self.label} [{bar}] {done}/{self.total} loss {loss}{speed}{tail}"
+        return f"{self.label} [{bar}] {done}/{self.total} loss {loss_text(loss)}{speed}{tail}"
 
     def update(self, done, loss):
         now = self.clock()
         self.steady.append((now, done))
+        while len(self.steady) > 2 and now - self.steady[1][0] >= WINDOW:
+            self.steady.popleft()
         if not self.live or now - self.shown < self.interval:
             return
         self.shown = now

@@ -11,13 +11,12 @@ import os
 import numpy as np
 
 from nnpipe.commands.images import resample
-from nnpipe.commands.registry import (DATA, FLOAT32_MAX, TRAINING, Float, Int, LayerName, Text,
-                                      command)
+from nnpipe.commands.registry import DATA, TRAINING, Float, Int, LayerName, Text, command
 from nnpipe.commands.training import (Inference, image_label, last_data_image, last_data_images,
                                       samples_matrix)
 from nnpipe.errors import UserError
 from nnpipe.images import io
-from nnpipe.images.imagelist import check_size, size_text
+from nnpipe.images.imagelist import FLOAT32_MAX, check_size, size_text
 from nnpipe.lang.expr import format_number
 
 MAX_VALUE = Float("max_value", 255, positive=True, help="value mapped to 1 (255 for 8-bit images)")

@@ -5,11 +5,10 @@ import re
 
 import numpy as np
 
-from nnpipe.commands.registry import (FLOAT32_MAX, INT_LIMIT, IMAGES, Choice, Float, Int, Size, Text,
-                                      command, unquote)
+from nnpipe.commands.registry import INT_LIMIT, IMAGES, Choice, Float, Int, Size, Text, command, unquote
 from nnpipe.errors import UserError
 from nnpipe.images import io
-from nnpipe.images.imagelist import as_image, check_size, size_text
+from nnpipe.images.imagelist import as_image, beyond_float32, check_size, size_text
 from nnpipe.lang.expr import format_number
 
 SAME = (100.0, True)
@@ -59,10 +58,10 @@ def parse_inline(text):
 
 def within_float32(values, what):
     """`values` if none is beyond float32's range (where it would become inf)."""
-    outside = np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
-    if np.any(outside):
-        raise UserError(f"{what}: {float(np.asarray(values)[outside].flat[0]):g} is beyond float32's"
-                        " range (at most ±3.4e38)")
+    where = beyond_float32(values)
+    if where is not None:
+        raise UserError(f"{what}: {float(np.asarray(values)[where]):g} is beyond float32's range"
+                        " (at most ±3.4e38)")
     return values
 
 

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 from nnpipe.errors import UserError
+from nnpipe.images.imagelist import FLOAT32_MAX
 
 REQUIRED = object()
 IMAGES, NETWORK, TRAINING, FILES, CONTROL = "Images", "Network building", "Training", "Network files", "Control"
@@ -89,7 +90,6 @@ def _range_text(low, high):
     return ""
 
 
-FLOAT32_MAX = 3.4028234663852886e38
 INT_LIMIT = 2**31 - 1  # larger counts, sizes and offsets only overflow or exhaust memory later
 
 

@@ -15,7 +15,7 @@ import tifffile
 
 from nnpipe.errors import UserError
 from nnpipe.images import atomic
-from nnpipe.images.imagelist import as_image, size_text
+from nnpipe.images.imagelist import as_image, beyond_float32, size_text
 
 PLAIN_FORMATS = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 TIFF_FORMATS = {".tif", ".tiff"}
@@ -79,21 +79,16 @@ def quiet_tifffile():
         logger.setLevel(level)
 
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
 def _checked(array, path):
     """`array` if its values are real numbers within float32's range (NaN and inf pass)."""
     if array.dtype.kind not in "biuf":
         raise UserError(f"cannot read '{path}': values of type {array.dtype} are not numbers")
     if array.ndim > 4:
         raise UserError(f"cannot read '{path}': {array.ndim} dimensions (at most 4)")
-    if array.dtype.kind == "f" and array.dtype.itemsize > 4:
-        outside = np.isfinite(array) & (np.abs(array) > FLOAT32_MAX)
-        if outside.any():
-            where = tuple(int(i) for i in np.argwhere(outside)[0])
-            raise UserError(f"cannot read '{path}': value {float(array[where]):g} at index"
-                            f" {where} is beyond float32's range (±3.4e38)")
+    where = beyond_float32(array) if array.dtype.kind == "f" and array.dtype.itemsize > 4 else None
+    if where is not None:
+        raise UserError(f"cannot read '{path}': value {float(array[where]):g} at index {where} is"
+                        " beyond float32's range (±3.4e38)")
     return array
 
 
