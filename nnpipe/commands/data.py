@@ -212,7 +212,7 @@ def nn_load_npy(ctx, selection, file, class_numbers):
                         " a finite number")
     array = array.astype(np.float32)
     if class_numbers:
-        if array.ndim != 1 or count == 0 or np.any(array < 0) or np.any(array != np.round(array)):
+        if array.ndim != 1 or np.any(array < 0) or np.any(array != np.round(array)):
             raise UserError(f"'{file}' must hold one class number (an integer >= 0) per sample")
         check_size((1, 1, count, int(array.max()) + 1), "the one-hot labels")
         classes = [str(k) for k in range(int(array.max()) + 1)]

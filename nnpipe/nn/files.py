@@ -22,9 +22,10 @@ The manifest (JSON):
      "images": [{"name", "role", "size": [w,h,d,s], "crc32", ... }]}
 The CRC-32 of each image's data lets a load tell a damaged file from a good one.
 
-Writing is atomic (nnpipe.images.atomic): a TIFF is written to a temporary file beside the target then renamed; a PNG
-stack is written to a temporary folder beside the target, then swapped with the old folder in
-one step (renameat2 RENAME_EXCHANGE where the system has it) and the old folder removed.
+Writing is atomic (nnpipe.images.atomic): a TIFF is written to a temporary file beside the
+target then renamed; a PNG stack is written to a temporary folder beside the target, then
+swapped with the old folder in one step (renameat2 RENAME_EXCHANGE where the system has it) and
+the old folder removed.
 Reading checks everything before it returns, so a caller can refuse a bad file untouched.
 """
 
