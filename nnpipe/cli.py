@@ -1,14 +1,18 @@
 """The `nnpipe` command line: run a chain of items, a script, or show help."""
 
+import logging
+import shutil
 import sys
+import textwrap
 import traceback
+import warnings
 
 import click
 
-from nnpipe import __version__, scale
+from nnpipe import __version__, interrupt, scale
 from nnpipe.commands import load_all
-from nnpipe.commands.registry import COMMANDS, GROUP_ORDER, lookup
-from nnpipe.errors import UsageError, UserError
+from nnpipe.commands.registry import COMMANDS, GROUP_ORDER, closest, lookup
+from nnpipe.errors import UsageError, UserError, one_line
 from nnpipe.lang.interpreter import Interpreter
 
 LANGUAGE_HELP = """\
@@ -59,29 +63,62 @@ def main(ctx, seed, quiet, verbose, debug):
 
 
 def _interpret(options, action):
-    def run():
-        action(Interpreter(seed=options["seed"], quiet=options["quiet"], verbose=options["verbose"]))
-    _reporting_errors(options, run)
+    interpreter = Interpreter(seed=options["seed"], quiet=options["quiet"], verbose=options["verbose"])
+    _reporting_errors(options, lambda: action(interpreter), interpreter.warn)
 
 
-def _reporting_errors(options, action):
+def _plain_warning(text):
+    click.echo(f"nnpipe: warning: {text}", err=True)
+
+
+def _reporting_errors(options, action, warn=_plain_warning):
     """Run action(); a user's mistake becomes one line on standard error and the exit status."""
     try:
-        action()
+        with interrupt.handled(), _one_line_warnings(warn), _no_library_logs():
+            action()
     except UserError as error:
         if options["debug"]:
             traceback.print_exc()
         click.echo(f"nnpipe: error: {error}", err=True)
         sys.exit(2 if isinstance(error, UsageError) else 1)
     except KeyboardInterrupt:
-        click.echo("nnpipe: interrupted", err=True)
-        sys.exit(130)
+        interrupt.report()
+        sys.exit(interrupt.EXIT_STATUS)
     except Exception as error:  # a bug in nnpipe, not the user's mistake
         if options["debug"]:
             raise
-        click.echo(f"nnpipe: internal error: {type(error).__name__}: {error} "
+        click.echo(f"nnpipe: internal error: {type(error).__name__}: {one_line(str(error))} "
                    "(run with --debug for the traceback)", err=True)
         sys.exit(1)
+
+
+class _one_line_warnings(warnings.catch_warnings):
+    """A Python warning (numpy's overflow to inf, say) reaches the user as one line,
+    `nnpipe: warning: FILE:LINE: what`, once per place in the code that raised it."""
+
+    def __init__(self, warn):
+        super().__init__()
+        self.warn = warn
+
+    def __enter__(self):
+        super().__enter__()
+        warnings.showwarning = self.show
+
+    def show(self, message, category, filename, lineno, file=None, line=None):
+        text = (str(message).strip().splitlines() or [category.__name__])[0]
+        self.warn(one_line(text))
+
+
+class _no_library_logs:
+    """Libraries (tifffile, Numba, imageio) log to standard error when nobody listens; nnpipe
+    reports problems itself, in one line, so their records go nowhere."""
+
+    def __enter__(self):
+        self.handler = logging.NullHandler()
+        logging.getLogger().addHandler(self.handler)
+
+    def __exit__(self, *exception):
+        logging.getLogger().removeHandler(self.handler)
 
 
 @main.command("pipe", context_settings=SETTINGS, hidden=True)
@@ -105,7 +142,11 @@ def run(options, file, args):
     def action(interpreter):
         name = "<stdin>" if file == "-" else file
         try:
-            text = sys.stdin.read() if file == "-" else open(file, encoding="utf-8").read()
+            if file == "-":
+                text = sys.stdin.read()
+            else:
+                with open(file, encoding="utf-8") as handle:
+                    text = handle.read()
         except OSError as error:
             raise UsageError(f"cannot read script: {error.strerror}", name)
         except UnicodeDecodeError:
@@ -181,7 +222,9 @@ def help_command(name):
         return
     entry = lookup(name)
     if entry is None:
-        click.echo(f"nnpipe: error: unknown command '{name}'", err=True)
+        suggestion = closest(name)
+        hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
+        click.echo(f"nnpipe: error: unknown command '{one_line(name)}'{hint}", err=True)
         sys.exit(2)
     click.echo(entry.describe())
 
@@ -193,6 +236,7 @@ def commands_command():
 
 
 def command_list():
+    columns = max(60, shutil.get_terminal_size().columns - 1)
     lines = []
     for group in GROUP_ORDER:
         entries = sorted((e for e in COMMANDS.values() if e.group == group), key=lambda e: e.name)
@@ -200,8 +244,10 @@ def command_list():
             continue
         lines.append(f"{group}:")
         width = max(len(e.name) for e in entries)
-        for entry in entries:
-            lines.append(f"  {entry.name.ljust(width)}  {entry.summary()}")
+        for entry in entries:  # the whole first paragraph, wrapped under itself
+            lines.extend(textwrap.wrap(entry.summary(), columns, initial_indent=f"  {entry.name.ljust(width)}  ",
+                                       subsequent_indent=" " * (width + 4), break_on_hyphens=False,
+                                       break_long_words=False) or [f"  {entry.name}"])
         lines.append("")
     return "\n".join(lines).rstrip()
 

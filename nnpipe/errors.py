@@ -1,5 +1,16 @@
 """User-facing errors: one line naming where and what went wrong."""
 
+import re
+
+# text from files or scripts may hold line breaks and other control characters: they are
+# shown escaped, so an error stays one line
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text):
+    """`text` with its control characters escaped (a line break shows as \\n)."""
+    return CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
 
 class UserError(Exception):
     """A mistake in a script, an argument or a file; reported as one line, never a traceback.
@@ -23,7 +34,7 @@ class UserError(Exception):
 
     def __str__(self):
         parts = [p for p in (self.where, self.command) if p]
-        return ": ".join(parts + [self.message])
+        return one_line(": ".join(parts + [self.message]))
 
 
 class UsageError(UserError):

@@ -1,52 +1,84 @@
 """A one-line progress bar on standard error: iterations, loss, speed and time left."""
 
-import math
+import collections
 import time
 
-from nnpipe.lang.expr import format_number
-
 WIDTH = 24
+WARM_UP = 1.0      # seconds of steady steps (after the first chunk, which includes compiling)
+                   # before a speed and a time left are shown
+WINDOW = 5.0       # the speed is measured over the last seconds, so it follows changes
+
+_open_line = []    # the stream whose progress line is drawn but not ended (on a terminal)
+
+
+def end_open_line():
+    """End a progress line left open, so that what follows starts on its own line."""
+    while _open_line:
+        stream = _open_line.pop()
+        try:
+            stream.write("\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def loss_text(loss):
+    """Four significant digits: a tiny loss shows as 1.234e-07, not 0."""
+    return f"{float(loss):.4g}"
 
 
 class Progress:
-    def __init__(self, ctx, label, total):
-        self.ctx, self.label, self.total = ctx, label, total
+    def __init__(self, ctx, label, total, clock=time.perf_counter):
+        self.label, self.total, self.clock = label, total, clock
         self.stream = ctx.err
         self.live = not ctx.quiet
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.started = time.perf_counter()
-        self.shown = self.started
+        self.started = self.shown = clock()
         # a terminal redraws one line often; a log gets a line every few seconds
         self.interval = 0.2 if self.tty else 5.0
-        self.first_time, self.first_done = None, 0
+        self.steady = collections.deque()   # (time, done) since the end of the first chunk
 
-    def line(self, done, loss):
-        elapsed = time.perf_counter() - self.started
-        # the speed is measured from the end of the first chunk, which includes compiling
-        timed = time.perf_counter() - self.first_time if self.first_time else 0.0
-        rate = (done - self.first_done) / timed if timed > 0 else done / max(elapsed, 1e-9)
+    def speed(self, now):
+        """Iterations per second over the recent window, or None while still warming up."""
+        if not self.steady or now - self.steady[0][0] < WARM_UP:
+            return None
+        (then, done_then), (_, done_now) = self.steady[0], self.steady[-1]
+        return (done_now - done_then) / (now - then) if now > then else None
+
+    def line(self, done, loss, now):
         filled = int(WIDTH * done / self.total) if self.total else WIDTH
         bar = "#" * filled + "." * (WIDTH - filled)
-        left = (self.total - done) / rate if rate > 0 else math.inf
-        eta = f" eta {left:.0f}s" if done < self.total and math.isfinite(left) else f" {elapsed:.1f}s"
-        return (f"{self.label} [{bar}] {done}/{self.total} loss {format_number(round(float(loss), 6))}"
-                f" {rate:.0f} it/s{eta}")
+        rate = self.speed(now)
+        if rate is None and done >= self.total and self.steady:  # a short run: its whole speed
+            then, done_then = self.steady[0]
+            rate = (done - done_then) / (now - then) if now > then and done > done_then else None
+        speed = f" {rate:.0f} it/s" if rate else ""
+        if done >= self.total:
+            tail = f" {now - self.started:.1f}s"
+        elif rate:
+            tail = f" eta {(self.total - done) / rate:.0f}s"
+        else:
+            tail = ""
+        return f"{self.label} [{bar}] {done}/{self.total} loss {loss_text(loss)}{speed}{tail}"
 
     def update(self, done, loss):
-        now = time.perf_counter()
-        if self.first_time is None:
-            self.first_time, self.first_done = now, done
+        now = self.clock()
+        self.steady.append((now, done))
+        while len(self.steady) > 2 and now - self.steady[1][0] >= WINDOW:
+            self.steady.popleft()
         if not self.live or now - self.shown < self.interval:
             return
         self.shown = now
-        if self.tty:
-            self.stream.write("\r" + self.line(done, loss) + "\x1b[K")
-        else:
-            self.stream.write(self.line(done, loss) + "\n")
-        self.stream.flush()
+        self.write(self.line(done, loss, now), final=False)
 
     def close(self, done, loss):
-        if not self.live:
-            return
-        self.stream.write(("\r" if self.tty else "") + self.line(done, loss) + ("\x1b[K\n" if self.tty else "\n"))
+        if self.live:
+            self.write(self.line(done, loss, self.clock()), final=True)
+
+    def write(self, text, final):
+        if self.tty:
+            self.stream.write("\r" + text + "\x1b[K" + ("\n" if final else ""))
+            _open_line[:] = [] if final else [self.stream]
+        else:
+            self.stream.write(text + "\n")
         self.stream.flush()

@@ -2,7 +2,6 @@
 the engine's kernels directly on small batches (loss, analytic gradients)."""
 
 import io
-from pathlib import Path
 
 import numpy as np
 
@@ -10,8 +9,6 @@ import nnpipe.cli  # noqa: F401  (importing the CLI registers every command fami
 from nnpipe.lang.interpreter import Interpreter
 from nnpipe.nn import engine
 from nnpipe.nn.layers import loss as loss_layer
-
-TESTS = Path(__file__).resolve().parent
 
 
 def interpreter(seed=0):
@@ -64,12 +61,3 @@ def activations(plan, params, samples, training=False, seed=0):
     """The activations after a forward pass over `samples`: (B, plan.width), sample-major."""
     acts, _, batch = _forward(plan, params, samples, training, seed)
     return acts.reshape(plan.width, batch).T.copy()
-
-
-def data_file(name):
-    """A file of the shared data folder, beside the repository (or beside its parent)."""
-    for root in (TESTS.parents[1], TESTS.parents[0]):
-        path = root / "shared" / "data" / name
-        if path.exists():
-            return path
-    return None

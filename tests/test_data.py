@@ -12,6 +12,7 @@ from PIL import Image
 
 from conftest import REPO
 from nnpipe.commands import training
+from nnpipe.errors import UserError
 from nnpipe.lang.interpreter import Interpreter
 
 
@@ -28,7 +29,7 @@ def run(ctx, text):
 
 
 def error(ctx, text):
-    with pytest.raises(Exception) as info:
+    with pytest.raises(UserError) as info:
         run(ctx, text)
     return str(info.value)
 
@@ -61,24 +62,48 @@ def test_image_shaped_samples_train_from_stacks_and_eval_returns_a_stack():
     assert np.mean((prediction.ravel() > 0.5) == labels.ravel()) > 0.95
 
 
+def weights(ctx):
+    return {name: ctx.images[i].copy() for i, name in enumerate(ctx.images.names)
+            if name in ctx.network_images()}
+
+
+def same_weights(first, second):
+    return first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
+
+
 def test_without_a_selection_nn_train_takes_one_stack_per_feed():
     samples, labels = brighter_top(64)
-    ctx = run(interpreter(3, photo=np.zeros((3, 1, 4, 4)), X=samples, Y=labels), f"{NET_2x2} nn_train 5,8")
-    assert len(ctx.network().trainers["T"].history) == 5
+    images = dict(photo=np.zeros((3, 1, 4, 4)), X=samples, Y=labels)
+    implicit = run(interpreter(3, **images), f"{NET_2x2} nn_train 5,8")
+    explicit = run(interpreter(3, **images), f"{NET_2x2} nn_train[X,Y] 5,8")
+    assert len(implicit.network().trainers["T"].history) == 5
+    assert same_weights(weights(implicit), weights(explicit))   # the same samples, the same steps
+    assert implicit.network().trainers["T"].history == explicit.network().trainers["T"].history
 
 
 def test_without_a_selection_vector_stacks_that_fit_are_taken_too(tmp_path):
     (tmp_path / "points.csv").write_text("x,y,side\n" + "".join(
         f"{x},{y},{'left' if x < 0.5 else 'right'}\n" for x, y in np.random.default_rng(0).random((40, 2))))
-    ctx = run(interpreter(3), f"nn_load_csv {tmp_path}/points.csv,side nn_init nn_input IN,2"
-              " nn_fc OUT,IN,2 nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS nn_train 5,8")
-    assert len(ctx.network().trainers["T"].history) == 5
+    network = (f"nn_load_csv {tmp_path}/points.csv,side nn_init nn_input IN,2"
+               " nn_fc OUT,IN,2 nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS")
+    implicit = run(interpreter(3), f"{network} nn_train 5,8")
+    explicit = run(interpreter(3), f"{network} nn_train[points,points_labels] 5,8")
+    assert len(implicit.network().trainers["T"].history) == 5
+    assert same_weights(weights(implicit), weights(explicit))
 
 
 def test_nn_step_uses_every_sample_of_the_stacks():
     samples, labels = brighter_top(16)
-    ctx = run(interpreter(3, X=samples, Y=labels), f"{NET_2x2} nn_step[X,Y]")
+    ctx = run(interpreter(3, X=samples, Y=labels), f"{NET_2x2} nn_eval[X]")
+    predicted = ctx.images[-1].ravel().astype(np.float64)
+    ctx = run(ctx, "nn_step[X,Y]")
     assert ctx.images.get("T")[0, 0, 0, 0] == 1
+    # the step's loss is the mean over all 16 samples (mse of one value each), before the update
+    whole_batch = np.mean((predicted - labels.ravel()) ** 2)
+    assert float(ctx.lookup("loss")) == pytest.approx(whole_batch, rel=1e-5)
+    # and a batch of one draws a different loss: the 16 were not a random draw of 1
+    single = run(interpreter(3, X=samples, Y=labels), f"{NET_2x2} nn_train[X,Y] 1,1")
+    assert float(single.lookup("loss")) != pytest.approx(whole_batch, rel=1e-5)
 
 
 def test_stack_rows_are_samples_in_s_d_h_w_order():

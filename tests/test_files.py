@@ -55,6 +55,22 @@ def test_png_16bit_round_trip_keeps_integers_exactly(work):
     assert loaded.ravel().tolist() == numbers
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_png_16bit_keeps_every_channel_count_exactly(work, channels):
+    numbers = [(v * 9973 + c * 101) % 65536 for c in range(channels) for v in range(6)]
+    inline = "^".join(",".join(map(str, numbers[c * 6:c * 6 + 6])) for c in range(channels))
+    run = run_script(f"({inline}) o deep.png,16 i deep.png")
+    assert np.array_equal(run.image(0), run.image(1))
+    assert iio.imread(work / "deep.png").shape[:2] == (1, 6)
+
+
+def test_png_16bit_of_the_astronaut_photo(work):
+    from conftest import REPO
+    run = run_script(f"i {REPO}/examples/data/astronaut256.png mul 257 o a16.png,16 i a16.png")
+    assert run.image(1).shape == (3, 1, 256, 256)
+    assert np.array_equal(run.image(0), run.image(1))
+
+
 def test_png_16bit_clips_to_65535(work):
     assert values(run_script("(-1,70000) o d.png,16 d.png").image()) == [[0, 65535]]
 
@@ -314,3 +330,72 @@ def test_written_files_get_the_usual_permissions(work):
     run_script("i 2,2 o perm.png o perm.tif o perm.npy")
     for name in ("perm.png", "perm.tif", "perm.npy"):
         assert (work / name).stat().st_mode & 0o777 == 0o666 & ~umask()
+
+
+def test_replacing_a_file_keeps_its_permission_bits(work):
+    run_script("i 2,2 o kept.png o kept.tif o kept.npy")
+    for name in ("kept.png", "kept.tif", "kept.npy"):
+        os.chmod(work / name, 0o640)
+    run_script("i 3,3 o kept.png o kept.tif o kept.npy")
+    for name in ("kept.png", "kept.tif", "kept.npy"):
+        assert (work / name).stat().st_mode & 0o7777 == 0o640, name
+
+
+def test_a_read_only_file_is_not_replaced(work):
+    run_script("i 2,2,1,1,1 o locked.npy")
+    os.chmod(work / "locked.npy", 0o444)
+    before = (work / "locked.npy").read_bytes()
+    error = script_error("i 3,3 o locked.npy")
+    assert "cannot write 'locked.npy': it is read-only" in error.message
+    assert (work / "locked.npy").read_bytes() == before and _leftovers(work) == []
+
+
+def test_a_symbolic_link_is_not_replaced_nor_followed(work):
+    run_script("i 2,2,1,1,1 o real.npy")
+    os.symlink("real.npy", work / "link.npy")
+    before = (work / "real.npy").read_bytes()
+    error = script_error("i 3,3 o link.npy")
+    assert "cannot write 'link.npy': it is a symbolic link to 'real.npy'" in error.message
+    assert (work / "link.npy").is_symlink() and (work / "real.npy").read_bytes() == before
+
+
+@pytest.mark.parametrize("target", ["/proc/nnpipe.png", "/proc/nnpipe.tif", "/proc/nnpipe.npy",
+                                    "/proc/self/nnpipe/x.png"])
+def test_a_path_that_cannot_be_written_is_one_user_error(target):
+    error = script_error(f"i 2,2 o {target}")
+    assert f"cannot write '{target}'" in error.message and "\n" not in str(error)
+
+
+def test_a_folder_without_write_permission_is_one_user_error(work, monkeypatch):
+    """(the tests run as root, for whom permissions do not stop a write: the refusal is simulated
+    where the system would raise it)"""
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", denied)
+    monkeypatch.setattr("tempfile.mkdtemp", denied)
+    for script in ("i 2,2 o out/x.png", "i 2,2 o out/x.tif",
+                   "nn_init nn_input IN,2 nn_fc OUT,IN,1 nn_save out/net.tif",
+                   "nn_init nn_input IN,2 nn_fc OUT,IN,1 nn_save out/net.png",
+                   "(1^2) nn_init nn_input IN,1 nn_fc OUT,IN,1 nn_loss_mse L,OUT,GT nn_trainer T,L"
+                   " nn_train 2,1 nn_plot out/loss.png"):
+        error = script_error(script)
+        assert "cannot write '" in error.message and "Permission denied" in error.message, script
+
+
+def test_a_later_save_removes_the_temporaries_of_dead_runs(work):
+    import subprocess
+    import sys
+    import zlib
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True)
+    dead = int(finished.stdout)
+    tag = f"{zlib.crc32(b'result.png'):08x}"
+    stale = work / f".nnpipe-{dead}-abc123-{tag}.png"
+    stale.write_bytes(b"half a picture" * 1000)
+    alive = work / f".nnpipe-{os.getppid()}-def456-{tag}.png"   # a running process's: kept
+    alive.write_bytes(b"in progress")
+    other = work / f".nnpipe-{dead}-ghi789-{zlib.crc32(b'other.png'):08x}.png"  # another target's
+    other.write_bytes(b"x")
+    run_script("i 2,2 o result.png")
+    assert sorted(_leftovers(work)) == sorted([alive.name, other.name])

@@ -327,8 +327,37 @@ def test_a_save_killed_midway_leaves_the_previous_file_intact(trained, tmp_path,
     for key, image in network_images(before).items():
         assert np.array_equal(network_images(after)[key], image)
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [name]
-    # and the next save goes through, replacing the file
+    # and the next save goes through, replacing the file and removing the dead temporary
     before.run_source(f"nn_save {target}", "test.nnp")
+    assert printed(run(f"nn_load {target}")) == printed(before)
+    assert temporaries(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["net.tif", "net.png"])
+def test_ctrl_c_during_a_save_keeps_the_previous_file_and_removes_the_temporary(trained, tmp_path, name):
+    original, _ = trained
+    target = tmp_path / name
+    original.run_source(f"nn_save {target}", "test.nnp")
+    before = run(f"nn_load {target}")
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for attempt in range(3):
+        process = subprocess.Popen([sys.executable, "-m", "nnpipe", "-q", *BIG.split(), "nn_save", str(target)],
+                                   cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True)
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            if any(written(e) for e in temporaries(tmp_path)):
+                process.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.0005)
+        stderr = process.communicate(timeout=60)[1]
+        if process.returncode == 130:
+            break
+        original.run_source(f"nn_save {target}", "test.nnp")  # too late: put the old one back
+    else:
+        pytest.skip("could not catch the save in the middle")
+    assert stderr == "nnpipe: interrupted\n"
+    assert temporaries(tmp_path) == []
     assert printed(run(f"nn_load {target}")) == printed(before)
 
 
@@ -397,6 +426,11 @@ def bad_tiffs(folder, good):
     rewrite_tiff(good, folder / "missing_page.tif",
                  lambda m, d, p: (m["images"].pop(2), d.pop(2), p.pop(2)))
     rewrite_tiff(good, folder / "version.tif", lambda m, d, p: m.__setitem__("version", 99))
+    # 3 KB that would ask for 8.5 GB of weights (46001 x 46000 float32) if it were believed
+    rewrite_tiff(good, folder / "huge_layer.tif",
+                 lambda m, d, p: m["commands"].extend(["nn_input BIG,46000", "nn_fc HUGE,BIG,46000"]))
+    rewrite_tiff(good, folder / "line_break.tif",
+                 lambda m, d, p: m["commands"].insert(0, "output\nnnpipe: fake line"))
     return {
         "truncated.tif": "truncated", "header_only.tif": "", "empty.tif": "", "text.tif": "",
         "corrupt.tif": "damaged", "photo.tif": "without a network description",
@@ -404,6 +438,8 @@ def bad_tiffs(folder, good):
         "wrong_size.tif": "rebuilding the network failed at 'nn_fcnnl L1,IN,13'",
         "missing_page.tif": "holds no weights for layer 'L2_fc'", "version.tif": "version 99",
         "missing.tif": "no such file",
+        "huge_layer.tif": "failed at 'nn_fc HUGE,BIG,46000': it holds no weights for layer 'HUGE_fc'",
+        "line_break.tif": "'output\\nnnpipe:' in its commands",
     }
 
 
@@ -462,7 +498,7 @@ def bad_files(trained, tmp_path_factory):
 
 BAD = ["truncated.tif", "header_only.tif", "empty.tif", "text.tif", "corrupt.tif", "photo.tif",
        "images.tif", "foreign_command.tif", "wrong_size.tif", "missing_page.tif", "version.tif",
-       "missing.tif", "truncated.png", "incomplete.png", "corrupt.png", "swapped.png", "photo.png",
+       "missing.tif", "huge_layer.tif", "line_break.tif", "truncated.png", "incomplete.png", "corrupt.png", "swapped.png", "photo.png",
        "photos.png", "empty.png", "jpeg.png", "missing.png"]
 
 

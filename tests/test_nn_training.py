@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nn_helpers
-from conftest import cli, run_script, script_error
+from conftest import REPO, cli, run_script, script_error
 from nn_helpers import parameters, run_batch
 
 XOR_SAMPLES = "(0,0,1,1^0,1,0,1^0,1,1,0)"   # 4 pixels; channels x1, x2, x1 xor x2
@@ -49,15 +49,8 @@ def test_a_batch_larger_than_the_samples_takes_each_sample_once():
         assert np.array_equal(image, network_images(steps)[name]), name
 
 
-def astronaut_crop():
-    path = nn_helpers.data_file("astronaut256.png")
-    if path is None:
-        pytest.skip("shared/data/astronaut256.png is not beside the repository")
-    return path
-
-
 def test_coordinate_network_on_an_image_crop_learns():
-    path = astronaut_crop()
+    path = REPO / "examples" / "data" / "astronaut256.png"   # in the repository: never skipped
     run = run_script(
         f"input {path} crop 100,60,115,75 nn_samples"
         " nn_init nn_input IN,2 nn_fcnnl L1,IN,32 nn_resfcnl L2,L1 nn_resfcnl L3,L2"
@@ -222,7 +215,15 @@ def test_coordinate_network_predicts_an_image_from_nn_coords():
     run = run_script(f"{RGB} nn_samples nn_init nn_input IN,2 nn_fcnl H,IN,8,tanh nn_fc OUT,H,3"
                      f" nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam nn_train 5,4"
                      f" input 4,3 nn_coords nn_eval")
-    assert run.image(-1).shape == (3, 1, 3, 4)
+    predicted = run.image(-1)
+    assert predicted.shape == (3, 1, 3, 4)
+    # each pixel is the trained network at that pixel's (x, y): tanh(W1 [x y 1]) then W2 [h 1]
+    hidden, output = (run.images.get(name)[0, 0].astype(np.float64) for name in ("H_fc", "OUT_fc"))
+    x, y = np.meshgrid(np.linspace(-1, 1, 4), np.linspace(-1, 1, 3))
+    inputs = np.stack([x.ravel(), y.ravel(), np.ones(12)])
+    activations = np.vstack([np.tanh(hidden @ inputs), np.ones(12)])
+    expected = (output @ activations).reshape(3, 3, 4)
+    np.testing.assert_allclose(predicted[:, 0], expected, rtol=1e-4, atol=1e-5)
 
 
 # --- non-finite losses -----------------------------------------------------------------------

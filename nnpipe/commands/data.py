@@ -16,7 +16,7 @@ from nnpipe.commands.training import (Inference, image_label, last_data_image, l
                                       samples_matrix)
 from nnpipe.errors import UserError
 from nnpipe.images import io
-from nnpipe.images.imagelist import check_size, size_text
+from nnpipe.images.imagelist import FLOAT32_MAX, check_size, size_text
 from nnpipe.lang.expr import format_number
 
 MAX_VALUE = Float("max_value", 255, positive=True, help="value mapped to 1 (255 for 8-bit images)")
@@ -126,13 +126,21 @@ def nn_load_csv(ctx, selection, file, label_column):
             raise UserError(f"'{file}' line {line}: {len(row)} value{'s' * (len(row) != 1)}"
                             f" where the first row has {width}")
     column = column_index(label_column, header, width, file) if label_column else None
-    labels = [row.pop(column) for row in rows] if column is not None else None
+    labels = [row[column] for row in rows] if column is not None else None
+    features = [row[:column] + row[column + 1:] for row in rows] if column is not None else rows
     try:
-        values = np.array(rows, dtype=np.float32).reshape(len(rows), -1)
+        values = np.array(features, dtype=np.float64).reshape(len(rows), -1)
     except ValueError:
-        line, text = next((line, text) for line, row in zip(lines, rows)
+        line, text = next((line, text) for line, row in zip(lines, features)
                           for text in row if not is_number(text))
         raise UserError(f"'{file}' line {line}: '{text}' is not a number") from None
+    bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
+    if bad.any():
+        row, feature = (int(i) for i in np.argwhere(bad)[0])
+        place = feature + (column is not None and feature >= column)   # the file's column
+        raise UserError(f"'{file}' line {lines[row]}, value {place + 1}: '{rows[row][place]}' is not a"
+                        " finite number within float32's range (±3.4e38)")
+    values = values.astype(np.float32)
     samples = values.T.reshape(values.shape[1], len(rows), 1, 1)
     if labels is None:
         return append_labelled(ctx, base_name(file), samples, None, None)
@@ -189,14 +197,24 @@ def nn_load_npy(ctx, selection, file, class_numbers):
 
     With one_hot 1 it holds class numbers and gives one-hot labels; $classes is set to 0..K-1.
     (`input FILE.npy` reads an array as one image instead.)"""
-    array = io.read(file)[0][1]                           # checked, axes padded to 4
-    array = array.reshape(np.load(file, mmap_mode="r").shape)  # the file's own axes
+    if not os.path.isfile(file):
+        raise UserError(f"file '{file}' not found")
+    array = io.read_npy(file)
     if array.ndim == 0:
         raise UserError(f"'{file}' holds a single number: samples need an array, samples first")
     count = array.shape[0]
+    if array.size == 0:
+        raise UserError(f"'{file}' holds no samples (its array has shape {array.shape})")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise UserError(f"'{file}': sample {where[0]} holds {array[where]} (at index {where}), not"
+                        " a finite number")
+    array = array.astype(np.float32)
     if class_numbers:
-        if array.ndim != 1 or count == 0 or np.any(array < 0) or np.any(array != np.round(array)):
+        if array.ndim != 1 or np.any(array < 0) or np.any(array != np.round(array)):
             raise UserError(f"'{file}' must hold one class number (an integer >= 0) per sample")
+        check_size((1, 1, count, int(array.max()) + 1), "the one-hot labels")
         classes = [str(k) for k in range(int(array.max()) + 1)]
         ctx.images.append(one_hot(array.astype(np.int64), len(classes)), base_name(file))
         ctx.set_variable("classes", ",".join(classes))

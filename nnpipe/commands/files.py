@@ -4,7 +4,9 @@ the weights. The formats are in nnpipe.nn.files."""
 import os
 
 from nnpipe.commands.registry import FILES, Bool, Int, Param, Text, command, lookup
+from nnpipe.commands.training import current_network
 from nnpipe.errors import UserError
+from nnpipe.images import atomic
 from nnpipe.images.imagelist import ImageList
 from nnpipe.nn import files, optimizers, schedulers
 from nnpipe.nn.network import Network
@@ -85,6 +87,7 @@ def nn_view(ctx, selection, folder, min_size):
     images of several channels or slices are shown as tiles."""
     network = current_network(ctx)
     saved = files.gather(network, ctx.images, include_trainer_data=False)
+    atomic.check_name(folder)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UserError(f"'{folder}' is a file, not a folder")
     try:
@@ -96,12 +99,6 @@ def nn_view(ctx, selection, folder, min_size):
         files.write_picture(os.path.join(folder, entry.name + ".png"),
                             files.picture(entry.image, min_size, layout))
     ctx.notice(f"wrote {len(saved.entries)} pictures of network '{network.name}' to {folder}")
-
-
-def current_network(ctx):
-    if ctx.current_network is None:
-        raise UserError("no network: build one with nn_* commands or load one with nn_load")
-    return ctx.network()
 
 
 # --- putting a loaded network in place -------------------------------------------------------------
@@ -141,6 +138,7 @@ def rebuild(ctx, saved, entries, label):
     for e in entries:
         images.append(e.image, e.name)
     network = Network(saved.network)
+    network.weights_from_file = True
     kept = ctx.images, ctx.networks, ctx.current_network
     ctx.images, ctx.networks, ctx.current_network = images, {network.name: network}, network.name
     try:
@@ -152,6 +150,7 @@ def rebuild(ctx, saved, entries, label):
                         f" {error.message}") from None
     finally:
         ctx.images, ctx.networks, ctx.current_network = kept
+    network.weights_from_file = False
     return network, images
 
 

@@ -8,12 +8,12 @@ import sys
 import numpy as np
 
 from nnpipe.commands.expressions import fill_image, is_expression
-from nnpipe.commands.registry import IMAGES, Choice, Float, Int, Size, Text, command, split_arguments
+from nnpipe.commands.registry import INT_LIMIT, IMAGES, Choice, Float, Int, Size, Text, command, split_arguments
 from nnpipe.lang.lexer import unprotect
 from nnpipe.naming import Unselected, copy_name
 from nnpipe.errors import UserError
 from nnpipe.images import io
-from nnpipe.images.imagelist import MAX_VALUES, as_image, check_size, size_text
+from nnpipe.images.imagelist import as_image, beyond_float32, check_size, size_text
 from nnpipe.lang.expr import format_number, gmic_number
 
 SAME = (100.0, True)
@@ -50,10 +50,10 @@ def input_command(ctx, selection, source):
             if len(parts) > 4:  # values repeated along x, then y, z and channels
                 image = np.resize(np.array(parts[4:], dtype=np.float32), image.size).reshape(image.shape)
             ctx.images.append(image, f"[{value}]" if len(parts) > 4 else "[unnamed]")
-    else:
-        for path in _expand(plain):
-            for name, image in io.read(path):
-                ctx.images.append(image, name)
+    else:  # every file read before any is appended: a damaged one leaves the list as it was
+        loaded = [found for path in _expand(plain) for found in io.read(path)]
+        for name, image in loaded:
+            ctx.images.append(image, name)
 
 
 def _expand(pattern):
@@ -71,9 +71,19 @@ def parse_inline(text):
     try:
         channels = [[[[float(v) for v in row.split(",")] for row in plane.split(";")]
                      for plane in channel.split("/")] for channel in text[1:-1].split("^")]
-        return as_image(np.array(channels, dtype=np.float32))
+        values = np.array(channels, dtype=np.float64)
     except ValueError:
         raise UserError(f"inline image '{text}' must hold numbers in rows of equal length") from None
+    return as_image(within_float32(values, f"inline image '{text}'"))
+
+
+def within_float32(values, what):
+    """`values` if none is beyond float32's range (where it would become inf)."""
+    where = beyond_float32(values)
+    if where is not None:
+        raise UserError(f"{what}: {float(np.asarray(values)[where]):g} is beyond float32's range"
+                        " (at most ±3.4e38)")
+    return values
 
 
 def blank(sizes):
@@ -216,8 +226,8 @@ def _target(size, current):
     if not percent:
         return int(value)
     target = current * value / 100
-    if target > MAX_VALUES:
-        raise UserError(f"{value:g}% of {current} is too large")
+    if target > INT_LIMIT:  # 1e308% is a size no image can have (and no integer holds inf)
+        raise UserError(f"{format_number(value)}% of {current} pixels is too large (at most {INT_LIMIT})")
     return max(1, int(np.floor(target + 0.5)))
 
 

@@ -52,6 +52,8 @@ def add(ctx, name, layer, inputs):
     shape = module.parameter_shape(network)
     if shape is not None:
         existing = ctx.images.get(name)
+        if existing is None and network.weights_from_file:
+            raise UserError(f"it holds no weights for layer '{name}'")
         if existing is None:
             ctx.images.append(layer.initialize([network.modules[i].size for i in module.inputs],
                                                ctx.rng), name)

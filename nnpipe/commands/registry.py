@@ -11,11 +11,13 @@ selections and the `+` prefix (keep inputs, append results) work the same for al
 Other commands receive the selected indices. Arguments arrive in declared order.
 """
 
+import difflib
 import inspect
 import math
 from dataclasses import dataclass
 
 from nnpipe.errors import UserError
+from nnpipe.images.imagelist import FLOAT32_MAX
 from nnpipe.lang.lexer import unprotect
 
 REQUIRED = object()
@@ -126,6 +128,8 @@ class Float(Param):
 
     def parse(self, text):
         value = _number(self, text)
+        if abs(value) > FLOAT32_MAX:  # values are float32: a larger one would become inf
+            raise UserError(f"{self.name} is beyond float32's range (got '{text}', at most ±3.4e38)")
         if (self.positive and value <= 0) or (self.low is not None and value < self.low) \
                 or (self.high is not None and value > self.high):
             self.fail(text)
@@ -199,6 +203,8 @@ class Size(Param):
         value = _number(self, text[:-1] if percent else text)
         if value <= 0 or (not percent and not value.is_integer()):
             self.fail(text)
+        if not percent and value > INT_LIMIT:
+            raise UserError(f"{self.name} is too large (got '{text}', at most {INT_LIMIT})")
         return value, percent
 
 
@@ -260,7 +266,8 @@ class Command:
         return f"{self.name} {names}".strip()
 
     def summary(self):
-        return self.help.strip().splitlines()[0] if self.help.strip() else ""
+        """The help's first paragraph, as one line."""
+        return " ".join(self.help.strip().split("\n\n")[0].split())
 
     def describe(self):
         """The text of `nnpipe help NAME`."""
@@ -318,5 +325,11 @@ def command(name, *aliases, params=(), group=IMAGES, help="", each=False, raw=Fa
 def lookup(name):
     """The command called `name` (or by alias), or None."""
     return COMMANDS.get(ALIASES.get(name, name))
+
+
+def closest(name):
+    """The command name (or alias) most like `name`, or None."""
+    found = difflib.get_close_matches(name, list(COMMANDS) + list(ALIASES), n=1)
+    return found[0] if found else None
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from nnpipe.commands.registry import TRAINING, Float, Int, LayerName, Text, command
 from nnpipe.errors import UserError
-from nnpipe.images import io
+from nnpipe.images import atomic
 from nnpipe.nn import optimizers, schedulers
 from nnpipe.nn.layers import size_text
 from nnpipe.progress import Progress
@@ -207,8 +207,50 @@ class TrainingRun:
         self.trainer.history.extend(float(v) for v in losses)
 
 
+def feed_columns(plan):
+    """(feed name, first column, column count) of the samples matrix the plan is fed."""
+    columns, start = [], 0
+    for name, _, length in plan.feeds:
+        columns.append((name, start, length))
+        start += length
+    return columns
+
+
+def remember_magnitudes(trainer, plan, samples):
+    for name, start, length in feed_columns(plan):
+        magnitude = float(np.max(np.abs(samples[:, start:start + length]), initial=0))
+        trainer.feed_magnitudes[name] = max(magnitude, trainer.feed_magnitudes.get(name, 0.0))
+
+
+TRAINED_SMALL, GIVEN_LARGE = 2.0, 20.0  # inputs within ±1 at training, 0..255 at evaluation
+
+
+def warn_about_input_range(ctx, network, plan, selection):
+    """Warn (once) when the network was trained on inputs within about ±1 and is evaluated on
+    values such as 0..255: most likely the images were not divided by 255 this time."""
+    trainers = [t for t in network.trainers.values() if t.feed_magnitudes and not t.warned_range]
+    names = [name for name, _, _ in plan.feeds]
+    trained = [t.feed_magnitudes[name] for t in trainers for name in names if name in t.feed_magnitudes]
+    if not trained or max(trained) > TRAINED_SMALL:
+        return
+    given = max(float(np.max(np.abs(ctx.images[index]), initial=0)) for index in selection)
+    if given > GIVEN_LARGE:
+        ctx.warn(f"the input holds values up to {given:.4g}, but network '{network.name}' was trained"
+                 f" on inputs within ±{max(trained):.3g}: divide by the same value as for training"
+                 " (e.g. 255)?")
+        for trainer in trainers:
+            trainer.warned_range = True
+
+
+def current_network(ctx):
+    """The current network; an error (rather than a new, empty one) when there is none."""
+    if ctx.current_network is None:
+        raise UserError("no network: build one with nn_* commands or load one with nn_load")
+    return ctx.network()
+
+
 def train(ctx, selection, trainer_name, iterations, batch, label):
-    network = ctx.network()
+    network = current_network(ctx)
     trainer = find_trainer(network, trainer_name)
     run = TrainingRun(ctx, trainer)
     if not selection:
@@ -216,6 +258,7 @@ def train(ctx, selection, trainer_name, iterations, batch, label):
     samples = samples_matrix(ctx, selection, run.plan)
     if samples.shape[0] == 0:
         raise UserError("the samples image is empty")
+    remember_magnitudes(trainer, run.plan, samples)
     # a batch of every sample, as in a PyTorch DataLoader, rather than draws repeating samples
     whole = batch == 0 or batch >= samples.shape[0]
     losses, failed_at = run.run(samples, iterations, samples.shape[0] if whole else batch, label)
@@ -275,7 +318,7 @@ class Inference:
     """The plan computing one layer, its parameters read from the image list."""
 
     def __init__(self, ctx, output):
-        network = ctx.network()
+        network = current_network(ctx)
         self.target = default_output(network) if output == "." else network.resolve(output)
         self.plan = network.plan(self.target)
         self.params = self.plan.gather(parameter_images(ctx, self.plan))
@@ -367,9 +410,13 @@ def nn_eval(ctx, selection, output, tile_margin):
     height."""
     inference = Inference(ctx, output)
     plan = inference.plan
+    if selection:
+        warn_about_input_range(ctx, ctx.network(), plan, selection)
     separately = len(plan.feeds) == 1 or all(is_vector(size) for _, size in feed_sizes(plan))
-    for group in [[index] for index in selection] if separately else [list(selection)]:
-        ctx.images.append(inference.evaluate(ctx, group, tile_margin), inference.target)
+    groups = [[index] for index in selection] if separately else [list(selection)]
+    outputs = [inference.evaluate(ctx, group, tile_margin) for group in groups]
+    for image in outputs:  # appended once all are made: a failure leaves the list as it was
+        ctx.images.append(image, inference.target)
 
 
 @command("nn_coords", group=TRAINING, each=True, default_selection=last_data_image)
@@ -407,7 +454,7 @@ def nn_samples(ctx, image, max_value):
     Text("filename", help="PNG file to write"), TRAINER])
 def nn_plot(ctx, selection, filename, trainer):
     """Write the loss curve of a trainer (every iteration trained in this run) as a PNG."""
-    history = find_trainer(ctx.network(), trainer).history
+    history = find_trainer(current_network(ctx), trainer).history
     if not history:
         raise UserError("no loss history yet: train first")
     try:
@@ -429,6 +476,8 @@ def nn_plot(ctx, selection, filename, trainer):
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    io.atomic_write(filename, lambda tmp: figure.savefig(tmp, format="png"))
-    pyplot.close(figure)
+    try:
+        atomic.write_file(filename, lambda tmp: figure.savefig(tmp, format="png"))
+    finally:
+        pyplot.close(figure)
     ctx.notice(f"wrote {filename}")

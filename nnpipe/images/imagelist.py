@@ -15,6 +15,15 @@ def as_image(array):
     return np.ascontiguousarray(array)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # beyond it a value becomes inf
+
+
+def beyond_float32(values):
+    """The index of the first finite value that float32 cannot hold, or None."""
+    outside = np.isfinite(values) & (np.abs(values) > FLOAT32_MAX)
+    return tuple(int(i) for i in np.argwhere(outside)[0]) if np.any(outside) else None
+
+
 MAX_VALUES = 2**31  # per image; far beyond this machine class's memory, well inside int64 index math
 
 
@@ -24,8 +33,9 @@ def check_size(size, what):
     for n in size:
         values *= n
     if values > MAX_VALUES:
+        count = f"{values:.3g}" if values < 1e300 else f"about 1e{len(str(values)) - 1}"  # (no float holds it)
         raise UserError(f"{what} of size {','.join(str(n) for n in size)} is too large"
-                        f" ({values:.3g} values; at most 2^31)")
+                        f" ({count} values; at most 2^31)")
 
 
 def gmic_size(array):

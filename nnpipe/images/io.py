@@ -4,15 +4,18 @@ Every file becomes (s, d, h, w) float32 images that keep their value range, as i
 8-bit files give 0..255, 16-bit files 0..65535, float TIFF and NPY their own values.
 """
 
+import contextlib
+import logging
 import os
-import tempfile
 
 import imageio.v3 as iio
 import numpy as np
+import png
 import tifffile
 
 from nnpipe.errors import UserError
-from nnpipe.images.imagelist import as_image, size_text
+from nnpipe.images import atomic
+from nnpipe.images.imagelist import as_image, beyond_float32, size_text
 
 PLAIN_FORMATS = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 TIFF_FORMATS = {".tif", ".tiff"}
@@ -20,41 +23,7 @@ READABLE = PLAIN_FORMATS | TIFF_FORMATS | {".npy"}
 
 
 def extension(path):
-    return os.path.splitext(path)[1].lower()
-
-
-def atomic_write(path, write):
-    """Call write(temporary_path) then rename it onto `path`: a crash never leaves half a file."""
-    folder = make_folder(path)
-    handle, temporary = tempfile.mkstemp(prefix=".nnpipe-", suffix=extension(path), dir=folder)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; give it a file's usual mode
-        os.replace(temporary, path)
-    except OSError as error:
-        raise UserError(f"cannot write '{path}': {error.strerror or error}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def make_folder(path):
-    """Create the folder `path` goes in, if missing: a run's results must not be lost to a typo'd
-    or not-yet-made output folder after hours of training. Returns the folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot write '{path}': cannot create folder '{folder}':"
-                        f" {error.strerror or error}") from None
-    return folder
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return atomic.extension(path)
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -70,62 +39,111 @@ def read(path):
         raise UserError(f"cannot read '{path}': unknown format '{kind or 'no extension'}'"
                         f" (known: {', '.join(sorted(READABLE))})")
     base = os.path.splitext(os.path.basename(path))[0]
+    if kind == ".npy":
+        return [(base, as_image(read_npy(path)))]
+    return _decoding(path, kind, lambda: read_tiff(path, base) if kind in TIFF_FORMATS
+                     else [(base, _from_hwc(_read_picture(path, kind), path))])
+
+
+def read_npy(path):
+    """The array of a .npy file, with its own axes, checked to hold real numbers that fit float32."""
+    return _decoding(path, ".npy", lambda: _checked(np.load(path, allow_pickle=False), path))
+
+
+def _decoding(path, kind, decode):
     try:
-        if kind == ".npy":
-            return [(base, _checked(np.load(path, allow_pickle=False), path))]
-        if kind in TIFF_FORMATS:
-            return read_tiff(path, base)
-        return [(base, _from_hwc(iio.imread(path)))]
+        with quiet_tifffile():
+            return decode()
     except UserError:
+        raise
+    except MemoryError:
         raise
     except Exception as error:  # every decoder has its own exceptions for a damaged file
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        if "backend" in reason or "pickle" in reason:  # imageio's or numpy's way of saying
-            # that the bytes are not an image of that kind
+        if "backend" in reason or "pickle" in reason or not reason:  # imageio's or numpy's way
+            # of saying that the bytes are not an image of that kind
             reason = f"damaged or not a {kind[1:].upper()} file"
         raise UserError(f"cannot read '{path}': {reason}") from None
 
 
+@contextlib.contextmanager
+def quiet_tifffile():
+    """tifffile logs warnings about damaged files to standard error; the reader reports what
+    is wrong itself, in one line."""
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _checked(array, path):
+    """`array` if its values are real numbers within float32's range (NaN and inf pass)."""
     if array.dtype.kind not in "biuf":
         raise UserError(f"cannot read '{path}': values of type {array.dtype} are not numbers")
     if array.ndim > 4:
         raise UserError(f"cannot read '{path}': {array.ndim} dimensions (at most 4)")
-    return as_image(array)
+    where = beyond_float32(array) if array.dtype.kind == "f" and array.dtype.itemsize > 4 else None
+    if where is not None:
+        raise UserError(f"cannot read '{path}': value {float(array[where]):g} at index {where} is"
+                        " beyond float32's range (±3.4e38)")
+    return array
 
 
-def _from_hwc(array):
+def _read_picture(path, kind):
+    if kind == ".png" and _png_bit_depth(path) == 16:  # Pillow reads 16-bit color as 8-bit
+        width, height, rows, info = png.Reader(filename=path).asDirect()
+        return np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(
+            height, width, info["planes"])
+    return iio.imread(path)
+
+
+def _png_bit_depth(path):
+    with open(path, "rb") as handle:
+        header = handle.read(26)
+    if len(header) < 26 or header[:8] != b"\x89PNG\r\n\x1a\n" or header[12:16] != b"IHDR":
+        return None
+    return header[24]
+
+
+def _from_hwc(array, path):
     """A decoded 2D picture (h, w) or (h, w, c) to (c, 1, h, w)."""
-    array = np.asarray(array)
+    array = _checked(np.asarray(array), path)
     if array.ndim == 2:
         array = array[:, :, np.newaxis]
     if array.ndim != 3:
-        raise UserError(f"unexpected picture shape {array.shape}")
+        raise UserError(f"cannot read '{path}': unexpected picture shape {array.shape}")
     return as_image(np.moveaxis(array, 2, 0)[:, np.newaxis])
 
 
 def read_tiff(path, base):
     with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise UserError(f"cannot read '{path}': it holds no image (damaged or not a TIFF file)")
         metadata = tif.shaped_metadata or ()
         result = []
         for number, series in enumerate(tif.series):
             data = series.asarray()
             info = metadata[number] if number < len(metadata) else {}
             if "nnpipe_shape" in info:
-                result.append((info.get("name", ""), as_image(data.reshape(info["nnpipe_shape"]))))
+                data = _checked(data, path).reshape(info["nnpipe_shape"])
+                result.append((info.get("name", ""), as_image(data)))
             else:
-                result.extend(_foreign_tiff(data, series.axes, f"{base}" if number == 0 else f"{base}_{number}"))
+                name = base if number == 0 else f"{base}_{number}"
+                result.extend(_foreign_tiff(data, series.axes, name, path))
         return result
 
 
-def _foreign_tiff(data, axes, name):
+def _foreign_tiff(data, axes, name, path):
     """Pages of a TIFF written by another program: YX(S) planes, one image per leading page."""
     if "S" in axes:  # samples (channels), stored contiguous (YXS) or planar (SYX)
         data = np.moveaxis(data, axes.index("S"), -1)
         planes = data.reshape((-1,) + data.shape[-3:])
-        return [(name, _from_hwc(plane)) for plane in planes]
+        return [(name, _from_hwc(plane, path)) for plane in planes]
     planes = data.reshape((-1,) + data.shape[-2:])
-    return [(name, _from_hwc(plane)) for plane in planes]
+    return [(name, _from_hwc(plane, path)) for plane in planes]
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -139,7 +157,7 @@ def write(path, images, names, bits=8):
     """
     kind = extension(path)
     if kind in TIFF_FORMATS:
-        atomic_write(path, lambda tmp: _write_tiff(tmp, images, names))
+        atomic.write_file(path, lambda tmp: _write_tiff(tmp, images, names))
         return [path]
     if kind not in PLAIN_FORMATS | {".npy"}:
         raise UserError(f"cannot write '{path}': unknown format '{kind or 'no extension'}'"
@@ -147,10 +165,10 @@ def write(path, images, names, bits=8):
     targets = [path] if len(images) == 1 else _numbered(path, len(images))
     for target, image in zip(targets, images):
         if kind == ".npy":
-            atomic_write(target, lambda tmp, image=image: _write_npy(tmp, image))
+            atomic.write_file(target, lambda tmp, image=image: _write_npy(tmp, image))
         else:
             pixels = _to_pixels(image, kind, bits)
-            atomic_write(target, lambda tmp, pixels=pixels: iio.imwrite(tmp, pixels, extension=kind))
+            atomic.write_file(target, lambda tmp, pixels=pixels: _write_picture(tmp, pixels, kind))
     return targets
 
 
@@ -162,6 +180,17 @@ def _numbered(path, count):
 def _write_npy(temporary, image):
     with open(temporary, "wb") as handle:
         np.save(handle, image)
+
+
+def _write_picture(temporary, pixels, kind):
+    if pixels.dtype == np.uint16:  # imageio/Pillow write 16-bit gray only; pypng any channel count
+        height, width = pixels.shape[:2]
+        planes = pixels.shape[2] if pixels.ndim == 3 else 1
+        writer = png.Writer(width, height, greyscale=planes <= 2, alpha=planes in (2, 4), bitdepth=16)
+        with open(temporary, "wb") as handle:
+            writer.write_array(handle, pixels.reshape(-1))
+        return
+    iio.imwrite(temporary, pixels, extension=kind)
 
 
 def _write_tiff(temporary, images, names):

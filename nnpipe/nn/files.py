@@ -22,22 +22,19 @@ The manifest (JSON):
      "images": [{"name", "role", "size": [w,h,d,s], "crc32", ... }]}
 The CRC-32 of each image's data lets a load tell a damaged file from a good one.
 
-Writing is atomic: a TIFF is written to a temporary file beside the target then renamed; a PNG
-stack is written to a temporary folder beside the target, then swapped with the old folder in
-one step (renameat2 RENAME_EXCHANGE where the system has it) and the old folder removed.
+Writing is atomic (nnpipe.images.atomic): a TIFF is written to a temporary file beside the
+target then renamed; a PNG stack is written to a temporary folder beside the target, then
+swapped with the old folder in one step (renameat2 RENAME_EXCHANGE where the system has it) and
+the old folder removed.
 Reading checks everything before it returns, so a caller can refuse a bad file untouched.
 """
 
 import base64
 import contextlib
-import ctypes
 import io as bytes_io
 import json
-import logging
 import os
 import re
-import shutil
-import tempfile
 import zlib
 from dataclasses import dataclass
 
@@ -46,7 +43,7 @@ import tifffile
 from PIL import Image, PngImagePlugin
 
 from nnpipe.errors import UserError
-from nnpipe.images import io
+from nnpipe.images import atomic, io
 from nnpipe.nn import optimizers, schedulers
 
 FORMAT, VERSION = "nnpipe-network", 1
@@ -149,7 +146,7 @@ def write(path, saved):
     """Write `saved` to `path` (format from the extension), atomically; return a summary."""
     path = _without_slash(path)
     if kind(path) == "tiff":
-        io.atomic_write(path, lambda temporary: _write_tiff(temporary, saved))
+        atomic.write_file(path, lambda temporary: _write_tiff(temporary, saved))
         return f"{len(saved.entries)} pages"
     _write_png_stack(path, saved)
     return f"folder of {len(saved.entries)} PNG files"
@@ -186,7 +183,6 @@ def _write_png_stack(path, saved):
     if os.path.isdir(path) and os.listdir(path) and not _is_stack(path):
         raise UserError(f"cannot write '{path}': the folder exists and is not an nnpipe network;"
                         " not replacing it")
-    parent = io.make_folder(path)
     width = max(3, len(str(len(saved.entries) - 1)))
     files = [f"{index:0{width}d}_{_file_part(entry.name)}.png" for index, entry in enumerate(saved.entries)]
     encoded, items = [], []
@@ -198,8 +194,8 @@ def _write_png_stack(path, saved):
             item["exact"] = base64.b64encode(_plane(entry.image).tobytes()).decode("ascii")
         encoded.append(pixels)
         items.append(item)
-    temporary = tempfile.mkdtemp(prefix=".nnpipe-", suffix=".png", dir=parent)
-    try:
+
+    def fill(temporary):
         for index, (pixels, item) in enumerate(zip(encoded, items)):
             info = PngImagePlugin.PngInfo()
             info.add_itxt("nnpipe-image", json.dumps(item))
@@ -208,48 +204,12 @@ def _write_png_stack(path, saved):
             info.add_text("Software", "nnpipe")
             Image.fromarray(pixels).save(os.path.join(temporary, item["file"]), format="PNG",
                                          pnginfo=info, compress_level=PNG_LEVEL)
-        os.chmod(temporary, 0o777 & ~_umask())
-        _swap_into_place(temporary, path)
-    except OSError as error:
-        raise UserError(f"cannot write '{path}': {error.strerror or error}") from None
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)  # the new stack if it failed, else the old one
+
+    atomic.write_folder(path, fill)
 
 
 def _file_part(name):
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "image"
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _swap_into_place(temporary, path):
-    """Put folder `temporary` at `path`; the previous folder at `path` ends up at `temporary`."""
-    if not os.path.lexists(path):
-        os.rename(temporary, path)
-        return
-    if _exchange(temporary, path):
-        return
-    # no atomic exchange on this system: two renames (a crash between them leaves the old
-    # stack under a hidden temporary name beside the target)
-    backup = temporary + ".old"
-    os.rename(path, backup)
-    os.rename(temporary, path)
-    os.rename(backup, temporary)
-
-
-def _exchange(first, second):
-    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE); False if unavailable."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_cwd, rename_exchange = -100, 2
-    return renameat2(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), rename_exchange) == 0
 
 
 def quantize(image):
@@ -339,7 +299,7 @@ def _without_slash(path):
 
 def _reading(label, read_it):
     try:
-        with _quiet_tifffile(), _large_pictures():
+        with io.quiet_tifffile(), _large_pictures():
             return read_it()
     except BadFile as error:
         raise UserError(f"cannot load {label}: {error}") from None
@@ -348,18 +308,6 @@ def _reading(label, read_it):
     except Exception as error:  # each decoder has its own exceptions for a damaged file
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise UserError(f"cannot load {label}: damaged or not a network file ({reason})") from None
-
-
-@contextlib.contextmanager
-def _quiet_tifffile():
-    """tifffile logs warnings about damaged files; the load reports them itself."""
-    logger = logging.getLogger("tifffile")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -401,11 +349,25 @@ def _read_tiff(source, file_size):
             for offset, length in zip(page.dataoffsets, page.databytecounts):
                 if offset + length > file_size:
                     raise BadFile(f"the file is truncated (image '{item['name']}' is incomplete)")
+            _check_stored_bytes(item, 4, sum(page.databytecounts), page.compression == 1)
             plane = np.ascontiguousarray(page.asarray(), dtype="<f4")
             if _crc(plane) != item.get("crc32"):
                 raise BadFile(f"image '{item['name']}' is damaged (checksum mismatch)")
             entries.append(Entry(item["name"], item["role"], plane.reshape(s, d, h, w).astype(np.float32)))
         return NetworkFile(manifest["network"], manifest["commands"], entries)
+
+
+ZLIB_MAX_RATIO = 1100  # deflate never shrinks data by more than about 1032:1
+
+
+def _check_stored_bytes(item, value_bytes, stored, uncompressed):
+    """Refuse an image whose declared size needs more data than the file holds for it, before
+    anything of that size is allocated."""
+    w, h, d, s = item["size"]
+    needed = w * h * d * s * value_bytes
+    if stored < needed if uncompressed else stored * ZLIB_MAX_RATIO < needed:
+        raise BadFile(f"image '{item['name']}' is declared of size {w},{h},{d},{s} ({needed:,} bytes)"
+                      f" but the file holds only {stored:,} bytes for it")
 
 
 def _json(text):
@@ -488,8 +450,11 @@ def _read_png_image(file, item):
         if own != item:
             raise BadFile(f"'{os.path.basename(file)}' does not belong to this network (its"
                           " description differs from the stack's)")
+        w, h, d, s = item["size"]
+        if image.size != (w, s * d * h):
+            raise BadFile(f"'{os.path.basename(file)}' has the wrong size for image '{name}'")
+        _check_stored_bytes(item, 2, os.path.getsize(file), uncompressed=False)
         pixels = np.asarray(image)
-    w, h, d, s = item["size"]
     if pixels.shape != (s * d * h, w) or pixels.min(initial=0) < 0 or pixels.max(initial=0) > TOP:
         raise BadFile(f"'{os.path.basename(file)}' has the wrong size or values for image '{name}'")
     pixels = pixels.astype("<u2")
@@ -538,4 +503,4 @@ def tiles(image, gap=1):
 
 
 def write_picture(path, pixels):
-    io.atomic_write(path, lambda temporary: Image.fromarray(pixels).save(temporary, format="PNG"))
+    atomic.write_file(path, lambda temporary: Image.fromarray(pixels).save(temporary, format="PNG"))

@@ -33,6 +33,10 @@ class Trainer:
     optimizer: str
     scheduler: str
     history: list = field(default_factory=list)
+    # the largest magnitude each feed was trained on, and whether nn_eval warned about inputs
+    # of another range (shown once)
+    feed_magnitudes: dict = field(default_factory=dict)
+    warned_range: bool = False
 
 
 class Network:
@@ -44,6 +48,9 @@ class Network:
         self.latest = None
         self.commands = []
         self._plans = {}
+        # set while nn_load rebuilds the network: every weight image must come from the file,
+        # so a layer without one is an error instead of a new (possibly huge) allocation
+        self.weights_from_file = False
 
     def resolve(self, name):
         """The module called `name`; '.' is the latest module."""

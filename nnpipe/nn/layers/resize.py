@@ -14,6 +14,9 @@ import math
 import numba
 import numpy as np
 
+from nnpipe.commands.registry import INT_LIMIT
+from nnpipe.errors import UserError
+
 from nnpipe.nn.layers import (ARG0, IN0, IN_D, IN_H, IN_S, IN_W, OUT, OUT_D, OUT_H, OUT_LEN,
                               OUT_S, OUT_W, Layer, gather)
 
@@ -28,8 +31,13 @@ class Resize(Layer):
     opcode = OPCODE
 
     def output_size(self, input_sizes):
-        return tuple(max(1, math.floor(n * value / 100 + 0.5)) if percent else int(value)
-                     for n, (value, percent) in zip(input_sizes[0], self.options["size"]))
+        sizes = []
+        for n, (value, percent) in zip(input_sizes[0], self.options["size"]):
+            target = n * value / 100 if percent else value
+            if target > INT_LIMIT:  # 1e308% is a size no layer can have (and no integer holds inf)
+                raise UserError(f"{value:g}{'%' * percent} of {n} is too large a size (at most {INT_LIMIT})")
+            sizes.append(max(1, math.floor(target + 0.5)) if percent else int(target))
+        return tuple(sizes)
 
     def arguments(self, input_sizes):
         return (self.options["interpolation"],), 0.0
