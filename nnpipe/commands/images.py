@@ -48,7 +48,8 @@ def input_command(ctx, selection, source):
             ctx.images.append(fill_image(ctx, image, value), f"[{value}]")
         else:
             if len(parts) > 4:  # values repeated along x, then y, z and channels
-                image = np.resize(np.array(parts[4:], dtype=np.float32), image.size).reshape(image.shape)
+                values = within_float32(np.array(parts[4:], dtype=np.float64), "the blank image's value")
+                image = np.resize(values.astype(np.float32), image.size).reshape(image.shape)
             ctx.images.append(image, f"[{value}]" if len(parts) > 4 else "[unnamed]")
     else:  # every file read before any is appended: a damaged one leaves the list as it was
         loaded = [found for path in _expand(plain) for found in io.read(path)]
@@ -397,9 +398,12 @@ def _operand(ctx, text, image):
         values = ctx.images[found[0]]
         return values if values.shape == image.shape else np.resize(values, image.shape)
     try:
-        return np.float32(float(text))
+        value = float(text)
     except ValueError:
         raise UserError(f"value must be a number or an image [k] (got '{text}')") from None
+    if beyond_float32(np.float64(value)) is not None:
+        raise UserError(f"value is beyond float32's range (got '{text}', at most ±3.4e38)")
+    return np.float32(value)
 
 
 _arithmetic("add", np.add, "Add a number, or an image, to every value.")
