@@ -96,10 +96,17 @@ ASSIGNMENTS = ("=", ":=", "+=", "-=", "*=", "/=", "%=", "^=")
 class _Parser:
     """Recursive descent into tuples: ('num', v), ('name', n), ('call', f, args), ('op', o, a, b) …"""
 
-    def __init__(self, text):
+    def __init__(self, text, tokens):
         self.text = text
-        self.tokens = tokenize(text)
+        self.tokens = tokens
         self.pos = 0
+
+    def shown(self, token):
+        """A token as the user wrote it (a number taken out by Template shows its digits)."""
+        kind, value, position = token
+        if kind == "slot":
+            return TOKEN.match(self.text, position).group("number")
+        return value
 
     def peek(self, offset=0):
         return self.tokens[min(self.pos + offset, len(self.tokens) - 1)]
@@ -113,13 +120,13 @@ class _Parser:
 
     def expect(self, value):
         if not self.accept(value):
-            kind, found, position = self.peek()
+            found, position = self.shown(self.peek()), self.peek()[2]
             _fail(self.text, f"expected '{value}' but found '{found or 'end of expression'}'", position)
 
     def parse(self):
         statements = self.sequence(())
         if self.peek()[0] != "end":
-            _fail(self.text, f"unexpected '{self.peek()[1]}'", self.peek()[2])
+            _fail(self.text, f"unexpected '{self.shown(self.peek())}'", self.peek()[2])
         return statements
 
     def sequence(self, closing):
@@ -170,11 +177,14 @@ class _Parser:
 
     def unary(self):
         kind, value, _ = self.peek()
-        if kind == "op" and value == "-" and self.peek(1)[0] == "number":
+        if kind == "op" and value == "-" and self.peek(1)[0] in ("number", "slot"):
             # G'MIC reads a minus before a number as part of the number: -2^2 is (-2)^2 = 4,
             # while -x^2 is -(x^2).
             self.pos += 2
-            return self.power(("num", -float(self.tokens[self.pos - 1][1])))
+            number = self.tokens[self.pos - 1]
+            if number[0] == "slot":
+                return self.power(("unary", "-", ("slot", number[1])))
+            return self.power(("num", -float(number[1])))
         if op := self.accept("-", "+", "!", "~"):
             return ("unary", op, self.unary())
         return self.power()
@@ -199,6 +209,8 @@ class _Parser:
         self.pos += 1
         if kind == "number":
             return ("num", float(value))
+        if kind == "slot":
+            return ("slot", value)
         if kind == "string":
             return ("str", value[1:-1])
         if kind == "op" and value == "(":
@@ -237,17 +249,75 @@ class _Parser:
             self.expect(",")
 
 
-@functools.lru_cache(maxsize=512)
-def parse(text):
-    """The tree of `text`, the `end(…)` statements apart (they run once, after every pixel)."""
-    try:
-        tree = _Parser(text).parse()
-    except RecursionError:
-        _fail(text, "nested too deeply")
-    statements = tree[1] if tree[0] == "seq" else [tree]
-    ends = [s for s in statements if s[0] == "call" and s[1] == "end"]
-    main = [s for s in statements if not (s[0] == "call" and s[1] == "end")]
-    return main, [argument for end in ends for argument in end[2]]
+class Template:
+    """An expression with its numbers taken out (those after `#` stay: they name images), so
+    `$i<100` parses and compiles once whatever `$i` became. `key` identifies the parsed form,
+    `constants` are the numbers."""
+
+    def __init__(self, text):
+        self.text = text
+        tokens, key, self.constants = [], [], []
+        previous = ("", "")
+        for kind, value, position in tokenize(text):
+            if kind == "number" and "#" not in previous and previous != ("#", "-"):
+                tokens.append(("slot", len(self.constants), position))
+                key.append(("slot", len(self.constants)))
+                self.constants.append(float(value))
+            else:
+                tokens.append((kind, value, position))
+                key.append((kind, value))
+            previous = (previous[1], value)
+        self.tokens, self.key = tokens, tuple(key)
+
+
+@functools.lru_cache(maxsize=1024)
+def template(text):
+    return Template(text)
+
+
+_TREES = {}
+
+
+def parse(form):
+    """The tree of a Template, the `end(…)` statements apart (they run once, after every pixel)."""
+    tree = _TREES.get(form.key)
+    if tree is None:
+        try:
+            statements = _Parser(form.text, form.tokens).parse()
+        except RecursionError:
+            _fail(form.text, "nested too deeply")
+        statements = statements[1] if statements[0] == "seq" else [statements]
+        ends = [s for s in statements if s[0] == "call" and s[1] == "end"]
+        main = [s for s in statements if not (s[0] == "call" and s[1] == "end")]
+        tree = (main, [argument for end in ends for argument in end[2]], _image_indices(main + ends))
+        if len(_TREES) > 4096:
+            _TREES.clear()
+        _TREES[form.key] = tree
+    return tree
+
+
+def _image_indices(nodes):
+    """The images whose spectrum the compiler needs (`I(#k,…)` with a constant k), or None
+    when one is not constant."""
+    found = set()
+
+    def visit(node):
+        if isinstance(node, tuple):
+            if node[0] == "call" and node[1] in ("I", "J") and node[2] and node[2][0][0] == "image":
+                index = node[2][0][1]
+                if index[0] == "num":
+                    found.add(int(index[1]))
+                elif index[0] == "unary" and index[1] == "-" and index[2][0] == "num":
+                    found.add(-int(index[2][1]))
+                else:
+                    found.add(None)
+            for part in node[1:]:
+                visit(part)
+        elif isinstance(node, list):
+            for part in node:
+                visit(part)
+    visit(nodes)
+    return None if None in found else tuple(sorted(found))
 
 
 # --- evaluation context ----------------------------------------------------------------------
@@ -333,6 +403,9 @@ class _Compiler:
     def node_num(self, value):
         constant = _constant(value)
         return (lambda env: constant), SCALAR
+
+    def node_slot(self, index):
+        return (lambda env: env.constants[index]), SCALAR
 
     def node_str(self, value):
         codes = np.array([ord(ch) for ch in value], dtype=np.float64).reshape(-1, 1, 1, 1, 1)
@@ -717,10 +790,16 @@ class TypeEnvironment:
         self.current = current
         self.network_sizes = network_sizes or {}
 
-    def key(self):
-        return (tuple(image.shape[0] for image in self.images),
-                None if self.current is None else self.current.shape[0],
-                tuple(sorted(self.network_sizes.items())))
+    def key(self, indices):
+        """What a compiled form depends on: the spectra of the current image and of the images
+        `indices` names (every image when None), and the network's sizes."""
+        images = self.images
+        count = len(images)
+        if indices is None:
+            spectra = tuple(image.shape[0] for image in images)
+        else:
+            spectra = tuple(images[k].shape[0] if -count <= k < count else None for k in indices)
+        return (spectra, self.spectrum(), tuple(sorted(self.network_sizes.items())))
 
     def spectrum(self, index=None):
         image = self.current if self.current is not None else (self.images[-1] if len(self.images) else None)
@@ -742,9 +821,9 @@ class TypeEnvironment:
 class Compiled:
     """An expression compiled for one type environment: its statements, `end()` part, size."""
 
-    def __init__(self, text, types):
-        main, ends = parse(text)
-        compiler = _Compiler(text, types)
+    def __init__(self, form, types):
+        main, ends, _ = parse(form)
+        compiler = _Compiler(form.text, types)
         for name, size in types.network_sizes.items():
             compiler.variables.setdefault(name, size)  # nn macros define the module outputs
         self.uses_channel = _uses_channel(main)
@@ -773,28 +852,19 @@ def _uses_channel(nodes):
     return found
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(text, key, types_holder):
-    return Compiled(text, types_holder.types)
-
-
-class _TypesHolder:
-    """Carries a TypeEnvironment through lru_cache, compared by its key only."""
-
-    def __init__(self, types):
-        self.types = types
-        self.key = types.key()
-
-    def __hash__(self):
-        return hash(self.key)
-
-    def __eq__(self, other):
-        return self.key == other.key
+_PROGRAMS = {}
 
 
 def compile_expression(text, types):
-    holder = _TypesHolder(types)
-    return _compiled(text, holder.key, holder)
+    """The compiled form of `text` for `types`, and the numbers it runs with."""
+    form = template(text)
+    key = (form.key, types.key(parse(form)[2]))
+    program = _PROGRAMS.get(key)
+    if program is None:
+        if len(_PROGRAMS) > 4096:
+            _PROGRAMS.clear()
+        program = _PROGRAMS[key] = Compiled(form, types)
+    return program, form.constants
 
 
 class Environment:
@@ -891,7 +961,7 @@ def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, 
     `vector_mode` None decides as G'MIC does: a vector result fills whole pixels; a scalar
     result depending on the channel is evaluated once per channel."""
     types = TypeEnvironment(images, current, nn_hook.sizes() if nn_hook else None)
-    program = compile_expression(text, types)
+    program, constants = compile_expression(text, types)
     if current is None:
         shape = (1, 1, 1, 1)
         vector_mode = True
@@ -902,6 +972,7 @@ def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, 
         shape = (1, d, h, w) if vector_mode else (s, d, h, w)
     grid = Grid(images, current, shape, rng, workspace)
     env = Environment(grid, vector_mode, workspace, nn_hook)
+    env.constants = [_constant(value) for value in constants]
     with np.errstate(all="ignore"):
         result = program.run(env)
         if program.end is not None:

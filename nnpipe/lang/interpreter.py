@@ -221,6 +221,7 @@ class Interpreter:
         self.names = [""]
         self.repeats = [[]]
         self.script_dir = "."
+        self.status_commands = {}  # `${-cmd}` parsed once
 
     def __getattr__(self, name):
         """Tests and embedding code read the workspace (images, networks…) through here."""
@@ -414,7 +415,9 @@ class Interpreter:
         if plus and not entry.each:
             raise UserError("does not support the '+' prefix", command=entry.name)
         try:
-            if selection_text is None and entry.default_selection is not None:
+            if not entry.takes_selection:
+                selection = []
+            elif selection_text is None and entry.default_selection is not None:
                 selection = entry.default_selection(self.workspace)
             else:
                 selection = self.select(selection_text)
@@ -465,11 +468,14 @@ class Interpreter:
     def status_of(self, command_text):
         """`${-cmd args}`: run the command, give its status."""
         self.workspace.status = ""
-        name, _, arguments = command_text.partition(" ")
-        items = [Item(name, self.workspace.location, 0)]
-        if arguments:
-            items.append(Item(arguments, self.workspace.location, 0))
-        self.execute(self.parse(items))
+        nodes = self.status_commands.get(command_text)
+        if nodes is None:
+            name, _, arguments = command_text.partition(" ")
+            items = [Item(name, self.workspace.location, 0)]
+            if arguments:
+                items.append(Item(arguments, self.workspace.location, 0))
+            nodes = self.status_commands[command_text] = self.parse(items)
+        self.execute(nodes)
         return self.workspace.status
 
     # --- selections -------------------------------------------------------------------------

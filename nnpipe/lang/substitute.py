@@ -8,6 +8,7 @@ from nnpipe.errors import UserError
 from nnpipe.lang.lexer import NAME_END
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
+SPECIAL = re.compile("[${" + NAME_END + "]")
 
 
 def _matching_brace(text, start):
@@ -27,19 +28,25 @@ def substitute(text, scope):
     if "$" not in text and "{" not in text:
         return text.replace(NAME_END, "") if NAME_END in text else text
     out, i = [], 0
-    while i < len(text):
-        char = text[i]
-        if char == "{" and i + 1 < len(text):
-            end = _matching_brace(text, i)
-            out.append(scope.evaluate(substitute(text[i + 1:end], scope)))
-            i = end + 1
-        elif char == "$" and i + 1 < len(text):
-            i = _dollar(text, i + 1, scope, out)
-        elif char != NAME_END:
+    while True:
+        match = SPECIAL.search(text, i)
+        if match is None:
+            out.append(text[i:])
+            break
+        start = match.start()
+        out.append(text[i:start])
+        char = text[start]
+        if char == NAME_END:
+            i = start + 1
+        elif start + 1 >= len(text):
             out.append(char)
-            i += 1
+            break
+        elif char == "{":
+            end = _matching_brace(text, start)
+            out.append(scope.evaluate(substitute(text[start + 1:end], scope)))
+            i = end + 1
         else:
-            i += 1
+            i = _dollar(text, start + 1, scope, out)
     return "".join(out)
 
 

@@ -42,6 +42,7 @@ class Trainer:
 class Network:
     def __init__(self, name=DEFAULT_NAME):
         self.name = name
+        self._owned = (None, set())
         self.modules = {}
         self.trainers = {}
         self.order = []          # module and trainer names, as nn_print lists them
@@ -93,11 +94,15 @@ class Network:
         """The images this network keeps in the list: parameters, their optimizer moments and
         the trainers' states."""
         from nnpipe.nn.optimizers import MOMENTS
+        key = (tuple(self.modules), tuple((t.name, t.optimizer) for t in self.trainers.values()))
+        if self._owned[0] == key:  # asked before every command: kept while nothing changes
+            return self._owned[1]
         names = set(self.trainers)
         for module in self.parameter_modules():
             names.add(module.name)
             for trainer in self.trainers.values():
                 names.update(module.name + suffix for suffix in MOMENTS[trainer.optimizer])
+        self._owned = (key, names)
         return names
 
     def parameter_modules(self):
