@@ -225,12 +225,12 @@ def table(results, collect, names):
 
 
 def write_csv(path, rows):
-    from nnpipe.images import io as image_io
+    from nnpipe.images import atomic
 
     def write(temporary):
         with open(temporary, "w", newline="", encoding="utf-8") as file:
             csv.writer(file).writerows(rows)
-    image_io.atomic_write(path, write)
+    atomic.write_file(path, write)
 
 
 def sweep(script, settings, workers, scheduler, csv_path, runs_folder, seed, collect, echo):

@@ -4,7 +4,7 @@ the nnpipe[onnx] extra). The conversion is in nnpipe.nn.onnx_export."""
 from nnpipe.commands.registry import FILES, LayerName, Text, command
 from nnpipe.commands.training import default_output, parameter_images
 from nnpipe.errors import UserError
-from nnpipe.images import io
+from nnpipe.images import atomic
 
 
 @command("nn_export", group=FILES, takes_selection=False, params=[
@@ -30,6 +30,6 @@ def nn_export(ctx, selection, path, output):
     if network.modules[target].layer.inputs == 0:
         raise UserError(f"'{target}' is an input: there is nothing to compute")
     model = onnx_export.build(network, target, parameter_images(ctx, network.plan(target)))
-    io.atomic_write(path, lambda temporary: onnx_export.onnx.save(model, temporary))
+    atomic.write_file(path, lambda temporary: onnx_export.onnx.save(model, temporary))
     ctx.notice(f"wrote '{target}' of network '{network.name}' to {path}"
                f" ({len(model.graph.node)} ONNX nodes)")
