@@ -19,6 +19,7 @@ class Progress:
         # a terminal redraws one line often; a log gets a line every few seconds
         self.interval = 0.2 if self.tty else 5.0
         self.first_time, self.first_done = None, 0
+        self.note = ""  # e.g. the latest validation loss
 
     def line(self, done, loss):
         elapsed = time.perf_counter() - self.started
@@ -29,8 +30,9 @@ class Progress:
         bar = "#" * filled + "." * (WIDTH - filled)
         left = (self.total - done) / rate if rate > 0 else math.inf
         eta = f" eta {left:.0f}s" if done < self.total and math.isfinite(left) else f" {elapsed:.1f}s"
+        note = f" {self.note}" if self.note else ""
         return (f"{self.label} [{bar}] {done}/{self.total} loss {format_number(round(float(loss), 6))}"
-                f" {rate:.0f} it/s{eta}")
+                f"{note} {rate:.0f} it/s{eta}")
 
     def update(self, done, loss):
         now = time.perf_counter()
