@@ -367,10 +367,13 @@ def validation_samples(ctx, validation, samples, plan):
         if not 0 < held_out < count:
             raise UserError(f"holding out {format_number(validation)} of {count} samples for"
                             f" validation leaves {'none' if held_out == 0 else 'none to train on'}")
-        order = ctx.rng.permutation(count)
-        return samples[np.sort(order[held_out:])], samples[np.sort(order[:held_out])]
+        order = ctx.rng.permutation(count)   # as nn_split_samples draws it
+        return samples[order[held_out:]], samples[order[:held_out]]
     indices = [image_index(ctx, item) for item in validation]
-    rows = samples_matrix(ctx, indices, plan)
+    try:
+        rows = samples_matrix(ctx, indices, plan)
+    except UserError as error:
+        raise UserError(f"validation set: {error.message}") from None
     if rows.shape[0] == 0:
         raise UserError("the validation images hold no samples")
     return samples, rows
