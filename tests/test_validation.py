@@ -123,7 +123,7 @@ def test_a_killed_training_resumes_from_its_checkpoint(points):
     """Kill a real training after its first checkpoints; running the same command again
     finishes it, with the weights an uninterrupted run reaches."""
     training = (f"{loads('train', 'train_labels', 'valid', 'valid_labels')} {CLASSIFIER}"
-                " nn_train[train,train_labels] 20000,16,.,[valid,valid_labels],500,0,0,{},200")
+                " nn_train[train,train_labels] 6000,16,.,[valid,valid_labels],500,0,0,{},100")
     command = [sys.executable, "-m", "nnpipe", "--seed", "4", "-q", *training.format("ck.gmz").split()]
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     process = subprocess.Popen(command, cwd=points, env=env)
@@ -136,7 +136,7 @@ def test_a_killed_training_resumes_from_its_checkpoint(points):
     if process.returncode != -signal.SIGKILL:
         pytest.skip("the training ended before it could be killed")
     reached = dict((e.name, e.image) for e in files.read(str(points / "ck.gmz")).entries)["T"]
-    assert 0 < reached.reshape(-1)[schedulers.ITERATION] < 20000       # really interrupted
+    assert 0 < reached.reshape(-1)[schedulers.ITERATION] < 6000       # really interrupted
     resumed = build(training.format("ck.gmz"), seed=4)
     whole = build(training.format("other.gmz"), seed=4)
     for name in ("H_fc", "OUT_fc", "OUT_fc_v", "T"):
