@@ -196,7 +196,7 @@ class TrainingRun:
             if completed < count:
                 failed = True
                 break
-            if watch and watch.after(done, self, losses[:done]):
+            if watch and watch.after(done, self):
                 progress.note = watch.note
                 break
             if watch:
@@ -205,7 +205,7 @@ class TrainingRun:
             # chunks of about CHUNK_SECONDS keep the progress bar live at no cost to speed
             chunk = max(1, min(chunk * 4, int(count * CHUNK_SECONDS / max(elapsed, 1e-6))))
         if watch:
-            watch.finish(done, self, losses[:done])
+            watch.finish(done, self)
             progress.note = watch.note
         self.store()
         self.trainer.history.extend(float(v) for v in losses[:done])
@@ -239,9 +239,11 @@ class Watch:
     """What happens between chunks of steps: validation (its loss, the best weights, early
     stopping) and checkpoints."""
 
-    def __init__(self, ctx, options, validation, classifier, label):
+    def __init__(self, ctx, options, validation, classifier, label, start):
         self.ctx, self.options, self.samples, self.classifier = ctx, options, validation, classifier
-        self.label = label
+        self.label, self.start = label, start      # the trainer's iteration count at the start
+        self.periods = ([options.validate_every] if validation is not None else []) + \
+            ([options.checkpoint_every] if options.checkpoint else [])
         self.loss = self.accuracy = None
         self.best_loss, self.best_params, self.best_iteration = math.inf, None, None
         self.stale = 0            # validations since the best one
@@ -250,23 +252,22 @@ class Watch:
         self.points = []          # (iteration within this run, validation loss)
 
     def next_stop(self, done):
-        """The next iteration (of this run) that needs a validation or a checkpoint."""
-        stops = []
-        if self.samples is not None:
-            stops.append((done // self.options.validate_every + 1) * self.options.validate_every)
-        if self.options.checkpoint:
-            stops.append((done // self.options.checkpoint_every + 1) * self.options.checkpoint_every)
+        """The next iteration (of this run) that needs a validation or a checkpoint: they fall
+        on multiples of their periods in the trainer's count, so a resumed run keeps them."""
+        at = self.start + done
+        stops = [(at // every + 1) * every - self.start for every in self.periods]
         return min(stops) if stops else math.inf
 
-    def after(self, done, run, losses):
+    def after(self, done, run):
         """Called after a chunk ending at iteration `done`; True to stop early."""
-        if self.samples is not None and done % self.options.validate_every == 0:
+        at = self.start + done
+        if self.samples is not None and at % self.options.validate_every == 0:
             self.validate(done, run)
             patience = self.options.patience
             if patience and self.stale >= patience:
                 self.stopped = True
                 return True
-        if self.options.checkpoint and done % self.options.checkpoint_every == 0:
+        if self.options.checkpoint and at % self.options.checkpoint_every == 0:
             self.checkpoint(run)
         return False
 
@@ -276,7 +277,7 @@ class Watch:
         self.loss, self.accuracy = evaluation.measure(run.plan, run.params, self.samples, self.classifier)
         self.points.append((done, self.loss))
         if self.loss < self.best_loss:
-            self.best_loss, self.best_iteration, self.stale = self.loss, done, 0
+            self.best_loss, self.best_iteration, self.stale = self.loss, self.start + done, 0
             if self.options.keep_best:
                 self.best_params = run.params.copy()
         else:
@@ -284,7 +285,7 @@ class Watch:
         self.note = f"val_loss {format_number(round(self.loss, 6))}" + (
             f" val_accuracy {100 * self.accuracy:.1f}%" if self.accuracy is not None else "")
 
-    def finish(self, done, run, losses):
+    def finish(self, done, run):
         """After the last step: validate the final weights, go back to the best ones if asked,
         and write the last checkpoint (one that says the run is over when it stopped early)."""
         if self.samples is not None and done:
@@ -335,7 +336,8 @@ def train(ctx, selection, trainer_name, iterations, batch, label, options=Option
         state[schedulers.TARGET] = state[schedulers.ITERATION] + iterations
     watch = None
     if validation is not None or options.checkpoint:
-        watch = Watch(ctx, options, validation, evaluation.is_classifier(network, trainer.loss), label)
+        watch = Watch(ctx, options, validation, evaluation.is_classifier(network, trainer.loss), label,
+                      int(state[schedulers.ITERATION]))
     # a batch of every sample, as in a PyTorch DataLoader, rather than draws repeating samples
     whole = batch == 0 or batch >= samples.shape[0]
     start = len(trainer.history)

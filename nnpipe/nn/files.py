@@ -438,7 +438,7 @@ def _read_gmz(path):
     if INIT_IMAGE not in names:
         newer = [name for name in names if name.endswith("__init__")]
         if newer:
-            raise BadFile(f"it is a network of a later nn_lib (G'MIC 3.4 or newer: '{newer[0]}'),"
+            raise BadFile(f"it is a network of a later nn_lib (as in G'MIC 3.6: '{newer[0]}'),"
                           " whose commands differ from the 2023 ones nnpipe mirrors")
         raise BadFile(f"not a network file: it holds no {INIT_IMAGE} image (load its images"
                       " with 'input')")
