@@ -95,7 +95,8 @@ def test_keep_best_ends_with_the_weights_of_the_lowest_validation_loss(points):
     # the validation labels contradict the training labels: the validation loss only rises
     np.save(points / "contrary.npy", np.roll(np.load(points / "valid_labels.npy"), 1, axis=0))
     script = f"{loads('train', 'train_labels', 'valid', 'contrary')} {CLASSIFIER}"
-    best = build(f"{script} nn_train[train,train_labels] 50,16,.,[valid,contrary],10,0,1")
+    run = run_script(f"{script} nn_train[train,train_labels] 50,16,.,[valid,contrary],10,0,1")
+    best = run.interpreter
     trainer = best.network().trainers["T"]
     losses = [value for _, value in trainer.validation]
     assert losses == sorted(losses) and losses[0] < losses[-1]     # rising throughout
@@ -104,6 +105,8 @@ def test_keep_best_ends_with_the_weights_of_the_lowest_validation_loss(points):
         assert np.array_equal(best.images.get(name), first.images.get(name))
     assert float(best.lookup("val_loss")) == pytest.approx(losses[0], rel=1e-5)
     assert best.images.get("T").reshape(-1)[schedulers.ITERATION] == 50   # the trainer went on
+    assert "kept the weights of iteration 10" in run.err
+    assert f"val_loss {best.lookup('val_loss')}" in run.err.strip().splitlines()[-1]  # the kept one
 
 
 def test_bad_validation_arguments_are_one_line_errors(points):

@@ -282,6 +282,10 @@ class Watch:
                 self.best_params = run.params.copy()
         else:
             self.stale += 1
+        self.describe()
+
+    def describe(self):
+        """The progress bar's note: the latest validation."""
         self.note = f"val_loss {format_number(round(self.loss, 6))}" + (
             f" val_accuracy {100 * self.accuracy:.1f}%" if self.accuracy is not None else "")
 
@@ -297,6 +301,7 @@ class Watch:
                 run.params[:] = self.best_params
                 self.loss, self.accuracy = evaluation.measure(run.plan, run.params, self.samples,
                                                               self.classifier)
+                self.describe()
                 self.ctx.notice(f"{self.label}: kept the weights of iteration {self.best_iteration}"
                                 f" (validation loss {format_number(round(self.loss, 6))})")
         if self.stopped:
