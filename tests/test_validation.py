@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import REPO, run_script
 from nn_helpers import build
@@ -157,3 +158,15 @@ def test_a_checkpoint_of_another_network_is_refused(points):
     with pytest.raises(UserError, match="checkpoint 'ck.gmz' holds another network") as info:
         build(f"{loads('train', 'train_labels')} {other} nn_train[train,train_labels] 5,16,.,0,10,0,0,ck.gmz")
     assert "\n" not in str(info.value)
+
+
+def test_nn_plot_draws_the_validation_loss_beside_the_training_loss(points):
+    script = f"{loads('train', 'train_labels', 'valid', 'valid_labels')} {CLASSIFIER}"
+    build(f"{script} nn_train[train,train_labels] 200,16 nn_plot plain.png")
+    build(f"{script} nn_train[train,train_labels] 200,16,.,[valid,valid_labels],20 nn_plot validated.png")
+
+    def green(file):  # matplotlib's third colour, after the batch loss and its running mean
+        pixels = np.asarray(Image.open(points / file).convert("RGB")).astype(int)
+        return int((np.abs(pixels - (44, 160, 44)).sum(axis=2) < 40).sum())
+
+    assert green("plain.png") == 0 and green("validated.png") > 100
