@@ -150,6 +150,7 @@ def test_a_killed_training_resumes_from_its_checkpoint(points):
     again = build(training.format("ck.gmz"), seed=4)
     assert np.array_equal(again.images.get("OUT_fc"), whole.images.get("OUT_fc"))
     assert again.network().trainers["T"].history == []
+    assert again.lookup("val_loss") == whole.lookup("val_loss")     # the script can go on using it
 
 
 def test_a_checkpoint_of_another_network_is_refused(points):

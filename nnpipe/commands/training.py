@@ -292,11 +292,11 @@ class Watch:
     def finish(self, done, run):
         """After the last step: validate the final weights, go back to the best ones if asked,
         and write the last checkpoint (one that says the run is over when it stopped early)."""
-        if self.samples is not None and done:
+        if self.samples is not None:
             self.validate(done, run)
             if self.stopped:
-                self.ctx.notice(f"{self.label}: stopped early at iteration {done}: the validation loss"
-                                f" has not improved in {self.options.patience} validations")
+                self.ctx.notice(f"{self.label}: stopped early at iteration {self.start + done}: the"
+                                f" validation loss has not improved in {self.options.patience} validations")
             if self.options.keep_best and self.best_params is not None and self.best_loss < self.loss:
                 run.params[:] = self.best_params
                 self.loss, self.accuracy = evaluation.measure(run.plan, run.params, self.samples,
@@ -639,7 +639,8 @@ def nn_samples(ctx, image, max_value):
 def nn_plot(ctx, selection, filename, trainer):
     """Write the loss curve of a trainer (every iteration trained in this run) as a PNG, with
     the validation loss of nn_train's validations beside it."""
-    history = find_trainer(ctx.network(), trainer).history
+    trainer = find_trainer(ctx.network(), trainer)
+    history = trainer.history
     if not history:
         raise UserError("no loss history yet: train first")
     try:
@@ -655,9 +656,8 @@ def nn_plot(ctx, selection, filename, trainer):
     if window > 1:
         smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
         axes.plot(np.arange(window, len(losses) + 1), smooth, linewidth=1.5, label=f"mean of {window}")
-    validation = find_trainer(ctx.network(), trainer).validation
-    if validation:
-        iterations, values = zip(*validation)
+    if trainer.validation:
+        iterations, values = zip(*trainer.validation)
         axes.plot(iterations, values, marker="o", markersize=3, linewidth=1.5, label="validation loss")
         losses = np.concatenate([losses, values])
     axes.set_yscale("log" if np.all(losses > 0) else "linear")
