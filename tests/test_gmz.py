@@ -10,6 +10,7 @@ from conftest import run_items
 from nn_helpers import build
 from nnpipe.errors import UserError
 from nnpipe.images import gmz
+from nnpipe.nn import files
 
 
 def gmic_images(commands):
@@ -120,3 +121,12 @@ def test_gmics_later_nn_lib_files_are_refused_in_one_line(work):
         interp.run_source("nn_load later.gmz", "demo.nnp")
     assert "later nn_lib" in str(info.value) and "\n" not in str(info.value)
     assert interp.images.names == ["data"] and not interp.networks
+
+
+def test_init_text_round_trips_names_and_spaced_arguments():
+    saved = files.NetworkFile("encoder", ["nn_input IN,2", 'nn_fcnl H,IN,4,tanh', "nn_fc OUT,H,2"], [])
+    assert files.init_text(saved) == "nn_init encoder nn_input IN,2 nn_fcnl H,IN,4,tanh nn_fc OUT,H,2"
+    assert files.parse_init_text(files.init_text(saved)) == ("encoder", saved.commands)
+    spaced = files.NetworkFile("nn", ["nn_input IN,2", "nn_fc OUT,IN,3,3 "], [])
+    assert files.init_text(spaced) == 'nn_init nn_input IN,2 nn_fc "OUT,IN,3,3 "'
+    assert files.parse_init_text(files.init_text(spaced)) == ("nn", spaced.commands)
