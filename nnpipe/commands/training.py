@@ -304,9 +304,9 @@ class Watch:
                 self.describe()
                 self.ctx.notice(f"{self.label}: kept the weights of iteration {self.best_iteration}"
                                 f" (validation loss {format_number(round(self.loss, 6))})")
-        if self.stopped:
-            run.state[schedulers.TARGET] = run.state[schedulers.ITERATION]
         if self.options.checkpoint:
+            if self.stopped:  # a rerun finds the run over
+                run.state[schedulers.TARGET] = run.state[schedulers.ITERATION]
             self.checkpoint(run)
 
     def checkpoint(self, run):
@@ -337,7 +337,7 @@ def train(ctx, selection, trainer_name, iterations, batch, label, options=Option
     state = run.state
     if resumed and state[schedulers.TARGET] > 0:
         iterations = int(max(0, state[schedulers.TARGET] - state[schedulers.ITERATION]))
-    else:
+    elif options.checkpoint:  # where a resumed run will stop
         state[schedulers.TARGET] = state[schedulers.ITERATION] + iterations
     watch = None
     if validation is not None or options.checkpoint:
