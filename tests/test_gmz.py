@@ -114,12 +114,35 @@ def test_nn_libs_trainer_data_waits_for_the_trainer_declared_after_loading(work)
     assert sorted(without.images.names) == ["H_fc", "OUT_fc"]
 
 
-def test_gmics_later_nn_lib_files_are_refused_in_one_line(work):
-    gmic.Gmic().run("nn_init net nn_input IN,2 nn_fc OUT,IN,3 nn_save later.gmz")
+LATER = ["srand 2 nn_init net nn_input IN,2 nn_fc H,IN,4 nn_nl A,H,tanh nn_fc OUT,A,2 nn_save later.gmz",
+         "srand 3 input later.gmz rand[net_H,net_OUT] -1,1 output later.gmz"]   # biases too
+
+
+def test_a_network_saved_by_gmics_own_nn_lib_computes_the_same(work):
+    """G'MIC 3.6's nn_lib (the later API): its nn_input, nn_fc and nn_nl are read as the 2023
+    ones, its weights NET_LAYER become LAYER_fc."""
+    for commands in LATER:
+        gmic.Gmic().run(commands)
+    xs = ",".join(str(x) for x, _ in POINTS)
+    ys = ",".join(str(y) for _, y in POINTS)
+    interp = build(f"nn_load later.gmz input ({xs}^{ys}) nn_eval")
+    assert interp.current_network == "net"
+    assert interp.network().commands == ["nn_input IN,2,1,1,1", "nn_fc H,IN,4,3", "nn_nl A,H,tanh",
+                                         "nn_fc OUT,A,2,3"]
+    outputs = interp.images[-1].reshape(2, -1).T
+    for (x, y), output in zip(POINTS, outputs):
+        want = gmic_images(f"input later.gmz ({x};{y};1) +mmul[net_H,-1] tanh. (1) append[-2,-1] y"
+                           " +mmul[net_OUT,-1]")[-1][1].ravel()
+        np.testing.assert_allclose(output, want, rtol=1e-5, atol=1e-6)
+
+
+def test_later_nn_lib_layers_nnpipe_does_not_read_are_refused_in_one_line(work):
+    gmic.Gmic().run("nn_init net nn_input IN,2 nn_fc OUT,IN,3 nn_add B,OUT,OUT nn_save later.gmz")
     interp = build("input (1,2) name data")
     with pytest.raises(UserError) as info:
         interp.run_source("nn_load later.gmz", "demo.nnp")
-    assert "later nn_lib" in str(info.value) and "\n" not in str(info.value)
+    assert "later nn_lib (as in G'MIC 3.6) with 'nn_add'" in str(info.value)
+    assert "\n" not in str(info.value)
     assert interp.images.names == ["data"] and not interp.networks
 
 
