@@ -59,9 +59,9 @@ def test_gmic_opens_a_network_saved_by_nnpipe(work):
     listed = gmic_images("input net.gmz")
     names = [name for name, _ in listed]
     assert names[-1] == "_nn_init"
-    # nn_lib's order: the moments, then the weights and the trainer state, then _nn_init
-    assert names[:-1] == ["L1_fc_m", "L1_fc_v", "L1_normalize_m", "L1_normalize_v", "L2_fc_m", "L2_fc_v",
-                          "OUT_fc_m", "OUT_fc_v", "L1_fc", "L1_normalize", "L2_fc", "OUT_fc", "T"]
+    # nn_lib's order (the order it creates them in): weights, trainer state, moments, _nn_init
+    assert names[:-1] == ["L1_fc", "L1_normalize", "L2_fc", "OUT_fc", "T", "L1_fc_m", "L1_fc_v",
+                          "L1_normalize_m", "L1_normalize_v", "L2_fc_m", "L2_fc_v", "OUT_fc_m", "OUT_fc_v"]
     for name, image in listed[:-1]:
         assert np.array_equal(image, interp.images.get(name)), name
     init = listed[-1][1]
@@ -72,13 +72,13 @@ def test_gmic_opens_a_network_saved_by_nnpipe(work):
     assert bytes(text.ravel().astype(np.uint8)).decode() == NETWORK
 
 
-# nn_lib 2023's nn_save in G'MIC, step by step: the moments (its $_nn_trainer_data), the weights
-# and the trainer state, then ('$_nn_init') autocrop. {'" "'} => _nn_init, then output.
+# nn_lib 2023's nn_save in G'MIC, step by step: the weights, the trainer state and the moments
+# (in the order nn_lib creates them), then ('$_nn_init') autocrop. {'" "'} => _nn_init, output.
 NN_LIB_FILE = (
     "srand 5 3,4 rand -1,1 name H_fc 5,2 rand -1,1 name OUT_fc"
+    " (7,1e-3,1e-3,0.5,0.25;1,0,0,0,0;0,0,0,0,0) name T"
     " +f[H_fc] 0.01 name H_fc_m +f[H_fc] 0.02 name H_fc_v +f[OUT_fc] 0.03 name OUT_fc_m"
-    " +f[OUT_fc] 0.04 name OUT_fc_v (7,1e-3,1e-3,0.5,0.25;1,0,0,0,0;0,0,0,0,0) name T"
-    " move[H_fc_m,H_fc_v,OUT_fc_m,OUT_fc_v] 0"
+    " +f[OUT_fc] 0.04 name OUT_fc_v"
     " _nn_init=\"nn_init nn_input IN,2 nn_fcnl H,IN,4,tanh nn_fc OUT,H,2 \""
     " ('$_nn_init') autocrop. {'\" \"'} name _nn_init")
 

@@ -5,9 +5,9 @@ its images: the parameter images and, with the trainer data, the optimizer momen
 trainer states. Three formats, chosen by the extension:
 
 .gmz        nn_lib's own format (its nn_save): G'MIC's compressed image list with names (see
-            nnpipe.images.gmz), exactly what `gmic ... output FILE.gmz` writes. The optimizer
-            moments come first, then the parameter images (named as their modules) and trainer
-            states in module order, then `_nn_init`, a text image (one character a value along
+            nnpipe.images.gmz), exactly what `gmic ... output FILE.gmz` writes. In nn_lib's
+            order: the parameter images (named as their modules) in module order, the trainer
+            states, the optimizer moments, then `_nn_init`, a text image (one character a value along
             x) of the commands that rebuild the network, separated by spaces: "nn_init nn_input
             IN,2 nn_fc OUT,IN,3 ...". nnpipe writes "nn_init NAME" for a network not named
             'nn', and its losses and trainers too (nn_lib declares those again after loading).
@@ -198,8 +198,9 @@ def _write_tiff(target, saved):
 
 
 def _gmz_bytes(saved):
-    """nn_lib's layout: moments first, then weights and trainer states, then `_nn_init`."""
-    ordered = sorted(saved.entries, key=lambda entry: entry.role != MOMENT)
+    """nn_lib's layout, its images in the order nn_lib creates them: weights, trainer states,
+    moments, then `_nn_init`."""
+    ordered = sorted(saved.entries, key=lambda entry: (PARAMETER, TRAINER, MOMENT).index(entry.role))
     return gmz.encode([entry.image for entry in ordered] + [gmz.text_image(init_text(saved))],
                       [entry.name for entry in ordered] + [INIT_IMAGE])
 
