@@ -37,6 +37,7 @@ class Progress:
         # a terminal redraws one line often; a log gets a line every few seconds
         self.interval = 0.2 if self.tty else 5.0
         self.steady = collections.deque()   # (time, done) since the end of the first chunk
+        self.note = ""  # e.g. the latest validation loss
 
     def speed(self, now):
         """Iterations per second over the recent window, or None while still warming up."""
@@ -59,7 +60,8 @@ class Progress:
             tail = f" eta {(self.total - done) / rate:.0f}s"
         else:
             tail = ""
-        return f"{self.label} [{bar}] {done}/{self.total} loss {loss_text(loss)}{speed}{tail}"
+        note = f" {self.note}" if self.note else ""
+        return f"{self.label} [{bar}] {done}/{self.total} loss {loss_text(loss)}{note}{speed}{tail}"
 
     def update(self, done, loss):
         now = self.clock()

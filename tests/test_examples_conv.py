@@ -30,7 +30,12 @@ def test_shapes_example_learns_to_classify(tmp_path):
     assert accuracy > 70     # 3 classes: chance is 33%; the default length reaches about 98%
     assert accuracy == round(100 * float(run.interpreter.lookup("accuracy")), 2)
     assert run.image(run.images.find("labels_test")).shape == (3, 90, 1, 1)    # a fifth of 450 pictures held out
-    history = np.array(run.interpreter.network().trainers["T"].history)
+    validation = float(re.search(r"^validation accuracy: ([\d.]+)% \(validation loss [\d.]+\)$",
+                                 run.out, re.M).group(1))
+    assert validation > 70 and validation == round(100 * float(run.interpreter.lookup("val_accuracy")), 2)
+    trainer = run.interpreter.network().trainers["T"]
+    assert [step for step, _ in trainer.validation][:2] == [250, 500]   # nn_train's validations
+    history = np.array(trainer.history)
     assert len(history) == 500
     assert history[-50:].mean() < 0.5 * history[:50].mean()
 

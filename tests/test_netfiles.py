@@ -1,4 +1,4 @@
-"""Network files: nn_save / nn_load in TIFF and PNG, nn_store, nn_view; resuming training,
+"""Network files: nn_save / nn_load in TIFF, PNG and G'MIC's .gmz, nn_store, nn_view; resuming training,
 atomic saves (killed for real) and refusing bad files without touching anything."""
 
 import json
@@ -16,6 +16,7 @@ from PIL import Image, PngImagePlugin
 
 from conftest import REPO, cli, run_items
 from nnpipe.errors import UserError
+from nnpipe.images import gmz
 from nnpipe.nn import files
 from nn_helpers import build, interpreter
 
@@ -65,15 +66,17 @@ def trained(samples, tmp_path_factory):
     """A small trained network saved in both formats, with and without trainer data."""
     folder = tmp_path_factory.mktemp("saved")
     interp = run(f"input {samples} {NETWORK} nn_train 20,8"
-                 f" nn_save {folder}/net.tif nn_save {folder}/net.png nn_save {folder}/weights.tif,0")
+                 f" nn_save {folder}/net.tif nn_save {folder}/net.png nn_save {folder}/weights.tif,0"
+                 f" nn_save {folder}/net.gmz")
     return interp, folder
 
 
 # --- round trips --------------------------------------------------------------------------------
 
-def test_tiff_round_trip_is_exact(trained):
+@pytest.mark.parametrize("name", ["net.tif", "net.gmz"])
+def test_lossless_round_trip_is_exact(trained, name):
     original, folder = trained
-    loaded = run(f"nn_load {folder}/net.tif")
+    loaded = run(f"nn_load {folder}/{name}")
     assert loaded.current_network == "net"
     assert printed(loaded) == printed(original)
     assert loaded.networks["net"].commands == original.networks["net"].commands
@@ -153,12 +156,12 @@ def test_inference_after_load_gives_the_same_outputs(trained, samples):
 
 # --- resuming training ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("how", ["file", "variable"])
+@pytest.mark.parametrize("how", ["tif", "gmz", "variable"])
 def test_training_resumes_exactly(samples, tmp_path, how):
     whole = run(f"input {samples} {NETWORK} nn_train 200,8")
-    if how == "file":
-        run(f"input {samples} {NETWORK} nn_train 100,8 nn_save {tmp_path}/half.tif")
-        second = run(f"input {samples} nn_load {tmp_path}/half.tif nn_train 100,8", seed=99)
+    if how != "variable":
+        run(f"input {samples} {NETWORK} nn_train 100,8 nn_save {tmp_path}/half.{how}")
+        second = run(f"input {samples} nn_load {tmp_path}/half.{how} nn_train 100,8", seed=99)
     else:  # kept in a variable, then the network is rebuilt from scratch and trained further
         second = run(f"input {samples} {NETWORK} nn_train 100,8 nn_store half"
                      f" nn_init net nn_input X,1 nn_load half nn_train 100,8")
@@ -169,9 +172,10 @@ def test_training_resumes_exactly(samples, tmp_path, how):
     assert got["T"].reshape(-1)[0] == 200  # iteration counter
 
 
-def test_load_without_trainer_data_starts_a_fresh_trainer(trained):
+@pytest.mark.parametrize("name", ["net.tif", "net.gmz"])
+def test_load_without_trainer_data_starts_a_fresh_trainer(trained, name):
     original, folder = trained
-    loaded = run(f"nn_load {folder}/net.tif,0")
+    loaded = run(f"nn_load {folder}/{name},0")
     assert printed(loaded) == printed(original)
     assert np.array_equal(loaded.images.get("L2_fc"), original.images.get("L2_fc"))
     assert loaded.images.get("T").reshape(-1)[0] == 0 and not loaded.images.get("L2_fc_m").any()
@@ -295,7 +299,7 @@ def half_written(folder):
     return False
 
 
-@pytest.mark.parametrize("name", ["net.tif", "net.png"])
+@pytest.mark.parametrize("name", ["net.tif", "net.png", "net.gmz"])
 def test_a_save_killed_midway_leaves_the_previous_file_intact(trained, tmp_path, name):
     original, _ = trained
     target = tmp_path / name
@@ -364,8 +368,9 @@ def test_ctrl_c_during_a_save_keeps_the_previous_file_and_removes_the_temporary(
 def test_successful_saves_leave_no_temporary(trained, tmp_path):
     original, _ = trained
     original.run_source(f"nn_save {tmp_path}/a.tif nn_save {tmp_path}/a.png nn_save {tmp_path}/a.png"
-                        f" nn_save {tmp_path}/a.tif", "test.nnp")
-    assert sorted(os.listdir(tmp_path)) == ["a.png", "a.tif"]
+                        f" nn_save {tmp_path}/a.tif nn_save {tmp_path}/a.gmz nn_save {tmp_path}/a.gmz",
+                        "test.nnp")
+    assert sorted(os.listdir(tmp_path)) == ["a.gmz", "a.png", "a.tif"]
 
 
 def test_save_refuses_to_replace_a_foreign_folder_or_file(trained, tmp_path):
@@ -378,8 +383,8 @@ def test_save_refuses_to_replace_a_foreign_folder_or_file(trained, tmp_path):
     Image.new("L", (2, 2)).save(tmp_path / "picture.png")
     with pytest.raises(UserError, match="a file is in the way"):
         original.run_source(f"nn_save {tmp_path}/picture.png", "test.nnp")
-    with pytest.raises(UserError, match=r"\.tif, \.tiff .* or \.png"):
-        original.run_source(f"nn_save {tmp_path}/net.gmz", "test.nnp")
+    with pytest.raises(UserError, match=r"\.gmz .*, \.tif, \.tiff .* or \.png"):
+        original.run_source(f"nn_save {tmp_path}/net.cimgz", "test.nnp")
     original.run_source(f"nn_save {tmp_path}/missing/net.tif nn_save {tmp_path}/new/net.png", "test.nnp")
     assert (tmp_path / "missing" / "net.tif").is_file() and (tmp_path / "new" / "net.png").is_dir()
 
@@ -487,19 +492,55 @@ def bad_pngs(folder, good):
     return cases
 
 
+def bad_gmzs(folder, good):
+    data = good.read_bytes()
+    images = gmz.decode(data)
+    corrupt = bytearray(data)
+    corrupt[len(data) // 2:len(data) // 2 + 8] = b"\x7f" * 8     # inside some image's zlib data
+    cases = {"truncated.gmz": (data[:len(data) // 2], "truncated"),
+             "corrupt.gmz": (bytes(corrupt), "damaged"),
+             "text.gmz": (b"just some text\n", "not a G'MIC/CImg image list"),
+             "empty.gmz": (b"", "not a G'MIC/CImg image list"),
+             "trailing.gmz": (data + b"\0", "unexpected bytes after the last image")}
+
+    def rewritten(change):
+        names, arrays = zip(*change(list(images)))
+        return gmz.encode(arrays, names)
+
+    cases["images.gmz"] = (rewritten(lambda i: [e for e in i if e[0] != "_nn_init"]),
+                           "holds no _nn_init image")
+    cases["foreign_command.gmz"] = (rewritten(lambda i: i[:-1] + [(
+        "_nn_init", gmz.text_image("nn_init net output stolen.png"))]), "'output' in its _nn_init text")
+    cases["wrong_size.gmz"] = (rewritten(lambda i: i[:-1] + [(
+        "_nn_init", gmz.text_image(files.init_text(files.NetworkFile(
+            "net", ["nn_input IN,2", "nn_fcnnl L1,IN,13"], []))))]),
+        "rebuilding the network failed at 'nn_fcnnl L1,IN,13'")
+    cases["missing_weights.gmz"] = (rewritten(lambda i: [e for e in i if e[0] != "L2_fc"]),
+                                    "holds no weights for layer 'L2_fc'")
+    cases["twice.gmz"] = (rewritten(lambda i: [i[0]] + i), "two images named")
+    for name, (content, _) in cases.items():
+        (folder / name).write_bytes(content)
+    cases = {name: expected for name, (_, expected) in cases.items()}
+    cases["missing.gmz"] = "no such file"
+    return cases
+
+
 @pytest.fixture(scope="module")
 def bad_files(trained, tmp_path_factory):
     _, good = trained
     folder = tmp_path_factory.mktemp("bad")
     cases = bad_tiffs(folder, good / "net.tif")
     cases.update(bad_pngs(folder, good / "net.png"))
+    cases.update(bad_gmzs(folder, good / "net.gmz"))
     return folder, cases
 
 
 BAD = ["truncated.tif", "header_only.tif", "empty.tif", "text.tif", "corrupt.tif", "photo.tif",
        "images.tif", "foreign_command.tif", "wrong_size.tif", "missing_page.tif", "version.tif",
        "missing.tif", "huge_layer.tif", "line_break.tif", "truncated.png", "incomplete.png", "corrupt.png", "swapped.png", "photo.png",
-       "photos.png", "empty.png", "jpeg.png", "missing.png"]
+       "photos.png", "empty.png", "jpeg.png", "missing.png", "truncated.gmz", "corrupt.gmz",
+       "text.gmz", "empty.gmz", "trailing.gmz", "images.gmz", "foreign_command.gmz",
+       "wrong_size.gmz", "missing_weights.gmz", "twice.gmz", "missing.gmz"]
 
 
 @pytest.mark.parametrize("name", BAD)

@@ -26,13 +26,17 @@ class VariableName(Param):
 
 
 @command("nn_save", group=FILES, takes_selection=False, params=[
-    Text("file", help=".tif/.tiff (lossless) or .png (a folder of 16-bit PNG files, lossy)"),
+    Text("file", help=".gmz (nn_lib's format, lossless), .tif/.tiff (lossless) or .png (a folder"
+         " of 16-bit PNG files, lossy)"),
     TRAINER_DATA])
 def nn_save(ctx, selection, path, include_trainer_data):
-    """Save the current network to a .tif file (lossless) or a .png folder (lossy).
+    """Save the current network to a .gmz or .tif file (lossless) or a .png folder (lossy).
 
     The file holds the commands that rebuild the network and its weight images; with the
     trainer data also the optimizer moments and trainer states, so training resumes exactly.
+    .gmz: nn_lib's own format, G'MIC's compressed list of named images (what `gmic ...
+    output FILE.gmz` writes): the weight images named as their modules, the moments and
+    trainer states, and the text image _nn_init of the commands; G'MIC opens it.
     .tif/.tiff: one multi-page float32 TIFF, a page per image, lossless.
     .png: a folder FILE of 16-bit PNG files 000_NAME.png ..., each image mapped from its
     min..max to 0..65535 (lossy: for looking at and sharing weights, not to resume training).
@@ -51,7 +55,10 @@ def nn_load(ctx, selection, source, include_trainer_data):
 
     It replaces the network of the same name (with its weight, moment and trainer images) or
     creates it, and puts the loaded images at the end of the list. Without trainer data, the
-    trainers start afresh. A damaged or foreign file changes nothing."""
+    trainers start afresh. A damaged or foreign file changes nothing.
+    A .gmz file written by nn_lib holds no losses or trainers, only their data (trainer
+    states, moments): those images are loaded as they are, and the nn_trainer declared after
+    the load takes them over, as in nn_lib."""
     if files.is_stored(source):
         label = "the stored network"
         saved = files.from_text(source, label)
@@ -106,11 +113,14 @@ def nn_view(ctx, selection, folder, min_size):
 def install(ctx, saved, include_trainer_data, label):
     """Rebuild `saved` apart from the interpreter's list and networks, check it, then put it in:
     a failure at any step leaves the list and the networks as they were."""
-    entries = [e for e in saved.entries if include_trainer_data or e.role == files.PARAMETER]
     random_state = ctx.rng.bit_generator.state  # a fresh trainer draws its seed
     try:
+        if any(entry.role is None for entry in saved.entries):
+            saved = with_roles(ctx, saved, label)
+            ctx.rng.bit_generator.state = random_state
+        entries = [e for e in saved.entries if include_trainer_data or e.role == files.PARAMETER]
         network, images = rebuild(ctx, saved, entries, label)
-        check(network, images, entries, label)
+        check(network, images, entries, label, saved.loose_trainer_data)
     except UserError:
         ctx.rng.bit_generator.state = random_state
         raise
@@ -154,8 +164,22 @@ def rebuild(ctx, saved, entries, label):
     return network, images
 
 
-def check(network, images, entries, label):
-    """Every weight comes from the file, and the trainer data fits the network."""
+def with_roles(ctx, saved, label):
+    """`saved` with each image's role, told by replaying its commands: the images of parameter
+    modules are weights, the others trainer data (moments or trainer states)."""
+    network, _ = rebuild(ctx, saved, saved.entries, label)
+    weights = {module.name for module in network.parameter_modules()}
+    moments = {name + suffix for name in weights for suffixes in optimizers.MOMENTS.values()
+               for suffix in suffixes}
+    entries = [files.Entry(e.name, files.PARAMETER if e.name in weights else
+                           files.MOMENT if e.name in moments else files.TRAINER, e.image)
+               for e in saved.entries]
+    return files.NetworkFile(saved.network, saved.commands, entries, saved.loose_trainer_data)
+
+
+def check(network, images, entries, label, loose_trainer_data):
+    """Every weight comes from the file, and the trainer data fits the network (or, with
+    `loose_trainer_data`, waits for a trainer declared after the load)."""
     loaded = {e.name for e in entries}
     for module in network.parameter_modules():
         if module.name not in loaded:
@@ -171,7 +195,7 @@ def check(network, images, entries, label):
                     raise UserError(f"cannot load {label}: moment image '{module.name + suffix}'"
                                     " does not have the size of its weights")
     extra = sorted(loaded - owned_images(network))
-    if extra:
+    if extra and not loose_trainer_data:
         raise UserError(f"cannot load {label}: it holds images the network does not use"
                         f" ({', '.join(extra)})")
 

@@ -23,7 +23,7 @@ BLANK = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
 
 
 @command("input", "i", group=IMAGES, raw=True, protected=True, params=[Text("source", help=(
-    "a file name or glob (PNG, JPEG, BMP, GIF, TIFF, NPY), inline values such as (1,2,3;4,5,6)"
+    "a file name or glob (PNG, JPEG, BMP, GIF, TIFF, GMZ, NPY), inline values such as (1,2,3;4,5,6)"
     " (',' next x, ';' next y, '/' next z, '^' next channel), a blank image w,_h,_d,_s,_value"
     " whose value may be a math expression evaluated at every pixel, or [selection] to copy"
     " images"))])
@@ -104,13 +104,15 @@ def blank(sizes):
 
 
 @command("output", "o", group=IMAGES, params=[
-    Text("filename", help="file to write: .png .jpg .bmp .tif .npy"), Choice("bits", "8", choices=("8", "16"), help="bits per value for PNG: 8|16")])
+    Text("filename", help="file to write: .png .jpg .bmp .tif .gmz .npy"), Choice("bits", "8", choices=("8", "16"), help="bits per value for PNG: 8|16")])
 def output(ctx, selection, filename, bits):
     """Write images to a file; the format comes from the extension.
 
     .tif/.tiff: every selected image into one multi-page float32 TIFF (names kept).
     .png/.jpg/.bmp: one 2D image of 1-4 channels, values clipped to 0..255 (0..65535 with
     bits 16, PNG only); several images give numbered files name_000.png, name_001.png ...
+    .gmz: every selected image into one G'MIC image list with names (what G'MIC's output
+    writes; G'MIC and nnpipe's input read it).
     .npy: the raw float32 (s,d,h,w) array, one file per image.
     Missing folders are created. Files are written under a temporary name and renamed, so a
     crash never leaves half a file.

@@ -1,14 +1,17 @@
 """Training and inference commands: they take the place of nn_lib's per-pixel `eval` loops."""
 
 import math
+import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from nnpipe.commands.registry import TRAINING, Float, Int, LayerName, Text, command
+from nnpipe.commands.registry import TRAINING, Bool, Float, Int, LayerName, Param, Text, command, split_arguments
 from nnpipe.errors import UserError
-from nnpipe.images import atomic
-from nnpipe.nn import optimizers, schedulers
+from nnpipe.images import atomic, io
+from nnpipe.lang.expr import format_number
+from nnpipe.nn import evaluation, files, optimizers, schedulers
 from nnpipe.nn.layers import size_text
 from nnpipe.progress import Progress
 
@@ -171,32 +174,46 @@ class TrainingRun:
             raise UserError(f"trainer state image '{trainer.name}' is missing or not 5x3")
         self.state = state.reshape(-1).copy()
 
-    def run(self, samples, iterations, batch, label):
+    def run(self, samples, iterations, batch, label, watch=None):
+        """Train `iterations` steps; `watch` (a Watch) validates and checkpoints between
+        chunks and may stop early. Returns the losses and the iteration a non-finite loss
+        stopped training at (or None)."""
         from nnpipe.nn import engine  # loads Numba and the compiled kernels
 
         optimizer = optimizers.NAMES.index(self.trainer.optimizer)
         scheduler = schedulers.NAMES.index(self.trainer.scheduler)
         losses = np.empty(iterations, dtype=np.float32)
         progress = Progress(self.ctx, label, iterations)
-        done, chunk = 0, 1
+        done, chunk, failed = 0, 1, False
         while done < iterations:
-            count = min(chunk, iterations - done)
+            count = min(chunk, iterations - done, (watch.next_stop(done) if watch else iterations) - done)
             started = time.perf_counter()
             completed = engine.train(self.plan, self.params, self.moments, self.state, samples,
                                      count, batch, optimizer, scheduler, losses[done:done + count])
             elapsed = time.perf_counter() - started
             done += completed
             if completed < count:
+                failed = True
                 break
+            if watch and watch.after(done, self):
+                progress.note = watch.note
+                break
+            if watch:
+                progress.note = watch.note
             progress.update(done, losses[done - 1])
             # chunks of about CHUNK_SECONDS keep the progress bar live at no cost to speed
             chunk = max(1, min(chunk * 4, int(count * CHUNK_SECONDS / max(elapsed, 1e-6))))
-        self.write_back(losses[:done])
+        if watch:
+            watch.finish(done, self)
+            progress.note = watch.note
+        self.store()
+        self.trainer.history.extend(float(v) for v in losses[:done])
         progress.close(done, losses[done - 1] if done else math.nan)
-        failed_at = int(self.state[schedulers.ITERATION]) if done < iterations else None
+        failed_at = int(self.state[schedulers.ITERATION]) if failed else None
         return losses[:done], failed_at
 
-    def write_back(self, losses):
+    def store(self):
+        """Put the parameters, moments and trainer state in the image list."""
         images = self.ctx.images
         for name, image in self.plan.scatter(self.params).items():
             images.set(name, image)
@@ -204,7 +221,6 @@ class TrainingRun:
             for name, image in self.plan.scatter(self.moments[row]).items():
                 images.set(name + suffix, image)
         images.set(self.trainer.name, self.state.reshape(schedulers.STATE_SHAPE))
-        self.trainer.history.extend(float(v) for v in losses)
 
 
 def feed_columns(plan):
@@ -249,19 +265,135 @@ def current_network(ctx):
     return ctx.network()
 
 
-def train(ctx, selection, trainer_name, iterations, batch, label):
+@dataclass
+class Options:
+    """nn_train's validation and checkpoint settings (see its help)."""
+    validation: object = None       # None, a fraction held out, or image names/indices
+    validate_every: int = 100
+    patience: int = 0
+    keep_best: bool = False
+    checkpoint: str = ""
+    checkpoint_every: int = 1000
+
+
+class Watch:
+    """What happens between chunks of steps: validation (its loss, the best weights, early
+    stopping) and checkpoints."""
+
+    def __init__(self, ctx, options, validation, classifier, label, start):
+        self.ctx, self.options, self.samples, self.classifier = ctx, options, validation, classifier
+        self.label, self.start = label, start      # the trainer's iteration count at the start
+        self.periods = ([options.validate_every] if validation is not None else []) + \
+            ([options.checkpoint_every] if options.checkpoint else [])
+        self.loss = self.accuracy = None
+        self.best_loss, self.best_params, self.best_iteration = math.inf, None, None
+        self.stale = 0            # validations since the best one
+        self.stopped = False
+        self.note = ""
+        self.points = []          # (iteration within this run, validation loss)
+
+    def next_stop(self, done):
+        """The next iteration (of this run) that needs a validation or a checkpoint: they fall
+        on multiples of their periods in the trainer's count, so a resumed run keeps them."""
+        at = self.start + done
+        stops = [(at // every + 1) * every - self.start for every in self.periods]
+        return min(stops) if stops else math.inf
+
+    def after(self, done, run):
+        """Called after a chunk ending at iteration `done`; True to stop early."""
+        at = self.start + done
+        if self.samples is not None and at % self.options.validate_every == 0:
+            self.validate(done, run)
+            patience = self.options.patience
+            if patience and self.stale >= patience:
+                self.stopped = True
+                return True
+        if self.options.checkpoint and at % self.options.checkpoint_every == 0:
+            self.checkpoint(run)
+        return False
+
+    def validate(self, done, run):
+        if self.points and self.points[-1][0] == done:
+            return
+        self.loss, self.accuracy = evaluation.measure(run.plan, run.params, self.samples, self.classifier)
+        self.points.append((done, self.loss))
+        if self.loss < self.best_loss:
+            self.best_loss, self.best_iteration, self.stale = self.loss, self.start + done, 0
+            if self.options.keep_best:
+                self.best_params = run.params.copy()
+        else:
+            self.stale += 1
+        self.describe()
+
+    def describe(self):
+        """The progress bar's note: the latest validation."""
+        self.note = f"val_loss {format_number(round(self.loss, 6))}" + (
+            f" val_accuracy {100 * self.accuracy:.1f}%" if self.accuracy is not None else "")
+
+    def finish(self, done, run):
+        """After the last step: validate the final weights, go back to the best ones if asked,
+        and write the last checkpoint (one that says the run is over when it stopped early)."""
+        if self.samples is not None:
+            self.validate(done, run)
+            if self.stopped:
+                self.ctx.notice(f"{self.label}: stopped early at iteration {self.start + done}: the"
+                                f" validation loss has not improved in {self.options.patience} validations")
+            if self.options.keep_best and self.best_params is not None and self.best_loss < self.loss:
+                run.params[:] = self.best_params
+                self.loss, self.accuracy = evaluation.measure(run.plan, run.params, self.samples,
+                                                              self.classifier)
+                self.describe()
+                self.ctx.notice(f"{self.label}: kept the weights of iteration {self.best_iteration}"
+                                f" (validation loss {format_number(round(self.loss, 6))})")
+        if self.options.checkpoint:
+            if self.stopped:  # a rerun finds the run over
+                run.state[schedulers.TARGET] = run.state[schedulers.ITERATION]
+            self.checkpoint(run)
+
+    def checkpoint(self, run):
+        run.store()
+        network = self.ctx.network()
+        files.write(self.options.checkpoint, files.gather(network, self.ctx.images, True))
+
+
+def train(ctx, selection, trainer_name, iterations, batch, label, options=Options()):
     network = current_network(ctx)
     trainer = find_trainer(network, trainer_name)
-    run = TrainingRun(ctx, trainer)
     if not selection:
         raise UserError("no samples image selected")
-    samples = samples_matrix(ctx, selection, run.plan)
+    plan = network.plan(trainer.loss)
+    samples = samples_matrix(ctx, selection, plan)
     if samples.shape[0] == 0:
         raise UserError("the samples image is empty")
+    samples, validation = validation_samples(ctx, options.validation, samples, plan)
+    resumed = False
+    if options.checkpoint:
+        if files.kind(options.checkpoint) == "png":  # a wrong extension is refused before training
+            raise UserError(f"checkpoint '{options.checkpoint}': a checkpoint is lossless, .gmz or .tif")
+        if os.path.exists(options.checkpoint):
+            resume(ctx, options.checkpoint, network)
+            network, resumed = ctx.network(), True
+            trainer = find_trainer(network, trainer.name)
+    run = TrainingRun(ctx, trainer)
+    state = run.state
+    if resumed and state[schedulers.TARGET] > 0:
+        iterations = int(max(0, state[schedulers.TARGET] - state[schedulers.ITERATION]))
+    elif options.checkpoint:  # where a resumed run will stop
+        state[schedulers.TARGET] = state[schedulers.ITERATION] + iterations
+    watch = None
+    if validation is not None or options.checkpoint:
+        watch = Watch(ctx, options, validation, evaluation.is_classifier(network, trainer.loss), label,
+                      int(state[schedulers.ITERATION]))
     remember_magnitudes(trainer, run.plan, samples)
     # a batch of every sample, as in a PyTorch DataLoader, rather than draws repeating samples
     whole = batch == 0 or batch >= samples.shape[0]
-    losses, failed_at = run.run(samples, iterations, samples.shape[0] if whole else batch, label)
+    start = len(trainer.history)
+    losses, failed_at = run.run(samples, iterations, samples.shape[0] if whole else batch, label, watch)
+    if watch and watch.loss is not None:
+        trainer.validation.extend((start + done, value) for done, value in watch.points)
+        ctx.set_variable("val_loss", round(watch.loss, 6))
+        if watch.accuracy is not None:
+            ctx.set_variable("val_accuracy", round(watch.accuracy, 6))
     if failed_at is not None:
         ctx.set_variable("loss", "nan")
         ctx.warn(f"loss is not finite at iteration {failed_at}: training stopped,"
@@ -269,6 +401,77 @@ def train(ctx, selection, trainer_name, iterations, batch, label):
         return
     if len(losses):
         ctx.set_variable("loss", float(losses[-1]))
+    elif iterations == 0:  # resumed from the checkpoint of a finished run
+        ctx.set_variable("loss", float(state[schedulers.PREVIOUS_LOSS]))
+
+
+def validation_samples(ctx, validation, samples, plan):
+    """(training rows, validation rows or None): a fraction of `samples` held out along a
+    random permutation, or the rows of the validation images."""
+    if validation is None:
+        return samples, None
+    if isinstance(validation, float):
+        count = samples.shape[0]
+        held_out = int(round(count * validation))
+        if not 0 < held_out < count:
+            raise UserError(f"holding out {format_number(validation)} of {count} samples for"
+                            f" validation leaves {'none' if held_out == 0 else 'none to train on'}")
+        order = ctx.rng.permutation(count)   # as nn_split_samples draws it
+        return samples[order[held_out:]], samples[order[:held_out]]
+    indices = [image_index(ctx, item) for item in validation]
+    try:
+        rows = samples_matrix(ctx, indices, plan)
+    except UserError as error:
+        raise UserError(f"validation set: {error.message}") from None
+    if rows.shape[0] == 0:
+        raise UserError("the validation images hold no samples")
+    return samples, rows
+
+
+def image_index(ctx, item):
+    """The index of the image named or numbered `item`."""
+    count = len(ctx.images)
+    if item.lstrip("-").isdigit():
+        index = int(item)
+        if not -count <= index < count:
+            raise UserError(f"validation image [{item}] does not exist ({count} images)")
+        return index % count
+    index = ctx.images.find(item)
+    if index is None:
+        raise UserError(f"no image named '{item}' for the validation set")
+    return index
+
+
+def resume(ctx, path, network):
+    """Load the checkpoint `path` of an interrupted run of the same network."""
+    from nnpipe.commands.files import install  # files imports this module
+    saved = files.read(path)
+    if saved.network != network.name or saved.commands != network.commands:
+        raise UserError(f"checkpoint '{path}' holds another network than '{network.name}' as built"
+                        " here: delete it (or name another checkpoint) to start afresh")
+    install(ctx, saved, True, f"checkpoint '{path}'")
+    ctx.notice(f"resuming from checkpoint {path}")
+
+
+class Validation(Param):
+    """nn_train's validation set: 0 (none), a fraction of the samples, or [images]."""
+
+    def describe(self):
+        return "0, a fraction in (0, 1), or [image,...] (names or indices)"
+
+    def parse(self, text):
+        if text.startswith("[") and text.endswith("]"):
+            items = [item.strip() for item in split_arguments(text[1:-1])]
+            if not all(item.isidentifier() or item.lstrip("-").isdigit() for item in items):
+                self.fail(text)
+            return items
+        try:
+            value = float(text)
+        except ValueError:
+            self.fail(text)
+        if not 0 <= value < 1:
+            self.fail(text)
+        return value or None
 
 
 SAMPLES_HELP = """
@@ -285,17 +488,45 @@ SAMPLES_HELP = """
 
 
 @command("nn_train", group=TRAINING, default_selection=one_stack_per_feed, params=[
-    Int("iterations", low=1), Int("batch_size", 32, low=1), TRAINER], help="""
+    Int("iterations", low=1), Int("batch_size", 32, low=1), TRAINER,
+    Validation("validation", None, help="0: none; a fraction in (0, 1): that part of"
+               " the samples, drawn at random, is held out; [image,...]: images (names or"
+               " indices) holding validation samples in the layout of the training samples"),
+    Int("validate_every", 100, low=1, help="iterations between validations"),
+    Int("patience", 0, low=0, help="stop after this many validations without a lower"
+        " validation loss (0: never stop early)"),
+    Bool("keep_best", False, help="end with the weights of the lowest validation loss (default: 0)"),
+    Text("checkpoint", "", help=".gmz/.tif file written every checkpoint_every iterations and at"
+         " the end; if it exists, training resumes from it (default: none)"),
+    Int("checkpoint_every", 1000, low=1, help="iterations between checkpoints")], help="""
     Train on random mini-batches drawn from the selected samples; a batch_size of at least
     the number of samples takes every sample once in each step.
 """ + SAMPLES_HELP + """
 
     Shows a progress bar (hidden by --quiet), sets $loss to the last batch loss and keeps the
     loss history for nn_plot. A non-finite loss stops training, keeping the weights from
-    before that step.""")
-def nn_train(ctx, selection, iterations, batch_size, trainer):
+    before that step.
+
+    Validation: every validate_every iterations and at the end, the loss (as the trainer's
+    loss, mean over the validation samples, forward only as nn_eval) and, for a classifier
+    (cross-entropy over several values), the accuracy (as nn_classify) are measured on the
+    validation samples, shown in the progress bar, set as $val_loss and $val_accuracy (those
+    of the final weights) and drawn by nn_plot. With patience P, training stops after P
+    validations in a row without a new lowest validation loss; with keep_best, it ends with
+    the weights that had the lowest (the moments and trainer state stay those of the last
+    step).
+
+    Checkpoints: the network is saved (as nn_save with trainer data, atomically) to the
+    checkpoint file every checkpoint_every iterations and at the end. If the file exists
+    when nn_train starts, it must hold the same network: it is loaded and training goes on
+    until the iteration the interrupted run was to reach (nothing more if it had finished),
+    so running a killed script again resumes it. After a resume, early stopping and
+    keep_best start over from the checkpoint's weights. Delete the file to start afresh.""")
+def nn_train(ctx, selection, iterations, batch_size, trainer, validation, validate_every, patience,
+             keep_best, checkpoint, checkpoint_every):
     label = ctx.images.names[selection[0]] if selection else ""
-    train(ctx, selection, trainer, iterations, batch_size, f"nn_train {label}".strip())
+    train(ctx, selection, trainer, iterations, batch_size, f"nn_train {label}".strip(),
+          Options(validation, validate_every, patience, keep_best, checkpoint, checkpoint_every))
 
 
 @command("nn_step", group=TRAINING, default_selection=one_stack_per_feed, params=[TRAINER], help="""
@@ -453,8 +684,10 @@ def nn_samples(ctx, image, max_value):
 @command("nn_plot", group=TRAINING, takes_selection=False, params=[
     Text("filename", help="PNG file to write"), TRAINER])
 def nn_plot(ctx, selection, filename, trainer):
-    """Write the loss curve of a trainer (every iteration trained in this run) as a PNG."""
-    history = find_trainer(current_network(ctx), trainer).history
+    """Write the loss curve of a trainer (every iteration trained in this run) as a PNG, with
+    the validation loss of nn_train's validations beside it."""
+    trainer = find_trainer(current_network(ctx), trainer)
+    history = trainer.history
     if not history:
         raise UserError("no loss history yet: train first")
     try:
@@ -470,6 +703,10 @@ def nn_plot(ctx, selection, filename, trainer):
     if window > 1:
         smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
         axes.plot(np.arange(window, len(losses) + 1), smooth, linewidth=1.5, label=f"mean of {window}")
+    if trainer.validation:
+        iterations, values = zip(*trainer.validation)
+        axes.plot(iterations, values, marker="o", markersize=3, linewidth=1.5, label="validation loss")
+        losses = np.concatenate([losses, values])
     axes.set_yscale("log" if np.all(losses > 0) else "linear")
     axes.set_xlabel("iteration")
     axes.set_ylabel("loss")

@@ -14,12 +14,12 @@ import png
 import tifffile
 
 from nnpipe.errors import UserError
-from nnpipe.images import atomic
+from nnpipe.images import atomic, gmz
 from nnpipe.images.imagelist import as_image, beyond_float32, size_text
 
 PLAIN_FORMATS = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 TIFF_FORMATS = {".tif", ".tiff"}
-READABLE = PLAIN_FORMATS | TIFF_FORMATS | {".npy"}
+READABLE = PLAIN_FORMATS | TIFF_FORMATS | {".npy", ".gmz"}
 
 
 def extension(path):
@@ -41,6 +41,8 @@ def read(path):
     base = os.path.splitext(os.path.basename(path))[0]
     if kind == ".npy":
         return [(base, as_image(read_npy(path)))]
+    if kind == ".gmz":
+        return _read_gmz(path)
     return _decoding(path, kind, lambda: read_tiff(path, base) if kind in TIFF_FORMATS
                      else [(base, _from_hwc(_read_picture(path, kind), path))])
 
@@ -90,6 +92,15 @@ def _checked(array, path):
         raise UserError(f"cannot read '{path}': value {float(array[where]):g} at index {where} is"
                         " beyond float32's range (±3.4e38)")
     return array
+
+
+def _read_gmz(path):
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        return [(name, as_image(image)) for name, image in gmz.decode(data) if image.size]
+    except gmz.GmzError as error:
+        raise UserError(f"cannot read '{path}': {error}") from None
 
 
 def _read_picture(path, kind):
@@ -154,14 +165,19 @@ def write(path, images, names, bits=8):
     TIFF holds several float32 images in one file (one series each, with name and size kept).
     PNG/JPEG/BMP hold one 2D image of 1-4 channels, clipped to 8 bits (or 16 bits for PNG).
     NPY holds one image as its raw (s, d, h, w) float32 array.
+    GMZ is G'MIC's list of named images, as `gmic ... output FILE.gmz` writes it.
     """
     kind = extension(path)
     if kind in TIFF_FORMATS:
         atomic.write_file(path, lambda tmp: _write_tiff(tmp, images, names))
         return [path]
+    if kind == ".gmz":
+        data = gmz.encode(images, names)
+        atomic_write(path, lambda tmp: write_bytes(tmp, data))
+        return [path]
     if kind not in PLAIN_FORMATS | {".npy"}:
         raise UserError(f"cannot write '{path}': unknown format '{kind or 'no extension'}'"
-                        f" (use .png, .jpg, .bmp, .tif or .npy)")
+                        f" (use .png, .jpg, .bmp, .tif, .gmz or .npy)")
     targets = [path] if len(images) == 1 else _numbered(path, len(images))
     for target, image in zip(targets, images):
         if kind == ".npy":
@@ -175,6 +191,11 @@ def write(path, images, names, bits=8):
 def _numbered(path, count):
     root, ext = os.path.splitext(path)
     return [f"{root}_{index:03d}{ext}" for index in range(count)]
+
+
+def write_bytes(temporary, data):
+    with open(temporary, "wb") as handle:
+        handle.write(data)
 
 
 def _write_npy(temporary, image):

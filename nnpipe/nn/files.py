@@ -2,8 +2,18 @@
 
 A network file holds the network's name, the commands that rebuild it (Network.commands) and
 its images: the parameter images and, with the trainer data, the optimizer moments and the
-trainer states. Two formats, chosen by the extension:
+trainer states. Three formats, chosen by the extension:
 
+.gmz        nn_lib's own format (its nn_save): G'MIC's compressed image list with names (see
+            nnpipe.images.gmz), exactly what `gmic ... output FILE.gmz` writes. In nn_lib's
+            order: the parameter images (named as their modules) in module order, the trainer
+            states, the optimizer moments, then `_nn_init`, a text image (one character a value along
+            x) of the commands that rebuild the network, separated by spaces: "nn_init nn_input
+            IN,2 nn_fc OUT,IN,3 ...". nnpipe writes "nn_init NAME" for a network not named
+            'nn', and its losses and trainers too (nn_lib declares those again after loading).
+            No roles are stored: a load replays the commands to tell weights from trainer
+            data, and keeps trainer data no trainer claims (an nn_lib file's), for the nn_trainer
+            that follows. zlib's checksums catch damaged data.
 .tif/.tiff  One multi-page float32 TIFF, lossless: page i is image i, stored as a 2D plane of
             (s*d*h) rows by w columns. Every page's ImageDescription is tifffile's JSON
             {"shape", "name", "nnpipe_shape": [s,d,h,w], "size": [w,h,d,s], "role"} and its
@@ -42,14 +52,18 @@ import numpy as np
 import tifffile
 from PIL import Image, PngImagePlugin
 
+from nnpipe.commands.registry import lookup
 from nnpipe.errors import UserError
-from nnpipe.images import atomic, io
+from nnpipe.images import atomic, gmz, io
 from nnpipe.nn import optimizers, schedulers
+from nnpipe.nn.network import DEFAULT_NAME
 
 FORMAT, VERSION = "nnpipe-network", 1
 PARAMETER, MOMENT, TRAINER = "parameter", "moment", "trainer"
 ROLES = (PARAMETER, MOMENT, TRAINER)
-TIFF_FORMATS, PNG_FORMATS = {".tif", ".tiff"}, {".png"}
+TIFF_FORMATS, PNG_FORMATS, GMZ_FORMATS = {".tif", ".tiff"}, {".png"}, {".gmz"}
+INIT_IMAGE = "_nn_init"     # nn_lib's text image of the commands that build the network
+LATER_INIT_SUFFIX = "__init__"  # the later nn_lib's (G'MIC 3.6): NET__init__
 STORED_PREFIX = "nnpipe-network:tiff;base64,"   # a network kept in a variable (nn_store)
 EXACT_MAX = 64          # PNG stacks keep images this small exactly too (trainer states)
 PNG_LEVEL = 1           # zlib level: weights are noisy, higher levels buy little and cost time
@@ -72,6 +86,9 @@ class NetworkFile:
     network: str
     commands: list
     entries: list
+    # a .gmz file names no roles (entries have role None until a replay tells them), and its
+    # trainer data may belong to trainers declared only after loading, as nn_lib does
+    loose_trainer_data: bool = False
 
 
 # --- from a network to a NetworkFile --------------------------------------------------------------
@@ -138,8 +155,10 @@ def kind(path):
         return "tiff"
     if extension in PNG_FORMATS:
         return "png"
-    raise UserError(f"'{path}': a network file ends with .tif, .tiff (lossless) or .png"
-                    f" (16-bit PNG stack, lossy), not '{extension or 'no extension'}'")
+    if extension in GMZ_FORMATS:
+        return "gmz"
+    raise UserError(f"'{path}': a network file ends with .gmz (nn_lib's), .tif, .tiff (lossless)"
+                    f" or .png (16-bit PNG stack, lossy), not '{extension or 'no extension'}'")
 
 
 def write(path, saved):
@@ -148,6 +167,10 @@ def write(path, saved):
     if kind(path) == "tiff":
         atomic.write_file(path, lambda temporary: _write_tiff(temporary, saved))
         return f"{len(saved.entries)} pages"
+    if kind(path) == "gmz":
+        data = _gmz_bytes(saved)
+        io.atomic_write(path, lambda temporary: io.write_bytes(temporary, data))
+        return f"{len(saved.entries) + 1} images"
     _write_png_stack(path, saved)
     return f"folder of {len(saved.entries)} PNG files"
 
@@ -169,6 +192,26 @@ def _write_tiff(target, saved):
                 extratags.append((269, "s", 0, _ascii(saved.network), True))  # DocumentName
             tif.write(_plane(entry.image), photometric="minisblack", software="nnpipe",
                       metadata=metadata, extratags=extratags)
+
+
+def _gmz_bytes(saved):
+    """nn_lib's layout, its images in the order nn_lib creates them: weights, trainer states,
+    moments, then `_nn_init`."""
+    ordered = sorted(saved.entries, key=lambda entry: (PARAMETER, TRAINER, MOMENT).index(entry.role))
+    return gmz.encode([entry.image for entry in ordered] + [gmz.text_image(init_text(saved))],
+                      [entry.name for entry in ordered] + [INIT_IMAGE])
+
+
+def init_text(saved):
+    """The `_nn_init` text: nn_init, then each command, its arguments quoted if they hold spaces."""
+    words = ["nn_init"] + ([saved.network] if saved.network != DEFAULT_NAME else [])
+    for text in saved.commands:
+        name, _, arguments = text.partition(" ")
+        words.append(name)
+        if arguments:
+            words.append(f'"{arguments}"' if re.search(r"\s", arguments) and '"' not in arguments
+                         else arguments)
+    return " ".join(words)
 
 
 def _ascii(text):
@@ -281,6 +324,11 @@ def _file_key(path):
 def _read(path):
     label = f"'{path}'"
     path = _without_slash(path)
+    if kind(path) == "gmz":
+        if not os.path.isfile(path):
+            raise UserError(f"cannot load {label}: " + ("it is a folder, not a .gmz file"
+                            if os.path.isdir(path) else "no such file"))
+        return _reading(label, lambda: _read_gmz(path))
     if kind(path) == "png":
         if not os.path.exists(path):
             raise UserError(f"cannot load {label}: no such file or folder")
@@ -368,6 +416,100 @@ def _check_stored_bytes(item, value_bytes, stored, uncompressed):
     if stored < needed if uncompressed else stored * ZLIB_MAX_RATIO < needed:
         raise BadFile(f"image '{item['name']}' is declared of size {w},{h},{d},{s} ({needed:,} bytes)"
                       f" but the file holds only {stored:,} bytes for it")
+
+
+def _read_gmz(path):
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        named = gmz.decode(data)
+    except gmz.GmzError as error:
+        raise BadFile(str(error)) from None
+    names = [name for name, _ in named]
+    later = [name for name in names if name.endswith(LATER_INIT_SUFFIX)]
+    if INIT_IMAGE not in names and later:
+        return _read_later_gmz(named, later[0])
+    if INIT_IMAGE not in names:
+        raise BadFile(f"not a network file: it holds no {INIT_IMAGE} image (load its images"
+                      " with 'input')")
+    text = gmz.image_text(named[names.index(INIT_IMAGE)][1])
+    if text is None:
+        raise BadFile(f"its {INIT_IMAGE} image is not text")
+    network, commands = parse_init_text(text)
+    return NetworkFile(network, commands, _entries(named), loose_trainer_data=True)
+
+
+def _entries(named, renamed=None):
+    """Entries (roles unknown) of the images but the text image; with `renamed` (file name ->
+    name), only the images it names, under their new names."""
+    entries, seen = [], set()
+    for name, image in named:
+        if name == INIT_IMAGE or name.endswith(LATER_INIT_SUFFIX):
+            continue
+        if renamed is not None:
+            if name not in renamed:
+                continue
+            name = renamed[name]
+        if not name.isidentifier():
+            raise BadFile(f"it holds an image named {name!r}, not a layer name")
+        if name in seen:
+            raise BadFile(f"it holds two images named '{name}'")
+        seen.add(name)
+        entries.append(Entry(name, None, image))
+    return entries
+
+
+def _read_later_gmz(named, init_name):
+    """A network saved by the later nn_lib of current G'MIC (3.6): `NET__init__` holds its
+    commands ("nn_init NET nn_input IN,2,1,1,1 nn_fc OUT,IN,5,3,0,3 nn_nl A,OUT,tanh") and
+    `NET_LAYER` the weights of layer LAYER. Its nn_input, nn_fc and nn_nl are the 2023 ones
+    (fc weights laid out alike; the extra fc arguments, weight decay and initialisation, do
+    not change what the layer computes): they are read as such, weights only. Any other
+    command is refused."""
+    text = gmz.image_text(dict(named)[init_name])
+    words = text.split() if text is not None else []
+    if len(words) < 2 or len(words) % 2 or words[0] != "nn_init":
+        raise BadFile(f"its {init_name} image is not the text of a later nn_lib network")
+    network = words[1]
+    commands, renamed = [], {}
+    for name, arguments in zip(words[2::2], words[3::2]):
+        parts = arguments.split(",")
+        if name in ("nn_input", "nn_nl"):
+            commands.append(f"{name} {arguments}")
+        elif name == "nn_fc" and len(parts) >= 3:
+            commands.append(f"nn_fc {','.join(parts[:3] + parts[3:4])}")
+            renamed[f"{network}_{parts[0]}"] = f"{parts[0]}_fc"
+        else:
+            raise BadFile(f"it is a network of a later nn_lib (as in G'MIC 3.6) with '{name}',"
+                          " which nnpipe does not read (it reads nn_input, nn_fc and nn_nl of"
+                          " that nn_lib, and nn_lib 2023's files)")
+    return NetworkFile(network, commands, _entries(named, renamed), loose_trainer_data=True)
+
+
+def parse_init_text(text):
+    """(network name, ["command arguments", ...]) from an `_nn_init` text. A command takes the
+    next word as its arguments unless that word is a command (nn_lib's nn_init takes none)."""
+    words = re.findall(r'"[^"]*"|\S+', text)
+    if not words or words[0] != "nn_init":
+        raise BadFile(f"its {INIT_IMAGE} text does not start with nn_init")
+    network, commands, index = DEFAULT_NAME, [], 1
+    if index < len(words) and lookup(words[index]) is None:
+        network, index = words[index], index + 1
+        if not network.isidentifier():
+            raise BadFile(f"its {INIT_IMAGE} text names the network {network!r}, not a valid name")
+    while index < len(words):
+        name, index = words[index], index + 1
+        entry = lookup(name)
+        if entry is None or not entry.builds_network:
+            raise BadFile(f"'{name}' in its {INIT_IMAGE} text is not a network-building command")
+        if entry.takes_arguments and index < len(words) and lookup(words[index]) is None:
+            arguments, index = words[index], index + 1
+            if re.search(r"\s", arguments):
+                arguments = arguments[1:-1]
+            commands.append(f"{name} {arguments}")
+        else:
+            commands.append(name)
+    return network, commands
 
 
 def _json(text):

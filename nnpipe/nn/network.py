@@ -32,7 +32,8 @@ class Trainer:
     learning_rate: float
     optimizer: str
     scheduler: str
-    history: list = field(default_factory=list)
+    history: list = field(default_factory=list)      # the loss of each step trained
+    validation: list = field(default_factory=list)   # (step in history, validation loss)
     # the largest magnitude each feed was trained on, and whether nn_eval warned about inputs
     # of another range (shown once)
     feed_magnitudes: dict = field(default_factory=dict)

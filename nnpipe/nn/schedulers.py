@@ -2,7 +2,8 @@
 state image (width 5, height 3):
 
     row 0: iteration, learning rate, initial learning rate, previous loss, best loss
-    row 1: seed of the mini-batch and dropout draws
+    row 1: seed of the mini-batch and dropout draws; the iteration nn_train's run with a
+           checkpoint ends at (so a resumed run knows how far to go)
     row 2: adaptive scheduler: trend moment, decreases in a row, increases in a row
 """
 
@@ -13,7 +14,7 @@ import numpy as np
 NAMES = ("constant", "linear", "exponential", "adaptive")
 CONSTANT, LINEAR, EXPONENTIAL, ADAPTIVE = range(len(NAMES))
 ITERATION, RATE, INITIAL_RATE, PREVIOUS_LOSS, BEST_LOSS = range(5)
-SEED = 5
+SEED, TARGET = 5, 6
 TREND, DECREASES, INCREASES = 10, 11, 12
 STATE_SHAPE = (1, 1, 3, 5)
 MIN_RATE = 1e-8
