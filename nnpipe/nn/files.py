@@ -169,7 +169,7 @@ def write(path, saved):
         return f"{len(saved.entries)} pages"
     if kind(path) == "gmz":
         data = _gmz_bytes(saved)
-        io.atomic_write(path, lambda temporary: io.write_bytes(temporary, data))
+        atomic.write_file(path, lambda temporary: io.write_bytes(temporary, data))
         return f"{len(saved.entries) + 1} images"
     _write_png_stack(path, saved)
     return f"folder of {len(saved.entries)} PNG files"
@@ -305,7 +305,8 @@ def read(path):
         _last_read = (key, _read(path))
     saved = _last_read[1]
     return NetworkFile(saved.network, list(saved.commands),
-                       [Entry(e.name, e.role, e.image.copy()) for e in saved.entries])
+                       [Entry(e.name, e.role, e.image.copy()) for e in saved.entries],
+                       saved.loose_trainer_data)
 
 
 _last_read = (None, None)
