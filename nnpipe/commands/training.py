@@ -160,7 +160,7 @@ class TrainingRun:
     def __init__(self, ctx, trainer):
         self.ctx, self.trainer = ctx, trainer
         network = ctx.network()
-        self.plan = network.plan(trainer.loss)
+        self.plan = network.training_plan()
         self.params = self.plan.gather(parameter_images(ctx, self.plan))
         suffixes = optimizers.MOMENTS[trainer.optimizer]
         self.moments = np.zeros((2, self.plan.parameter_size), dtype=np.float32)

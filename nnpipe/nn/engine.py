@@ -23,13 +23,14 @@ from nnpipe.nn.layers import append, conv, crop, distance, gather, patch, pool, 
 
 
 class Plan:
-    """The flat program computing `target` (and, for training, the loss feeding on it)."""
+    """The flat program computing `targets`: one layer (inference), or every loss of the
+    network (training: forward, then each loss, then backward)."""
 
-    def __init__(self, network, target):
+    def __init__(self, network, targets):
         self.network = network
-        needed = network.ancestors(target)
+        needed = network.ancestors(*targets)
         self.offsets, self.width = {}, 0
-        self.feeds, self.parameters, rows, rates = [], [], [], []
+        self.feeds, self.parameters, rows, rates, loss_rows = [], [], [], [], []
         self.stats_width, parameter_size = 0, 0
         masks = []
         for name in needed:
@@ -63,18 +64,19 @@ class Plan:
             if layer.opcode == normalize.OPCODE:
                 row[ARG1] = self.stats_width
                 self.stats_width += 2 * integers[0]
+            if layer.opcode == loss.OPCODE:  # losses feed no layer: they run after the forward pass
+                loss_rows.append(row)
+                continue
             rows.append(row)
             rates.append(rate)
-        self.is_loss = network.modules[target].layer.opcode == loss.OPCODE
-        if self.is_loss:
-            self.loss_row = rows.pop()
-            rates.pop()
+        self.is_loss = all(network.modules[t].layer.opcode == loss.OPCODE for t in targets)
+        self.loss_rows = np.array(loss_rows, dtype=np.int64).reshape(-1, ROW_WIDTH)
         self.ops = np.array(rows, dtype=np.int64).reshape(-1, ROW_WIDTH)
         self.rates = np.array(rates, dtype=np.float32)
         self.mask = np.concatenate(masks) if masks else np.zeros(0, dtype=np.float32)
         self.parameter_size = parameter_size
-        target_module = network.modules[target]
-        prediction = target_module.inputs[0] if self.is_loss else target
+        target_module = network.modules[targets[-1]]
+        prediction = target_module.inputs[0] if self.is_loss else targets[-1]
         self.output = (self.offsets[prediction], count(network.modules[prediction].size))
         self.feed_table = np.array([(offset, length) for _, offset, length in self.feeds],
                                    dtype=np.int64).reshape(-1, 2)
@@ -101,7 +103,7 @@ class Plan:
 # chunk's sample c, is at (o + k) * width + c. `valid` samples are real; the rest pad the chunk.
 
 @numba.njit(cache=True)
-def forward_ops(ops, rates, acts, params, width, valid, training, seed, first, stats):
+def forward_ops(ops, rates, acts, params, width, valid, training, seed, stats):
     for i in range(ops.shape[0]):
         op = ops[i]
         code = op[OPCODE]
@@ -114,7 +116,7 @@ def forward_ops(ops, rates, acts, params, width, valid, training, seed, first, s
         elif code == normalize.OPCODE:
             normalize.forward(op, acts, params, width, valid, stats)
         elif code == dropout.OPCODE:
-            dropout.forward(op, rates[i], acts, width, training, seed, first)
+            dropout.forward(op, rates[i], acts, width, training, seed)
         elif code == nlfc.OPCODE:
             nlfc.forward(op, acts, params, width)
         elif code == append.OPCODE:
@@ -134,7 +136,7 @@ def forward_ops(ops, rates, acts, params, width, valid, training, seed, first, s
 
 
 @numba.njit(cache=True)
-def backward_ops(ops, rates, acts, grad_acts, params, grads, width, seed, first):
+def backward_ops(ops, rates, acts, grad_acts, params, grads, width, seed):
     for i in range(ops.shape[0] - 1, -1, -1):
         op = ops[i]
         code = op[OPCODE]
@@ -147,7 +149,7 @@ def backward_ops(ops, rates, acts, grad_acts, params, grads, width, seed, first)
         elif code == normalize.OPCODE:
             normalize.backward(op, acts, grad_acts, params, grads, width)
         elif code == dropout.OPCODE:
-            dropout.backward(op, rates[i], grad_acts, width, seed, first)
+            dropout.backward(op, rates[i], grad_acts, width, seed)
         elif code == nlfc.OPCODE:
             nlfc.backward(op, acts, grad_acts, params, grads, width)
         elif code == append.OPCODE:
@@ -206,17 +208,18 @@ TRAIN_CHUNK = 64
 
 
 @numba.njit(parallel=True, cache=True)
-def train_steps(ops, rates, loss_row, feeds, samples, iterations, batch, values, params, mask,
+def train_steps(ops, rates, loss_rows, feeds, samples, iterations, batch, values, params, mask,
                 moments, state, optimizer, scheduler, thread_grads, thread_stats, losses_out):
     """Run `iterations` training steps; return how many completed (fewer: non-finite loss,
-    the parameters left as they were before that step)."""
+    the parameters left as they were before that step). The loss of a step is the sum of the
+    network's losses, each the mean over the batch; their gradients add up."""
     threads = thread_grads.shape[0]
     width = chunk_width(batch, threads, TRAIN_CHUNK)
     chunks = (batch + width - 1) // width
     acts = np.zeros((threads, values * width), dtype=np.float32)
     grad_acts = np.zeros((threads, values * width), dtype=np.float32)
     indices = np.empty(batch, dtype=np.int64)
-    losses = np.empty(batch, dtype=np.float32)
+    losses = np.empty((loss_rows.shape[0], batch), dtype=np.float32)
     grads = np.empty(params.size, dtype=np.float32)
     seed = int(state[schedulers.SEED])
     scale = np.float32(1.0 / batch)
@@ -231,11 +234,13 @@ def train_steps(ops, rates, loss_row, feeds, samples, iterations, batch, values,
                 valid = min(width, batch - first)
                 load_chunk(feeds, samples, indices[first:first + valid], acts[t], width)
                 grad_acts[t, :] = 0
-                forward_ops(ops, rates, acts[t], params, width, valid, True, seed + iteration, first,
+                forward_ops(ops, rates, acts[t], params, width, valid, True, seed + iteration,
                             thread_stats[t])
-                loss.loss(loss_row, acts[t], grad_acts[t], losses[first:first + valid], width, valid, scale)
+                for j in range(loss_rows.shape[0]):
+                    loss.loss(loss_rows[j], acts[t], grad_acts[t], losses[j, first:first + valid],
+                              width, valid, scale)
                 backward_ops(ops, rates, acts[t], grad_acts[t], params, thread_grads[t], width,
-                             seed + iteration, first)
+                             seed + iteration)
         value = losses.sum() / batch
         if not math.isfinite(value):
             return step
@@ -256,7 +261,7 @@ def train(plan, params, moments, state, samples, iterations, batch, optimizer, s
     threads = numba.get_num_threads()
     thread_grads = np.zeros((threads, plan.parameter_size), dtype=np.float32)
     thread_stats = np.zeros((threads, plan.stats_width), dtype=np.float32)
-    return train_steps(plan.ops, plan.rates, plan.loss_row, plan.feed_table, samples, iterations,
+    return train_steps(plan.ops, plan.rates, plan.loss_rows, plan.feed_table, samples, iterations,
                        batch, plan.width, params, plan.mask, moments, state, optimizer, scheduler,
                        thread_grads, thread_stats, losses_out)
 
@@ -279,7 +284,7 @@ def infer_samples(ops, rates, feeds, samples, params, values, output_offset, thr
             first = chunk * width
             valid = min(width, count - first)
             load_chunk(feeds, samples, rows[first:first + valid], acts, width)
-            forward_ops(ops, rates, acts, params, width, valid, False, 0, first, no_stats)
+            forward_ops(ops, rates, acts, params, width, valid, False, 0, no_stats)
             for j in range(result.shape[1]):
                 result[first:first + valid, j] = acts[(output_offset + j) * width:(output_offset + j) * width + valid]
 
