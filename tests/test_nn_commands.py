@@ -90,7 +90,7 @@ def test_nn_print_types_sizes_and_inputs(seed_net):
 def test_nn_print_header_and_blank_lines_are_nn_libs(seed_net):
     lines = seed_net.lines
     assert lines[0] == " * List of modules:"
-    assert lines[-3:] == ["", f" * Total: {len(SEED_ORDER)} modules, {SEED_PARAMETERS} parameters.", ""]
+    assert lines[-2:] == ["", f" * Total: {len(SEED_ORDER)} modules, {SEED_PARAMETERS} parameters."]
 
 
 def test_a_default_learning_rate_prints_as_nn_lib_writes_it():

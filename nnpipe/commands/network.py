@@ -36,8 +36,14 @@ GROUND_TRUTH = LayerName("ground_truth", previous=False,
 
 
 ACTIVATION = Choice("activation", "leakyrelu", choices=activations.NAMES)
-LEARNING_MODE = Int("learning_mode", 3, low=0, high=3,
-                    help="0 no learning, 1 weights only, 2 biases only, 3 weights and biases")
+
+
+def learning_mode(default):
+    return Int("learning_mode", default, low=0, high=3,
+               help="0 no learning, 1 weights only, 2 biases only, 3 weights and biases")
+
+
+LEARNING_MODE = learning_mode(3)
 
 
 def network_command(name, *params, help=""):

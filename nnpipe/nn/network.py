@@ -154,9 +154,10 @@ class Network:
         return [name for name in self.order
                 if name in self.trainers or not self.modules[name].layer.options.get("ground_truth_of")]
 
-    def describe(self, trainer_state_sizes):
+    def describe(self, trainer_state_sizes=None):
         """nn_print's text, line for line nn_lib's: one block per module, then the totals.
         `trainer_state_sizes`: {trainer: values in its state image}, its 'Parameters'."""
+        trainer_state_sizes = trainer_state_sizes or {}
         lines = [" * List of modules:"]
         listed = self.listed()
         for name in listed:
@@ -183,7 +184,7 @@ class Network:
             shape = module.parameter_shape(self)
             if shape is not None:
                 lines.append(f"        * Parameters: {count(shape)}")
-        lines += ["", f" * Total: {len(listed)} modules, {self.size()} parameters.", ""]
+        lines += ["", f" * Total: {len(listed)} modules, {self.size()} parameters."]
         return "\n".join(lines)
 
 def _first_argument(command):
