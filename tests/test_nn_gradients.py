@@ -301,6 +301,8 @@ def test_dropout_in_training_mode():
     assert np.all(kept > 1)
     for row in ratios:
         assert np.allclose(row[row != 0], 6 / np.count_nonzero(row))
+    # one mask for the whole batch, as nn_lib draws it
+    np.testing.assert_allclose(ratios, np.broadcast_to(ratios[0], ratios.shape), rtol=1e-6)
     # same seed, same mask; another seed, another mask; no dropout at inference
     again = activations(plan, params, samples, True, 11)
     np.testing.assert_array_equal(acts, again)
@@ -310,6 +312,14 @@ def test_dropout_in_training_mode():
     inference = activations(plan, params, samples, False, 11)
     np.testing.assert_array_equal(inference[:, plan.offsets["D"]:plan.offsets["D"] + 6],
                                   inference[:, plan.offsets["A"]:plan.offsets["A"] + 6])
+
+
+def test_two_dropout_layers_draw_their_own_masks():
+    interp = build("nn_input IN,1,1,1,64 nn_dropout D1,IN,0.5 nn_dropout D2,IN,0.5 nn_add S,D1,D2")
+    plan = interp.network().plan("S")
+    acts = activations(plan, parameters(interp, plan), np.ones((2, 64), dtype=np.float32), True, 3)
+    first, second = (acts[:, plan.offsets[name]:plan.offsets[name] + 64] for name in ("D1", "D2"))
+    assert not np.array_equal(first == 0, second == 0)
 
 
 # --- losses ----------------------------------------------------------------------------------
