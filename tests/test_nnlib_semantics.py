@@ -54,6 +54,13 @@ def test_a_trainer_declared_again_keeps_its_state_and_moments_and_takes_the_new_
     assert [n for n in again.names if n == "T"] == ["T"]
 
 
+def test_a_trainer_declared_again_with_another_optimizer_drops_the_unused_moments():
+    run = run_script(NET + "nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-3,rmsprop"
+                     " nn_trainer T,LOSS,1e-3,adam")
+    assert "OUT_fc_g2" not in run.names
+    assert "OUT_fc_m" in run.names and "OUT_fc_v" in run.names
+
+
 def test_load_then_declare_the_loss_and_trainer_again_then_train(samples):
     """nn_lib's usual pattern for going on training a saved network."""
     run_script(SAMPLES + NET + "nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam"

@@ -388,15 +388,28 @@ def nn_trainer(ctx, selection, name, loss, learning_rate, optimizer, scheduler):
     loss = network.resolve(loss)
     if not network.is_loss(loss):
         raise UserError(f"'{loss}' is a {network.modules[loss].layer.kind} layer, not a loss")
-    if name in network.trainers:
+    replaced = network.trainers.get(name)
+    if replaced is not None:
         network.remove(name)
     network.add_trainer(Trainer(name, loss, learning_rate, optimizer, scheduler))
+    if replaced is not None:
+        drop_unused_moments(ctx, network, replaced.optimizer)
     state = ctx.images.get(name)
     if state is None:
         ctx.images.append(schedulers.new_state(learning_rate, int(ctx.rng.integers(1 << 24))), name)
     else:  # a loaded trainer resumes where it was, at the learning rate declared now
         ctx.images.set(name, schedulers.with_learning_rate(state, learning_rate))
     add_moments(ctx, network, optimizer)
+
+
+def drop_unused_moments(ctx, network, optimizer):
+    """Remove the moment images of `optimizer` that no trainer of the network uses any more
+    (a trainer re-declared with another optimizer), so they are not taken for data."""
+    used = {suffix for trainer in network.trainers.values()
+            for suffix in optimizers.MOMENTS[trainer.optimizer]}
+    unused = {module.name + suffix for module in network.parameter_modules()
+              for suffix in optimizers.MOMENTS[optimizer] if suffix not in used}
+    ctx.images.remove([i for i, image_name in enumerate(ctx.images.names) if image_name in unused])
 
 
 @command("nn_check_layer", group=NETWORK, takes_selection=False, params=[
