@@ -269,3 +269,11 @@ def test_nn_print_matches_gmic_running_nn_lib_2023(network, tmp_path):
     library = tmp_path / "nn_lib_2023.gmic"
     library.write_text(source, encoding="utf-8")
     assert nnpipe_print(network) == gmic_print(library, network)
+
+
+@pytest.mark.parametrize("arguments, what", [("2,3,0.5", "stride"), ("2,3,1,1.5", "dilation")])
+def test_fractional_strides_and_dilations_are_refused_not_misread(arguments, what):
+    """nn_lib's fractional strides (upsampling convolutions) are not in nnpipe yet: see the
+    README's list of what is missing."""
+    error = script_error(f"nn_input IN,4,4,1,1 nn_conv2d C,IN,{arguments}")
+    assert error.command == "nn_conv2d" and f"{what} must be an integer >= 1" in error.message
