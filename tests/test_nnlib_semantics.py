@@ -277,3 +277,92 @@ def test_fractional_strides_and_dilations_are_refused_not_misread(arguments, wha
     README's list of what is missing."""
     error = script_error(f"nn_input IN,4,4,1,1 nn_conv2d C,IN,{arguments}")
     assert error.command == "nn_conv2d" and f"{what} must be an integer >= 1" in error.message
+
+
+# --- nn_run: a layer computed by a command --------------------------------------------------------
+
+def run_pipeline(interp, command, image):
+    """What the interpreter must offer nn_run (the hook the engine calls): run `command` on a
+    list holding only `image`, return the last image it leaves."""
+    from nnpipe.images.imagelist import ImageList
+    kept, interp.images = interp.images, ImageList()
+    interp.images.append(image)
+    try:
+        interp.run_source(command, "nn_run")
+        return interp.images[-1]
+    finally:
+        interp.images = kept
+
+
+@pytest.fixture
+def with_run_pipeline(monkeypatch):
+    from nnpipe.lang.interpreter import Interpreter
+    monkeypatch.setattr(Interpreter, "run_pipeline", run_pipeline, raising=False)
+
+
+def test_nn_run_without_the_interpreter_hook_is_a_one_line_error():
+    from nnpipe.lang.interpreter import Interpreter
+    if hasattr(Interpreter, "run_pipeline"):
+        pytest.skip("the interpreter runs nn_run's commands")
+    error = script_error("(0.5^0.2) nn_input IN,2 nn_run R,IN,\"cut 0,0.3\" nn_eval[0]")
+    assert error.command == "nn_eval" and "nn_run" in error.message
+
+
+def test_nn_run_forward_is_the_command_then_a_linear_resize(with_run_pipeline):
+    run = run_script("(0.5,0.1^-0.2,0.7^0.9,-1) nn_input IN,3 nn_run R,IN,\"cut 0,0.6\",6 nn_eval[0]")
+    values = run.images[-1][:, 0, 0, :].T                          # (2 samples, 6 values)
+    clamped = np.clip([[0.5, -0.2, 0.9], [0.1, 0.7, -1]], 0, 0.6)
+    # CImg's linear resize from 3 to 6 values: corners aligned, input i at 2.5 i
+    position = np.arange(6) * 2 / 5
+    expected = [np.interp(position, [0, 1, 2], row) for row in clamped]
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
+
+
+def test_nn_run_resize_is_gmics_linear_resize():
+    import gmic
+    from nnpipe.nn.layers.run import resized
+    g = gmic.Gmic()
+    image = g.run("5,3,2,1,'x+10*y+100*z' resize 8,7,3,1,3", None, gmic.StringList())[0]
+    expected = image.as_numpy()                                    # x, y, z, c
+    x, y, z = np.meshgrid(np.arange(5), np.arange(3), np.arange(2), indexing="ij")
+    ours = resized((x + 10 * y + 100 * z).transpose(2, 1, 0)[None], (8, 7, 3, 1))
+    np.testing.assert_allclose(ours[0].transpose(2, 1, 0), expected.reshape(8, 7, 3), rtol=1e-5)
+
+
+def test_nn_run_gradient_is_the_outputs_resized_to_the_input(with_run_pipeline):
+    from nnpipe.nn import engine
+    from nnpipe.nn.layers.run import resized
+    interp = nn_helpers.build("nn_input IN,3,2,1,1 nn_run R,IN,\"cut -1,1\",5,4 nn_loss_mse LOSS,R,GT")
+    interp.run_pipeline("", np.zeros((1, 1, 1, 1), dtype=np.float32))   # the hook is in place
+    plan = interp.network().training_plan()
+    samples = np.random.default_rng(1).uniform(-0.8, 0.8, (2, 6 + 20)).astype(np.float32)
+    acts = np.zeros(plan.width * 2, dtype=np.float32)
+    grad_acts = np.zeros_like(acts)
+    engine.load_chunk(plan.feed_table, samples, np.arange(2), acts, 2)
+    engine.forward_calling_back(plan, acts, np.zeros(0, np.float32), 2, 2, True, 0,
+                                np.zeros(0, np.float32), interp.run_pipeline)
+    losses = np.empty((1, 2), dtype=np.float32)
+    nn_helpers.loss_layer.loss(plan.loss_rows[0], acts, grad_acts, losses[0], 2, 2, np.float32(0.5))
+    engine.backward_ops(plan.ops, plan.rates, acts, grad_acts, np.zeros(0, np.float32),
+                        np.zeros(0, np.float32), 2, 0)
+    output_grads = grad_acts.reshape(plan.width, 2)[plan.offsets["R"]:plan.offsets["R"] + 20]
+    input_grads = grad_acts.reshape(plan.width, 2)[plan.offsets["IN"]:plan.offsets["IN"] + 6]
+    for c in range(2):
+        expected = resized(output_grads[:, c].reshape(1, 1, 4, 5), (3, 2, 1, 1)).ravel()
+        np.testing.assert_allclose(input_grads[:, c], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_training_through_a_pass_through_command_is_training_without_it(with_run_pipeline, samples):
+    """`name x` leaves the values as they are: the compiled steps and the steps that call back
+    to the interpreter draw the same batches and make the same updates."""
+    network = NET.replace("nn_fcnl H,IN,8,tanh", "nn_run P,IN,\"name x\" nn_fcnl H,P,8,tanh")
+    plain = run_script(SAMPLES + NET + "nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam"
+                       " nn_train 25,8", seed=3)
+    called = run_script(SAMPLES + network + "nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam"
+                        " nn_train 25,8", seed=3)
+    plain_losses, called_losses = (run.interpreter.network().trainers["T"].history
+                                   for run in (plain, called))
+    assert len(called_losses) == 25
+    np.testing.assert_allclose(called_losses, plain_losses, rtol=1e-4)
+    np.testing.assert_allclose(called.images.get("OUT_fc"), plain.images.get("OUT_fc"), rtol=1e-3,
+                               atol=1e-5)

@@ -4,8 +4,8 @@ parameter images) to the current network."""
 import numpy as np
 
 from nnpipe.commands.images import SAME
-from nnpipe.commands.registry import (NETWORK, Bool, Choice, Float, Int, LayerName, Size, command,
-                                      typed_number)
+from nnpipe.commands.registry import (NETWORK, Bool, Choice, Float, Int, LayerName, Size, Text,
+                                      command, typed_number)
 from nnpipe.errors import UserError
 from nnpipe.nn import activations, boundary, optimizers, schedulers
 from nnpipe.nn.layers import Clone, Input, Rename, count
@@ -23,6 +23,7 @@ from nnpipe.nn.layers.normalize import Normalize
 from nnpipe.nn.layers.patch import PatchDown, PatchUp
 from nnpipe.nn.layers.reshape import Reshape, Split
 from nnpipe.nn.layers.resize import Resize
+from nnpipe.nn.layers.run import RunCommand
 from nnpipe.nn.network import DEFAULT_NAME, Network, Trainer
 
 
@@ -270,6 +271,20 @@ def nn_resize(ctx, selection, out, source, width, height, depth, spectrum, inter
     growing and averages over each output cell when shrinking; moving average is nearest when
     growing."""
     add(ctx, out, Resize(size=(width, height, depth, spectrum), interpolation=interpolation), [source])
+
+
+@network_command("nn_run", OUT, IN, Text("command", help="the command run on each sample's input"
+                                        " image (quoted when it holds spaces)"),
+                 Size("width", SAME), Size("height", SAME), Size("depth", SAME), Size("spectrum", SAME))
+def nn_run(ctx, selection, out, source, command, width, height, depth, spectrum):
+    """Add a layer computed by a command, as nn_lib's nn_run: for each sample, the command runs
+    on a list holding only the input (an image of the input's size), and its last image,
+    resized linearly to width,height,depth,spectrum (values, or N% of the input's), is the
+    output. The gradient passes straight through, resized linearly to the input's size.
+
+    The command runs sample by sample, in Python: a network with an nn_run layer trains and
+    evaluates much more slowly than one without."""
+    add(ctx, out, RunCommand(command=command, size=(width, height, depth, spectrum)), [source])
 
 
 PATCH_SIZE = Int("patch_size", 2, low=2)

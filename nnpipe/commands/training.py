@@ -153,6 +153,19 @@ def parameter_images(ctx, plan, suffix=""):
     return images
 
 
+def command_runner(ctx, plan):
+    """What runs the commands of a plan's nn_run layers: the interpreter's
+    run_pipeline(command, image), which runs `command` on a list holding only `image` and
+    returns the last image it leaves."""
+    if not plan.callbacks:
+        return None
+    runner = getattr(ctx, "run_pipeline", None)
+    if runner is None:
+        raise UserError("nn_run layers need the interpreter to run their commands, and this one"
+                        " cannot yet")
+    return runner
+
+
 class TrainingRun:
     """Gathers a trainer's parameters, moments and state from the image list, runs steps in
     compiled chunks, and writes them back."""
@@ -183,7 +196,8 @@ class TrainingRun:
             count = min(chunk, iterations - done)
             started = time.perf_counter()
             completed = engine.train(self.plan, self.params, self.moments, self.state, samples,
-                                     count, batch, optimizer, scheduler, losses[done:done + count])
+                                     count, batch, optimizer, scheduler, losses[done:done + count],
+                                     command_runner(self.ctx, self.plan))
             elapsed = time.perf_counter() - started
             done += completed
             if completed < count:
@@ -279,13 +293,14 @@ class Inference:
         self.target = default_output(network) if output == "." else network.resolve(output)
         self.plan = network.plan(self.target)
         self.params = self.plan.gather(parameter_images(ctx, self.plan))
+        self.runner = command_runner(ctx, self.plan)
         module = network.modules[self.target]
         prediction = module.inputs[0] if self.plan.is_loss else self.target
         self.size = network.modules[prediction].size
 
     def rows(self, samples):
         from nnpipe.nn import engine  # loads Numba and the compiled kernels
-        return engine.infer(self.plan, self.params, samples)
+        return engine.infer(self.plan, self.params, samples, self.runner)
 
     def evaluate(self, ctx, selection, tile_margin=-1):
         """The output image for the selected images: pixel mode gives an image of their

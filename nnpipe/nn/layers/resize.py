@@ -28,14 +28,20 @@ class Resize(Layer):
     opcode = OPCODE
 
     def output_size(self, input_sizes):
-        return tuple(max(1, math.floor(n * value / 100 + 0.5)) if percent else int(value)
-                     for n, (value, percent) in zip(input_sizes[0], self.options["size"]))
+        return sized(input_sizes[0], self.options["size"])
 
     def arguments(self, input_sizes):
         return (self.options["interpolation"],), 0.0
 
     def properties(self):
         return f"interpolation={self.options['interpolation']}"
+
+
+def sized(size, requested):
+    """(w, h, d, s) from four (value, is_percent) pairs, percentages of `size` rounded as
+    nn_lib rounds them, at least 1."""
+    return tuple(max(1, math.floor(n * value / 100 + 0.5)) if percent else int(value)
+                 for n, (value, percent) in zip(size, requested))
 
 
 @numba.njit(cache=True)
