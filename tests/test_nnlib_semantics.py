@@ -66,9 +66,11 @@ def test_load_then_declare_the_loss_and_trainer_again_then_train(samples):
     run_script(SAMPLES + NET + "nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam"
                " nn_train 30,16 nn_save net.tif")
     run = run_script(SAMPLES + "nn_load net.tif nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam"
-                     " nn_train[0] 30,16 nn_save again.tif echo $loss")
+                     " nn_train[0] 30,16 nn_trainer T,LOSS,1e-3,adam nn_train[0] 5,16"
+                     " nn_save again.tif echo $loss")
     network = run.interpreter.network()
-    assert run.images.get("T")[0, 0, 0, 0] == 60
+    assert run.images.get("T")[0, 0, 0, 0] == 65
+    assert len(network.trainers["T"].history) == 35      # the loss curve goes on too
     assert np.isfinite(float(run.lines[-1]))
     # the saved file replays one loss and one trainer
     reloaded = run_script("nn_load again.tif").interpreter.network()

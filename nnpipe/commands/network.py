@@ -404,9 +404,11 @@ def nn_trainer(ctx, selection, name, loss, learning_rate, optimizer, scheduler):
     if not network.is_loss(loss):
         raise UserError(f"'{loss}' is a {network.modules[loss].layer.kind} layer, not a loss")
     replaced = network.trainers.get(name)
+    trainer = Trainer(name, loss, learning_rate, optimizer, scheduler)
     if replaced is not None:
         network.remove(name)
-    network.add_trainer(Trainer(name, loss, learning_rate, optimizer, scheduler))
+        trainer.history = replaced.history   # the state goes on, so does the loss curve
+    network.add_trainer(trainer)
     if replaced is not None:
         drop_unused_moments(ctx, network, replaced.optimizer)
     state = ctx.images.get(name)
