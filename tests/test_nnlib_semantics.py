@@ -368,3 +368,11 @@ def test_training_through_a_pass_through_command_is_training_without_it(with_run
     np.testing.assert_allclose(called_losses, plain_losses, rtol=1e-4)
     np.testing.assert_allclose(called.images.get("OUT_fc"), plain.images.get("OUT_fc"), rtol=1e-3,
                                atol=1e-5)
+
+
+def test_a_saved_network_keeps_the_moments_of_every_loss_it_trains(work):
+    run_script("(0.1,0.2^0.3,0.4^0.5,0.6^0.7,0.8^0.9,1) nn_input IN,2 nn_fc A,IN,2"
+               " nn_loss_mse L1,A,G1 nn_fc B,IN,1 nn_loss_mse L2,B,G2 nn_trainer T,L1,1e-2,adam"
+               " nn_train[0] 3 nn_save net.tif")
+    loaded = run_script("nn_load net.tif")
+    assert loaded.images.get("B_fc_m").any()     # L2's layer: trained, and its moments kept
