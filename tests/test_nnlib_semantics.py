@@ -79,6 +79,13 @@ def test_load_then_declare_the_loss_and_trainer_again_then_train(samples):
     assert sum(c.startswith("nn_loss_mse ") for c in reloaded.commands) == 1
 
 
+def test_a_loss_declared_again_leaves_the_samples_layout_as_it_was():
+    run = run_script("nn_input IN,2 nn_fc A,IN,2 nn_fc B,IN,3 nn_loss_mse L1,A,G1"
+                     " nn_loss_mse L2,B,G2 nn_loss_normp L1,A,G1,1")
+    network = run.interpreter.network()
+    assert [name for name, _, _ in network.training_plan().feeds] == ["IN", "G1", "G2"]
+
+
 def test_a_layer_name_is_still_not_reusable_for_a_loss():
     error = script_error(NET + "nn_loss_mse H,OUT,GT")
     assert "already has a layer named 'H'" in error.message

@@ -327,7 +327,10 @@ def _loss(ctx, out, source, ground_truth, layer):
     network = ctx.network()
     source = network.resolve(source)
     if network.is_loss(out):
-        network.remove(out)
+        # the same ground truth keeps its place among the feeds, so the samples' layout holds
+        truth = network.modules[out].inputs[1]
+        network.remove(out, keep_ground_truth=truth == ground_truth
+                       and network.modules[truth].size == network.modules[source].size)
     if ground_truth in network.modules:
         if network.modules[ground_truth].size != network.modules[source].size:
             raise UserError(f"ground truth '{ground_truth}' has another size than '{source}'")

@@ -92,16 +92,17 @@ class Network:
         self.trainers[trainer.name] = trainer
         self.order.append(trainer.name)
 
-    def remove(self, name):
-        """Take out a loss (and the ground truth it created, if nothing else reads it) or a
-        trainer, so that a declaration of the same name replaces it, as in nn_lib; the command
-        that declared it goes too, so a saved network replays only the new one."""
+    def remove(self, name, keep_ground_truth=False):
+        """Take out a loss (and the ground truth it created, unless kept or read by another
+        loss) or a trainer, so that a declaration of the same name replaces it, as in nn_lib;
+        the command that declared it goes too, so a saved network replays only the new one."""
         removed = [name]
         if name in self.trainers:
             del self.trainers[name]
         else:
             truth = self.modules.pop(name).inputs[1]
-            if self.modules[truth].layer.options.get("ground_truth_of") == name \
+            created = self.modules[truth].layer.options.get("ground_truth_of") == name
+            if created and not keep_ground_truth \
                     and not any(truth in m.inputs for m in self.modules.values()):
                 del self.modules[truth]
                 removed.append(truth)
