@@ -113,7 +113,7 @@ def gather(network, images, include_trainer_data):
         take(module.name, PARAMETER, module.parameter_shape(network))
     if include_trainer_data:
         for trainer in network.trainers.values():
-            for name in network.ancestors(trainer.loss):
+            for name in network.trained_modules():
                 shape = network.modules[name].parameter_shape(network)
                 for suffix in optimizers.MOMENTS[trainer.optimizer] if shape is not None else ():
                     take(name + suffix, MOMENT, shape)
