@@ -542,7 +542,7 @@ class Interpreter:
         return {"!": str(len(self.images)), "#": str(len(arguments)),
                 "*": ",".join(arguments)}[char]
 
-    def status(self):
+    def last_status(self):
         """`${}`: the status the last command left."""
         return self.workspace.status
 

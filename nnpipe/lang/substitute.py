@@ -63,7 +63,7 @@ def _dollar(text, i, scope, out):
         end = _matching_brace(text, i)
         inner = substitute(text[i + 1:end], scope)
         if not inner:
-            out.append(scope.status())
+            out.append(scope.last_status())
             return end + 1
         if inner.startswith("-") and inner[1:2].isalpha():
             out.append(scope.status_of(inner[1:]))

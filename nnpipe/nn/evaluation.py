@@ -14,7 +14,7 @@ def truth_columns(plan):
     """The columns of the samples matrix that feed the loss's ground truth."""
     start = 0
     for _, offset, length in plan.feeds:
-        if offset == plan.loss_row[IN1]:
+        if offset == plan.loss_rows[0][IN1]:
             return slice(start, start + length)
         start += length
     raise ValueError("the loss's ground truth is not fed from the samples")

@@ -156,7 +156,7 @@ ACTIVATIONS = {
     "sinc": _sinc,
     "softmax": _softmax,
     "sqr": lambda g, x, size, hint: g.node("Mul", [x, x], hint),
-    "sqrt": lambda g, x, size, hint: g.node("Sqrt", [g.node("Relu", [x], f"{hint}_positive")], hint),
+    "sqrt": lambda g, x, size, hint: g.node("Sqrt", [g.node("Abs", [x], f"{hint}_magnitude")], hint),
     "swish": lambda g, x, size, hint: g.node("Mul", [x, g.node("Sigmoid", [x], f"{hint}_sigmoid")], hint),
     "tanh": _single("Tanh"),
 }
