@@ -13,7 +13,7 @@ from nnpipe.lang.lexer import unprotect
 from nnpipe.naming import Unselected, copy_name
 from nnpipe.errors import UserError
 from nnpipe.images import io
-from nnpipe.images.imagelist import MAX_VALUES, as_image, check_size, size_text
+from nnpipe.images.imagelist import MAX_VALUES, check_size, size_text
 from nnpipe.lang.expr import format_number, gmic_number
 
 SAME = (100.0, True)
@@ -48,7 +48,7 @@ def input_command(ctx, selection, source):
             ctx.images.append(fill_image(ctx, image, value), f"[{value}]")
         else:
             if len(parts) > 4:
-                image[...] = float(value)
+                image = repeated_values(image, value)
             ctx.images.append(image, f"[{value}]" if len(parts) > 4 else "[unnamed]")
     else:
         for path in _expand(plain):
@@ -66,14 +66,25 @@ def _expand(pattern):
 
 
 def parse_inline(text):
+    """(1,2;3,4^5,6;7,8): ',' next x, ';' next y, '/' next z, '^' next channel; shorter rows,
+    planes or channels are padded with 0, as G'MIC pads them."""
     if not text.endswith(")"):
         raise UserError(f"inline image '{text}' lacks its closing ')'")
     try:
         channels = [[[[float(v) for v in row.split(",")] for row in plane.split(";")]
                      for plane in channel.split("/")] for channel in text[1:-1].split("^")]
-        return as_image(np.array(channels, dtype=np.float32))
     except ValueError:
-        raise UserError(f"inline image '{text}' must hold numbers in rows of equal length") from None
+        raise UserError(f"inline image '{text}' must hold numbers") from None
+    s = len(channels)
+    d = max(len(channel) for channel in channels)
+    h = max(len(plane) for channel in channels for plane in channel)
+    w = max(len(row) for channel in channels for plane in channel for row in plane)
+    image = np.zeros((s, d, h, w), dtype=np.float32)
+    for c, channel in enumerate(channels):
+        for z, plane in enumerate(channel):
+            for y, row in enumerate(plane):
+                image[c, z, y, :len(row)] = row
+    return image
 
 
 def blank(sizes):
@@ -160,8 +171,21 @@ INTERPOLATIONS = ("none", "nearest", "average", "linear", "grid", "cubic", "lanc
 BOUNDARIES = ("dirichlet", "neumann", "periodic", "mirror")
 
 
+class SizeOrImage(Size):
+    """A size, or [k]: the size image k has on that axis (`resize[1] [0]` takes all four)."""
+
+    def describe(self):
+        return super().describe() + " or [image]"
+
+    def parse(self, text):
+        if text.startswith("[") and text.endswith("]"):
+            return text
+        return super().parse(text)
+
+
 @command("resize", "r", group=IMAGES, each=True, params=[
-    Size("width"), Size("height", SAME), Size("depth", SAME), Size("spectrum", SAME),
+    SizeOrImage("width"), SizeOrImage("height", SAME), SizeOrImage("depth", SAME),
+    SizeOrImage("spectrum", SAME),
     Choice("interpolation", "nearest", choices=INTERPOLATIONS, help=(
         "G'MIC's code or name: 0 none (keep values, place them by centering), 1 nearest,"
         " 2 moving average, 3 linear, 4 grid, 5 cubic, 6 lanczos (default: 1)")),
@@ -174,7 +198,11 @@ def resize(ctx, image, width, height, depth, spectrum, interpolation, boundary_c
     """Resize images to width,height,depth,spectrum (pixels, or N% of the current size), with
     G'MIC's interpolations and sampling."""
     axes = (3, 2, 1, 0)
-    targets = [_target(size, image.shape[axis]) for axis, size in zip(axes, (width, height, depth, spectrum))]
+    sizes = [width, height, depth, spectrum]
+    if isinstance(width, str) and all(size == SAME for size in sizes[1:]):
+        sizes = [width] * 4
+    targets = [_image_size(ctx, size, axis) if isinstance(size, str) else _target(size, image.shape[axis])
+               for axis, size in zip(axes, sizes)]
     check_size(targets, "the resized image")
     centerings = (centering_x, centering_y, centering_z, centering_c)
     for axis, target, centering in zip(axes, targets, centerings):
@@ -208,6 +236,13 @@ def place(image, axis, size, centering, boundary):
         shape[axis] = size
         result = result * ((source >= 0) & (source < current)).reshape(shape)
     return np.ascontiguousarray(result, dtype=np.float32)
+
+
+def _image_size(ctx, selection, axis):
+    found = ctx.select(selection)
+    if len(found) != 1:
+        raise UserError(f"{selection} selects {len(found)} images, not one")
+    return ctx.images[found[0]].shape[axis]
 
 
 def _target(size, current):
@@ -329,11 +364,13 @@ def crop(ctx, image, corners):
 AXES = {"x": 3, "y": 2, "z": 1, "c": 0}
 
 
-@command("append", group=IMAGES, params=[Choice("axis", choices=tuple(AXES))])
-def append(ctx, selection, axis):
+@command("append", group=IMAGES, params=[Choice("axis", choices=tuple(AXES)),
+                                          Float("centering", 0, low=0, high=1)])
+def append(ctx, selection, axis, centering):
     """Join the selected images along axis x, y, z or c into one image at the first one's place.
 
-    Images smaller than the largest on the other axes are padded with 0."""
+    Images smaller than the largest on the other axes are padded with 0, placed at the start
+    (centering 0), the middle (0.5) or the end (1), as G'MIC places them."""
     if not selection:
         return
     images = [ctx.images[i] for i in selection]
@@ -341,7 +378,8 @@ def append(ctx, selection, axis):
     largest = np.max([im.shape for im in images], axis=0)
     padded = []
     for image in images:
-        pad = [(0, 0 if k == dim else int(largest[k] - image.shape[k])) for k in range(4)]
+        margins = [0 if k == dim else int(largest[k] - image.shape[k]) for k in range(4)]
+        pad = [(int(margin * centering), margin - int(margin * centering)) for margin in margins]
         padded.append(np.pad(image, pad))
     first = selection[0]
     ctx.images.replace(first, np.concatenate(padded, axis=dim))
@@ -355,9 +393,13 @@ def fill(ctx, image, values):
     """Fill images with values, or with a math expression evaluated at every pixel."""
     if is_expression(values):
         return fill_image(ctx, image, values)
+    return repeated_values(image, values)
+
+
+def repeated_values(image, values):
+    """`image` filled with the numbers `values` (a,b,c…) repeated along x, then y, z, c."""
     numbers = np.array([float(v) for v in values.split(",")], dtype=np.float32)
-    flat = np.resize(numbers, image.size)
-    return flat.reshape(image.shape)
+    return np.resize(numbers, image.size).reshape(image.shape)
 
 
 @command("noise", group=IMAGES, each=True, params=[
@@ -398,11 +440,26 @@ _arithmetic("mul", np.multiply, "Multiply every value by a number, or by an imag
 _arithmetic("div", np.true_divide, "Divide every value by a number, or by an image.")
 
 
-@command("cut", group=IMAGES, each=True, params=[Float("min"), Float("max")])
+@command("cut", group=IMAGES, each=True, params=[
+    Text("min", help="a number, or N% of the image's range (0% its minimum, 100% its maximum)"),
+    Text("max", help="a number or N%")])
 def cut(ctx, image, min, max):
     """Clip values to the range [min, max] (either order, as in G'MIC)."""
-    low, high = sorted((min, max))
+    low, high = sorted((_value_or_percent(min, image, "min"), _value_or_percent(max, image, "max")))
     return np.clip(image, low, high)
+
+
+def _value_or_percent(text, image, what):
+    """A number, or N% of the image's range of values, as G'MIC reads `cut 10%,90%`."""
+    percent = text.endswith("%")
+    try:
+        value = float(text[:-1] if percent else text)
+    except ValueError:
+        raise UserError(f"{what} must be a number or N% (got '{text}')") from None
+    if not percent:
+        return value
+    low, high = float(image.min()), float(image.max())
+    return low + (high - low) * value / 100
 
 
 @command("psnr", group=IMAGES, params=[

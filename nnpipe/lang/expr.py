@@ -86,11 +86,16 @@ def tokenize(text):
     return tokens
 
 
-BINARY = [  # lowest to highest precedence, all left-associative, as G'MIC's
+BINARY = [  # lowest to highest precedence, all left-associative, as G'MIC's: % binds tighter
+    # than * and / (8/4%3 is 8), unary minus tighter than % (-7%3 is 2), ^ tighter still
     ("||",), ("&&",), ("|",), ("&",), ("==", "!="), ("<", "<=", ">", ">="), ("<<", ">>"),
-    ("+", "-"), ("*", "/", "%"),
+    ("+", "-"), ("*", "/"), ("%",),
 ]
-ASSIGNMENTS = ("=", ":=", "+=", "-=", "*=", "/=", "%=", "^=")
+ASSIGNMENTS = ("=", "+=", "-=", "*=", "/=", "%=", "^=")
+# G'MIC reads `{a^b}` with two plain numbers with C's scanf, so `{-2^2}` is (-2)^2 = 4 while
+# `{-2^2+1}` and `fill "-2^2"` are -(2^2)...
+NUMBER = r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+NUMBER_POWER = re.compile(rf"^({NUMBER})\^({NUMBER})$")
 
 
 class _Parser:
@@ -141,13 +146,14 @@ class _Parser:
             self.pos += 2
             operator = self.tokens[self.pos - 1][1]
             return ("assign", value, operator, self.assignment(), position)
-        if kind == "name" and self.peek(1)[1] == "[":  # V[k] = value
+        if kind == "name" and self.peek(1)[1] == "[":  # V[k] = value, V[k] += value …
             start = self.pos
             self.pos += 2
             index = self.ternary()
-            if self.accept("]") and self.peek()[1] == "=":
+            if self.accept("]") and self.peek()[0] == "op" and self.peek()[1] in ASSIGNMENTS:
+                operator = self.peek()[1]
                 self.pos += 1
-                return ("assign_item", value, index, self.assignment(), position)
+                return ("assign_item", value, index, operator, self.assignment(), position)
             self.pos = start
         return self.ternary()
 
@@ -169,19 +175,13 @@ class _Parser:
         return left
 
     def unary(self):
-        kind, value, _ = self.peek()
-        if kind == "op" and value == "-" and self.peek(1)[0] == "number":
-            # G'MIC reads a minus before a number as part of the number: -2^2 is (-2)^2 = 4,
-            # while -x^2 is -(x^2).
-            self.pos += 2
-            return self.power(("num", -float(self.tokens[self.pos - 1][1])))
         if op := self.accept("-", "+", "!", "~"):
             return ("unary", op, self.unary())
         return self.power()
 
-    def power(self, base=None):
-        # G'MIC reads 2^3^2 as (2^3)^2.
-        value = self.postfix() if base is None else base
+    def power(self):
+        # G'MIC reads 2^3^2 as (2^3)^2, and -x^2 as -(x^2).
+        value = self.postfix()
         while self.accept("^"):
             exponent = self.unary() if self.peek()[1] in ("-", "+", "!") else self.postfix()
             value = ("op", "^", value, exponent)
@@ -339,6 +339,8 @@ class _Compiler:
         return (lambda env: codes), len(value)
 
     def node_vector(self, items):
+        if not items:
+            self.fail("an empty vector [] has no value")
         compiled = [self.node(item) for item in items]
         size = sum(1 if s is SCALAR else s for _, s in compiled)
         sizes = [s for _, s in compiled]
@@ -417,10 +419,10 @@ class _Compiler:
         return run, SCALAR
 
     def node_assign(self, name, operator, value, position):
-        if name in CONSTANTS or name in ("x", "y", "z", "c", "i", "I") or name in IMAGE_SIZES:
+        if name in CONSTANTS or name == "I" or name in IMAGE_SIZES:
             self.fail(f"'{name}' cannot be assigned", position)
         value_function, size = self.node(value)
-        if operator in ("=", ":="):
+        if operator == "=":
             self.variables[name] = size
 
             def run(env):
@@ -441,17 +443,20 @@ class _Compiler:
         self.variables[name] = new_size
         return update, new_size
 
-    def node_assign_item(self, name, index, value, position):
+    def node_assign_item(self, name, index, operator, value, position):
         if name not in self.variables or self.variables[name] is SCALAR:
             self.fail(f"'{name}' is not a vector", position)
         index_function, _ = self.node(index)
         value_function, _ = self.node(value)
         size = self.variables[name]
+        combine = None if operator == "=" else OPERATORS[operator[0]]
 
         def run(env):
             k = int(index_function(env).flat[0])
             vector = env.values[name]
             new = value_function(env)
+            if combine is not None:
+                new = combine(vector[k] if 0 <= k < size else _constant(0.0), new)
             shape = np.broadcast_shapes(vector.shape[1:], new.shape)
             vector = np.array(np.broadcast_to(vector, (size,) + shape))
             if 0 <= k < size:
@@ -494,6 +499,8 @@ class _Compiler:
             return compare_vectors, SCALAR
         size = _broadcast_size(left_size, right_size, self)
         if operator in ("&&", "||"):
+            if size is not SCALAR:
+                self.fail(f"'{operator}' takes numbers, not vectors")
             is_and = operator == "&&"
 
             def logic(env):
@@ -625,7 +632,11 @@ def _broadcast_size(a, b, compiler):
 
 
 def _floor_mod(a, b):
-    return a - b * np.floor(a / b)
+    """G'MIC's modulo: the sign of b; x % inf is x, inf % m is 0, x % 0 is nan."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    result = a - b * np.floor(a / b)
+    result = np.where(np.isinf(b) & np.isfinite(a), a, result)
+    return np.where(np.isinf(a) & np.isfinite(b) & (b != 0), 0.0, result)
 
 
 def _round(value, step=None):
@@ -692,7 +703,8 @@ FUNCTIONS = {  # name: (function, least arguments, most arguments, kind)
     "atan": (np.arctan, 1, 1, "map"), "atan2": (np.arctan2, 2, 2, "map"),
     "sinh": (np.sinh, 1, 1, "map"), "cosh": (np.cosh, 1, 1, "map"), "tanh": (np.tanh, 1, 1, "map"),
     "floor": (np.floor, 1, 1, "map"), "ceil": (np.ceil, 1, 1, "map"),
-    "round": (_round, 1, 2, "map"), "int": (np.trunc, 1, 1, "map"), "sign": (np.sign, 1, 1, "map"),
+    "round": (_round, 1, 2, "map"), "int": (np.trunc, 1, 1, "map"),
+    "sign": (lambda v: np.nan_to_num(np.sign(v), nan=0.0), 1, 1, "map"),  # sign(nan) is 0
     "pow": (np.power, 2, 2, "map"), "lerp": (_lerp, 3, 3, "map"),
     "cut": (lambda v, a, b: np.minimum(np.maximum(v, a), b), 3, 3, "map"),
     "isnan": (lambda v: np.isnan(v).astype(np.float64), 1, 1, "map"),
@@ -925,6 +937,10 @@ def _reduce_for_end(name, value, size, nn_hook):
 def evaluate(text, images=(), rng=None, set_variable=None):
     """`{text}`: a number, or a list of numbers for a vector; variables set with set() are
     passed to `set_variable(name, value)`."""
+    power = NUMBER_POWER.match(text)
+    if power:
+        with np.errstate(all="ignore"):
+            return float(np.power(float(power.group(1)), float(power.group(2))))
     rng = rng if rng is not None else np.random.default_rng()
     evaluation = evaluate_grid(text, images, None, rng)
     if set_variable is not None:
