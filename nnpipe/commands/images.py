@@ -174,9 +174,6 @@ BOUNDARIES = ("dirichlet", "neumann", "periodic", "mirror")
 class SizeOrImage(Size):
     """A size, or [k]: the size image k has on that axis (`resize[1] [0]` takes all four)."""
 
-    def describe(self):
-        return super().describe() + " or [image]"
-
     def parse(self, text):
         if text.startswith("[") and text.endswith("]"):
             return text
@@ -184,13 +181,16 @@ class SizeOrImage(Size):
 
 
 @command("resize", "r", group=IMAGES, each=True, params=[
-    SizeOrImage("width"), SizeOrImage("height", SAME), SizeOrImage("depth", SAME),
+    SizeOrImage("width", help="a size > 0 (pixels, or N% of the current size), or [k]: the size"
+                " of image k (alone, all four of its sizes)"), SizeOrImage("height", SAME), SizeOrImage("depth", SAME),
     SizeOrImage("spectrum", SAME),
     Choice("interpolation", "nearest", choices=INTERPOLATIONS, help=(
         "G'MIC's code or name: 0 none (keep values, place them by centering), 1 nearest,"
         " 2 moving average, 3 linear, 4 grid, 5 cubic, 6 lanczos (default: 1)")),
     Choice("boundary_conditions", "dirichlet", choices=BOUNDARIES, help=(
-        "for interpolation 0: 0 dirichlet (zeros), 1 neumann, 2 periodic, 3 mirror")),
+        "0 dirichlet, 1 neumann, 2 periodic, 3 mirror: with interpolation 0, what lies outside"
+        " the old extent; when linear, cubic or lanczos enlarge, other than 0 steps old/new"
+        " from the first value instead of aligning both ends")),
     Float("centering_x", 0, low=0, high=1), Float("centering_y", 0, low=0, high=1),
     Float("centering_z", 0, low=0, high=1), Float("centering_c", 0, low=0, high=1)])
 def resize(ctx, image, width, height, depth, spectrum, interpolation, boundary_conditions,
