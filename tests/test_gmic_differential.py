@@ -617,6 +617,96 @@ MORE_COMMANDS = [  # eval, inline and blank images, cut %, resize [k], append's 
     '(1,2,3) (5) eval "i" echo ${}',
 ]
 
+ESCAPES_AND_ARGUMENTS = [  # backslashes, assignment operators, repeat counts, resize/append/fill forms
+    'x=foo echo $x.png',
+    'x=foo echo ${x}_1',
+    '(1) name img{1+1}',
+    'echo \\$x',
+    'x=0.1 x+=0.2 echo $x',
+    'x=3 x-=5 echo $x',
+    'x=1e3 x+=1 echo $x',
+    'x=abc x+=1 echo $x',
+    'x=2 x^=0.5 echo $x',
+    'x=10 x/=4 echo $x',
+    'x=10 x%=4 echo $x',
+    'x=-7 x%=3 echo $x',
+    'if abc echo y fi',
+    'break',
+    'repeat -1 echo x done',
+    'repeat 2.5 echo x done',
+    'repeat 2 continue echo x done',
+    'if 1 echo a elif echo b fi',
+    '(1) (2) add[] 5',
+    '(1) name "a,b"',
+    '(1) name "a b" [a\\ b]',
+    '(1,2,3) resize 2,1,1,1,linear',
+    '(1,2,3,4) resize -50',
+    '(1,2,3,4) resize 50%,100%,100%,100%,3',
+    '(1,2;3,4) resize 150%,150%,1,1,3',
+    '(1,2,3) resize 3,1,1,3',
+    '(1,2^3,4) resize 2,1,1,3',
+    '(1,2^3,4^5,6) resize 2,1,1,2,3',
+    '(1,2^3,4^5,6) resize 2,1,1,1,2',
+    '(1,2^3,4^5,6) resize 2,1,1,4,3',
+    '(1,2;3,4) resize 3,2,1,1,5',
+    '(1,2;3,4) resize 2,3,1,1,6',
+    '(1,2,3,4,5,6,7) resize 3,1,1,1,6',
+    '(1,2,3,4,5,6,7) resize 3,1,1,1,3',
+    '(1,2,3,4,5,6,7) resize 3,1,1,1,2',
+    '(1,2,3,4,5,6,7) resize 4,1,1,1,2',
+    '(1,2,3,4,5,6,7) resize 4,1,1,1,4',
+    '(1,2,3,4,5,6,7) resize 4,1,1,1,0',
+    '(1,2,3,4,5,6,7) resize 4,1,1,1,0,0,1',
+    '(1,2,3,4,5,6,7) resize 4,1,1,1,0,0,0.5',
+    '(1,2,3) resize 7,1,1,1,0,1,0.5',
+    '(1,2,3) resize 7,1,1,1,0,2,0.5',
+    '(1,2,3) resize 7,1,1,1,0,3,0.5',
+    '(1,2,3) resize 8,1,1,1,0,3,0.5',
+    '(1,2,3) resize 8,1,1,1,0,2',
+    '(1,2,3) resize 8,1,1,1,1,0,0.5',
+    '(1,2,3) resize 8,1,1,1,5,2',
+    '(1,2,3) resize 8,1,1,1,6,3',
+    '(1,2,3) resize 8,1,1,1,3,2',
+    '(1,2,3) resize 8,1,1,1,3,3',
+    '(1,2,3) r 7,1,1,1,4,0,0.5',
+    '(1,2,3) r 7,1,1,1,4,0,1',
+    '(1,2,3) r 8,1,1,1,4,0,0.5',
+    '(1,2,3) normalize 0,0',
+    '(1,nan,3) normalize 0,1',
+    '(1,2,3) normalize 5,5',
+    '(1,2,3) (4) normalize[0,1] 0,1',
+    '(1,2) (3) (4) append c',
+    '(1,2) (3) (4) append z',
+    '(1;2) (3,4) append x',
+    '(1;2) (3,4) append y',
+    '(1,2;3,4) (5,6) append y,1',
+    '(1,2) (3,4;5,6) append x,0.5',
+    '(1,2) add 1e10',
+    '(1,2) mul nan',
+    '(1,2) add {1/3}',
+    '2,2 fill 1,2,3',
+    '2,2,1,2 fill "[x,y,9]"',
+    '2,2,1,3 fill "[x,y]"',
+    '2,2 fill "[x,y]"',
+    '2,2,1,2 fill "x"',
+    '1,1,1,3 fill "c*2"',
+    '(1,2,3) cut 2,2',
+    '(1,2,3) cut 0,0',
+    '(1,2,3) +cut 1.5,2.5',
+    'echo \\{1+1\\}',
+    'echo a\\,b',
+    'x=3 echo \\$x=$x',
+    '(1) name a\\,b',
+    'echo "a\\"b"',
+    'echo \\"',
+    'echo a\\b',
+    'echo \\\\',
+    'echo a\\nb',
+    'echo "a\\tb"',
+    'x=a\\nb echo $x',
+    '(1) name a\\nb',
+]
+
 MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
     'echo {1+}',
     'echo {(1}',
@@ -709,7 +799,8 @@ MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
 ]
 
 LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS + MULTI_LINE + STATUS
-            + CONTROL + INPUT + FILL + RESIZE + IMAGE_COMMANDS + MORE_COMMANDS)
+            + CONTROL + INPUT + FILL + RESIZE + IMAGE_COMMANDS + MORE_COMMANDS
+            + ESCAPES_AND_ARGUMENTS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS + TUTORIAL)
 
@@ -723,6 +814,8 @@ REPEAT_VARIABLE = "`repeat N,var` (var counts 0…N-1) is nnpipe's own; G'MIC 3.
 EVAL_ONCE = ("PENDING (nnpipe/commands/expressions.py is outside this change): G'MIC's eval"
              " without a selection evaluates once, at pixel (0,0,0,0) of the last image, and its"
              " status is the value; nnpipe's runs at every pixel of every image")
+ECHO_ESCAPES = ("PENDING (nnpipe/commands/control.py): G'MIC's echo turns C escapes (\\n, \\t,"
+                " \\b…) into their characters; nnpipe's prints them as written")
 POW = "pow(a,b) is nnpipe's own (G'MIC has no pow(); write a^b)"
 DELIBERATE = {
     "echo": ("`echo` needs its text in nnpipe; G'MIC prints an empty message", None),
@@ -758,6 +851,16 @@ DELIBERATE = {
     '(1,2,3) eval "S=0;S+=i;end(set(\'v\',S))" echo $v': (EVAL_ONCE, ["3"]),
     '(1,2,3) eval "x" echo ${}': (EVAL_ONCE, []),
     '(1,2,3) (5) eval "i" echo ${}': (EVAL_ONCE, []),
+    "(1,2,3) resize 2,1,1,1,linear": ("resize takes its interpolation's name too (nnpipe's own:"
+                                      " none nearest average linear grid cubic lanczos)",
+                                      []),
+    '2,2,1,3 fill "[x,y]"': ("PENDING (nnpipe/commands/expressions.py): a vector shorter than the"
+                             " spectrum fills its channels and leaves the others as they are in"
+                             " G'MIC; nnpipe repeats its last component", []),
+    "echo a\\b": (ECHO_ESCAPES, ["a\\b"]),
+    "echo a\\nb": (ECHO_ESCAPES, ["a\\nb"]),
+    'echo "a\\tb"': (ECHO_ESCAPES, ["a\\tb"]),
+    "x=a\\nb echo $x": (ECHO_ESCAPES, ["a\\nb"]),
     "echo {1 + 2}": ("blanks inside {…} keep one item (nnpipe's own); G'MIC splits the item at"
                      " the blank", ["3"]),
 }

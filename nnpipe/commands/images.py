@@ -135,7 +135,7 @@ def keep(ctx, selection):
     ctx.images.keep(selection)
 
 
-@command("name", "nm", group=IMAGES, params=[
+@command("name", "nm", group=IMAGES, raw=True, protected=True, params=[
     Text("names", rest=True, help="one name per image: name1,name2,… (quote a name holding commas)")],
     default_selection=lambda ctx: Unselected(range(len(ctx.images))))
 def name_command(ctx, selection, names):
@@ -209,7 +209,7 @@ def resize(ctx, image, width, height, depth, spectrum, interpolation, boundary_c
         if interpolation == "none":
             image = place(image, axis, target, centering, boundary_conditions)
         else:
-            image = resample(image, axis, target, interpolation, boundary_conditions)
+            image = resample(image, axis, target, interpolation, boundary_conditions, centering)
     return image
 
 
@@ -256,11 +256,12 @@ def _target(size, current):
     return max(1, int(np.floor(target + 0.5)))
 
 
-def resample(image, axis, size, interpolation, boundary="dirichlet"):
+def resample(image, axis, size, interpolation, boundary="dirichlet", centering=0.0):
     """Resample one axis as G'MIC (CImg) does. Nearest takes floor(i*old/new). Shrinking with
     moving average, linear, cubic or lanczos averages the covered old values in proportion;
     enlarging with moving average takes the nearest value. Grid shrinks as nearest and
-    enlarges by placing old value i at ceil(i*new/old), zeros between. Linear, cubic and
+    enlarges by placing old value i at ceil(i*new/old) (shifted by the centering), zeros
+    between. Linear, cubic and
     lanczos enlarge with the first and last samples on the first and last values, or, with a
     boundary condition other than dirichlet, with a step of old/new from the first one."""
     current = image.shape[axis]
@@ -275,7 +276,10 @@ def resample(image, axis, size, interpolation, boundary="dirichlet"):
         return _moving_average(image, axis, size)
     if interpolation == "grid":
         result = np.zeros(image.shape[:axis] + (size,) + image.shape[axis + 1:], dtype=np.float32)
-        places = np.ceil(np.arange(current) * size / current).astype(np.intp)
+        step = size / current
+        # value i lands at ceil(i*step + centering*(step-1)); a hair below, so that exact
+        # integers stay themselves
+        places = np.ceil(np.arange(current) * step + centering * (step - 1) - 1e-9).astype(np.intp)
         np.moveaxis(result, axis, 0)[places] = np.moveaxis(image, axis, 0)
         return result
     if boundary == "dirichlet":
@@ -323,7 +327,7 @@ def normalize(ctx, image, min, max):
     """Map values linearly to the range [min, max] (either order, as in G'MIC)."""
     if min > max:
         min, max = max, min
-    low, high = float(image.min()), float(image.max())
+    low, high = float(np.nanmin(image)), float(np.nanmax(image))  # G'MIC skips NaN
     if high == low:
         return np.full_like(image, min)
     return (image - low) * ((max - min) / (high - low)) + min

@@ -8,6 +8,7 @@ take the next item unless it starts a statement of its own.
 
 import difflib
 import glob
+import math
 import os
 import re
 import sys
@@ -337,9 +338,9 @@ class Interpreter:
         text = unprotect(self.substitute(node.count.text))
         count_text, _, variable = text.partition(",")
         count = self.number(count_text, "repeat")
-        if count < 0 or (count != float("inf") and not float(count).is_integer()):
-            raise UserError(f"count must be an integer >= 0 or inf (got '{count_text}')",
-                            command="repeat")
+        if count != count:
+            raise UserError(f"count must be a number or inf (got '{count_text}')", command="repeat")
+        count = max(math.floor(count), 0) if math.isfinite(count) else max(count, 0)  # as G'MIC
         loop = [0, count]
         self.repeats[-1].append(loop)
         try:

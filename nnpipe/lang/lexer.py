@@ -7,7 +7,8 @@ As G'MIC reads them:
   inside quotes are stored as private codes, so that no substitution or argument split
   touches them, and turn back into themselves when a command receives its arguments. The
   quotes themselves are removed (`"a"b` is `ab`). A quote left open at the end of a line
-  goes on to the next one.
+  goes on to the next one. A backslash protects the one character after it the same way
+  (`\\$x` is the text $x).
 - A line `name :` (at the start of the line, not `name :=`) starts a command definition;
   its body is the rest of that line and every line up to the next definition. Lines before
   the first definition are the file's main program (run by `nnpipe run`). nnpipe's own
@@ -133,8 +134,8 @@ def read_item(text, file="<command line>", line=1):
     out, quote, i = [], False, 0
     while i < len(text):
         char = text[i]
-        if char == "\\" and i + 1 < len(text) and text[i + 1] == '"':
-            out.append(PROTECT['"'])
+        if char == "\\" and i + 1 < len(text) and text[i + 1] in PROTECT:
+            out.append(PROTECT[text[i + 1]])  # \$ \{ \} \, \" stand for themselves
             i += 2
             continue
         if char == '"':
