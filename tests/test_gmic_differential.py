@@ -617,6 +617,31 @@ MORE_COMMANDS = [  # eval, inline and blank images, cut %, resize [k], append's 
     '(1,2,3) (5) eval "i" echo ${}',
 ]
 
+IMAGE_SELECTIONS = [  # percent and odd ranges, {k,expression}
+    '(1,2,3) (4) echo {0,w}',
+    '(1,2,3) (4) echo {1,w}',
+    '(1,2,3) (4) echo {-2,i(1)}',
+    'echo {1,2}',
+    'echo {{1+1}*2}',
+    '(1) (2) (3) add[-1--2] 10',
+    '(1) (2) (3) (4) add[50%] 10',
+    '(1) (2) (3) (4) add[0-50%] 10',
+    '(1) (2) (3) (4) add[25%-75%] 10',
+    '(1) (2) (3) add[1-0] 10',
+    '(1) (2) (3) add[0-1,0-2] 10',
+    '(1) (2) (3) add[1,] 10',
+    '(1) (2) (3) add[] 10',
+    '(1) (2) (3) add[^] 10',
+    '(1) (2) (3) add[^-1] 10',
+    '(1) name a (2) name b add[^a] 10',
+    '(1) name a (2) name b add[a,^b] 10',
+    '(1) (2) (3) add[0-2:2] 10',
+    '(1) (2) (3) (4) (5) add[1-4:3] 10',
+    '(1) (2) (3) (4) (5) add[-1-0:2] 10',
+    'x=1 (1) (2) add[$x] 10',
+    '(1) (2) add[{$!-1}] 10',
+]
+
 ESCAPES_AND_ARGUMENTS = [  # backslashes, assignment operators, repeat counts, resize/append/fill forms
     'x=foo echo $x.png',
     'x=foo echo ${x}_1',
@@ -800,7 +825,7 @@ MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
 
 LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS + MULTI_LINE + STATUS
             + CONTROL + INPUT + FILL + RESIZE + IMAGE_COMMANDS + MORE_COMMANDS
-            + ESCAPES_AND_ARGUMENTS)
+            + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS + TUTORIAL)
 

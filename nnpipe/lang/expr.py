@@ -897,14 +897,16 @@ class Evaluation:
         self.variables = variables
 
 
-def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, nn_hook=None):
-    """Evaluate `text` at every pixel of `current` (None: one pixel of the last image).
+def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, nn_hook=None,
+                  one_pixel=False):
+    """Evaluate `text` at every pixel of `current` (None: one pixel of the last image), or at
+    its first pixel only (`one_pixel`).
 
     `vector_mode` None decides as G'MIC does: a vector result fills whole pixels; a scalar
     result depending on the channel is evaluated once per channel."""
     types = TypeEnvironment(images, current, nn_hook.sizes() if nn_hook else None)
     program = compile_expression(text, types)
-    if current is None:
+    if current is None or one_pixel:
         shape = (1, 1, 1, 1)
         vector_mode = True
     else:
@@ -934,15 +936,16 @@ def _reduce_for_end(name, value, size, nn_hook):
     return np.array(last, dtype=np.float64).reshape(-1, 1, 1, 1, 1)
 
 
-def evaluate(text, images=(), rng=None, set_variable=None):
+def evaluate(text, images=(), rng=None, set_variable=None, image=None):
     """`{text}`: a number, or a list of numbers for a vector; variables set with set() are
-    passed to `set_variable(name, value)`."""
+    passed to `set_variable(name, value)`. It reads `image` (default: the last one) as its
+    own, at its first pixel."""
     power = NUMBER_POWER.match(text)
     if power:
         with np.errstate(all="ignore"):
             return float(np.power(float(power.group(1)), float(power.group(2))))
     rng = rng if rng is not None else np.random.default_rng()
-    evaluation = evaluate_grid(text, images, None, rng)
+    evaluation = evaluate_grid(text, images, image, rng, one_pixel=True)
     if set_variable is not None:
         for name, value in evaluation.variables.items():
             set_variable(name, value)

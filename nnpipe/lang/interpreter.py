@@ -26,6 +26,7 @@ COMMAND_ITEM = re.compile(r"^([+-]?)([A-Za-z_][A-Za-z0-9_]*)(\[.*\]|\.{1,3})?$",
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:,[A-Za-z_][A-Za-z0-9_]*)*)"
                         r"(=|:=|\+=|-=|\*=|/=|%=|\^=|\.=)(.*)$", re.S)
 BLANK_SIZE = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
+IMAGE_EXPRESSION = re.compile(r"^\s*(-?\d+)\s*,(.*)$", re.S)
 KEYWORDS = {"repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}", "break",
             "continue"}
 MAX_CALL_DEPTH = 64
@@ -510,8 +511,16 @@ class Interpreter:
         return self.workspace.status
 
     def evaluate(self, text):
-        """`{expression}` in an item."""
-        result = expr.evaluate(unprotect(text), self.images, self.workspace.rng, self.variables.set)
+        """`{expression}` in an item; `{k,expression}` reads image k as its own (`{0,w}`)."""
+        text = unprotect(text)
+        image = None
+        on_image = IMAGE_EXPRESSION.match(text)
+        if on_image:
+            index, text = int(on_image.group(1)), on_image.group(2)
+            if not -len(self.images) <= index < len(self.images):
+                raise UserError(f"{{{index},…}}: no image [{index}] ({len(self.images)} images)")
+            image = self.images[index]
+        result = expr.evaluate(text, self.images, self.workspace.rng, self.variables.set, image)
         return expr.format_value(result)
 
 
