@@ -549,6 +549,75 @@ PIXEL_EXPRESSIONS = [
     "(1,2,3) (4) eval[0] \"end(set('v',i(#1,0)))\" echo $v",
 ]
 
+MORE_PIXEL_EXPRESSIONS = [  # fill/eval/input over pixels and channels, comments inside
+    '(1,2^3,4^5,6) fill "I*2"',
+    '(1,2^3,4^5,6) fill "[i0,i1,i2][c]"',
+    '(1,2^3,4^5,6) fill "c==0?x:y"',
+    '(1,2^3,4^5,6) fill "i(x,y,0,2-c)"',
+    '(1,2^3,4^5,6) (7,8^9,10^11,12) fill[0] "I(#1,x,y)"',
+    '(1,2^3,4^5,6) fill "norm(I)"',
+    '(1,2^3,4^5,6) fill "max(I)"',
+    '(1,2^3,4^5,6) fill "sum(I)/s"',
+    '(1,2^3,4^5,6) fill "V=I;V[0]=0;V"',
+    '(1,2^3,4^5,6) fill "[1,2,3,4]"',
+    '(1,2^3,4^5,6) fill "i+c"',
+    '(1,2;3,4) fill "i(x,y-1)"',
+    '(1,2;3,4) fill "i(x-1,y-1)"',
+    '(1,2;3,4) fill "i(#0,1,1)"',
+    '(1,2;3,4) fill "i(1,1)"',
+    '(1,2;3,4) fill "w*h+x"',
+    '(1,2;3,4) fill "wh"',
+    '(1,2;3,4) fill "ia"',
+    '(1,2;3,4) fill "iM-i"',
+    '(1,2;3,4) fill "im"',
+    '(1,2;3,4) fill "x>0?i(x-1,y):-1"',
+    '(1,2;3,4) fill "A=x;B=y;A*10+B"',
+    '(1,2;3,4) fill "A=[x,y];norm(A)"',
+    '(1,2;3,4) fill "round(i/3,0.5)"',
+    '(1,2,3,4,5) fill "x%2==0&&x>0"',
+    '(1,2,3,4,5) fill "!(x%2)"',
+    '(1,2,3,4,5) fill "x?1/x:0"',
+    '(1,2,3,4,5) fill "atan2(x,2)"',
+    '(1,2,3,4,5) fill "lerp(i,10,0.5)"',
+    '(1,2,3,4,5) fill "cut(i,2,4)"',
+    '(1,2,3,4,5) fill "sign(i-3)"',
+    '(1,2,3,4,5) fill "sqrt(i)*exp(-i)"',
+    '(1,2,3,4,5) fill "log(i)/log(2)"',
+    '(1,2,3,4,5) fill "i^2^0.5"',
+    '(1,2,3,4,5) fill "-i^2"',
+    '(1,2,3,4,5) fill "i%2"',
+    '(1,2,3,4,5) fill "tan(i)"',
+    '(1,2,3,4,5) fill "cos(i)+sin(i)"',
+    '(1,2,3,4,5) fill "floor(i/2)*2"',
+    '(1,2,3,4,5) fill "ceil(i/2)"',
+    '(1,2,3,4,5) fill "abs(i-3)"',
+    '(1,2,3,4,5) fill "min(i,3)"',
+    '(1,2,3,4,5) fill "max(i,3,x)"',
+    '(1,2,3,4,5) fill "i==3"',
+    '(1,2,3,4,5) fill "i!=3||x==0"',
+    '(1,2,3,4,5) fill "# comment\\ni*2"',
+    '(1,2,3,4,5) fill "A = i; # note\\nA+1"',
+    '2,2,2,2 fill "x+2*y+4*z+8*c"',
+    '2,2,2,2 fill "whds"',
+    '2,2,2,2 fill "[x,y]"',
+    '2,2,2,1 fill "i(x,y,1-z)"',
+    '(1,2,3,4) +fill "i(3-x)"',
+    '(1,2,3,4) eval. "end(set(\'m\',iM))" echo $m',
+    '(1,2,3,4) eval. "end(set(\'m\',ia))" echo $m',
+    '(1,2;3,4) eval. "end(set(\'v\',[w,h]))" echo $v',
+    '(1,2;3,4) eval. "end(set(\'v\',I(1,1)))" echo $v',
+    '(1,2;3,4) eval. "end(set(\'v\',i(1,1)+i(0,1)))" echo $v',
+    '(1,2) input 2,2,1,1,"i(#0,x)*10+y"',
+    '(1,2) input 2,2,1,1,"i(#-1,x)+y"',
+    '(1,2) 1,1,1,2,"[w#0,i(#0,1)]"',
+    '(1,2^3,4) 2,1,1,2,"I(#0,x)"',
+    '(1,2^3,4) 2,1,1,2,"I(#0,1-x)+1"',
+    '(1,2^3,4) 2,1,1,1,"I(#0,x)[1]"',
+    '1,1,1,1,"[1,2,3]"',
+    '4,1,1,1,"x*(x<2)"',
+    '3,3,1,1,"x==y"',
+]
+
 # nn_lib's tutorial (nn_test_color): its batch and its reconstruction read, on fixed data
 # (u() replaced by fixed values), as G'MIC reads them.
 TUTORIAL = [
@@ -827,7 +896,8 @@ LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFIN
             + CONTROL + INPUT + FILL + RESIZE + IMAGE_COMMANDS + MORE_COMMANDS
             + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
-               + MORE_EXPRESSIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS + TUTORIAL)
+               + MORE_EXPRESSIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS + MORE_PIXEL_EXPRESSIONS
+               + TUTORIAL)
 
 # case: (why nnpipe differs, the lines nnpipe prints, or None when nnpipe stops with an error)
 SCRIPT_ARGUMENTS = ("a script run by nnpipe takes arguments ($1…, $#, ${1=default}); G'MIC's"
@@ -841,6 +911,8 @@ EVAL_ONCE = ("PENDING (nnpipe/commands/expressions.py is outside this change): G
              " status is the value; nnpipe's runs at every pixel of every image")
 ECHO_ESCAPES = ("PENDING (nnpipe/commands/control.py): G'MIC's echo turns C escapes (\\n, \\t,"
                 " \\b…) into their characters; nnpipe's prints them as written")
+SET_VECTOR = ("set('v', vector) stores the numbers, comma-separated; G'MIC stores the text whose"
+              " character codes they are")
 POW = "pow(a,b) is nnpipe's own (G'MIC has no pow(); write a^b)"
 DELIBERATE = {
     "echo": ("`echo` needs its text in nnpipe; G'MIC prints an empty message", None),
@@ -886,6 +958,8 @@ DELIBERATE = {
     "echo a\\nb": (ECHO_ESCAPES, ["a\\nb"]),
     'echo "a\\tb"': (ECHO_ESCAPES, ["a\\tb"]),
     "x=a\\nb echo $x": (ECHO_ESCAPES, ["a\\nb"]),
+    "(1,2;3,4) eval. \"end(set('v',[w,h]))\" echo $v": (SET_VECTOR, ["2,2"]),
+    "(1,2;3,4) eval. \"end(set('v',I(1,1)))\" echo $v": (SET_VECTOR, ["4"]),
     "echo {1 + 2}": ("blanks inside {…} keep one item (nnpipe's own); G'MIC splits the item at"
                      " the blank", ["3"]),
 }
