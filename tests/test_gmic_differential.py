@@ -220,6 +220,49 @@ DEFINITIONS = [  # (command file, script)
     ("ret : u $1", "ret 5 echo ${}"),
 ]
 
+MORE_DEFINITIONS = [  # recursion, return, arguments inside quotes, $* passed on
+    ('countdown : if $1>0 echo $1 countdown {$1-1} fi', 'countdown 3'),
+    ('pass_all : inner $*\ninner : echo [$1][$2]', 'pass_all a,b'),
+    ('hi : echo hi', '-hi'),
+    ('early : echo a return echo b', 'early echo after'),
+    ('fail : error nope', 'fail'),
+    ('addall : add $1', '(1) (2) addall 5'),
+    ('mk : (1,2) name made', 'mk mk echo $!'),
+    ('double : mul 2', '(1,2) (3) double'),
+    ('last : echo {w}', '(1,2,3) last'),
+    ('nth : echo {$1,w}', '(1,2,3) (4) nth 0'),
+    ('setst : u $1,$2', 'echo ${-setst\\ a,b}'),
+    ('a2 : echo "$1"', 'a2 hello'),
+    ('qq : echo $1', 'qq "a,b"'),
+    ('qq : echo $1/$2', 'qq "a,b",c'),
+    ('loopy : repeat $1 echo $> done', 'loopy 2 loopy 1'),
+    ('nested : repeat 2 inner2 done\ninner2 : repeat 2 echo $> done', 'nested'),
+    ('vars : a=1 b=$a echo $a$b', 'vars echo [$a]'),
+    ('g1 : _count+=1', '_count=0 g1 g1 g1 echo $_count'),
+    ('argc : echo $#', 'argc argc a argc a,b,c'),
+    ('defaults : echo ${1=x},${2=y},${3=z}', 'defaults 1,,3'),
+    ('star : echo $*', 'star "a b",c'),
+    ('zero : echo $0', 'zero zero'),
+    ('dollar : echo $1$1', 'dollar ab'),
+    ('brace : echo ${1}x', 'brace ab'),
+    ('cond : if $1 echo yes else echo no fi', 'cond 1 cond 0'),
+    ('cond : if {$1>2} echo big fi', 'cond 5 cond 1'),
+    ('multi :\n  echo one\n  echo two', 'multi'),
+    ('multi : echo one\n  echo two', 'multi'),
+    ('comment : echo a # trailing\n# full line\n  echo b', 'comment'),
+    ('ff : echo "$1|$*|$#|$0|{1+1}|$x"', 'x=3 ff a'),
+    ('ff : echo "${1=d}|${2=e}"', 'ff a'),
+    ('ff : echo "$1"', 'ff "a b"'),
+    ('ff : echo $1', 'ff "a b"'),
+    ('ff : echo $1', 'ff "a,b"'),
+    ('ff : echo [$1]', 'ff "a",b'),
+    ('ff : echo [$2]', 'ff "a",b'),
+    ('ff : echo "[$1]"', 'ff a,b'),
+    ('ff : echo "a $1 b"', 'ff x'),
+    ('ff : echo "$>"', 'repeat 2 ff 1 done'),
+    ('ff : u "$1" echo ${}', 'ff 5'),
+]
+
 MULTI_LINE = [  # command files: comments, continuations, quotes over several lines
     ("main :\necho a\necho b", "main"),
     ("main :\n  echo indented\n  echo body", "main"),
@@ -732,7 +775,7 @@ ESCAPES_AND_ARGUMENTS = [  # backslashes, assignment operators, repeat counts, r
     'if 1 echo a elif echo b fi',
     '(1) (2) add[] 5',
     '(1) name "a,b"',
-    '(1) name "a b" [a\\ b]',
+    '(1) name "a b" echo ok',
     '(1,2,3) resize 2,1,1,1,linear',
     '(1,2,3,4) resize -50',
     '(1,2,3,4) resize 50%,100%,100%,100%,3',
@@ -892,7 +935,7 @@ MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
     'echo {-2*3}',
 ]
 
-LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS + MULTI_LINE + STATUS
+LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS + MORE_DEFINITIONS + MULTI_LINE + STATUS
             + CONTROL + INPUT + FILL + RESIZE + IMAGE_COMMANDS + MORE_COMMANDS
             + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
@@ -913,6 +956,9 @@ ECHO_ESCAPES = ("PENDING (nnpipe/commands/control.py): G'MIC's echo turns C esca
                 " \\b…) into their characters; nnpipe's prints them as written")
 SET_VECTOR = ("set('v', vector) stores the numbers, comma-separated; G'MIC stores the text whose"
               " character codes they are")
+TEXTUAL_ARGUMENTS = ("an argument holding a blank stays one item where $1 or $* stands;"
+                     " G'MIC pastes the arguments into the command's text before splitting it"
+                     " into items, so the blank splits it")
 POW = "pow(a,b) is nnpipe's own (G'MIC has no pow(); write a^b)"
 DELIBERATE = {
     "echo": ("`echo` needs its text in nnpipe; G'MIC prints an empty message", None),
@@ -960,6 +1006,8 @@ DELIBERATE = {
     "x=a\\nb echo $x": (ECHO_ESCAPES, ["a\\nb"]),
     "(1,2;3,4) eval. \"end(set('v',[w,h]))\" echo $v": (SET_VECTOR, ["2,2"]),
     "(1,2;3,4) eval. \"end(set('v',I(1,1)))\" echo $v": (SET_VECTOR, ["4"]),
+    ("ff : echo $1", 'ff "a b"'): (TEXTUAL_ARGUMENTS, ["a b"]),
+    ("star : echo $*", 'star "a b",c'): (TEXTUAL_ARGUMENTS, ["a b,c"]),
     "echo {1 + 2}": ("blanks inside {…} keep one item (nnpipe's own); G'MIC splits the item at"
                      " the blank", ["3"]),
 }

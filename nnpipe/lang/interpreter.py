@@ -27,7 +27,7 @@ ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:,[A-Za-z_][A-Za-z0-9_]*)*)"
                         r"(=|:=|\+=|-=|\*=|/=|%=|\^=|\.=)(.*)$", re.S)
 BLANK_SIZE = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
 IMAGE_EXPRESSION = re.compile(r"^\s*(-?\d+)\s*,(.*)$", re.S)
-KEYWORDS = {"repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}", "break",
+KEYWORDS = {"repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}", "break", "return",
             "continue"}
 MAX_CALL_DEPTH = 64
 MAX_NESTING = 200
@@ -80,6 +80,10 @@ class _Break(Exception):
 
 class _Continue(Exception):
     pass
+
+
+class _Return(Exception):
+    """`return`: leave the running command (at the top level, end the run), as in G'MIC."""
 
 
 class Parser:
@@ -154,7 +158,7 @@ class Parser:
             if end is None:
                 raise UserError("do: block is not closed (missing 'while')", item.where)
             return DoWhile(item, body, self.next_item(end, "condition"))
-        if text in ("break", "continue"):
+        if text in ("break", "continue", "return"):
             return LoopControl(item)
         if text == "{":
             raise UserError("'{' outside of a repeat block", item.where)
@@ -235,10 +239,16 @@ class Interpreter:
         self.script_dir = folder or "."
         self.define(definitions)
         self.arguments[0] = list(arguments)
-        self.execute(self.parse(main))
+        self.run_top_level(self.parse(main))
 
     def run_items(self, texts, file="<command line>"):
-        self.execute(self.parse(lex_items(texts, file)))
+        self.run_top_level(self.parse(lex_items(texts, file)))
+
+    def run_top_level(self, nodes):
+        try:
+            self.execute(nodes)
+        except _Return:
+            pass
 
     def parse(self, items):
         try:
@@ -288,6 +298,8 @@ class Interpreter:
         elif isinstance(node, DoWhile):
             self.run_do_while(node)
         elif isinstance(node, LoopControl):
+            if node.item.text == "return":
+                raise _Return()
             if not self.repeats[-1]:
                 raise UserError(f"'{node.item.text}' outside of a loop")
             raise _Break() if node.item.text == "break" else _Continue()
@@ -452,6 +464,8 @@ class Interpreter:
         self.variables.push()
         try:
             self.execute(self.bodies[name])
+        except _Return:
+            pass
         finally:
             self.variables.pop()
             self.repeats.pop()
