@@ -174,7 +174,19 @@ class _Parser:
             left = ("op", op, left, self.binary(level + 1))
         return left
 
+    def doubled(self, offset=0):
+        """'++' or '--' written together at the token `offset` ahead, or None."""
+        (kind, first, position), (kind2, second, position2) = self.peek(offset), self.peek(offset + 1)
+        if kind == kind2 == "op" and first == second and first in "+-" and position2 == position + 1:
+            return first
+        return None
+
     def unary(self):
+        sign = self.doubled()
+        if sign and self.peek(2)[0] == "name":  # ++a, --a: add one, give the new value
+            name, position = self.peek(2)[1], self.peek(2)[2]
+            self.pos += 3
+            return ("assign", name, sign + "=", ("num", 1.0), position)
         if op := self.accept("-", "+", "!", "~"):
             return ("unary", op, self.unary())
         return self.power()
@@ -189,6 +201,11 @@ class _Parser:
 
     def postfix(self):
         value = self.atom()
+        sign = self.doubled() if value[0] == "name" else None
+        if sign and (self.peek(2)[0] == "end" or self.peek(2)[1] in (";", ")", ",", "]")):
+            self.pos += 2  # a++, a--: add one, give the old value
+            step = ("assign", value[1], sign + "=", ("num", 1.0), value[2])
+            return ("op", "-" if sign == "+" else "+", step, ("num", 1.0))
         while self.accept("["):
             value = ("index", value, self.ternary())
             self.expect("]")
@@ -372,6 +389,8 @@ class _Compiler:
         self.fail(f"unknown name '{name}'", position)
 
     def node_attr(self, name, index, position):
+        if index is None and name in self.variables:  # w=3;w: a local variable named w
+            return self.node_name(name, position)
         index_function = None
         if index is not None:
             index_function, _ = self.node(index)
@@ -419,7 +438,7 @@ class _Compiler:
         return run, SCALAR
 
     def node_assign(self, name, operator, value, position):
-        if name in CONSTANTS or name == "I" or name in IMAGE_SIZES:
+        if name in CONSTANTS or name == "I":
             self.fail(f"'{name}' cannot be assigned", position)
         value_function, size = self.node(value)
         if operator == "=":
@@ -522,6 +541,14 @@ class _Compiler:
             return self.call_pixel(name, args, position)
         if name in ("u", "g"):
             return self.call_random(name, args, position)
+        copies = re.fullmatch(r"vector(\d+)", name)
+        if copies:  # vector3(a): [a,a,a]; vector3(a,b): [a,b,a] (the arguments repeated)
+            count = int(copies.group(1))
+            if not args or count < 1:
+                self.fail(f"{name}() takes one value or more", position)
+            return self.node_vector([args[k % len(args)] for k in range(count)])
+        if name == "vector":
+            return self.node_vector(args)
         if name == "dot":
             if len(args) != 2:
                 self.fail("dot() takes two vectors", position)
@@ -642,7 +669,7 @@ def _floor_mod(a, b):
 def _round(value, step=None):
     """G'MIC rounds halves away from zero; round(x, step) rounds to a multiple of step."""
     if step is None:
-        return np.sign(value) * np.floor(np.abs(value) + 0.5)
+        return np.sign(value) * np.floor(np.abs(value) + 0.5) + 0.0  # round(-0.4) is 0, not -0
     scaled = value / step
     return np.where(step == 0, value, np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) * step)
 
@@ -666,6 +693,66 @@ def _factorial(value):
     for k in range(2, int(np.max(value, initial=1)) + 1):
         result = np.where(value >= k, result * k, result)
     return result
+
+
+def _round_toward(value, step=None, direction=None):
+    """round(x,step,direction): direction 0 nearest (halves away from zero), 1 up, -1 down."""
+    if direction is None:
+        return _round(value, step)
+    step = np.where(step == 0, 1.0, step) if step is not None else 1.0
+    scaled = value / step
+    rounded = np.where(direction > 0, np.ceil(scaled),
+                       np.where(direction < 0, np.floor(scaled), _round(scaled)))
+    return rounded * step + 0.0
+
+
+def _stack(parts):
+    return np.stack(np.broadcast_arrays(*parts))
+
+
+def _variance(parts):
+    """G'MIC's var() and std() divide by n-1."""
+    values = _stack(parts)
+    deviations = values - values.mean(axis=0)
+    return (deviations * deviations).sum(axis=0) / (len(parts) - 1)  # one value: nan, as G'MIC
+
+
+def _kth(parts):
+    """kth(k,a,b,…): the k-th smallest of a,b,… (k from 1)."""
+    values = np.sort(_stack(parts[1:]), axis=0)
+    k = np.clip(np.asarray(parts[0]).astype(np.int64) - 1, 0, len(parts) - 2)
+    return np.take_along_axis(values, np.broadcast_to(k, values.shape[1:])[None], 0)[0]
+
+
+def _nth_argument(parts):
+    """arg(n,a1,a2,…): a_n (n from 1); 0 beyond."""
+    values = _stack(parts[1:])
+    n = np.asarray(parts[0]).astype(np.int64) - 1
+    inside = (n >= 0) & (n < len(parts) - 1)
+    picked = np.take_along_axis(values, np.broadcast_to(np.clip(n, 0, len(parts) - 2),
+                                                        values.shape[1:])[None], 0)[0]
+    return np.where(inside, picked, 0.0)
+
+
+def _by_magnitude(choose):
+    def run(parts):
+        values = _stack(parts)
+        index = choose(np.abs(values), axis=0)
+        return np.take_along_axis(values, index[None], 0)[0]
+    return run
+
+
+def _gcd(a, b):
+    return np.gcd(a.astype(np.int64), b.astype(np.int64)).astype(np.float64)
+
+
+def _lcm(a, b):
+    return np.lcm(a.astype(np.int64), b.astype(np.int64)).astype(np.float64)
+
+
+def _gauss(x, sigma=None):
+    sigma = 1.0 if sigma is None else sigma
+    return np.exp(-x * x / (2 * sigma * sigma)) / (np.sqrt(2 * np.pi) * sigma)
 
 
 def _lerp(a, b, t):
@@ -702,8 +789,9 @@ FUNCTIONS = {  # name: (function, least arguments, most arguments, kind)
     "asin": (np.arcsin, 1, 1, "map"), "acos": (_positive_nan(np.arccos), 1, 1, "map"),
     "atan": (np.arctan, 1, 1, "map"), "atan2": (np.arctan2, 2, 2, "map"),
     "sinh": (np.sinh, 1, 1, "map"), "cosh": (np.cosh, 1, 1, "map"), "tanh": (np.tanh, 1, 1, "map"),
-    "floor": (np.floor, 1, 1, "map"), "ceil": (np.ceil, 1, 1, "map"),
-    "round": (_round, 1, 2, "map"), "int": (np.trunc, 1, 1, "map"),
+    "floor": (np.floor, 1, 1, "map"), "ceil": (lambda v: np.ceil(v) + 0.0, 1, 1, "map"),
+    "round": (_round_toward, 1, 3, "map"),
+    "int": (lambda v: np.trunc(v) + 0.0, 1, 1, "map"),  # +0.0: G'MIC prints int(-0.5) as 0
     "sign": (lambda v: np.nan_to_num(np.sign(v), nan=0.0), 1, 1, "map"),  # sign(nan) is 0
     "pow": (np.power, 2, 2, "map"), "lerp": (_lerp, 3, 3, "map"),
     "cut": (lambda v, a, b: np.minimum(np.maximum(v, a), b), 3, 3, "map"),
@@ -717,6 +805,31 @@ FUNCTIONS = {  # name: (function, least arguments, most arguments, kind)
     "min": (_reduce(np.fmin), 1, None, "reduce"), "max": (_reduce(np.fmax), 1, None, "reduce"),
     "sum": (_reduce(np.add), 1, None, "reduce"), "prod": (_reduce(np.multiply), 1, None, "reduce"),
     "size": (lambda parts: _constant(float(len(parts))), 1, None, "reduce"),
+    "avg": (lambda parts: np.mean(_stack(parts), axis=0), 1, None, "reduce"),
+    "med": (lambda parts: np.median(_stack(parts), axis=0), 1, None, "reduce"),
+    "var": (_positive_nan(_variance), 1, None, "reduce"),
+    "std": (_positive_nan(lambda parts: np.sqrt(_variance(parts))), 1, None, "reduce"),
+    "argmin": (lambda parts: np.argmin(_stack(parts), axis=0).astype(np.float64), 1, None, "reduce"),
+    "argmax": (lambda parts: np.argmax(_stack(parts), axis=0).astype(np.float64), 1, None, "reduce"),
+    "minabs": (_by_magnitude(np.argmin), 1, None, "reduce"),
+    "maxabs": (_by_magnitude(np.argmax), 1, None, "reduce"),
+    "kth": (_kth, 2, None, "reduce"), "arg": (_nth_argument, 2, None, "reduce"),
+    "narg": (lambda parts: _constant(float(len(parts))), 0, None, "reduce"),
+    "norm1": (lambda parts: np.sum(np.abs(_stack(parts)), axis=0), 1, None, "reduce"),
+    "norm2": (lambda parts: np.sqrt(np.sum(_stack(parts) ** 2, axis=0)), 1, None, "reduce"),
+    "norminf": (lambda parts: np.max(np.abs(_stack(parts)), axis=0), 1, None, "reduce"),
+    "bool": (lambda v: (v != 0).astype(np.float64), 1, 1, "map"),
+    "isint": (lambda v: (np.isfinite(v) & (v == np.round(v))).astype(np.float64), 1, 1, "map"),
+    "isfinite": (lambda v: np.isfinite(v).astype(np.float64), 1, 1, "map"),
+    "isnum": (lambda v: np.ones_like(v), 1, 1, "map"),
+    "isbool": (lambda v: ((v == 0) | (v == 1)).astype(np.float64), 1, 1, "map"),
+    "sinc": (lambda v: np.where(v == 0, 1.0, np.sin(v) / np.where(v == 0, 1.0, v)), 1, 1, "map"),
+    "asinh": (np.arcsinh, 1, 1, "map"), "acosh": (_positive_nan(np.arccosh), 1, 1, "map"),
+    "atanh": (_positive_nan(np.arctanh), 1, 1, "map"),
+    "gauss": (_gauss, 1, 2, "map"),
+    "deg2rad": (lambda v: v * (np.pi / 180), 1, 1, "map"),
+    "rad2deg": (lambda v: v * (180 / np.pi), 1, 1, "map"),
+    "gcd": (_gcd, 2, 2, "map"), "lcm": (_lcm, 2, 2, "map"),
     "norm": (lambda parts: np.sqrt(_reduce(np.add)([p * p for p in parts])), 1, None, "reduce"),
 }
 
