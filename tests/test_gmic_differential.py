@@ -818,6 +818,55 @@ MORE_COMMANDS = [  # eval, inline and blank images, cut %, resize [k], append's 
     '(1,2,3) (5) eval "i" echo ${}',
 ]
 
+COMMAND_ARGUMENTS = [  # normalize's %, constancy; crop's boundary; psnr's max; resize's edges
+    '(1,2,3) normalize 0,1,0.5',
+    '(3,3,3) normalize 0,1,0.5',
+    '(1,2,3) normalize 10%,90%',
+    '(1,2,3) crop -1,4,1',
+    '(1,2,3) crop -1,4,0',
+    '(1,2,3) crop -2,5,2',
+    '(1,2,3) crop -2,5,3',
+    '(1,2;3,4) crop -1,-1,2,2,1',
+    '(1) (2) (3) psnr[0,1] [2] echo ${}',
+    '(1,2) (1,3) psnr[0] [1],10 echo ${}',
+    '(1,2,3) (4,5,6) psnr[1] [0],0.5 echo ${}',
+    '(1,2,3) rm[0] rm',
+    'rm',
+    'keep',
+    '(1) keep[]',
+    '(1,2) (3,4) append c,0.5',
+    '(1,2;3,4) (5;6) append y,0.5',
+    '(1,2,3) name ""',
+    '(1) name a name b',
+    '(1) (2) name[1] x name[0] y',
+    '(1,2,3) resize 3,2,1,1,0',
+    '(1,2,3) resize 6,1,1,1,0,2',
+    '(1,2,3) resize 6,1,1,1,0,3',
+    '(1,2,3) resize 6,1,1,1,0,1,1',
+    '(1,2,3) resize 2,1,1,1,0',
+    '(1,2,3) resize 2,1,1,1,0,0,1',
+    '(1,2,3) resize 2,1,1,1,0,0,0.5',
+    '(1,2,3,4,5) resize 3,1,1,1,2',
+    '(1,2,3,4,5) resize 4,1,1,1,3',
+    '(1,2,3,4,5) resize 2,1,1,1,5',
+    '(1,2;3,4;5,6) resize 1,1,1,1,2',
+    '(1,2;3,4;5,6) resize 4,2,1,1,3',
+    '(1,2^3,4^5,6^7,8) resize 2,1,1,2,2',
+    '(1,2^3,4^5,6^7,8) resize 2,1,1,3,3',
+    '(1,2) resize 2,1,3,1,3',
+    '(1,2/3,4) resize 2,1,1,1,3',
+    '(1,2/3,4) resize 2,1,3,1,3',
+    '(1,2,3) resize 100%,100%,100%,200%',
+    '(1,2,3) resize 33%',
+    '(1,2,3) resize 34%',
+    '(1,2,3,4,5,6,7) resize 10%',
+    '(1,2,3) resize 150%,1,1,1,3',
+    '(1,2,3) resize 0.5,1',
+    '(1,2,3) resize 3,1,1,1,7',
+    '(1,2,3) resize 3,1,1,1,-1',
+    '(1,2,3,4) resize 2,2,1,1,-1',
+]
+
 IMAGE_SELECTIONS = [  # percent and odd ranges, {k,expression}
     '(1,2,3) (4) echo {0,w}',
     '(1,2,3) (4) echo {1,w}',
@@ -1026,7 +1075,8 @@ MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
 
 LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS + MORE_DEFINITIONS + MULTI_LINE + STATUS
             + CONTROL + INPUT + FILL + RESIZE + IMAGE_COMMANDS + MORE_COMMANDS
-            + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS)
+            + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
+            + COMMAND_ARGUMENTS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS + MORE_PIXEL_EXPRESSIONS
                + TUTORIAL)
@@ -1051,6 +1101,7 @@ TEXTUAL_ARGUMENTS = ("an argument holding a blank stays one item where $1 or $* 
 LOOPS = ("loops inside expressions (repeat(), for(), while(), do()) are not supported: the"
          " evaluator runs every pixel at once")
 SLICES = "V[start,length] (a part of a vector) is not supported"
+RAW_RESIZE = "resize's interpolation -1 (reinterpret the values in memory) is not supported"
 POW = "pow(a,b) is nnpipe's own (G'MIC has no pow(); write a^b)"
 DELIBERATE = {
     "echo": ("`echo` needs its text in nnpipe; G'MIC prints an empty message", None),
@@ -1106,6 +1157,13 @@ DELIBERATE = {
     "echo {k=0;while(k<3,++k);k}": (LOOPS, None),
     "echo {[1,2,3,4][1,2]}": (SLICES, None),
     "echo {V=[1,2,3];V[0,2]}": (SLICES, None),
+    "(1) (2) (3) psnr[0,1] [2] echo ${}": (PSNR_PRINTS, [
+        "PSNR: 42.11 dB", "PSNR: 48.13 dB", "42.110203695399477,48.130803608679102"]),
+    "(1,2) (1,3) psnr[0] [1],10 echo ${}": (PSNR_PRINTS, ["PSNR: 23.01 dB", "23.010299956639813"]),
+    "(1,2,3) (4,5,6) psnr[1] [0],0.5 echo ${}": (PSNR_PRINTS, [
+        "PSNR: -15.56 dB", "-15.563025007672874"]),
+    "(1,2,3) resize 3,1,1,1,-1": (RAW_RESIZE, None),
+    "(1,2,3,4) resize 2,2,1,1,-1": (RAW_RESIZE, None),
     "echo {1 + 2}": ("blanks inside {…} keep one item (nnpipe's own); G'MIC splits the item at"
                      " the blank", ["3"]),
 }

@@ -220,10 +220,14 @@ def place(image, axis, size, centering, boundary):
     if size == current:
         return image
     offset = int((size - current) * centering)
-    source = np.arange(size) - offset
-    if boundary == "neumann":
-        index = np.clip(source, 0, current - 1)
-    elif boundary == "periodic":
+    return take_with_boundary(image, axis, np.arange(size) - offset, boundary)
+
+
+def take_with_boundary(image, axis, source, boundary):
+    """The values at positions `source` along `axis`, those outside the image given by the
+    boundary condition: dirichlet 0, neumann the nearest edge, periodic, mirror."""
+    current = image.shape[axis]
+    if boundary == "periodic":
         index = source % current
     elif boundary == "mirror":
         period = source % (2 * current)
@@ -233,8 +237,8 @@ def place(image, axis, size, centering, boundary):
     result = np.take(image, index, axis=axis)
     if boundary == "dirichlet":
         shape = [1] * image.ndim
-        shape[axis] = size
-        result = result * ((source >= 0) & (source < current)).reshape(shape)
+        shape[axis] = len(source)
+        result = np.where(((source >= 0) & (source < current)).reshape(shape), result, 0)
     return np.ascontiguousarray(result, dtype=np.float32)
 
 
@@ -322,47 +326,50 @@ def _moving_average(image, axis, size):
     return np.ascontiguousarray(np.moveaxis(moved, -1, axis), dtype=np.float32)
 
 
-@command("normalize", "n", group=IMAGES, each=True, params=[Float("min"), Float("max")])
-def normalize(ctx, image, min, max):
+@command("normalize", "n", group=IMAGES, each=True, params=[
+    Text("min", help="a number, or N% of the image's range (0% its minimum, 100% its maximum)"),
+    Text("max", help="a number or N%"),
+    Text("constancy_value", "", help="what a constant image becomes (default: min)")])
+def normalize(ctx, image, min, max, constancy_value):
     """Map values linearly to the range [min, max] (either order, as in G'MIC)."""
-    if min > max:
-        min, max = max, min
+    low_target, high_target = sorted((_value_or_percent(min, image, "min"),
+                                      _value_or_percent(max, image, "max")))
     low, high = float(np.nanmin(image)), float(np.nanmax(image))  # G'MIC skips NaN
     if high == low:
-        return np.full_like(image, min)
-    return (image - low) * ((max - min) / (high - low)) + min
+        constant = _value_or_percent(constancy_value, image, "constancy_value") \
+            if constancy_value else low_target
+        return np.full_like(image, constant)
+    return (image - low) * ((high_target - low_target) / (high - low)) + low_target
 
 
 CROP_FORMS = {2: "x", 4: "xy", 6: "xyz", 8: "xyzc"}
+AXIS_OF = {"x": 3, "y": 2, "z": 1, "c": 0}
 
 
 @command("crop", group=IMAGES, each=True, params=[Text("corners", rest=True, help=(
     "x0,x1 | x0,y0,x1,y1 | x0,y0,z0,x1,y1,z1 | x0,y0,z0,c0,x1,y1,z1,c1: the opposite corners,"
-    " included, in either order"))])
+    " included, in either order; then optionally the boundary condition for what lies"
+    " outside the image: 0 dirichlet (zeros, the default), 1 neumann, 2 periodic, 3 mirror"))])
 def crop(ctx, image, corners):
-    """Crop to the region between two corners, as G'MIC's crop; pixels outside the image
-    become 0, axes not given are kept whole."""
+    """Crop to the region between two corners, as G'MIC's crop; axes not given are kept
+    whole."""
     values = split_arguments(corners)
+    boundary = "dirichlet"
+    if len(values) - 1 in CROP_FORMS:
+        boundary = Choice("boundary_conditions", choices=BOUNDARIES).parse(values.pop())
     if len(values) not in CROP_FORMS:
         raise UserError(f"corners must be 2, 4, 6 or 8 integers (got '{corners}')")
     axes = CROP_FORMS[len(values)]
     names = [f"{axis}0" for axis in axes] + [f"{axis}1" for axis in axes]
     numbers = [Int(name).parse(value) for name, value in zip(names, values)]
     half = len(numbers) // 2
-    region = {axis: sorted((numbers[k], numbers[k + half])) for k, axis in enumerate(axes)}
-    for axis, size in zip("cxyz", (image.shape[0], image.shape[3], image.shape[2], image.shape[1])):
-        region.setdefault(axis, [0, size - 1])
-    lows = [region[a][0] for a in "czyx"]
-    highs = [region[a][1] for a in "czyx"]
-    new_shape = tuple(high - low + 1 for low, high in zip(lows, highs))
-    check_size(tuple(reversed(new_shape)), "the cropped image")
-    result = np.zeros(new_shape, dtype=np.float32)
-    source = tuple(slice(max(low, 0), min(high, size - 1) + 1)
-                   for low, high, size in zip(lows, highs, image.shape))
-    target = tuple(slice(part.start - low, part.stop - low) for part, low in zip(source, lows))
-    if all(part.start < part.stop for part in source):
-        result[target] = image[source]
-    return result
+    regions = {axis: sorted((numbers[k], numbers[k + half])) for k, axis in enumerate(axes)}
+    check_size(tuple(high - low + 1 if axis in regions else image.shape[AXIS_OF[axis]]
+                     for axis, (low, high) in ((a, regions.get(a, (0, 0))) for a in "xyzc")),
+               "the cropped image")
+    for axis, (low, high) in regions.items():
+        image = take_with_boundary(image, AXIS_OF[axis], np.arange(low, high + 1), boundary)
+    return image
 
 
 AXES = {"x": 3, "y": 2, "z": 1, "c": 0}
@@ -462,7 +469,7 @@ def _value_or_percent(text, image, what):
         raise UserError(f"{what} must be a number or N% (got '{text}')") from None
     if not percent:
         return value
-    low, high = float(image.min()), float(image.max())
+    low, high = float(np.nanmin(image)), float(np.nanmax(image))
     return low + (high - low) * value / 100
 
 
