@@ -1081,65 +1081,91 @@ EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRE
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS + MORE_PIXEL_EXPRESSIONS
                + TUTORIAL)
 
-# case: (why nnpipe differs, the lines nnpipe prints, or None when nnpipe stops with an error)
+# Where nnpipe differs: case -> (why, the lines nnpipe prints, or None when it stops with an
+# error). Three kinds: nnpipe's own readings, G'MIC features nnpipe does not have, and
+# differences still to fix outside the language (marked PENDING).
 SCRIPT_ARGUMENTS = ("a script run by nnpipe takes arguments ($1…, $#, ${1=default}); G'MIC's"
                     " top level has none")
-COMBINE = ("add, sub, mul and div without an argument (combining the selected images into one)"
-           " are not implemented: nnpipe asks for the value")
 PSNR_PRINTS = "nnpipe's psnr also prints `PSNR: x dB` and sets $psnr; G'MIC's prints nothing"
 REPEAT_VARIABLE = "`repeat N,var` (var counts 0…N-1) is nnpipe's own; G'MIC 3.6.3 refuses it"
-EVAL_ONCE = ("PENDING (nnpipe/commands/expressions.py is outside this change): G'MIC's eval"
-             " without a selection evaluates once, at pixel (0,0,0,0) of the last image, and its"
-             " status is the value; nnpipe's runs at every pixel of every image")
-ECHO_ESCAPES = ("PENDING (nnpipe/commands/control.py): G'MIC's echo turns C escapes (\\n, \\t,"
-                " \\b…) into their characters; nnpipe's prints them as written")
+POW = "pow(a,b) is nnpipe's own (G'MIC has no pow(); write a^b)"
 SET_VECTOR = ("set('v', vector) stores the numbers, comma-separated; G'MIC stores the text whose"
               " character codes they are")
 TEXTUAL_ARGUMENTS = ("an argument holding a blank stays one item where $1 or $* stands;"
                      " G'MIC pastes the arguments into the command's text before splitting it"
                      " into items, so the blank splits it")
-LOOPS = ("loops inside expressions (repeat(), for(), while(), do()) are not supported: the"
-         " evaluator runs every pixel at once")
-SLICES = "V[start,length] (a part of a vector) is not supported"
-RAW_RESIZE = "resize's interpolation -1 (reinterpret the values in memory) is not supported"
-POW = "pow(a,b) is nnpipe's own (G'MIC has no pow(); write a^b)"
-DELIBERATE = {
+NNPIPE_READINGS = {
     "echo": ("`echo` needs its text in nnpipe; G'MIC prints an empty message", None),
     "x=5 echo ${x=7}": ("${name=default} reads a variable with a default (nnpipe's own); G'MIC"
                         " runs `x=7` as a command and substitutes its empty status", ["5"]),
     "echo ${1=def}": (SCRIPT_ARGUMENTS, ["def"]),
     "echo $#": (SCRIPT_ARGUMENTS, ["0"]),
-    "(1,2) (3,4) add": (COMBINE, None),
-    "(1,2) (3,4) mul": (COMBINE, None),
+    "echo {1 + 2}": ("blanks inside {…} keep one item (nnpipe's own); G'MIC splits the item at"
+                     " the blank", ["3"]),
+    "repeat 3,k echo $k done": (REPEAT_VARIABLE, ["0", "1", "2"]),
+    "repeat 2,k repeat 2,j echo $k$j done done": (REPEAT_VARIABLE, ["00", "01", "10", "11"]),
+    "repeat 3,k done echo [$k]": (REPEAT_VARIABLE, ["[2]"]),
+    ("ff : echo $1", 'ff "a b"'): (TEXTUAL_ARGUMENTS, ["a b"]),
+    ("star : echo $*", 'star "a b",c'): (TEXTUAL_ARGUMENTS, ["a b,c"]),
+    "(1,2,3) resize 2,1,1,1,linear": ("resize takes its interpolation's name too (nnpipe's own:"
+                                      " none nearest average linear grid cubic lanczos)", []),
+    "(1,2) print": ("print writes one line per image to stdout; G'MIC's print writes its own"
+                    " report to stderr at a verbosity the gmic module does not show",
+                    ["[0] (1,2): 2,1,1,1 min=1 max=2 mean=1.5"]),
     "(1,2) (1,3) psnr[0] [1] echo ${}": (PSNR_PRINTS, ["PSNR: 51.14 dB", "51.141103565318915"]),
     "(1,2) (1,3) psnr[0] [1],1 echo ${}": (PSNR_PRINTS, ["PSNR: 3.01 dB", "3.0102999566398121"]),
     "(1,2) (1,2) psnr[0] [1] echo ${}": (PSNR_PRINTS, ["PSNR: inf dB", "inf"]),
+    "(1) (2) (3) psnr[0,1] [2] echo ${}": (PSNR_PRINTS, [
+        "PSNR: 42.11 dB", "PSNR: 48.13 dB", "42.110203695399477,48.130803608679102"]),
+    "(1,2) (1,3) psnr[0] [1],10 echo ${}": (PSNR_PRINTS, ["PSNR: 23.01 dB", "23.010299956639813"]),
+    "(1,2,3) (4,5,6) psnr[1] [0],0.5 echo ${}": (PSNR_PRINTS, [
+        "PSNR: -15.56 dB", "-15.563025007672874"]),
     "echo {pow(2,10)}": (POW, ["1024"]),
     "echo {pow(2,0.5)}": (POW, ["1.4142135623730951"]),
     "echo {pow(-8,1/3)}": (POW, ["-nan"]),
     "echo {cbrt(27)}": ("nnpipe's cbrt is NumPy's correctly rounded cube root (3); G'MIC's is one"
                         " unit off in the last digit (3.0000000000000004)", ["3"]),
-    "repeat 3,k echo $k done": (REPEAT_VARIABLE, ["0", "1", "2"]),
-    "repeat 2,k repeat 2,j echo $k$j done done": (REPEAT_VARIABLE, ["00", "01", "10", "11"]),
-    "repeat 3,k done echo [$k]": (REPEAT_VARIABLE, ["[2]"]),
-    "(1,2) print": ("print writes one line per image to stdout; G'MIC's print writes its own"
-                    " report to stderr at a verbosity the gmic module does not show",
-                    ["[0] (1,2): 2,1,1,1 min=1 max=2 mean=1.5"]),
-    '(1,2) eval "i(0)=7"': ("writing pixels from an expression (i(…)=value) is not supported", None),
-    "echo {[]}": ("an empty vector [] is an error in nnpipe; G'MIC gives 0", None),
     "echo {(-8)^(1/3)}": ("the sign G'MIC prints for a NaN depends on the code path that made it;"
                           " nnpipe prints the sign NumPy's power gives", ["-nan"]),
     "echo {1?0?5:6:7}": ("a ternary nested in the 'then' branch without parentheses: nnpipe reads"
                          " 1?(0?5:6):7; G'MIC splits at the first ':'", ["6"]),
+    "echo {[]}": ("an empty vector [] is an error in nnpipe; G'MIC gives 0", None),
+    "(1,2;3,4) eval. \"end(set('v',[w,h]))\" echo $v": (SET_VECTOR, ["2,2"]),
+    "(1,2;3,4) eval. \"end(set('v',I(1,1)))\" echo $v": (SET_VECTOR, ["4"]),
+}
+
+COMBINE = ("add, sub, mul and div without an argument (combining the selected images into one)"
+           " are not implemented: nnpipe asks for the value")
+LOOPS = ("loops inside expressions (repeat(), for(), while(), do()) are not supported: the"
+         " evaluator runs every pixel at once")
+SLICES = "V[start,length] (a part of a vector) is not supported"
+RAW_RESIZE = "resize's interpolation -1 (reinterpret the values in memory) is not supported"
+NOT_SUPPORTED = {
+    "(1,2) (3,4) add": (COMBINE, None),
+    "(1,2) (3,4) mul": (COMBINE, None),
+    "(1,2,3) resize 3,1,1,1,-1": (RAW_RESIZE, None),
+    "(1,2,3,4) resize 2,2,1,1,-1": (RAW_RESIZE, None),
+    '(1,2) eval "i(0)=7"': ("writing pixels from an expression (i(…)=value) is not supported", None),
+    "echo {repeat(3,k,k)}": (LOOPS, None),
+    "echo {s=0;repeat(4,k,s+=k);s}": (LOOPS, None),
+    "echo {s=0;for(k=0,k<4,++k,s+=k);s}": (LOOPS, None),
+    "echo {k=0;while(k<3,++k);k}": (LOOPS, None),
+    "echo {[1,2,3,4][1,2]}": (SLICES, None),
+    "echo {V=[1,2,3];V[0,2]}": (SLICES, None),
+}
+
+EVAL_ONCE = ("PENDING (nnpipe/commands/expressions.py): G'MIC's eval without a selection"
+             " evaluates once, at pixel (0,0,0,0) of the last image, and its status is the"
+             " value; nnpipe's runs at every pixel of every image")
+ECHO_ESCAPES = ("PENDING (nnpipe/commands/control.py): G'MIC's echo turns C escapes (\\n, \\t,"
+                " \\b…) into their characters; nnpipe's prints them as written")
+PENDING = {
     '(1,2) eval "i+1" echo ${}': (EVAL_ONCE, []),
     '(1,2,3) eval "set(\'v\',x)" echo $v': (EVAL_ONCE, ["2"]),
     '(1,2,3) eval "i+1" echo ${}': (EVAL_ONCE, []),
     '(1,2,3) eval "S=0;S+=i;end(set(\'v\',S))" echo $v': (EVAL_ONCE, ["3"]),
     '(1,2,3) eval "x" echo ${}': (EVAL_ONCE, []),
     '(1,2,3) (5) eval "i" echo ${}': (EVAL_ONCE, []),
-    "(1,2,3) resize 2,1,1,1,linear": ("resize takes its interpolation's name too (nnpipe's own:"
-                                      " none nearest average linear grid cubic lanczos)",
-                                      []),
     '2,2,1,3 fill "[x,y]"': ("PENDING (nnpipe/commands/expressions.py): a vector shorter than the"
                              " spectrum fills its channels and leaves the others as they are in"
                              " G'MIC; nnpipe repeats its last component", []),
@@ -1147,26 +1173,9 @@ DELIBERATE = {
     "echo a\\nb": (ECHO_ESCAPES, ["a\\nb"]),
     'echo "a\\tb"': (ECHO_ESCAPES, ["a\\tb"]),
     "x=a\\nb echo $x": (ECHO_ESCAPES, ["a\\nb"]),
-    "(1,2;3,4) eval. \"end(set('v',[w,h]))\" echo $v": (SET_VECTOR, ["2,2"]),
-    "(1,2;3,4) eval. \"end(set('v',I(1,1)))\" echo $v": (SET_VECTOR, ["4"]),
-    ("ff : echo $1", 'ff "a b"'): (TEXTUAL_ARGUMENTS, ["a b"]),
-    ("star : echo $*", 'star "a b",c'): (TEXTUAL_ARGUMENTS, ["a b,c"]),
-    "echo {repeat(3,k,k)}": (LOOPS, None),
-    "echo {s=0;repeat(4,k,s+=k);s}": (LOOPS, None),
-    "echo {s=0;for(k=0,k<4,++k,s+=k);s}": (LOOPS, None),
-    "echo {k=0;while(k<3,++k);k}": (LOOPS, None),
-    "echo {[1,2,3,4][1,2]}": (SLICES, None),
-    "echo {V=[1,2,3];V[0,2]}": (SLICES, None),
-    "(1) (2) (3) psnr[0,1] [2] echo ${}": (PSNR_PRINTS, [
-        "PSNR: 42.11 dB", "PSNR: 48.13 dB", "42.110203695399477,48.130803608679102"]),
-    "(1,2) (1,3) psnr[0] [1],10 echo ${}": (PSNR_PRINTS, ["PSNR: 23.01 dB", "23.010299956639813"]),
-    "(1,2,3) (4,5,6) psnr[1] [0],0.5 echo ${}": (PSNR_PRINTS, [
-        "PSNR: -15.56 dB", "-15.563025007672874"]),
-    "(1,2,3) resize 3,1,1,1,-1": (RAW_RESIZE, None),
-    "(1,2,3,4) resize 2,2,1,1,-1": (RAW_RESIZE, None),
-    "echo {1 + 2}": ("blanks inside {…} keep one item (nnpipe's own); G'MIC splits the item at"
-                     " the blank", ["3"]),
 }
+
+DELIBERATE = {**NNPIPE_READINGS, **NOT_SUPPORTED, **PENDING}
 
 
 # --- running both --------------------------------------------------------------------------------
