@@ -818,6 +818,40 @@ MORE_COMMANDS = [  # eval, inline and blank images, cut %, resize [k], append's 
     '(1,2,3) (5) eval "i" echo ${}',
 ]
 
+ODD_ITEMS = [  # keywords, brackets and dollars as arguments, blocks in braces
+    '(1) (2) keep 1',
+    'u echo hi',
+    'u "" echo [${}]',
+    'echo fi',
+    'echo else',
+    'echo {',
+    'echo }',
+    'echo [',
+    'echo ]',
+    'echo (',
+    'echo "("',
+    'echo a=',
+    'x= echo [$x]',
+    'x=a=b echo $x',
+    'x==1 echo $x',
+    'echo $x$',
+    'echo ${',
+    'echo ${x',
+    '(1) echo $!$!',
+    'repeat 2 repeat 2 done echo $> done',
+    'if 1 repeat 2 echo $> done fi',
+    'do echo a while 0 echo b',
+    'repeat 2 { echo a } echo b',
+    'repeat 2 {echo a} echo b',
+    'if 1 { echo a } fi',
+    '{ echo a }',
+    'echo a } ',
+    'echo {1+2',
+    'echo a}b',
+    'echo $$',
+    'echo ${}x',
+]
+
 COMMAND_ARGUMENTS = [  # normalize's %, constancy; crop's boundary; psnr's max; resize's edges
     '(1,2,3) normalize 0,1,0.5',
     '(3,3,3) normalize 0,1,0.5',
@@ -1076,7 +1110,7 @@ MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
 LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS + MORE_DEFINITIONS + MULTI_LINE + STATUS
             + CONTROL + INPUT + FILL + RESIZE + IMAGE_COMMANDS + MORE_COMMANDS
             + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
-            + COMMAND_ARGUMENTS)
+            + COMMAND_ARGUMENTS + ODD_ITEMS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS + MORE_PIXEL_EXPRESSIONS
                + TUTORIAL)
@@ -1094,6 +1128,7 @@ SET_VECTOR = ("set('v', vector) stores the numbers, comma-separated; G'MIC store
 TEXTUAL_ARGUMENTS = ("an argument holding a blank stays one item where $1 or $* stands;"
                      " G'MIC pastes the arguments into the command's text before splitting it"
                      " into items, so the blank splits it")
+UNBALANCED = "an unbalanced { or ${ is an error in nnpipe; G'MIC leaves it as text"
 NNPIPE_READINGS = {
     "echo": ("`echo` needs its text in nnpipe; G'MIC prints an empty message", None),
     "x=5 echo ${x=7}": ("${name=default} reads a variable with a default (nnpipe's own); G'MIC"
@@ -1102,6 +1137,9 @@ NNPIPE_READINGS = {
     "echo $#": (SCRIPT_ARGUMENTS, ["0"]),
     "echo {1 + 2}": ("blanks inside {…} keep one item (nnpipe's own); G'MIC splits the item at"
                      " the blank", ["3"]),
+    "echo {1+2": (UNBALANCED, None),
+    "echo ${": (UNBALANCED, None),
+    "echo ${x": (UNBALANCED, None),
     "repeat 3,k echo $k done": (REPEAT_VARIABLE, ["0", "1", "2"]),
     "repeat 2,k repeat 2,j echo $k$j done done": (REPEAT_VARIABLE, ["00", "01", "10", "11"]),
     "repeat 3,k done echo [$k]": (REPEAT_VARIABLE, ["[2]"]),
@@ -1188,9 +1226,20 @@ class Outcome:
 _SHARED_GMIC = []
 
 
+def _reads_unset_variable(script):
+    """Whether `script` reads a variable it does not set (a shared G'MIC keeps the variables
+    earlier runs set)."""
+    read = set(re.findall(r"\$\{?([A-Za-z_]\w*)", script))
+    written = {name for names in re.findall(r"(?:^|\s)([A-Za-z_][\w,]*)(?:[-+*/%^.:]?=)", script)
+               for name in names.split(",")}
+    written |= set(re.findall(r"set\('(\w+)'", script))
+    return bool(read - written)
+
+
 def _gmic(fresh):
-    """One G'MIC interpreter for every plain case (making one takes 70 ms; a run starts with no
-    images and no local variables); a fresh one where a case defines commands, which stay."""
+    """One G'MIC interpreter for the cases that can share one (making one takes 70 ms; a run
+    starts with no images, but variables stay); a fresh one where a case defines commands, which
+    stay too, or reads a variable it does not set."""
     if fresh:
         return gmic.Gmic()
     if not _SHARED_GMIC:
@@ -1212,7 +1261,8 @@ def run_gmic(case):
         os.dup2(capture.fileno(), 2)
         error, images = None, []
         try:
-            images = _gmic(fresh=definitions is not None).run(script, None, names)
+            fresh = definitions is not None or _reads_unset_variable(script)
+            images = _gmic(fresh).run(script, None, names)
         except Exception as exception:  # G'MIC's errors are plain RuntimeErrors
             error = str(exception)
         finally:
@@ -1223,9 +1273,16 @@ def run_gmic(case):
     if error is not None:
         text = "\n".join(line for line in text.split("\n") if "*** Error" not in line)
         return Outcome(_lines(text), [], error)
-    listed = [(name, (im.width, im.height, im.depth, im.spectrum),
-               np.asarray(im.as_numpy()).transpose(3, 2, 1, 0)) for name, im in zip(names, images)]
+    listed = [(name, (im.width, im.height, im.depth, im.spectrum), _values(im))
+              for name, im in zip(names, images)]
     return Outcome(_lines(text), listed, None)
+
+
+def _values(image):
+    """A G'MIC image's values in nnpipe's (s,d,h,w) layout (G'MIC's as_numpy is (w,h,d,s))."""
+    if image.width * image.height * image.depth * image.spectrum == 0:
+        return np.zeros((image.spectrum, image.depth, image.height, image.width), np.float32)
+    return np.asarray(image.as_numpy()).transpose(3, 2, 1, 0)
 
 
 def _lines(text):
