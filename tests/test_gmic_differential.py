@@ -1378,3 +1378,31 @@ def test_deliberate_difference(case):
 def test_enough_cases():
     assert len(LANGUAGE) >= 200 and len(EXPRESSIONS) >= 150
     assert set(DELIBERATE) <= set(LANGUAGE) | set(EXPRESSIONS)
+
+
+# --- files: PNG written by one, read by the other ------------------------------------------------
+
+def test_png_written_by_gmic_reads_the_same_in_nnpipe(tmp_path):
+    """Values and sizes agree. Names differ deliberately: nnpipe names an image read from a
+    file by the file's stem (`[t1]` selects t1.png); G'MIC by the path as written."""
+    for inline in ("(0,128,255;10,20,30)", "(0,128,255^1,2,3^4,5,6)"):
+        path = tmp_path / "t1.png"
+        assert run_gmic(f"{inline} output {path}").error is None
+        expected, got = run_gmic(f"input {path}"), run_nnpipe(f"input {path}")
+        assert [(size, values.tolist()) for _, size, values in got.images] == \
+            [(size, values.tolist()) for _, size, values in expected.images]
+        assert [name for name, _, _ in expected.images] == [str(path)]
+        assert [name for name, _, _ in got.images] == ["t1"]
+
+
+def test_png_written_by_nnpipe_reads_the_same_in_gmic(tmp_path):
+    """Integer values in 0..255 come back exactly. Between and beyond them nnpipe deliberately
+    rounds and clips to 8 bits (0.6 -> 1, 300 -> 255, -5 -> 0); G'MIC truncates (0.6 -> 0),
+    and writes 16 bits when a value exceeds 255 (so -5 wraps to 65531)."""
+    path = tmp_path / "n.png"
+    assert run_nnpipe(f"(0,1,128,254,255;7,8,9,10,11) output {path}").error is None
+    read = run_gmic(f"input {path}").images[0]
+    assert read[1] == (5, 2, 1, 1)
+    assert read[2].ravel().tolist() == [0, 1, 128, 254, 255, 7, 8, 9, 10, 11]
+    assert run_nnpipe(f"(0.6,300,-5) output {path}").error is None
+    assert run_gmic(f"input {path}").images[0][2].ravel().tolist() == [1, 255, 0]
