@@ -818,6 +818,35 @@ MORE_COMMANDS = [  # eval, inline and blank images, cut %, resize [k], append's 
     '(1,2,3) (5) eval "i" echo ${}',
 ]
 
+NUMBERS_AND_ASSIGNMENTS = [  # := and op= on numbers, number forms
+    'x:=-2^2 echo $x',
+    'x:=-2^2+0 echo $x',
+    'x=-2^2 echo $x',
+    'if -2^2>0 echo pos fi',
+    'repeat 2^2 echo x done',
+    'x:=2^3^2 echo $x',
+    'x:=1e-7 echo $x',
+    'x:=1/3 y:=$x*3 echo $y',
+    'x:=0.1 x+=0.2 echo $x',
+    'x:=1e300 x*=1e10 echo $x',
+    'x:=5 x/=0 echo $x',
+    'x:=-5 x%=0 echo $x',
+    'x=3 x-=-2 echo $x',
+    'x=2 x^=-1 echo $x',
+    'x=7 x.=.5 echo $x',
+    'x=7 x+=.5 echo $x',
+    'x=007 x+=1 echo $x',
+    'x=0x10 echo $x',
+    'echo {0x10}',
+    'echo {0b101}',
+    'echo {1_000}',
+    'echo {.5}',
+    'echo {5.}',
+    'echo {1e+2}',
+    'echo {1E2}',
+    'echo {+.5e-1}',
+]
+
 ODD_ITEMS = [  # keywords, brackets and dollars as arguments, blocks in braces
     '(1) (2) keep 1',
     'u echo hi',
@@ -1110,7 +1139,7 @@ MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
 LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS + MORE_DEFINITIONS + MULTI_LINE + STATUS
             + CONTROL + INPUT + FILL + RESIZE + IMAGE_COMMANDS + MORE_COMMANDS
             + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
-            + COMMAND_ARGUMENTS + ODD_ITEMS)
+            + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS + MORE_PIXEL_EXPRESSIONS
                + TUTORIAL)

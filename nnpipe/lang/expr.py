@@ -18,7 +18,7 @@ import numpy as np
 from nnpipe.errors import UserError
 
 TOKEN = re.compile(
-    r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"\s*(?:(?P<number>0[xX][0-9a-fA-F]+|0[bB][01]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<string>'[^']*')"
     r"|(?P<op>\+=|-=|\*=|/=|%=|\^=|:=|&&|\|\||==|!=|<=|>=|<<|>>|[-+*/%^<>!?:(),#;=\[\]&|~]))"
@@ -214,8 +214,8 @@ class _Parser:
     def atom(self):
         kind, value, position = self.peek()
         self.pos += 1
-        if kind == "number":
-            return ("num", float(value))
+        if kind == "number":  # 0x10 and 0b101 too, as G'MIC reads them
+            return ("num", float(int(value, 0)) if value[:2].lower() in ("0x", "0b") else float(value))
         if kind == "string":
             return ("str", value[1:-1])
         if kind == "op" and value == "(":
