@@ -182,8 +182,8 @@ class SizeOrImage(Size):
 
 @command("resize", "r", group=IMAGES, each=True, params=[
     SizeOrImage("width", help="a size > 0 (pixels, or N% of the current size), or [k]: the size"
-                " of image k (alone, all four of its sizes)"), SizeOrImage("height", SAME), SizeOrImage("depth", SAME),
-    SizeOrImage("spectrum", SAME),
+                " of image k (alone, all four of its sizes)"),
+    SizeOrImage("height", SAME), SizeOrImage("depth", SAME), SizeOrImage("spectrum", SAME),
     Choice("interpolation", "nearest", choices=INTERPOLATIONS, help=(
         "G'MIC's code or name: 0 none (keep values, place them by centering), 1 nearest,"
         " 2 moving average, 3 linear, 4 grid, 5 cubic, 6 lanczos (default: 1)")),
@@ -201,8 +201,8 @@ def resize(ctx, image, width, height, depth, spectrum, interpolation, boundary_c
     sizes = [width, height, depth, spectrum]
     if isinstance(width, str) and all(size == SAME for size in sizes[1:]):
         sizes = [width] * 4
-    targets = [_image_size(ctx, size, axis) if isinstance(size, str) else _target(size, image.shape[axis])
-               for axis, size in zip(axes, sizes)]
+    targets = [_image_size(ctx, size, axis) if isinstance(size, str)
+               else _target(size, image.shape[axis]) for axis, size in zip(axes, sizes)]
     check_size(targets, "the resized image")
     centerings = (centering_x, centering_y, centering_z, centering_c)
     for axis, target, centering in zip(axes, targets, centerings):

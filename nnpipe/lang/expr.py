@@ -176,8 +176,10 @@ class _Parser:
 
     def doubled(self, offset=0):
         """'++' or '--' written together at the token `offset` ahead, or None."""
-        (kind, first, position), (kind2, second, position2) = self.peek(offset), self.peek(offset + 1)
-        if kind == kind2 == "op" and first == second and first in "+-" and position2 == position + 1:
+        kind, first, position = self.peek(offset)
+        next_kind, second, next_position = self.peek(offset + 1)
+        if kind == next_kind == "op" and first == second and first in "+-" \
+                and next_position == position + 1:
             return first
         return None
 
@@ -215,7 +217,8 @@ class _Parser:
         kind, value, position = self.peek()
         self.pos += 1
         if kind == "number":  # 0x10 and 0b101 too, as G'MIC reads them
-            return ("num", float(int(value, 0)) if value[:2].lower() in ("0x", "0b") else float(value))
+            based = value[:2].lower() in ("0x", "0b")
+            return ("num", float(int(value, 0)) if based else float(value))
         if kind == "string":
             return ("str", value[1:-1])
         if kind == "op" and value == "(":
@@ -706,6 +709,10 @@ def _round_toward(value, step=None, direction=None):
     return rounded * step + 0.0
 
 
+def _count(parts):
+    return _constant(float(len(parts)))
+
+
 def _stack(parts):
     return np.stack(np.broadcast_arrays(*parts))
 
@@ -760,8 +767,8 @@ def _lerp(a, b, t):
 
 
 OPERATORS = {
-    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "%": _positive_nan(_floor_mod),
-    "^": np.power,
+    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide,
+    "%": _positive_nan(_floor_mod), "^": np.power,
     "<": lambda a, b: (a < b).astype(np.float64), "<=": lambda a, b: (a <= b).astype(np.float64),
     ">": lambda a, b: (a > b).astype(np.float64), ">=": lambda a, b: (a >= b).astype(np.float64),
     "==": lambda a, b: (a == b).astype(np.float64), "!=": lambda a, b: (a != b).astype(np.float64),
@@ -804,17 +811,16 @@ FUNCTIONS = {  # name: (function, least arguments, most arguments, kind)
     # min and max skip NaN, as G'MIC's do: min(-1,nan) is -1
     "min": (_reduce(np.fmin), 1, None, "reduce"), "max": (_reduce(np.fmax), 1, None, "reduce"),
     "sum": (_reduce(np.add), 1, None, "reduce"), "prod": (_reduce(np.multiply), 1, None, "reduce"),
-    "size": (lambda parts: _constant(float(len(parts))), 1, None, "reduce"),
+    "size": (_count, 1, None, "reduce"), "narg": (_count, 0, None, "reduce"),
     "avg": (lambda parts: np.mean(_stack(parts), axis=0), 1, None, "reduce"),
     "med": (lambda parts: np.median(_stack(parts), axis=0), 1, None, "reduce"),
     "var": (_positive_nan(_variance), 1, None, "reduce"),
     "std": (_positive_nan(lambda parts: np.sqrt(_variance(parts))), 1, None, "reduce"),
-    "argmin": (lambda parts: np.argmin(_stack(parts), axis=0).astype(np.float64), 1, None, "reduce"),
-    "argmax": (lambda parts: np.argmax(_stack(parts), axis=0).astype(np.float64), 1, None, "reduce"),
+    "argmin": (lambda parts: np.argmin(_stack(parts), axis=0) + 0.0, 1, None, "reduce"),
+    "argmax": (lambda parts: np.argmax(_stack(parts), axis=0) + 0.0, 1, None, "reduce"),
     "minabs": (_by_magnitude(np.argmin), 1, None, "reduce"),
     "maxabs": (_by_magnitude(np.argmax), 1, None, "reduce"),
     "kth": (_kth, 2, None, "reduce"), "arg": (_nth_argument, 2, None, "reduce"),
-    "narg": (lambda parts: _constant(float(len(parts))), 0, None, "reduce"),
     "norm1": (lambda parts: np.sum(np.abs(_stack(parts)), axis=0), 1, None, "reduce"),
     "norm2": (lambda parts: np.sqrt(np.sum(_stack(parts) ** 2, axis=0)), 1, None, "reduce"),
     "norminf": (lambda parts: np.max(np.abs(_stack(parts)), axis=0), 1, None, "reduce"),

@@ -27,8 +27,8 @@ ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:,[A-Za-z_][A-Za-z0-9_]*)*)"
                         r"(=|:=|\+=|-=|\*=|/=|%=|\^=|\.=)(.*)$", re.S)
 BLANK_SIZE = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
 IMAGE_EXPRESSION = re.compile(r"^\s*(-?\d+)\s*,(.*)$", re.S)
-KEYWORDS = {"repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}", "break", "return",
-            "continue"}
+KEYWORDS = {"repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}", "break",
+            "continue", "return"}
 MAX_CALL_DEPTH = 64
 MAX_NESTING = 200
 NN_MACROS = {"_nn_forward": "__nn_forward();", "_nn_loss": "__nn_loss();",
