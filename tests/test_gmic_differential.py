@@ -955,7 +955,7 @@ IMAGE_SELECTIONS = [  # percent and odd ranges, {k,expression}
     '(1) (2) add[{$!-1}] 10',
 ]
 
-ESCAPES_AND_ARGUMENTS = [  # backslashes, assignment operators, repeat counts, resize/append/fill forms
+ESCAPES_AND_ARGUMENTS = [  # backslashes, op=, repeat counts, resize/append/fill forms
     'x=foo echo $x.png',
     'x=foo echo ${x}_1',
     '(1) name img{1+1}',
@@ -1136,13 +1136,13 @@ MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
     'echo {-2*3}',
 ]
 
-LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS + MORE_DEFINITIONS + MULTI_LINE + STATUS
-            + CONTROL + INPUT + FILL + RESIZE + IMAGE_COMMANDS + MORE_COMMANDS
-            + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
+LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS
+            + MORE_DEFINITIONS + MULTI_LINE + STATUS + CONTROL + INPUT + FILL + RESIZE
+            + IMAGE_COMMANDS + MORE_COMMANDS + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
             + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
-               + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS + MORE_PIXEL_EXPRESSIONS
-               + TUTORIAL)
+               + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
+               + MORE_PIXEL_EXPRESSIONS + TUTORIAL)
 
 # Where nnpipe differs: case -> (why, the lines nnpipe prints, or None when it stops with an
 # error). Three kinds: nnpipe's own readings, G'MIC features nnpipe does not have, and
@@ -1212,7 +1212,8 @@ NOT_SUPPORTED = {
     "(1,2) (3,4) mul": (COMBINE, None),
     "(1,2,3) resize 3,1,1,1,-1": (RAW_RESIZE, None),
     "(1,2,3,4) resize 2,2,1,1,-1": (RAW_RESIZE, None),
-    '(1,2) eval "i(0)=7"': ("writing pixels from an expression (i(…)=value) is not supported", None),
+    '(1,2) eval "i(0)=7"': ("writing pixels from an expression (i(…)=value) is not supported",
+                            None),
     "echo {repeat(3,k,k)}": (LOOPS, None),
     "echo {s=0;repeat(4,k,s+=k);s}": (LOOPS, None),
     "echo {s=0;for(k=0,k<4,++k,s+=k);s}": (LOOPS, None),
@@ -1333,7 +1334,8 @@ def run_nnpipe(case):
 
 
 def describe(outcome):
-    images = [(name, size, np.round(values, 6).ravel().tolist()) for name, size, values in outcome.images]
+    images = [(name, size, np.round(values, 6).ravel().tolist())
+              for name, size, values in outcome.images]
     return f"lines={outcome.lines} images={images} error={outcome.error}"
 
 
@@ -1352,8 +1354,9 @@ def same_text(expected, got):
         if NUMBER.split(want) != NUMBER.split(have):
             return False
         for a, b in zip(NUMBER.findall(want), NUMBER.findall(have)):
-            alike = len(a) == len(b) and ("." in a) == ("." in b) and ("e" in a.lower()) == ("e" in b.lower())
-            if a != b and not (alike and math.isclose(float(a), float(b), rel_tol=1e-15, abs_tol=0)):
+            alike = len(a) == len(b) and ("." in a) == ("." in b) \
+                and ("e" in a.lower()) == ("e" in b.lower())
+            if a != b and not (alike and math.isclose(float(a), float(b), rel_tol=1e-15)):
                 return False
     return True
 
