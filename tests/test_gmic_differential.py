@@ -1438,3 +1438,14 @@ def test_png_written_by_nnpipe_reads_the_same_in_gmic(tmp_path):
     assert read[2].ravel().tolist() == [0, 1, 128, 254, 255, 7, 8, 9, 10, 11]
     assert run_nnpipe(f"(0.6,300,-5) output {path}").error is None
     assert run_gmic(f"input {path}").images[0][2].ravel().tolist() == [1, 255, 0]
+
+
+@pytest.mark.parametrize("load", ["command {path}", "{path}"])
+def test_command_file_loads_as_in_gmic(tmp_path, load):
+    """`command file.gmic` and a bare file.gmic item both define the file's commands."""
+    path = tmp_path / "commands.gmic"
+    path.write_text('greet :\n  echo "hello $1"\nsquare : (1,2) mul $1\n')
+    script = load.format(path=path) + " greet world square 3"
+    expected = run_gmic(script)
+    assert expected.error is None and expected.lines == ["hello world"]
+    assert_same(script, expected, run_nnpipe(script))

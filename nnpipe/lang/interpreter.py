@@ -162,6 +162,11 @@ class Parser:
             return LoopControl(item)
         if text == "{":
             raise UserError("'{' outside of a repeat block", item.where)
+        if text == "command" and self.pos < len(self.items) \
+                and os.path.isfile(unprotect(self.items[self.pos].text)):
+            self.pos += 1  # `command file.gmic`: its commands exist from here on
+            self.load_file(unprotect(self.items[self.pos - 1].text), item)
+            return None
         if ASSIGNMENT.match(text):
             return Assign(item)
         match = COMMAND_ITEM.match(text)
@@ -197,12 +202,6 @@ class Parser:
 
     def parse_command(self, item, name):
         takes, optional = self.takes_arguments(name)
-        if name == "command" and self.pos < len(self.items):  # command files load when read
-            path = unprotect(self.items[self.pos].text)
-            if os.path.isfile(path):
-                self.pos += 1
-                self.load_file(path, item)
-                return None
         if takes and self.pos < len(self.items):
             following = self.items[self.pos].text
             if not (optional and self.starts_new_statement(following)):
