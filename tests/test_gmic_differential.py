@@ -750,6 +750,19 @@ MORE_PIXEL_EXPRESSIONS = [  # fill/eval/input over pixels and channels, comments
     '3,3,1,1,"x==y"',
 ]
 
+PREFIXES_AND_SEPARATORS = [  # '*' '<' '>' before an expression, blanks, comments, empty ';'
+    '(1,2) fill "*x+1"',
+    '(1,2) eval. "*end(set(\'v\',i(1)))" echo $v',
+    '(1,2) fill ">x+i(x-1)"',
+    '(1,2,3) fill "<x+i(x+1)"',
+    '2,1,1,1,"*x*3"',
+    '(1,2) fill " x + 1 "',
+    '(1,2) fill "x #comment"',
+    '(1,2) fill "x;"',
+    '(1,2) fill ";x"',
+    '(1,2) fill "x;;1"',
+]
+
 # nn_lib's tutorial (nn_test_color): its batch and its reconstruction read, on fixed data
 # (u() replaced by fixed values), as G'MIC reads them.
 TUTORIAL = [
@@ -1142,7 +1155,7 @@ LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFIN
             + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
-               + MORE_PIXEL_EXPRESSIONS + TUTORIAL)
+               + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + TUTORIAL)
 
 # Where nnpipe differs: case -> (why, the lines nnpipe prints, or None when it stops with an
 # error). Three kinds: nnpipe's own readings, G'MIC features nnpipe does not have, and
@@ -1205,6 +1218,8 @@ COMBINE = ("add, sub, mul and div without an argument (combining the selected im
            " are not implemented: nnpipe asks for the value")
 LOOPS = ("loops inside expressions (repeat(), for(), while(), do()) are not supported: the"
          " evaluator runs every pixel at once")
+ORDERED = ("'>' and '<' before an expression (pixels read while they are written, in order)"
+           " are not supported: the evaluator runs every pixel at once")
 SLICES = "V[start,length] (a part of a vector) is not supported"
 RAW_RESIZE = "resize's interpolation -1 (reinterpret the values in memory) is not supported"
 NOT_SUPPORTED = {
@@ -1218,6 +1233,8 @@ NOT_SUPPORTED = {
     "echo {s=0;repeat(4,k,s+=k);s}": (LOOPS, None),
     "echo {s=0;for(k=0,k<4,++k,s+=k);s}": (LOOPS, None),
     "echo {k=0;while(k<3,++k);k}": (LOOPS, None),
+    '(1,2) fill ">x+i(x-1)"': (ORDERED, None),
+    '(1,2,3) fill "<x+i(x+1)"': (ORDERED, None),
     "echo {[1,2,3,4][1,2]}": (SLICES, None),
     "echo {V=[1,2,3];V[0,2]}": (SLICES, None),
 }
