@@ -750,6 +750,15 @@ MORE_PIXEL_EXPRESSIONS = [  # fill/eval/input over pixels and channels, comments
     '3,3,1,1,"x==y"',
 ]
 
+SLICES = [  # V[start,length]
+    'echo {[1,2,3,4][1,2]}',
+    'echo {V=[1,2,3];V[0,2]}',
+    'echo {V=[1,2,3];V[1,2]*2}',
+    'echo {V=[1,2,3];V[2,2]}',
+    'echo {V=[1,2,3,4,5];W=V[1,3];W[1]}',
+    '2,1,1,2 fill "V=[x,y,9,8];V[2,2]"',
+]
+
 PREFIXES_AND_SEPARATORS = [  # '*' '<' '>' before an expression, blanks, comments, empty ';'
     '(1,2) fill "*x+1"',
     '(1,2) eval. "*end(set(\'v\',i(1)))" echo $v',
@@ -1155,7 +1164,8 @@ LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFIN
             + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
-               + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + TUTORIAL)
+               + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + SLICES
+               + TUTORIAL)
 
 # Where nnpipe differs: case -> (why, the lines nnpipe prints, or None when it stops with an
 # error). Three kinds: nnpipe's own readings, G'MIC features nnpipe does not have, and
@@ -1220,7 +1230,6 @@ LOOPS = ("loops inside expressions (repeat(), for(), while(), do()) are not supp
          " evaluator runs every pixel at once")
 ORDERED = ("'>' and '<' before an expression (pixels read while they are written, in order)"
            " are not supported: the evaluator runs every pixel at once")
-SLICES = "V[start,length] (a part of a vector) is not supported"
 RAW_RESIZE = "resize's interpolation -1 (reinterpret the values in memory) is not supported"
 NOT_SUPPORTED = {
     "(1,2) (3,4) add": (COMBINE, None),
@@ -1235,8 +1244,6 @@ NOT_SUPPORTED = {
     "echo {k=0;while(k<3,++k);k}": (LOOPS, None),
     '(1,2) fill ">x+i(x-1)"': (ORDERED, None),
     '(1,2,3) fill "<x+i(x+1)"': (ORDERED, None),
-    "echo {[1,2,3,4][1,2]}": (SLICES, None),
-    "echo {V=[1,2,3];V[0,2]}": (SLICES, None),
 }
 
 EVAL_ONCE = ("PENDING (nnpipe/commands/expressions.py): G'MIC's eval without a selection"

@@ -209,7 +209,9 @@ class _Parser:
             step = ("assign", value[1], sign + "=", ("num", 1.0), value[2])
             return ("op", "-" if sign == "+" else "+", step, ("num", 1.0))
         while self.accept("["):
-            value = ("index", value, self.ternary())
+            index = self.ternary()
+            value = ("slice", value, index, self.ternary()) if self.accept(",") \
+                else ("index", value, index)
             self.expect("]")
         return value
 
@@ -430,6 +432,13 @@ class _Compiler:
             return np.take_along_axis(np.broadcast_to(vector, (size,) + shape),
                                       np.broadcast_to(positions, shape)[None], 0)[0]
         return run, SCALAR
+
+    def node_slice(self, target, start, length):
+        """V[start,length]: the vector of V's `length` components from `start`."""
+        if length[0] != "num" or length[1] < 1 or not float(length[1]).is_integer():
+            self.fail("the length in V[start,length] must be a number >= 1")
+        return self.node_vector([("index", target, ("op", "+", start, ("num", float(k))))
+                                 for k in range(int(length[1]))])
 
     def image_offset(self, index_function):
         """i[k]: the k-th value of the image's buffer (x fastest, then y, z, c); 0 outside."""
