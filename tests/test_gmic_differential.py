@@ -638,8 +638,6 @@ FUNCTIONS = [  # G'MIC's other scalar functions, ++ and --, vector(), locals nam
     'echo {v=vector(3);v}',
     'echo {v=vector3(1);v}',
     'echo {v=vector(3,7);v}',
-    'echo {[1,2,3,4][1,2]}',
-    'echo {V=[1,2,3];V[0,2]}',
     'echo {narg(1,2,3)}',
     'echo {arg(2,5,6,7)}',
     'echo {sqrt(2)^2}',
