@@ -747,6 +747,26 @@ MORE_PIXEL_EXPRESSIONS = [  # fill/eval/input over pixels and channels, comments
     '3,3,1,1,"x==y"',
 ]
 
+LOOPS = [  # while(), do(), for(), repeat() over every pixel at once
+    'echo {k=0;while(k<3,++k)}',
+    'echo {for(k=0,k<3,++k,k*2)}',
+    'echo {s=0;do(s+=2,s<5)}',
+    'echo {s=0;do(s+=2,s<5);s}',
+    'echo {repeat(3,k,k*2)}',
+    'echo {repeat(3,5)}',
+    'echo {s=0;repeat(3,s+=2);s}',
+    'echo {s=0;repeat(3,k,s+=k);k}',
+    '(1,2,3) fill "s=0;for(k=0,k<i,++k,s+=k);s"',
+    '(1,2,3) fill "s=0;repeat(i,k,s+=2);s"',
+    '(1,2,3) fill "k=0;while(k*k<i*3,++k);k"',
+    'echo {k=5;while(k<3,++k);k}',
+    'echo {k=5;do(++k,k<3);k}',
+    'echo {V=[0,0];repeat(3,k,V[0]+=k;V[1]+=1);V}',
+    '(1,2,3,4) fill "V=[0,0];for(k=0,k<x,++k,V+=[k,1]);V[0]*10+V[1]"',
+    'echo {f=1;for(k=1,k<=5,++k,f*=k);f}',
+    'echo {n=27;c=0;while(n!=1,n=n%2?3*n+1:n/2;++c);c}',
+]
+
 SLICES = [  # V[start,length]
     'echo {[1,2,3,4][1,2]}',
     'echo {V=[1,2,3];V[0,2]}',
@@ -1160,7 +1180,7 @@ LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFIN
             + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
-               + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + SLICES
+               + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + SLICES + LOOPS
                + TUTORIAL)
 
 # Where nnpipe differs: case -> (why, the lines nnpipe prints, or None when it stops with an
@@ -1222,8 +1242,6 @@ NNPIPE_READINGS = {
 
 COMBINE = ("add, sub, mul and div without an argument (combining the selected images into one)"
            " are not implemented: nnpipe asks for the value")
-LOOPS = ("loops inside expressions (repeat(), for(), while(), do()) are not supported: the"
-         " evaluator runs every pixel at once")
 ORDERED = ("'>' and '<' before an expression (pixels read while they are written, in order)"
            " are not supported: the evaluator runs every pixel at once")
 RAW_RESIZE = "resize's interpolation -1 (reinterpret the values in memory) is not supported"
@@ -1234,10 +1252,6 @@ NOT_SUPPORTED = {
     "(1,2,3,4) resize 2,2,1,1,-1": (RAW_RESIZE, None),
     '(1,2) eval "i(0)=7"': ("writing pixels from an expression (i(…)=value) is not supported",
                             None),
-    "echo {repeat(3,k,k)}": (LOOPS, None),
-    "echo {s=0;repeat(4,k,s+=k);s}": (LOOPS, None),
-    "echo {s=0;for(k=0,k<4,++k,s+=k);s}": (LOOPS, None),
-    "echo {k=0;while(k<3,++k);k}": (LOOPS, None),
     '(1,2) fill ">x+i(x-1)"': (ORDERED, None),
     '(1,2,3) fill "<x+i(x+1)"': (ORDERED, None),
 }

@@ -24,6 +24,7 @@ TOKEN = re.compile(
     r"|(?P<op>\+=|-=|\*=|/=|%=|\^=|:=|&&|\|\||==|!=|<=|>=|<<|>>|[-+*/%^<>!?:(),#;=\[\]&|~]))"
 )
 SCALAR = None  # the size of a scalar; a vector's size is its number of components
+LOOPS = {"while": (2, 2), "do": (2, 2), "for": (4, 4), "repeat": (2, 3)}  # least, most args
 IMAGE_SIZES = ("w", "h", "d", "s", "wh", "whd", "whds")
 IMAGE_STATISTICS = {"im": np.min, "iM": np.max, "ia": np.mean, "is": np.sum}
 CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan,
@@ -252,8 +253,8 @@ class _Parser:
         while True:
             if self.accept("#"):  # i(#k,…), I(#k,…): the image comes first
                 args.append(("image", self.unary()))
-            else:
-                args.append(self.assignment())
+            else:  # an argument may be a sequence: while(n>1, n/=2; ++c)
+                args.append(self.sequence((",", ")")))
             if self.accept(")"):
                 return args
             self.expect(",")
@@ -511,6 +512,57 @@ class _Compiler:
             return np.where(test != 0, yes_function(env), no_function(env))
         return run, size
 
+    def call_loop(self, name, args, position):
+        """while(cond,body), do(body,cond), for(init,cond,step,body), repeat(n,_k,body), run
+        for every pixel at once: a pixel whose condition turns false keeps the values its
+        variables had then, while the others go on."""
+        least, most = LOOPS[name]
+        if not least <= len(args) <= most:
+            self.fail(f"wrong number of arguments for {name}()", position)
+        if name == "repeat":
+            counter = ("name", "_repeat_counter", position)
+            if len(args) == 3:
+                if args[1][0] not in ("name", "attr"):
+                    self.fail("repeat(n,k,body): k must be a variable name", position)
+                counter = ("name", args[1][1], position)
+            init = ("assign", counter[1], "=", ("num", 0.0), position)
+            parts = [init, ("op", "<", counter, args[0]),
+                     ("assign", counter[1], "+=", ("num", 1.0), position), args[-1]]
+        elif name == "for":
+            parts = list(args)
+        else:
+            body, condition = (args[1], args[0]) if name == "while" else (args[0], args[1])
+            parts = [None, condition, None, body]
+        init, condition, step, body = (None if part is None else self.node(part) for part in parts)
+        sizes = self.variables
+        checks_first = name != "do"
+        gives_nan = name == "repeat"
+
+        def run(env):
+            if init is not None:
+                init[0](env)
+            active = None
+            result = _constant(math.nan)
+            while True:
+                if checks_first or active is not None:
+                    test = _truth(condition[0](env))
+                    active = test if active is None else active & test
+                    if not np.any(active):
+                        return result
+                else:
+                    active = np.ones((1, 1, 1, 1), dtype=bool)
+                before = dict(env.values)
+                value = body[0](env)
+                if step is not None:
+                    step[0](env)
+                for variable, new in env.values.items():
+                    if variable in before:
+                        mask = active if sizes.get(variable) is SCALAR else active[None]
+                        env.values[variable] = np.where(mask, new, before[variable])
+                if not gives_nan and body[1] is SCALAR:
+                    result = np.where(active, value, result)
+        return run, SCALAR
+
     def node_unary(self, operator, operand):
         function, size = self.node(operand)
         apply = {"-": np.negative, "+": lambda v: v, "!": lambda v: (v == 0).astype(np.float64),
@@ -567,6 +619,8 @@ class _Compiler:
             return self.node_call("sum", [("op", "*", args[0], args[1])], position)
         if name == "end":
             self.fail("end() must be a statement of its own", position)
+        if name in LOOPS:
+            return self.call_loop(name, args, position)
         if name == "if":
             if len(args) not in (2, 3):
                 self.fail("if() takes a condition and one or two values", position)
