@@ -8,6 +8,9 @@ the definitions after the script's main lines.
 
 Where nnpipe deliberately differs, the case is listed in DELIBERATE with the reason, and the
 test asserts nnpipe's own behaviour instead (the README's list of differences comes from it).
+
+The cases were written for G'MIC 3.6.3: another version may read some of them differently,
+which test_gmic_is_the_version_the_cases_were_written_for says first.
 """
 
 import math
@@ -1409,6 +1412,10 @@ def assert_same(case, expected, got):
 def case_id(case):
     text = case if isinstance(case, str) else f"{case[0]} | {case[1]}"
     return text.replace("\n", "\\n")[:80]
+
+
+def test_gmic_is_the_version_the_cases_were_written_for():
+    assert gmic.__version__ == "3.6.3"
 
 
 def test_layout_of_gmic_images_is_mapped():
