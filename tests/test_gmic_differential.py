@@ -289,6 +289,18 @@ MULTI_LINE = [  # command files: comments, continuations, quotes over several li
     ("main :\n(1,2;3,4) r. 4,4,1,3,0,0,0.5,0.5", "main"),
 ]
 
+FILE_LAYOUT = [  # CRLF, tabs, blank lines, comments before a definition, `name:`
+    ('main :\r\necho a\r\necho b\r\n', 'main'),
+    ('main :\n\techo\ttab', 'main'),
+    ('main :\necho a \\  \nb', 'main'),
+    ('main :\necho "a\nb"', 'main'),
+    ('main : echo one ; echo two', 'main'),
+    ('main :\n  echo x # c\n\n\n  echo y', 'main'),
+    ('#@cli main : help\nmain :\necho ok', 'main'),
+    ('main:\necho nospace', 'main'),
+    ('main :\nrepeat 2 echo $>\ndone', 'main'),
+]
+
 STATUS = [
     "u abc echo ${}",
     "u 12 echo ${}",
@@ -1178,7 +1190,7 @@ MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
 ]
 
 LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS
-            + MORE_DEFINITIONS + MULTI_LINE + STATUS + CONTROL + INPUT + FILL + RESIZE
+            + MORE_DEFINITIONS + MULTI_LINE + FILE_LAYOUT + STATUS + CONTROL + INPUT + FILL + RESIZE
             + IMAGE_COMMANDS + MORE_COMMANDS + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
             + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
