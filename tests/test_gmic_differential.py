@@ -872,6 +872,32 @@ MORE_COMMANDS = [  # eval, inline and blank images, cut %, resize [k], append's 
     '(1,2,3) (5) eval "i" echo ${}',
 ]
 
+PLUS_AND_COPY_NAMES = [  # '+' on commands of one or several images, copy names
+    '(1,2) (3,4) +append x',
+    '(1,2) (3,4) +append[1,0] y',
+    '(1,2,3) +resize 2',
+    '(1,2,3) +crop 0,1',
+    '(1,2,3) +normalize 0,1',
+    '(1,2,3) +cut 1,2',
+    '(1,2) name a +resize[a] 4 +resize[a] 3',
+    '(1,2) +name b',
+    '(1) (2) +keep[0]',
+    '(1) (2) +rm[0]',
+    '(1,2) -add 1',
+    '(1,2) +add[0] [0]',
+    '(1,2) (3,4) +mul[0] [1]',
+    '(1,2) (3,4) +append[0,1] c',
+    '(1,2) name "a" +add 1 +add 1 +add[1] 1',
+    '(1) name x_c3 +add 1',
+    '(1) name x_c0 +add 1',
+    '(1) name x_c +add 1',
+    '(1) name _c1 +add 1',
+    '(1) name x_c01 +add 1',
+    '(1) [0]x0',
+    '(1) [0]x3',
+    '(1) name a [a]x2 [a_c1]',
+]
+
 NUMBERS_AND_ASSIGNMENTS = [  # := and op= on numbers, number forms
     'x:=-2^2 echo $x',
     'x:=-2^2+0 echo $x',
@@ -1192,7 +1218,7 @@ MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
 LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS
             + MORE_DEFINITIONS + MULTI_LINE + FILE_LAYOUT + STATUS + CONTROL + INPUT + FILL + RESIZE
             + IMAGE_COMMANDS + MORE_COMMANDS + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
-            + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS)
+            + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS + PLUS_AND_COPY_NAMES)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
                + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + SLICES + LOOPS

@@ -18,7 +18,7 @@ from nnpipe.lang.expr import format_number, gmic_number
 
 SAME = (100.0, True)
 NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-COPIES = re.compile(r"^(\[.*\])(?:x(\d+))?$", re.S)  # [0], and [0]x3: three copies
+COPIES = re.compile(r"^(\[.*\])(?:x([1-9]\d*))?$", re.S)  # [0], and [0]x3: three copies
 BLANK = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from nnpipe.commands.registry import ALIASES, COMMANDS, lookup, split_arguments
 from nnpipe.errors import UserError
+from nnpipe.images.imagelist import ImageList
 from nnpipe.lang import expr
 from nnpipe.lang.lexer import Item, lex, lex_items, unprotect
 from nnpipe.lang.substitute import substitute
@@ -29,6 +30,9 @@ BLANK_SIZE = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
 IMAGE_EXPRESSION = re.compile(r"^\s*(-?\d+)\s*,(.*)$", re.S)
 KEYWORDS = {"repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}", "break",
             "continue", "return"}
+# Commands on several images that G'MIC also runs with '+' (on copies of the selection); it
+# has no +rm, +name, +input or +output.
+PLUS_ON_COPIES = {"append", "keep"}
 MAX_CALL_DEPTH = 64
 MAX_NESTING = 200
 NN_MACROS = {"_nn_forward": "__nn_forward();", "_nn_loss": "__nn_loss();",
@@ -418,7 +422,7 @@ class Interpreter:
         entry = lookup(name)
         if selection_text and not entry.takes_selection:
             raise UserError("takes no selection", command=entry.name)
-        if plus and not entry.each:
+        if plus and not entry.each and entry.name not in PLUS_ON_COPIES:
             raise UserError("does not support the '+' prefix", command=entry.name)
         try:
             if selection_text is None and entry.default_selection is not None:
@@ -440,6 +444,8 @@ class Interpreter:
                         workspace.images.append(result, copy_name(workspace.images.names[index]))
                     else:
                         workspace.images.replace(index, result)
+            elif plus:
+                self.run_on_copies(entry, selection, args)
             else:
                 entry.function(workspace, selection, *args)
             if entry.builds_network:
@@ -450,6 +456,21 @@ class Interpreter:
         except MemoryError:
             raise UserError("out of memory (smaller images, batches or layers need less)",
                             command=name) from None
+
+    def run_on_copies(self, entry, selection, args):
+        """`+append[0,1] x`, `+keep[0]`: as G'MIC, the command works on a list of copies of the
+        selected images, and what it leaves is appended to the list."""
+        workspace = self.workspace
+        everything, copies = workspace.images, ImageList()
+        for index in selection:
+            copies.append(everything[index].copy(), copy_name(everything.names[index]))
+        workspace.images = copies
+        try:
+            entry.function(workspace, type(selection)(range(len(copies))), *args)
+        finally:
+            workspace.images = everything
+        for image, name in zip(copies.images, copies.names):
+            everything.append(image, name)
 
     def call_definition(self, name, arguments):
         if len(self.arguments) > MAX_CALL_DEPTH:
