@@ -898,6 +898,30 @@ PLUS_AND_COPY_NAMES = [  # '+' on commands of one or several images, copy names
     '(1) name a [a]x2 [a_c1]',
 ]
 
+NAN_AND_INFINITY = [  # image commands and fills meeting nan and inf
+    '(1,nan,3) cut 0,2',
+    '(1,inf,-inf) cut 0,2',
+    '(1,inf,3) normalize 0,1',
+    '(-inf,0,1) normalize 0,1',
+    '(1,nan,3) resize 6,1,1,1,3',
+    '(1,nan,3) resize 6,1,1,1,1',
+    '(1,nan,3,4) resize 2,1,1,1,2',
+    '(1,2) add nan',
+    '(1,2) mul inf',
+    '(0,2) mul inf',
+    '(1,nan) div 0',
+    '(1,2) sub -inf',
+    '(nan) fill "i==i"',
+    '(nan) fill "isnan(i)"',
+    '(inf) fill "i>1e308"',
+    '(1,2,3) fill "i/0"',
+    '(1,2,3) fill "0/0"',
+    '(1,2,3) fill "-0/0"',
+    '(1,2,3) fill "sqrt(-i)"',
+    '(1,2,3) crop 0,5,1',
+    '(1e30,2) resize 4,1,1,1,3',
+]
+
 NUMBERS_AND_ASSIGNMENTS = [  # := and op= on numbers, number forms
     'x:=-2^2 echo $x',
     'x:=-2^2+0 echo $x',
@@ -1218,7 +1242,8 @@ MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
 LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS
             + MORE_DEFINITIONS + MULTI_LINE + FILE_LAYOUT + STATUS + CONTROL + INPUT + FILL + RESIZE
             + IMAGE_COMMANDS + MORE_COMMANDS + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
-            + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS + PLUS_AND_COPY_NAMES)
+            + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS + PLUS_AND_COPY_NAMES
+            + NAN_AND_INFINITY)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
                + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + SLICES + LOOPS

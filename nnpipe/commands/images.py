@@ -313,17 +313,20 @@ def resample(image, axis, size, interpolation, boundary="dirichlet", centering=0
 
 
 def _moving_average(image, axis, size):
-    """Each new value is the mean of the old values its interval covers, in proportion."""
+    """Each new value is the mean of the old values its interval covers, in proportion (only
+    those: a NaN spoils the new values it falls in, not the others)."""
     current = image.shape[axis]
     edges = np.arange(size + 1) * current / size
-    weights = np.zeros((size, current), dtype=np.float64)
+    moved = np.moveaxis(image, axis, -1).astype(np.float64)
+    result = np.empty(moved.shape[:-1] + (size,), dtype=np.float64)
     for k in range(size):
         low, high = edges[k], edges[k + 1]
-        for j in range(int(np.floor(low)), min(int(np.ceil(high)), current)):
-            weights[k, j] = max(0.0, min(high, j + 1) - max(low, j))
-        weights[k] /= weights[k].sum()
-    moved = np.moveaxis(image, axis, -1).astype(np.float64) @ weights.T
-    return np.ascontiguousarray(np.moveaxis(moved, -1, axis), dtype=np.float32)
+        # a hair inside, so that rounding never gives a border value a weight of 1e-16
+        first, last = int(np.floor(low + 1e-9)), min(int(np.ceil(high - 1e-9)), current)
+        covered = np.arange(first, last)
+        weights = np.minimum(high, covered + 1) - np.maximum(low, covered)
+        result[..., k] = moved[..., first:last] @ (weights / weights.sum())
+    return np.ascontiguousarray(np.moveaxis(result, -1, axis), dtype=np.float32)
 
 
 @command("normalize", "n", group=IMAGES, each=True, params=[
