@@ -342,7 +342,8 @@ def normalize(ctx, image, min, max, constancy_value):
         constant = _value_or_percent(constancy_value, image, "constancy_value") \
             if constancy_value else low_target
         return np.full_like(image, constant)
-    return (image - low) * ((high_target - low_target) / (high - low)) + low_target
+    with np.errstate(invalid="ignore"):  # infinite values give nan, as in G'MIC
+        return (image - low) * ((high_target - low_target) / (high - low)) + low_target
 
 
 CROP_FORMS = {2: "x", 4: "xy", 6: "xyz", 8: "xyzc"}
