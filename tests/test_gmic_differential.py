@@ -1357,8 +1357,10 @@ _SHARED_GMIC = []
 
 
 def _reads_unset_variable(script):
-    """Whether `script` reads a variable it does not set (a shared G'MIC keeps the variables
-    earlier runs set)."""
+    """Whether `script` reads a variable it does not set, or the status (a shared G'MIC keeps
+    the variables and the status earlier runs set)."""
+    if "${}" in script:
+        return True
     read = set(re.findall(r"\$\{?([A-Za-z_]\w*)", script))
     written = {name for names in re.findall(r"(?:^|\s)([A-Za-z_][\w,]*)(?:[-+*/%^.:]?=)", script)
                for name in names.split(",")}
