@@ -922,6 +922,24 @@ NAN_AND_INFINITY = [  # image commands and fills meeting nan and inf
     '(1e30,2) resize 4,1,1,1,3',
 ]
 
+STRINGS_AND_CONDITIONS = [  # '…' in expressions and {'…'}, conditions written in pieces
+    'x=abc if "\'$x\'==\'abc\'" echo same else echo differ fi',
+    "x=abc if '$x'=='abc' echo same else echo differ fi",
+    "x=abd if '$x'=='abc' echo same else echo differ fi",
+    "x=abc if {'$x'=='abc'} echo same fi",
+    "echo {'abc'=='abc'}",
+    "echo {'ab'=='abc'}",
+    "echo {'a'}",
+    "echo {'ab'}",
+    "echo {['ab']}",
+    'if 1<2" && "2<3 echo ok fi',
+    'if 1<2" || "2>3 echo ok fi',
+    'a=1 if $a" "==" "1 echo ok fi',
+    'if !0 echo ok fi',
+    'if !(1>2) echo ok fi',
+    'while0=1 echo $while0',
+]
+
 NUMBERS_AND_ASSIGNMENTS = [  # := and op= on numbers, number forms
     'x:=-2^2 echo $x',
     'x:=-2^2+0 echo $x',
@@ -1243,7 +1261,7 @@ LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFIN
             + MORE_DEFINITIONS + MULTI_LINE + FILE_LAYOUT + STATUS + CONTROL + INPUT + FILL + RESIZE
             + IMAGE_COMMANDS + MORE_COMMANDS + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
             + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS + PLUS_AND_COPY_NAMES
-            + NAN_AND_INFINITY)
+            + NAN_AND_INFINITY + STRINGS_AND_CONDITIONS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
                + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + SLICES + LOOPS

@@ -545,8 +545,12 @@ class Interpreter:
         return self.workspace.status
 
     def evaluate(self, text):
-        """`{expression}` in an item; `{k,expression}` reads image k as its own (`{0,w}`)."""
+        """`{expression}` in an item; `{k,expression}` reads image k as its own (`{0,w}`);
+        `{'text'}` is the character codes of text (all between the outer quotes, as G'MIC
+        reads it: `{'a'=='b'}` is the codes of a'=='b)."""
         text = unprotect(text)
+        if len(text) >= 2 and text[0] == text[-1] == "'":
+            return ",".join(str(ord(char)) for char in text[1:-1])
         image = None
         on_image = IMAGE_EXPRESSION.match(text)
         if on_image:
