@@ -8,9 +8,14 @@ the definitions after the script's main lines.
 
 Where nnpipe deliberately differs, the case is listed in DELIBERATE with the reason, and the
 test asserts nnpipe's own behaviour instead (the README's list of differences comes from it).
+
+The cases were written for G'MIC 3.6.3: another version may read some of them differently,
+which test_gmic_is_the_version_the_cases_were_written_for says first.
 """
 
+import math
 import os
+import re
 import tempfile
 
 import gmic
@@ -220,6 +225,49 @@ DEFINITIONS = [  # (command file, script)
     ("ret : u $1", "ret 5 echo ${}"),
 ]
 
+MORE_DEFINITIONS = [  # recursion, return, arguments inside quotes, $* passed on
+    ('countdown : if $1>0 echo $1 countdown {$1-1} fi', 'countdown 3'),
+    ('pass_all : inner $*\ninner : echo [$1][$2]', 'pass_all a,b'),
+    ('hi : echo hi', '-hi'),
+    ('early : echo a return echo b', 'early echo after'),
+    ('fail : error nope', 'fail'),
+    ('addall : add $1', '(1) (2) addall 5'),
+    ('mk : (1,2) name made', 'mk mk echo $!'),
+    ('double : mul 2', '(1,2) (3) double'),
+    ('last : echo {w}', '(1,2,3) last'),
+    ('nth : echo {$1,w}', '(1,2,3) (4) nth 0'),
+    ('setst : u $1,$2', 'echo ${-setst\\ a,b}'),
+    ('a2 : echo "$1"', 'a2 hello'),
+    ('qq : echo $1', 'qq "a,b"'),
+    ('qq : echo $1/$2', 'qq "a,b",c'),
+    ('loopy : repeat $1 echo $> done', 'loopy 2 loopy 1'),
+    ('nested : repeat 2 inner2 done\ninner2 : repeat 2 echo $> done', 'nested'),
+    ('vars : a=1 b=$a echo $a$b', 'vars echo [$a]'),
+    ('g1 : _count+=1', '_count=0 g1 g1 g1 echo $_count'),
+    ('argc : echo $#', 'argc argc a argc a,b,c'),
+    ('defaults : echo ${1=x},${2=y},${3=z}', 'defaults 1,,3'),
+    ('star : echo $*', 'star "a b",c'),
+    ('zero : echo $0', 'zero zero'),
+    ('dollar : echo $1$1', 'dollar ab'),
+    ('brace : echo ${1}x', 'brace ab'),
+    ('cond : if $1 echo yes else echo no fi', 'cond 1 cond 0'),
+    ('cond : if {$1>2} echo big fi', 'cond 5 cond 1'),
+    ('multi :\n  echo one\n  echo two', 'multi'),
+    ('multi : echo one\n  echo two', 'multi'),
+    ('comment : echo a # trailing\n# full line\n  echo b', 'comment'),
+    ('ff : echo "$1|$*|$#|$0|{1+1}|$x"', 'x=3 ff a'),
+    ('ff : echo "${1=d}|${2=e}"', 'ff a'),
+    ('ff : echo "$1"', 'ff "a b"'),
+    ('ff : echo $1', 'ff "a b"'),
+    ('ff : echo $1', 'ff "a,b"'),
+    ('ff : echo [$1]', 'ff "a",b'),
+    ('ff : echo [$2]', 'ff "a",b'),
+    ('ff : echo "[$1]"', 'ff a,b'),
+    ('ff : echo "a $1 b"', 'ff x'),
+    ('ff : echo "$>"', 'repeat 2 ff 1 done'),
+    ('ff : u "$1" echo ${}', 'ff 5'),
+]
+
 MULTI_LINE = [  # command files: comments, continuations, quotes over several lines
     ("main :\necho a\necho b", "main"),
     ("main :\n  echo indented\n  echo body", "main"),
@@ -239,6 +287,18 @@ MULTI_LINE = [  # command files: comments, continuations, quotes over several li
     ("main :\nN=6\nrepeat $N { echo L{$>+2},L{$>+1} }\necho L{$N+1}", "main"),
     ("alpha :\necho in_a\nbeta :\necho in_b\nmain :\nbeta alpha", "main"),
     ("main :\n(1,2;3,4) r. 4,4,1,3,0,0,0.5,0.5", "main"),
+]
+
+FILE_LAYOUT = [  # CRLF, tabs, blank lines, comments before a definition, `name:`
+    ('main :\r\necho a\r\necho b\r\n', 'main'),
+    ('main :\n\techo\ttab', 'main'),
+    ('main :\necho a \\  \nb', 'main'),
+    ('main :\necho "a\nb"', 'main'),
+    ('main : echo one ; echo two', 'main'),
+    ('main :\n  echo x # c\n\n\n  echo y', 'main'),
+    ('#@cli main : help\nmain :\necho ok', 'main'),
+    ('main:\necho nospace', 'main'),
+    ('main :\nrepeat 2 echo $>\ndone', 'main'),
 ]
 
 STATUS = [
@@ -549,6 +609,201 @@ PIXEL_EXPRESSIONS = [
     "(1,2,3) (4) eval[0] \"end(set('v',i(#1,0)))\" echo $v",
 ]
 
+FUNCTIONS = [  # G'MIC's other scalar functions, ++ and --, vector(), locals named like sizes
+    'echo {avg(1,2,6)}',
+    'echo {med(3,1,2)}',
+    'echo {std(1,2,3,4)}',
+    'echo {var(1,2,3,4)}',
+    'echo {argmin(3,1,2)}',
+    'echo {argmax(3,1,2)}',
+    'echo {bool(5)}',
+    'echo {isint(2)}',
+    'echo {isint(2.5)}',
+    'echo {sinc(0)}',
+    'echo {asinh(1)}',
+    'echo {acosh(2)}',
+    'echo {atanh(0.5)}',
+    'echo {gauss(0)}',
+    'echo {deg2rad(180)}',
+    'echo {rad2deg(pi)}',
+    'echo {log1p(1)}',
+    'echo {expm1(1)}',
+    'echo {exp2(3)}',
+    'echo {cot(1)}',
+    'echo {sec(1)}',
+    'echo {mean(1,2)}',
+    'echo {kth(2,5,1,3)}',
+    'echo {minabs(-3,2)}',
+    'echo {maxabs(-3,2)}',
+    'echo {mod(-7,3)}',
+    'echo {fmod(-7,3)}',
+    'echo {trunc(-2.5)}',
+    'echo {isfinite(1)}',
+    'echo {isnum(1)}',
+    'echo {isbool(1)}',
+    'echo {gcd(12,18)}',
+    'echo {lcm(4,6)}',
+    'echo {repeat(3,k,k)}',
+    'echo {s=0;repeat(4,k,s+=k);s}',
+    'echo {s=0;for(k=0,k<4,++k,s+=k);s}',
+    'echo {k=0;while(k<3,++k);k}',
+    'echo {a=1;++a;a}',
+    'echo {a=1;a++;a}',
+    'echo {a=5;--a}',
+    'echo {v=vector(3);v}',
+    'echo {v=vector3(1);v}',
+    'echo {v=vector(3,7);v}',
+    'echo {narg(1,2,3)}',
+    'echo {arg(2,5,6,7)}',
+    'echo {sqrt(2)^2}',
+    'echo {int(-0.5)}',
+    'echo {round(-1.5)}',
+    'echo {round(2.675,0.01)}',
+    'echo {round(7.5,1,1)}',
+    'echo {round(7.5,1,-1)}',
+    'echo {cut(5,[0,1])}',
+    'echo {u(1,1)}',
+    'echo {min(3,[4,1])}',
+    'echo {max([1,2],[3,0])}',
+    'echo {norm1(3,-4)}',
+    'echo {norm2(3,4)}',
+    'echo {norminf(3,-4)}',
+    'echo {abs([-1,-2])+1}',
+    'echo {[1,2,3]/0}',
+    'echo {sum([1,2],[3,4])}',
+    'echo {ceil(-0.5)}',
+    'echo {round(-0.4)}',
+    'echo {sinc(1)}',
+    'echo {gauss(1,2)}',
+    'echo {a=1;b=a++;[a,b]}',
+    'echo {a=1;b=++a;[a,b]}',
+    'echo {a=3;b=a--;[a,b]}',
+    'echo {3--2}',
+    'echo {a=2;-a}',
+    'echo {a=2;--a+1}',
+    'echo {std(5)}',
+    'echo {med(1,2,3,4)}',
+    'echo {argmax(1,5,5)}',
+    'echo {kth(1,5,1,3)}',
+    'echo {arg(4,5,6,7)}',
+    'echo {gcd(0,5)}',
+    'echo {round(-7.5,1,1)}',
+    'echo {round(7.25,0.5,-1)}',
+    '(1,5,3) fill "argmax(i,2)"',
+    '(1,5,3) fill "a=x;a++;a"',
+]
+
+MORE_PIXEL_EXPRESSIONS = [  # fill/eval/input over pixels and channels, comments inside
+    '(1,2^3,4^5,6) fill "I*2"',
+    '(1,2^3,4^5,6) fill "[i0,i1,i2][c]"',
+    '(1,2^3,4^5,6) fill "c==0?x:y"',
+    '(1,2^3,4^5,6) fill "i(x,y,0,2-c)"',
+    '(1,2^3,4^5,6) (7,8^9,10^11,12) fill[0] "I(#1,x,y)"',
+    '(1,2^3,4^5,6) fill "norm(I)"',
+    '(1,2^3,4^5,6) fill "max(I)"',
+    '(1,2^3,4^5,6) fill "sum(I)/s"',
+    '(1,2^3,4^5,6) fill "V=I;V[0]=0;V"',
+    '(1,2^3,4^5,6) fill "[1,2,3,4]"',
+    '(1,2^3,4^5,6) fill "i+c"',
+    '(1,2;3,4) fill "i(x,y-1)"',
+    '(1,2;3,4) fill "i(x-1,y-1)"',
+    '(1,2;3,4) fill "i(#0,1,1)"',
+    '(1,2;3,4) fill "i(1,1)"',
+    '(1,2;3,4) fill "w*h+x"',
+    '(1,2;3,4) fill "wh"',
+    '(1,2;3,4) fill "ia"',
+    '(1,2;3,4) fill "iM-i"',
+    '(1,2;3,4) fill "im"',
+    '(1,2;3,4) fill "x>0?i(x-1,y):-1"',
+    '(1,2;3,4) fill "A=x;B=y;A*10+B"',
+    '(1,2;3,4) fill "A=[x,y];norm(A)"',
+    '(1,2;3,4) fill "round(i/3,0.5)"',
+    '(1,2,3,4,5) fill "x%2==0&&x>0"',
+    '(1,2,3,4,5) fill "!(x%2)"',
+    '(1,2,3,4,5) fill "x?1/x:0"',
+    '(1,2,3,4,5) fill "atan2(x,2)"',
+    '(1,2,3,4,5) fill "lerp(i,10,0.5)"',
+    '(1,2,3,4,5) fill "cut(i,2,4)"',
+    '(1,2,3,4,5) fill "sign(i-3)"',
+    '(1,2,3,4,5) fill "sqrt(i)*exp(-i)"',
+    '(1,2,3,4,5) fill "log(i)/log(2)"',
+    '(1,2,3,4,5) fill "i^2^0.5"',
+    '(1,2,3,4,5) fill "-i^2"',
+    '(1,2,3,4,5) fill "i%2"',
+    '(1,2,3,4,5) fill "tan(i)"',
+    '(1,2,3,4,5) fill "cos(i)+sin(i)"',
+    '(1,2,3,4,5) fill "floor(i/2)*2"',
+    '(1,2,3,4,5) fill "ceil(i/2)"',
+    '(1,2,3,4,5) fill "abs(i-3)"',
+    '(1,2,3,4,5) fill "min(i,3)"',
+    '(1,2,3,4,5) fill "max(i,3,x)"',
+    '(1,2,3,4,5) fill "i==3"',
+    '(1,2,3,4,5) fill "i!=3||x==0"',
+    '(1,2,3,4,5) fill "# comment\\ni*2"',
+    '(1,2,3,4,5) fill "A = i; # note\\nA+1"',
+    '2,2,2,2 fill "x+2*y+4*z+8*c"',
+    '2,2,2,2 fill "whds"',
+    '2,2,2,2 fill "[x,y]"',
+    '2,2,2,1 fill "i(x,y,1-z)"',
+    '(1,2,3,4) +fill "i(3-x)"',
+    '(1,2,3,4) eval. "end(set(\'m\',iM))" echo $m',
+    '(1,2,3,4) eval. "end(set(\'m\',ia))" echo $m',
+    '(1,2;3,4) eval. "end(set(\'v\',[w,h]))" echo $v',
+    '(1,2;3,4) eval. "end(set(\'v\',I(1,1)))" echo $v',
+    '(1,2;3,4) eval. "end(set(\'v\',i(1,1)+i(0,1)))" echo $v',
+    '(1,2) input 2,2,1,1,"i(#0,x)*10+y"',
+    '(1,2) input 2,2,1,1,"i(#-1,x)+y"',
+    '(1,2) 1,1,1,2,"[w#0,i(#0,1)]"',
+    '(1,2^3,4) 2,1,1,2,"I(#0,x)"',
+    '(1,2^3,4) 2,1,1,2,"I(#0,1-x)+1"',
+    '(1,2^3,4) 2,1,1,1,"I(#0,x)[1]"',
+    '1,1,1,1,"[1,2,3]"',
+    '4,1,1,1,"x*(x<2)"',
+    '3,3,1,1,"x==y"',
+]
+
+LOOPS = [  # while(), do(), for(), repeat() over every pixel at once
+    'echo {k=0;while(k<3,++k)}',
+    'echo {for(k=0,k<3,++k,k*2)}',
+    'echo {s=0;do(s+=2,s<5)}',
+    'echo {s=0;do(s+=2,s<5);s}',
+    'echo {repeat(3,k,k*2)}',
+    'echo {repeat(3,5)}',
+    'echo {s=0;repeat(3,s+=2);s}',
+    'echo {s=0;repeat(3,k,s+=k);k}',
+    '(1,2,3) fill "s=0;for(k=0,k<i,++k,s+=k);s"',
+    '(1,2,3) fill "s=0;repeat(i,k,s+=2);s"',
+    '(1,2,3) fill "k=0;while(k*k<i*3,++k);k"',
+    'echo {k=5;while(k<3,++k);k}',
+    'echo {k=5;do(++k,k<3);k}',
+    'echo {V=[0,0];repeat(3,k,V[0]+=k;V[1]+=1);V}',
+    '(1,2,3,4) fill "V=[0,0];for(k=0,k<x,++k,V+=[k,1]);V[0]*10+V[1]"',
+    'echo {f=1;for(k=1,k<=5,++k,f*=k);f}',
+    'echo {n=27;c=0;while(n!=1,n=n%2?3*n+1:n/2;++c);c}',
+]
+
+SLICES = [  # V[start,length]
+    'echo {[1,2,3,4][1,2]}',
+    'echo {V=[1,2,3];V[0,2]}',
+    'echo {V=[1,2,3];V[1,2]*2}',
+    'echo {V=[1,2,3];V[2,2]}',
+    'echo {V=[1,2,3,4,5];W=V[1,3];W[1]}',
+    '2,1,1,2 fill "V=[x,y,9,8];V[2,2]"',
+]
+
+PREFIXES_AND_SEPARATORS = [  # '*' '<' '>' before an expression, blanks, comments, empty ';'
+    '(1,2) fill "*x+1"',
+    '(1,2) eval. "*end(set(\'v\',i(1)))" echo $v',
+    '(1,2) fill ">x+i(x-1)"',
+    '(1,2,3) fill "<x+i(x+1)"',
+    '2,1,1,1,"*x*3"',
+    '(1,2) fill " x + 1 "',
+    '(1,2) fill "x #comment"',
+    '(1,2) fill "x;"',
+    '(1,2) fill ";x"',
+    '(1,2) fill "x;;1"',
+]
+
 # nn_lib's tutorial (nn_test_color): its batch and its reconstruction read, on fixed data
 # (u() replaced by fixed values), as G'MIC reads them.
 TUTORIAL = [
@@ -567,41 +822,546 @@ TUTORIAL = [
     '4,2,1,3 fill "X=[lerp(-1,1,x/w),lerp(-1,1,y/h)]; cut((X[0]+X[1]+[0,1,2])*255,0,255)"',
 ]
 
-LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS + MULTI_LINE + STATUS
-            + CONTROL + INPUT + FILL + RESIZE + IMAGE_COMMANDS)
-EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
-               + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS + TUTORIAL)
+MORE_COMMANDS = [  # eval, inline and blank images, cut %, resize [k], append's centering…
+    '(1,2) eval "i+1" echo ${}',
+    '(1,2) eval "i(1)*3"',
+    '(1,2) eval "i=5"',
+    '(1,2) fill "i=5"',
+    '(1,2) eval "i(0)=7"',
+    '-echo hi',
+    'echo -5',
+    'echo "a b" "c"',
+    '(1,2;3)',
+    '(1,2,3;4)',
+    '2,2,1,1,1,2,3,4',
+    'input 2,1,1,1,7,8',
+    '(1,5,10) cut 10%,90%',
+    '(1,2,3) (1,2) resize[1] [0]',
+    '(1,2,3) (1,2) resize[1] [0],[0]',
+    '(1,2) (3,4,5) append x,0.5',
+    '(1;2) (3;4;5) append x,0.5',
+    '(1;2) (3;4;5) append x,1',
+    '(1,2) print',
+    '(1,2) n 0,1 echo {ia}',
+    'error oops',
+    '(1,2) echo {I(0,0,0,0)}',
+    '(1,2^3,4) echo {I(#0,1)}',
+    '(1,2;3,4) echo {j(1,0)}',
+    '(1,2,3) fill "j(1)"',
+    '(1,2,3) fill "j(-1)"',
+    '(1,2,3) fill "J(1)"',
+    '(1,2;3,4) echo {wh#0},{im#0},{iM#0},{ia#0}',
+    '(1,2) (3) echo {i(#1)}',
+    '(1,2,3) echo {i0},{i1}',
+    '(1,2^3,4) echo {i0},{i1},{i2}',
+    '(1,2^3,4) fill "i1"',
+    '(1,2^3,4) fill "i2"',
+    '(1,2,3) eval "set(\'v\',x)" echo $v',
+    '(1,2,3) eval. "set(\'v\',x)" echo $v',
+    '(1,2,3) eval[0] "set(\'v\',x)" echo $v',
+    '(1,2,3) eval[0] "i+1" echo ${}',
+    '(1,2,3) eval "i+1" echo ${}',
+    '(1,2,3) eval. "i+1" echo ${}',
+    'eval "1+1" echo ${}',
+    '(1,2,3) eval "S=0;S+=i;end(set(\'v\',S))" echo $v',
+    '(1,2,3) eval. "S=0;S+=i;end(set(\'v\',S))" echo $v',
+    '(1,2,3) eval. "end(set(\'v\',w))" echo $v',
+    '(1,2,3) fill "-2^2"',
+    '(1,2,3) fill "-2^2^2"',
+    '(1,2,3) eval "x" echo ${}',
+    '(1,2,3) (5) eval "i" echo ${}',
+]
 
-# case: (why nnpipe differs, the lines nnpipe prints, or None when nnpipe stops with an error)
+PLUS_AND_COPY_NAMES = [  # '+' on commands of one or several images, copy names
+    '(1,2) (3,4) +append x',
+    '(1,2) (3,4) +append[1,0] y',
+    '(1,2,3) +resize 2',
+    '(1,2,3) +crop 0,1',
+    '(1,2,3) +normalize 0,1',
+    '(1,2,3) +cut 1,2',
+    '(1,2) name a +resize[a] 4 +resize[a] 3',
+    '(1,2) +name b',
+    '(1) (2) +keep[0]',
+    '(1) (2) +rm[0]',
+    '(1,2) -add 1',
+    '(1,2) +add[0] [0]',
+    '(1,2) (3,4) +mul[0] [1]',
+    '(1,2) (3,4) +append[0,1] c',
+    '(1,2) name "a" +add 1 +add 1 +add[1] 1',
+    '(1) name x_c3 +add 1',
+    '(1) name x_c0 +add 1',
+    '(1) name x_c +add 1',
+    '(1) name _c1 +add 1',
+    '(1) name x_c01 +add 1',
+    '(1) [0]x0',
+    '(1) [0]x3',
+    '(1) name a [a]x2 [a_c1]',
+]
+
+NAN_AND_INFINITY = [  # image commands and fills meeting nan and inf
+    '(1,nan,3) cut 0,2',
+    '(1,inf,-inf) cut 0,2',
+    '(1,inf,3) normalize 0,1',
+    '(-inf,0,1) normalize 0,1',
+    '(1,nan,3) resize 6,1,1,1,3',
+    '(1,nan,3) resize 6,1,1,1,1',
+    '(1,nan,3,4) resize 2,1,1,1,2',
+    '(1,2) add nan',
+    '(1,2) mul inf',
+    '(0,2) mul inf',
+    '(1,nan) div 0',
+    '(1,2) sub -inf',
+    '(nan) fill "i==i"',
+    '(nan) fill "isnan(i)"',
+    '(inf) fill "i>1e308"',
+    '(1,2,3) fill "i/0"',
+    '(1,2,3) fill "0/0"',
+    '(1,2,3) fill "-0/0"',
+    '(1,2,3) fill "sqrt(-i)"',
+    '(1,2,3) crop 0,5,1',
+    '(1e30,2) resize 4,1,1,1,3',
+]
+
+STRINGS_AND_CONDITIONS = [  # '…' in expressions and {'…'}, conditions written in pieces
+    'x=abc if "\'$x\'==\'abc\'" echo same else echo differ fi',
+    "x=abc if '$x'=='abc' echo same else echo differ fi",
+    "x=abd if '$x'=='abc' echo same else echo differ fi",
+    "x=abc if {'$x'=='abc'} echo same fi",
+    "echo {'abc'=='abc'}",
+    "echo {'ab'=='abc'}",
+    "echo {'a'}",
+    "echo {'ab'}",
+    "echo {['ab']}",
+    'if 1<2" && "2<3 echo ok fi',
+    'if 1<2" || "2>3 echo ok fi',
+    'a=1 if $a" "==" "1 echo ok fi',
+    'if !0 echo ok fi',
+    'if !(1>2) echo ok fi',
+    'while0=1 echo $while0',
+]
+
+NUMBERS_AND_ASSIGNMENTS = [  # := and op= on numbers, number forms
+    'x:=-2^2 echo $x',
+    'x:=-2^2+0 echo $x',
+    'x=-2^2 echo $x',
+    'if -2^2>0 echo pos fi',
+    'repeat 2^2 echo x done',
+    'x:=2^3^2 echo $x',
+    'x:=1e-7 echo $x',
+    'x:=1/3 y:=$x*3 echo $y',
+    'x:=0.1 x+=0.2 echo $x',
+    'x:=1e300 x*=1e10 echo $x',
+    'x:=5 x/=0 echo $x',
+    'x:=-5 x%=0 echo $x',
+    'x=3 x-=-2 echo $x',
+    'x=2 x^=-1 echo $x',
+    'x=7 x.=.5 echo $x',
+    'x=7 x+=.5 echo $x',
+    'x=007 x+=1 echo $x',
+    'x=0x10 echo $x',
+    'echo {0x10}',
+    'echo {0b101}',
+    'echo {1_000}',
+    'echo {.5}',
+    'echo {5.}',
+    'echo {1e+2}',
+    'echo {1E2}',
+    'echo {+.5e-1}',
+]
+
+ODD_ITEMS = [  # keywords, brackets and dollars as arguments, blocks in braces
+    '(1) (2) keep 1',
+    'u echo hi',
+    'u "" echo [${}]',
+    'echo fi',
+    'echo else',
+    'echo {',
+    'echo }',
+    'echo [',
+    'echo ]',
+    'echo (',
+    'echo "("',
+    'echo a=',
+    'x= echo [$x]',
+    'x=a=b echo $x',
+    'x==1 echo $x',
+    'echo $x$',
+    'echo ${',
+    'echo ${x',
+    '(1) echo $!$!',
+    'repeat 2 repeat 2 done echo $> done',
+    'if 1 repeat 2 echo $> done fi',
+    'do echo a while 0 echo b',
+    'repeat 2 { echo a } echo b',
+    'repeat 2 {echo a} echo b',
+    'if 1 { echo a } fi',
+    '{ echo a }',
+    'echo a } ',
+    'echo {1+2',
+    'echo a}b',
+    'echo $$',
+    'echo ${}x',
+]
+
+COMMAND_ARGUMENTS = [  # normalize's %, constancy; crop's boundary; psnr's max; resize's edges
+    '(1,2,3) normalize 0,1,0.5',
+    '(3,3,3) normalize 0,1,0.5',
+    '(1,2,3) normalize 10%,90%',
+    '(1,2,3) crop -1,4,1',
+    '(1,2,3) crop -1,4,0',
+    '(1,2,3) crop -2,5,2',
+    '(1,2,3) crop -2,5,3',
+    '(1,2;3,4) crop -1,-1,2,2,1',
+    '(1) (2) (3) psnr[0,1] [2] echo ${}',
+    '(1,2) (1,3) psnr[0] [1],10 echo ${}',
+    '(1,2,3) (4,5,6) psnr[1] [0],0.5 echo ${}',
+    '(1,2,3) rm[0] rm',
+    'rm',
+    'keep',
+    '(1) keep[]',
+    '(1,2) (3,4) append c,0.5',
+    '(1,2;3,4) (5;6) append y,0.5',
+    '(1,2,3) name ""',
+    '(1) name a name b',
+    '(1) (2) name[1] x name[0] y',
+    '(1,2,3) resize 3,2,1,1,0',
+    '(1,2,3) resize 6,1,1,1,0,2',
+    '(1,2,3) resize 6,1,1,1,0,3',
+    '(1,2,3) resize 6,1,1,1,0,1,1',
+    '(1,2,3) resize 2,1,1,1,0',
+    '(1,2,3) resize 2,1,1,1,0,0,1',
+    '(1,2,3) resize 2,1,1,1,0,0,0.5',
+    '(1,2,3,4,5) resize 3,1,1,1,2',
+    '(1,2,3,4,5) resize 4,1,1,1,3',
+    '(1,2,3,4,5) resize 2,1,1,1,5',
+    '(1,2;3,4;5,6) resize 1,1,1,1,2',
+    '(1,2;3,4;5,6) resize 4,2,1,1,3',
+    '(1,2^3,4^5,6^7,8) resize 2,1,1,2,2',
+    '(1,2^3,4^5,6^7,8) resize 2,1,1,3,3',
+    '(1,2) resize 2,1,3,1,3',
+    '(1,2/3,4) resize 2,1,1,1,3',
+    '(1,2/3,4) resize 2,1,3,1,3',
+    '(1,2,3) resize 100%,100%,100%,200%',
+    '(1,2,3) resize 33%',
+    '(1,2,3) resize 34%',
+    '(1,2,3,4,5,6,7) resize 10%',
+    '(1,2,3) resize 150%,1,1,1,3',
+    '(1,2,3) resize 0.5,1',
+    '(1,2,3) resize 3,1,1,1,7',
+    '(1,2,3) resize 3,1,1,1,-1',
+    '(1,2,3,4) resize 2,2,1,1,-1',
+]
+
+IMAGE_SELECTIONS = [  # percent and odd ranges, {k,expression}
+    '(1,2,3) (4) echo {0,w}',
+    '(1,2,3) (4) echo {1,w}',
+    '(1,2,3) (4) echo {-2,i(1)}',
+    'echo {1,2}',
+    'echo {{1+1}*2}',
+    '(1) (2) (3) add[-1--2] 10',
+    '(1) (2) (3) (4) add[50%] 10',
+    '(1) (2) (3) (4) add[0-50%] 10',
+    '(1) (2) (3) (4) add[25%-75%] 10',
+    '(1) (2) (3) add[1-0] 10',
+    '(1) (2) (3) add[0-1,0-2] 10',
+    '(1) (2) (3) add[1,] 10',
+    '(1) (2) (3) add[] 10',
+    '(1) (2) (3) add[^] 10',
+    '(1) (2) (3) add[^-1] 10',
+    '(1) name a (2) name b add[^a] 10',
+    '(1) name a (2) name b add[a,^b] 10',
+    '(1) (2) (3) add[0-2:2] 10',
+    '(1) (2) (3) (4) (5) add[1-4:3] 10',
+    '(1) (2) (3) (4) (5) add[-1-0:2] 10',
+    'x=1 (1) (2) add[$x] 10',
+    '(1) (2) add[{$!-1}] 10',
+]
+
+ESCAPES_AND_ARGUMENTS = [  # backslashes, op=, repeat counts, resize/append/fill forms
+    'x=foo echo $x.png',
+    'x=foo echo ${x}_1',
+    '(1) name img{1+1}',
+    'echo \\$x',
+    'x=0.1 x+=0.2 echo $x',
+    'x=3 x-=5 echo $x',
+    'x=1e3 x+=1 echo $x',
+    'x=abc x+=1 echo $x',
+    'x=2 x^=0.5 echo $x',
+    'x=10 x/=4 echo $x',
+    'x=10 x%=4 echo $x',
+    'x=-7 x%=3 echo $x',
+    'if abc echo y fi',
+    'break',
+    'repeat -1 echo x done',
+    'repeat 2.5 echo x done',
+    'repeat 2 continue echo x done',
+    'if 1 echo a elif echo b fi',
+    '(1) (2) add[] 5',
+    '(1) name "a,b"',
+    '(1) name "a b" echo ok',
+    '(1,2,3) resize 2,1,1,1,linear',
+    '(1,2,3,4) resize -50',
+    '(1,2,3,4) resize 50%,100%,100%,100%,3',
+    '(1,2;3,4) resize 150%,150%,1,1,3',
+    '(1,2,3) resize 3,1,1,3',
+    '(1,2^3,4) resize 2,1,1,3',
+    '(1,2^3,4^5,6) resize 2,1,1,2,3',
+    '(1,2^3,4^5,6) resize 2,1,1,1,2',
+    '(1,2^3,4^5,6) resize 2,1,1,4,3',
+    '(1,2;3,4) resize 3,2,1,1,5',
+    '(1,2;3,4) resize 2,3,1,1,6',
+    '(1,2,3,4,5,6,7) resize 3,1,1,1,6',
+    '(1,2,3,4,5,6,7) resize 3,1,1,1,3',
+    '(1,2,3,4,5,6,7) resize 3,1,1,1,2',
+    '(1,2,3,4,5,6,7) resize 4,1,1,1,2',
+    '(1,2,3,4,5,6,7) resize 4,1,1,1,4',
+    '(1,2,3,4,5,6,7) resize 4,1,1,1,0',
+    '(1,2,3,4,5,6,7) resize 4,1,1,1,0,0,1',
+    '(1,2,3,4,5,6,7) resize 4,1,1,1,0,0,0.5',
+    '(1,2,3) resize 7,1,1,1,0,1,0.5',
+    '(1,2,3) resize 7,1,1,1,0,2,0.5',
+    '(1,2,3) resize 7,1,1,1,0,3,0.5',
+    '(1,2,3) resize 8,1,1,1,0,3,0.5',
+    '(1,2,3) resize 8,1,1,1,0,2',
+    '(1,2,3) resize 8,1,1,1,1,0,0.5',
+    '(1,2,3) resize 8,1,1,1,5,2',
+    '(1,2,3) resize 8,1,1,1,6,3',
+    '(1,2,3) resize 8,1,1,1,3,2',
+    '(1,2,3) resize 8,1,1,1,3,3',
+    '(1,2,3) r 7,1,1,1,4,0,0.5',
+    '(1,2,3) r 7,1,1,1,4,0,1',
+    '(1,2,3) r 8,1,1,1,4,0,0.5',
+    '(1,2,3) normalize 0,0',
+    '(1,nan,3) normalize 0,1',
+    '(1,2,3) normalize 5,5',
+    '(1,2,3) (4) normalize[0,1] 0,1',
+    '(1,2) (3) (4) append c',
+    '(1,2) (3) (4) append z',
+    '(1;2) (3,4) append x',
+    '(1;2) (3,4) append y',
+    '(1,2;3,4) (5,6) append y,1',
+    '(1,2) (3,4;5,6) append x,0.5',
+    '(1,2) add 1e10',
+    '(1,2) mul nan',
+    '(1,2) add {1/3}',
+    '2,2 fill 1,2,3',
+    '2,2,1,2 fill "[x,y,9]"',
+    '2,2,1,3 fill "[x,y]"',
+    '2,2 fill "[x,y]"',
+    '2,2,1,2 fill "x"',
+    '1,1,1,3 fill "c*2"',
+    '(1,2,3) cut 2,2',
+    '(1,2,3) cut 0,0',
+    '(1,2,3) +cut 1.5,2.5',
+    'echo \\{1+1\\}',
+    'echo a\\,b',
+    'x=3 echo \\$x=$x',
+    '(1) name a\\,b',
+    'echo "a\\"b"',
+    'echo \\"',
+    'echo a\\b',
+    'echo \\\\',
+    'echo a\\nb',
+    'echo "a\\tb"',
+    'x=a\\nb echo $x',
+    '(1) name a\\nb',
+]
+
+MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
+    'echo {1+}',
+    'echo {(1}',
+    'echo {[1,2,3]<[2,2,2]}',
+    'echo {[1,2]&&[0,1]}',
+    'echo {V=[1,2];V[0]+=5;V}',
+    'echo {V=[1,2,3];V[1]:=9;V}',
+    'echo {a:=3;a}',
+    'echo {1;2;3}',
+    'echo {(1,2,3)}',
+    'echo {max([1,2],[5,0])}',
+    'echo {min([1,2],3)}',
+    'echo {abs(-0)}',
+    'echo {2^53}',
+    'echo {2^53+1}',
+    'echo {1e-20}',
+    'echo {123.456}',
+    'echo {-1e-5}',
+    'echo {1/7}',
+    'echo {1e100}',
+    'echo {-0.0}',
+    'echo {0.1*3}',
+    'echo {round(1.005,0.01)}',
+    'echo {floor(-0.5)}',
+    'echo {isnan(0/0)}',
+    'echo {1/inf}',
+    'echo {inf*0}',
+    'echo {nan?1:2}',
+    'echo {!nan}',
+    'echo {nan&&1}',
+    'echo {nan||0}',
+    'echo {[]}',
+    'echo {[1]}',
+    'echo {[1,2][1]+[3,4][0]}',
+    'echo {sum(1,2,3)}',
+    'echo {mean(1,2,3)}',
+    'echo {cut(nan,0,1)}',
+    'echo {sign(nan)}',
+    'echo {sign(-0)}',
+    'echo {lerp(0,10,nan)}',
+    'echo {atan2(0,0)}',
+    'echo {exp(1000)}',
+    'echo {log(inf)}',
+    'echo {sqrt(inf)}',
+    'echo {-inf%2}',
+    'echo {5%inf}',
+    'echo {7%2.5}',
+    'echo {-7.5%2}',
+    'echo {2^1024}',
+    'echo {(-8)^(1/3)}',
+    'echo {0^0}',
+    'echo {0^-1}',
+    'echo {1e308*10}',
+    'echo {3>=3>=1}',
+    'echo {1==1==1}',
+    'echo {2*3%4}',
+    'echo {8/2/2}',
+    'echo {2-3-4}',
+    'echo {-3^2}',
+    'echo {2^-2^2}',
+    'echo {-(3)^2}',
+    'echo {2*-3^2}',
+    'echo {!0+1}',
+    'echo {1<2&&3<4||0}',
+    'echo {0||1&&0}',
+    'echo {1?0?5:6:7}',
+    'echo {5<<1>>1}',
+    'echo {7&3|8}',
+    'echo {1&&2}',
+    'echo {3||0}',
+    'echo {1==1?2:3}',
+    'echo {x=2;x^x}',
+    'echo {A=[1,2,3];A*A}',
+    'echo {A=[1,2,3];B=A;B[0]=9;A}',
+    'echo {[1,2,3]+[4,5,6]}',
+    'echo {[1,2]+[1,2,3]}',
+    'echo {norm([0,0])}',
+    'echo {norm(-3)}',
+    'echo {lerp([1,2],[3,4],[0,1])}',
+    'echo {round([0.5,-0.5,1.49])}',
+    'echo {[1,2,3]==[1,2,3]}',
+    'echo {[1,2,3]!=[1,2,3]}',
+    'echo {[0,0]||0}',
+    'echo {![1,0]}',
+    'echo {-[1,-2]}',
+    'echo {-2^2^2}',
+    'echo {-2^2*3}',
+    'echo {-2*3}',
+]
+
+LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS
+            + MORE_DEFINITIONS + MULTI_LINE + FILE_LAYOUT + STATUS + CONTROL + INPUT + FILL + RESIZE
+            + IMAGE_COMMANDS + MORE_COMMANDS + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
+            + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS + PLUS_AND_COPY_NAMES
+            + NAN_AND_INFINITY + STRINGS_AND_CONDITIONS)
+EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
+               + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
+               + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + SLICES + LOOPS
+               + TUTORIAL)
+
+# Where nnpipe differs: case -> (why, the lines nnpipe prints, or None when it stops with an
+# error). Three kinds: nnpipe's own readings, G'MIC features nnpipe does not have, and
+# differences still to fix outside the language (marked PENDING).
 SCRIPT_ARGUMENTS = ("a script run by nnpipe takes arguments ($1…, $#, ${1=default}); G'MIC's"
                     " top level has none")
-COMBINE = ("add, sub, mul and div without an argument (combining the selected images into one)"
-           " are not implemented: nnpipe asks for the value")
 PSNR_PRINTS = "nnpipe's psnr also prints `PSNR: x dB` and sets $psnr; G'MIC's prints nothing"
 REPEAT_VARIABLE = "`repeat N,var` (var counts 0…N-1) is nnpipe's own; G'MIC 3.6.3 refuses it"
 POW = "pow(a,b) is nnpipe's own (G'MIC has no pow(); write a^b)"
-DELIBERATE = {
+SET_VECTOR = ("set('v', vector) stores the numbers, comma-separated; G'MIC stores the text whose"
+              " character codes they are")
+TEXTUAL_ARGUMENTS = ("an argument holding a blank stays one item where $1 or $* stands;"
+                     " G'MIC pastes the arguments into the command's text before splitting it"
+                     " into items, so the blank splits it")
+UNBALANCED = "an unbalanced { or ${ is an error in nnpipe; G'MIC leaves it as text"
+NNPIPE_READINGS = {
     "echo": ("`echo` needs its text in nnpipe; G'MIC prints an empty message", None),
     "x=5 echo ${x=7}": ("${name=default} reads a variable with a default (nnpipe's own); G'MIC"
                         " runs `x=7` as a command and substitutes its empty status", ["5"]),
     "echo ${1=def}": (SCRIPT_ARGUMENTS, ["def"]),
     "echo $#": (SCRIPT_ARGUMENTS, ["0"]),
-    "(1,2) (3,4) add": (COMBINE, None),
-    "(1,2) (3,4) mul": (COMBINE, None),
+    "echo {1 + 2}": ("blanks inside {…} keep one item (nnpipe's own); G'MIC splits the item at"
+                     " the blank", ["3"]),
+    "echo {1+2": (UNBALANCED, None),
+    "echo ${": (UNBALANCED, None),
+    "echo ${x": (UNBALANCED, None),
+    "repeat 3,k echo $k done": (REPEAT_VARIABLE, ["0", "1", "2"]),
+    "repeat 2,k repeat 2,j echo $k$j done done": (REPEAT_VARIABLE, ["00", "01", "10", "11"]),
+    "repeat 3,k done echo [$k]": (REPEAT_VARIABLE, ["[2]"]),
+    ("ff : echo $1", 'ff "a b"'): (TEXTUAL_ARGUMENTS, ["a b"]),
+    ("star : echo $*", 'star "a b",c'): (TEXTUAL_ARGUMENTS, ["a b,c"]),
+    "(1,2,3) resize 2,1,1,1,linear": ("resize takes its interpolation's name too (nnpipe's own:"
+                                      " none nearest average linear grid cubic lanczos)", []),
+    "(1,2) print": ("print writes one line per image to stdout; G'MIC's print writes its own"
+                    " report to stderr at a verbosity the gmic module does not show",
+                    ["[0] (1,2): 2,1,1,1 min=1 max=2 mean=1.5"]),
     "(1,2) (1,3) psnr[0] [1] echo ${}": (PSNR_PRINTS, ["PSNR: 51.14 dB", "51.141103565318915"]),
     "(1,2) (1,3) psnr[0] [1],1 echo ${}": (PSNR_PRINTS, ["PSNR: 3.01 dB", "3.0102999566398121"]),
     "(1,2) (1,2) psnr[0] [1] echo ${}": (PSNR_PRINTS, ["PSNR: inf dB", "inf"]),
+    "(1) (2) (3) psnr[0,1] [2] echo ${}": (PSNR_PRINTS, [
+        "PSNR: 42.11 dB", "PSNR: 48.13 dB", "42.110203695399477,48.130803608679102"]),
+    "(1,2) (1,3) psnr[0] [1],10 echo ${}": (PSNR_PRINTS, ["PSNR: 23.01 dB", "23.010299956639813"]),
+    "(1,2,3) (4,5,6) psnr[1] [0],0.5 echo ${}": (PSNR_PRINTS, [
+        "PSNR: -15.56 dB", "-15.563025007672874"]),
     "echo {pow(2,10)}": (POW, ["1024"]),
     "echo {pow(2,0.5)}": (POW, ["1.4142135623730951"]),
     "echo {pow(-8,1/3)}": (POW, ["-nan"]),
     "echo {cbrt(27)}": ("nnpipe's cbrt is NumPy's correctly rounded cube root (3); G'MIC's is one"
                         " unit off in the last digit (3.0000000000000004)", ["3"]),
-    "repeat 3,k echo $k done": (REPEAT_VARIABLE, ["0", "1", "2"]),
-    "repeat 2,k repeat 2,j echo $k$j done done": (REPEAT_VARIABLE, ["00", "01", "10", "11"]),
-    "repeat 3,k done echo [$k]": (REPEAT_VARIABLE, ["[2]"]),
-    "echo {1 + 2}": ("blanks inside {…} keep one item (nnpipe's own); G'MIC splits the item at"
-                     " the blank", ["3"]),
+    "echo {(-8)^(1/3)}": ("the sign G'MIC prints for a NaN depends on the code path that made it;"
+                          " nnpipe prints the sign NumPy's power gives", ["-nan"]),
+    "echo {1?0?5:6:7}": ("a ternary nested in the 'then' branch without parentheses: nnpipe reads"
+                         " 1?(0?5:6):7; G'MIC splits at the first ':'", ["6"]),
+    "echo {[]}": ("an empty vector [] is an error in nnpipe; G'MIC gives 0", None),
+    "(1,2;3,4) eval. \"end(set('v',[w,h]))\" echo $v": (SET_VECTOR, ["2,2"]),
+    "(1,2;3,4) eval. \"end(set('v',I(1,1)))\" echo $v": (SET_VECTOR, ["4"]),
 }
+
+COMBINE = ("add, sub, mul and div without an argument (combining the selected images into one)"
+           " are not implemented: nnpipe asks for the value")
+ORDERED = ("'>' and '<' before an expression (pixels read while they are written, in order)"
+           " are not supported: the evaluator runs every pixel at once")
+RAW_RESIZE = "resize's interpolation -1 (reinterpret the values in memory) is not supported"
+NOT_SUPPORTED = {
+    "(1,2) (3,4) add": (COMBINE, None),
+    "(1,2) (3,4) mul": (COMBINE, None),
+    "(1,2,3) resize 3,1,1,1,-1": (RAW_RESIZE, None),
+    "(1,2,3,4) resize 2,2,1,1,-1": (RAW_RESIZE, None),
+    '(1,2) eval "i(0)=7"': ("writing pixels from an expression (i(…)=value) is not supported",
+                            None),
+    '(1,2) fill ">x+i(x-1)"': (ORDERED, None),
+    '(1,2,3) fill "<x+i(x+1)"': (ORDERED, None),
+}
+
+EVAL_ONCE = ("PENDING (nnpipe/commands/expressions.py): G'MIC's eval without a selection"
+             " evaluates once, at pixel (0,0,0,0) of the last image, and its status is the"
+             " value; nnpipe's runs at every pixel of every image")
+ECHO_ESCAPES = ("PENDING (nnpipe/commands/control.py): G'MIC's echo turns C escapes (\\n, \\t,"
+                " \\b…) into their characters; nnpipe's prints them as written")
+PENDING = {
+    '(1,2) eval "i+1" echo ${}': (EVAL_ONCE, []),
+    '(1,2,3) eval "set(\'v\',x)" echo $v': (EVAL_ONCE, ["2"]),
+    '(1,2,3) eval "i+1" echo ${}': (EVAL_ONCE, []),
+    '(1,2,3) eval "S=0;S+=i;end(set(\'v\',S))" echo $v': (EVAL_ONCE, ["3"]),
+    '(1,2,3) eval "x" echo ${}': (EVAL_ONCE, []),
+    '(1,2,3) (5) eval "i" echo ${}': (EVAL_ONCE, []),
+    '2,2,1,3 fill "[x,y]"': ("PENDING (nnpipe/commands/expressions.py): a vector shorter than the"
+                             " spectrum fills its channels and leaves the others as they are in"
+                             " G'MIC; nnpipe repeats its last component", []),
+    "echo a\\b": (ECHO_ESCAPES, ["a\\b"]),
+    "echo a\\nb": (ECHO_ESCAPES, ["a\\nb"]),
+    'echo "a\\tb"': (ECHO_ESCAPES, ["a\\tb"]),
+    "x=a\\nb echo $x": (ECHO_ESCAPES, ["a\\nb"]),
+}
+
+DELIBERATE = {**NNPIPE_READINGS, **NOT_SUPPORTED, **PENDING}
 
 
 # --- running both --------------------------------------------------------------------------------
@@ -614,9 +1374,22 @@ class Outcome:
 _SHARED_GMIC = []
 
 
+def _reads_unset_variable(script):
+    """Whether `script` reads a variable it does not set, or the status (a shared G'MIC keeps
+    the variables and the status earlier runs set)."""
+    if "${}" in script:
+        return True
+    read = set(re.findall(r"\$\{?([A-Za-z_]\w*)", script))
+    written = {name for names in re.findall(r"(?:^|\s)([A-Za-z_][\w,]*)(?:[-+*/%^.:]?=)", script)
+               for name in names.split(",")}
+    written |= set(re.findall(r"set\('(\w+)'", script))
+    return bool(read - written)
+
+
 def _gmic(fresh):
-    """One G'MIC interpreter for every plain case (making one takes 70 ms; a run starts with no
-    images and no local variables); a fresh one where a case defines commands, which stay."""
+    """One G'MIC interpreter for the cases that can share one (making one takes 70 ms; a run
+    starts with no images, but variables stay); a fresh one where a case defines commands, which
+    stay too, or reads a variable it does not set."""
     if fresh:
         return gmic.Gmic()
     if not _SHARED_GMIC:
@@ -638,7 +1411,8 @@ def run_gmic(case):
         os.dup2(capture.fileno(), 2)
         error, images = None, []
         try:
-            images = _gmic(fresh=definitions is not None).run(script, None, names)
+            fresh = definitions is not None or _reads_unset_variable(script)
+            images = _gmic(fresh).run(script, None, names)
         except Exception as exception:  # G'MIC's errors are plain RuntimeErrors
             error = str(exception)
         finally:
@@ -649,9 +1423,16 @@ def run_gmic(case):
     if error is not None:
         text = "\n".join(line for line in text.split("\n") if "*** Error" not in line)
         return Outcome(_lines(text), [], error)
-    listed = [(name, (im.width, im.height, im.depth, im.spectrum),
-               np.asarray(im.as_numpy()).transpose(3, 2, 1, 0)) for name, im in zip(names, images)]
+    listed = [(name, (im.width, im.height, im.depth, im.spectrum), _values(im))
+              for name, im in zip(names, images)]
     return Outcome(_lines(text), listed, None)
+
+
+def _values(image):
+    """A G'MIC image's values in nnpipe's (s,d,h,w) layout (G'MIC's as_numpy is (w,h,d,s))."""
+    if image.width * image.height * image.depth * image.spectrum == 0:
+        return np.zeros((image.spectrum, image.depth, image.height, image.width), np.float32)
+    return np.asarray(image.as_numpy()).transpose(3, 2, 1, 0)
 
 
 def _lines(text):
@@ -673,8 +1454,31 @@ def run_nnpipe(case):
 
 
 def describe(outcome):
-    images = [(name, size, np.round(values, 6).ravel().tolist()) for name, size, values in outcome.images]
+    images = [(name, size, np.round(values, 6).ravel().tolist())
+              for name, size, values in outcome.images]
     return f"lines={outcome.lines} images={images} error={outcome.error}"
+
+
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def same_text(expected, got):
+    """Printed lines agree: the same text, except that two numbers written alike (the same
+    digits count, point and exponent) may differ in their last bits, as two math libraries'
+    exp() or acosh() may."""
+    if expected == got:
+        return True
+    if len(expected) != len(got):
+        return False
+    for want, have in zip(expected, got):
+        if NUMBER.split(want) != NUMBER.split(have):
+            return False
+        for a, b in zip(NUMBER.findall(want), NUMBER.findall(have)):
+            alike = len(a) == len(b) and ("." in a) == ("." in b) \
+                and ("e" in a.lower()) == ("e" in b.lower())
+            if a != b and not (alike and math.isclose(float(a), float(b), rel_tol=1e-15)):
+                return False
+    return True
 
 
 def assert_same(case, expected, got):
@@ -682,7 +1486,7 @@ def assert_same(case, expected, got):
     assert (expected.error is None) == (got.error is None), message
     if expected.error is not None:
         return
-    assert expected.lines == got.lines, message
+    assert same_text(expected.lines, got.lines), message
     assert [(n, s) for n, s, _ in expected.images] == [(n, s) for n, s, _ in got.images], message
     for (_, _, want), (_, _, have) in zip(expected.images, got.images):
         assert np.allclose(have, want, rtol=1e-5, atol=1e-6, equal_nan=True), message
@@ -691,6 +1495,10 @@ def assert_same(case, expected, got):
 def case_id(case):
     text = case if isinstance(case, str) else f"{case[0]} | {case[1]}"
     return text.replace("\n", "\\n")[:80]
+
+
+def test_gmic_is_the_version_the_cases_were_written_for():
+    assert gmic.__version__ == "3.6.3"
 
 
 def test_layout_of_gmic_images_is_mapped():
@@ -723,6 +1531,47 @@ def test_deliberate_difference(case):
         assert_same(case, run_gmic(case), got)
 
 
-def test_enough_cases():
+def test_enough_cases_each_once():
     assert len(LANGUAGE) >= 200 and len(EXPRESSIONS) >= 150
-    assert set(DELIBERATE) <= set(LANGUAGE) | set(EXPRESSIONS)
+    cases = LANGUAGE + EXPRESSIONS
+    assert len(set(cases)) == len(cases)
+    assert set(DELIBERATE) <= set(cases)
+
+
+# --- files: PNG written by one, read by the other ------------------------------------------------
+
+def test_png_written_by_gmic_reads_the_same_in_nnpipe(tmp_path):
+    """Values and sizes agree. Names differ deliberately: nnpipe names an image read from a
+    file by the file's stem (`[t1]` selects t1.png); G'MIC by the path as written."""
+    for inline in ("(0,128,255;10,20,30)", "(0,128,255^1,2,3^4,5,6)"):
+        path = tmp_path / "t1.png"
+        assert run_gmic(f"{inline} output {path}").error is None
+        expected, got = run_gmic(f"input {path}"), run_nnpipe(f"input {path}")
+        assert [(size, values.tolist()) for _, size, values in got.images] == \
+            [(size, values.tolist()) for _, size, values in expected.images]
+        assert [name for name, _, _ in expected.images] == [str(path)]
+        assert [name for name, _, _ in got.images] == ["t1"]
+
+
+def test_png_written_by_nnpipe_reads_the_same_in_gmic(tmp_path):
+    """Integer values in 0..255 come back exactly. Between and beyond them nnpipe deliberately
+    rounds and clips to 8 bits (0.6 -> 1, 300 -> 255, -5 -> 0); G'MIC truncates (0.6 -> 0),
+    and writes 16 bits when a value exceeds 255 (so -5 wraps to 65531)."""
+    path = tmp_path / "n.png"
+    assert run_nnpipe(f"(0,1,128,254,255;7,8,9,10,11) output {path}").error is None
+    read = run_gmic(f"input {path}").images[0]
+    assert read[1] == (5, 2, 1, 1)
+    assert read[2].ravel().tolist() == [0, 1, 128, 254, 255, 7, 8, 9, 10, 11]
+    assert run_nnpipe(f"(0.6,300,-5) output {path}").error is None
+    assert run_gmic(f"input {path}").images[0][2].ravel().tolist() == [1, 255, 0]
+
+
+@pytest.mark.parametrize("load", ["command {path}", "{path}"])
+def test_command_file_loads_as_in_gmic(tmp_path, load):
+    """`command file.gmic` and a bare file.gmic item both define the file's commands."""
+    path = tmp_path / "commands.gmic"
+    path.write_text('greet :\n  echo "hello $1"\nsquare : (1,2) mul $1\n')
+    script = load.format(path=path) + " greet world square 3"
+    expected = run_gmic(script)
+    assert expected.error is None and expected.lines == ["hello world"]
+    assert_same(script, expected, run_nnpipe(script))

@@ -305,7 +305,11 @@ def test_repeat_count_from_expression():
     assert run.lines == ["x", "x", "x"]
 
 
-@pytest.mark.parametrize("count", ["-1", "2.5", "abc"])
+def test_repeat_counts_are_floored_and_negative_ones_run_nothing():  # as in G'MIC
+    assert run_script("repeat 2.5 e x done repeat -1 e y done").lines == ["x", "x"]
+
+
+@pytest.mark.parametrize("count", ["abc"])
 def test_bad_repeat_count_is_an_error(count):
     error = script_error(f"e ok\nrepeat {count} e x done")
     assert error.where == "test.nnp:2"

@@ -13,12 +13,12 @@ from nnpipe.lang.lexer import unprotect
 from nnpipe.naming import Unselected, copy_name
 from nnpipe.errors import UserError
 from nnpipe.images import io
-from nnpipe.images.imagelist import as_image, beyond_float32, check_size, size_text
+from nnpipe.images.imagelist import MAX_VALUES, as_image, beyond_float32, check_size, size_text
 from nnpipe.lang.expr import format_number, gmic_number
 
 SAME = (100.0, True)
 NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-COPIES = re.compile(r"^(\[.*\])(?:x(\d+))?$", re.S)  # [0], and [0]x3: three copies
+COPIES = re.compile(r"^(\[.*\])(?:x([1-9]\d*))?$", re.S)  # [0], and [0]x3: three copies
 BLANK = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
 
 
@@ -47,9 +47,8 @@ def input_command(ctx, selection, source):
         if len(parts) > 4 and is_expression(value):
             ctx.images.append(fill_image(ctx, image, value), f"[{value}]")
         else:
-            if len(parts) > 4:  # values repeated along x, then y, z and channels
-                values = within_float32(np.array(parts[4:], dtype=np.float64), "the blank image's value")
-                image = np.resize(values.astype(np.float32), image.size).reshape(image.shape)
+            if len(parts) > 4:
+                image = repeated_values(image, value)
             ctx.images.append(image, f"[{value}]" if len(parts) > 4 else "[unnamed]")
     else:  # every file read before any is appended: a damaged one leaves the list as it was
         loaded = [found for path in _expand(plain) for found in io.read(path)]
@@ -67,15 +66,26 @@ def _expand(pattern):
 
 
 def parse_inline(text):
+    """(1,2;3,4^5,6;7,8): ',' next x, ';' next y, '/' next z, '^' next channel; shorter rows,
+    planes or channels are padded with 0, as G'MIC pads them."""
     if not text.endswith(")"):
         raise UserError(f"inline image '{text}' lacks its closing ')'")
     try:
         channels = [[[[float(v) for v in row.split(",")] for row in plane.split(";")]
                      for plane in channel.split("/")] for channel in text[1:-1].split("^")]
-        values = np.array(channels, dtype=np.float64)
     except ValueError:
-        raise UserError(f"inline image '{text}' must hold numbers in rows of equal length") from None
-    return as_image(within_float32(values, f"inline image '{text}'"))
+        raise UserError(f"inline image '{text}' must hold numbers") from None
+    s = len(channels)
+    d = max(len(channel) for channel in channels)
+    h = max(len(plane) for channel in channels for plane in channel)
+    w = max(len(row) for channel in channels for plane in channel for row in plane)
+    image = np.zeros((s, d, h, w), dtype=np.float32)
+    for c, channel in enumerate(channels):
+        for z, plane in enumerate(channel):
+            for y, row in enumerate(plane):
+                image[c, z, y, :len(row)] = within_float32(np.array(row, dtype=np.float64),
+                                                           f"inline image '{text}'")
+    return image
 
 
 def within_float32(values, what):
@@ -173,13 +183,26 @@ INTERPOLATIONS = ("none", "nearest", "average", "linear", "grid", "cubic", "lanc
 BOUNDARIES = ("dirichlet", "neumann", "periodic", "mirror")
 
 
+class SizeOrImage(Size):
+    """A size, or [k]: the size image k has on that axis (`resize[1] [0]` takes all four)."""
+
+    def parse(self, text):
+        if text.startswith("[") and text.endswith("]"):
+            return text
+        return super().parse(text)
+
+
 @command("resize", "r", group=IMAGES, each=True, params=[
-    Size("width"), Size("height", SAME), Size("depth", SAME), Size("spectrum", SAME),
+    SizeOrImage("width", help="a size > 0 (pixels, or N% of the current size), or [k]: the size"
+                " of image k (alone, all four of its sizes)"),
+    SizeOrImage("height", SAME), SizeOrImage("depth", SAME), SizeOrImage("spectrum", SAME),
     Choice("interpolation", "nearest", choices=INTERPOLATIONS, help=(
         "G'MIC's code or name: 0 none (keep values, place them by centering), 1 nearest,"
         " 2 moving average, 3 linear, 4 grid, 5 cubic, 6 lanczos (default: 1)")),
     Choice("boundary_conditions", "dirichlet", choices=BOUNDARIES, help=(
-        "for interpolation 0: 0 dirichlet (zeros), 1 neumann, 2 periodic, 3 mirror")),
+        "0 dirichlet, 1 neumann, 2 periodic, 3 mirror: with interpolation 0, what lies outside"
+        " the old extent; when linear, cubic or lanczos enlarge, other than 0 steps old/new"
+        " from the first value instead of aligning both ends")),
     Float("centering_x", 0, low=0, high=1), Float("centering_y", 0, low=0, high=1),
     Float("centering_z", 0, low=0, high=1), Float("centering_c", 0, low=0, high=1)])
 def resize(ctx, image, width, height, depth, spectrum, interpolation, boundary_conditions,
@@ -187,14 +210,18 @@ def resize(ctx, image, width, height, depth, spectrum, interpolation, boundary_c
     """Resize images to width,height,depth,spectrum (pixels, or N% of the current size), with
     G'MIC's interpolations and sampling."""
     axes = (3, 2, 1, 0)
-    targets = [_target(size, image.shape[axis]) for axis, size in zip(axes, (width, height, depth, spectrum))]
+    sizes = [width, height, depth, spectrum]
+    if isinstance(width, str) and all(size == SAME for size in sizes[1:]):
+        sizes = [width] * 4
+    targets = [_image_size(ctx, size, axis) if isinstance(size, str)
+               else _target(size, image.shape[axis]) for axis, size in zip(axes, sizes)]
     check_size(targets, "the resized image")
     centerings = (centering_x, centering_y, centering_z, centering_c)
     for axis, target, centering in zip(axes, targets, centerings):
         if interpolation == "none":
             image = place(image, axis, target, centering, boundary_conditions)
         else:
-            image = resample(image, axis, target, interpolation, boundary_conditions)
+            image = resample(image, axis, target, interpolation, boundary_conditions, centering)
     return image
 
 
@@ -205,10 +232,14 @@ def place(image, axis, size, centering, boundary):
     if size == current:
         return image
     offset = int((size - current) * centering)
-    source = np.arange(size) - offset
-    if boundary == "neumann":
-        index = np.clip(source, 0, current - 1)
-    elif boundary == "periodic":
+    return take_with_boundary(image, axis, np.arange(size) - offset, boundary)
+
+
+def take_with_boundary(image, axis, source, boundary):
+    """The values at positions `source` along `axis`, those outside the image given by the
+    boundary condition: dirichlet 0, neumann the nearest edge, periodic, mirror."""
+    current = image.shape[axis]
+    if boundary == "periodic":
         index = source % current
     elif boundary == "mirror":
         period = source % (2 * current)
@@ -218,9 +249,16 @@ def place(image, axis, size, centering, boundary):
     result = np.take(image, index, axis=axis)
     if boundary == "dirichlet":
         shape = [1] * image.ndim
-        shape[axis] = size
-        result = result * ((source >= 0) & (source < current)).reshape(shape)
+        shape[axis] = len(source)
+        result = np.where(((source >= 0) & (source < current)).reshape(shape), result, 0)
     return np.ascontiguousarray(result, dtype=np.float32)
+
+
+def _image_size(ctx, selection, axis):
+    found = ctx.select(selection)
+    if len(found) != 1:
+        raise UserError(f"{selection} selects {len(found)} images, not one")
+    return ctx.images[found[0]].shape[axis]
 
 
 def _target(size, current):
@@ -234,11 +272,12 @@ def _target(size, current):
     return max(1, int(np.floor(target + 0.5)))
 
 
-def resample(image, axis, size, interpolation, boundary="dirichlet"):
+def resample(image, axis, size, interpolation, boundary="dirichlet", centering=0.0):
     """Resample one axis as G'MIC (CImg) does. Nearest takes floor(i*old/new). Shrinking with
     moving average, linear, cubic or lanczos averages the covered old values in proportion;
     enlarging with moving average takes the nearest value. Grid shrinks as nearest and
-    enlarges by placing old value i at ceil(i*new/old), zeros between. Linear, cubic and
+    enlarges by placing old value i at ceil(i*new/old) (shifted by the centering), zeros
+    between. Linear, cubic and
     lanczos enlarge with the first and last samples on the first and last values, or, with a
     boundary condition other than dirichlet, with a step of old/new from the first one."""
     current = image.shape[axis]
@@ -253,7 +292,10 @@ def resample(image, axis, size, interpolation, boundary="dirichlet"):
         return _moving_average(image, axis, size)
     if interpolation == "grid":
         result = np.zeros(image.shape[:axis] + (size,) + image.shape[axis + 1:], dtype=np.float32)
-        places = np.ceil(np.arange(current) * size / current).astype(np.intp)
+        step = size / current
+        # value i lands at ceil(i*step + centering*(step-1)); a hair below, so that exact
+        # integers stay themselves
+        places = np.ceil(np.arange(current) * step + centering * (step - 1) - 1e-9).astype(np.intp)
         np.moveaxis(result, axis, 0)[places] = np.moveaxis(image, axis, 0)
         return result
     if boundary == "dirichlet":
@@ -283,70 +325,79 @@ def resample(image, axis, size, interpolation, boundary="dirichlet"):
 
 
 def _moving_average(image, axis, size):
-    """Each new value is the mean of the old values its interval covers, in proportion."""
+    """Each new value is the mean of the old values its interval covers, in proportion (only
+    those: a NaN spoils the new values it falls in, not the others)."""
     current = image.shape[axis]
     edges = np.arange(size + 1) * current / size
-    weights = np.zeros((size, current), dtype=np.float64)
+    moved = np.moveaxis(image, axis, -1).astype(np.float64)
+    result = np.empty(moved.shape[:-1] + (size,), dtype=np.float64)
     for k in range(size):
         low, high = edges[k], edges[k + 1]
-        for j in range(int(np.floor(low)), min(int(np.ceil(high)), current)):
-            weights[k, j] = max(0.0, min(high, j + 1) - max(low, j))
-        weights[k] /= weights[k].sum()
-    moved = np.moveaxis(image, axis, -1).astype(np.float64) @ weights.T
-    return np.ascontiguousarray(np.moveaxis(moved, -1, axis), dtype=np.float32)
+        # a hair inside, so that rounding never gives a border value a weight of 1e-16
+        first, last = int(np.floor(low + 1e-9)), min(int(np.ceil(high - 1e-9)), current)
+        covered = np.arange(first, last)
+        weights = np.minimum(high, covered + 1) - np.maximum(low, covered)
+        result[..., k] = moved[..., first:last] @ (weights / weights.sum())
+    return np.ascontiguousarray(np.moveaxis(result, -1, axis), dtype=np.float32)
 
 
-@command("normalize", "n", group=IMAGES, each=True, params=[Float("min"), Float("max")])
-def normalize(ctx, image, min, max):
+@command("normalize", "n", group=IMAGES, each=True, params=[
+    Text("min", help="a number, or N% of the image's range (0% its minimum, 100% its maximum)"),
+    Text("max", help="a number or N%"),
+    Text("constancy_value", "", help="what a constant image becomes (default: min)")])
+def normalize(ctx, image, min, max, constancy_value):
     """Map values linearly to the range [min, max] (either order, as in G'MIC)."""
-    if min > max:
-        min, max = max, min
-    low, high = float(image.min()), float(image.max())
+    low_target, high_target = sorted((_value_or_percent(min, image, "min"),
+                                      _value_or_percent(max, image, "max")))
+    low, high = float(np.nanmin(image)), float(np.nanmax(image))  # G'MIC skips NaN
     if high == low:
-        return np.full_like(image, min)
-    return (image - low) * ((max - min) / (high - low)) + min
+        constant = _value_or_percent(constancy_value, image, "constancy_value") \
+            if constancy_value else low_target
+        return np.full_like(image, constant)
+    with np.errstate(invalid="ignore"):  # infinite values give nan, as in G'MIC
+        return (image - low) * ((high_target - low_target) / (high - low)) + low_target
 
 
 CROP_FORMS = {2: "x", 4: "xy", 6: "xyz", 8: "xyzc"}
+AXIS_OF = {"x": 3, "y": 2, "z": 1, "c": 0}
 
 
 @command("crop", group=IMAGES, each=True, params=[Text("corners", rest=True, help=(
     "x0,x1 | x0,y0,x1,y1 | x0,y0,z0,x1,y1,z1 | x0,y0,z0,c0,x1,y1,z1,c1: the opposite corners,"
-    " included, in either order"))])
+    " included, in either order; then optionally the boundary condition for what lies"
+    " outside the image: 0 dirichlet (zeros, the default), 1 neumann, 2 periodic, 3 mirror"))])
 def crop(ctx, image, corners):
-    """Crop to the region between two corners, as G'MIC's crop; pixels outside the image
-    become 0, axes not given are kept whole."""
+    """Crop to the region between two corners, as G'MIC's crop; axes not given are kept
+    whole."""
     values = split_arguments(corners)
+    boundary = "dirichlet"
+    if len(values) - 1 in CROP_FORMS:
+        boundary = Choice("boundary_conditions", choices=BOUNDARIES).parse(values.pop())
     if len(values) not in CROP_FORMS:
         raise UserError(f"corners must be 2, 4, 6 or 8 integers (got '{corners}')")
     axes = CROP_FORMS[len(values)]
     names = [f"{axis}0" for axis in axes] + [f"{axis}1" for axis in axes]
     numbers = [Int(name).parse(value) for name, value in zip(names, values)]
     half = len(numbers) // 2
-    region = {axis: sorted((numbers[k], numbers[k + half])) for k, axis in enumerate(axes)}
-    for axis, size in zip("cxyz", (image.shape[0], image.shape[3], image.shape[2], image.shape[1])):
-        region.setdefault(axis, [0, size - 1])
-    lows = [region[a][0] for a in "czyx"]
-    highs = [region[a][1] for a in "czyx"]
-    new_shape = tuple(high - low + 1 for low, high in zip(lows, highs))
-    check_size(tuple(reversed(new_shape)), "the cropped image")
-    result = np.zeros(new_shape, dtype=np.float32)
-    source = tuple(slice(max(low, 0), min(high, size - 1) + 1)
-                   for low, high, size in zip(lows, highs, image.shape))
-    target = tuple(slice(part.start - low, part.stop - low) for part, low in zip(source, lows))
-    if all(part.start < part.stop for part in source):
-        result[target] = image[source]
-    return result
+    regions = {axis: sorted((numbers[k], numbers[k + half])) for k, axis in enumerate(axes)}
+    check_size(tuple(high - low + 1 if axis in regions else image.shape[AXIS_OF[axis]]
+                     for axis, (low, high) in ((a, regions.get(a, (0, 0))) for a in "xyzc")),
+               "the cropped image")
+    for axis, (low, high) in regions.items():
+        image = take_with_boundary(image, AXIS_OF[axis], np.arange(low, high + 1), boundary)
+    return image
 
 
 AXES = {"x": 3, "y": 2, "z": 1, "c": 0}
 
 
-@command("append", group=IMAGES, params=[Choice("axis", choices=tuple(AXES))])
-def append(ctx, selection, axis):
+@command("append", group=IMAGES, params=[Choice("axis", choices=tuple(AXES)),
+                                          Float("centering", 0, low=0, high=1)])
+def append(ctx, selection, axis, centering):
     """Join the selected images along axis x, y, z or c into one image at the first one's place.
 
-    Images smaller than the largest on the other axes are padded with 0."""
+    Images smaller than the largest on the other axes are padded with 0, placed at the start
+    (centering 0), the middle (0.5) or the end (1), as G'MIC places them."""
     if not selection:
         return
     images = [ctx.images[i] for i in selection]
@@ -354,7 +405,8 @@ def append(ctx, selection, axis):
     largest = np.max([im.shape for im in images], axis=0)
     padded = []
     for image in images:
-        pad = [(0, 0 if k == dim else int(largest[k] - image.shape[k])) for k in range(4)]
+        margins = [0 if k == dim else int(largest[k] - image.shape[k]) for k in range(4)]
+        pad = [(int(margin * centering), margin - int(margin * centering)) for margin in margins]
         padded.append(np.pad(image, pad))
     first = selection[0]
     ctx.images.replace(first, np.concatenate(padded, axis=dim))
@@ -368,9 +420,14 @@ def fill(ctx, image, values):
     """Fill images with values, or with a math expression evaluated at every pixel."""
     if is_expression(values):
         return fill_image(ctx, image, values)
-    numbers = np.array([float(v) for v in values.split(",")], dtype=np.float32)
-    flat = np.resize(numbers, image.size)
-    return flat.reshape(image.shape)
+    return repeated_values(image, values)
+
+
+def repeated_values(image, values):
+    """`image` filled with the numbers `values` (a,b,c…) repeated along x, then y, z, c."""
+    numbers = within_float32(np.array([float(v) for v in values.split(",")], dtype=np.float64),
+                             "the blank image's value")
+    return np.resize(numbers.astype(np.float32), image.size).reshape(image.shape)
 
 
 @command("noise", group=IMAGES, each=True, params=[
@@ -414,11 +471,26 @@ _arithmetic("mul", np.multiply, "Multiply every value by a number, or by an imag
 _arithmetic("div", np.true_divide, "Divide every value by a number, or by an image.")
 
 
-@command("cut", group=IMAGES, each=True, params=[Float("min"), Float("max")])
+@command("cut", group=IMAGES, each=True, params=[
+    Text("min", help="a number, or N% of the image's range (0% its minimum, 100% its maximum)"),
+    Text("max", help="a number or N%")])
 def cut(ctx, image, min, max):
     """Clip values to the range [min, max] (either order, as in G'MIC)."""
-    low, high = sorted((min, max))
+    low, high = sorted((_value_or_percent(min, image, "min"), _value_or_percent(max, image, "max")))
     return np.clip(image, low, high)
+
+
+def _value_or_percent(text, image, what):
+    """A number, or N% of the image's range of values, as G'MIC reads `cut 10%,90%`."""
+    percent = text.endswith("%")
+    try:
+        value = float(text[:-1] if percent else text)
+    except ValueError:
+        raise UserError(f"{what} must be a number or N% (got '{text}')") from None
+    if not percent:
+        return value
+    low, high = float(np.nanmin(image)), float(np.nanmax(image))
+    return low + (high - low) * value / 100
 
 
 @command("psnr", group=IMAGES, params=[

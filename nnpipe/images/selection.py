@@ -1,17 +1,25 @@
-"""G'MIC's selections: `[0,2]`, `[1-3]`, `[-2--1]`, `[0-8:2]`, `[^0]`, `[name]`, `.` `..` `...`.
+"""G'MIC's selections: `[0,2]`, `[1-3]`, `[-2--1]`, `[0-8:2]`, `[0-50%]`, `[^0]`, `[name]`, `.` `..`
+`...`.
 
 The indices come back sorted and without repeats, as G'MIC gives them: `add[0,0]` adds once and
 `keep[2,0]` keeps the two images in list order."""
 
 import re
 
+import numpy as np
+
 from nnpipe.errors import UserError
 
-RANGE = re.compile(r"^(-?\d+)?-(-?\d+)?(?::(\d+))?$")
+INDEX = r"-?\d+(?:\.\d*)?%|-?\d+"
+RANGE = re.compile(rf"^({INDEX})?-({INDEX})?(?::(\d+))?$")
 
 
 def _index(text, count, part):
-    value = int(text)
+    """An index, or N% of the list (0% the first image, 100% the last), as G'MIC reads it."""
+    if text.endswith("%"):
+        value = int(np.floor(float(text[:-1]) * (count - 1) / 100 + 0.5))
+    else:
+        value = int(text)
     if not -count <= value < count:
         raise UserError(f"selection [{part}] is out of range ({count} image{'s' * (count != 1)})")
     return value % count
@@ -21,7 +29,7 @@ def _part(part, names):
     count = len(names)
     if part in (".", "..", "..."):
         return [_index(str(-len(part)), count, part)]
-    if re.fullmatch(r"-?\d+", part):
+    if re.fullmatch(INDEX, part):
         return [_index(part, count, part)]
     match = RANGE.match(part)
     if match and (match.group(1) or match.group(2)):

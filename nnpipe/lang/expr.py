@@ -18,12 +18,13 @@ import numpy as np
 from nnpipe.errors import UserError
 
 TOKEN = re.compile(
-    r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"\s*(?:(?P<number>0[xX][0-9a-fA-F]+|0[bB][01]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<string>'[^']*')"
     r"|(?P<op>\+=|-=|\*=|/=|%=|\^=|:=|&&|\|\||==|!=|<=|>=|<<|>>|[-+*/%^<>!?:(),#;=\[\]&|~]))"
 )
 SCALAR = None  # the size of a scalar; a vector's size is its number of components
+LOOPS = {"while": (2, 2), "do": (2, 2), "for": (4, 4), "repeat": (2, 3)}  # least, most args
 IMAGE_SIZES = ("w", "h", "d", "s", "wh", "whd", "whds")
 IMAGE_STATISTICS = {"im": np.min, "iM": np.max, "ia": np.mean, "is": np.sum}
 CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan,
@@ -86,11 +87,16 @@ def tokenize(text):
     return tokens
 
 
-BINARY = [  # lowest to highest precedence, all left-associative, as G'MIC's
+BINARY = [  # lowest to highest precedence, all left-associative, as G'MIC's: % binds tighter
+    # than * and / (8/4%3 is 8), unary minus tighter than % (-7%3 is 2), ^ tighter still
     ("||",), ("&&",), ("|",), ("&",), ("==", "!="), ("<", "<=", ">", ">="), ("<<", ">>"),
-    ("+", "-"), ("*", "/", "%"),
+    ("+", "-"), ("*", "/"), ("%",),
 ]
-ASSIGNMENTS = ("=", ":=", "+=", "-=", "*=", "/=", "%=", "^=")
+ASSIGNMENTS = ("=", "+=", "-=", "*=", "/=", "%=", "^=")
+# G'MIC reads `{a^b}` with two plain numbers with C's scanf, so `{-2^2}` is (-2)^2 = 4 while
+# `{-2^2+1}` and `fill "-2^2"` are -(2^2)...
+NUMBER = r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+NUMBER_POWER = re.compile(rf"^({NUMBER})\^({NUMBER})$")
 
 
 class _Parser:
@@ -148,13 +154,14 @@ class _Parser:
             self.pos += 2
             operator = self.tokens[self.pos - 1][1]
             return ("assign", value, operator, self.assignment(), position)
-        if kind == "name" and self.peek(1)[1] == "[":  # V[k] = value
+        if kind == "name" and self.peek(1)[1] == "[":  # V[k] = value, V[k] += value …
             start = self.pos
             self.pos += 2
             index = self.ternary()
-            if self.accept("]") and self.peek()[1] == "=":
+            if self.accept("]") and self.peek()[0] == "op" and self.peek()[1] in ASSIGNMENTS:
+                operator = self.peek()[1]
                 self.pos += 1
-                return ("assign_item", value, index, self.assignment(), position)
+                return ("assign_item", value, index, operator, self.assignment(), position)
             self.pos = start
         return self.ternary()
 
@@ -175,23 +182,28 @@ class _Parser:
             left = ("op", op, left, self.binary(level + 1))
         return left
 
+    def doubled(self, offset=0):
+        """'++' or '--' written together at the token `offset` ahead, or None."""
+        kind, first, position = self.peek(offset)
+        next_kind, second, next_position = self.peek(offset + 1)
+        if kind == next_kind == "op" and first == second and first in "+-" \
+                and next_position == position + 1:
+            return first
+        return None
+
     def unary(self):
-        kind, value, _ = self.peek()
-        if kind == "op" and value == "-" and self.peek(1)[0] in ("number", "slot"):
-            # G'MIC reads a minus before a number as part of the number: -2^2 is (-2)^2 = 4,
-            # while -x^2 is -(x^2).
-            self.pos += 2
-            number = self.tokens[self.pos - 1]
-            if number[0] == "slot":
-                return self.power(("unary", "-", ("slot", number[1])))
-            return self.power(("num", -float(number[1])))
+        sign = self.doubled()
+        if sign and self.peek(2)[0] == "name":  # ++a, --a: add one, give the new value
+            name, position = self.peek(2)[1], self.peek(2)[2]
+            self.pos += 3
+            return ("assign", name, sign + "=", ("num", 1.0), position)
         if op := self.accept("-", "+", "!", "~"):
             return ("unary", op, self.unary())
         return self.power()
 
-    def power(self, base=None):
-        # G'MIC reads 2^3^2 as (2^3)^2.
-        value = self.postfix() if base is None else base
+    def power(self):
+        # G'MIC reads 2^3^2 as (2^3)^2, and -x^2 as -(x^2).
+        value = self.postfix()
         while self.accept("^"):
             exponent = self.unary() if self.peek()[1] in ("-", "+", "!") else self.postfix()
             value = ("op", "^", value, exponent)
@@ -199,8 +211,15 @@ class _Parser:
 
     def postfix(self):
         value = self.atom()
+        sign = self.doubled() if value[0] == "name" else None
+        if sign and (self.peek(2)[0] == "end" or self.peek(2)[1] in (";", ")", ",", "]")):
+            self.pos += 2  # a++, a--: add one, give the old value
+            step = ("assign", value[1], sign + "=", ("num", 1.0), value[2])
+            return ("op", "-" if sign == "+" else "+", step, ("num", 1.0))
         while self.accept("["):
-            value = ("index", value, self.ternary())
+            index = self.ternary()
+            value = ("slice", value, index, self.ternary()) if self.accept(",") \
+                else ("index", value, index)
             self.expect("]")
         return value
 
@@ -208,7 +227,7 @@ class _Parser:
         kind, value, position = self.peek()
         self.pos += 1
         if kind == "number":
-            return ("num", float(value))
+            return ("num", number_value(value))
         if kind == "slot":
             return ("slot", value)
         if kind == "string":
@@ -242,30 +261,41 @@ class _Parser:
         while True:
             if self.accept("#"):  # i(#k,…), I(#k,…): the image comes first
                 args.append(("image", self.unary()))
-            else:
-                args.append(self.assignment())
+            else:  # an argument may be a sequence: while(n>1, n/=2; ++c)
+                args.append(self.sequence((",", ")")))
             if self.accept(")"):
                 return args
             self.expect(",")
 
 
+def number_value(text):
+    """A number token's value: 0x10 and 0b101 too, as G'MIC reads them."""
+    return float(int(text, 0)) if text[:2].lower() in ("0x", "0b") else float(text)
+
+
 class Template:
-    """An expression with its numbers taken out (those after `#` stay: they name images), so
-    `$i<100` parses and compiles once whatever `$i` became. `key` identifies the parsed form,
-    `constants` are the numbers."""
+    """An expression with its numbers taken out, so `$i<100` parses and compiles once whatever
+    `$i` became. Numbers that the compiler must know stay: after `#` (they name images) and
+    after a comma inside brackets (a length in V[start,length]). `key` identifies the parsed
+    form, `constants` are the numbers taken out."""
 
     def __init__(self, text):
         self.text = text
         tokens, key, self.constants = [], [], []
-        previous = ("", "")
+        previous, brackets = ("", ""), []
         for kind, value, position in tokenize(text):
-            if kind == "number" and "#" not in previous and previous != ("#", "-"):
+            kept = "#" in previous or previous == ("#", "-") or (brackets[-1:] == ["["] and previous[1] == ",")
+            if kind == "number" and not kept:
                 tokens.append(("slot", len(self.constants), position))
                 key.append(("slot", len(self.constants)))
-                self.constants.append(float(value))
+                self.constants.append(number_value(value))
             else:
                 tokens.append((kind, value, position))
                 key.append((kind, value))
+            if kind == "op" and value in "([":
+                brackets.append(value)
+            elif kind == "op" and value in ")]" and brackets:
+                brackets.pop()
             previous = (previous[1], value)
         self.tokens, self.key = tokens, tuple(key)
 
@@ -279,7 +309,8 @@ _TREES = {}
 
 
 def parse(form):
-    """The tree of a Template, the `end(…)` statements apart (they run once, after every pixel)."""
+    """The tree of a Template, the `end(…)` statements apart (they run once, after every pixel),
+    and the images whose spectrum the compiled form depends on."""
     tree = _TREES.get(form.key)
     if tree is None:
         try:
@@ -412,6 +443,8 @@ class _Compiler:
         return (lambda env: codes), len(value)
 
     def node_vector(self, items):
+        if not items:
+            self.fail("an empty vector [] has no value")
         compiled = [self.node(item) for item in items]
         size = sum(1 if s is SCALAR else s for _, s in compiled)
         sizes = [s for _, s in compiled]
@@ -443,6 +476,8 @@ class _Compiler:
         self.fail(f"unknown name '{name}'", position)
 
     def node_attr(self, name, index, position):
+        if index is None and name in self.variables:  # w=3;w: a local variable named w
+            return self.node_name(name, position)
         index_function = None
         if index is not None:
             index_function, _ = self.node(index)
@@ -480,6 +515,13 @@ class _Compiler:
                                       np.broadcast_to(positions, shape)[None], 0)[0]
         return run, SCALAR
 
+    def node_slice(self, target, start, length):
+        """V[start,length]: the vector of V's `length` components from `start`."""
+        if length[0] != "num" or length[1] < 1 or not float(length[1]).is_integer():
+            self.fail("the length in V[start,length] must be a number >= 1")
+        return self.node_vector([("index", target, ("op", "+", start, ("num", float(k))))
+                                 for k in range(int(length[1]))])
+
     def image_offset(self, index_function):
         """i[k]: the k-th value of the image's buffer (x fastest, then y, z, c); 0 outside."""
         def run(env):
@@ -490,10 +532,10 @@ class _Compiler:
         return run, SCALAR
 
     def node_assign(self, name, operator, value, position):
-        if name in CONSTANTS or name in ("x", "y", "z", "c", "i", "I") or name in IMAGE_SIZES:
+        if name in CONSTANTS or name == "I":
             self.fail(f"'{name}' cannot be assigned", position)
         value_function, size = self.node(value)
-        if operator in ("=", ":="):
+        if operator == "=":
             self.variables[name] = size
 
             def run(env):
@@ -514,17 +556,20 @@ class _Compiler:
         self.variables[name] = new_size
         return update, new_size
 
-    def node_assign_item(self, name, index, value, position):
+    def node_assign_item(self, name, index, operator, value, position):
         if name not in self.variables or self.variables[name] is SCALAR:
             self.fail(f"'{name}' is not a vector", position)
         index_function, _ = self.node(index)
         value_function, _ = self.node(value)
         size = self.variables[name]
+        combine = None if operator == "=" else OPERATORS[operator[0]]
 
         def run(env):
             k = int(index_function(env).flat[0])
             vector = env.values[name]
             new = value_function(env)
+            if combine is not None:
+                new = combine(vector[k] if 0 <= k < size else _constant(0.0), new)
             shape = np.broadcast_shapes(vector.shape[1:], new.shape)
             vector = np.array(np.broadcast_to(vector, (size,) + shape))
             if 0 <= k < size:
@@ -548,6 +593,57 @@ class _Compiler:
             return np.where(test != 0, yes_function(env), no_function(env))
         return run, size
 
+    def call_loop(self, name, args, position):
+        """while(cond,body), do(body,cond), for(init,cond,step,body), repeat(n,_k,body), run
+        for every pixel at once: a pixel whose condition turns false keeps the values its
+        variables had then, while the others go on."""
+        least, most = LOOPS[name]
+        if not least <= len(args) <= most:
+            self.fail(f"wrong number of arguments for {name}()", position)
+        if name == "repeat":
+            counter = ("name", "_repeat_counter", position)
+            if len(args) == 3:
+                if args[1][0] not in ("name", "attr"):
+                    self.fail("repeat(n,k,body): k must be a variable name", position)
+                counter = ("name", args[1][1], position)
+            init = ("assign", counter[1], "=", ("num", 0.0), position)
+            parts = [init, ("op", "<", counter, args[0]),
+                     ("assign", counter[1], "+=", ("num", 1.0), position), args[-1]]
+        elif name == "for":
+            parts = list(args)
+        else:
+            body, condition = (args[1], args[0]) if name == "while" else (args[0], args[1])
+            parts = [None, condition, None, body]
+        init, condition, step, body = (None if part is None else self.node(part) for part in parts)
+        sizes = self.variables
+        checks_first = name != "do"
+        gives_nan = name == "repeat"
+
+        def run(env):
+            if init is not None:
+                init[0](env)
+            active = None
+            result = _constant(math.nan)
+            while True:
+                if checks_first or active is not None:
+                    test = _truth(condition[0](env))
+                    active = test if active is None else active & test
+                    if not np.any(active):
+                        return result
+                else:
+                    active = np.ones((1, 1, 1, 1), dtype=bool)
+                before = dict(env.values)
+                value = body[0](env)
+                if step is not None:
+                    step[0](env)
+                for variable, new in env.values.items():
+                    if variable in before:
+                        mask = active if sizes.get(variable) is SCALAR else active[None]
+                        env.values[variable] = np.where(mask, new, before[variable])
+                if not gives_nan and body[1] is SCALAR:
+                    result = np.where(active, value, result)
+        return run, SCALAR
+
     def node_unary(self, operator, operand):
         function, size = self.node(operand)
         apply = {"-": np.negative, "+": lambda v: v, "!": lambda v: (v == 0).astype(np.float64),
@@ -567,6 +663,8 @@ class _Compiler:
             return compare_vectors, SCALAR
         size = _broadcast_size(left_size, right_size, self)
         if operator in ("&&", "||"):
+            if size is not SCALAR:
+                self.fail(f"'{operator}' takes numbers, not vectors")
             is_and = operator == "&&"
 
             def logic(env):
@@ -588,12 +686,22 @@ class _Compiler:
             return self.call_pixel(name, args, position)
         if name in ("u", "g"):
             return self.call_random(name, args, position)
+        copies = re.fullmatch(r"vector(\d+)", name)
+        if copies:  # vector3(a): [a,a,a]; vector3(a,b): [a,b,a] (the arguments repeated)
+            count = int(copies.group(1))
+            if not args or count < 1:
+                self.fail(f"{name}() takes one value or more", position)
+            return self.node_vector([args[k % len(args)] for k in range(count)])
+        if name == "vector":
+            return self.node_vector(args)
         if name == "dot":
             if len(args) != 2:
                 self.fail("dot() takes two vectors", position)
             return self.node_call("sum", [("op", "*", args[0], args[1])], position)
         if name == "end":
             self.fail("end() must be a statement of its own", position)
+        if name in LOOPS:
+            return self.call_loop(name, args, position)
         if name == "if":
             if len(args) not in (2, 3):
                 self.fail("if() takes a condition and one or two values", position)
@@ -698,13 +806,17 @@ def _broadcast_size(a, b, compiler):
 
 
 def _floor_mod(a, b):
-    return a - b * np.floor(a / b)
+    """G'MIC's modulo: the sign of b; x % inf is x, inf % m is 0, x % 0 is nan."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    result = a - b * np.floor(a / b)
+    result = np.where(np.isinf(b) & np.isfinite(a), a, result)
+    return np.where(np.isinf(a) & np.isfinite(b) & (b != 0), 0.0, result)
 
 
 def _round(value, step=None):
     """G'MIC rounds halves away from zero; round(x, step) rounds to a multiple of step."""
     if step is None:
-        return np.sign(value) * np.floor(np.abs(value) + 0.5)
+        return np.sign(value) * np.floor(np.abs(value) + 0.5) + 0.0  # round(-0.4) is 0, not -0
     scaled = value / step
     return np.where(step == 0, value, np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) * step)
 
@@ -730,13 +842,77 @@ def _factorial(value):
     return result
 
 
+def _round_toward(value, step=None, direction=None):
+    """round(x,step,direction): direction 0 nearest (halves away from zero), 1 up, -1 down."""
+    if direction is None:
+        return _round(value, step)
+    step = np.where(step == 0, 1.0, step) if step is not None else 1.0
+    scaled = value / step
+    rounded = np.where(direction > 0, np.ceil(scaled),
+                       np.where(direction < 0, np.floor(scaled), _round(scaled)))
+    return rounded * step + 0.0
+
+
+def _count(parts):
+    return _constant(float(len(parts)))
+
+
+def _stack(parts):
+    return np.stack(np.broadcast_arrays(*parts))
+
+
+def _variance(parts):
+    """G'MIC's var() and std() divide by n-1."""
+    values = _stack(parts)
+    deviations = values - values.mean(axis=0)
+    return (deviations * deviations).sum(axis=0) / (len(parts) - 1)  # one value: nan, as G'MIC
+
+
+def _kth(parts):
+    """kth(k,a,b,…): the k-th smallest of a,b,… (k from 1)."""
+    values = np.sort(_stack(parts[1:]), axis=0)
+    k = np.clip(np.asarray(parts[0]).astype(np.int64) - 1, 0, len(parts) - 2)
+    return np.take_along_axis(values, np.broadcast_to(k, values.shape[1:])[None], 0)[0]
+
+
+def _nth_argument(parts):
+    """arg(n,a1,a2,…): a_n (n from 1); 0 beyond."""
+    values = _stack(parts[1:])
+    n = np.asarray(parts[0]).astype(np.int64) - 1
+    inside = (n >= 0) & (n < len(parts) - 1)
+    picked = np.take_along_axis(values, np.broadcast_to(np.clip(n, 0, len(parts) - 2),
+                                                        values.shape[1:])[None], 0)[0]
+    return np.where(inside, picked, 0.0)
+
+
+def _by_magnitude(choose):
+    def run(parts):
+        values = _stack(parts)
+        index = choose(np.abs(values), axis=0)
+        return np.take_along_axis(values, index[None], 0)[0]
+    return run
+
+
+def _gcd(a, b):
+    return np.gcd(a.astype(np.int64), b.astype(np.int64)).astype(np.float64)
+
+
+def _lcm(a, b):
+    return np.lcm(a.astype(np.int64), b.astype(np.int64)).astype(np.float64)
+
+
+def _gauss(x, sigma=None):
+    sigma = 1.0 if sigma is None else sigma
+    return np.exp(-x * x / (2 * sigma * sigma)) / (np.sqrt(2 * np.pi) * sigma)
+
+
 def _lerp(a, b, t):
     return a * (1 - t) + b * t
 
 
 OPERATORS = {
-    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "%": _positive_nan(_floor_mod),
-    "^": np.power,
+    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide,
+    "%": _positive_nan(_floor_mod), "^": np.power,
     "<": lambda a, b: (a < b).astype(np.float64), "<=": lambda a, b: (a <= b).astype(np.float64),
     ">": lambda a, b: (a > b).astype(np.float64), ">=": lambda a, b: (a >= b).astype(np.float64),
     "==": lambda a, b: (a == b).astype(np.float64), "!=": lambda a, b: (a != b).astype(np.float64),
@@ -764,8 +940,10 @@ FUNCTIONS = {  # name: (function, least arguments, most arguments, kind)
     "asin": (np.arcsin, 1, 1, "map"), "acos": (_positive_nan(np.arccos), 1, 1, "map"),
     "atan": (np.arctan, 1, 1, "map"), "atan2": (np.arctan2, 2, 2, "map"),
     "sinh": (np.sinh, 1, 1, "map"), "cosh": (np.cosh, 1, 1, "map"), "tanh": (np.tanh, 1, 1, "map"),
-    "floor": (np.floor, 1, 1, "map"), "ceil": (np.ceil, 1, 1, "map"),
-    "round": (_round, 1, 2, "map"), "int": (np.trunc, 1, 1, "map"), "sign": (np.sign, 1, 1, "map"),
+    "floor": (np.floor, 1, 1, "map"), "ceil": (lambda v: np.ceil(v) + 0.0, 1, 1, "map"),
+    "round": (_round_toward, 1, 3, "map"),
+    "int": (lambda v: np.trunc(v) + 0.0, 1, 1, "map"),  # +0.0: G'MIC prints int(-0.5) as 0
+    "sign": (lambda v: np.nan_to_num(np.sign(v), nan=0.0), 1, 1, "map"),  # sign(nan) is 0
     "pow": (np.power, 2, 2, "map"), "lerp": (_lerp, 3, 3, "map"),
     "cut": (lambda v, a, b: np.minimum(np.maximum(v, a), b), 3, 3, "map"),
     "isnan": (lambda v: np.isnan(v).astype(np.float64), 1, 1, "map"),
@@ -777,7 +955,31 @@ FUNCTIONS = {  # name: (function, least arguments, most arguments, kind)
     # min and max skip NaN, as G'MIC's do: min(-1,nan) is -1
     "min": (_reduce(np.fmin), 1, None, "reduce"), "max": (_reduce(np.fmax), 1, None, "reduce"),
     "sum": (_reduce(np.add), 1, None, "reduce"), "prod": (_reduce(np.multiply), 1, None, "reduce"),
-    "size": (lambda parts: _constant(float(len(parts))), 1, None, "reduce"),
+    "size": (_count, 1, None, "reduce"), "narg": (_count, 0, None, "reduce"),
+    "avg": (lambda parts: np.mean(_stack(parts), axis=0), 1, None, "reduce"),
+    "med": (lambda parts: np.median(_stack(parts), axis=0), 1, None, "reduce"),
+    "var": (_positive_nan(_variance), 1, None, "reduce"),
+    "std": (_positive_nan(lambda parts: np.sqrt(_variance(parts))), 1, None, "reduce"),
+    "argmin": (lambda parts: np.argmin(_stack(parts), axis=0) + 0.0, 1, None, "reduce"),
+    "argmax": (lambda parts: np.argmax(_stack(parts), axis=0) + 0.0, 1, None, "reduce"),
+    "minabs": (_by_magnitude(np.argmin), 1, None, "reduce"),
+    "maxabs": (_by_magnitude(np.argmax), 1, None, "reduce"),
+    "kth": (_kth, 2, None, "reduce"), "arg": (_nth_argument, 2, None, "reduce"),
+    "norm1": (lambda parts: np.sum(np.abs(_stack(parts)), axis=0), 1, None, "reduce"),
+    "norm2": (lambda parts: np.sqrt(np.sum(_stack(parts) ** 2, axis=0)), 1, None, "reduce"),
+    "norminf": (lambda parts: np.max(np.abs(_stack(parts)), axis=0), 1, None, "reduce"),
+    "bool": (lambda v: (v != 0).astype(np.float64), 1, 1, "map"),
+    "isint": (lambda v: (np.isfinite(v) & (v == np.round(v))).astype(np.float64), 1, 1, "map"),
+    "isfinite": (lambda v: np.isfinite(v).astype(np.float64), 1, 1, "map"),
+    "isnum": (lambda v: np.ones_like(v), 1, 1, "map"),
+    "isbool": (lambda v: ((v == 0) | (v == 1)).astype(np.float64), 1, 1, "map"),
+    "sinc": (lambda v: np.where(v == 0, 1.0, np.sin(v) / np.where(v == 0, 1.0, v)), 1, 1, "map"),
+    "asinh": (np.arcsinh, 1, 1, "map"), "acosh": (_positive_nan(np.arccosh), 1, 1, "map"),
+    "atanh": (_positive_nan(np.arctanh), 1, 1, "map"),
+    "gauss": (_gauss, 1, 2, "map"),
+    "deg2rad": (lambda v: v * (np.pi / 180), 1, 1, "map"),
+    "rad2deg": (lambda v: v * (180 / np.pi), 1, 1, "map"),
+    "gcd": (_gcd, 2, 2, "map"), "lcm": (_lcm, 2, 2, "map"),
     "norm": (lambda parts: np.sqrt(_reduce(np.add)([p * p for p in parts])), 1, None, "reduce"),
 }
 
@@ -955,14 +1157,16 @@ class Evaluation:
         self.variables = variables
 
 
-def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, nn_hook=None):
-    """Evaluate `text` at every pixel of `current` (None: one pixel of the last image).
+def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, nn_hook=None,
+                  one_pixel=False):
+    """Evaluate `text` at every pixel of `current` (None: one pixel of the last image), or at
+    its first pixel only (`one_pixel`).
 
     `vector_mode` None decides as G'MIC does: a vector result fills whole pixels; a scalar
     result depending on the channel is evaluated once per channel."""
     types = TypeEnvironment(images, current, nn_hook.sizes() if nn_hook else None)
     program, constants = compile_expression(text, types)
-    if current is None:
+    if current is None or one_pixel:
         shape = (1, 1, 1, 1)
         vector_mode = True
     else:
@@ -993,11 +1197,16 @@ def _reduce_for_end(name, value, size, nn_hook):
     return np.array(last, dtype=np.float64).reshape(-1, 1, 1, 1, 1)
 
 
-def evaluate(text, images=(), rng=None, set_variable=None):
+def evaluate(text, images=(), rng=None, set_variable=None, image=None):
     """`{text}`: a number, or a list of numbers for a vector; variables set with set() are
-    passed to `set_variable(name, value)`."""
+    passed to `set_variable(name, value)`. It reads `image` (default: the last one) as its
+    own, at its first pixel."""
+    power = NUMBER_POWER.match(text)
+    if power:
+        with np.errstate(all="ignore"):
+            return float(np.power(float(power.group(1)), float(power.group(2))))
     rng = rng if rng is not None else np.random.default_rng()
-    evaluation = evaluate_grid(text, images, None, rng)
+    evaluation = evaluate_grid(text, images, image, rng, one_pixel=True)
     if set_variable is not None:
         for name, value in evaluation.variables.items():
             set_variable(name, value)

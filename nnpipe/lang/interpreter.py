@@ -8,6 +8,7 @@ take the next item unless it starts a statement of its own.
 
 import difflib
 import glob
+import math
 import os
 import re
 import sys
@@ -27,8 +28,12 @@ COMMAND_ITEM = re.compile(r"^([+-]?)([A-Za-z_][A-Za-z0-9_]*)(\[.*\]|\.{1,3})?$",
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:,[A-Za-z_][A-Za-z0-9_]*)*)"
                         r"(=|:=|\+=|-=|\*=|/=|%=|\^=|\.=)(.*)$", re.S)
 BLANK_SIZE = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
+IMAGE_EXPRESSION = re.compile(r"^\s*(-?\d+)\s*,(.*)$", re.S)
 KEYWORDS = {"repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}", "break",
-            "continue"}
+            "continue", "return"}
+# Commands on several images that G'MIC also runs with '+' (on copies of the selection); it
+# has no +rm, +name, +input or +output.
+PLUS_ON_COPIES = {"append", "keep"}
 MAX_CALL_DEPTH = 64
 MAX_NESTING = 200
 NN_MACROS = {"_nn_forward": "__nn_forward();", "_nn_loss": "__nn_loss();",
@@ -80,6 +85,10 @@ class _Break(Exception):
 
 class _Continue(Exception):
     pass
+
+
+class _Return(Exception):
+    """`return`: leave the running command (at the top level, end the run), as in G'MIC."""
 
 
 class Parser:
@@ -154,10 +163,15 @@ class Parser:
             if end is None:
                 raise UserError("do: block is not closed (missing 'while')", item.where)
             return DoWhile(item, body, self.next_item(end, "condition"))
-        if text in ("break", "continue"):
+        if text in ("break", "continue", "return"):
             return LoopControl(item)
         if text == "{":
             raise UserError("'{' outside of a repeat block", item.where)
+        if text == "command" and self.pos < len(self.items) \
+                and os.path.isfile(unprotect(self.items[self.pos].text)):
+            self.pos += 1  # `command file.gmic`: its commands exist from here on
+            self.load_file(unprotect(self.items[self.pos - 1].text), item)
+            return None
         if ASSIGNMENT.match(text):
             return Assign(item)
         match = COMMAND_ITEM.match(text)
@@ -193,12 +207,6 @@ class Parser:
 
     def parse_command(self, item, name):
         takes, optional = self.takes_arguments(name)
-        if name == "command" and self.pos < len(self.items):  # command files load when read
-            path = unprotect(self.items[self.pos].text)
-            if os.path.isfile(path):
-                self.pos += 1
-                self.load_file(path, item)
-                return None
         if takes and self.pos < len(self.items):
             following = self.items[self.pos].text
             if not (optional and self.starts_new_statement(following)):
@@ -242,10 +250,16 @@ class Interpreter:
         self.script_dir = folder or "."
         self.define(definitions)
         self.arguments[0] = list(arguments)
-        self.execute(self.parse(main))
+        self.run_top_level(self.parse(main))
 
     def run_items(self, texts, file="<command line>"):
-        self.execute(self.parse(lex_items(texts, file)))
+        self.run_top_level(self.parse(lex_items(texts, file)))
+
+    def run_top_level(self, nodes):
+        try:
+            self.execute(nodes)
+        except _Return:
+            pass
 
     def parse(self, items):
         try:
@@ -295,6 +309,8 @@ class Interpreter:
         elif isinstance(node, DoWhile):
             self.run_do_while(node)
         elif isinstance(node, LoopControl):
+            if node.item.text == "return":
+                raise _Return()
             if not self.repeats[-1]:
                 raise UserError(f"'{node.item.text}' outside of a loop")
             raise _Break() if node.item.text == "break" else _Continue()
@@ -346,9 +362,9 @@ class Interpreter:
         text = unprotect(self.substitute(node.count.text))
         count_text, _, variable = text.partition(",")
         count = self.number(count_text, "repeat")
-        if count < 0 or (count != float("inf") and not float(count).is_integer()):
-            raise UserError(f"count must be an integer >= 0 or inf (got '{count_text}')",
-                            command="repeat")
+        if count != count:
+            raise UserError(f"count must be a number or inf (got '{count_text}')", command="repeat")
+        count = max(math.floor(count), 0) if math.isfinite(count) else max(count, 0)  # as G'MIC
         loop = [0, count]
         self.repeats[-1].append(loop)
         try:
@@ -414,7 +430,7 @@ class Interpreter:
         entry = lookup(name)
         if selection_text and not entry.takes_selection:
             raise UserError("takes no selection", command=entry.name)
-        if plus and not entry.each:
+        if plus and not entry.each and entry.name not in PLUS_ON_COPIES:
             raise UserError("does not support the '+' prefix", command=entry.name)
         try:
             if not entry.takes_selection:
@@ -438,6 +454,8 @@ class Interpreter:
                         workspace.images.append(result, copy_name(workspace.images.names[index]))
                     else:
                         workspace.images.replace(index, result)
+            elif plus:
+                self.run_on_copies(entry, selection, args)
             else:
                 entry.function(workspace, selection, *args)
             if entry.builds_network:
@@ -448,6 +466,21 @@ class Interpreter:
         except MemoryError:
             raise UserError("out of memory (smaller images, batches or layers need less)",
                             command=name) from None
+
+    def run_on_copies(self, entry, selection, args):
+        """`+append[0,1] x`, `+keep[0]`: as G'MIC, the command works on a list of copies of the
+        selected images, and what it leaves is appended to the list."""
+        workspace = self.workspace
+        everything, copies = workspace.images, ImageList()
+        for index in selection:
+            copies.append(everything[index].copy(), copy_name(everything.names[index]))
+        workspace.images = copies
+        try:
+            entry.function(workspace, type(selection)(range(len(copies))), *args)
+        finally:
+            workspace.images = everything
+        for image, name in zip(copies.images, copies.names):
+            everything.append(image, name)
 
     def call_definition(self, name, arguments):
         if len(self.arguments) > MAX_CALL_DEPTH:
@@ -461,6 +494,8 @@ class Interpreter:
         self.variables.push()
         try:
             self.execute(self.bodies[name])
+        except _Return:
+            pass
         finally:
             self.variables.pop()
             self.repeats.pop()
@@ -547,8 +582,20 @@ class Interpreter:
         return self.workspace.status
 
     def evaluate(self, text):
-        """`{expression}` in an item."""
-        result = expr.evaluate(unprotect(text), self.images, self.workspace.rng, self.variables.set)
+        """`{expression}` in an item; `{k,expression}` reads image k as its own (`{0,w}`);
+        `{'text'}` is the character codes of text (all between the outer quotes, as G'MIC
+        reads it: `{'a'=='b'}` is the codes of a'=='b)."""
+        text = unprotect(text)
+        if len(text) >= 2 and text[0] == text[-1] == "'":
+            return ",".join(str(ord(char)) for char in text[1:-1])
+        image = None
+        on_image = IMAGE_EXPRESSION.match(text)
+        if on_image:
+            index, text = int(on_image.group(1)), on_image.group(2)
+            if not -len(self.images) <= index < len(self.images):
+                raise UserError(f"{{{index},…}}: no image [{index}] ({len(self.images)} images)")
+            image = self.images[index]
+        result = expr.evaluate(text, self.images, self.workspace.rng, self.variables.set, image)
         return expr.format_value(result)
 
 

@@ -7,7 +7,9 @@ As G'MIC reads them:
   inside quotes are stored as private codes, so that no substitution or argument split
   touches them, and turn back into themselves when a command receives its arguments. The
   quotes themselves are removed (`"a"b` is `ab`). A quote left open at the end of a line
-  goes on to the next one.
+  goes on to the next one. A backslash protects the one character after it the same way
+  (`\\$x` is the text $x); `\\ ` keeps a blank inside an item. A command's arguments
+  ($1, $*, $#, ${1=default}) are substituted inside quotes too, as G'MIC does.
 - A line `name :` (at the start of the line, not `name :=`) starts a command definition;
   its body is the rest of that line and every line up to the next definition. Lines before
   the first definition are the file's main program (run by `nnpipe run`). nnpipe's own
@@ -114,7 +116,7 @@ def split_line(text, file, line):
         start, quote, depth = i, False, 0
         while i < n and (quote or depth or not text[i].isspace()):
             char = text[i]
-            if char == "\\" and i + 1 < n and text[i + 1] == '"':
+            if char == "\\" and i + 1 < n and (text[i + 1] == '"' or text[i + 1].isspace()):
                 i += 2
                 continue
             if char == '"':
@@ -130,13 +132,26 @@ def split_line(text, file, line):
     return items
 
 
+ARGUMENT_REFERENCE = re.compile(r"\$(?:\d+|\*|#|\{\d+(?:=[^}]*)?\})")
+
+
 def read_item(text, file="<command line>", line=1):
-    """One item: quotes removed, what they held protected."""
+    """One item: quotes removed, what they held protected, except a command's arguments
+    ($1, $*, $#, ${1=default}), which G'MIC substitutes inside quotes too."""
     out, quote, i = [], False, 0
     while i < len(text):
         char = text[i]
-        if char == "\\" and i + 1 < len(text) and text[i + 1] == '"':
-            out.append(PROTECT['"'])
+        reference = ARGUMENT_REFERENCE.match(text, i) if quote and char == "$" else None
+        if reference:
+            out.append(reference.group(0))
+            i = reference.end()
+            continue
+        if char == "\\" and i + 1 < len(text) and text[i + 1].isspace():
+            out.append(text[i + 1])  # `\ ` keeps a blank inside the item
+            i += 2
+            continue
+        if char == "\\" and i + 1 < len(text) and text[i + 1] in PROTECT:
+            out.append(PROTECT[text[i + 1]])  # \$ \{ \} \, \" stand for themselves
             i += 2
             continue
         if char == '"':

@@ -1,6 +1,6 @@
-"""Substitution of `$name`, `${name}`, `${name=default}`, `${-command}`, `${}` (the status), `$>`, `$<`, `$!`, `$#`,
-`$*`, `$1`… and `{expression}` inside one item, at the moment the item runs. Quoted text was
-protected by the lexer, so nothing here touches it."""
+"""Substitution of `$name`, `${name}`, `${name=default}`, `${-command}`, `${}` (the status),
+`$>`, `$<`, `$!`, `$#`, `$*`, `$1`… and `{expression}` inside one item, at the moment the item
+runs. Quoted text was protected by the lexer, so nothing here touches it."""
 
 import re
 
