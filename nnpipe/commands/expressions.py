@@ -136,6 +136,7 @@ class NetworkMacros:
         """The (M, feed values) matrix from the variables named after the plan's feeds."""
         columns = []
         grid = (1,) + tuple(env.grid.shape[1:])
+        count = int(np.prod(grid))
         for name, _, length in plan.feeds:
             if name not in env.values:
                 raise UserError(f"the network's feed '{name}' is not set: assign it first"
@@ -145,8 +146,11 @@ class NetworkMacros:
             if len(parts) != length:
                 raise UserError(f"'{name}' has {len(parts)} value{'s' * (len(parts) != 1)} but the"
                                 f" network's feed takes {length}")
-            columns.extend(np.broadcast_to(p, grid).reshape(-1) for p in parts)
-        return np.ascontiguousarray(np.stack(columns, axis=1), dtype=np.float32)
+            columns.extend(parts)
+        matrix = np.empty((len(columns), count), dtype=np.float32)
+        for k, column in enumerate(columns):  # assignment broadcasts a value shared by all
+            matrix[k] = column.reshape(-1) if column.size == count else column.reshape(-1)[0]
+        return np.ascontiguousarray(matrix.T)
 
     def macro(self, name, env):
         if name == "__nn_forward":

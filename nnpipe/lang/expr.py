@@ -449,13 +449,19 @@ class _Compiler:
         size = sum(1 if s is SCALAR else s for _, s in compiled)
         sizes = [s for _, s in compiled]
 
+        functions = [f for f, _ in compiled]
+
         def run(env):
             parts = []
-            for (function, part_size) in zip((f for f, _ in compiled), sizes):
-                value = function(env)
-                parts.extend(_components(value, part_size))
-            shape = np.broadcast_shapes(*(p.shape for p in parts))
-            return np.stack([np.broadcast_to(p, shape) for p in parts])
+            for function, part_size in zip(functions, sizes):
+                parts.extend(_components(function(env), part_size))
+            first = parts[0].shape
+            shape = first if all(p.shape == first for p in parts) else \
+                np.broadcast_shapes(*(p.shape for p in parts))
+            vector = np.empty((len(parts),) + shape)
+            for k, part in enumerate(parts):  # assignment broadcasts each part
+                vector[k] = part
+            return vector
         return run, size
 
     def node_name(self, name, position):
