@@ -95,8 +95,16 @@ def command_items(draw):
 
 
 @st.composite
-def scripts(draw):
+def scripts(draw, blocks=False):
+    """A setup then 1-6 commands; with `blocks`, also the language's keywords with small
+    counts, balanced or not (scripts/fuzz.py --blocks)."""
     items = list(draw(st.sampled_from(SETUPS)))
-    for command in draw(st.lists(command_items(), min_size=1, max_size=6)):
+    parts = command_items() if not blocks else st.one_of(command_items(), st.sampled_from(BLOCK_ITEMS))
+    for command in draw(st.lists(parts, min_size=1, max_size=8 if blocks else 6)):
         items.extend(command)
     return items
+
+
+BLOCK_ITEMS = [["repeat", "2", "{"], ["}"], ["repeat", "3"], ["done"], ["if", "1"], ["if", "0"],
+               ["if", "nan"], ["elif", "1"], ["else"], ["fi"], ["do"], ["while", "0"],
+               ["repeat", "2,i"], ["x=$>"], ["$<"], ["${x}"], ["${-x}"], ["{"]]
