@@ -55,6 +55,7 @@ class Workspace:
         self.variables = variables or Variables()
         self.location = "<command line>"
         self.status = ""
+        self.run_pipeline = None  # the interpreter's hook for nn_run: (command, image) -> image
 
     # --- output -------------------------------------------------------------------------
     def echo(self, text):

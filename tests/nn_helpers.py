@@ -37,24 +37,26 @@ def _forward(plan, params, samples, training, seed):
     acts = np.zeros(plan.width * batch, dtype=np.float32)
     stats = np.zeros(plan.stats_width, dtype=np.float32)
     engine.load_chunk(plan.feed_table, samples, np.arange(batch), acts, batch)
-    engine.forward_ops(plan.ops, plan.rates, acts, params, batch, batch, training, seed, 0, stats)
+    engine.forward_ops(plan.ops, plan.rates, acts, params, batch, batch, training, seed, stats)
     return acts, params, batch
 
 
 def run_batch(plan, params, samples, training=False, seed=0):
     """Forward, loss and backward over every row of `samples` (B, feed values).
 
-    Returns (batch-mean loss as float64, parameter gradients, gradients of the samples)."""
+    Returns (the sum over the plan's losses of their batch means, as float64, parameter
+    gradients, gradients of the samples)."""
     acts, params, batch = _forward(plan, params, samples, training, seed)
     grad_acts = np.zeros_like(acts)
-    losses = np.empty(batch, dtype=np.float32)
-    loss_layer.loss(plan.loss_row, acts, grad_acts, losses, batch, batch, np.float32(1.0 / batch))
+    losses = np.empty((len(plan.loss_rows), batch), dtype=np.float32)
+    for row, row_losses in zip(plan.loss_rows, losses):
+        loss_layer.loss(row, acts, grad_acts, row_losses, batch, batch, np.float32(1.0 / batch))
     grads = np.zeros(plan.parameter_size, dtype=np.float32)
-    engine.backward_ops(plan.ops, plan.rates, acts, grad_acts, params, grads, batch, seed, 0)
+    engine.backward_ops(plan.ops, plan.rates, acts, grad_acts, params, grads, batch, seed)
     per_value = grad_acts.reshape(plan.width, batch).T
     sample_grads = np.concatenate(
         [per_value[:, offset:offset + length] for offset, length in plan.feed_table], axis=1)
-    return float(np.mean(losses.astype(np.float64))), grads, sample_grads
+    return float(losses.astype(np.float64).mean(axis=1).sum()), grads, sample_grads
 
 
 def activations(plan, params, samples, training=False, seed=0):

@@ -16,7 +16,7 @@ SEED_NET = ("nn_init nn_input IN,2 nn_fcnnl L1,IN,64 "
 SEED_ORDER = (["IN", "L1_fc", "L1_normalize", "L1"]
               + [f"L{k}{suffix}" for k in range(2, 8)
                  for suffix in ("_clone0", "_clone1", "_fc", "_add", "")]
-              + ["OUT_fc", "OUT", "GT", "LOSS", "T"])
+              + ["OUT_fc", "OUT", "LOSS", "T"])     # as nn_lib: the ground truth is no module
 SEED_PARAMETERS = 192 + 4 + 6 * 4160 + 195
 
 
@@ -75,21 +75,34 @@ def test_nn_print_types_sizes_and_inputs(seed_net):
             assert modules[f"L{k}{suffix}"]["size"] == "1,1,1,64"
     assert modules["OUT_fc"]["parameters"] == 195 and modules["OUT_fc"]["size"] == "1,1,1,3"
     assert modules["OUT"]["type"] == "rename" and modules["OUT"]["size"] == "1,1,1,3"
-    assert modules["GT"]["type"] == "input" and modules["GT"]["size"] == "1,1,1,3"
     assert modules["LOSS"]["type"] == "loss_mse" and modules["LOSS"]["size"] == "1,1,1,1"
-    assert modules["LOSS"]["inputs"] == ["OUT", "GT"]
+    assert modules["LOSS"]["inputs"] == ["OUT"] and modules["LOSS"]["properties"] == "ground_truth=GT"
     assert modules["T"]["type"] == "trainer" and modules["T"]["size"] == "0,0,0,0"
-    properties = dict(p.split("=") for p in modules["T"]["properties"].split(", "))
-    assert properties["loss"] == "LOSS" and float(properties["learning_rate"]) == 1e-3
-    assert properties["optimizer"] == "adam" and properties["scheduler"] == "constant"
+    # numbers as typed, as nn_lib keeps its arguments as text
+    assert modules["T"]["properties"] == ("loss=LOSS, learning_rate=1e-3, optimizer=adam,"
+                                          " scheduler=constant")
+    assert modules["T"]["parameters"] == 15       # the values of its 5x3 state image
     with_parameters = {name for name, m in modules.items() if "parameters" in m}
-    assert with_parameters == {"L1_fc", "L1_normalize", "OUT_fc"} | {f"L{k}_fc" for k in range(2, 8)}
+    assert with_parameters == ({"L1_fc", "L1_normalize", "OUT_fc", "T"}
+                               | {f"L{k}_fc" for k in range(2, 8)})
 
 
-def test_nn_size_prints_and_sets_the_parameter_count(seed_net):
-    assert seed_net.lines[-1] == str(SEED_PARAMETERS)
-    run = run_script(SEED_NET + " nn_size e got:$size")
-    assert run.lines[-1] == f"got:{SEED_PARAMETERS}"
+def test_nn_print_header_and_blank_lines_are_nn_libs(seed_net):
+    lines = seed_net.lines
+    assert lines[0] == " * List of modules:"
+    assert lines[-2:] == ["", f" * Total: {len(SEED_ORDER)} modules, {SEED_PARAMETERS} parameters."]
+
+
+def test_a_default_learning_rate_prints_as_nn_lib_writes_it():
+    run = run_script("nn_input IN,2 nn_fc OUT,IN,3 nn_loss_mse LOSS,OUT,GT nn_trainer T nn_print")
+    assert "        * Properties: loss=LOSS, learning_rate=2e-4, optimizer=rmsprop," \
+           " scheduler=constant" in run.lines
+
+
+def test_nn_size_sets_its_status_and_size_and_prints_nothing(seed_net):
+    assert seed_net.interpreter.status == str(SEED_PARAMETERS)
+    run = run_script(SEED_NET + " nn_size echo got:$size")
+    assert run.lines == [f"got:{SEED_PARAMETERS}"]
 
 
 def test_weight_images_are_named_after_their_modules(seed_net):

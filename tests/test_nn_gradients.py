@@ -169,12 +169,28 @@ def test_fc_normalize_nonlinearity_block():
           tweak=random_normalize("H_normalize"))
 
 
-@pytest.mark.parametrize("activation", act_module.NAMES)
+# steps' slope jumps from 2 to 0.5 at a sixth from each integer: finite differences across
+# those points mean nothing, so it is checked apart, at inputs away from them
+SMOOTH_ACTIVATIONS = [name for name in act_module.NAMES if name != "steps"]
+
+
+@pytest.mark.parametrize("activation", SMOOTH_ACTIVATIONS)
 def test_every_activation(activation):
-    # inputs are 0.3..1.2 away from 0 (the kink of relu, leakyrelu, elu, sqrt); sqrt only sees
-    # positive inputs (it is 0 for negative ones)
-    check(f"nn_input IN,4 nn_nl A,IN,{activation} nn_fc OUT,A,2 nn_loss_mse LOSS,OUT,GT",
-          positive=activation == "sqrt")
+    # inputs are 0.3..1.2 away from 0 (the kink of relu, leakyrelu, elu, sqrt(|z|))
+    check(f"nn_input IN,4 nn_nl A,IN,{activation} nn_fc OUT,A,2 nn_loss_mse LOSS,OUT,GT")
+
+
+def test_steps_gradient_between_its_kinks():
+    interp = build("nn_input IN,6 nn_nl A,IN,steps nn_fc OUT,A,1 nn_loss_mse LOSS,OUT,GT")
+    plan = interp.network().plan("LOSS")
+    params = parameters(interp, plan)
+    # each 0.04 or more from the kinks at n +- 1/6 (where the slope changes)
+    samples = np.array([[-1.3, -0.05, 0.1, 0.3, 0.62, 1.9, 0.0], [2.08, -0.4, 0.7, -0.9, 1.4, 0.45, 1.0]],
+                       dtype=np.float32)
+    _, _, sample_grads = run_batch(plan, params, samples)
+    columns = [b * samples.shape[1] + k for b in range(2) for k in range(6)]
+    numeric = numeric_gradient(lambda s: run_batch(plan, params, s)[0], samples, columns, step=1e-3)
+    assert_close(sample_grads[:, :6].ravel(), numeric, "steps input gradients")
 
 
 def gelu(x):
@@ -192,10 +208,39 @@ ACTIVATION_VALUES = {
     "sinc": lambda x: np.sin(x) / x,
     "softmax": lambda x: np.exp(x) / np.exp(x).sum(axis=1, keepdims=True),
     "sqr": np.square,
-    "sqrt": lambda x: np.sqrt(np.maximum(x, 0)),
+    "sqrt": lambda x: np.sqrt(np.abs(x)),
     "swish": lambda x: x / (1 + np.exp(-x)),
     "tanh": np.tanh,
+    "steps": lambda x: steps(x),
+    **{f"waves{k}": (lambda k: lambda x: waves(x, *WAVES[k]))(k) for k in range(5)},
+    "zpsinz": lambda x: x + 0.5 * np.sin(2 * np.pi * x),
 }
+
+
+def round_half_away(x):
+    """G'MIC's round: halves go away from zero."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def steps(x):
+    """nn_lib's steps with its default slopes S0 = 2 near integers, S1 = 0.5 between."""
+    s0, s1 = 2.0, 0.5
+    b = (1 - s1) / 2
+    eps = b / (s0 - s1)
+    r = round_half_away(x)
+    f = x - r
+    return r + np.where(f < -eps, s1 * f - b, np.where(f < eps, s0 * f, s1 * f + b))
+
+
+def waves(x, a, b, c):
+    r = round_half_away(x)
+    f = x - r
+    return r + a * f ** 3 + b * np.sign(f) * f ** 2 + c * f
+
+
+# nn_lib's (a, b, c) for waves1..4; waves0's from its slopes S0 = 2, S1 = -1
+S0, S1 = 2, -1
+WAVES = [(4 * S0 + 4 * S1 - 8, -4 * S0 - 2 * S1 + 6, S0), (-6, 3, 1), (-4, 0, 2), (-2, -3, 3), (0, -6, 4)]
 
 
 def test_activation_table_covers_every_name():
@@ -206,7 +251,8 @@ def test_activation_table_covers_every_name():
 def test_activation_values(activation):
     interp = build(f"nn_input IN,6 nn_nl A,IN,{activation}")
     plan = interp.network().plan("A")
-    x = np.array([[-2.5, -1.0, -0.3, 0.4, 1.1, 3.0], [0.2, -0.7, 1.9, -3.1, 0.05, 2.2]])
+    x = np.array([[-2.5, -1.0, -0.3, 0.4, 1.1, 3.0], [0.2, -0.7, 1.9, -3.1, 0.05, 2.2],
+                  [0.1, 0.9, 1.5, -0.5, -1.25, 0.83]])
     acts = activations(plan, parameters(interp, plan), x)
     offset, length = plan.output
     np.testing.assert_allclose(acts[:, offset:offset + length], ACTIVATION_VALUES[activation](x),
@@ -255,6 +301,8 @@ def test_dropout_in_training_mode():
     assert np.all(kept > 1)
     for row in ratios:
         assert np.allclose(row[row != 0], 6 / np.count_nonzero(row))
+    # one mask for the whole batch, as nn_lib draws it
+    np.testing.assert_allclose(ratios, np.broadcast_to(ratios[0], ratios.shape), rtol=1e-6)
     # same seed, same mask; another seed, another mask; no dropout at inference
     again = activations(plan, params, samples, True, 11)
     np.testing.assert_array_equal(acts, again)
@@ -264,6 +312,14 @@ def test_dropout_in_training_mode():
     inference = activations(plan, params, samples, False, 11)
     np.testing.assert_array_equal(inference[:, plan.offsets["D"]:plan.offsets["D"] + 6],
                                   inference[:, plan.offsets["A"]:plan.offsets["A"] + 6])
+
+
+def test_two_dropout_layers_draw_their_own_masks():
+    interp = build("nn_input IN,1,1,1,64 nn_dropout D1,IN,0.5 nn_dropout D2,IN,0.5 nn_add S,D1,D2")
+    plan = interp.network().plan("S")
+    acts = activations(plan, parameters(interp, plan), np.ones((2, 64), dtype=np.float32), True, 3)
+    first, second = (acts[:, plan.offsets[name]:plan.offsets[name] + 64] for name in ("D1", "D2"))
+    assert not np.array_equal(first == 0, second == 0)
 
 
 # --- losses ----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Convolution and pooling commands, mirroring nn_lib's 2023 API (plus nn_tconv2d)."""
 
 from nnpipe.commands.network import (ACTIVATION, IN, IN_OR_PREVIOUS, LEARNING_MODE, OUT, add,
-                                     network_command, residual)
+                                     learning_mode, network_command, residual)
 from nnpipe.commands.registry import Choice, Int
 from nnpipe.nn import boundary
 from nnpipe.nn.layers import Rename
@@ -124,9 +124,12 @@ def nn_resconv3d(ctx, selection, out, source, *geometry):
     resconv_block(ctx, out, source, 3, *geometry)
 
 
-@network_command("nn_resconv3dnl", *RESCONV, ACTIVATION, LEARNING_MODE)
+@network_command("nn_resconv3dnl", *RESCONV, ACTIVATION, learning_mode(1))
 def nn_resconv3dnl(ctx, selection, out, source, *geometry_activation):
-    """Add a residual 3D convolution then a nonlinearity: OUT_clone0/1, OUT_conv3d, OUT_add, OUT."""
+    """Add a residual 3D convolution then a nonlinearity: OUT_clone0/1, OUT_conv3d, OUT_add, OUT.
+
+    Its learning_mode defaults to 1 (weights only, biases at 0), unlike its siblings' 3: so
+    nn_lib 2023 declares it, and a network saved by nn_lib rebuilds the same."""
     *geometry, activation, learning_mode = geometry_activation
     resconv_block(ctx, out, source, 3, *geometry, learning_mode, activation)
 

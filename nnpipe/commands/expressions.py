@@ -45,6 +45,7 @@ class TrainingSession:
     def __init__(self, ctx, trainer):
         from nnpipe.commands.training import TrainingRun
         run = TrainingRun(ctx, trainer)
+        self.ctx = ctx
         self.trainer, self.plan = trainer, run.plan
         self.params, self.moments, self.state = run.params, run.moments, run.state
         images = ctx.images
@@ -67,12 +68,14 @@ class TrainingSession:
             for index, name, view in self.views)
 
     def step(self, samples):
+        from nnpipe.commands.training import command_runner
         from nnpipe.nn import engine
         losses = np.empty(1, dtype=np.float32)
         with threads_for(samples.shape[0]):
             done = engine.train(self.plan, self.params, self.moments, self.state, samples, 1,
                                 samples.shape[0], optimizers.NAMES.index(self.trainer.optimizer),
-                                schedulers.NAMES.index(self.trainer.scheduler), losses)
+                                schedulers.NAMES.index(self.trainer.scheduler), losses,
+                                command_runner(self.ctx, self.plan))
         if done < 1:
             raise UserError("the loss is not finite: training step skipped, weights kept")
         self.trainer.history.append(float(losses[0]))

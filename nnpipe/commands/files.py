@@ -126,7 +126,7 @@ def install(ctx, saved, include_trainer_data, label):
         raise
     replaced = ctx.networks.get(network.name)
     if replaced is not None:
-        ctx.images.remove([i for i, name in enumerate(ctx.images.names) if name in owned_images(replaced)])
+        ctx.images.remove([i for i, name in enumerate(ctx.images.names) if name in replaced.owned_image_names()])
     for name, image in zip(images.names, images.images):
         ctx.images.set(name, image)
     ctx.networks[network.name] = network
@@ -194,17 +194,9 @@ def check(network, images, entries, label, loose_trainer_data):
                 if moment is not None and moment.shape != images.get(module.name).shape:
                     raise UserError(f"cannot load {label}: moment image '{module.name + suffix}'"
                                     " does not have the size of its weights")
-    extra = sorted(loaded - owned_images(network))
+    extra = sorted(loaded - network.owned_image_names())
     if extra and not loose_trainer_data:
         raise UserError(f"cannot load {label}: it holds images the network does not use"
                         f" ({', '.join(extra)})")
 
 
-def owned_images(network):
-    """Names of a network's weight, moment and trainer images."""
-    names = set(network.trainers)
-    for module in network.parameter_modules():
-        names.add(module.name)
-        for trainer in network.trainers.values():
-            names.update(module.name + suffix for suffix in optimizers.MOMENTS[trainer.optimizer])
-    return names

@@ -4,7 +4,8 @@ parameter images) to the current network."""
 import numpy as np
 
 from nnpipe.commands.images import SAME
-from nnpipe.commands.registry import NETWORK, Bool, Choice, Float, Int, LayerName, Size, command
+from nnpipe.commands.registry import (NETWORK, Bool, Choice, Float, Int, LayerName, Size, Text,
+                                      command, typed_number)
 from nnpipe.errors import UserError
 from nnpipe.nn import activations, boundary, optimizers, schedulers
 from nnpipe.nn.layers import Clone, Input, Rename, count
@@ -22,6 +23,7 @@ from nnpipe.nn.layers.normalize import Normalize
 from nnpipe.nn.layers.patch import PatchDown, PatchUp
 from nnpipe.nn.layers.reshape import Reshape, Split
 from nnpipe.nn.layers.resize import Resize
+from nnpipe.nn.layers.run import RunCommand
 from nnpipe.nn.network import DEFAULT_NAME, Network, Trainer
 
 
@@ -35,8 +37,14 @@ GROUND_TRUTH = LayerName("ground_truth", previous=False,
 
 
 ACTIVATION = Choice("activation", "leakyrelu", choices=activations.NAMES)
-LEARNING_MODE = Int("learning_mode", 3, low=0, high=3,
-                    help="0 no learning, 1 weights only, 2 biases only, 3 weights and biases")
+
+
+def learning_mode(default):
+    return Int("learning_mode", default, low=0, high=3,
+               help="0 no learning, 1 weights only, 2 biases only, 3 weights and biases")
+
+
+LEARNING_MODE = learning_mode(3)
 
 
 def network_command(name, *params, help=""):
@@ -166,7 +174,8 @@ def nn_resfcnnl(ctx, selection, out, source, activation, learning_mode):
 
 @network_command("nn_nl", OUT, IN_OR_PREVIOUS, ACTIVATION)
 def nn_nl(ctx, selection, out, source, activation):
-    """Add a nonlinearity (elu gelu leakyrelu linear relu sigmoid sin sinc softmax sqr sqrt swish tanh)."""
+    """Add a nonlinearity: elu gelu leakyrelu linear relu sigmoid sin sinc softmax sqr sqrt
+    swish tanh, or nn_lib's steps waves0..waves4 zpsinz (formulas in the README)."""
     add(ctx, out, Nonlinearity(activation=activation), [source])
 
 
@@ -266,6 +275,20 @@ def nn_resize(ctx, selection, out, source, width, height, depth, spectrum, inter
     add(ctx, out, Resize(size=(width, height, depth, spectrum), interpolation=interpolation), [source])
 
 
+@network_command("nn_run", OUT, IN, Text("command", help="the command run on each sample's input"
+                                        " image (quoted when it holds spaces)"),
+                 Size("width", SAME), Size("height", SAME), Size("depth", SAME), Size("spectrum", SAME))
+def nn_run(ctx, selection, out, source, command, width, height, depth, spectrum):
+    """Add a layer computed by a command, as nn_lib's nn_run: for each sample, the command runs
+    on a list holding only the input (an image of the input's size), and its last image,
+    resized linearly to width,height,depth,spectrum (values, or N% of the input's), is the
+    output. The gradient passes straight through, resized linearly to the input's size.
+
+    The command runs sample by sample, in Python: a network with an nn_run layer trains and
+    evaluates much more slowly than one without."""
+    add(ctx, out, RunCommand(command=command, size=(width, height, depth, spectrum)), [source])
+
+
 PATCH_SIZE = Int("patch_size", 2, low=2)
 
 
@@ -301,14 +324,33 @@ def nn_distance(ctx, selection, out, first, second, metric):
 
 
 def _loss(ctx, out, source, ground_truth, layer):
+    """Add a loss; one of the same name is replaced (nn_lib's way to train a loaded network:
+    nn_load, then declare the loss and trainer again)."""
     network = ctx.network()
     source = network.resolve(source)
+    if network.is_loss(out):
+        # the same ground truth keeps its place among the feeds, so the samples' layout holds
+        truth = network.modules[out].inputs[1]
+        network.remove(out, keep_ground_truth=truth == ground_truth
+                       and network.modules[truth].size == network.modules[source].size)
     if ground_truth in network.modules:
         if network.modules[ground_truth].size != network.modules[source].size:
             raise UserError(f"ground truth '{ground_truth}' has another size than '{source}'")
     else:
-        add(ctx, ground_truth, Input(size=network.modules[source].size), [])
+        add(ctx, ground_truth, Input(size=network.modules[source].size, ground_truth_of=out), [])
     add(ctx, out, layer, [source, ground_truth])
+    for trainer in network.trainers.values():
+        add_moments(ctx, network, trainer.optimizer)
+
+
+def add_moments(ctx, network, optimizer):
+    """Zero moment images (P_m, P_v, P_g2) for every trained parameter image that has none
+    yet; existing ones are kept, as nn_lib keeps them."""
+    for name in network.trained_modules():
+        shape = network.modules[name].parameter_shape(network)
+        for suffix in optimizers.MOMENTS[optimizer] if shape is not None else ():
+            if ctx.images.get(name + suffix) is None:
+                ctx.images.append(np.zeros(shape, dtype=np.float32), name + suffix)
 
 
 @network_command("nn_loss_mse", OUT, IN, GROUND_TRUTH)
@@ -351,36 +393,71 @@ def nn_loss_softmax_crossentropy(ctx, selection, out, source, ground_truth):
 
 
 @network_command("nn_trainer", OUT, LayerName("loss", ".", help="loss layer ('.' = latest)"),
-                 Float("learning_rate", 2e-4, positive=True),
+                 Float("learning_rate", typed_number("2e-4"), positive=True),
                  Choice("optimizer", "rmsprop", choices=optimizers.NAMES),
                  Choice("scheduler", "constant", choices=schedulers.NAMES))
 def nn_trainer(ctx, selection, name, loss, learning_rate, optimizer, scheduler):
-    """Add a trainer for a loss. Its state is the image NAME (iteration, learning rate, ...);
-    the optimizer's moments are images named after each parameter image (P_m, P_v, P_g2)."""
+    """Add a trainer. A training step computes every loss of the network, as nn_lib does,
+    and minimizes their sum; LOSS is the one nn_print shows. The trainer's state is the image
+    NAME (iteration, learning rate, ...); the optimizer's moments are images named after each
+    parameter image (P_m, P_v, P_g2).
+
+    Declaring a trainer of an existing name replaces it, as in nn_lib: its state image (the
+    iteration count) and the moment images are kept, and the learning rate is the new one."""
     network = ctx.network()
     loss = network.resolve(loss)
-    if not network.modules[loss].layer.kind.startswith("loss"):
+    if not network.is_loss(loss):
         raise UserError(f"'{loss}' is a {network.modules[loss].layer.kind} layer, not a loss")
-    network.add_trainer(Trainer(name, loss, learning_rate, optimizer, scheduler))
-    if ctx.images.get(name) is None:  # an existing state (a loaded network) resumes as it is
+    replaced = network.trainers.get(name)
+    trainer = Trainer(name, loss, learning_rate, optimizer, scheduler)
+    if replaced is not None:
+        network.remove(name)
+        trainer.history = replaced.history   # the state goes on, so does the loss curve
+    network.add_trainer(trainer)
+    if replaced is not None:
+        drop_unused_moments(ctx, network, replaced.optimizer)
+    state = ctx.images.get(name)
+    if state is None:
         ctx.images.append(schedulers.new_state(learning_rate, int(ctx.rng.integers(1 << 24))), name)
-    for name in network.ancestors(loss):
-        shape = network.modules[name].parameter_shape(network)
-        for suffix in optimizers.MOMENTS[optimizer] if shape is not None else ():
-            if ctx.images.get(name + suffix) is None:
-                ctx.images.append(np.zeros(shape, dtype=np.float32), name + suffix)
+    else:  # a loaded trainer resumes where it was, at the learning rate declared now
+        ctx.images.set(name, schedulers.with_learning_rate(state, learning_rate))
+    add_moments(ctx, network, optimizer)
+
+
+def drop_unused_moments(ctx, network, optimizer):
+    """Remove the moment images of `optimizer` that no trainer of the network uses any more
+    (a trainer re-declared with another optimizer), so they are not taken for data."""
+    used = {suffix for trainer in network.trainers.values()
+            for suffix in optimizers.MOMENTS[trainer.optimizer]}
+    unused = {module.name + suffix for module in network.parameter_modules()
+              for suffix in optimizers.MOMENTS[optimizer] if suffix not in used}
+    ctx.images.remove([i for i, image_name in enumerate(ctx.images.names) if image_name in unused])
+
+
+@command("nn_check_layer", group=NETWORK, takes_selection=False, params=[
+    LayerName("name", previous=False, help="layer (or trainer) name")])
+def nn_check_layer(ctx, selection, name):
+    """Stop with an error unless the current network has a layer (or trainer) of this name."""
+    network = ctx.network()
+    if name not in network.trainers:
+        network.resolve(name)
 
 
 @command("nn_print", group=NETWORK, takes_selection=False)
 def nn_print(ctx, selection):
-    """Print the current network: one block per module (type, inputs, output size, properties,
-    parameter count), then the totals."""
-    ctx.echo(ctx.network().describe())
+    """Print the current network in nn_lib's layout: one block per module (type, input,
+    output size, properties, parameter count; a trainer's parameters are its state image's
+    values), then the totals. Ground truths are not modules in nn_lib and are not listed:
+    each loss names its own."""
+    network = ctx.network()
+    ctx.echo(network.describe({name: ctx.images.get(name).size for name in network.trainers
+                               if ctx.images.get(name) is not None}))
 
 
 @command("nn_size", group=NETWORK, takes_selection=False)
 def nn_size(ctx, selection):
-    """Set $size to the number of stored parameters of the current network, and print it."""
+    """Return the number of stored parameters of the current network as the command's status,
+    for ${-nn_size}; it prints nothing, as in nn_lib. It also sets $size to that number."""
     size = ctx.network().size()
+    ctx.status = str(size)
     ctx.set_variable("size", size)
-    ctx.echo(str(size))

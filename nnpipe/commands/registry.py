@@ -115,6 +115,23 @@ class Int(Param):
         return value
 
 
+class TypedNumber(float):
+    """A number that remembers how it was written, so that nn_print shows it as typed
+    (`1e-3`, not `0.001`), as nn_lib, which keeps its arguments as text, does."""
+
+    def __new__(cls, value, text):
+        number = super().__new__(cls, value)
+        number.text = text
+        return number
+
+    def __str__(self):
+        return self.text
+
+
+def typed_number(text):
+    return TypedNumber(float(text), text)
+
+
 @dataclass
 class Float(Param):
     low: float = None
@@ -133,7 +150,7 @@ class Float(Param):
         if (self.positive and value <= 0) or (self.low is not None and value < self.low) \
                 or (self.high is not None and value > self.high):
             self.fail(text)
-        return value
+        return TypedNumber(value, text.strip())
 
 
 @dataclass

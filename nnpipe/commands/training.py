@@ -156,6 +156,19 @@ def parameter_images(ctx, plan, suffix=""):
     return images
 
 
+def command_runner(ctx, plan):
+    """What runs the commands of a plan's nn_run layers: the interpreter's
+    run_pipeline(command, image), which runs `command` on a list holding only `image` and
+    returns the last image it leaves."""
+    if not plan.callbacks:
+        return None
+    runner = getattr(ctx, "run_pipeline", None)
+    if runner is None:
+        raise UserError("nn_run layers need the interpreter to run their commands, and this one"
+                        " cannot yet")
+    return runner
+
+
 class TrainingRun:
     """Gathers a trainer's parameters, moments and state from the image list, runs steps in
     compiled chunks, and writes them back."""
@@ -163,7 +176,7 @@ class TrainingRun:
     def __init__(self, ctx, trainer):
         self.ctx, self.trainer = ctx, trainer
         network = ctx.network()
-        self.plan = network.plan(trainer.loss)
+        self.plan = network.training_plan()
         self.params = self.plan.gather(parameter_images(ctx, self.plan))
         suffixes = optimizers.MOMENTS[trainer.optimizer]
         self.moments = np.zeros((2, self.plan.parameter_size), dtype=np.float32)
@@ -189,7 +202,8 @@ class TrainingRun:
             count = min(chunk, iterations - done, (watch.next_stop(done) if watch else iterations) - done)
             started = time.perf_counter()
             completed = engine.train(self.plan, self.params, self.moments, self.state, samples,
-                                     count, batch, optimizer, scheduler, losses[done:done + count])
+                                     count, batch, optimizer, scheduler, losses[done:done + count],
+                                     command_runner(self.ctx, self.plan))
             elapsed = time.perf_counter() - started
             done += completed
             if completed < count:
@@ -361,7 +375,9 @@ def train(ctx, selection, trainer_name, iterations, batch, label, options=Option
     trainer = find_trainer(network, trainer_name)
     if not selection:
         raise UserError("no samples image selected")
-    plan = network.plan(trainer.loss)
+    plan = network.training_plan()
+    if options.validation is not None and len(plan.loss_rows) > 1:
+        raise UserError("a validation set with several losses is not supported yet")
     samples = samples_matrix(ctx, selection, plan)
     if samples.shape[0] == 0:
         raise UserError("the samples image is empty")
@@ -553,13 +569,14 @@ class Inference:
         self.target = default_output(network) if output == "." else network.resolve(output)
         self.plan = network.plan(self.target)
         self.params = self.plan.gather(parameter_images(ctx, self.plan))
+        self.runner = command_runner(ctx, self.plan)
         module = network.modules[self.target]
         prediction = module.inputs[0] if self.plan.is_loss else self.target
         self.size = network.modules[prediction].size
 
     def rows(self, samples):
         from nnpipe.nn import engine  # loads Numba and the compiled kernels
-        return engine.infer(self.plan, self.params, samples)
+        return engine.infer(self.plan, self.params, samples, self.runner)
 
     def evaluate(self, ctx, selection, tile_margin=-1):
         """The output image for the selected images: pixel mode gives an image of their

@@ -173,7 +173,7 @@ def write(path, images, names, bits=8):
         return [path]
     if kind == ".gmz":
         data = gmz.encode(images, names)
-        atomic_write(path, lambda tmp: write_bytes(tmp, data))
+        atomic.write_file(path, lambda tmp: write_bytes(tmp, data))
         return [path]
     if kind not in PLAIN_FORMATS | {".npy"}:
         raise UserError(f"cannot write '{path}': unknown format '{kind or 'no extension'}'"

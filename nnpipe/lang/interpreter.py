@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from nnpipe.commands import load_all
 from nnpipe.commands.registry import ALIASES, COMMANDS, lookup, split_arguments
 from nnpipe.errors import UserError
+from nnpipe.images.imagelist import ImageList
 from nnpipe.lang import expr
 from nnpipe.lang.lexer import Item, lex, lex_items, unprotect
 from nnpipe.lang.substitute import substitute
@@ -222,6 +223,7 @@ class Interpreter:
         self.repeats = [[]]
         self.script_dir = "."
         self.status_commands = {}  # `${-cmd}` parsed once
+        self.workspace.run_pipeline = self.run_pipeline
 
     def __getattr__(self, name):
         """Tests and embedding code read the workspace (images, networks…) through here."""
@@ -464,6 +466,30 @@ class Interpreter:
             self.repeats.pop()
             self.names.pop()
             self.arguments.pop()
+
+    def run_pipeline(self, command, image):
+        """nn_run's hook: run `command` (script text) on a list holding only `image`, in a call
+        of its own; return the last image it leaves. The caller's list is left as it was."""
+        workspace = self.workspace
+        kept = workspace.images
+        workspace.images = ImageList()
+        workspace.images.append(image)
+        self.arguments.append([])
+        self.names.append("nn_run")
+        self.repeats.append([])
+        self.variables.push()
+        try:
+            main, _ = lex(command, "nn_run")
+            self.execute(self.parse(main))
+            if not len(workspace.images):
+                raise UserError(f"nn_run: '{command}' leaves no image")
+            return workspace.images[-1]
+        finally:
+            self.variables.pop()
+            self.repeats.pop()
+            self.names.pop()
+            self.arguments.pop()
+            workspace.images = kept
 
     def status_of(self, command_text):
         """`${-cmd args}`: run the command, give its status."""

@@ -6,7 +6,9 @@ parameter offset, small arguments) over flat buffers: the activations of a chunk
 network (one vector), and the gradients. A training step runs forward, loss and backward for
 the whole mini-batch inside one parallel region, its chunks shared out among the threads,
 each thread accumulating gradients in its own buffer; the buffers are summed once, then the
-optimizer updates every parameter. Nothing in Python runs per sample or per layer.
+optimizer updates every parameter. Nothing in Python runs per sample or per layer, except in
+a network with nn_run layers: their forward pass runs a command of the language, so the plan
+is run in compiled parts between them, one chunk at a time.
 """
 
 import math
@@ -19,17 +21,19 @@ from nnpipe.nn import optimizers, schedulers
 from nnpipe.nn.layers import (ARG0, ARG1, IN0, IN0_LEN, IN1, IN1_LEN, IN_S, IN_W, OPCODE, OUT,
                               OUT_LEN, OUT_S, OUT_W, PARAM, PARAM_LEN, ROW_WIDTH, count)
 from nnpipe.nn.layers import dropout, elementwise, fc, loss, nlfc, nonlinearity, normalize
-from nnpipe.nn.layers import append, conv, crop, distance, gather, patch, pool, resize
+from nnpipe.nn.layers import append, conv, crop, distance, gather, patch, pool, resize, run
 
 
 class Plan:
-    """The flat program computing `target` (and, for training, the loss feeding on it)."""
+    """The flat program computing `targets`: one layer (inference), or every loss of the
+    network (training: forward, then each loss, then backward)."""
 
-    def __init__(self, network, target):
+    def __init__(self, network, targets):
         self.network = network
-        needed = network.ancestors(target)
+        needed = network.ancestors(*targets)
         self.offsets, self.width = {}, 0
-        self.feeds, self.parameters, rows, rates = [], [], [], []
+        self.feeds, self.parameters, rows, rates, loss_rows = [], [], [], [], []
+        self.callbacks = []   # (row in ops, command) of the nn_run layers
         self.stats_width, parameter_size = 0, 0
         masks = []
         for name in needed:
@@ -63,18 +67,21 @@ class Plan:
             if layer.opcode == normalize.OPCODE:
                 row[ARG1] = self.stats_width
                 self.stats_width += 2 * integers[0]
+            if layer.opcode == loss.OPCODE:  # losses feed no layer: they run after the forward pass
+                loss_rows.append(row)
+                continue
+            if layer.opcode == run.OPCODE:
+                self.callbacks.append((len(rows), layer.options["command"]))
             rows.append(row)
             rates.append(rate)
-        self.is_loss = network.modules[target].layer.opcode == loss.OPCODE
-        if self.is_loss:
-            self.loss_row = rows.pop()
-            rates.pop()
+        self.is_loss = all(network.modules[t].layer.opcode == loss.OPCODE for t in targets)
+        self.loss_rows = np.array(loss_rows, dtype=np.int64).reshape(-1, ROW_WIDTH)
         self.ops = np.array(rows, dtype=np.int64).reshape(-1, ROW_WIDTH)
         self.rates = np.array(rates, dtype=np.float32)
         self.mask = np.concatenate(masks) if masks else np.zeros(0, dtype=np.float32)
         self.parameter_size = parameter_size
-        target_module = network.modules[target]
-        prediction = target_module.inputs[0] if self.is_loss else target
+        target_module = network.modules[targets[-1]]
+        prediction = target_module.inputs[0] if self.is_loss else targets[-1]
         self.output = (self.offsets[prediction], count(network.modules[prediction].size))
         self.feed_table = np.array([(offset, length) for _, offset, length in self.feeds],
                                    dtype=np.int64).reshape(-1, 2)
@@ -101,7 +108,7 @@ class Plan:
 # chunk's sample c, is at (o + k) * width + c. `valid` samples are real; the rest pad the chunk.
 
 @numba.njit(cache=True)
-def forward_ops(ops, rates, acts, params, width, valid, training, seed, first, stats):
+def forward_ops(ops, rates, acts, params, width, valid, training, seed, stats):
     for i in range(ops.shape[0]):
         op = ops[i]
         code = op[OPCODE]
@@ -114,7 +121,7 @@ def forward_ops(ops, rates, acts, params, width, valid, training, seed, first, s
         elif code == normalize.OPCODE:
             normalize.forward(op, acts, params, width, valid, stats)
         elif code == dropout.OPCODE:
-            dropout.forward(op, rates[i], acts, width, training, seed, first)
+            dropout.forward(op, rates[i], acts, width, training, seed)
         elif code == nlfc.OPCODE:
             nlfc.forward(op, acts, params, width)
         elif code == append.OPCODE:
@@ -134,7 +141,7 @@ def forward_ops(ops, rates, acts, params, width, valid, training, seed, first, s
 
 
 @numba.njit(cache=True)
-def backward_ops(ops, rates, acts, grad_acts, params, grads, width, seed, first):
+def backward_ops(ops, rates, acts, grad_acts, params, grads, width, seed):
     for i in range(ops.shape[0] - 1, -1, -1):
         op = ops[i]
         code = op[OPCODE]
@@ -147,7 +154,7 @@ def backward_ops(ops, rates, acts, grad_acts, params, grads, width, seed, first)
         elif code == normalize.OPCODE:
             normalize.backward(op, acts, grad_acts, params, grads, width)
         elif code == dropout.OPCODE:
-            dropout.backward(op, rates[i], grad_acts, width, seed, first)
+            dropout.backward(op, rates[i], grad_acts, width, seed)
         elif code == nlfc.OPCODE:
             nlfc.backward(op, acts, grad_acts, params, grads, width)
         elif code == append.OPCODE:
@@ -164,6 +171,8 @@ def backward_ops(ops, rates, acts, grad_acts, params, grads, width, seed, first)
             conv.backward(op, acts, grad_acts, params, grads, width)
         elif code == pool.OPCODE:
             pool.backward(op, acts, grad_acts, width)
+        elif code == run.OPCODE:
+            run.backward(op, grad_acts, width)
 
 
 @numba.njit(cache=True)
@@ -206,17 +215,18 @@ TRAIN_CHUNK = 64
 
 
 @numba.njit(parallel=True, cache=True)
-def train_steps(ops, rates, loss_row, feeds, samples, iterations, batch, values, params, mask,
+def train_steps(ops, rates, loss_rows, feeds, samples, iterations, batch, values, params, mask,
                 moments, state, optimizer, scheduler, thread_grads, thread_stats, losses_out):
     """Run `iterations` training steps; return how many completed (fewer: non-finite loss,
-    the parameters left as they were before that step)."""
+    the parameters left as they were before that step). The loss of a step is the sum of the
+    network's losses, each the mean over the batch; their gradients add up."""
     threads = thread_grads.shape[0]
     width = chunk_width(batch, threads, TRAIN_CHUNK)
     chunks = (batch + width - 1) // width
     acts = np.zeros((threads, values * width), dtype=np.float32)
     grad_acts = np.zeros((threads, values * width), dtype=np.float32)
     indices = np.empty(batch, dtype=np.int64)
-    losses = np.empty(batch, dtype=np.float32)
+    losses = np.empty((loss_rows.shape[0], batch), dtype=np.float32)
     grads = np.empty(params.size, dtype=np.float32)
     seed = int(state[schedulers.SEED])
     scale = np.float32(1.0 / batch)
@@ -231,34 +241,89 @@ def train_steps(ops, rates, loss_row, feeds, samples, iterations, batch, values,
                 valid = min(width, batch - first)
                 load_chunk(feeds, samples, indices[first:first + valid], acts[t], width)
                 grad_acts[t, :] = 0
-                forward_ops(ops, rates, acts[t], params, width, valid, True, seed + iteration, first,
+                forward_ops(ops, rates, acts[t], params, width, valid, True, seed + iteration,
                             thread_stats[t])
-                loss.loss(loss_row, acts[t], grad_acts[t], losses[first:first + valid], width, valid, scale)
+                for j in range(loss_rows.shape[0]):
+                    loss.loss(loss_rows[j], acts[t], grad_acts[t], losses[j, first:first + valid],
+                              width, valid, scale)
                 backward_ops(ops, rates, acts[t], grad_acts[t], params, thread_grads[t], width,
-                             seed + iteration, first)
+                             seed + iteration)
         value = losses.sum() / batch
         if not math.isfinite(value):
             return step
         grads[:] = thread_grads[0]
         for t in range(1, threads):
             grads += thread_grads[t]
-        stats = thread_stats.sum(axis=0)
-        for i in range(ops.shape[0]):
-            if ops[i, OPCODE] == normalize.OPCODE:
-                normalize.update_running(ops[i], params, stats, batch)
-        optimizers.update(optimizer, params, grads, mask, moments, state[schedulers.RATE], iteration)
-        schedulers.update(scheduler, state, value)
+        update(ops, params, grads, mask, moments, state, optimizer, scheduler, thread_stats.sum(axis=0),
+               batch, value)
         losses_out[step] = value
     return iterations
 
 
-def train(plan, params, moments, state, samples, iterations, batch, optimizer, scheduler, losses_out):
+@numba.njit(cache=True)
+def update(ops, params, grads, mask, moments, state, optimizer, scheduler, stats, batch, value):
+    """The end of a step: running statistics, the optimizer's update, the scheduler."""
+    for i in range(ops.shape[0]):
+        if ops[i, OPCODE] == normalize.OPCODE:
+            normalize.update_running(ops[i], params, stats, batch)
+    optimizers.update(optimizer, params, grads, mask, moments, state[schedulers.RATE],
+                      int(state[schedulers.ITERATION]))
+    schedulers.update(scheduler, state, value)
+
+
+def train(plan, params, moments, state, samples, iterations, batch, optimizer, scheduler, losses_out,
+          runner=None):
+    """`runner(command, image)`: runs nn_run's commands (see nnpipe.nn.layers.run)."""
+    if plan.callbacks:
+        return train_calling_back(plan, params, moments, state, samples, iterations, batch,
+                                  optimizer, scheduler, losses_out, runner)
     threads = numba.get_num_threads()
     thread_grads = np.zeros((threads, plan.parameter_size), dtype=np.float32)
     thread_stats = np.zeros((threads, plan.stats_width), dtype=np.float32)
-    return train_steps(plan.ops, plan.rates, plan.loss_row, plan.feed_table, samples, iterations,
+    return train_steps(plan.ops, plan.rates, plan.loss_rows, plan.feed_table, samples, iterations,
                        batch, plan.width, params, plan.mask, moments, state, optimizer, scheduler,
                        thread_grads, thread_stats, losses_out)
+
+
+def forward_calling_back(plan, acts, params, width, valid, training, seed, stats, runner):
+    """The forward pass of a plan with nn_run layers: compiled parts, and the commands
+    between them."""
+    start = 0
+    for row, command in plan.callbacks:
+        forward_ops(plan.ops[start:row], plan.rates[start:row], acts, params, width, valid, training,
+                    seed, stats)
+        run.forward(plan.ops[row], command, acts, width, valid, runner)
+        start = row + 1
+    forward_ops(plan.ops[start:], plan.rates[start:], acts, params, width, valid, training, seed, stats)
+
+
+def train_calling_back(plan, params, moments, state, samples, iterations, batch, optimizer,
+                       scheduler, losses_out, runner):
+    """train_steps for a plan with nn_run layers: the whole batch as one chunk, one step after
+    the other, the same draws, losses and updates."""
+    acts = np.empty(plan.width * batch, dtype=np.float32)
+    grad_acts = np.empty_like(acts)
+    indices = np.empty(batch, dtype=np.int64)
+    losses = np.empty((len(plan.loss_rows), batch), dtype=np.float32)
+    seed = int(state[schedulers.SEED])
+    for step in range(iterations):
+        iteration = int(state[schedulers.ITERATION])
+        sample_indices(seed, iteration, samples.shape[0], indices)
+        acts[:], grad_acts[:] = 0, 0
+        grads = np.zeros(plan.parameter_size, dtype=np.float32)
+        stats = np.zeros(plan.stats_width, dtype=np.float32)
+        load_chunk(plan.feed_table, samples, indices, acts, batch)
+        forward_calling_back(plan, acts, params, batch, batch, True, seed + iteration, stats, runner)
+        for row, row_losses in zip(plan.loss_rows, losses):
+            loss.loss(row, acts, grad_acts, row_losses, batch, batch, np.float32(1.0 / batch))
+        value = float(losses.sum()) / batch
+        if not math.isfinite(value):
+            return step
+        backward_ops(plan.ops, plan.rates, acts, grad_acts, params, grads, batch, seed + iteration)
+        update(plan.ops, params, grads, plan.mask, moments, state, optimizer, scheduler, stats,
+               batch, value)
+        losses_out[step] = value
+    return iterations
 
 
 # --- inference -----------------------------------------------------------------------------------
@@ -279,15 +344,31 @@ def infer_samples(ops, rates, feeds, samples, params, values, output_offset, thr
             first = chunk * width
             valid = min(width, count - first)
             load_chunk(feeds, samples, rows[first:first + valid], acts, width)
-            forward_ops(ops, rates, acts, params, width, valid, False, 0, first, no_stats)
+            forward_ops(ops, rates, acts, params, width, valid, False, 0, no_stats)
             for j in range(result.shape[1]):
                 result[first:first + valid, j] = acts[(output_offset + j) * width:(output_offset + j) * width + valid]
 
 
-def infer(plan, params, samples):
-    """Run the plan forward on every row of `samples` (N, feed values); return (N, outputs)."""
+def infer(plan, params, samples, runner=None):
+    """Run the plan forward on every row of `samples` (N, feed values); return (N, outputs).
+    `runner(command, image)`: runs nn_run's commands (see nnpipe.nn.layers.run)."""
     result = np.empty((samples.shape[0], plan.output[1]), dtype=np.float32)
-    if samples.shape[0]:
+    if plan.callbacks:
+        infer_calling_back(plan, params, np.ascontiguousarray(samples), runner, result)
+    elif samples.shape[0]:
         infer_samples(plan.ops, plan.rates, plan.feed_table, np.ascontiguousarray(samples),
                       params, plan.width, plan.output[0], numba.get_num_threads(), result)
     return result
+
+
+def infer_calling_back(plan, params, samples, runner, result):
+    """infer_samples for a plan with nn_run layers, a chunk at a time."""
+    offset, length = plan.output
+    acts = np.empty(plan.width * INFERENCE_CHUNK, dtype=np.float32)
+    no_stats = np.zeros(0, dtype=np.float32)
+    for first in range(0, samples.shape[0], INFERENCE_CHUNK):
+        rows = np.arange(first, min(first + INFERENCE_CHUNK, samples.shape[0]))
+        load_chunk(plan.feed_table, samples, rows, acts, INFERENCE_CHUNK)
+        forward_calling_back(plan, acts, params, INFERENCE_CHUNK, rows.size, False, 0, no_stats, runner)
+        values = acts[offset * INFERENCE_CHUNK:(offset + length) * INFERENCE_CHUNK]
+        result[rows] = values.reshape(length, INFERENCE_CHUNK)[:, :rows.size].T

@@ -36,7 +36,7 @@ def measure(plan, params, samples, classifier):
     # the kernel reads a chunk feature-major (value k of sample c at k * count + c): the
     # prediction, then the ground truth; it also writes a gradient, unused here (scale 0)
     acts = np.concatenate([predictions.T.ravel(), truth.T.ravel()]).astype(np.float32)
-    op = plan.loss_row.copy()
+    op = plan.loss_rows[0].copy()  # nn_train refuses a validation set with several losses
     op[IN0], op[IN1] = 0, values
     losses = np.empty(count, dtype=np.float32)
     loss.loss(op, acts, np.zeros_like(acts), losses, count, count, 0.0)

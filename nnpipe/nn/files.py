@@ -113,7 +113,7 @@ def gather(network, images, include_trainer_data):
         take(module.name, PARAMETER, module.parameter_shape(network))
     if include_trainer_data:
         for trainer in network.trainers.values():
-            for name in network.ancestors(trainer.loss):
+            for name in network.trained_modules():
                 shape = network.modules[name].parameter_shape(network)
                 for suffix in optimizers.MOMENTS[trainer.optimizer] if shape is not None else ():
                     take(name + suffix, MOMENT, shape)
@@ -169,7 +169,7 @@ def write(path, saved):
         return f"{len(saved.entries)} pages"
     if kind(path) == "gmz":
         data = _gmz_bytes(saved)
-        io.atomic_write(path, lambda temporary: io.write_bytes(temporary, data))
+        atomic.write_file(path, lambda temporary: io.write_bytes(temporary, data))
         return f"{len(saved.entries) + 1} images"
     _write_png_stack(path, saved)
     return f"folder of {len(saved.entries)} PNG files"
@@ -305,7 +305,8 @@ def read(path):
         _last_read = (key, _read(path))
     saved = _last_read[1]
     return NetworkFile(saved.network, list(saved.commands),
-                       [Entry(e.name, e.role, e.image.copy()) for e in saved.entries])
+                       [Entry(e.name, e.role, e.image.copy()) for e in saved.entries],
+                       saved.loose_trainer_data)
 
 
 _last_read = (None, None)

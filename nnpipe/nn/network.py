@@ -71,9 +71,19 @@ class Network:
         if name in self.modules or name in self.trainers:
             raise UserError(f"network '{self.name}' already has a layer named '{name}'")
 
+    def is_loss(self, name):
+        return name in self.modules and self.modules[name].layer.kind.startswith("loss")
+
+    def losses(self):
+        return [name for name in self.modules if self.is_loss(name)]
+
     def add(self, name, layer, inputs=()):
         """Add module `name` fed by the modules `inputs` (names already resolved)."""
         self.check_new(name)
+        for source in inputs:
+            if self.is_loss(source):
+                raise UserError(f"'{source}' is a loss: a loss feeds no layer (a network's losses"
+                                " are trained together, their sum minimized)")
         sizes = [self.modules[i].size for i in inputs]
         module = Module(name, layer, tuple(inputs), tuple(layer.output_size(sizes)))
         check_size(module.size, "the layer's output")
@@ -106,6 +116,26 @@ class Network:
         self._owned = (key, names)
         return names
 
+    def remove(self, name, keep_ground_truth=False):
+        """Take out a loss (and the ground truth it created, unless kept or read by another
+        loss) or a trainer, so that a declaration of the same name replaces it, as in nn_lib;
+        the command that declared it goes too, so a saved network replays only the new one."""
+        removed = [name]
+        if name in self.trainers:
+            del self.trainers[name]
+        else:
+            truth = self.modules.pop(name).inputs[1]
+            created = self.modules[truth].layer.options.get("ground_truth_of") == name
+            if created and not keep_ground_truth \
+                    and not any(truth in m.inputs for m in self.modules.values()):
+                del self.modules[truth]
+                removed.append(truth)
+        self.order = [n for n in self.order if n not in removed]
+        if self.latest in removed:
+            self.latest = next((n for n in reversed(self.order) if n in self.modules), None)
+        self.commands = [c for c in self.commands if _first_argument(c) != name]
+        self._plans.clear()
+
     def parameter_modules(self):
         return [m for m in self.modules.values() if m.parameter_shape(self) is not None]
 
@@ -117,9 +147,9 @@ class Network:
             total += shape[0] * shape[1] * shape[2] * shape[3]
         return total
 
-    def ancestors(self, target):
-        """`target` and every module it depends on, in creation order."""
-        needed, stack = set(), [target]
+    def ancestors(self, *targets):
+        """The `targets` and every module they depend on, in creation order."""
+        needed, stack = set(), list(targets)
         while stack:
             name = stack.pop()
             if name not in needed:
@@ -127,28 +157,50 @@ class Network:
                 stack.extend(self.modules[name].inputs)
         return [name for name in self.modules if name in needed]
 
-    def plan(self, target):
-        if target not in self._plans:
-            from nnpipe.nn.engine import Plan  # the engine loads Numba: only when it is needed
-            self._plans[target] = Plan(self, target)
-        return self._plans[target]
+    def trained_modules(self):
+        """What a training step computes: every loss, as in nn_lib, and what they depend on."""
+        return self.ancestors(*self.losses())
 
-    def describe(self):
-        """nn_print's text: one block per module, then the totals."""
-        lines = [f" * Network '{self.name}'. List of modules:"]
-        for name in self.order:
+    def plan(self, *targets):
+        """The compiled plan computing `targets`: one layer, or (training) every loss."""
+        if targets not in self._plans:
+            from nnpipe.nn.engine import Plan  # the engine loads Numba: only when it is needed
+            self._plans[targets] = Plan(self, targets)
+        return self._plans[targets]
+
+    def training_plan(self):
+        if not self.losses():
+            raise UserError(f"network '{self.name}' has no loss to train")
+        return self.plan(*self.losses())
+
+    def listed(self):
+        """Modules and trainers as nn_print lists them: a ground truth a loss created is no
+        module in nn_lib (each loss names its own), so it is not listed."""
+        return [name for name in self.order
+                if name in self.trainers or not self.modules[name].layer.options.get("ground_truth_of")]
+
+    def describe(self, trainer_state_sizes=None):
+        """nn_print's text, line for line nn_lib's: one block per module, then the totals.
+        `trainer_state_sizes`: {trainer: values in its state image}, its 'Parameters'."""
+        trainer_state_sizes = trainer_state_sizes or {}
+        lines = [" * List of modules:"]
+        listed = self.listed()
+        for name in listed:
             if name in self.trainers:
                 trainer = self.trainers[name]
                 lines += [f"    - Module: {name} (type: trainer)",
                           "        * Output size: 0,0,0,0",
-                          f"        * Properties: loss={trainer.loss}, learning_rate={trainer.learning_rate:g},"
+                          f"        * Properties: loss={trainer.loss}, learning_rate={trainer.learning_rate},"
                           f" optimizer={trainer.optimizer}, scheduler={trainer.scheduler}"]
+                if name in trainer_state_sizes:
+                    lines.append(f"        * Parameters: {trainer_state_sizes[name]}")
                 continue
             module = self.modules[name]
             lines.append(f"    - Module: {name} (type: {module.layer.kind})")
-            if module.inputs:
-                plural = "s" if len(module.inputs) > 1 else ""
-                lines.append(f"        * Input{plural}: {','.join(module.inputs)}")
+            shown_inputs = module.inputs[:1] if self.is_loss(name) else module.inputs
+            if shown_inputs:
+                plural = "s" if len(shown_inputs) > 1 else ""
+                lines.append(f"        * Input{plural}: {','.join(shown_inputs)}")
             lines.append(f"        * Output size: {size_text(module.size)}")
             properties = module.layer.properties()
             if properties:
@@ -157,8 +209,7 @@ class Network:
             shape = module.parameter_shape(self)
             if shape is not None:
                 lines.append(f"        * Parameters: {count(shape)}")
-        lines.append("")
-        lines.append(f" * Total: {len(self.order)} modules, {self.size()} parameters.")
+        lines += ["", f" * Total: {len(listed)} modules, {self.size()} parameters."]
         return "\n".join(lines)
 
 
@@ -167,3 +218,8 @@ def owned_image_names(networks):
     for network in networks:
         names |= network.owned_image_names()
     return names
+
+
+def _first_argument(command):
+    """'nn_loss_mse LOSS,OUT,GT' -> 'LOSS'."""
+    return command.partition(" ")[2].split(",")[0]

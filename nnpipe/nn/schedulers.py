@@ -29,6 +29,15 @@ def new_state(learning_rate, seed):
     return state
 
 
+def with_learning_rate(state, learning_rate):
+    """A trainer state continued at another learning rate (a re-declared trainer, as nn_lib
+    sets it): the rate and the initial rate change, the iteration count and the rest stay."""
+    state = state.copy()
+    flat = state.reshape(-1)
+    flat[RATE] = flat[INITIAL_RATE] = learning_rate
+    return state
+
+
 @numba.njit(cache=True)
 def adaptive(state, loss):
     """Shrink the rate fast on a jump of the loss, slowly on a rising trend; grow it slowly

@@ -26,7 +26,7 @@ class Distance(Layer):
 
     def properties(self):
         metric = self.options["metric"]
-        return f"metric={'squared-L2 norm' if metric == 0 else f'L{metric:g}'}"
+        return f"metric={'squared-L2 norm' if metric == 0 else f'L{metric}'}"
 
 
 @numba.njit(cache=True, fastmath=True)

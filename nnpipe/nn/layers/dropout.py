@@ -1,5 +1,6 @@
-"""Dropout, as nn_lib does it: during training each sample drops whole channels with
-probability `rate` and scales the kept ones by channels/kept; at inference it does nothing."""
+"""Dropout, as nn_lib does it: during training each step draws one channel mask for the whole
+mini-batch, dropping whole channels with probability `rate` and scaling the kept ones by
+channels/kept (all of them kept if every one was drawn); at inference it does nothing."""
 
 import numba
 import numpy as np
@@ -23,7 +24,7 @@ class Dropout(Layer):
         return (input_sizes[0][3],), self.options["rate"]
 
     def properties(self):
-        return f"dropout_rate={self.options['rate']:g}"
+        return f"dropout_rate={self.options['rate']}"
 
 
 @numba.njit(cache=True, inline="always")
@@ -39,26 +40,27 @@ def uniform(seed, a, b):
 
 
 @numba.njit(cache=True)
-def scales(op, rate, seed, first, width):
-    """(channels, width) factors: 0 for a dropped channel of a sample, channels/kept otherwise."""
+def scales(op, rate, seed):
+    """One factor per channel: 0 for a dropped channel, channels/kept otherwise. The draws
+    depend on the step's seed and the layer (its output offset), not on the sample, so every
+    chunk of the batch, on any thread, and the backward pass see the same mask."""
     channels = op[ARG0]
-    result = np.ones((channels, width), dtype=np.float32)
-    for c in range(width):
-        kept = 0
-        for k in range(channels):
-            if uniform(seed, first + c, k) < rate:
-                result[k, c] = 0
-            else:
-                kept += 1
-        if kept == 0:
-            result[:, c] = 1
+    result = np.ones(channels, dtype=np.float32)
+    kept = 0
+    for k in range(channels):
+        if uniform(seed, op[OUT], k) < rate:
+            result[k] = 0
         else:
-            result[:, c] *= channels / kept
+            kept += 1
+    if kept == 0:
+        result[:] = 1
+    else:
+        result *= channels / kept
     return result
 
 
 @numba.njit(cache=True, fastmath=True)
-def forward(op, rate, acts, width, training, seed, first):
+def forward(op, rate, acts, width, training, seed):
     n, channels = op[OUT_LEN], op[ARG0]
     size = n // channels
     x = acts[op[IN0] * width:(op[IN0] + n) * width]
@@ -66,15 +68,15 @@ def forward(op, rate, acts, width, training, seed, first):
     if not training or rate == 0:
         y[:] = x
         return
-    factors = scales(op, rate, seed, first, width)
+    factors = scales(op, rate, seed)
     for k in range(n):
         f = factors[k // size]
         for c in range(width):
-            y[k * width + c] = x[k * width + c] * f[c]
+            y[k * width + c] = x[k * width + c] * f
 
 
 @numba.njit(cache=True, fastmath=True)
-def backward(op, rate, grad_acts, width, seed, first):
+def backward(op, rate, grad_acts, width, seed):
     n, channels = op[OUT_LEN], op[ARG0]
     size = n // channels
     gx = grad_acts[op[IN0] * width:(op[IN0] + n) * width]
@@ -82,8 +84,8 @@ def backward(op, rate, grad_acts, width, seed, first):
     if rate == 0:
         gx += gy
         return
-    factors = scales(op, rate, seed, first, width)
+    factors = scales(op, rate, seed)
     for k in range(n):
         f = factors[k // size]
         for c in range(width):
-            gx[k * width + c] += gy[k * width + c] * f[c]
+            gx[k * width + c] += gy[k * width + c] * f

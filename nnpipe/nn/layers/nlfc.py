@@ -19,9 +19,13 @@ class NonlinearFullyConnected(FullyConnected):
         return (1, 1, self.options["channels"], 2 * count(input_sizes[0]))
 
     def initialize(self, input_sizes, rng):
-        weights = super().initialize(input_sizes, rng)
+        """N(0, 1) * 4 / (2 n_in - 1): nn_lib scales every weights image by 4 / (its width - 1),
+        which for nlfc's 2 n_in columns is not fc's 4 / n_in."""
+        n_in = count(input_sizes[0])
+        weights = (rng.standard_normal(self.parameter_shape(input_sizes)) * (4.0 / (2 * n_in - 1)))
+        weights = weights.astype(np.float32)
         if not self.options["learning_mode"] & 2:
-            weights[..., count(input_sizes[0]):] = 0
+            weights[..., n_in:] = 0
         return weights
 
     def trainable(self, input_sizes):

@@ -31,19 +31,25 @@ class Resize(Layer):
     opcode = OPCODE
 
     def output_size(self, input_sizes):
-        sizes = []
-        for n, (value, percent) in zip(input_sizes[0], self.options["size"]):
-            target = n * value / 100 if percent else value
-            if target > INT_LIMIT:  # 1e308% is a size no layer can have (and no integer holds inf)
-                raise UserError(f"{value:g}{'%' * percent} of {n} is too large a size (at most {INT_LIMIT})")
-            sizes.append(max(1, math.floor(target + 0.5)) if percent else int(target))
-        return tuple(sizes)
+        return sized(input_sizes[0], self.options["size"])
 
     def arguments(self, input_sizes):
         return (self.options["interpolation"],), 0.0
 
     def properties(self):
         return f"interpolation={self.options['interpolation']}"
+
+
+def sized(size, requested):
+    """(w, h, d, s) from four (value, is_percent) pairs, percentages of `size` rounded as
+    nn_lib rounds them, at least 1."""
+    sizes = []
+    for n, (value, percent) in zip(size, requested):
+        target = n * value / 100 if percent else value
+        if target > INT_LIMIT:  # 1e308% is a size no layer can have (and no integer holds inf)
+            raise UserError(f"{value:g}{'%' * percent} of {n} is too large a size (at most {INT_LIMIT})")
+        sizes.append(max(1, math.floor(target + 0.5)) if percent else int(target))
+    return tuple(sizes)
 
 
 @numba.njit(cache=True)

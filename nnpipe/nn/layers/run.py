@@ -1,0 +1,86 @@
+"""Run (nn_lib's nn_run): a layer computed by a command of the language. Each sample's input
+is an image of the input's size; the command runs on a list holding only that image, and its
+last image, resized to the layer's size (CImg's linear resize, nn_lib's `r w,h,d,s,3`), is the
+output. As in nn_lib, the gradient passes straight through: the output's gradient, resized
+linearly to the input's size, is added to the input's.
+
+The forward pass calls back into Python between the compiled parts of the plan (see
+nnpipe.nn.engine), sample by sample, as nn_lib runs the command sample by sample; the
+backward pass is compiled like any other."""
+
+import numba
+import numpy as np
+
+from nnpipe.errors import UserError
+from nnpipe.nn.layers import (IN0, IN0_LEN, IN_D, IN_H, IN_S, IN_W, OUT, OUT_D, OUT_H, OUT_LEN,
+                              OUT_S, OUT_W, Layer, gather)
+from nnpipe.nn.layers.resize import LINEAR, axis_weights, sized
+
+OPCODE = 15
+
+
+class RunCommand(Layer):
+    """options: command (text), size: four (value, is_percent) pairs (w, h, d, s)."""
+    kind = "run"
+    opcode = OPCODE
+
+    def output_size(self, input_sizes):
+        return sized(input_sizes[0], self.options["size"])
+
+    def properties(self):
+        return f"command='{self.options['command']}'"
+
+
+def resized(image, size):
+    """`image` (s, d, h, w) resized to size (w, h, d, s) as CImg's linear resize does it."""
+    result = np.asarray(image, dtype=np.float32)
+    for axis, n_out in zip((3, 2, 1, 0), size):
+        first, weights = axis_weights(result.shape[axis], n_out, LINEAR)
+        last = result.shape[axis] - 1
+        shape = [1, 1, 1, 1]
+        shape[axis] = n_out
+        total = np.zeros(result.shape[:axis] + (n_out,) + result.shape[axis + 1:], dtype=np.float32)
+        for j in range(weights.shape[1]):
+            taken = np.take(result, np.minimum(first + j, last), axis=axis)
+            total += taken * weights[:, j].reshape(shape)
+        result = total
+    return result
+
+
+def forward(op, command, acts, width, valid, runner):
+    """Fill the layer's output for the chunk's `valid` samples: `runner(command, image)`
+    gives the image the command leaves last."""
+    w, h, d, s = op[IN_W:IN_S + 1]
+    size = tuple(op[OUT_W:OUT_S + 1])
+    inputs = acts[op[IN0] * width:(op[IN0] + op[IN0_LEN]) * width].reshape(op[IN0_LEN], width)
+    outputs = acts[op[OUT] * width:(op[OUT] + op[OUT_LEN]) * width].reshape(op[OUT_LEN], width)
+    for c in range(valid):
+        result = np.asarray(runner(command, inputs[:, c].reshape(s, d, h, w).copy()))
+        if result.ndim != 4 or not result.size:
+            raise UserError(f"nn_run: command '{command}' left no image")
+        outputs[:, c] = resized(result, size).ravel()
+    outputs[:, valid:] = 0
+
+
+@numba.njit(cache=True, fastmath=True)
+def backward(op, grad_acts, width):
+    """The input's gradient += the output's, resized linearly to the input's size."""
+    fx, wx = axis_weights(op[OUT_W], op[IN_W], LINEAR)
+    fy, wy = axis_weights(op[OUT_H], op[IN_H], LINEAR)
+    fz, wz = axis_weights(op[OUT_D], op[IN_D], LINEAR)
+    fc, wc = axis_weights(op[OUT_S], op[IN_S], LINEAR)
+    for k in range(op[IN0_LEN]):
+        x, y, z, c = gather.position(k, op[IN_W], op[IN_H], op[IN_D])
+        target = (op[IN0] + k) * width
+        for jc in range(wc.shape[1]):
+            for jz in range(wz.shape[1]):
+                for jy in range(wy.shape[1]):
+                    for jx in range(wx.shape[1]):
+                        weight = wc[c, jc] * wz[z, jz] * wy[y, jy] * wx[x, jx]
+                        if weight == 0:
+                            continue
+                        source = gather.index(fx[x] + jx, fy[y] + jy, fz[z] + jz, fc[c] + jc,
+                                              op[OUT_W], op[OUT_H], op[OUT_D])
+                        at = (op[OUT] + source) * width
+                        for sample in range(width):
+                            grad_acts[target + sample] += weight * grad_acts[at + sample]
