@@ -4,7 +4,9 @@ With --cli the scripts run through the command line (in-process) instead, and an
 error line that is not nnpipe's own (`nnpipe: error:`, `nnpipe: warning:`, the progress bar, a
 notice) counts too: a raw Python warning, a library's log line, an internal error.
 
-    python scripts/fuzz.py [--examples 20000] [--seed N] [--cli]
+    python scripts/fuzz.py [--examples 20000] [--seed N] [--cli] [--blocks]
+
+--blocks mixes the language's keywords (repeat, if, do, while, braces) into the scripts.
 
 Each distinct failure (exception type and the place in nnpipe that raised it) is printed once
 with the shortest script that gave it; the exit status is 1 if there was any. Runs in a fresh
@@ -67,13 +69,14 @@ def main():
     parser.add_argument("--examples", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=None, help="hypothesis seed (default: random)")
     parser.add_argument("--cli", action="store_true", help="run through the command line")
+    parser.add_argument("--blocks", action="store_true", help="mix in repeat/if/do/while blocks")
     options = parser.parse_args()
     check = cli_failure if options.cli else failure
     found = {}
 
     @settings(max_examples=options.examples, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
-    @given(scripts())
+    @given(scripts(blocks=options.blocks))
     def explore(items):
         result = check(items)
         if result is not None:

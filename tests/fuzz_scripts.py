@@ -37,7 +37,10 @@ WORDS = ["", " ", "abc", "IN", "OUT", "LOSS", "T", "GT", "X", "Y", ".", "..", "n
          "net.png", "a.tif", "w.npy", "d.csv", "/proc/nnpipe.png", "/proc/self/x.tif",
          "dir/", "*.png", "[0]", "[", "]", "(", ")", "(1,2", "(1,2;3)", "()", '"', '""', '"a,b"',
          "'", "\\", "$", "$1", "${x}", "{", "}", "{1/0}", "#", "%", "\n", "\t", "\x01", "a\x00.png", "\x00",
-         "é", "名前", "a" * 300, "0" * 50]
+         "é", "名前", "a" * 300, "0" * 50,
+         # math expressions (fill, input w,h,d,s,expr, {…}): G'MIC's forms and broken ones
+         "x*y", "x/0", "i(0,0)", "i[99]", "w#9", "sqrt(-1)", "[1,2,3]", "if(x,1)", "'str'",
+         "x=", "(x", "1e308*10", "fact(200)", "pow(10,400)", "round(1e308)", "{1e308*1e308}"]
 PIECES = st.sampled_from(NUMBERS + WORDS)
 LAYERS = ["IN", "OUT", "LOSS", "GT", "C", "P", ".", "NEW", "N2"]
 
@@ -92,8 +95,16 @@ def command_items(draw):
 
 
 @st.composite
-def scripts(draw):
+def scripts(draw, blocks=False):
+    """A setup then 1-6 commands; with `blocks`, also the language's keywords with small
+    counts, balanced or not (scripts/fuzz.py --blocks)."""
     items = list(draw(st.sampled_from(SETUPS)))
-    for command in draw(st.lists(command_items(), min_size=1, max_size=6)):
+    parts = command_items() if not blocks else st.one_of(command_items(), st.sampled_from(BLOCK_ITEMS))
+    for command in draw(st.lists(parts, min_size=1, max_size=8 if blocks else 6)):
         items.extend(command)
     return items
+
+
+BLOCK_ITEMS = [["repeat", "2", "{"], ["}"], ["repeat", "3"], ["done"], ["if", "1"], ["if", "0"],
+               ["if", "nan"], ["elif", "1"], ["else"], ["fi"], ["do"], ["while", "0"],
+               ["repeat", "2,i"], ["x=$>"], ["$<"], ["${x}"], ["${-x}"], ["{"]]
