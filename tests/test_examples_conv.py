@@ -53,3 +53,11 @@ def test_denoise_example_improves_psnr_and_writes_before_and_after(tmp_path):
     assert before.shape == after.shape == clean.shape == (256, 256, 3)
     assert abs(psnr(clean, before) - noisy) < 0.1
     assert psnr(clean, after) > psnr(clean, before) + 3
+
+
+def test_shapes_example_without_its_pictures_says_how_to_make_them(tmp_path):
+    from conftest import script_error
+    script = (REPO / "examples" / "shapes.nnp").read_text()
+    error = script_error(script, args=[str(tmp_path / "nowhere")], file="shapes.nnp")
+    assert error.message == (f"no pictures in {tmp_path}/nowhere: make them with"
+                             f" python scripts/make_shapes.py {tmp_path}/nowhere")

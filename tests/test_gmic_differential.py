@@ -1345,21 +1345,7 @@ EVAL_ONCE = ("PENDING (nnpipe/commands/expressions.py): G'MIC's eval without a s
              " value; nnpipe's runs at every pixel of every image")
 ECHO_ESCAPES = ("PENDING (nnpipe/commands/control.py): G'MIC's echo turns C escapes (\\n, \\t,"
                 " \\b…) into their characters; nnpipe's prints them as written")
-PENDING = {
-    '(1,2) eval "i+1" echo ${}': (EVAL_ONCE, []),
-    '(1,2,3) eval "set(\'v\',x)" echo $v': (EVAL_ONCE, ["2"]),
-    '(1,2,3) eval "i+1" echo ${}': (EVAL_ONCE, []),
-    '(1,2,3) eval "S=0;S+=i;end(set(\'v\',S))" echo $v': (EVAL_ONCE, ["3"]),
-    '(1,2,3) eval "x" echo ${}': (EVAL_ONCE, []),
-    '(1,2,3) (5) eval "i" echo ${}': (EVAL_ONCE, []),
-    '2,2,1,3 fill "[x,y]"': ("PENDING (nnpipe/commands/expressions.py): a vector shorter than the"
-                             " spectrum fills its channels and leaves the others as they are in"
-                             " G'MIC; nnpipe repeats its last component", []),
-    "echo a\\b": (ECHO_ESCAPES, ["a\\b"]),
-    "echo a\\nb": (ECHO_ESCAPES, ["a\\nb"]),
-    'echo "a\\tb"': (ECHO_ESCAPES, ["a\\tb"]),
-    "x=a\\nb echo $x": (ECHO_ESCAPES, ["a\\nb"]),
-}
+PENDING = {}
 
 DELIBERATE = {**NNPIPE_READINGS, **NOT_SUPPORTED, **PENDING}
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import run_script, script_error, values
+from nnpipe.errors import UserError
 
 # --- input ------------------------------------------------------------------------------------
 
@@ -398,3 +399,10 @@ def test_successive_noise_calls_differ():
 ])
 def test_noise_and_srand_bad_arguments(script, message):
     assert message in script_error(script).message
+
+
+def test_a_command_failing_on_its_second_image_puts_the_first_back():
+    run = run_script("(1) i 2000,1")
+    with pytest.raises(UserError, match="too large"):  # 1e9% of 2000 pixels is beyond any size
+        run.interpreter.run_items(["r", "1e9%,100%"])
+    assert [image.shape for image in run.images] == [(1, 1, 1, 1), (1, 1, 1, 2000)]

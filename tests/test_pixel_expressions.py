@@ -146,3 +146,9 @@ def test_the_published_tutorial_runs_as_written_until_interrupted():
     assert process.wait(timeout=60) == 130
     assert error.strip().splitlines()[-1] == "nnpipe: interrupted"
     assert np.mean(losses[-50:]) < np.mean(losses[:50]) / 2
+
+
+def test_isdir_and_isfile_look_at_the_file_system(tmp_path):
+    (tmp_path / "f.txt").write_text("x")
+    run = run_script(f"e {{isdir('{tmp_path}')}},{{isfile('{tmp_path}/f.txt')}},{{isdir('{tmp_path}/f.txt')}}")
+    assert run.lines == ["1,1,0"]

@@ -1,5 +1,7 @@
 """Commands about the run itself rather than the images."""
 
+import re
+
 import numpy as np
 
 from nnpipe.commands.registry import CONTROL, Int, Text, command
@@ -9,8 +11,13 @@ from nnpipe.errors import UserError
 @command("echo", "e", group=CONTROL, raw=True, params=[
     Text("text", help="the message, commas included: the next item, whatever it looks like")])
 def echo(ctx, selection, text):
-    """Print a message on standard output (a selection such as echo[] is accepted, as in G'MIC)."""
-    ctx.echo(text)
+    """Print a message on standard output; C escapes (\\n, \\t, …) become their characters, as
+    in G'MIC (a selection such as echo[] is accepted and prints the message too)."""
+    ctx.echo(ESCAPE.sub(lambda match: ESCAPES[match.group(1)], text))
+
+
+ESCAPES = {"n": "\n", "t": "\t", "b": "\b", "r": "\r", "\\": "\\", "a": "\a", "f": "\f", "v": "\v"}
+ESCAPE = re.compile(r"\\([ntbr\\afv])")
 
 
 @command("error", group=CONTROL, raw=True, params=[

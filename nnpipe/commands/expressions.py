@@ -218,10 +218,9 @@ def fill_image(ctx, image, text):
     s = image.shape[0]
     if size is None:
         return np.broadcast_to(result, image.shape).astype(np.float32)
-    filled = np.empty(image.shape, dtype=np.float32)
-    for channel in range(s):  # G'MIC fills the channels a vector has, and repeats its last
-        component = result[min(channel, size - 1)]
-        filled[channel] = np.broadcast_to(component, (1,) + image.shape[1:])[0]
+    filled = image.copy()
+    for channel in range(min(s, size)):  # G'MIC fills the channels the vector has, no others
+        filled[channel] = np.broadcast_to(result[channel], (1,) + image.shape[1:])[0]
     return filled
 
 
@@ -234,7 +233,7 @@ def is_expression(text):
         return True
 
 
-@command("eval", group=IMAGES, raw=True, params=[Text("expression", help=(
+@command("eval", group=IMAGES, raw=True, default_selection=lambda ctx: [], params=[Text("expression", help=(
     "a G'MIC math expression; nn_lib's $_nn_forward, $_nn_loss, $_nn_backward and"
     " $_nn_update macros may appear in it"))])
 def eval_command(ctx, selection, expression):

@@ -11,6 +11,7 @@ pixel, (0,0,0,0) of the last image.
 
 import functools
 import math
+import os
 import re
 
 import numpy as np
@@ -692,6 +693,12 @@ class _Compiler:
             return self.call_pixel(name, args, position)
         if name in ("u", "g"):
             return self.call_random(name, args, position)
+        if name in ("isdir", "isfile"):
+            if len(args) != 1 or args[0][0] != "str":
+                self.fail(f"{name}() takes a path in single quotes", position)
+            test = os.path.isdir if name == "isdir" else os.path.isfile
+            found = _constant(float(test(args[0][1])))
+            return (lambda env: found), SCALAR
         copies = re.fullmatch(r"vector(\d+)", name)
         if copies:  # vector3(a): [a,a,a]; vector3(a,b): [a,b,a] (the arguments repeated)
             count = int(copies.group(1))

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 
 from nnpipe.commands import load_all
-from nnpipe.commands.registry import ALIASES, COMMANDS, lookup, split_arguments
+from nnpipe.commands.registry import closest, lookup, split_arguments
 from nnpipe.errors import UserError
 from nnpipe.images.imagelist import ImageList
 from nnpipe.lang import expr
@@ -448,12 +448,7 @@ class Interpreter:
         try:
             args = entry.parse_arguments(arguments)
             if entry.each:
-                for index in selection:
-                    result = entry.function(workspace, workspace.images[index], *args)
-                    if plus:
-                        workspace.images.append(result, copy_name(workspace.images.names[index]))
-                    else:
-                        workspace.images.replace(index, result)
+                self.apply_each(entry, selection, plus, args)
             elif plus:
                 self.run_on_copies(entry, selection, args)
             else:
@@ -481,6 +476,25 @@ class Interpreter:
             workspace.images = everything
         for image, name in zip(copies.images, copies.names):
             everything.append(image, name)
+
+    def apply_each(self, entry, selection, plus, args):
+        """One image at a time, in list order, as G'MIC does (an image filled first is read by
+        the next one); a failure puts back every image changed so far."""
+        images = self.workspace.images
+        count, replaced = len(images), []
+        try:
+            for index in selection:
+                result = entry.function(self.workspace, images[index], *args)
+                if plus:
+                    images.append(result, copy_name(images.names[index]))
+                else:
+                    replaced.append((index, images[index]))
+                    images.replace(index, result)
+        except BaseException:
+            for index, image in reversed(replaced):
+                images.replace(index, image)
+            images.remove(range(count, len(images)))
+            raise
 
     def call_definition(self, name, arguments):
         if len(self.arguments) > MAX_CALL_DEPTH:
@@ -607,7 +621,7 @@ def _is_input(text):
 
 
 def _unknown(text, definitions):
-    names = list(COMMANDS) + list(ALIASES) + list(definitions)
-    close = difflib.get_close_matches(text.lstrip("+-"), names, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    close = difflib.get_close_matches(text.lstrip("+-"), list(definitions), n=1) or \
+        [closest(text.lstrip("+-"))]
+    hint = f" (did you mean '{close[0]}'?)" if close[0] else ""
     return f"unknown command '{text}'{hint}"
