@@ -267,7 +267,7 @@ def nn_crop(ctx, selection, out, source, x0, y0, z0, c0, x1, y1, z1, c1, boundar
                  Int("interpolation", 3, low=0, high=3,
                      help="0 none (zeros beyond the input), 1 nearest, 2 moving average, 3 linear"))
 def nn_resize(ctx, selection, out, source, width, height, depth, spectrum, interpolation):
-    """Add a layer resizing its input, as nn_lib does (CImg's resize, unlike the resize command).
+    """Add a layer resizing its input, as nn_lib does (CImg's linear resize).
 
     Sizes are in values, or N% of the input's. Linear interpolation aligns the corners when
     growing and averages over each output cell when shrinking; moving average is nearest when
