@@ -367,13 +367,7 @@ class Grid:
         self.shape = shape
         self.rng = rng
         self.workspace = workspace
-        s, d, h, w = shape
-        self.coordinates = {
-            "x": np.arange(w, dtype=np.float64).reshape(1, 1, 1, w),
-            "y": np.arange(h, dtype=np.float64).reshape(1, 1, h, 1),
-            "z": np.arange(d, dtype=np.float64).reshape(1, d, 1, 1),
-            "c": np.arange(s, dtype=np.float64).reshape(s, 1, 1, 1),
-        }
+        self.coordinates = _Coordinates(shape)
 
     def image(self, index, text):
         if index is None:
@@ -388,8 +382,38 @@ class Grid:
         return self.images[index]
 
 
+class _Coordinates(dict):
+    """x, y, z, c of every pixel of a grid, each made when first read."""
+
+    AXES = {"x": 3, "y": 2, "z": 1, "c": 0}
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = shape
+
+    def __missing__(self, name):
+        axis = self.AXES[name]
+        form = [1, 1, 1, 1]
+        form[axis] = self.shape[axis]
+        value = self[name] = np.arange(self.shape[axis], dtype=np.float64).reshape(form)
+        return value
+
+
+_CONSTANTS = {}
+
+
 def _constant(value):
-    return np.full((1, 1, 1, 1), value, dtype=np.float64)
+    """A number as a one-pixel scalar; the same read-only array for the same number."""
+    key = value if value != 0 else ("zero", math.copysign(1.0, value))  # -0 keeps its sign
+    array = _CONSTANTS.get(key)
+    if array is None:
+        if len(_CONSTANTS) > 10000:
+            _CONSTANTS.clear()
+        array = np.full((1, 1, 1, 1), value, dtype=np.float64)
+        array.flags.writeable = False
+        if value == value:  # NaN is no dictionary key
+            _CONSTANTS[key] = array
+    return array
 
 
 def _truth(value):
@@ -1044,7 +1068,25 @@ class Compiled:
         self.uses_channel = _uses_channel(main)
         self.run, self.size = compiler.sequence(main)
         self.end, _ = compiler.sequence(ends) if ends else (None, SCALAR)
+        self.end_names = _names(ends)
         self.variables = compiler.variables
+
+
+def _names(nodes):
+    """The variable names `nodes` read."""
+    found = set()
+
+    def visit(node):
+        if isinstance(node, tuple):
+            if node[0] == "name":
+                found.add(node[1])
+            for part in node[1:]:
+                visit(part)
+        elif isinstance(node, list):
+            for part in node:
+                visit(part)
+    visit(nodes)
+    return found
 
 
 def _uses_channel(nodes):
@@ -1193,9 +1235,9 @@ def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, 
     with np.errstate(all="ignore"):
         result = program.run(env)
         if program.end is not None:
-            for name, value in list(env.values.items()):
+            for name in program.end_names & env.values.keys():  # what end() reads, at the end
                 size = program.variables.get(name, SCALAR)
-                env.values[name] = _reduce_for_end(name, value, size, nn_hook)
+                env.values[name] = _reduce_for_end(name, env.values[name], size, nn_hook)
             program.end(env)
     variables = {name: _last_pixel(value, size) for name, (value, size) in env.pending_variables.items()}
     return Evaluation(result, program.size, variables)
