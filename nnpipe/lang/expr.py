@@ -1165,21 +1165,15 @@ class Environment:
         if relative:
             coordinates = [value + here[k] for k, value in enumerate(coordinates)]
         s, d, h, w = image.shape
-        positions = [np.floor(c).astype(np.int64) for c in coordinates[:3]]
-        shape = np.broadcast_shapes(*(p.shape for p in positions))
-        px, py, pz = (np.broadcast_to(p, shape) for p in positions)
+        # index arrays broadcast against each other: no copies to the full grid needed
+        px, py, pz = (np.floor(c).astype(np.int64) for c in coordinates[:3])
         inside = (px >= 0) & (px < w) & (py >= 0) & (py < h) & (pz >= 0) & (pz < d)
-        qx, qy, qz = np.clip(px, 0, w - 1), np.clip(py, 0, h - 1), np.clip(pz, 0, d - 1)
+        qx, qy, qz = _within(px, w), _within(py, h), _within(pz, d)
         if is_vector:
-            values = image[:, qz, qy, qx].astype(np.float64)
-            return np.where(inside, values, 0.0)
+            return np.where(inside, image[:, qz, qy, qx], 0.0)
         pc = np.floor(coordinates[3]).astype(np.int64)
-        shape = np.broadcast_shapes(shape, pc.shape)
-        pc = np.broadcast_to(pc, shape)
-        inside = np.broadcast_to(inside, shape) & (pc >= 0) & (pc < s)
-        values = image[np.clip(pc, 0, s - 1), np.broadcast_to(qz, shape), np.broadcast_to(qy, shape),
-                       np.broadcast_to(qx, shape)].astype(np.float64)
-        return np.where(inside, values, 0.0)
+        inside = inside & (pc >= 0) & (pc < s)
+        return np.where(inside, image[_within(pc, s), qz, qy, qx], 0.0)
 
     def value(self, name):
         try:
@@ -1195,6 +1189,11 @@ class Environment:
 
     def set_variable(self, name, value, size):
         self.pending_variables[name] = (value, size)
+
+
+def _within(positions, length):
+    """Integer positions clamped into 0..length-1 (np.clip costs more on small arrays)."""
+    return np.minimum(np.maximum(positions, 0), length - 1)
 
 
 def _last_pixel(value, size):
