@@ -220,7 +220,7 @@ def fill_image(ctx, image, text):
         return np.broadcast_to(result, image.shape).astype(np.float32)
     filled = image.copy()
     for channel in range(min(s, size)):  # G'MIC fills the channels the vector has, no others
-        filled[channel] = np.broadcast_to(result[channel], (1,) + image.shape[1:])[0]
+        filled[channel] = result[channel]  # assignment broadcasts over the pixels
     return filled
 
 
