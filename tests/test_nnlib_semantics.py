@@ -290,20 +290,7 @@ def test_fractional_strides_and_dilations_are_refused_not_misread(arguments, wha
 
 # --- nn_run: a layer computed by a command --------------------------------------------------------
 
-@pytest.fixture
-def with_run_pipeline():
-    """The interpreter gives nn_run its hook (run_pipeline) itself."""
-
-
-def test_nn_run_without_the_interpreter_hook_is_a_one_line_error():
-    from nnpipe.lang.interpreter import Interpreter
-    if hasattr(Interpreter, "run_pipeline"):
-        pytest.skip("the interpreter runs nn_run's commands")
-    error = script_error("(0.5^0.2) nn_input IN,2 nn_run R,IN,\"cut 0,0.3\" nn_eval[0]")
-    assert error.command == "nn_eval" and "nn_run" in error.message
-
-
-def test_nn_run_forward_is_the_command_then_a_linear_resize(with_run_pipeline):
+def test_nn_run_forward_is_the_command_then_a_linear_resize():
     run = run_script("(0.5,0.1^-0.2,0.7^0.9,-1) nn_input IN,3 nn_run R,IN,\"cut 0,0.6\",6 nn_eval[0]")
     values = run.images[-1][:, 0, 0, :].T                          # (2 samples, 6 values)
     clamped = np.clip([[0.5, -0.2, 0.9], [0.1, 0.7, -1]], 0, 0.6)
@@ -324,7 +311,7 @@ def test_nn_run_resize_is_gmics_linear_resize():
     np.testing.assert_allclose(ours[0].transpose(2, 1, 0), expected.reshape(8, 7, 3), rtol=1e-5)
 
 
-def test_nn_run_gradient_is_the_outputs_resized_to_the_input(with_run_pipeline):
+def test_nn_run_gradient_is_the_outputs_resized_to_the_input():
     from nnpipe.nn import engine
     from nnpipe.nn.layers.run import resized
     interp = nn_helpers.build("nn_input IN,3,2,1,1 nn_run R,IN,\"cut -1,1\",5,4 nn_loss_mse LOSS,R,GT")
@@ -347,7 +334,7 @@ def test_nn_run_gradient_is_the_outputs_resized_to_the_input(with_run_pipeline):
         np.testing.assert_allclose(input_grads[:, c], expected, rtol=1e-5, atol=1e-7)
 
 
-def test_training_through_a_pass_through_command_is_training_without_it(with_run_pipeline, samples):
+def test_training_through_a_pass_through_command_is_training_without_it(samples):
     """`name x` leaves the values as they are: the compiled steps and the steps that call back
     to the interpreter draw the same batches and make the same updates."""
     network = NET.replace("nn_fcnl H,IN,8,tanh", "nn_run P,IN,\"name x\" nn_fcnl H,P,8,tanh")
