@@ -105,26 +105,11 @@ class NetworkMacros:
         self.ctx = ctx
         self.network = ctx.network()
         self.losses_seen = {}
-        losses = [m for m in self.network.modules.values() if m.layer.kind.startswith("loss")]
-        self.loss = losses[-1] if losses else None
-        self.output = self.output_name() if self.network.modules else None
-        # a training step computes the output itself: infer it only when the expression reads it
-        self.output_read = "__nn_update" not in text or \
-            re.search(rf"\b{re.escape(self.output or '')}\b", text) is not None
-
-    def output_name(self):
-        from nnpipe.commands.training import default_output
-        return default_output(self.network)
+        self.loss, self.output, self.output_read, self.variable_sizes = _reading(self.network, text)
 
     def sizes(self):
         """The variables the macros define, and their sizes, for the compiler."""
-        from nnpipe.nn.layers import count
-        sizes = {}
-        if self.output is not None:
-            sizes[self.output] = count(self.network.modules[self.output].size)
-        if self.loss is not None:
-            sizes[self.loss.name] = None
-        return sizes
+        return self.variable_sizes
 
     def losses(self):
         return set() if self.loss is None else {self.loss.name}
@@ -185,6 +170,33 @@ class NetworkMacros:
         loss = training.step(self.samples(env, training.plan))
         self.losses_seen[trainer.loss] = loss
         env.values[trainer.loss] = expr._constant(loss)
+
+
+_READINGS = weakref.WeakKeyDictionary()  # network -> {text: (modules, reading)}
+
+
+def _reading(network, text):
+    """What an expression's macros need to know of the network: its latest loss, its output,
+    whether the expression reads the output after a training step (else no separate forward
+    pass is run), and the sizes of the variables the macros define. Kept while the network's
+    modules stay the same."""
+    from nnpipe.commands.training import default_output
+    from nnpipe.nn.layers import count
+    modules = tuple(network.modules)
+    known = _READINGS.setdefault(network, {}).get(text)
+    if known is not None and known[0] == modules:
+        return known[1]
+    losses = [m for m in network.modules.values() if m.layer.kind.startswith("loss")]
+    loss = losses[-1] if losses else None
+    output = default_output(network) if network.modules else None
+    output_read = "__nn_update" not in text or \
+        re.search(rf"\b{re.escape(output or '')}\b", text) is not None
+    sizes = {} if output is None else {output: count(network.modules[output].size)}
+    if loss is not None:
+        sizes[loss.name] = None
+    reading = (loss, output, output_read, sizes)
+    _READINGS[network][text] = (modules, reading)
+    return reading
 
 
 def _macros(ctx, text):
