@@ -1128,6 +1128,7 @@ class Environment:
     """One run of a compiled expression: the grid, the values of its local variables."""
 
     def __init__(self, grid, vector_mode, workspace, nn_hook=None):
+        self._pixels = None
         self.grid = grid
         self.vector_mode = vector_mode
         self.workspace = workspace
@@ -1142,10 +1143,13 @@ class Environment:
         return image
 
     def pixel_values(self):
-        image = self.current_image()
-        if image.shape[1:] != tuple(self.grid.shape[1:]):  # `{}`: pixel (0,0,0,0)
-            return image[:, :1, :1, :1].astype(np.float64)
-        return image.astype(np.float64)
+        """The current image's values at the grid's pixels, as float64 (made once per run)."""
+        if self._pixels is None:
+            image = self.current_image()
+            if image.shape[1:] != tuple(self.grid.shape[1:]):  # `{}`: pixel (0,0,0,0)
+                image = image[:, :1, :1, :1]
+            self._pixels = image.astype(np.float64)
+        return self._pixels
 
     def channel(self, k):
         values = self.pixel_values()

@@ -29,11 +29,12 @@ COMMA = PROTECT[","]
 # where a quote opened right after a name (`$x"…"`): the name ends there, as in G'MIC
 NAME_END = "\ue005"
 _UNPROTECT_TABLE = str.maketrans({**UNPROTECT, NAME_END: ""})
+_PROTECTED = re.compile("[\ue000-\ue005]")
 
 
 def unprotect(text):
     """The text a user wrote, quoted parts included (for display and for command arguments)."""
-    return text.translate(_UNPROTECT_TABLE)
+    return text.translate(_UNPROTECT_TABLE) if _PROTECTED.search(text) else text
 
 
 @dataclass(frozen=True)
