@@ -332,23 +332,15 @@ def _image_indices(nodes):
     """The images whose spectrum the compiler needs (`I(#k,…)` with a constant k), or None
     when one is not constant."""
     found = set()
-
-    def visit(node):
-        if isinstance(node, tuple):
-            if node[0] == "call" and node[1] in ("I", "J") and node[2] and node[2][0][0] == "image":
-                index = node[2][0][1]
-                if index[0] == "num":
-                    found.add(int(index[1]))
-                elif index[0] == "unary" and index[1] == "-" and index[2][0] == "num":
-                    found.add(-int(index[2][1]))
-                else:
-                    found.add(None)
-            for part in node[1:]:
-                visit(part)
-        elif isinstance(node, list):
-            for part in node:
-                visit(part)
-    visit(nodes)
+    for node in _walk(nodes):
+        if node[0] == "call" and node[1] in ("I", "J") and node[2] and node[2][0][0] == "image":
+            index = node[2][0][1]
+            if index[0] == "num":
+                found.add(int(index[1]))
+            elif index[0] == "unary" and index[1] == "-" and index[2][0] == "num":
+                found.add(-int(index[2][1]))
+            else:
+                found.add(None)
     return None if None in found else tuple(sorted(found))
 
 
@@ -1072,41 +1064,26 @@ class Compiled:
         self.variables = compiler.variables
 
 
+def _walk(tree):
+    """Every node of a parsed tree (tuples, and lists of them)."""
+    if isinstance(tree, tuple):
+        yield tree
+        for part in tree[1:]:
+            yield from _walk(part)
+    elif isinstance(tree, list):
+        for part in tree:
+            yield from _walk(part)
+
+
 def _names(nodes):
     """The variable names `nodes` read."""
-    found = set()
-
-    def visit(node):
-        if isinstance(node, tuple):
-            if node[0] == "name":
-                found.add(node[1])
-            for part in node[1:]:
-                visit(part)
-        elif isinstance(node, list):
-            for part in node:
-                visit(part)
-    visit(nodes)
-    return found
+    return {node[1] for node in _walk(nodes) if node[0] == "name"}
 
 
 def _uses_channel(nodes):
     """Does a scalar result depend on the channel (so it must run once per channel)?"""
-    found = False
-
-    def visit(node):
-        nonlocal found
-        if isinstance(node, tuple):
-            if node[0] == "name" and node[1] in ("c", "i"):
-                found = True
-            if node[0] == "call" and node[1] in ("i", "j", "u", "g"):
-                found = True
-            for part in node[1:]:
-                visit(part)
-        elif isinstance(node, list):
-            for part in node:
-                visit(part)
-    visit(nodes)
-    return found
+    return any((node[0] == "name" and node[1] in ("c", "i"))
+               or (node[0] == "call" and node[1] in ("i", "j", "u", "g")) for node in _walk(nodes))
 
 
 _PROGRAMS = {}

@@ -345,18 +345,20 @@ class Interpreter:
         loop = [0, float("inf")]
         self.repeats[-1].append(loop)
         try:
-            while True:
-                try:
-                    self.execute(node.body)
-                except _Continue:
-                    pass
-                except _Break:
-                    break
-                if not self.condition(node.condition):
-                    break
+            while self.run_body(node.body) and self.condition(node.condition):
                 loop[0] += 1
         finally:
             self.repeats[-1].pop()
+
+    def run_body(self, body):
+        """Run a loop's body once; False when it ends the loop with `break`."""
+        try:
+            self.execute(body)
+        except _Continue:
+            pass
+        except _Break:
+            return False
+        return True
 
     def run_repeat(self, node):
         text = unprotect(self.substitute(node.count.text))
@@ -373,11 +375,7 @@ class Interpreter:
                 loop[0] = index
                 if variable:
                     self.variables.set(variable, str(index))
-                try:
-                    self.execute(node.body)
-                except _Continue:
-                    pass
-                except _Break:
+                if not self.run_body(node.body):
                     break
                 index += 1
         finally:
