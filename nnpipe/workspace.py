@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from nnpipe.errors import UserError
 from nnpipe.images.imagelist import ImageList
 from nnpipe.images.selection import select
 from nnpipe.lang.expr import format_number
@@ -86,6 +87,12 @@ class Workspace:
         if self.current_network is None:
             self.networks[DEFAULT_NAME] = Network(DEFAULT_NAME)
             self.current_network = DEFAULT_NAME
+        return self.networks[self.current_network]
+
+    def existing_network(self):
+        """The current network; an error (rather than a new, empty one) when there is none."""
+        if self.current_network is None:
+            raise UserError("no network: build one with nn_* commands or load one with nn_load")
         return self.networks[self.current_network]
 
     def network_images(self):

@@ -4,7 +4,6 @@ the weights. The formats are in nnpipe.nn.files."""
 import os
 
 from nnpipe.commands.registry import FILES, Bool, Int, Param, Text, command, lookup
-from nnpipe.commands.training import current_network
 from nnpipe.errors import UserError
 from nnpipe.images import atomic
 from nnpipe.images.imagelist import ImageList
@@ -42,7 +41,7 @@ def nn_save(ctx, selection, path, include_trainer_data):
     min..max to 0..65535 (lossy: for looking at and sharing weights, not to resume training).
     Missing folders are created; the file is written under a temporary name and renamed: a
     crash never leaves half a file."""
-    network = current_network(ctx)
+    network = ctx.existing_network()
     saved = files.gather(network, ctx.images, include_trainer_data)
     summary = files.write(path, saved)
     ctx.notice(f"wrote network '{network.name}' to {path} ({summary})")
@@ -78,7 +77,7 @@ def nn_store(ctx, selection, variable, include_trainer_data):
     """Keep a lossless copy of the current network in a variable, for nn_load VARIABLE.
 
     For instance, keep the best weights seen during training and go back to them later."""
-    saved = files.gather(current_network(ctx), ctx.images, include_trainer_data)
+    saved = files.gather(ctx.existing_network(), ctx.images, include_trainer_data)
     ctx.set_variable(variable, files.to_text(saved))
 
 
@@ -92,7 +91,7 @@ def nn_view(ctx, selection, folder, min_size):
     Each image's values are mapped from its min..max to 0..255. An fc layer's weights are a
     picture of one row per neuron, one column per input, the biases in the last column;
     images of several channels or slices are shown as tiles."""
-    network = current_network(ctx)
+    network = ctx.existing_network()
     saved = files.gather(network, ctx.images, include_trainer_data=False)
     atomic.check_name(folder)
     if os.path.exists(folder) and not os.path.isdir(folder):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nnpipe.commands.files import install
 from nnpipe.commands.registry import TRAINING, Bool, Float, Int, LayerName, Param, Text, command, split_arguments
 from nnpipe.errors import UserError
 from nnpipe.images import atomic, io
@@ -272,13 +273,6 @@ def warn_about_input_range(ctx, network, plan, selection):
             trainer.warned_range = True
 
 
-def current_network(ctx):
-    """The current network; an error (rather than a new, empty one) when there is none."""
-    if ctx.current_network is None:
-        raise UserError("no network: build one with nn_* commands or load one with nn_load")
-    return ctx.network()
-
-
 @dataclass
 class Options:
     """nn_train's validation and checkpoint settings (see its help)."""
@@ -371,7 +365,7 @@ class Watch:
 
 
 def train(ctx, selection, trainer_name, iterations, batch, label, options=Options()):
-    network = current_network(ctx)
+    network = ctx.existing_network()
     trainer = find_trainer(network, trainer_name)
     if not selection:
         raise UserError("no samples image selected")
@@ -460,7 +454,6 @@ def image_index(ctx, item):
 
 def resume(ctx, path, network):
     """Load the checkpoint `path` of an interrupted run of the same network."""
-    from nnpipe.commands.files import install  # files imports this module
     saved = files.read(path)
     if saved.network != network.name or saved.commands != network.commands:
         raise UserError(f"checkpoint '{path}' holds another network than '{network.name}' as built"
@@ -565,7 +558,7 @@ class Inference:
     """The plan computing one layer, its parameters read from the image list."""
 
     def __init__(self, ctx, output):
-        network = current_network(ctx)
+        network = ctx.existing_network()
         self.target = default_output(network) if output == "." else network.resolve(output)
         self.plan = network.plan(self.target)
         self.params = self.plan.gather(parameter_images(ctx, self.plan))
@@ -703,7 +696,7 @@ def nn_samples(ctx, image, max_value):
 def nn_plot(ctx, selection, filename, trainer):
     """Write the loss curve of a trainer (every iteration trained in this run) as a PNG, with
     the validation loss of nn_train's validations beside it."""
-    trainer = find_trainer(current_network(ctx), trainer)
+    trainer = find_trainer(ctx.existing_network(), trainer)
     history = trainer.history
     if not history:
         raise UserError("no loss history yet: train first")
