@@ -283,8 +283,10 @@ class Template:
     def __init__(self, text):
         self.text = text
         tokens, key, self.constants = [], [], []
-        previous, brackets = ("", ""), []
+        previous, brackets, end = ("", ""), [], -1
         for kind, value, position in tokenize(text):
+            # `++x` and `+ +x` parse differently (see _Parser.doubled): the key tells them apart
+            glued = kind == "op" and value in "+-" and previous[1] == value and position == end
             kept = "#" in previous or previous == ("#", "-") or (brackets[-1:] == ["["] and previous[1] == ",")
             if kind == "number" and not kept:
                 tokens.append(("slot", len(self.constants), position))
@@ -292,12 +294,12 @@ class Template:
                 self.constants.append(number_value(value))
             else:
                 tokens.append((kind, value, position))
-                key.append((kind, value))
+                key.append((kind, value, glued) if glued else (kind, value))
             if kind == "op" and value in "([":
                 brackets.append(value)
             elif kind == "op" and value in ")]" and brackets:
                 brackets.pop()
-            previous = (previous[1], value)
+            previous, end = (previous[1], value), position + len(value)
         self.tokens, self.key = tokens, tuple(key)
 
 
@@ -514,7 +516,7 @@ class _Compiler:
             index_function, _ = self.node(index)
 
         def run(env):
-            image = env.grid.image(_image_index(index_function, env, self.text), self.text)
+            image = env.grid.image(_image_index(index_function, env, env.text), env.text)
             if image is None:
                 return _constant(0.0)
             s, d, h, w = image.shape
@@ -538,7 +540,7 @@ class _Compiler:
             if k.size == 1:
                 position = int(k.flat[0])
                 if not 0 <= position < size:
-                    _fail(self.text, f"index {position} is outside the vector (of size {size})")
+                    _fail(env.text, f"index {position} is outside the vector (of size {size})")
                 return vector[position]
             positions = np.clip(k.astype(np.int64), 0, size - 1)
             shape = np.broadcast_shapes(vector.shape[1:], positions.shape)
@@ -798,8 +800,8 @@ class _Compiler:
             coordinates = []
             for function, s in compiled:
                 coordinates.extend(_components(function(env), s))
-            image_index = _image_index(index_function, env, self.text)
-            image = env.grid.image(image_index, self.text) if image_index is not None \
+            image_index = _image_index(index_function, env, env.text)
+            image = env.grid.image(image_index, env.text) if image_index is not None \
                 else env.current_image()
             return env.read(image, coordinates[:most], is_vector, relative)
         return run, size
@@ -1120,7 +1122,14 @@ def compile_expression(text, types):
     if program is None:
         if len(_PROGRAMS) > 4096:
             _PROGRAMS.clear()
-        program = _PROGRAMS[key] = Compiled(form, types)
+        try:
+            program = Compiled(form, types)
+        except ExpressionError:
+            # the cached tree may be another text's of the same form (`1+foo`, `100 + foo`):
+            # parsed again, the error points into this text
+            _TREES.pop(form.key, None)
+            program = Compiled(form, types)
+        _PROGRAMS[key] = program
     return program, form.constants
 
 
@@ -1231,6 +1240,7 @@ def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, 
     grid = Grid(images, current, shape, rng, workspace)
     env = Environment(grid, vector_mode, workspace, nn_hook)
     env.constants = [_constant(value) for value in constants]
+    env.text = text  # the compiled form may be another text's: errors name this one
     with np.errstate(all="ignore"):
         result = program.run(env)
         if program.end is not None:
