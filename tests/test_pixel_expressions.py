@@ -90,6 +90,17 @@ def test_the_macros_step_equals_nn_step_on_the_same_batch():
         assert np.allclose(by_macros.images.get(name), by_step.images.get(name), rtol=1e-5, atol=1e-7), name
 
 
+def test_the_macros_train_the_network_as_it_is_after_a_layer_is_added():
+    """A step by the macros, then a new layer and the loss re-declared on it: the next steps
+    train the new network (its new layer too), as nn_step does."""
+    change = "nn_fc OUT2,OUT,3 nn_loss_mse LOSS,OUT2,GT "
+    by_macros = run_script(BATCH + NETWORK + MACRO_STEP + change + MACRO_STEP * 2, seed=7)
+    by_step = run_script(BATCH + NETWORK + "nn_step[batch] " + change + "nn_step[batch] " * 2, seed=7)
+    assert float(by_macros.interpreter.lookup("loss")) == pytest.approx(float(by_step.interpreter.lookup("loss")), rel=1e-6)
+    for name in ("OUT_fc", "OUT2_fc", "T"):
+        assert np.allclose(by_macros.images.get(name), by_step.images.get(name), rtol=1e-5, atol=1e-7), name
+
+
 def test_fill_with_the_forward_macro_equals_nn_eval():
     script = (BATCH + NETWORK + "nn_step[batch] i 6,5,1,3 name canvas "
               "+f[canvas] \"IN = [ lerp(-1,1,x/w),lerp(-1,1,y/h) ];\"$_nn_forward\"OUT\" name. filled "
