@@ -1257,6 +1257,25 @@ MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
     'echo {-2*3}',
 ]
 
+END_AND_SET = [  # end() runs at the last pixel (x,y,z,c and i there); set() gives nan
+    "3,2,1,2 eval \"end(set('s',x+10*y+100*c))\" echo $s",
+    "3,2,1,2 eval. \"end(set('s',x+10*y+100*c))\" echo $s",
+    "3,2,1,2 eval. \"x;end(set('s',x+10*y+100*c))\" echo $s",
+    "3,2,1,2 eval. \"[x,y];end(set('s',x+10*y+100*c))\" echo $s",
+    "3,2,1,2 fill \"[x,y];end(set('s',x+10*y+100*c))\" echo $s",
+    "3,2,1,2 (1,2,3) eval[0] \"end(set('s',x+10*y+100*c))\" echo $s",
+    "3,2,1,2,\"x+10*y+100*c\" eval. \"end(set('s',i))\" echo $s",
+    "3,2,1,2,\"x+10*y+100*c\" eval \"end(set('s',i+i(0,0)))\" echo $s",
+    "3,2,1,2,\"x+10*y+100*c\" eval. \"end(set('s',i0))\" echo $s",
+    "3,1,1,1,\"x\" eval \"end(set('s',i+1))\" echo $s",
+    "(1,2,3) s={end(set('q',x))} echo $q",
+    "(1,2,3;4,5,6) echo {x=5;end(set('q',y))} echo $q",
+    "echo {set('q',3)+1} echo $q",
+    "x:=set('q',1/3) echo $q$x",
+    "if {set('q',2.5)} echo $q fi",
+    "(0) fill \"set('q',3)\" echo $q",
+]
+
 LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS
             + MORE_DEFINITIONS + MULTI_LINE + FILE_LAYOUT + STATUS + CONTROL + INPUT + FILL + RESIZE
             + IMAGE_COMMANDS + MORE_COMMANDS + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
@@ -1265,7 +1284,7 @@ LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFIN
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
                + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + SLICES + LOOPS
-               + TUTORIAL)
+               + TUTORIAL + END_AND_SET)
 
 # Where nnpipe differs: case -> (why, the lines nnpipe prints, or None when it stops with an
 # error). Three kinds: nnpipe's own readings, G'MIC features nnpipe does not have, and

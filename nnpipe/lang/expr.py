@@ -361,15 +361,17 @@ class Grid:
 
     `images` is the list (for `#k`), `current` the image being filled or evaluated (or None),
     `shape` the (s, d, h, w) grid: s is 1 when every evaluation fills a whole pixel (vector
-    results, `eval`)."""
+    results, `eval`). A one-pixel grid stands for the pixel at `origin` (c, z, y, x): (0,0,0,0)
+    for `{…}`, the image's last pixel for `end(…)`, as in G'MIC."""
 
-    def __init__(self, images, current, shape, rng, workspace=None):
+    def __init__(self, images, current, shape, rng, workspace=None, origin=(0, 0, 0, 0)):
         self.images = images
         self.current = current
         self.shape = shape
         self.rng = rng
         self.workspace = workspace
-        self.coordinates = _Coordinates(shape)
+        self.origin = origin
+        self.coordinates = _Coordinates(shape, origin)
 
     def image(self, index, text):
         if index is None:
@@ -389,15 +391,17 @@ class _Coordinates(dict):
 
     AXES = {"x": 3, "y": 2, "z": 1, "c": 0}
 
-    def __init__(self, shape):
+    def __init__(self, shape, origin):
         super().__init__()
         self.shape = shape
+        self.origin = origin
 
     def __missing__(self, name):
         axis = self.AXES[name]
         form = [1, 1, 1, 1]
         form[axis] = self.shape[axis]
-        value = self[name] = np.arange(self.shape[axis], dtype=np.float64).reshape(form)
+        value = np.arange(self.shape[axis], dtype=np.float64).reshape(form) + self.origin[axis]
+        self[name] = value
         return value
 
 
@@ -500,7 +504,8 @@ class _Compiler:
         if name in ("x", "y", "z", "c"):
             return (lambda env: env.grid.coordinates[name]), SCALAR
         if name == "i":
-            return (lambda env: env.pixel_values()[0] if env.vector_mode else env.pixel_values()), SCALAR
+            return (lambda env: env.pixel_values()[env.grid.origin[0]] if env.vector_mode
+                    else env.pixel_values()), SCALAR
         if re.fullmatch(r"i[0-9]", name):
             channel = int(name[1])
             return (lambda env: env.channel(channel)), SCALAR
@@ -771,11 +776,12 @@ class _Compiler:
         name = args[0][1]
         value_function, size = self.node(args[1])
 
+        nan = _constant(math.nan)
+
         def run(env):
-            value = value_function(env)
-            env.set_variable(name, value, size)
-            return value
-        return run, size
+            env.set_variable(name, value_function(env), size)
+            return nan  # G'MIC's set() gives nan
+        return run, SCALAR
 
     def call_pixel(self, name, args, position):
         """i(_#k,x,_y,_z,_c) and I(_#k,x,_y,_z): values read with G'MIC's rules (Dirichlet
@@ -1152,8 +1158,9 @@ class Environment:
 
     def pixel_values(self):
         image = self.current_image()
-        if image.shape[1:] != tuple(self.grid.shape[1:]):  # `{}`: pixel (0,0,0,0)
-            return image[:, :1, :1, :1].astype(np.float64)
+        if image.shape[1:] != tuple(self.grid.shape[1:]):  # one pixel: the grid's origin
+            _, z, y, x = self.grid.origin
+            return image[:, z:z + 1, y:y + 1, x:x + 1].astype(np.float64)
         return image.astype(np.float64)
 
     def channel(self, k):
@@ -1247,6 +1254,10 @@ def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, 
             for name in program.end_names & env.values.keys():  # what end() reads, at the end
                 size = program.variables.get(name, SCALAR)
                 env.values[name] = _reduce_for_end(name, env.values[name], size, nn_hook)
+            last = env.current_image()  # end() runs at its last pixel, as G'MIC's does
+            env.grid = Grid(images, current, (1, 1, 1, 1), rng, workspace,
+                            tuple(max(n - 1, 0) for n in last.shape))
+            env.vector_mode = True
             program.end(env)
     variables = {name: _last_pixel(value, size) for name, (value, size) in env.pending_variables.items()}
     return Evaluation(result, program.size, variables)

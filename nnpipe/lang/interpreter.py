@@ -329,7 +329,7 @@ class Interpreter:
             return
         if operator == ":=":
             result = expr.evaluate(unprotect(value), self.images, self.workspace.rng,
-                                   self.variables.set)
+                                   self.set_from_expression)
             self.variables.set(names, expr.format_value(result))
             return
         current = self.variables.get(names)
@@ -390,7 +390,7 @@ class Interpreter:
         except ValueError:
             pass
         try:
-            result = expr.evaluate(text, self.images, self.workspace.rng, self.variables.set)
+            result = expr.evaluate(text, self.images, self.workspace.rng, self.set_from_expression)
         except UserError as error:
             raise UserError(f"'{text}' is neither a number nor an expression ({error.message})",
                             command=what) from None
@@ -403,6 +403,10 @@ class Interpreter:
 
     def substitute(self, text):
         return substitute(text, self)
+
+    def set_from_expression(self, name, value):
+        """set('name',value) in an expression: the variable holds the number as G'MIC writes it."""
+        self.variables.set(name, expr.format_value(value))
 
     def run_command(self, node):
         text = self.substitute(node.item.text)
@@ -609,7 +613,7 @@ class Interpreter:
             if not -len(self.images) <= index < len(self.images):
                 raise UserError(f"{{{index},…}}: no image [{index}] ({len(self.images)} images)")
             image = self.images[index]
-        result = expr.evaluate(text, self.images, self.workspace.rng, self.variables.set, image)
+        result = expr.evaluate(text, self.images, self.workspace.rng, self.set_from_expression, image)
         return expr.format_value(result)
 
 
