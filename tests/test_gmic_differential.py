@@ -1276,6 +1276,21 @@ END_AND_SET = [  # end() runs at the last pixel (x,y,z,c and i there); set() giv
     "(0) fill \"set('q',3)\" echo $q",
 ]
 
+OTHER_IMAGES_AND_RANDOM = [  # i#k, I#k; iv id ic ip in; u and g as variables
+    '(1,2,3) (4,5,6) +fill. "i#0+i"',
+    '(1,2,3) (4,5,6) fill. "i#-2*10+i"',
+    '(1,2,3^7,8,9) (4,5,6) fill. "I#0"',
+    '(1,2,3^7,8,9) (4,5,6^1,1,1) fill. "I#0+I"',
+    '(1,2,3^7,8,9) echo {I#0}',
+    '(1,2,3,4) echo {iv},{id},{ic},{ip},{in}',
+    '(5) echo {iv},{id},{ic}',
+    '(1,2;3,4) (5) echo {iv#0},{ic#0}',
+    '(0) fill "u<1&&u>=0"',
+    '(0) fill "g==g"',
+    '(0) fill "u=3;u"',
+    '(0) fill "g=3;g+1"',
+]
+
 LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS
             + MORE_DEFINITIONS + MULTI_LINE + FILE_LAYOUT + STATUS + CONTROL + INPUT + FILL + RESIZE
             + IMAGE_COMMANDS + MORE_COMMANDS + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
@@ -1284,7 +1299,7 @@ LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFIN
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
                + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + SLICES + LOOPS
-               + TUTORIAL + END_AND_SET)
+               + TUTORIAL + END_AND_SET + OTHER_IMAGES_AND_RANDOM)
 
 # Where nnpipe differs: case -> (why, the lines nnpipe prints, or None when it stops with an
 # error). Three kinds: nnpipe's own readings, G'MIC features nnpipe does not have, and

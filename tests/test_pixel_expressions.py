@@ -163,3 +163,11 @@ def test_isdir_and_isfile_look_at_the_file_system(tmp_path):
     (tmp_path / "f.txt").write_text("x")
     run = run_script(f"e {{isdir('{tmp_path}')}},{{isfile('{tmp_path}/f.txt')}},{{isdir('{tmp_path}/f.txt')}}")
     assert run.lines == ["1,1,0"]
+
+
+def test_g_is_normally_distributed_and_u_uniform_each_channel_its_own():
+    run = run_script('20000,1,1,1,"g" 20000,1,1,1,"u" 2000,1,1,3,"u"', seed=5)
+    normal, uniform, channels = run.images[0], run.images[1], run.images[2]
+    assert abs(normal.mean()) < 0.05 and abs(normal.std() - 1) < 0.05
+    assert 0 <= uniform.min() and uniform.max() < 1 and abs(uniform.mean() - 0.5) < 0.02
+    assert not np.array_equal(channels[0], channels[1])

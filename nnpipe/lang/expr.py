@@ -27,7 +27,16 @@ TOKEN = re.compile(
 SCALAR = None  # the size of a scalar; a vector's size is its number of components
 LOOPS = {"while": (2, 2), "do": (2, 2), "for": (4, 4), "repeat": (2, 3)}  # least, most args
 IMAGE_SIZES = ("w", "h", "d", "s", "wh", "whd", "whds")
-IMAGE_STATISTICS = {"im": np.min, "iM": np.max, "ia": np.mean, "is": np.sum}
+
+
+def _sample_variance(values):
+    """G'MIC's iv: the variance dividing by n-1; 0 for one value."""
+    return float(np.var(values, ddof=1)) if values.size > 1 else 0.0
+
+
+IMAGE_STATISTICS = {"im": np.min, "iM": np.max, "ia": np.mean, "is": np.sum, "iv": _sample_variance,
+                    "id": lambda values: math.sqrt(_sample_variance(values)), "ic": np.median,
+                    "ip": np.prod, "in": np.linalg.norm}
 CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan,
              "eps": float(np.finfo(np.float64).eps)}
 NN_MACROS = ("__nn_forward", "__nn_loss", "__nn_backward", "__nn_update")
@@ -248,6 +257,8 @@ class _Parser:
         if kind == "name":
             if self.accept("("):
                 return ("call", value, self.arguments(), position)
+            if value in ("i", "I") and self.accept("#"):  # i#k, I#k: image k, here
+                return ("call", value, [("image", self.unary())], position)
             if value in IMAGE_SIZES or value in IMAGE_STATISTICS:
                 if self.accept("#"):
                     return ("attr", value, self.unary(), position)
@@ -511,6 +522,10 @@ class _Compiler:
             return (lambda env: env.channel(channel)), SCALAR
         if name == "I":
             return (lambda env: env.pixel_vector()), self.types.spectrum()
+        if name == "u":  # a random value in [0,1], as u()
+            return self.call_random(name, [], position)
+        if name == "g":  # a random value of the standard normal distribution
+            return (lambda env: env.grid.rng.standard_normal(env.grid.shape)), SCALAR
         self.fail(f"unknown name '{name}'", position)
 
     def node_attr(self, name, index, position):
@@ -526,7 +541,8 @@ class _Compiler:
                 return _constant(0.0)
             s, d, h, w = image.shape
             if name in IMAGE_STATISTICS:
-                return _constant(float(IMAGE_STATISTICS[name](image)) if image.size else 0.0)
+                values = image.astype(np.float64).ravel()  # in double precision, as G'MIC
+                return _constant(float(IMAGE_STATISTICS[name](values)) if image.size else 0.0)
             return _constant({"w": w, "h": h, "d": d, "s": s, "wh": w * h, "whd": w * h * d,
                               "whds": w * h * d * s}[name])
         return run, SCALAR
@@ -1104,7 +1120,7 @@ def _uses_channel(nodes):
     def visit(node):
         nonlocal found
         if isinstance(node, tuple):
-            if node[0] == "name" and node[1] in ("c", "i"):
+            if node[0] == "name" and node[1] in ("c", "i", "u", "g"):
                 found = True
             if node[0] == "call" and node[1] in ("i", "j", "u", "g"):
                 found = True
