@@ -266,6 +266,9 @@ MORE_DEFINITIONS = [  # recursion, return, arguments inside quotes, $* passed on
     ('ff : echo "a $1 b"', 'ff x'),
     ('ff : echo "$>"', 'repeat 2 ff 1 done'),
     ('ff : u "$1" echo ${}', 'ff 5'),
+    ('ff : echo $-1/$-2/${-1}', 'ff a,b,c'),
+    ('ff : echo {$-1+1}', 'ff 1,2,3'),
+    ('ff : echo "$-1"', 'ff 1,2,3'),
 ]
 
 MULTI_LINE = [  # command files: comments, continuations, quotes over several lines

@@ -569,12 +569,14 @@ class Interpreter:
 
     # --- what substitution asks for ---------------------------------------------------------
     def lookup(self, name, default=None):
-        if name.isdigit():
+        if name.lstrip("-").isdigit():
             index = int(name)
             if index == 0:
                 return self.names[-1]
             arguments = self.arguments[-1]
-            if index <= len(arguments) and arguments[index - 1] != "":
+            if index < 0:  # $-1: the last argument
+                index += len(arguments) + 1
+            if 0 < index <= len(arguments) and arguments[index - 1] != "":
                 return arguments[index - 1]
             return default  # None: G'MIC leaves a missing `$k` as it is
         if name == "script_dir":  # nnpipe's own: the folder of the running script
