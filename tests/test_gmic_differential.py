@@ -312,6 +312,7 @@ STATUS = [
 ]
 
 CONTROL = [
+    "repeat max(2,3) echo $> done",
     "repeat 3 echo $> done",
     "repeat 3 echo $< done",
     "repeat 0 echo x done",

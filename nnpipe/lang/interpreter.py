@@ -38,6 +38,7 @@ MAX_CALL_DEPTH = 64
 MAX_NESTING = 200
 NN_MACROS = {"_nn_forward": "__nn_forward();", "_nn_loss": "__nn_loss();",
              "_nn_backward": "__nn_backward();", "_nn_update": "__nn_update();"}
+REPEAT_VARIABLE = re.compile(r"(.*),\s*([A-Za-z_][A-Za-z0-9_]*)", re.S)
 COMMAND_FILE = re.compile(r"\.(gmic|nnp)$")
 
 
@@ -360,7 +361,8 @@ class Interpreter:
 
     def run_repeat(self, node):
         text = unprotect(self.substitute(node.count.text))
-        count_text, _, variable = text.partition(",")
+        counted = REPEAT_VARIABLE.fullmatch(text)  # `repeat N,var`, not `repeat max(2,3)`
+        count_text, variable = counted.groups() if counted else (text, None)
         count = self.number(count_text, "repeat")
         if count != count:
             raise UserError(f"count must be a number or inf (got '{count_text}')", command="repeat")
@@ -550,9 +552,10 @@ class Interpreter:
         nodes = self.status_commands.get(command_text)
         if nodes is None:
             name, _, arguments = command_text.partition(" ")
-            items = [Item(name, self.workspace.location, 0)]
+            file, _, line = self.workspace.location.rpartition(":")
+            items = [Item(name, file, line)]
             if arguments:
-                items.append(Item(arguments, self.workspace.location, 0))
+                items.append(Item(arguments, file, line))
             nodes = self.status_commands[command_text] = self.parse(items)
         self.execute(nodes)
         return self.workspace.status
