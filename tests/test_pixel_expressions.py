@@ -112,6 +112,20 @@ def test_fill_with_the_forward_macro_equals_nn_eval():
     assert np.allclose(filled, evaluated, atol=1e-6)
 
 
+@pytest.mark.parametrize("feed, result", [("[ lerp(-1,1,x/w),0 ]", "OUT"),
+                                          ("[ lerp(-1,1,x/w),0*u ]", "OUT[c]")])
+def test_a_feed_varying_along_x_only_gives_each_pixel_its_own_sample(feed, result):
+    """A value depending on x alone (or evaluated per channel, as u is in a scalar fill) is
+    still one sample per pixel: the same as the value written out over every pixel."""
+    script = (BATCH + NETWORK + "nn_step[batch] i 6,5,1,3 name canvas "
+              f"+f[canvas] \"IN = {feed};\"$_nn_forward\"{result}\" name. filled "
+              "+f[canvas] \"IN = [ lerp(-1,1,x/w),0*y ];\"$_nn_forward\"OUT\" name. full ")
+    run = run_script(script, seed=3)
+    filled = run.images.get("filled")
+    assert np.allclose(filled, run.images.get("full"), atol=1e-6)
+    assert not np.allclose(filled[:, :, :, 0], filled[:, :, :, 5])
+
+
 def test_a_macro_needs_its_feeds_assigned():
     error = script_error(BATCH + NETWORK + "eval[batch] \"GT = [i2,i3,i4];\"$_nn_forward$_nn_update")
     assert "feed 'IN' is not set" in error.message

@@ -149,8 +149,10 @@ class NetworkMacros:
                                 f" network's feed takes {length}")
             columns.extend(parts)
         matrix = np.empty((len(columns), count), dtype=np.float32)
-        for k, column in enumerate(columns):  # assignment broadcasts a value shared by all
-            matrix[k] = column.reshape(-1) if column.size == count else column.reshape(-1)[0]
+        for k, column in enumerate(columns):
+            # a value may vary along some axes only (x alone, or nothing); one evaluated per
+            # channel (it reads c, u or g) is taken at channel 0: a sample is a pixel
+            matrix[k] = np.broadcast_to(column[:1], grid).reshape(-1)
         return np.ascontiguousarray(matrix.T)
 
     def macro(self, name, env):
