@@ -1280,6 +1280,21 @@ END_AND_SET = [  # end() runs at the last pixel (x,y,z,c and i there); set() giv
     "(0) fill \"set('q',3)\" echo $q",
 ]
 
+BRANCH_SIDE_EFFECTS = [  # assignments and set() in a branch some pixels take touch those only
+    '(1,2,3) fill "a=0; x==0?(a=5):0; a"',
+    '(1,2,3) fill "a=0; if(x>0,a+=i,a-=1); a"',
+    '(1,2,3) fill "V=[0,0]; x==1?(V[1]=7):0; V[1]"',
+    '(1,2,3) fill "a=i; x==1 && (a=9); a"',
+    '(1,2,3) fill "a=i; x==1 || (a=9); a"',
+    '(1,2,3;4,5,6) fill "a=0; y==1?(x==2?(a=i):(a=-1)):0; a"',
+    '(1,2,3,4) fill "s=0; k=0; while(k<x, k%2?(s+=k):0; ++k); s"',
+    "(1,2,3) eval. \"x==0?set('a',i):0\" echo $a",
+    "(1,2,3) eval. \"if(x==1,set('a',i*10))\" echo $a",
+    "(1,2,3) eval. \"x<2?set('a',i):0\" echo $a",
+    "(1,2,3) fill \"x==0?set('a',i):0;i\" echo $a",
+    "(5,2,7,1) eval. \"set('m',-1); i<3?set('m',x):0\" echo $m",
+]
+
 OTHER_IMAGES_AND_RANDOM = [  # i#k, I#k; iv id ic ip in; u and g as variables
     '(1,2,3) (4,5,6) +fill. "i#0+i"',
     '(1,2,3) (4,5,6) fill. "i#-2*10+i"',
@@ -1303,7 +1318,7 @@ LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFIN
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
                + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + SLICES + LOOPS
-               + TUTORIAL + END_AND_SET + OTHER_IMAGES_AND_RANDOM)
+               + TUTORIAL + END_AND_SET + OTHER_IMAGES_AND_RANDOM + BRANCH_SIDE_EFFECTS)
 
 # Where nnpipe differs: case -> (why, the lines nnpipe prints, or None when it stops with an
 # error). Three kinds: nnpipe's own readings, G'MIC features nnpipe does not have, and

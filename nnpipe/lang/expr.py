@@ -594,7 +594,7 @@ class _Compiler:
 
             def run(env):
                 result = value_function(env)
-                env.values[name] = result
+                env.store(name, result)
                 return result
             return run, size
         if name not in self.variables:
@@ -605,7 +605,7 @@ class _Compiler:
 
         def update(env):
             result = combine(env.values[name], value_function(env))
-            env.values[name] = result
+            env.store(name, result)
             return result
         self.variables[name] = new_size
         return update, new_size
@@ -628,7 +628,7 @@ class _Compiler:
             vector = np.array(np.broadcast_to(vector, (size,) + shape))
             if 0 <= k < size:
                 vector[k] = new
-            env.values[name] = vector
+            env.store(name, vector)
             return new
         return run, SCALAR
 
@@ -644,7 +644,9 @@ class _Compiler:
                 test = np.all(test != 0, axis=0)
             if test.size == 1:  # one answer for every pixel: run one branch only
                 return yes_function(env) if test.flat[0] != 0 else no_function(env)
-            return np.where(test != 0, yes_function(env), no_function(env))
+            chosen = test != 0  # each branch's assignments and set() touch its pixels only
+            return np.where(chosen, env.masked(chosen, yes_function),
+                            env.masked(~chosen, no_function))
         return run, size
 
     def call_loop(self, name, args, position):
@@ -687,9 +689,9 @@ class _Compiler:
                 else:
                     active = np.ones((1, 1, 1, 1), dtype=bool)
                 before = dict(env.values)
-                value = body[0](env)
+                value = env.masked(active, body[0])
                 if step is not None:
-                    step[0](env)
+                    env.masked(active, step[0])
                 for variable, new in env.values.items():
                     if variable in before:
                         mask = active if sizes.get(variable) is SCALAR else active[None]
@@ -725,7 +727,9 @@ class _Compiler:
                 a = _truth(left_function(env))
                 if a.size == 1 and bool(a.flat[0]) != is_and:  # decided by the left side
                     return _constant(float(not is_and))
-                b = _truth(right_function(env))
+                # per pixel, the right side runs where the left one does not decide
+                b = _truth(right_function(env) if a.size == 1 else
+                           env.masked(a if is_and else ~a, right_function))
                 return (np.logical_and(a, b) if is_and else np.logical_or(a, b)).astype(np.float64)
             return logic, SCALAR
         apply = OPERATORS[operator]
@@ -1165,6 +1169,7 @@ class Environment:
         self.values = {}
         self.nn_hook = nn_hook
         self.pending_variables = {}
+        self.mask = None  # the pixels the running branch is taken by (None: all of them)
 
     def current_image(self):
         image = self.grid.image(None, "")
@@ -1220,7 +1225,30 @@ class Environment:
         return _constant(0.0)
 
     def set_variable(self, name, value, size):
-        self.pending_variables[name] = (value, size)
+        """set(): the variable ends as the last pixel that ran it set it."""
+        written = self.mask
+        if written is not None and name in self.pending_variables:
+            old_value, old_size, old_written = self.pending_variables[name]
+            if old_size == size:
+                value = np.where(written if size is SCALAR else written[None], value, old_value)
+                written = None if old_written is None else written | old_written
+        self.pending_variables[name] = (value, size, written)
+
+    def masked(self, mask, function):
+        """Run `function` for the pixels of `mask` (within those already running) only."""
+        outer = self.mask
+        self.mask = mask if outer is None else outer & mask
+        try:
+            return function(self)
+        finally:
+            self.mask = outer
+
+    def store(self, name, value):
+        """A variable's new value; in a branch some pixels only take, the others keep theirs."""
+        old = self.values.get(name) if self.mask is not None else None
+        if old is not None and old.shape[:old.ndim - 4] == value.shape[:value.ndim - 4]:
+            value = np.where(self.mask if value.ndim == 4 else self.mask[None], value, old)
+        self.values[name] = value
 
 
 def _within(positions, length):
@@ -1232,6 +1260,21 @@ def _last_pixel(value, size):
     if size is SCALAR:
         return float(np.ravel(value)[-1])
     return [float(np.ravel(component)[-1]) for component in value]
+
+
+def _last_written(value, size, written):
+    """The value set() gave at the last pixel that ran it (`written`: those pixels, None for
+    all), or None when none did."""
+    if written is None:
+        return _last_pixel(value, size)
+    components = value[None] if size is SCALAR else value
+    shape = np.broadcast_shapes(written.shape, components.shape[1:])
+    pixels = np.flatnonzero(np.broadcast_to(written, shape))
+    if not pixels.size:
+        return None
+    picked = np.broadcast_to(components, components.shape[:1] + shape).reshape(len(components), -1)
+    values = [float(v) for v in picked[:, pixels[-1]]]
+    return values[0] if size is SCALAR else values
 
 
 class Evaluation:
@@ -1275,7 +1318,11 @@ def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, 
                             tuple(max(n - 1, 0) for n in last.shape))
             env.vector_mode = True
             program.end(env)
-    variables = {name: _last_pixel(value, size) for name, (value, size) in env.pending_variables.items()}
+    variables = {}
+    for name, (value, size, written) in env.pending_variables.items():
+        last = _last_written(value, size, written)
+        if last is not None:
+            variables[name] = last
     return Evaluation(result, program.size, variables)
 
 
