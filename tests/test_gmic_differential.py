@@ -1280,6 +1280,17 @@ END_AND_SET = [  # end() runs at the last pixel (x,y,z,c and i there); set() giv
     "(0) fill \"set('q',3)\" echo $q",
 ]
 
+INPUT_POSITIONS = [  # input with a selection inserts at those positions
+    '(1) (2) i[0] (5)',
+    '(1) (2) i[1] 3,3',
+    'i[0] 2,2',
+    '(1) (2) i[2] (7)',
+    '(1) (2) i[-1] (5)',
+    '(1) (2) (3) i[1] [2]',
+    '(1) (2) i[0] (5),(6)',
+    '(1) (2) i[0,2] (5)',
+]
+
 BRANCH_SIDE_EFFECTS = [  # assignments and set() in a branch some pixels take touch those only
     '(1,2,3) fill "a=0; x==0?(a=5):0; a"',
     '(1,2,3) fill "a=0; if(x>0,a+=i,a-=1); a"',
@@ -1314,7 +1325,7 @@ LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFIN
             + MORE_DEFINITIONS + MULTI_LINE + FILE_LAYOUT + STATUS + CONTROL + INPUT + FILL + RESIZE
             + IMAGE_COMMANDS + MORE_COMMANDS + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
             + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS + PLUS_AND_COPY_NAMES
-            + NAN_AND_INFINITY + STRINGS_AND_CONDITIONS)
+            + NAN_AND_INFINITY + STRINGS_AND_CONDITIONS + INPUT_POSITIONS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
                + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + SLICES + LOOPS

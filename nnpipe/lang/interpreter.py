@@ -18,6 +18,7 @@ from nnpipe.commands import load_all
 from nnpipe.commands.registry import closest, lookup, split_arguments
 from nnpipe.errors import UserError
 from nnpipe.images.imagelist import ImageList
+from nnpipe.images.selection import select
 from nnpipe.lang import expr
 from nnpipe.lang.lexer import Item, lex, lex_items, unprotect
 from nnpipe.lang.substitute import substitute
@@ -443,6 +444,8 @@ class Interpreter:
                 selection = []
             elif selection_text is None and entry.default_selection is not None:
                 selection = entry.default_selection(self.workspace)
+            elif entry.name == "input":  # a position, as G'MIC: [0] first … [-1] after the last
+                selection = select(unprotect(selection_text), self.images.names + [""])
             else:
                 selection = self.select(selection_text)
         except UserError as error:
