@@ -1306,6 +1306,15 @@ BRANCH_SIDE_EFFECTS = [  # assignments and set() in a branch some pixels take to
     "(5,2,7,1) eval. \"set('m',-1); i<3?set('m',x):0\" echo $m",
 ]
 
+ITEM_PER_PIXEL = [  # V[k] = … with k differing from pixel to pixel
+    '(1,2,3) fill "A=[0,0,0];A[x]=i;A[0]+A[1]*10+A[2]*100"',
+    '(1,2,3) fill "A=[1,1,1];A[x]+=i;A[0]+A[1]*10+A[2]*100"',
+    '(1,2,3) fill "A=[1,1,1];A[x]*=i+1;A[0]+A[1]*10+A[2]*100"',
+    '(1,2,3) fill "A=[1,1];A[x]=9;A[0]+A[1]*10"',
+    '(1,2,3;4,5,6) fill "A=[0,0];A[y]=x+1;A[0]*10+A[1]"',
+    '(1,2,3) fill "A=[0,0,0];A[2-x]=(A[x]+=5);A[0]+A[1]*10+A[2]*100"',
+]
+
 OTHER_IMAGES_AND_RANDOM = [  # i#k, I#k; iv id ic ip in; u and g as variables
     '(1,2,3) (4,5,6) +fill. "i#0+i"',
     '(1,2,3) (4,5,6) fill. "i#-2*10+i"',
@@ -1329,7 +1338,7 @@ LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFIN
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
                + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + SLICES + LOOPS
-               + TUTORIAL + END_AND_SET + OTHER_IMAGES_AND_RANDOM + BRANCH_SIDE_EFFECTS)
+               + TUTORIAL + END_AND_SET + OTHER_IMAGES_AND_RANDOM + BRANCH_SIDE_EFFECTS + ITEM_PER_PIXEL)
 
 # Where nnpipe differs: case -> (why, the lines nnpipe prints, or None when it stops with an
 # error). Three kinds: nnpipe's own readings, G'MIC features nnpipe does not have, and

@@ -619,7 +619,10 @@ class _Compiler:
         combine = None if operator == "=" else OPERATORS[operator[0]]
 
         def run(env):
-            k = int(index_function(env).flat[0])
+            index = index_function(env)
+            if index.size > 1:
+                return per_pixel(env, index)
+            k = int(index.flat[0])
             vector = env.values[name]
             new = value_function(env)
             if combine is not None:
@@ -628,6 +631,22 @@ class _Compiler:
             vector = np.array(np.broadcast_to(vector, (size,) + shape))
             if 0 <= k < size:
                 vector[k] = new
+            env.store(name, vector)
+            return new
+
+        def per_pixel(env, index):
+            """V[x] = …: each pixel assigns its own component."""
+            positions = index.astype(np.int64)
+            new = value_function(env)
+            shape = np.broadcast_shapes(env.values[name].shape[1:], new.shape, positions.shape)
+            vector = np.array(np.broadcast_to(env.values[name], (size,) + shape))
+            if combine is not None:
+                inside = (positions >= 0) & (positions < size)
+                current = np.take_along_axis(
+                    vector, np.broadcast_to(np.clip(positions, 0, size - 1), shape)[None], 0)[0]
+                new = combine(np.where(inside, current, 0.0), new)
+            for k in range(size):
+                vector[k] = np.where(positions == k, new, vector[k])
             env.store(name, vector)
             return new
         return run, SCALAR
