@@ -267,6 +267,8 @@ MORE_DEFINITIONS = [  # recursion, return, arguments inside quotes, $* passed on
     ('ff : echo "$>"', 'repeat 2 ff 1 done'),
     ('ff : u "$1" echo ${}', 'ff 5'),
     ('ff : echo $-1/$-2/${-1}', 'ff a,b,c'),
+    ('_helper : u 42', 'echo ${-_helper}'),
+    ('_helper : u {$1*2}', 'echo ${-_helper\\ 21}'),
     ('ff : echo {$-1+1}', 'ff 1,2,3'),
     ('ff : echo "$-1"', 'ff 1,2,3'),
 ]

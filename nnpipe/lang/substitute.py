@@ -66,7 +66,7 @@ def _dollar(text, i, scope, out):
         if not inner:
             out.append(scope.last_status())
             return end + 1
-        if inner.startswith("-") and inner[1:2].isalpha():
+        if inner.startswith("-") and (inner[1:2].isalpha() or inner[1:2] == "_"):
             out.append(scope.status_of(inner[1:]))
             return end + 1
         name, has_default, default = inner.partition("=")
