@@ -166,3 +166,30 @@ def test_any_expression_gives_a_number_or_a_user_error(text):
     except UserError:
         return
     assert isinstance(format_value(value), str)
+
+
+@pytest.mark.parametrize("first, second", [("x=1;y=++x;x", "x=1;y=+ +x;x"),
+                                           ("x=1;y=--x;x", "x=1;y=- -x;x")])
+def test_parsed_forms_cached_by_text_keep_doubled_signs_apart(first, second):
+    """`++x` increments, `+ +x` does not (as G'MIC): whichever is parsed first, the other
+    text must not reuse its tree."""
+    expected = {"x=1;y=++x;x": 2, "x=1;y=+ +x;x": 1, "x=1;y=--x;x": 0, "x=1;y=- -x;x": 1}
+    for text in (first, second, first):
+        assert evaluate(text) == expected[text]
+    for text in (second, first):
+        assert evaluate(text + ";x") == expected[text]  # a text not cached yet
+
+
+@pytest.mark.parametrize("texts, position", [(("1+nosuch", "100000 + nosuch"), 10)])
+def test_error_position_points_into_the_text_written_not_a_cached_one(texts, position):
+    for text in texts:
+        with pytest.raises(UserError) as error:
+            evaluate(text)
+    assert f"'{texts[-1]}'" in error.value.message and f"position {position}" in error.value.message
+
+
+def test_run_time_error_names_the_text_written_not_a_cached_one():
+    evaluate("V=[1,2];V[0]")
+    with pytest.raises(UserError) as error:
+        evaluate("V=[1,2];V[7]")
+    assert "'V=[1,2];V[7]'" in error.value.message and "index 7" in error.value.message

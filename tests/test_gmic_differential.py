@@ -266,6 +266,11 @@ MORE_DEFINITIONS = [  # recursion, return, arguments inside quotes, $* passed on
     ('ff : echo "a $1 b"', 'ff x'),
     ('ff : echo "$>"', 'repeat 2 ff 1 done'),
     ('ff : u "$1" echo ${}', 'ff 5'),
+    ('ff : echo $-1/$-2/${-1}', 'ff a,b,c'),
+    ('_helper : u 42', 'echo ${-_helper}'),
+    ('_helper : u {$1*2}', 'echo ${-_helper\\ 21}'),
+    ('ff : echo {$-1+1}', 'ff 1,2,3'),
+    ('ff : echo "$-1"', 'ff 1,2,3'),
 ]
 
 MULTI_LINE = [  # command files: comments, continuations, quotes over several lines
@@ -309,6 +314,7 @@ STATUS = [
 ]
 
 CONTROL = [
+    "repeat max(2,3) echo $> done",
     "repeat 3 echo $> done",
     "repeat 3 echo $< done",
     "repeat 0 echo x done",
@@ -1257,15 +1263,84 @@ MORE_EXPRESSIONS = [  # precedence, NaN and infinities, vectors, assignments
     'echo {-2*3}',
 ]
 
+END_AND_SET = [  # end() runs at the last pixel (x,y,z,c and i there); set() gives nan
+    "3,2,1,2 eval \"end(set('s',x+10*y+100*c))\" echo $s",
+    "3,2,1,2 eval. \"end(set('s',x+10*y+100*c))\" echo $s",
+    "3,2,1,2 eval. \"x;end(set('s',x+10*y+100*c))\" echo $s",
+    "3,2,1,2 eval. \"[x,y];end(set('s',x+10*y+100*c))\" echo $s",
+    "3,2,1,2 fill \"[x,y];end(set('s',x+10*y+100*c))\" echo $s",
+    "3,2,1,2 (1,2,3) eval[0] \"end(set('s',x+10*y+100*c))\" echo $s",
+    "3,2,1,2,\"x+10*y+100*c\" eval. \"end(set('s',i))\" echo $s",
+    "3,2,1,2,\"x+10*y+100*c\" eval \"end(set('s',i+i(0,0)))\" echo $s",
+    "3,2,1,2,\"x+10*y+100*c\" eval. \"end(set('s',i0))\" echo $s",
+    "3,1,1,1,\"x\" eval \"end(set('s',i+1))\" echo $s",
+    "(1,2,3) s={end(set('q',x))} echo $q",
+    "(1,2,3;4,5,6) echo {x=5;end(set('q',y))} echo $q",
+    "echo {set('q',3)+1} echo $q",
+    "x:=set('q',1/3) echo $q$x",
+    "if {set('q',2.5)} echo $q fi",
+    "(0) fill \"set('q',3)\" echo $q",
+]
+
+INPUT_POSITIONS = [  # input with a selection inserts at those positions
+    '(1) (2) i[0] (5)',
+    '(1) (2) i[1] 3,3',
+    'i[0] 2,2',
+    '(1) (2) i[2] (7)',
+    '(1) (2) i[-1] (5)',
+    '(1) (2) (3) i[1] [2]',
+    '(1) (2) i[0] (5),(6)',
+    '(1) (2) i[0,2] (5)',
+]
+
+BRANCH_SIDE_EFFECTS = [  # assignments and set() in a branch some pixels take touch those only
+    '(1,2,3) fill "a=0; x==0?(a=5):0; a"',
+    '(1,2,3) fill "a=0; if(x>0,a+=i,a-=1); a"',
+    '(1,2,3) fill "V=[0,0]; x==1?(V[1]=7):0; V[1]"',
+    '(1,2,3) fill "a=i; x==1 && (a=9); a"',
+    '(1,2,3) fill "a=i; x==1 || (a=9); a"',
+    '(1,2,3;4,5,6) fill "a=0; y==1?(x==2?(a=i):(a=-1)):0; a"',
+    '(1,2,3,4) fill "s=0; k=0; while(k<x, k%2?(s+=k):0; ++k); s"',
+    "(1,2,3) eval. \"x==0?set('a',i):0\" echo $a",
+    "(1,2,3) eval. \"if(x==1,set('a',i*10))\" echo $a",
+    "(1,2,3) eval. \"x<2?set('a',i):0\" echo $a",
+    "(1,2,3) fill \"x==0?set('a',i):0;i\" echo $a",
+    "(5,2,7,1) eval. \"set('m',-1); i<3?set('m',x):0\" echo $m",
+]
+
+ITEM_PER_PIXEL = [  # V[k] = … with k differing from pixel to pixel
+    '(1,2,3) fill "A=[0,0,0];A[x]=i;A[0]+A[1]*10+A[2]*100"',
+    '(1,2,3) fill "A=[1,1,1];A[x]+=i;A[0]+A[1]*10+A[2]*100"',
+    '(1,2,3) fill "A=[1,1,1];A[x]*=i+1;A[0]+A[1]*10+A[2]*100"',
+    '(1,2,3) fill "A=[1,1];A[x]=9;A[0]+A[1]*10"',
+    '(1,2,3;4,5,6) fill "A=[0,0];A[y]=x+1;A[0]*10+A[1]"',
+    '(1,2,3) fill "A=[0,0,0];A[2-x]=(A[x]+=5);A[0]+A[1]*10+A[2]*100"',
+]
+
+OTHER_IMAGES_AND_RANDOM = [  # i#k, I#k; iv id ic ip in; u and g as variables
+    '(1,2,3) (4,5,6) +fill. "i#0+i"',
+    '(1,2,3) (4,5,6) fill. "i#-2*10+i"',
+    '(1,2,3^7,8,9) (4,5,6) fill. "I#0"',
+    '(1,2,3^7,8,9) (4,5,6^1,1,1) fill. "I#0+I"',
+    '(1,2,3^7,8,9) echo {I#0}',
+    '(1,2,3,4) echo {iv},{id},{ic},{ip},{in}',
+    '(5) echo {iv},{id},{ic}',
+    '(1,2;3,4) (5) echo {iv#0},{ic#0}',
+    '(0) fill "u<1&&u>=0"',
+    '(0) fill "g==g"',
+    '(0) fill "u=3;u"',
+    '(0) fill "g=3;g+1"',
+]
+
 LANGUAGE = (ITEMS_AND_QUOTES + SELECTIONS + NAMES_AND_COPIES + VARIABLES + DEFINITIONS
             + MORE_DEFINITIONS + MULTI_LINE + FILE_LAYOUT + STATUS + CONTROL + INPUT + FILL + RESIZE
             + IMAGE_COMMANDS + MORE_COMMANDS + ESCAPES_AND_ARGUMENTS + IMAGE_SELECTIONS
             + COMMAND_ARGUMENTS + ODD_ITEMS + NUMBERS_AND_ASSIGNMENTS + PLUS_AND_COPY_NAMES
-            + NAN_AND_INFINITY + STRINGS_AND_CONDITIONS)
+            + NAN_AND_INFINITY + STRINGS_AND_CONDITIONS + INPUT_POSITIONS)
 EXPRESSIONS = ([f"echo {{{text}}}" for text in SCALAR_EXPRESSIONS + VECTOR_EXPRESSIONS]
                + MORE_EXPRESSIONS + FUNCTIONS + IMAGE_EXPRESSIONS + PIXEL_EXPRESSIONS
                + MORE_PIXEL_EXPRESSIONS + PREFIXES_AND_SEPARATORS + SLICES + LOOPS
-               + TUTORIAL)
+               + TUTORIAL + END_AND_SET + OTHER_IMAGES_AND_RANDOM + BRANCH_SIDE_EFFECTS + ITEM_PER_PIXEL)
 
 # Where nnpipe differs: case -> (why, the lines nnpipe prints, or None when it stops with an
 # error). Three kinds: nnpipe's own readings, G'MIC features nnpipe does not have, and

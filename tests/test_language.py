@@ -534,3 +534,9 @@ def test_any_script_raises_nothing_but_user_error(text, args):
         except UserError as error:
             assert str(error)  # every error says something
             assert "\n" not in str(error)
+
+
+def test_error_inside_a_status_substitution_names_the_script_line():
+    error = script_error("echo fine\n(1,2) echo ${-normalize\\ 1}", file="st.nnp")
+    assert error.where == "st.nnp:2"
+    assert str(error).startswith("st.nnp:2: normalize: ")

@@ -90,6 +90,17 @@ def test_the_macros_step_equals_nn_step_on_the_same_batch():
         assert np.allclose(by_macros.images.get(name), by_step.images.get(name), rtol=1e-5, atol=1e-7), name
 
 
+def test_the_macros_train_the_network_as_it_is_after_a_layer_is_added():
+    """A step by the macros, then a new layer and the loss re-declared on it: the next steps
+    train the new network (its new layer too), as nn_step does."""
+    change = "nn_fc OUT2,OUT,3 nn_loss_mse LOSS,OUT2,GT "
+    by_macros = run_script(BATCH + NETWORK + MACRO_STEP + change + MACRO_STEP * 2, seed=7)
+    by_step = run_script(BATCH + NETWORK + "nn_step[batch] " + change + "nn_step[batch] " * 2, seed=7)
+    assert float(by_macros.interpreter.lookup("loss")) == pytest.approx(float(by_step.interpreter.lookup("loss")), rel=1e-6)
+    for name in ("OUT_fc", "OUT2_fc", "T"):
+        assert np.allclose(by_macros.images.get(name), by_step.images.get(name), rtol=1e-5, atol=1e-7), name
+
+
 def test_fill_with_the_forward_macro_equals_nn_eval():
     script = (BATCH + NETWORK + "nn_step[batch] i 6,5,1,3 name canvas "
               "+f[canvas] \"IN = [ lerp(-1,1,x/w),lerp(-1,1,y/h) ];\"$_nn_forward\"OUT\" name. filled "
@@ -99,6 +110,20 @@ def test_fill_with_the_forward_macro_equals_nn_eval():
     coords = run.images.get("coords")
     assert coords[:, 0, 2, 3] == pytest.approx([-1 + 2 * 3 / 6, -1 + 2 * 2 / 5])  # same inputs
     assert np.allclose(filled, evaluated, atol=1e-6)
+
+
+@pytest.mark.parametrize("feed, result", [("[ lerp(-1,1,x/w),0 ]", "OUT"),
+                                          ("[ lerp(-1,1,x/w),0*u ]", "OUT[c]")])
+def test_a_feed_varying_along_x_only_gives_each_pixel_its_own_sample(feed, result):
+    """A value depending on x alone (or evaluated per channel, as u is in a scalar fill) is
+    still one sample per pixel: the same as the value written out over every pixel."""
+    script = (BATCH + NETWORK + "nn_step[batch] i 6,5,1,3 name canvas "
+              f"+f[canvas] \"IN = {feed};\"$_nn_forward\"{result}\" name. filled "
+              "+f[canvas] \"IN = [ lerp(-1,1,x/w),0*y ];\"$_nn_forward\"OUT\" name. full ")
+    run = run_script(script, seed=3)
+    filled = run.images.get("filled")
+    assert np.allclose(filled, run.images.get("full"), atol=1e-6)
+    assert not np.allclose(filled[:, :, :, 0], filled[:, :, :, 5])
 
 
 def test_a_macro_needs_its_feeds_assigned():
@@ -152,3 +177,11 @@ def test_isdir_and_isfile_look_at_the_file_system(tmp_path):
     (tmp_path / "f.txt").write_text("x")
     run = run_script(f"e {{isdir('{tmp_path}')}},{{isfile('{tmp_path}/f.txt')}},{{isdir('{tmp_path}/f.txt')}}")
     assert run.lines == ["1,1,0"]
+
+
+def test_g_is_normally_distributed_and_u_uniform_each_channel_its_own():
+    run = run_script('20000,1,1,1,"g" 20000,1,1,1,"u" 2000,1,1,3,"u"', seed=5)
+    normal, uniform, channels = run.images[0], run.images[1], run.images[2]
+    assert abs(normal.mean()) < 0.05 and abs(normal.std() - 1) < 0.05
+    assert 0 <= uniform.min() and uniform.max() < 1 and abs(uniform.mean() - 0.5) < 0.02
+    assert not np.array_equal(channels[0], channels[1])

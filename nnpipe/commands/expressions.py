@@ -40,7 +40,8 @@ def threads_for(batch):
 class TrainingSession:
     """A trainer's parameters, moments and state as flat vectors whose parts *are* the images
     in the list (views), so a training step needs no gathering or writing back. Whenever one
-    of those images was replaced or moved (a user edit, nn_load…), the session is rebuilt."""
+    of those images was replaced or moved (a user edit, nn_load…), or the network changed (a
+    layer added, a loss re-declared: a new training plan), the session is rebuilt."""
 
     def __init__(self, ctx, trainer):
         from nnpipe.commands.training import TrainingRun
@@ -61,9 +62,9 @@ class TrainingSession:
             index = images.set(name, view)
             self.views.append((index, name, images.images[index]))
 
-    def is_current(self, ctx, trainer):
+    def is_current(self, ctx, network, trainer):
         images = ctx.images
-        return trainer is self.trainer and all(
+        return trainer is self.trainer and network.training_plan() is self.plan and all(
             index < len(images) and images.images[index] is view and images.names[index] == name
             for index, name, view in self.views)
 
@@ -93,7 +94,7 @@ _sessions = weakref.WeakKeyDictionary()  # network -> TrainingSession
 
 def session(ctx, network, trainer):
     current = _sessions.get(network)
-    if current is None or not current.is_current(ctx, trainer):
+    if current is None or not current.is_current(ctx, network, trainer):
         current = _sessions[network] = TrainingSession(ctx, trainer)
     return current
 
@@ -133,8 +134,10 @@ class NetworkMacros:
                                 f" network's feed takes {length}")
             columns.extend(parts)
         matrix = np.empty((len(columns), count), dtype=np.float32)
-        for k, column in enumerate(columns):  # assignment broadcasts a value shared by all
-            matrix[k] = column.reshape(-1) if column.size == count else column.reshape(-1)[0]
+        for k, column in enumerate(columns):
+            # a value may vary along some axes only (x alone, or nothing); one evaluated per
+            # channel (it reads c, u or g) is taken at channel 0: a sample is a pixel
+            matrix[k] = np.broadcast_to(column[:1], grid).reshape(-1)
         return np.ascontiguousarray(matrix.T)
 
     def macro(self, name, env):

@@ -26,9 +26,29 @@ BLANK = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
     "a file name or glob (PNG, JPEG, BMP, GIF, TIFF, GMZ, NPY), inline values such as (1,2,3;4,5,6)"
     " (',' next x, ';' next y, '/' next z, '^' next channel), a blank image w,_h,_d,_s,_value"
     " whose value may be a math expression evaluated at every pixel, or [selection] to copy"
-    " images"))])
+    " images"))], default_selection=lambda ctx: None)
 def input_command(ctx, selection, source):
-    """Append images from files, inline values, a blank size or copies of images."""
+    """Append images from files, inline values, a blank size or copies of images; with a
+    selection, insert them at those positions instead (i[0]: first), as G'MIC."""
+    count = len(ctx.images)
+    _read_input(ctx, source)
+    if selection:
+        added = [list(range(count, len(ctx.images)))]
+        for _ in selection[1:]:  # each further position gets copies of its own
+            start = len(ctx.images)
+            for index in added[0]:
+                ctx.images.append(ctx.images[index].copy(), ctx.images.names[index])
+            added.append(list(range(start, len(ctx.images))))
+        order, inserted = [], iter(added)
+        for position in range(count + 1):
+            if position in selection:
+                order += next(inserted)
+            if position < count:
+                order.append(position)
+        ctx.images.keep(order)
+
+
+def _read_input(ctx, source):
     plain = unprotect(source).strip()
     if plain.startswith("("):
         ctx.images.append(parse_inline(plain), plain)

@@ -27,7 +27,16 @@ TOKEN = re.compile(
 SCALAR = None  # the size of a scalar; a vector's size is its number of components
 LOOPS = {"while": (2, 2), "do": (2, 2), "for": (4, 4), "repeat": (2, 3)}  # least, most args
 IMAGE_SIZES = ("w", "h", "d", "s", "wh", "whd", "whds")
-IMAGE_STATISTICS = {"im": np.min, "iM": np.max, "ia": np.mean, "is": np.sum}
+
+
+def _sample_variance(values):
+    """G'MIC's iv: the variance dividing by n-1; 0 for one value."""
+    return float(np.var(values, ddof=1)) if values.size > 1 else 0.0
+
+
+IMAGE_STATISTICS = {"im": np.min, "iM": np.max, "ia": np.mean, "is": np.sum, "iv": _sample_variance,
+                    "id": lambda values: math.sqrt(_sample_variance(values)), "ic": np.median,
+                    "ip": np.prod, "in": np.linalg.norm}
 CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan,
              "eps": float(np.finfo(np.float64).eps)}
 NN_MACROS = ("__nn_forward", "__nn_loss", "__nn_backward", "__nn_update")
@@ -248,6 +257,8 @@ class _Parser:
         if kind == "name":
             if self.accept("("):
                 return ("call", value, self.arguments(), position)
+            if value in ("i", "I") and self.accept("#"):  # i#k, I#k: image k, here
+                return ("call", value, [("image", self.unary())], position)
             if value in IMAGE_SIZES or value in IMAGE_STATISTICS:
                 if self.accept("#"):
                     return ("attr", value, self.unary(), position)
@@ -283,8 +294,10 @@ class Template:
     def __init__(self, text):
         self.text = text
         tokens, key, self.constants = [], [], []
-        previous, brackets = ("", ""), []
+        previous, brackets, end = ("", ""), [], -1
         for kind, value, position in tokenize(text):
+            # `++x` and `+ +x` parse differently (see _Parser.doubled): the key tells them apart
+            glued = kind == "op" and value in "+-" and previous[1] == value and position == end
             kept = "#" in previous or previous == ("#", "-") or (brackets[-1:] == ["["] and previous[1] == ",")
             if kind == "number" and not kept:
                 tokens.append(("slot", len(self.constants), position))
@@ -292,12 +305,12 @@ class Template:
                 self.constants.append(number_value(value))
             else:
                 tokens.append((kind, value, position))
-                key.append((kind, value))
+                key.append((kind, value, glued) if glued else (kind, value))
             if kind == "op" and value in "([":
                 brackets.append(value)
             elif kind == "op" and value in ")]" and brackets:
                 brackets.pop()
-            previous = (previous[1], value)
+            previous, end = (previous[1], value), position + len(value)
         self.tokens, self.key = tokens, tuple(key)
 
 
@@ -351,15 +364,17 @@ class Grid:
 
     `images` is the list (for `#k`), `current` the image being filled or evaluated (or None),
     `shape` the (s, d, h, w) grid: s is 1 when every evaluation fills a whole pixel (vector
-    results, `eval`)."""
+    results, `eval`). A one-pixel grid stands for the pixel at `origin` (c, z, y, x): (0,0,0,0)
+    for `{…}`, the image's last pixel for `end(…)`, as in G'MIC."""
 
-    def __init__(self, images, current, shape, rng, workspace=None):
+    def __init__(self, images, current, shape, rng, workspace=None, origin=(0, 0, 0, 0)):
         self.images = images
         self.current = current
         self.shape = shape
         self.rng = rng
         self.workspace = workspace
-        self.coordinates = _Coordinates(shape)
+        self.origin = origin
+        self.coordinates = _Coordinates(shape, origin)
 
     def image(self, index, text):
         if index is None:
@@ -379,15 +394,17 @@ class _Coordinates(dict):
 
     AXES = {"x": 3, "y": 2, "z": 1, "c": 0}
 
-    def __init__(self, shape):
+    def __init__(self, shape, origin):
         super().__init__()
         self.shape = shape
+        self.origin = origin
 
     def __missing__(self, name):
         axis = self.AXES[name]
         form = [1, 1, 1, 1]
         form[axis] = self.shape[axis]
-        value = self[name] = np.arange(self.shape[axis], dtype=np.float64).reshape(form)
+        value = np.arange(self.shape[axis], dtype=np.float64).reshape(form) + self.origin[axis]
+        self[name] = value
         return value
 
 
@@ -490,12 +507,17 @@ class _Compiler:
         if name in ("x", "y", "z", "c"):
             return (lambda env: env.grid.coordinates[name]), SCALAR
         if name == "i":
-            return (lambda env: env.pixel_values()[0] if env.vector_mode else env.pixel_values()), SCALAR
+            return (lambda env: env.pixel_values()[env.grid.origin[0]] if env.vector_mode
+                    else env.pixel_values()), SCALAR
         if re.fullmatch(r"i[0-9]", name):
             channel = int(name[1])
             return (lambda env: env.channel(channel)), SCALAR
         if name == "I":
             return (lambda env: env.pixel_vector()), self.types.spectrum()
+        if name == "u":  # a random value in [0,1], as u()
+            return self.call_random(name, [], position)
+        if name == "g":  # a random value of the standard normal distribution
+            return (lambda env: env.grid.rng.standard_normal(env.grid.shape)), SCALAR
         self.fail(f"unknown name '{name}'", position)
 
     def node_attr(self, name, index, position):
@@ -506,12 +528,13 @@ class _Compiler:
             index_function, _ = self.node(index)
 
         def run(env):
-            image = env.grid.image(_image_index(index_function, env, self.text), self.text)
+            image = env.grid.image(_image_index(index_function, env, env.text), env.text)
             if image is None:
                 return _constant(0.0)
             s, d, h, w = image.shape
             if name in IMAGE_STATISTICS:
-                return _constant(float(IMAGE_STATISTICS[name](image)) if image.size else 0.0)
+                values = image.astype(np.float64).ravel()  # in double precision, as G'MIC
+                return _constant(float(IMAGE_STATISTICS[name](values)) if image.size else 0.0)
             return _constant({"w": w, "h": h, "d": d, "s": s, "wh": w * h, "whd": w * h * d,
                               "whds": w * h * d * s}[name])
         return run, SCALAR
@@ -530,7 +553,7 @@ class _Compiler:
             if k.size == 1:
                 position = int(k.flat[0])
                 if not 0 <= position < size:
-                    _fail(self.text, f"index {position} is outside the vector (of size {size})")
+                    _fail(env.text, f"index {position} is outside the vector (of size {size})")
                 return vector[position]
             positions = np.clip(k.astype(np.int64), 0, size - 1)
             shape = np.broadcast_shapes(vector.shape[1:], positions.shape)
@@ -563,7 +586,7 @@ class _Compiler:
 
             def run(env):
                 result = value_function(env)
-                env.values[name] = result
+                env.store(name, result)
                 return result
             return run, size
         if name not in self.variables:
@@ -574,7 +597,7 @@ class _Compiler:
 
         def update(env):
             result = combine(env.values[name], value_function(env))
-            env.values[name] = result
+            env.store(name, result)
             return result
         self.variables[name] = new_size
         return update, new_size
@@ -588,7 +611,10 @@ class _Compiler:
         combine = None if operator == "=" else OPERATORS[operator[0]]
 
         def run(env):
-            k = int(index_function(env).flat[0])
+            index = index_function(env)
+            if index.size > 1:
+                return per_pixel(env, index)
+            k = int(index.flat[0])
             vector = env.values[name]
             new = value_function(env)
             if combine is not None:
@@ -597,7 +623,23 @@ class _Compiler:
             vector = np.array(np.broadcast_to(vector, (size,) + shape))
             if 0 <= k < size:
                 vector[k] = new
-            env.values[name] = vector
+            env.store(name, vector)
+            return new
+
+        def per_pixel(env, index):
+            """V[x] = …: each pixel assigns its own component."""
+            positions = index.astype(np.int64)
+            new = value_function(env)
+            shape = np.broadcast_shapes(env.values[name].shape[1:], new.shape, positions.shape)
+            vector = np.array(np.broadcast_to(env.values[name], (size,) + shape))
+            if combine is not None:
+                inside = (positions >= 0) & (positions < size)
+                current = np.take_along_axis(
+                    vector, np.broadcast_to(np.clip(positions, 0, size - 1), shape)[None], 0)[0]
+                new = combine(np.where(inside, current, 0.0), new)
+            for k in range(size):
+                vector[k] = np.where(positions == k, new, vector[k])
+            env.store(name, vector)
             return new
         return run, SCALAR
 
@@ -613,7 +655,9 @@ class _Compiler:
                 test = np.all(test != 0, axis=0)
             if test.size == 1:  # one answer for every pixel: run one branch only
                 return yes_function(env) if test.flat[0] != 0 else no_function(env)
-            return np.where(test != 0, yes_function(env), no_function(env))
+            chosen = test != 0  # each branch's assignments and set() touch its pixels only
+            return np.where(chosen, env.masked(chosen, yes_function),
+                            env.masked(~chosen, no_function))
         return run, size
 
     def call_loop(self, name, args, position):
@@ -656,9 +700,9 @@ class _Compiler:
                 else:
                     active = np.ones((1, 1, 1, 1), dtype=bool)
                 before = dict(env.values)
-                value = body[0](env)
+                value = env.masked(active, body[0])
                 if step is not None:
-                    step[0](env)
+                    env.masked(active, step[0])
                 for variable, new in env.values.items():
                     if variable in before:
                         mask = active if sizes.get(variable) is SCALAR else active[None]
@@ -694,7 +738,9 @@ class _Compiler:
                 a = _truth(left_function(env))
                 if a.size == 1 and bool(a.flat[0]) != is_and:  # decided by the left side
                     return _constant(float(not is_and))
-                b = _truth(right_function(env))
+                # per pixel, the right side runs where the left one does not decide
+                b = _truth(right_function(env) if a.size == 1 else
+                           env.masked(a if is_and else ~a, right_function))
                 return (np.logical_and(a, b) if is_and else np.logical_or(a, b)).astype(np.float64)
             return logic, SCALAR
         apply = OPERATORS[operator]
@@ -761,11 +807,12 @@ class _Compiler:
         name = args[0][1]
         value_function, size = self.node(args[1])
 
+        nan = _constant(math.nan)
+
         def run(env):
-            value = value_function(env)
-            env.set_variable(name, value, size)
-            return value
-        return run, size
+            env.set_variable(name, value_function(env), size)
+            return nan  # G'MIC's set() gives nan
+        return run, SCALAR
 
     def call_pixel(self, name, args, position):
         """i(_#k,x,_y,_z,_c) and I(_#k,x,_y,_z): values read with G'MIC's rules (Dirichlet
@@ -790,8 +837,8 @@ class _Compiler:
             coordinates = []
             for function, s in compiled:
                 coordinates.extend(_components(function(env), s))
-            image_index = _image_index(index_function, env, self.text)
-            image = env.grid.image(image_index, self.text) if image_index is not None \
+            image_index = _image_index(index_function, env, env.text)
+            image = env.grid.image(image_index, env.text) if image_index is not None \
                 else env.current_image()
             return env.read(image, coordinates[:most], is_vector, relative)
         return run, size
@@ -1082,7 +1129,7 @@ def _names(nodes):
 
 def _uses_channel(nodes):
     """Does a scalar result depend on the channel (so it must run once per channel)?"""
-    return any((node[0] == "name" and node[1] in ("c", "i"))
+    return any((node[0] == "name" and node[1] in ("c", "i", "u", "g"))
                or (node[0] == "call" and node[1] in ("i", "j", "u", "g")) for node in _walk(nodes))
 
 
@@ -1097,7 +1144,14 @@ def compile_expression(text, types):
     if program is None:
         if len(_PROGRAMS) > 4096:
             _PROGRAMS.clear()
-        program = _PROGRAMS[key] = Compiled(form, types)
+        try:
+            program = Compiled(form, types)
+        except ExpressionError:
+            # the cached tree may be another text's of the same form (`1+foo`, `100 + foo`):
+            # parsed again, the error points into this text
+            _TREES.pop(form.key, None)
+            program = Compiled(form, types)
+        _PROGRAMS[key] = program
     return program, form.constants
 
 
@@ -1112,6 +1166,7 @@ class Environment:
         self.values = {}
         self.nn_hook = nn_hook
         self.pending_variables = {}
+        self.mask = None  # the pixels the running branch is taken by (None: all of them)
 
     def current_image(self):
         image = self.grid.image(None, "")
@@ -1123,8 +1178,9 @@ class Environment:
         """The current image's values at the grid's pixels, as float64 (made once per run)."""
         if self._pixels is None:
             image = self.current_image()
-            if image.shape[1:] != tuple(self.grid.shape[1:]):  # `{}`: pixel (0,0,0,0)
-                image = image[:, :1, :1, :1]
+            if image.shape[1:] != tuple(self.grid.shape[1:]):  # one pixel: the grid's origin
+                _, z, y, x = self.grid.origin
+                image = image[:, z:z + 1, y:y + 1, x:x + 1]
             self._pixels = image.astype(np.float64)
         return self._pixels
 
@@ -1169,7 +1225,30 @@ class Environment:
         return _constant(0.0)
 
     def set_variable(self, name, value, size):
-        self.pending_variables[name] = (value, size)
+        """set(): the variable ends as the last pixel that ran it set it."""
+        written = self.mask
+        if written is not None and name in self.pending_variables:
+            old_value, old_size, old_written = self.pending_variables[name]
+            if old_size == size:
+                value = np.where(written if size is SCALAR else written[None], value, old_value)
+                written = None if old_written is None else written | old_written
+        self.pending_variables[name] = (value, size, written)
+
+    def masked(self, mask, function):
+        """Run `function` for the pixels of `mask` (within those already running) only."""
+        outer = self.mask
+        self.mask = mask if outer is None else outer & mask
+        try:
+            return function(self)
+        finally:
+            self.mask = outer
+
+    def store(self, name, value):
+        """A variable's new value; in a branch some pixels only take, the others keep theirs."""
+        old = self.values.get(name) if self.mask is not None else None
+        if old is not None and old.shape[:old.ndim - 4] == value.shape[:value.ndim - 4]:
+            value = np.where(self.mask if value.ndim == 4 else self.mask[None], value, old)
+        self.values[name] = value
 
 
 def _within(positions, length):
@@ -1181,6 +1260,21 @@ def _last_pixel(value, size):
     if size is SCALAR:
         return float(np.ravel(value)[-1])
     return [float(np.ravel(component)[-1]) for component in value]
+
+
+def _last_written(value, size, written):
+    """The value set() gave at the last pixel that ran it (`written`: those pixels, None for
+    all), or None when none did."""
+    if written is None:
+        return _last_pixel(value, size)
+    components = value[None] if size is SCALAR else value
+    shape = np.broadcast_shapes(written.shape, components.shape[1:])
+    pixels = np.flatnonzero(np.broadcast_to(written, shape))
+    if not pixels.size:
+        return None
+    picked = np.broadcast_to(components, components.shape[:1] + shape).reshape(len(components), -1)
+    values = [float(v) for v in picked[:, pixels[-1]]]
+    return values[0] if size is SCALAR else values
 
 
 class Evaluation:
@@ -1212,14 +1306,24 @@ def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, 
     grid = Grid(images, current, shape, rng, workspace)
     env = Environment(grid, vector_mode, workspace, nn_hook)
     env.constants = [_constant(value) for value in constants]
+    env.text = text  # the compiled form may be another text's: errors name this one
     with np.errstate(all="ignore"):
         result = program.run(env)
         if program.end is not None:
             for name in program.end_names & env.values.keys():  # what end() reads, at the end
                 size = program.variables.get(name, SCALAR)
                 env.values[name] = _reduce_for_end(name, env.values[name], size, nn_hook)
+            last = env.current_image()  # end() runs at its last pixel, as G'MIC's does
+            env.grid = Grid(images, current, (1, 1, 1, 1), rng, workspace,
+                            tuple(max(n - 1, 0) for n in last.shape))
+            env.vector_mode = True
+            env._pixels = None  # the values read at that pixel, not the main pass's
             program.end(env)
-    variables = {name: _last_pixel(value, size) for name, (value, size) in env.pending_variables.items()}
+    variables = {}
+    for name, (value, size, written) in env.pending_variables.items():
+        last = _last_written(value, size, written)
+        if last is not None:
+            variables[name] = last
     return Evaluation(result, program.size, variables)
 
 

@@ -18,6 +18,7 @@ from nnpipe.commands import load_all
 from nnpipe.commands.registry import closest, lookup, split_arguments
 from nnpipe.errors import UserError
 from nnpipe.images.imagelist import ImageList
+from nnpipe.images.selection import select
 from nnpipe.lang import expr
 from nnpipe.lang.lexer import Item, lex, lex_items, unprotect
 from nnpipe.lang.substitute import substitute
@@ -38,6 +39,7 @@ MAX_CALL_DEPTH = 64
 MAX_NESTING = 200
 NN_MACROS = {"_nn_forward": "__nn_forward();", "_nn_loss": "__nn_loss();",
              "_nn_backward": "__nn_backward();", "_nn_update": "__nn_update();"}
+REPEAT_VARIABLE = re.compile(r"(.*),\s*([A-Za-z_][A-Za-z0-9_]*)", re.S)
 COMMAND_FILE = re.compile(r"\.(gmic|nnp)$")
 
 
@@ -329,7 +331,7 @@ class Interpreter:
             return
         if operator == ":=":
             result = expr.evaluate(unprotect(value), self.images, self.workspace.rng,
-                                   self.variables.set)
+                                   self.set_from_expression)
             self.variables.set(names, expr.format_value(result))
             return
         current = self.variables.get(names)
@@ -362,7 +364,8 @@ class Interpreter:
 
     def run_repeat(self, node):
         text = unprotect(self.substitute(node.count.text))
-        count_text, _, variable = text.partition(",")
+        counted = REPEAT_VARIABLE.fullmatch(text)  # `repeat N,var`, not `repeat max(2,3)`
+        count_text, variable = counted.groups() if counted else (text, None)
         count = self.number(count_text, "repeat")
         if count != count:
             raise UserError(f"count must be a number or inf (got '{count_text}')", command="repeat")
@@ -388,7 +391,7 @@ class Interpreter:
         except ValueError:
             pass
         try:
-            result = expr.evaluate(text, self.images, self.workspace.rng, self.variables.set)
+            result = expr.evaluate(text, self.images, self.workspace.rng, self.set_from_expression)
         except UserError as error:
             raise UserError(f"'{text}' is neither a number nor an expression ({error.message})",
                             command=what) from None
@@ -401,6 +404,10 @@ class Interpreter:
 
     def substitute(self, text):
         return substitute(text, self)
+
+    def set_from_expression(self, name, value):
+        """set('name',value) in an expression: the variable holds the number as G'MIC writes it."""
+        self.variables.set(name, expr.format_value(value))
 
     def run_command(self, node):
         text = self.substitute(node.item.text)
@@ -435,6 +442,8 @@ class Interpreter:
                 selection = []
             elif selection_text is None and entry.default_selection is not None:
                 selection = entry.default_selection(self.workspace)
+            elif entry.name == "input":  # a position, as G'MIC: [0] first … [-1] after the last
+                selection = select(unprotect(selection_text), self.images.names + [""])
             else:
                 selection = self.select(selection_text)
         except UserError as error:
@@ -544,9 +553,10 @@ class Interpreter:
         nodes = self.status_commands.get(command_text)
         if nodes is None:
             name, _, arguments = command_text.partition(" ")
-            items = [Item(name, self.workspace.location, 0)]
+            file, _, line = self.workspace.location.rpartition(":")
+            items = [Item(name, file, line)]
             if arguments:
-                items.append(Item(arguments, self.workspace.location, 0))
+                items.append(Item(arguments, file, line))
             nodes = self.status_commands[command_text] = self.parse(items)
         self.execute(nodes)
         return self.workspace.status
@@ -563,12 +573,14 @@ class Interpreter:
 
     # --- what substitution asks for ---------------------------------------------------------
     def lookup(self, name, default=None):
-        if name.isdigit():
+        if name.lstrip("-").isdigit():
             index = int(name)
             if index == 0:
                 return self.names[-1]
             arguments = self.arguments[-1]
-            if index <= len(arguments) and arguments[index - 1] != "":
+            if index < 0:  # $-1: the last argument
+                index += len(arguments) + 1
+            if 0 < index <= len(arguments) and arguments[index - 1] != "":
                 return arguments[index - 1]
             return default  # None: G'MIC leaves a missing `$k` as it is
         if name == "script_dir":  # nnpipe's own: the folder of the running script
@@ -607,7 +619,7 @@ class Interpreter:
             if not -len(self.images) <= index < len(self.images):
                 raise UserError(f"{{{index},…}}: no image [{index}] ({len(self.images)} images)")
             image = self.images[index]
-        result = expr.evaluate(text, self.images, self.workspace.rng, self.variables.set, image)
+        result = expr.evaluate(text, self.images, self.workspace.rng, self.set_from_expression, image)
         return expr.format_value(result)
 
 

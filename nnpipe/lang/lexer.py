@@ -9,7 +9,7 @@ As G'MIC reads them:
   quotes themselves are removed (`"a"b` is `ab`). A quote left open at the end of a line
   goes on to the next one. A backslash protects the one character after it the same way
   (`\\$x` is the text $x); `\\ ` keeps a blank inside an item. A command's arguments
-  ($1, $*, $#, ${1=default}) are substituted inside quotes too, as G'MIC does.
+  ($1, $-1, $*, $#, ${1=default}) are substituted inside quotes too, as G'MIC does.
 - A line `name :` (at the start of the line, not `name :=`) starts a command definition;
   its body is the rest of that line and every line up to the next definition. Lines before
   the first definition are the file's main program (run by `nnpipe run`). nnpipe's own
@@ -133,7 +133,7 @@ def split_line(text, file, line):
     return items
 
 
-ARGUMENT_REFERENCE = re.compile(r"\$(?:\d+|\*|#|\{\d+(?:=[^}]*)?\})")
+ARGUMENT_REFERENCE = re.compile(r"\$(?:-?\d+|\*|#|\{-?\d+(?:=[^}]*)?\})")
 
 
 def read_item(text, file="<command line>", line=1):

@@ -8,6 +8,7 @@ from nnpipe.errors import UserError
 from nnpipe.lang.lexer import NAME_END
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
+NEGATIVE_ARGUMENT = re.compile(r"-[1-9]\d*")  # $-1: the last argument
 SPECIAL = re.compile("[${" + NAME_END + "]")
 
 
@@ -65,13 +66,13 @@ def _dollar(text, i, scope, out):
         if not inner:
             out.append(scope.last_status())
             return end + 1
-        if inner.startswith("-") and inner[1:2].isalpha():
+        if inner.startswith("-") and (inner[1:2].isalpha() or inner[1:2] == "_"):
             out.append(scope.status_of(inner[1:]))
             return end + 1
         name, has_default, default = inner.partition("=")
         out.append(scope.lookup(name, default if has_default else None))
         return end + 1
-    match = NAME.match(text, i)
+    match = NAME.match(text, i) or NEGATIVE_ARGUMENT.match(text, i)
     if not match:
         out.append("$")
         return i
