@@ -53,8 +53,34 @@ def peers_line():
     return ", ".join(found)
 
 
+def idle_share(interval=1.0):
+    """The share of CPU time spent idle over `interval` seconds (1.0 where /proc/stat is
+    missing)."""
+    def times():
+        with open("/proc/stat") as stat:
+            values = [int(value) for value in stat.readline().split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, total
+    try:
+        idle, total = times()
+        time.sleep(interval)
+        idle2, total2 = times()
+    except OSError:
+        return 1.0
+    return (idle2 - idle) / max(1, total2 - total)
+
+
+def wait_until_idle(patience=180, wanted=0.85):
+    """Wait (at most `patience` seconds) for a machine free of other work: a thread pool that
+    spins at its barriers (nnpipe's, PyTorch's) runs many times slower when another process
+    takes one of its cores, which would measure the neighbour, not the framework."""
+    deadline = time.monotonic() + patience
+    while idle_share() < wanted and time.monotonic() < deadline:
+        pass
+
+
 def run_worker(script, entry, batch, iterations, environment=None):
-    """The number a worker process prints."""
+    """The number a worker process prints (once the machine is idle)."""
+    wait_until_idle()
     command = [sys.executable, str(script), "--worker", entry, str(batch), str(iterations)]
     result = subprocess.run(command, capture_output=True, text=True,
                             env={**os.environ, **THREAD_ENVIRONMENT, **(environment or {})})
@@ -82,6 +108,7 @@ def cold_and_warm_start(command, cwd):
     with tempfile.TemporaryDirectory() as cache:
         timings = []
         for _ in range(2):
+            wait_until_idle()
             start = time.perf_counter()
             subprocess.run(command, check=True, cwd=cwd, capture_output=True,
                            env={**os.environ, **THREAD_ENVIRONMENT, "NUMBA_CACHE_DIR": cache})
