@@ -17,7 +17,7 @@ import time
 
 THREADS = int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))
 # the same number of threads for nnpipe and PyTorch (workers call torch.set_num_threads(THREADS));
-# JAX's CPU client has no such setting and uses every core
+# with fewer threads than cores, workers are also pinned to THREADS cores (see worker_arguments)
 THREAD_ENVIRONMENT = {"NUMBA_NUM_THREADS": str(THREADS), "OMP_NUM_THREADS": str(THREADS),
                       "MKL_NUM_THREADS": str(THREADS)}
 
@@ -69,12 +69,12 @@ def idle_share(interval=1.0):
     return (idle2 - idle) / max(1, total2 - total)
 
 
-def wait_until_idle(patience=180, wanted=0.85):
-    """Wait (at most `patience` seconds) for a machine free of other work: a thread pool that
-    spins at its barriers (nnpipe's, PyTorch's) runs many times slower when another process
-    takes one of its cores, which would measure the neighbour, not the framework."""
+def wait_until_idle(patience=60):
+    """Wait (at most `patience` seconds) for THREADS idle cores: a thread pool that spins at
+    its barriers (nnpipe's, PyTorch's) runs many times slower when another process takes one
+    of its cores, which would measure the neighbour, not the framework."""
     deadline = time.monotonic() + patience
-    while idle_share() < wanted and time.monotonic() < deadline:
+    while idle_share() * (os.cpu_count() or 1) < 0.85 * THREADS and time.monotonic() < deadline:
         pass
 
 
@@ -176,7 +176,11 @@ def jax_rate(loss, params, data, batch, iterations, scan):
 
 
 def worker_arguments():
-    """(entry, batch, iterations) when this process is a worker, else None."""
+    """(entry, batch, iterations) when this process is a worker, else None. A worker runs on
+    THREADS cores only, so that every framework, JAX included (it has no thread setting),
+    computes on the same cores, and a neighbour's process is moved to the others."""
     if len(sys.argv) == 5 and sys.argv[1] == "--worker":
+        if hasattr(os, "sched_setaffinity") and THREADS < (os.cpu_count() or 1):
+            os.sched_setaffinity(0, range(THREADS))
         return sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     return None
