@@ -1,59 +1,76 @@
-"""Benchmark: the color-mapping tutorial net in nnpipe and, when installed, in PyTorch (CPU).
+"""Benchmark: the color-mapping tutorial net in nnpipe and its peers (PyTorch eager, JAX jit,
+JAX lax.scan) when installed, each measurement in a process of its own, median of repeats.
 
-Both train the same architecture on the same [x,y,R,G,B] samples of the astronaut image:
-Linear 2->64, LeakyReLU 0.05, six residual blocks x + Linear(x) then LeakyReLU, Linear 64->3,
-MSE, Adam 1e-3; random mini-batches drawn from the 65,536 samples. Prints it/s for each batch
-size and the ratio nnpipe/PyTorch, the time to the first iteration of a fresh process with a
-cold and a warm compile cache, and the time to run the net on all 65,536 pixels.
+The tutorial net (examples/color_mapping.nnp): nn_fcnnl 2->64 (fc, normalize, LeakyReLU 0.05),
+six residual blocks x + Linear(x) then LeakyReLU, Linear 64->3, MSE, Adam 1e-3, on random
+mini-batches of the 65,536 [x,y,R,G,B] samples of the astronaut image. nnpipe trains it as
+the tutorial defines it; the peers have no nn_lib normalize layer, so all of them, nnpipe
+included, also train the normalize-free variant (nn_fcnl: fc then LeakyReLU), the fair
+comparison. Also prints the time to run the net on all 65,536 pixels and the time a fresh
+process takes to reach its first iteration, from an empty compile cache and a warm one.
 
-    python scripts/bench_color.py [--quick]
+    python scripts/bench_color.py [--quick] [--repeats 3]
 """
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+import bench_common as common
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 IMAGE = ROOT / "examples" / "data" / "astronaut256.png"
-NET = ("nn_init nn_input IN,2 nn_fcnl L1,IN,64 "
-       + " ".join(f"nn_resfcnl L{k}" for k in range(2, 8))
-       + " nn_fc OUT,.,3 nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-3,adam")
-THREADS = int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))
+BLOCKS = " ".join(f"nn_resfcnl L{k}" for k in range(2, 8))
+TAIL = " nn_fc OUT,.,3 nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-3,adam"
+NETS = {"tutorial": f"nn_init nn_input IN,2 nn_fcnnl L1,IN,64 {BLOCKS}{TAIL}",
+        "plain": f"nn_init nn_input IN,2 nn_fcnl L1,IN,64 {BLOCKS}{TAIL}"}
+# (label, worker entry): what is trained, and by whom
+RATES = [("nnpipe, tutorial net (normalize)", "nnpipe-tutorial"),
+         ("nnpipe, normalize-free", "nnpipe-plain"),
+         ("PyTorch eager, normalize-free", "torch"),
+         ("JAX jit, normalize-free", "jax-jit"),
+         ("JAX lax.scan, normalize-free", "jax-scan")]
+INFERENCE = [("nnpipe, tutorial net", "infer-nnpipe"), ("PyTorch, normalize-free", "infer-torch")]
+BATCHES = {32: 3000, 256: 800, 1024: 250}  # batch: iterations timed
 
 
-def nnpipe_setup():
+def nnpipe_setup(net):
     from nnpipe.cli import load_all  # noqa: F401  (fills the command registry)
     from nnpipe.lang.interpreter import Interpreter
 
     ctx = Interpreter(seed=0, quiet=True)
-    ctx.run_items(["input", str(IMAGE), "nn_samples"] + NET.split())
+    ctx.run_items(["input", str(IMAGE), "nn_samples"] + NETS[net].split())
     return ctx
 
 
-def nnpipe_rate(ctx, batch, iterations):
-    ctx.run_items(["nn_train[0]", f"2,{batch}"])  # warm up
-    start = time.perf_counter()
-    ctx.run_items(["nn_train[0]", f"{iterations},{batch}"])
-    return iterations / (time.perf_counter() - start)
+def samples():
+    """The (65536, 5) samples [x, y, R, G, B] as nnpipe's nn_samples makes them."""
+    return np.ascontiguousarray(nnpipe_setup("plain").images[0].reshape(5, -1).T)
 
 
-def nnpipe_inference(ctx):
+def nnpipe_rate(net, batch, iterations):
+    ctx = nnpipe_setup(net)
+    ctx.run_items(["nn_train[0]", f"10,{batch}"])  # compile (or load), warm up
+    return iterations / common.seconds(lambda: ctx.run_items(["nn_train[0]", f"{iterations},{batch}"]))
+
+
+def nnpipe_inference():
+    ctx = nnpipe_setup("tutorial")
     ctx.run_items(["input", str(IMAGE), "nn_coords", "nn_eval", "rm[-2,-1]"])
     timings = []
     for _ in range(5):
         ctx.run_items(["input", str(IMAGE), "nn_coords"])
-        start = time.perf_counter()
-        ctx.run_items(["nn_eval"])
-        timings.append(time.perf_counter() - start)
+        timings.append(common.seconds(lambda: ctx.run_items(["nn_eval"])))
         ctx.run_items(["rm[-2,-1]"])
     return min(timings)
+
+
+def first_iteration():
+    nnpipe_setup("tutorial").run_items(["nn_train[0]", "1"])
+    return 0
 
 
 def torch_model():
@@ -67,17 +84,18 @@ def torch_model():
         def forward(self, x):
             return torch.nn.functional.leaky_relu(x + self.fc(x), 0.05)
 
+    torch.set_num_threads(common.THREADS)
+    torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(2, 64), torch.nn.LeakyReLU(0.05),
                                *[Residual() for _ in range(6)], torch.nn.Linear(64, 3))
 
 
-def torch_rate(samples, batch, iterations):
+def torch_rate(batch, iterations):
     import torch
 
-    torch.manual_seed(0)
     model = torch_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    data = torch.from_numpy(samples)
+    data = torch.from_numpy(samples())
 
     def step():
         rows = data[torch.randint(0, data.shape[0], (batch,))]
@@ -85,73 +103,74 @@ def torch_rate(samples, batch, iterations):
         loss = torch.nn.functional.mse_loss(model(rows[:, :2]), rows[:, 2:])
         loss.backward()
         optimizer.step()
-
-    for _ in range(10):
-        step()
-    start = time.perf_counter()
-    for _ in range(iterations):
-        step()
-    return iterations / (time.perf_counter() - start)
+    return common.timed_steps(step, iterations)
 
 
-def torch_inference(samples):
+def torch_inference():
     import torch
 
     model = torch_model()
-    coords = torch.from_numpy(np.ascontiguousarray(samples[:, :2]))
-    timings = []
+    coords = torch.from_numpy(np.ascontiguousarray(samples()[:, :2]))
     with torch.no_grad():
-        for _ in range(5):
-            start = time.perf_counter()
-            model(coords)
-            timings.append(time.perf_counter() - start)
-    return min(timings)
+        model(coords)
+        return min(common.seconds(lambda: model(coords)) for _ in range(5))
 
 
-def first_iteration(cache_dir):
-    """Seconds for a fresh `nnpipe` process to build the net and finish one iteration."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    command = [sys.executable, "-m", "nnpipe", "--quiet", "input", str(IMAGE), "nn_samples",
-               *NET.split(), "nn_train", "1"]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, env=env, cwd=ROOT)
-    return time.perf_counter() - start
+def jax_rate(batch, iterations, scan):
+    import jax
+    import jax.numpy as jnp
+
+    keys = jax.random.split(jax.random.PRNGKey(0), 8)
+    sizes = [(2, 64)] + [(64, 64)] * 6 + [(64, 3)]
+    params = [(jax.random.normal(key, size) * jnp.sqrt(2 / size[0]), jnp.zeros(size[1]))
+              for key, size in zip(keys, sizes)]
+
+    def loss(params, rows):
+        x = jax.nn.leaky_relu(rows[:, :2] @ params[0][0] + params[0][1], 0.05)
+        for weight, bias in params[1:-1]:
+            x = jax.nn.leaky_relu(x + x @ weight + bias, 0.05)
+        weight, bias = params[-1]
+        return jnp.mean((x @ weight + bias - rows[:, 2:]) ** 2)
+    return common.jax_rate(loss, params, samples(), batch, iterations, scan)
+
+
+def worker(entry, batch, iterations):
+    if entry.startswith("nnpipe-"):
+        return nnpipe_rate(entry.split("-")[1], batch, iterations)
+    if entry == "torch":
+        return torch_rate(batch, iterations)
+    if entry.startswith("jax-"):
+        return jax_rate(batch, iterations, entry == "jax-scan")
+    return {"infer-nnpipe": nnpipe_inference, "infer-torch": torch_inference,
+            "first-iteration": first_iteration}[entry]()
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--repeats", type=int, default=3, help="processes per measurement")
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
-    plan = [(32, int(3000 * scale)), (256, int(800 * scale)), (1024, int(250 * scale))]
-    try:
-        import torch
-        torch.set_num_threads(THREADS)
-        peer = f"PyTorch {torch.__version__}"
-    except ImportError:
-        torch = None
-        peer = None
-
-    ctx = nnpipe_setup()
-    samples = np.ascontiguousarray(ctx.images[0].reshape(5, -1).T)
-    print(f"color-mapping net, {THREADS} threads, peer: {peer or 'none (pip install torch==2.13.0)'}")
-    print(f"{'batch':>6} {'nnpipe it/s':>12} {'PyTorch it/s':>13} {'ratio':>7}")
-    for batch, iterations in plan:
-        ours = nnpipe_rate(ctx, batch, iterations)
-        theirs = torch_rate(samples, batch, iterations) if torch else None
-        ratio = f"{ours / theirs:6.2f}x" if theirs else "    -"
-        print(f"{batch:>6} {ours:>12.0f} {theirs or float('nan'):>13.0f} {ratio:>7}")
-    ours = nnpipe_inference(ctx)
-    theirs = torch_inference(samples) if torch else None
-    line = f"inference on 65,536 pixels: nnpipe {ours:.3f} s"
-    if theirs:
-        line += f", PyTorch {theirs:.3f} s, speed ratio nnpipe/PyTorch {theirs / ours:.2f}x"
-    print(line)
-    with tempfile.TemporaryDirectory() as cache:
-        cold = first_iteration(cache)
-        warm = first_iteration(cache)
-    print(f"fresh process to first iteration: cold cache {cold:.2f} s, warm cache {warm:.2f} s")
+    print(f"color-mapping net, {common.THREADS} threads, {args.repeats} processes per line"
+          f" (median ±spread); peers: {common.peers_line()}")
+    for batch, iterations in BATCHES.items():
+        for label, entry in RATES:
+            if common.available(entry):
+                rates = common.measure(__file__, entry, batch, int(iterations * scale), args.repeats)
+                print(f"batch {batch:>4}  {label:34s} {common.summary(rates)}", flush=True)
+    for label, entry in INFERENCE:
+        if common.available(entry):
+            seconds = common.measure(__file__, entry, 0, 0, args.repeats)
+            print(f"inference on 65,536 pixels  {label:26s} {common.summary(seconds, 's')}", flush=True)
+    cold, warm = common.cold_and_warm_start([sys.executable, __file__, "--worker", "first-iteration", "0", "0"],
+                                            ROOT)
+    print(f"cold start, tutorial net: fresh process to its first iteration {cold:.1f} s with an empty"
+          f" compile cache, {warm:.2f} s with a warm one")
 
 
 if __name__ == "__main__":
-    main()
+    arguments = common.worker_arguments()
+    if arguments:
+        print(worker(*arguments))
+    else:
+        main()

@@ -27,31 +27,32 @@ def parameters(interp, plan):
     return plan.gather({name: interp.images.get(name) for name, _, _ in plan.parameters})
 
 
-def _forward(plan, params, samples, training, seed):
+def _forward(plan, params, samples, training, seed, dtype):
     """A forward pass over one chunk holding every row of `samples` (B, feed values); the
     engine's buffers are feature-major: value k of the module at offset o for sample c is at
-    (o + k) * B + c."""
-    samples = np.ascontiguousarray(samples, dtype=np.float32)
-    params = np.ascontiguousarray(params, dtype=np.float32)
+    (o + k) * B + c. The kernels are typed by their arguments: float32 is what users run,
+    float64 lets gradient checks tell a wrong derivative from rounding."""
+    samples = np.ascontiguousarray(samples, dtype=dtype)
+    params = np.ascontiguousarray(params, dtype=dtype)
     batch = samples.shape[0]
-    acts = np.zeros(plan.width * batch, dtype=np.float32)
-    stats = np.zeros(plan.stats_width, dtype=np.float32)
+    acts = np.zeros(plan.width * batch, dtype=dtype)
+    stats = np.zeros(plan.stats_width, dtype=dtype)
     engine.load_chunk(plan.feed_table, samples, np.arange(batch), acts, batch)
     engine.forward_ops(plan.ops, plan.rates, acts, params, batch, batch, training, seed, stats)
     return acts, params, batch
 
 
-def run_batch(plan, params, samples, training=False, seed=0):
+def run_batch(plan, params, samples, training=False, seed=0, dtype=np.float32):
     """Forward, loss and backward over every row of `samples` (B, feed values).
 
     Returns (the sum over the plan's losses of their batch means, as float64, parameter
     gradients, gradients of the samples)."""
-    acts, params, batch = _forward(plan, params, samples, training, seed)
+    acts, params, batch = _forward(plan, params, samples, training, seed, dtype)
     grad_acts = np.zeros_like(acts)
-    losses = np.empty((len(plan.loss_rows), batch), dtype=np.float32)
+    losses = np.empty((len(plan.loss_rows), batch), dtype=dtype)
     for row, row_losses in zip(plan.loss_rows, losses):
-        loss_layer.loss(row, acts, grad_acts, row_losses, batch, batch, np.float32(1.0 / batch))
-    grads = np.zeros(plan.parameter_size, dtype=np.float32)
+        loss_layer.loss(row, acts, grad_acts, row_losses, batch, batch, dtype(1.0 / batch))
+    grads = np.zeros(plan.parameter_size, dtype=dtype)
     engine.backward_ops(plan.ops, plan.rates, acts, grad_acts, params, grads, batch, seed)
     per_value = grad_acts.reshape(plan.width, batch).T
     sample_grads = np.concatenate(
@@ -59,7 +60,7 @@ def run_batch(plan, params, samples, training=False, seed=0):
     return float(losses.astype(np.float64).mean(axis=1).sum()), grads, sample_grads
 
 
-def activations(plan, params, samples, training=False, seed=0):
+def activations(plan, params, samples, training=False, seed=0, dtype=np.float32):
     """The activations after a forward pass over `samples`: (B, plan.width), sample-major."""
-    acts, _, batch = _forward(plan, params, samples, training, seed)
+    acts, _, batch = _forward(plan, params, samples, training, seed, dtype)
     return acts.reshape(plan.width, batch).T.copy()

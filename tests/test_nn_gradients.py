@@ -2,7 +2,12 @@
 
 Each network is built through the real interpreter; its plan is then run by calling the
 engine's kernels directly on a small batch, so the analytic gradients (of the batch-mean loss)
-can be compared with central differences of that same loss, for the parameters and the inputs."""
+can be compared with central differences of that same loss, for the parameters and the inputs.
+
+The kernels are compiled for the type of their arguments, so the checks run them in float64:
+a central difference of step h then errs by ~h^2 (truncation) + 1e-16/h (rounding), below
+1e-8 at h = 1e-5, and a wrong derivative cannot hide under float32 rounding as it could with
+the 2e-2 tolerance float32 differences needed."""
 
 import math
 
@@ -13,7 +18,11 @@ from nn_helpers import activations, build, parameters, run_batch
 from nnpipe.nn import activations as act_module
 
 BATCH = 3
-STEP = 1e-2
+CHECKED = np.float64
+# small enough that a step never crosses a kink the samples are kept away from (0.02 and more)
+STEP = 1e-5
+# relative agreement demanded of analytic and numeric gradients (measured: ~1e-8 in float64)
+TOLERANCE = 1e-5
 
 
 def prepare(script, seed=0, positive=False, training=False, dropout_seed=7, tweak=None):
@@ -27,13 +36,13 @@ def prepare(script, seed=0, positive=False, training=False, dropout_seed=7, twea
     params = parameters(interp, plan)
     rng = np.random.default_rng(seed + 1)
     columns = {name: (start, length) for name, start, length in _feed_columns(plan)}
-    samples = np.zeros((BATCH, plan.feed_width), dtype=np.float32)
+    samples = np.zeros((BATCH, plan.feed_width), dtype=CHECKED)
     for name, (start, length) in columns.items():
         if name != "GT":
             magnitude = rng.uniform(0.3, 1.2, (BATCH, length))
             sign = 1 if positive else rng.choice([-1, 1], (BATCH, length))
             samples[:, start:start + length] = sign * magnitude
-    acts = activations(plan, params, samples, training, dropout_seed)
+    acts = activations(plan, params, samples, training, dropout_seed, CHECKED)
     offset, length = plan.output
     start, gt_length = columns["GT"]
     assert gt_length == length
@@ -67,29 +76,28 @@ def numeric_gradient(function, vector, indices, step=STEP):
     result = np.empty(len(indices))
     for j, i in enumerate(indices):
         h = step * max(1.0, abs(float(vector.flat[i])))
-        plus, minus = vector.copy(), vector.copy()
+        plus, minus = vector.astype(CHECKED), vector.astype(CHECKED)
         plus.flat[i] += h
         minus.flat[i] -= h
-        # the step actually taken, in float32
-        taken = float(plus.flat[i]) - float(minus.flat[i])
-        result[j] = (function(plus) - function(minus)) / taken
+        result[j] = (function(plus) - function(minus)) / (2 * h)
     return result
 
 
 def assert_close(analytic, numeric, what):
     scale = max(1.0, float(np.abs(numeric).max()))
-    np.testing.assert_allclose(analytic, numeric, rtol=2e-2, atol=1e-3 * scale,
+    np.testing.assert_allclose(analytic, numeric, rtol=TOLERANCE, atol=TOLERANCE * scale,
                                err_msg=f"{what}: analytic vs finite differences")
 
 
 def check(script, positive=False, training=False, dropout_seed=7, tweak=None, inputs=True, seed=0):
     interp, plan, params, samples, columns = prepare(script, seed, positive, training,
                                                      dropout_seed, tweak)
-    value, grads, sample_grads = run_batch(plan, params, samples, training, dropout_seed)
+    params = params.astype(CHECKED)
+    value, grads, sample_grads = run_batch(plan, params, samples, training, dropout_seed, CHECKED)
     assert math.isfinite(value)
 
     def loss_of_params(p):
-        return run_batch(plan, p, samples, training, dropout_seed)[0]
+        return run_batch(plan, p, samples, training, dropout_seed, CHECKED)[0]
 
     indices = checked_parameters(interp, plan)
     if len(indices):
@@ -101,7 +109,7 @@ def check(script, positive=False, training=False, dropout_seed=7, tweak=None, in
         flat_indices = [b * samples.shape[1] + start + k for b in range(BATCH) for k in range(length)]
 
         def loss_of_samples(s):
-            return run_batch(plan, params, s, training, dropout_seed)[0]
+            return run_batch(plan, params, s, training, dropout_seed, CHECKED)[0]
 
         numeric = numeric_gradient(loss_of_samples, samples, flat_indices)
         assert np.abs(numeric).max() > 1e-3, "degenerate check: the inputs do not move the loss"
@@ -186,10 +194,10 @@ def test_steps_gradient_between_its_kinks():
     params = parameters(interp, plan)
     # each 0.04 or more from the kinks at n +- 1/6 (where the slope changes)
     samples = np.array([[-1.3, -0.05, 0.1, 0.3, 0.62, 1.9, 0.0], [2.08, -0.4, 0.7, -0.9, 1.4, 0.45, 1.0]],
-                       dtype=np.float32)
-    _, _, sample_grads = run_batch(plan, params, samples)
+                       dtype=CHECKED)
+    _, _, sample_grads = run_batch(plan, params, samples, dtype=CHECKED)
     columns = [b * samples.shape[1] + k for b in range(2) for k in range(6)]
-    numeric = numeric_gradient(lambda s: run_batch(plan, params, s)[0], samples, columns, step=1e-3)
+    numeric = numeric_gradient(lambda s: run_batch(plan, params, s, dtype=CHECKED)[0], samples, columns)
     assert_close(sample_grads[:, :6].ravel(), numeric, "steps input gradients")
 
 

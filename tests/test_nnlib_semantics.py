@@ -13,7 +13,7 @@ import pytest
 
 import nn_helpers
 from conftest import run_script, script_error
-from test_nn_gradients import assert_close, numeric_gradient
+from test_nn_gradients import CHECKED, assert_close, numeric_gradient
 
 # --- re-declaring a loss or a trainer replaces it ----------------------------------------------
 
@@ -119,8 +119,9 @@ def test_a_training_step_minimizes_the_sum_of_every_loss():
         separate.append(nn_helpers.run_batch(alone, nn_helpers.parameters(interp, alone),
                                              samples[:, columns])[0])
     assert total == pytest.approx(sum(separate), rel=1e-5)
-    numeric = numeric_gradient(lambda p: nn_helpers.run_batch(plan, p, samples)[0], params,
-                               np.arange(params.size))
+    _, grads, _ = nn_helpers.run_batch(plan, params, samples, dtype=CHECKED)
+    numeric = numeric_gradient(lambda p: nn_helpers.run_batch(plan, p, samples, dtype=CHECKED)[0],
+                               params, np.arange(params.size))
     assert_close(grads, numeric, "gradients of the summed losses")
 
 

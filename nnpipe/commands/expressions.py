@@ -72,7 +72,7 @@ class TrainingSession:
         from nnpipe.commands.training import command_runner
         from nnpipe.nn import engine
         losses = np.empty(1, dtype=np.float32)
-        with threads_for(samples.shape[0]):
+        with threads_for(samples.shape[0]), engine.compile_notice(self.ctx.notice):
             done = engine.train(self.plan, self.params, self.moments, self.state, samples, 1,
                                 samples.shape[0], optimizers.NAMES.index(self.trainer.optimizer),
                                 schedulers.NAMES.index(self.trainer.scheduler), losses,
@@ -85,7 +85,7 @@ class TrainingSession:
     def infer(self, plan, samples):
         """The output of `plan` (which has the same parameters) on `samples`."""
         from nnpipe.nn import engine
-        with threads_for(samples.shape[0]):
+        with threads_for(samples.shape[0]), engine.compile_notice(self.ctx.notice):
             return engine.infer(plan, self.params, samples)
 
 

@@ -12,7 +12,7 @@ from nnpipe.commands.registry import TRAINING, Bool, Float, Int, LayerName, Para
 from nnpipe.errors import UserError
 from nnpipe.images import atomic, io
 from nnpipe.lang.expr import format_number
-from nnpipe.nn import evaluation, files, optimizers, schedulers
+from nnpipe.nn import engine, evaluation, files, optimizers, schedulers
 from nnpipe.nn.layers import size_text
 from nnpipe.progress import Progress
 
@@ -192,8 +192,6 @@ class TrainingRun:
         """Train `iterations` steps; `watch` (a Watch) validates and checkpoints between
         chunks and may stop early. Returns the losses and the iteration a non-finite loss
         stopped training at (or None)."""
-        from nnpipe.nn import engine  # loads Numba and the compiled kernels
-
         optimizer = optimizers.NAMES.index(self.trainer.optimizer)
         scheduler = schedulers.NAMES.index(self.trainer.scheduler)
         losses = np.empty(iterations, dtype=np.float32)
@@ -202,9 +200,10 @@ class TrainingRun:
         while done < iterations:
             count = min(chunk, iterations - done, (watch.next_stop(done) if watch else iterations) - done)
             started = time.perf_counter()
-            completed = engine.train(self.plan, self.params, self.moments, self.state, samples,
-                                     count, batch, optimizer, scheduler, losses[done:done + count],
-                                     command_runner(self.ctx, self.plan))
+            with engine.compile_notice(self.ctx.notice):
+                completed = engine.train(self.plan, self.params, self.moments, self.state, samples,
+                                         count, batch, optimizer, scheduler, losses[done:done + count],
+                                         command_runner(self.ctx, self.plan))
             elapsed = time.perf_counter() - started
             done += completed
             if completed < count:
@@ -323,7 +322,9 @@ class Watch:
     def validate(self, done, run):
         if self.points and self.points[-1][0] == done:
             return
-        self.loss, self.accuracy = evaluation.measure(run.plan, run.params, self.samples, self.classifier)
+        with engine.compile_notice(self.ctx.notice):
+            self.loss, self.accuracy = evaluation.measure(run.plan, run.params, self.samples,
+                                                          self.classifier)
         self.points.append((done, self.loss))
         if self.loss < self.best_loss:
             self.best_loss, self.best_iteration, self.stale = self.loss, self.start + done, 0
@@ -563,13 +564,14 @@ class Inference:
         self.plan = network.plan(self.target)
         self.params = self.plan.gather(parameter_images(ctx, self.plan))
         self.runner = command_runner(ctx, self.plan)
+        self.notice = ctx.notice
         module = network.modules[self.target]
         prediction = module.inputs[0] if self.plan.is_loss else self.target
         self.size = network.modules[prediction].size
 
     def rows(self, samples):
-        from nnpipe.nn import engine  # loads Numba and the compiled kernels
-        return engine.infer(self.plan, self.params, samples, self.runner)
+        with engine.compile_notice(self.notice):
+            return engine.infer(self.plan, self.params, samples, self.runner)
 
     def evaluate(self, ctx, selection, tile_margin=-1):
         """The output image for the selected images: pixel mode gives an image of their

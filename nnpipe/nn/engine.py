@@ -11,17 +11,73 @@ a network with nn_run layers: their forward pass runs a command of the language,
 is run in compiled parts between them, one chunk at a time.
 """
 
+import contextlib
 import math
+import threading
 
 import numba
 import numpy as np
 from numba import prange
+from numba.core import event
 
 from nnpipe.nn import optimizers, schedulers
 from nnpipe.nn.layers import (ARG0, ARG1, IN0, IN0_LEN, IN1, IN1_LEN, IN_S, IN_W, OPCODE, OUT,
                               OUT_LEN, OUT_S, OUT_W, PARAM, PARAM_LEN, ROW_WIDTH, count)
 from nnpipe.nn.layers import dropout, elementwise, fc, loss, nlfc, nonlinearity, normalize
 from nnpipe.nn.layers import append, conv, crop, distance, gather, patch, pool, resize, run
+
+
+# --- saying that Numba compiles ------------------------------------------------------------------
+
+COMPILING = "compiling kernels for this network (first run only)…"
+NOTICE_DELAY = 1.0  # seconds a compile lasts before the user is told why nothing happens
+
+
+class _CompileNotice(event.Listener):
+    """Listens to Numba's compile events (sent on a cache miss only, never when the kernels
+    load from the disk cache): once an outermost compile has lasted NOTICE_DELAY, says
+    COMPILING through `notice`, once a process."""
+
+    announced = False
+
+    def __init__(self, notice):
+        self.notice = notice
+        self.depth = 0  # compiling a kernel compiles the kernels it calls inside its event
+        self.timer = None
+
+    def on_start(self, _):
+        self.depth += 1
+        if self.depth == 1 and not _CompileNotice.announced:
+            self.timer = threading.Timer(NOTICE_DELAY, self.announce)
+            self.timer.daemon = True  # never keeps an interrupted process alive
+            self.timer.start()
+
+    def on_end(self, _):
+        self.depth -= 1
+        if self.depth == 0:
+            self.cancel()
+
+    def cancel(self):
+        if self.timer:
+            self.timer.cancel()
+            self.timer = None
+
+    def announce(self):
+        if not _CompileNotice.announced:
+            _CompileNotice.announced = True
+            self.notice(COMPILING)
+
+
+@contextlib.contextmanager
+def compile_notice(notice):
+    """Around engine calls: `notice(COMPILING)` if Numba compiles for more than NOTICE_DELAY
+    inside the block (a command passes ctx.notice, which --quiet silences)."""
+    listener = _CompileNotice(notice)
+    with event.install_listener("numba:compile", listener):
+        try:
+            yield
+        finally:
+            listener.cancel()
 
 
 class Plan:
