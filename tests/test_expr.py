@@ -193,3 +193,8 @@ def test_run_time_error_names_the_text_written_not_a_cached_one():
     with pytest.raises(UserError) as error:
         evaluate("V=[1,2];V[7]")
     assert "'V=[1,2];V[7]'" in error.value.message and "index 7" in error.value.message
+
+
+@pytest.mark.parametrize("text, expected", [("fact(1e10)", math.inf), ("fact(nan)", math.nan)])
+def test_factorial_of_huge_or_nan_answers_at_once(text, expected):
+    assert evaluate(text) == pytest.approx(expected, nan_ok=True)

@@ -1308,7 +1308,10 @@ BRANCH_SIDE_EFFECTS = [  # assignments and set() in a branch some pixels take to
     "(5,2,7,1) eval. \"set('m',-1); i<3?set('m',x):0\" echo $m",
 ]
 
-ITEM_PER_PIXEL = [  # V[k] = … with k differing from pixel to pixel
+ITEM_PER_PIXEL = [  # V[k] = … with k differing from pixel to pixel; nan indices; fact()
+    'echo {A=[1,2];A[nan]}',
+    'echo {A=[1,2];A[nan]=5;A}',
+    'echo {fact(170)},{fact(171)},{fact(5)}',
     '(1,2,3) fill "A=[0,0,0];A[x]=i;A[0]+A[1]*10+A[2]*100"',
     '(1,2,3) fill "A=[1,1,1];A[x]+=i;A[0]+A[1]*10+A[2]*100"',
     '(1,2,3) fill "A=[1,1,1];A[x]*=i+1;A[0]+A[1]*10+A[2]*100"',

@@ -540,3 +540,13 @@ def test_error_inside_a_status_substitution_names_the_script_line():
     error = script_error("echo fine\n(1,2) echo ${-normalize\\ 1}", file="st.nnp")
     assert error.where == "st.nnp:2"
     assert str(error).startswith("st.nnp:2: normalize: ")
+
+
+@pytest.mark.parametrize("script, printed", [
+    ("echo [${1}]", "[${1}]"),
+    ("echo [${-1}]", "[${-1}]"),
+    ("pair a\npair : echo [${2}]", "[${2}]"),
+])
+def test_a_missing_argument_in_braces_stays_as_written(script, printed):
+    """As `$2` without a second argument does (it crashed with a TypeError)."""
+    assert run_script(script).lines == [printed]

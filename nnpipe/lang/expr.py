@@ -551,7 +551,7 @@ class _Compiler:
             vector = target_function(env)
             k = index_function(env)
             if k.size == 1:
-                position = int(k.flat[0])
+                position = _index(k, env.text)
                 if not 0 <= position < size:
                     _fail(env.text, f"index {position} is outside the vector (of size {size})")
                 return vector[position]
@@ -614,7 +614,7 @@ class _Compiler:
             index = index_function(env)
             if index.size > 1:
                 return per_pixel(env, index)
-            k = int(index.flat[0])
+            k = _index(index, env.text)
             vector = env.values[name]
             new = value_function(env)
             if combine is not None:
@@ -873,6 +873,14 @@ def _image_index(index_function, env, text):
     return int(value.flat[0])
 
 
+def _index(value, text):
+    """A vector's index, the same for every pixel: nan or inf is out of any vector."""
+    index = float(value.flat[0])
+    if not math.isfinite(index):
+        _fail(text, f"index {gmic_number(index)} is outside the vector")
+    return int(index)
+
+
 def _broadcast_size(a, b, compiler):
     if a is SCALAR:
         return b
@@ -912,10 +920,12 @@ def _positive_nan(function):
 
 
 def _factorial(value):
+    """n!: beyond 170! a float64 overflows, so the product stops there (and nan stays nan)."""
     result = np.ones_like(value, dtype=np.float64)
-    for k in range(2, int(np.max(value, initial=1)) + 1):
+    top = np.max(np.where(np.isnan(value), 1.0, value), initial=1)
+    for k in range(2, int(min(top, 171)) + 1):
         result = np.where(value >= k, result * k, result)
-    return result
+    return np.where(np.isnan(value), np.nan, np.where(value > 170, np.inf, result))
 
 
 def _round_toward(value, step=None, direction=None):

@@ -70,7 +70,8 @@ def _dollar(text, i, scope, out):
             out.append(scope.status_of(inner[1:]))
             return end + 1
         name, has_default, default = inner.partition("=")
-        out.append(scope.lookup(name, default if has_default else None))
+        value = scope.lookup(name, default if has_default else None)
+        out.append("${" + inner + "}" if value is None else value)  # a missing ${k} stays
         return end + 1
     match = NAME.match(text, i) or NEGATIVE_ARGUMENT.match(text, i)
     if not match:
