@@ -78,12 +78,12 @@ def wait_until_idle(patience=60):
         pass
 
 
-def run_worker(script, entry, batch, iterations, environment=None):
+def run_worker(script, entry, batch, iterations):
     """The number a worker process prints (once the machine is idle)."""
     wait_until_idle()
     command = [sys.executable, str(script), "--worker", entry, str(batch), str(iterations)]
     result = subprocess.run(command, capture_output=True, text=True,
-                            env={**os.environ, **THREAD_ENVIRONMENT, **(environment or {})})
+                            env={**os.environ, **THREAD_ENVIRONMENT})
     if result.returncode != 0:
         raise SystemExit(f"{entry} (batch {batch}) failed:\n{result.stderr}")
     return float(result.stdout.split()[-1])
