@@ -11,6 +11,7 @@ network, batch expression and training step in 3.6.3's API (the photo read with 
 """
 
 import argparse
+import re
 import statistics
 import subprocess
 import sys
@@ -37,7 +38,7 @@ GMIC_LOOP = """
 import sys, time, gmic
 n = int(sys.argv[1])
 started = time.perf_counter()
-gmic.Gmic().run(f"command {sys.argv[2]} nn_tutorial363 {n},{sys.argv[3]}")
+gmic.Gmic().run(f"command {sys.argv[2]} nn_tutorial363 {n},{sys.argv[3]},{sys.argv[4]}")
 print(time.perf_counter() - started)
 """
 
@@ -76,13 +77,13 @@ def seconds(code, *arguments):
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def loop_rate(code, script, iterations, repeats, folder):
+def loop_rate(code, script, iterations, repeats, folder, *extra):
     short, long = 100, 100 + iterations
     rates = []
     for repeat in range(repeats):
         out = Path(folder) / f"out{repeat}.png"
-        t_short = seconds(code, short, script, out)
-        t_long = seconds(code, long, script, out)
+        t_short = seconds(code, short, script, out, *extra)
+        t_long = seconds(code, long, script, out, *extra)
         rates.append(iterations / max(t_long - t_short, 1e-9))
     return statistics.median(rates), min(rates), max(rates)
 
@@ -96,20 +97,28 @@ def main():
         for_gmic = Path(folder) / "tutorial_for_gmic.gmic"
         for_gmic.write_text(PEER.read_text().replace("examples/data/astronaut256.png",
                                                      str(PHOTO)))
+        # the example prints every 1000 iterations behind an `if`; issue 13's loop prints
+        # every iteration: batch built by expression + eval step + echo
+        echoing = Path(folder) / "tutorial_echo.gmic"
+        echoing.write_text(re.sub(r"^if !\(\$>%1000\).*$", "echo[] LOSS=$loss", EXAMPLE.read_text(),
+                                  flags=re.M))
         seconds(NNPIPE_LOOP, 20, EXAMPLE, Path(folder) / "warm.png")  # Numba's cache, once
-        nnpipe = loop_rate(NNPIPE_LOOP, EXAMPLE, options.iterations, options.repeats, folder)
-        print(f"tutorial loop   nnpipe {nnpipe[0]:8.0f} it/s  (min {nnpipe[1]:.0f}, max {nnpipe[2]:.0f})")
         try:
             import gmic  # noqa: F401
+            has_gmic = True
         except ImportError:
-            print("tutorial loop   G'MIC  not installed (pip install gmic)")
-            gmic_rate = None
-        else:
-            gmic_rate = loop_rate(GMIC_LOOP, for_gmic, max(options.iterations // 10, 200),
-                                  options.repeats, folder)
-            print(f"tutorial loop   G'MIC  {gmic_rate[0]:8.0f} it/s  (min {gmic_rate[1]:.0f},"
-                  f" max {gmic_rate[2]:.0f})")
-            print(f"tutorial loop   ratio  {nnpipe[0] / gmic_rate[0]:8.1f}x G'MIC")
+            print("G'MIC not installed (pip install gmic): nnpipe alone")
+            has_gmic = False
+        gmic_rate = None
+        for label, script, every in (("loop, echo every iteration", echoing, 1),
+                                     ("loop, if + echo every 1000", EXAMPLE, 1000)):
+            nnpipe = loop_rate(NNPIPE_LOOP, script, options.iterations, options.repeats, folder)
+            print(f"{label:28s} nnpipe {nnpipe[0]:6.0f} it/s  (min {nnpipe[1]:.0f}, max {nnpipe[2]:.0f})")
+            if has_gmic:
+                gmic_rate = loop_rate(GMIC_LOOP, for_gmic, max(options.iterations // 10, 200),
+                                      options.repeats, folder, every)
+                print(f"{label:28s} G'MIC  {gmic_rate[0]:6.0f} it/s  (min {gmic_rate[1]:.0f},"
+                      f" max {gmic_rate[2]:.0f})   nnpipe/G'MIC {nnpipe[0] / gmic_rate[0]:.1f}x")
         fills = [seconds(NNPIPE_FILL) for _ in range(options.repeats)]
         print(f"fill 1024x1024x3 nnpipe {statistics.median(fills) * 1000:7.1f} ms")
         if gmic_rate is not None:

@@ -47,6 +47,7 @@ class TrainingSession:
         from nnpipe.commands.training import TrainingRun
         run = TrainingRun(ctx, trainer)
         self.ctx = ctx
+        self.called = set()
         self.trainer, self.plan = trainer, run.plan
         self.params, self.moments, self.state = run.params, run.moments, run.state
         images = ctx.images
@@ -72,7 +73,7 @@ class TrainingSession:
         from nnpipe.commands.training import command_runner
         from nnpipe.nn import engine
         losses = np.empty(1, dtype=np.float32)
-        with threads_for(samples.shape[0]), engine.compile_notice(self.ctx.notice):
+        with threads_for(samples.shape[0]), self.first_call("train"):
             done = engine.train(self.plan, self.params, self.moments, self.state, samples, 1,
                                 samples.shape[0], optimizers.NAMES.index(self.trainer.optimizer),
                                 schedulers.NAMES.index(self.trainer.scheduler), losses,
@@ -85,8 +86,17 @@ class TrainingSession:
     def infer(self, plan, samples):
         """The output of `plan` (which has the same parameters) on `samples`."""
         from nnpipe.nn import engine
-        with threads_for(samples.shape[0]), engine.compile_notice(self.ctx.notice):
+        with threads_for(samples.shape[0]), self.first_call("infer"):
             return engine.infer(plan, self.params, samples)
+
+    def first_call(self, kind):
+        """The compile notice around a session's first call of each kind: later calls run
+        kernels already compiled, and a listener per step would cost time in a tight loop."""
+        from nnpipe.nn import engine
+        if kind in self.called:
+            return contextlib.nullcontext()
+        self.called.add(kind)
+        return engine.compile_notice(self.ctx.notice)
 
 
 _sessions = weakref.WeakKeyDictionary()  # network -> TrainingSession
