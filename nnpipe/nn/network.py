@@ -44,6 +44,7 @@ class Network:
     def __init__(self, name=DEFAULT_NAME):
         self.name = name
         self._owned = (None, set())
+        self._losses = (None, [])
         self.modules = {}
         self.trainers = {}
         self.order = []          # module and trainer names, as nn_print lists them
@@ -75,7 +76,12 @@ class Network:
         return name in self.modules and self.modules[name].layer.kind.startswith("loss")
 
     def losses(self):
-        return [name for name in self.modules if self.is_loss(name)]
+        """The loss modules, in creation order (asked at every training step: kept while the
+        modules stay the same)."""
+        key = (tuple(self.modules), tuple(map(id, self.modules.values())))
+        if self._losses[0] != key:
+            self._losses = (key, [name for name in self.modules if self.is_loss(name)])
+        return list(self._losses[1])
 
     def add(self, name, layer, inputs=()):
         """Add module `name` fed by the modules `inputs` (names already resolved)."""
