@@ -6,6 +6,7 @@ mentions its arguments ($1, $*, …), G'MIC's rule. Commands whose arguments are
 take the next item unless it starts a statement of its own.
 """
 
+import contextlib
 import difflib
 import glob
 import math
@@ -509,14 +510,21 @@ class Interpreter:
         if self.bodies.get(name) is None:
             self.bodies[name] = self.parse(self.definitions[name].items)
         args = split_arguments(arguments) if arguments is not None else []
-        self.arguments.append(args)
+        with self.call_frame(name, args):
+            try:
+                self.execute(self.bodies[name])
+            except _Return:
+                pass
+
+    @contextlib.contextmanager
+    def call_frame(self, name, arguments):
+        """A command call's own arguments, loops and variables, for as long as it runs."""
+        self.arguments.append(arguments)
         self.names.append(name)
         self.repeats.append([])
         self.variables.push()
         try:
-            self.execute(self.bodies[name])
-        except _Return:
-            pass
+            yield
         finally:
             self.variables.pop()
             self.repeats.pop()
@@ -530,21 +538,14 @@ class Interpreter:
         kept = workspace.images
         workspace.images = ImageList()
         workspace.images.append(image)
-        self.arguments.append([])
-        self.names.append("nn_run")
-        self.repeats.append([])
-        self.variables.push()
         try:
-            main, _ = lex(command, "nn_run")
-            self.execute(self.parse(main))
+            with self.call_frame("nn_run", []):
+                main, _ = lex(command, "nn_run")
+                self.execute(self.parse(main))
             if not len(workspace.images):
                 raise UserError(f"nn_run: '{command}' leaves no image")
             return workspace.images[-1]
         finally:
-            self.variables.pop()
-            self.repeats.pop()
-            self.names.pop()
-            self.arguments.pop()
             workspace.images = kept
 
     def status_of(self, command_text):

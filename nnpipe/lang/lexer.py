@@ -25,7 +25,6 @@ from nnpipe.errors import UserError
 DEFINITION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:(?!=)\s*(.*)$")
 PROTECT = {"$": "\ue000", "{": "\ue001", "}": "\ue002", ",": "\ue003", '"': "\ue004"}
 UNPROTECT = {code: char for char, code in PROTECT.items()}
-COMMA = PROTECT[","]
 # where a quote opened right after a name (`$x"…"`): the name ends there, as in G'MIC
 NAME_END = "\ue005"
 _UNPROTECT_TABLE = str.maketrans({**UNPROTECT, NAME_END: ""})
