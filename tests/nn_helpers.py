@@ -8,7 +8,6 @@ import numpy as np
 import nnpipe.cli  # noqa: F401  (importing the CLI registers every command family)
 from nnpipe.lang.interpreter import Interpreter
 from nnpipe.nn import engine
-from nnpipe.nn.layers import loss as loss_layer
 
 
 def interpreter(seed=0):
@@ -38,7 +37,7 @@ def _forward(plan, params, samples, training, seed, dtype):
     acts = np.zeros(plan.width * batch, dtype=dtype)
     stats = np.zeros(plan.stats_width, dtype=dtype)
     engine.load_chunk(plan.feed_table, samples, np.arange(batch), acts, batch)
-    engine.forward_ops(plan.ops, plan.rates, acts, params, batch, batch, training, seed, stats)
+    plan.kernels().forward_ops(plan.ops, plan.reals, acts, params, batch, batch, training, seed, stats)
     return acts, params, batch
 
 
@@ -50,10 +49,9 @@ def run_batch(plan, params, samples, training=False, seed=0, dtype=np.float32):
     acts, params, batch = _forward(plan, params, samples, training, seed, dtype)
     grad_acts = np.zeros_like(acts)
     losses = np.empty((len(plan.loss_rows), batch), dtype=dtype)
-    for row, row_losses in zip(plan.loss_rows, losses):
-        loss_layer.loss(row, acts, grad_acts, row_losses, batch, batch, dtype(1.0 / batch))
+    plan.kernels().loss_ops(plan.loss_rows, acts, grad_acts, losses, 0, batch, batch, dtype(1.0 / batch))
     grads = np.zeros(plan.parameter_size, dtype=dtype)
-    engine.backward_ops(plan.ops, plan.rates, acts, grad_acts, params, grads, batch, seed)
+    plan.kernels().backward_ops(plan.ops, plan.reals, acts, grad_acts, params, grads, batch, seed)
     per_value = grad_acts.reshape(plan.width, batch).T
     sample_grads = np.concatenate(
         [per_value[:, offset:offset + length] for offset, length in plan.feed_table], axis=1)

@@ -145,6 +145,12 @@ def test_fc_on_an_image_shaped_input():
     check("nn_input IN,2,2,1,2 nn_fc OUT,IN,3 nn_loss_mse LOSS,OUT,GT")
 
 
+def test_scale():
+    def tweak(interp):
+        set_image(interp, "S_scale", np.random.default_rng(4).uniform(-1.5, 1.5, 6))
+    check("nn_input IN,2,2,1,3 nn_scale S,IN nn_fc OUT,S,2 nn_loss_mse LOSS,OUT,GT", tweak=tweak)
+
+
 def test_fc_then_nonlinearity():
     check("nn_input IN,3 nn_fcnl H,IN,4,tanh nn_fc OUT,H,2 nn_loss_mse LOSS,OUT,GT")
 

@@ -57,8 +57,7 @@ def run(kind, p, grads, mask, lr=LR, first_iteration=0):
     p = p.copy()
     moments = np.zeros((2, p.size), dtype=np.float32)
     for step, g in enumerate(grads):
-        optimizers.update(optimizers.NAMES.index(kind), p, g, mask, moments,
-                          np.float32(lr), first_iteration + step)
+        getattr(optimizers, kind)(p, g, mask, moments, np.float32(lr), first_iteration + step + 1)
     return p, moments
 
 

@@ -325,9 +325,9 @@ def test_nn_run_gradient_is_the_outputs_resized_to_the_input():
     engine.forward_calling_back(plan, acts, np.zeros(0, np.float32), 2, 2, True, 0,
                                 np.zeros(0, np.float32), interp.run_pipeline)
     losses = np.empty((1, 2), dtype=np.float32)
-    nn_helpers.loss_layer.loss(plan.loss_rows[0], acts, grad_acts, losses[0], 2, 2, np.float32(0.5))
-    engine.backward_ops(plan.ops, plan.rates, acts, grad_acts, np.zeros(0, np.float32),
-                        np.zeros(0, np.float32), 2, 0)
+    plan.kernels().loss_ops(plan.loss_rows, acts, grad_acts, losses, 0, 2, 2, np.float32(0.5))
+    plan.kernels().backward_ops(plan.ops, plan.reals, acts, grad_acts, np.zeros(0, np.float32),
+                              np.zeros(0, np.float32), 2, 0)
     output_grads = grad_acts.reshape(plan.width, 2)[plan.offsets["R"]:plan.offsets["R"] + 20]
     input_grads = grad_acts.reshape(plan.width, 2)[plan.offsets["IN"]:plan.offsets["IN"] + 6]
     for c in range(2):

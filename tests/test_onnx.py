@@ -69,6 +69,7 @@ LAYERS = [
     ("nn_nlfc A,IN,4,swish", (3, 2, 1, 2)),
     ("nn_nlfc A,IN,4,softmax", (3, 2, 1, 2)),         # the engine's nlfc: softmax value by value, the identity
     ("nn_normalize N,IN,1 nn_normalize M,N,0", (3, 2, 1, 2)),
+    ("nn_scale A,IN nn_scale B,A,1", (3, 2, 1, 2)),
     ("nn_clone A,B,IN nn_mul M,A,B nn_add S,M,A nn_dropout D,S,0.5 nn_rename R,D", (3, 2, 1, 2)),
     ("nn_split A,B,IN,1 nn_append C,B,A nn_reshape R,C,2,3,2,1", (3, 2, 1, 2)),
     ("nn_crop C,IN,-2,1,0,0,6,9,0,2,mirror", (5, 5, 1, 2)),

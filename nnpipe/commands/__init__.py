@@ -8,3 +8,4 @@ FAMILIES = ["images", "control", "network", "conv", "training", "data", "files",
 def load_all():
     for family in FAMILIES:
         importlib.import_module(f"nnpipe.commands.{family}")
+    importlib.import_module("nnpipe.nn.layers.registry")  # layer files declare commands too

@@ -1,14 +1,16 @@
 """The engine: a network compiled once into a flat plan, run by Numba.
 
 A plan is a table of rows (one per computing module: opcode, buffer offsets and lengths,
-parameter offset, small arguments) over flat buffers: the activations of a chunk of samples
-(feature-major, so inner loops run over samples and vectorize), the parameters of the whole
-network (one vector), and the gradients. A training step runs forward, loss and backward for
-the whole mini-batch inside one parallel region, its chunks shared out among the threads,
-each thread accumulating gradients in its own buffer; the buffers are summed once, then the
-optimizer updates every parameter. Nothing in Python runs per sample or per layer, except in
-a network with nn_run layers: their forward pass runs a command of the language, so the plan
-is run in compiled parts between them, one chunk at a time.
+parameter offset, its layer's named arguments) over flat buffers: the activations of a chunk
+of samples (feature-major, so inner loops run over samples and vectorize), the parameters of
+the whole network (one vector), and the gradients. The plan runs on the compiled engine of
+its set of layer types (nnpipe.nn.compiled: the driver of nnpipe.nn.steps and a dispatch
+generated from the layer registry). A training step runs forward, loss and backward for the
+whole mini-batch in compiled code, on one thread when the batch is too small for more to
+pay, else its chunks shared out among the threads; then the optimizer updates every
+parameter. Nothing in Python runs per sample or per layer, except in a network with nn_run
+layers: their forward pass runs a command of the language, so the plan is run in compiled
+parts between them, one chunk at a time.
 """
 
 import contextlib
@@ -17,14 +19,13 @@ import threading
 
 import numba
 import numpy as np
-from numba import prange
 from numba.core import event
 
-from nnpipe.nn import optimizers, schedulers
-from nnpipe.nn.layers import (ARG0, ARG1, IN0, IN0_LEN, IN1, IN1_LEN, IN_S, IN_W, OPCODE, OUT,
-                              OUT_LEN, OUT_S, OUT_W, PARAM, PARAM_LEN, ROW_WIDTH, count)
-from nnpipe.nn.layers import dropout, elementwise, fc, loss, nlfc, nonlinearity, normalize
-from nnpipe.nn.layers import append, conv, crop, distance, gather, patch, pool, resize, run
+from nnpipe.nn import compiled, optimizers, schedulers
+from nnpipe.nn.chunks import chunk_width, load_chunk, sample_indices
+from nnpipe.nn.layers import (FIRST_ARGUMENT, IN0, IN0_LEN, IN1, IN1_LEN, IN_S, IN_W, MAX_ARGUMENTS,
+                              OPCODE, OUT, OUT_LEN, OUT_S, OUT_W, PARAM, PARAM_LEN, ROW_WIDTH, STATS,
+                              count, registry)
 
 
 # --- saying that Numba compiles ------------------------------------------------------------------
@@ -88,8 +89,8 @@ class Plan:
         self.network = network
         needed = network.ancestors(*targets)
         self.offsets, self.width = {}, 0
-        self.feeds, self.parameters, rows, rates, loss_rows = [], [], [], [], []
-        self.callbacks = []   # (row in ops, command) of the nn_run layers
+        self.feeds, self.parameters, rows, reals, loss_rows = [], [], [], [], []
+        self.callbacks = []   # (row in ops, layer) of the layers computed in Python (nn_run)
         self.stats_width, parameter_size = 0, 0
         masks = []
         for name in needed:
@@ -105,7 +106,7 @@ class Plan:
                 self.feeds.append((name, self.offsets[name], count(module.size)))
                 continue
             row = np.zeros(ROW_WIDTH, dtype=np.int64)
-            row[OPCODE] = layer.opcode
+            row[OPCODE] = registry.opcode(layer)
             row[IN0], row[IN0_LEN] = self.offsets[module.inputs[0]], count(input_sizes[0])
             if len(module.inputs) > 1:
                 row[IN1], row[IN1_LEN] = self.offsets[module.inputs[1]], count(input_sizes[1])
@@ -118,22 +119,20 @@ class Plan:
                 self.parameters.append((name, parameter_size, shape))
                 masks.append(layer.trainable(input_sizes))
                 parameter_size += length
-            integers, rate = layer.arguments(input_sizes)
-            row[ARG0:ARG0 + len(integers)] = integers
-            if layer.opcode == normalize.OPCODE:
-                row[ARG1] = self.stats_width
-                self.stats_width += 2 * integers[0]
-            if layer.opcode == loss.OPCODE:  # losses feed no layer: they run after the forward pass
+            row[STATS] = self.stats_width
+            self.stats_width += layer.statistics(input_sizes)
+            row[FIRST_ARGUMENT:FIRST_ARGUMENT + MAX_ARGUMENTS] = _named_arguments(layer, input_sizes)
+            if layer.is_loss:  # losses feed no layer: they run after the forward pass
                 loss_rows.append(row)
                 continue
-            if layer.opcode == run.OPCODE:
-                self.callbacks.append((len(rows), layer.options["command"]))
+            if not isinstance(registry.kernel_file(row[OPCODE]).forward, numba.core.registry.CPUDispatcher):
+                self.callbacks.append((len(rows), layer))
             rows.append(row)
-            rates.append(rate)
-        self.is_loss = all(network.modules[t].layer.opcode == loss.OPCODE for t in targets)
+            reals.append(layer.real(input_sizes))
+        self.is_loss = all(network.modules[t].layer.is_loss for t in targets)
         self.loss_rows = np.array(loss_rows, dtype=np.int64).reshape(-1, ROW_WIDTH)
         self.ops = np.array(rows, dtype=np.int64).reshape(-1, ROW_WIDTH)
-        self.rates = np.array(rates, dtype=np.float32)
+        self.reals = np.array(reals, dtype=np.float32)
         self.mask = np.concatenate(masks) if masks else np.zeros(0, dtype=np.float32)
         self.parameter_size = parameter_size
         target_module = network.modules[targets[-1]]
@@ -141,6 +140,18 @@ class Plan:
         self.output = (self.offsets[prediction], count(network.modules[prediction].size))
         self.feed_table = np.array([(offset, length) for _, offset, length in self.feeds],
                                    dtype=np.int64).reshape(-1, 2)
+        # multiply-adds per sample, roughly: what decides whether a batch is worth threads
+        self.work = self.width + sum(int(r[PARAM_LEN]) * int(r[OUT_LEN] // max(r[OUT_S], 1))
+                                     for r in rows)
+        self._kernels = {}
+
+    def kernels(self, optimizer="sgd"):
+        """The compiled engine of this plan's layer types and `optimizer` (generated and loaded
+        on first use)."""
+        if optimizer not in self._kernels:
+            codes = list(self.ops[:, OPCODE]) + list(self.loss_rows[:, OPCODE])
+            self._kernels[optimizer] = compiled.kernels(codes, optimizer)
+        return self._kernels[optimizer]
 
     @property
     def feed_width(self):
@@ -159,172 +170,29 @@ class Plan:
                 for name, offset, shape in self.parameters}
 
 
-# --- kernels dispatch ---------------------------------------------------------------------------
-# Buffers hold one chunk of samples feature-major: value k of the module at offset o, for the
-# chunk's sample c, is at (o + k) * width + c. `valid` samples are real; the rest pad the chunk.
-
-@numba.njit(cache=True)
-def forward_ops(ops, rates, acts, params, width, valid, training, seed, stats):
-    for i in range(ops.shape[0]):
-        op = ops[i]
-        code = op[OPCODE]
-        if code == fc.OPCODE:
-            fc.forward(op, acts, params, width)
-        elif code == nonlinearity.OPCODE:
-            nonlinearity.forward(op, acts, width)
-        elif code == elementwise.OPCODE:
-            elementwise.forward(op, acts, width)
-        elif code == normalize.OPCODE:
-            normalize.forward(op, acts, params, width, valid, stats)
-        elif code == dropout.OPCODE:
-            dropout.forward(op, rates[i], acts, width, training, seed)
-        elif code == nlfc.OPCODE:
-            nlfc.forward(op, acts, params, width)
-        elif code == append.OPCODE:
-            append.forward(op, acts, width)
-        elif code == crop.OPCODE:
-            gather.forward(op, acts, width, crop.sources(op))
-        elif code == resize.OPCODE:
-            resize.resample(op, acts, width, False)
-        elif code == patch.OPCODE:
-            gather.forward(op, acts, width, patch.sources(op))
-        elif code == distance.OPCODE:
-            distance.forward(op, rates[i], acts, width)
-        elif code == conv.OPCODE:
-            conv.forward(op, acts, params, width)
-        elif code == pool.OPCODE:
-            pool.forward(op, acts, width)
-
-
-@numba.njit(cache=True)
-def backward_ops(ops, rates, acts, grad_acts, params, grads, width, seed):
-    for i in range(ops.shape[0] - 1, -1, -1):
-        op = ops[i]
-        code = op[OPCODE]
-        if code == fc.OPCODE:
-            fc.backward(op, acts, grad_acts, params, grads, width)
-        elif code == nonlinearity.OPCODE:
-            nonlinearity.backward(op, acts, grad_acts, width)
-        elif code == elementwise.OPCODE:
-            elementwise.backward(op, acts, grad_acts, width)
-        elif code == normalize.OPCODE:
-            normalize.backward(op, acts, grad_acts, params, grads, width)
-        elif code == dropout.OPCODE:
-            dropout.backward(op, rates[i], grad_acts, width, seed)
-        elif code == nlfc.OPCODE:
-            nlfc.backward(op, acts, grad_acts, params, grads, width)
-        elif code == append.OPCODE:
-            append.backward(op, grad_acts, width)
-        elif code == crop.OPCODE:
-            gather.backward(op, grad_acts, width, crop.sources(op))
-        elif code == resize.OPCODE:
-            resize.resample(op, grad_acts, width, True)
-        elif code == patch.OPCODE:
-            gather.backward(op, grad_acts, width, patch.sources(op))
-        elif code == distance.OPCODE:
-            distance.backward(op, rates[i], acts, grad_acts, width)
-        elif code == conv.OPCODE:
-            conv.backward(op, acts, grad_acts, params, grads, width)
-        elif code == pool.OPCODE:
-            pool.backward(op, acts, grad_acts, width)
-        elif code == run.OPCODE:
-            run.backward(op, grad_acts, width)
-
-
-@numba.njit(cache=True)
-def load_chunk(feeds, samples, rows, acts, width):
-    """Copy the samples `rows` into the input buffers of a chunk; zeros pad the chunk."""
-    column = 0
-    for f in range(feeds.shape[0]):
-        offset, length = feeds[f, 0], feeds[f, 1]
-        for j in range(length):
-            target = acts[(offset + j) * width:(offset + j + 1) * width]
-            for c in range(rows.size):
-                target[c] = samples[rows[c], column + j]
-            target[rows.size:] = 0
-        column += length
-
-
-@numba.njit(cache=True)
-def chunk_width(batch, threads, largest):
-    """Samples per chunk: enough for the inner loops to vectorize, few enough that every
-    thread gets work and a chunk's buffers stay in cache."""
-    per_thread = (batch + threads - 1) // threads
-    return max(8, min(largest, (per_thread + 7) // 8 * 8))
-
-
-@numba.njit(cache=True)
-def sample_indices(seed, iteration, count, out):
-    """Mini-batch `iteration`: sample indices drawn from a counter-based hash, so training
-    resumed from a saved trainer state draws exactly the batches it would have drawn. A batch
-    as large as the samples (nn_step) takes every sample once."""
-    if out.size == count:
-        out[:] = np.arange(count)
-        return
-    for b in range(out.size):
-        out[b] = int(dropout.uniform(seed, iteration, b - out.size) * count)
+def _named_arguments(layer, input_sizes):
+    """The layer's kernel arguments in the order its class names them."""
+    values = layer.arguments(input_sizes)
+    if set(values) != set(layer.kernel_arguments) or len(values) > MAX_ARGUMENTS:
+        raise LookupError(f"{type(layer).__name__}.arguments gives {sorted(values)}, its class"
+                          f" declares {list(layer.kernel_arguments)} (at most {MAX_ARGUMENTS})")
+    row = np.zeros(MAX_ARGUMENTS, dtype=np.int64)
+    row[:len(values)] = [values[name] for name in layer.kernel_arguments]
+    return row
 
 
 # --- training ------------------------------------------------------------------------------------
 
 TRAIN_CHUNK = 64
+# multiply-adds a step must have before a second thread pays for waking it (measured on the
+# tutorial net: below, one thread is faster)
+PARALLEL_WORK = 2_000_000
 
 
-@numba.njit(parallel=True, cache=True)
-def train_steps(ops, rates, loss_rows, feeds, samples, iterations, batch, values, params, mask,
-                moments, state, optimizer, scheduler, thread_grads, thread_stats, losses_out):
-    """Run `iterations` training steps; return how many completed (fewer: non-finite loss,
-    the parameters left as they were before that step). The loss of a step is the sum of the
-    network's losses, each the mean over the batch; their gradients add up."""
-    threads = thread_grads.shape[0]
-    width = chunk_width(batch, threads, TRAIN_CHUNK)
-    chunks = (batch + width - 1) // width
-    acts = np.zeros((threads, values * width), dtype=np.float32)
-    grad_acts = np.zeros((threads, values * width), dtype=np.float32)
-    indices = np.empty(batch, dtype=np.int64)
-    losses = np.empty((loss_rows.shape[0], batch), dtype=np.float32)
-    grads = np.empty(params.size, dtype=np.float32)
-    seed = int(state[schedulers.SEED])
-    scale = np.float32(1.0 / batch)
-    for step in range(iterations):
-        iteration = int(state[schedulers.ITERATION])
-        sample_indices(seed, iteration, samples.shape[0], indices)
-        for t in prange(threads):
-            thread_grads[t, :] = 0
-            thread_stats[t, :] = 0
-            for chunk in range(t, chunks, threads):
-                first = chunk * width
-                valid = min(width, batch - first)
-                load_chunk(feeds, samples, indices[first:first + valid], acts[t], width)
-                grad_acts[t, :] = 0
-                forward_ops(ops, rates, acts[t], params, width, valid, True, seed + iteration,
-                            thread_stats[t])
-                for j in range(loss_rows.shape[0]):
-                    loss.loss(loss_rows[j], acts[t], grad_acts[t], losses[j, first:first + valid],
-                              width, valid, scale)
-                backward_ops(ops, rates, acts[t], grad_acts[t], params, thread_grads[t], width,
-                             seed + iteration)
-        value = losses.sum() / batch
-        if not math.isfinite(value):
-            return step
-        grads[:] = thread_grads[0]
-        for t in range(1, threads):
-            grads += thread_grads[t]
-        update(ops, params, grads, mask, moments, state, optimizer, scheduler, thread_stats.sum(axis=0),
-               batch, value)
-        losses_out[step] = value
-    return iterations
-
-
-@numba.njit(cache=True)
-def update(ops, params, grads, mask, moments, state, optimizer, scheduler, stats, batch, value):
-    """The end of a step: running statistics, the optimizer's update, the scheduler."""
-    for i in range(ops.shape[0]):
-        if ops[i, OPCODE] == normalize.OPCODE:
-            normalize.update_running(ops[i], params, stats, batch)
-    optimizers.update(optimizer, params, grads, mask, moments, state[schedulers.RATE],
-                      int(state[schedulers.ITERATION]))
-    schedulers.update(scheduler, state, value)
+def threads_for(plan, batch):
+    """How many threads a batch of `batch` samples is worth."""
+    threads = numba.get_num_threads()
+    return threads if threads > 1 and batch * plan.work >= PARALLEL_WORK else 1
 
 
 def train(plan, params, moments, state, samples, iterations, batch, optimizer, scheduler, losses_out,
@@ -333,30 +201,37 @@ def train(plan, params, moments, state, samples, iterations, batch, optimizer, s
     if plan.callbacks:
         return train_calling_back(plan, params, moments, state, samples, iterations, batch,
                                   optimizer, scheduler, losses_out, runner)
-    threads = numba.get_num_threads()
+    threads = threads_for(plan, batch)
+    width = chunk_width(batch, threads, TRAIN_CHUNK)
+    acts = np.zeros((threads, plan.width * width), dtype=np.float32)
     thread_grads = np.zeros((threads, plan.parameter_size), dtype=np.float32)
     thread_stats = np.zeros((threads, plan.stats_width), dtype=np.float32)
-    return train_steps(plan.ops, plan.rates, plan.loss_rows, plan.feed_table, samples, iterations,
-                       batch, plan.width, params, plan.mask, moments, state, optimizer, scheduler,
-                       thread_grads, thread_stats, losses_out)
+    losses = np.empty((len(plan.loss_rows), batch), dtype=np.float32)
+    kernels = plan.kernels(optimizers.NAMES[optimizer])
+    steps = kernels.train_parallel if threads > 1 else kernels.train_serial
+    return steps(plan.ops, plan.reals, plan.loss_rows, plan.feed_table, samples, iterations, batch,
+                 width, params, plan.mask, moments, state, scheduler, acts, np.zeros_like(acts),
+                 thread_grads, thread_stats, np.empty(batch, dtype=np.int64), losses, losses_out)
 
 
 def forward_calling_back(plan, acts, params, width, valid, training, seed, stats, runner):
     """The forward pass of a plan with nn_run layers: compiled parts, and the commands
     between them."""
-    start = 0
-    for row, command in plan.callbacks:
-        forward_ops(plan.ops[start:row], plan.rates[start:row], acts, params, width, valid, training,
+    start, forward_ops = 0, plan.kernels().forward_ops
+    for row, layer in plan.callbacks:
+        forward_ops(plan.ops[start:row], plan.reals[start:row], acts, params, width, valid, training,
                     seed, stats)
-        run.forward(plan.ops[row], command, acts, width, valid, runner)
+        registry.kernel_file(plan.ops[row, OPCODE]).forward(layer, plan.ops[row], acts, width, valid,
+                                                            runner)
         start = row + 1
-    forward_ops(plan.ops[start:], plan.rates[start:], acts, params, width, valid, training, seed, stats)
+    forward_ops(plan.ops[start:], plan.reals[start:], acts, params, width, valid, training, seed, stats)
 
 
 def train_calling_back(plan, params, moments, state, samples, iterations, batch, optimizer,
                        scheduler, losses_out, runner):
-    """train_steps for a plan with nn_run layers: the whole batch as one chunk, one step after
-    the other, the same draws, losses and updates."""
+    """train_serial for a plan with nn_run layers: the whole batch as one chunk, one step
+    after the other, the same draws, losses and updates."""
+    kernels = plan.kernels(optimizers.NAMES[optimizer])
     acts = np.empty(plan.width * batch, dtype=np.float32)
     grad_acts = np.empty_like(acts)
     indices = np.empty(batch, dtype=np.int64)
@@ -370,14 +245,13 @@ def train_calling_back(plan, params, moments, state, samples, iterations, batch,
         stats = np.zeros(plan.stats_width, dtype=np.float32)
         load_chunk(plan.feed_table, samples, indices, acts, batch)
         forward_calling_back(plan, acts, params, batch, batch, True, seed + iteration, stats, runner)
-        for row, row_losses in zip(plan.loss_rows, losses):
-            loss.loss(row, acts, grad_acts, row_losses, batch, batch, np.float32(1.0 / batch))
+        kernels.loss_ops(plan.loss_rows, acts, grad_acts, losses, 0, batch, batch, np.float32(1.0 / batch))
         value = float(losses.sum()) / batch
         if not math.isfinite(value):
             return step
-        backward_ops(plan.ops, plan.rates, acts, grad_acts, params, grads, batch, seed + iteration)
-        update(plan.ops, params, grads, plan.mask, moments, state, optimizer, scheduler, stats,
-               batch, value)
+        kernels.backward_ops(plan.ops, plan.reals, acts, grad_acts, params, grads, batch, seed + iteration)
+        kernels.update(plan.ops, params, grads, plan.mask, moments, state, scheduler, stats, batch,
+                       value)
         losses_out[step] = value
     return iterations
 
@@ -387,38 +261,26 @@ def train_calling_back(plan, params, moments, state, samples, iterations, batch,
 INFERENCE_CHUNK = 64
 
 
-@numba.njit(parallel=True, cache=True)
-def infer_samples(ops, rates, feeds, samples, params, values, output_offset, threads, result):
-    count = samples.shape[0]
-    width = chunk_width(count, threads, INFERENCE_CHUNK)
-    chunks = (count + width - 1) // width
-    rows = np.arange(count)
-    no_stats = np.zeros(0, dtype=np.float32)
-    for t in prange(threads):
-        acts = np.empty(values * width, dtype=np.float32)
-        for chunk in range(t, chunks, threads):
-            first = chunk * width
-            valid = min(width, count - first)
-            load_chunk(feeds, samples, rows[first:first + valid], acts, width)
-            forward_ops(ops, rates, acts, params, width, valid, False, 0, no_stats)
-            for j in range(result.shape[1]):
-                result[first:first + valid, j] = acts[(output_offset + j) * width:(output_offset + j) * width + valid]
-
-
 def infer(plan, params, samples, runner=None):
     """Run the plan forward on every row of `samples` (N, feed values); return (N, outputs).
     `runner(command, image)`: runs nn_run's commands (see nnpipe.nn.layers.run)."""
     result = np.empty((samples.shape[0], plan.output[1]), dtype=np.float32)
+    samples = np.ascontiguousarray(samples)
     if plan.callbacks:
-        infer_calling_back(plan, params, np.ascontiguousarray(samples), runner, result)
+        infer_calling_back(plan, params, samples, runner, result)
     elif samples.shape[0]:
-        infer_samples(plan.ops, plan.rates, plan.feed_table, np.ascontiguousarray(samples),
-                      params, plan.width, plan.output[0], numba.get_num_threads(), result)
+        threads = threads_for(plan, samples.shape[0])
+        width = chunk_width(samples.shape[0], threads, INFERENCE_CHUNK)
+        acts = np.zeros((threads, plan.width * width), dtype=np.float32)
+        kernels = plan.kernels()
+        run = kernels.infer_parallel if threads > 1 else kernels.infer_serial
+        run(plan.ops, plan.reals, plan.feed_table, samples, np.arange(samples.shape[0]), params, width,
+            acts, np.zeros(0, dtype=np.float32), plan.output[0], result)
     return result
 
 
 def infer_calling_back(plan, params, samples, runner, result):
-    """infer_samples for a plan with nn_run layers, a chunk at a time."""
+    """infer_serial for a plan with nn_run layers, a chunk at a time."""
     offset, length = plan.output
     acts = np.empty(plan.width * INFERENCE_CHUNK, dtype=np.float32)
     no_stats = np.zeros(0, dtype=np.float32)

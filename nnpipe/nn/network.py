@@ -91,7 +91,7 @@ class Network:
                 raise UserError(f"'{source}' is a loss: a loss feeds no layer (a network's losses"
                                 " are trained together, their sum minimized)")
         sizes = [self.modules[i].size for i in inputs]
-        module = Module(name, layer, tuple(inputs), tuple(layer.output_size(sizes)))
+        module = Module(name, layer, tuple(inputs), tuple(layer.build(sizes)))
         check_size(module.size, "the layer's output")
         parameters = module.parameter_shape(self)
         if parameters is not None:

@@ -297,7 +297,7 @@ def _maxpool(g, step):
 
 def _resample(g, step):
     """resize and avgpool: linear along each axis, by the layer's own per-axis weights."""
-    mode = step.layer.arguments(step.input_sizes)[0][0]
+    mode = step.layer.arguments(step.input_sizes)["interpolation"]
     x = step.inputs[0]
     for axis, n_in, n_out in zip((X_AXIS, Y_AXIS, Z_AXIS, CHANNEL_AXIS), step.input_sizes[0], step.size):
         first, weights = axis_weights(n_in, n_out, mode)
@@ -339,12 +339,17 @@ EXPORTERS = {
 }
 
 
+def _exporter(layer):
+    """EXPORTERS' function for the layer's kind, or the layer's own `export_onnx`."""
+    return EXPORTERS.get(layer.kind) or getattr(layer, "export_onnx", None)
+
+
 def build(network, target, weights):
     """The ONNX model computing module `target` of `network`; `weights` maps each parameter
     module to its image. Raises UserError naming the first layer that cannot be exported."""
     modules = [network.modules[name] for name in network.ancestors(target)]
     for module in modules:
-        if module.layer.inputs and module.layer.kind not in EXPORTERS:
+        if module.layer.inputs and not _exporter(module.layer):
             raise UserError(f"layer '{module.name}' ({module.layer.kind}) cannot be exported to ONNX"
                             " (losses are for training: export what they compare)")
     rows = iter(network.plan(target).ops)   # one row per module that computes, in this order
@@ -361,7 +366,7 @@ def build(network, target, weights):
         input_sizes = [network.modules[i].size for i in module.inputs]
         step = Step(module.name, layer, module.size, [tensors[i] for i in module.inputs], input_sizes,
                     weights.get(module.name), None if layer.alias else next(rows))
-        tensors[module.name] = EXPORTERS[layer.kind](g, step)
+        tensors[module.name] = _exporter(layer)(g, step)
     size = network.modules[target].size
     g.nodes.append(helper.make_node("Reshape", [tensors[target], g.constant([-1] + outside_dims(size),
                                                                             "output_shape", np.int64)],

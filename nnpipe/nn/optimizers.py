@@ -1,7 +1,8 @@
 """Optimizers: the textbook update rules (as in PyTorch), one function each, side by side.
 
 `moments` is a (2, P) array holding each optimizer's running state; which rows it uses and the
-names of the images that keep them between runs are in MOMENTS."""
+names of the images that keep them between runs are in MOMENTS. Each takes the same arguments
+(t counts steps from 1): the compiled engine of a network calls the one its trainer uses."""
 
 import math
 
@@ -16,27 +17,30 @@ BETA1, BETA2, RHO, MU, EPSILON = 0.9, 0.999, 0.9, 0.9, 1e-8
 
 
 @numba.njit(cache=True, fastmath=True)
-def sgd(p, g, mask, lr):
+def sgd(p, g, mask, moments, lr, t):
     for i in range(p.size):
         p[i] -= mask[i] * lr * g[i]
 
 
 @numba.njit(cache=True, fastmath=True)
-def momentum(p, g, mask, velocity, lr):
+def momentum(p, g, mask, moments, lr, t):
+    velocity = moments[0]
     for i in range(p.size):
         velocity[i] = MU * velocity[i] + g[i]
         p[i] -= mask[i] * lr * velocity[i]
 
 
 @numba.njit(cache=True, fastmath=True)
-def rmsprop(p, g, mask, square, lr):
+def rmsprop(p, g, mask, moments, lr, t):
+    square = moments[0]
     for i in range(p.size):
         square[i] = RHO * square[i] + (1 - RHO) * g[i] * g[i]
         p[i] -= mask[i] * lr * g[i] / (math.sqrt(square[i]) + EPSILON)
 
 
 @numba.njit(cache=True, fastmath=True)
-def adam(p, g, mask, m, v, lr, t):
+def adam(p, g, mask, moments, lr, t):
+    m, v = moments[0], moments[1]
     step = lr * math.sqrt(1 - BETA2 ** t) / (1 - BETA1 ** t)
     eps = EPSILON * math.sqrt(1 - BETA2 ** t)  # so that the update is m_hat / (sqrt(v_hat) + eps)
     for i in range(p.size):
@@ -46,7 +50,8 @@ def adam(p, g, mask, m, v, lr, t):
 
 
 @numba.njit(cache=True, fastmath=True)
-def adamax(p, g, mask, m, u, lr, t):
+def adamax(p, g, mask, moments, lr, t):
+    m, u = moments[0], moments[1]
     step = lr / (1 - BETA1 ** t)
     for i in range(p.size):
         m[i] = BETA1 * m[i] + (1 - BETA1) * g[i]
@@ -55,25 +60,8 @@ def adamax(p, g, mask, m, u, lr, t):
 
 
 @numba.njit(cache=True, fastmath=True)
-def adagrad(p, g, mask, total, lr):
+def adagrad(p, g, mask, moments, lr, t):
+    total = moments[0]
     for i in range(p.size):
         total[i] += g[i] * g[i]
         p[i] -= mask[i] * lr * g[i] / (math.sqrt(total[i]) + 1e-10)
-
-
-@numba.njit(cache=True)
-def update(kind, params, grads, mask, moments, lr, iteration):
-    """One update of every parameter; `iteration` counts from 0."""
-    t = iteration + 1
-    if kind == SGD:
-        sgd(params, grads, mask, lr)
-    elif kind == MOMENTUM:
-        momentum(params, grads, mask, moments[0], lr)
-    elif kind == RMSPROP:
-        rmsprop(params, grads, mask, moments[0], lr)
-    elif kind == ADAM:
-        adam(params, grads, mask, moments[0], moments[1], lr, t)
-    elif kind == ADAMAX:
-        adamax(params, grads, mask, moments[0], moments[1], lr, t)
-    elif kind == ADAGRAD:
-        adagrad(params, grads, mask, moments[0], lr)

@@ -1,17 +1,33 @@
-"""Layer types. Each file holds one layer: its shape rule and parameter creation, then its
-Numba forward/backward kernels. The engine calls the kernels through one dispatch table."""
+"""Layer types. Each file declares one layer type in one place: its class (the shape rule and
+validation in `build`, the parameter image, the named integers its kernels read) and, after
+it, its Numba kernels: `forward`, `backward`, and the optional hooks `loss` (a loss layer) and
+`after_step` (once per training step, e.g. running statistics). Listing the file in
+nnpipe.nn.layers.registry gives it an opcode; the engine generates its dispatch from the
+registry for the layer types a network uses (nnpipe.nn.compiled).
+
+A kernel names what it needs by its parameters, from: op (the layer's plan row), real (its one
+float argument), acts, grad_acts, params, grads, width (samples in the chunk), valid (the real
+ones among them), training, seed (the step's), stats (the step's per-thread statistics),
+losses, scale (1 / batch), batch."""
 
 import numpy as np
 
 from nnpipe.errors import UserError
 
 # Columns of a plan row (int64) read by every kernel; see nnpipe.nn.engine. Besides offsets and
-# lengths, a row holds the sizes (w,h,d,s) of its first input and of its output, which the
-# kernels of image-shaped layers index with, and up to eight integer arguments of its layer.
-(OPCODE, IN0, IN0_LEN, IN1, IN1_LEN, OUT, OUT_LEN, PARAM, PARAM_LEN, ARG0, ARG1, ARG2,
- ARG3, ARG4, ARG5, ARG6, ARG7, IN_W, IN_H, IN_D, IN_S, OUT_W, OUT_H, OUT_D, OUT_S) = range(25)
-ROW_WIDTH = 25
+# lengths, a row holds where its layer's statistics go, the sizes (w,h,d,s) of its first input
+# and of its output (which image-shaped layers index with), then its layer's kernel arguments,
+# named by the layer class: column(LayerClass, name) is where a kernel reads one.
+(OPCODE, IN0, IN0_LEN, IN1, IN1_LEN, OUT, OUT_LEN, PARAM, PARAM_LEN, STATS,
+ IN_W, IN_H, IN_D, IN_S, OUT_W, OUT_H, OUT_D, OUT_S) = range(18)
+FIRST_ARGUMENT, MAX_ARGUMENTS = 18, 8
+ROW_WIDTH = FIRST_ARGUMENT + MAX_ARGUMENTS
 NO_OP = -1
+
+
+def column(layer_class, name):
+    """The plan-row column holding the kernel argument `name` of `layer_class`."""
+    return FIRST_ARGUMENT + layer_class.kernel_arguments.index(name)
 
 
 def count(size):
@@ -24,17 +40,32 @@ def size_text(size):
 
 
 class Layer:
-    """A module type: its output size, its parameter image, and what the kernels need."""
+    """A module type: its output size, its parameter image, and what its kernels need."""
 
     kind = ""
-    opcode = NO_OP     # NO_OP: computes nothing (inputs) or shares its input's buffer (aliases)
     alias = False      # output is (a slice of) the input's buffer: no copy, gradients add up
     inputs = 1
+    is_loss = False    # computed after the forward pass by its `loss` kernel; feeds no layer
+    kernel_arguments = ()  # names of the integers `arguments` gives the kernels
+    # the module holding the kernels: the class's own unless it says otherwise
+    kernel_file = None
+
+    def __init_subclass__(cls, **options):
+        super().__init_subclass__(**options)
+        if "kernel_file" not in cls.__dict__:
+            cls.kernel_file = cls.__module__
 
     def __init__(self, **options):
         self.options = options
 
-    def output_size(self, input_sizes):
+    @property
+    def computes(self):
+        """False for inputs (fed from the samples) and aliases (views of their input)."""
+        return self.inputs > 0 and not self.alias
+
+    def build(self, input_sizes):
+        """Check the options against the input sizes, once, when the module is added; return
+        the output size (w,h,d,s)."""
         return input_sizes[0]
 
     def parameter_shape(self, input_sizes):
@@ -53,8 +84,17 @@ class Layer:
         return 0
 
     def arguments(self, input_sizes):
-        """Up to eight integers and one float the kernels read from the plan."""
-        return (), 0.0
+        """{name: integer} for each name of `kernel_arguments`."""
+        return {}
+
+    def real(self, input_sizes):
+        """The one float argument the kernels read as `real`."""
+        return 0.0
+
+    def statistics(self, input_sizes):
+        """How many values the layer gathers per training step in `stats` (from the row's STATS
+        column on), for its `after_step` hook."""
+        return 0
 
     def properties(self):
         """The 'Properties' line of nn_print, or ''."""
@@ -66,7 +106,7 @@ class Input(Layer):
     kind = "input"
     inputs = 0
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         return self.options["size"]
 
 

@@ -7,15 +7,12 @@ import numba
 from nnpipe.errors import UserError
 from nnpipe.nn.layers import IN0, IN0_LEN, IN1, IN1_LEN, OUT, Layer, size_text
 
-OPCODE = 10
-
 
 class Append(Layer):
     kind = "append"
-    opcode = OPCODE
     inputs = 2
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         first, second = input_sizes
         if first[:3] != second[:3]:
             raise UserError(f"append needs inputs of the same width, height and depth"

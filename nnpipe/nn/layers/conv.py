@@ -27,17 +27,15 @@ import numpy as np
 
 from nnpipe.errors import UserError
 from nnpipe.nn import boundary
-from nnpipe.nn.layers import (ARG0, ARG1, ARG2, ARG3, ARG4, ARG5, ARG6, IN0, IN_D, IN_H, IN_S,
-                              IN_W, OUT, OUT_D, OUT_H, OUT_S, OUT_W, PARAM, Layer, learning_mask,
-                              size_text, weights_and_biases)
-
-OPCODE = 8
+from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_S, IN_W, OUT, OUT_D, OUT_H, OUT_S, OUT_W, PARAM,
+                              Layer, column, learning_mask, size_text, weights_and_biases)
 
 
 class Convolution(Layer):
     """options: channels, kernel_size, stride, dilation, shrink, boundary_conditions,
     learning_mode, dimensions (2 or 3), transposed."""
-    opcode = OPCODE
+    kernel_arguments = ("kernel_size", "stride", "dilation", "shrink", "boundary_conditions",
+                        "dimensions", "transposed")
 
     def __init__(self, **options):
         options.setdefault("transposed", False)
@@ -47,7 +45,7 @@ class Convolution(Layer):
     def kernel_volume(self):
         return self.options["kernel_size"] ** self.options["dimensions"]
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         (w, h, d, _), o = input_sizes[0], self.options
         strided_axes = 3 if o["dimensions"] == 3 else 2
         if o["transposed"]:
@@ -74,8 +72,7 @@ class Convolution(Layer):
 
     def arguments(self, input_sizes):
         o = self.options
-        return (o["kernel_size"], o["stride"], o["dilation"], o["shrink"],
-                o["boundary_conditions"], o["dimensions"], int(o["transposed"])), 0.0
+        return {name: int(o[name]) for name in self.kernel_arguments}
 
     def picture(self, weights, gap=1):
         """nn_view's layout of a weights image: a grid of kernel tiles, one row per output
@@ -105,6 +102,10 @@ class Convolution(Layer):
         return text + f", learning_mode={o['learning_mode']}"
 
 
+(KERNEL_SIZE, STRIDE, DILATION, SHRINK, CONDITION, DIMENSIONS,
+ TRANSPOSED) = (column(Convolution, name) for name in Convolution.kernel_arguments)
+
+
 @numba.njit(cache=True, inline="always")
 def _source(out, tap, n_in, k, stride, dilation, shrink, condition, transposed):
     """The input coordinate that output coordinate `out` reads through kernel tap `tap`
@@ -123,8 +124,8 @@ def _source(out, tap, n_in, k, stride, dilation, shrink, condition, transposed):
 def pairs(op, x, y, z, weight_of, value_of):
     """Fill the (weight offset in the kernels row, input value) pairs that output pixel
     (x, y, z) sums over; return how many there are."""
-    k, stride, dilation, shrink = op[ARG0], op[ARG1], op[ARG2], op[ARG3]
-    condition, three_d, transposed = op[ARG4], op[ARG5] == 3, op[ARG6]
+    k, stride, dilation, shrink = op[KERNEL_SIZE], op[STRIDE], op[DILATION], op[SHRINK]
+    condition, three_d, transposed = op[CONDITION], op[DIMENSIONS] == 3, op[TRANSPOSED]
     w, h, d = op[IN_W], op[IN_H], op[IN_D]
     kz = k if three_d else 1
     volume = k * k * kz
@@ -152,8 +153,8 @@ def pairs(op, x, y, z, weight_of, value_of):
 def interior(op):
     """The output columns [first, last) that read only inside the input, from consecutive
     input columns (stride 1, not transposed): computed as one run per row."""
-    k, stride, dilation, shrink = op[ARG0], op[ARG1], op[ARG2], op[ARG3]
-    if stride != 1 or op[ARG6]:
+    k, stride, dilation, shrink = op[KERNEL_SIZE], op[STRIDE], op[DILATION], op[SHRINK]
+    if stride != 1 or op[TRANSPOSED]:
         return 0, 0
     centre = k - 1 - k // 2
     return max(0, dilation * (k - 1 - centre) - shrink), min(op[OUT_W], op[IN_W] - shrink - dilation * centre)
@@ -183,7 +184,7 @@ def _values(buffer, index, length, width):
 @numba.njit(cache=True, fastmath=True)
 def forward(op, acts, params, width):
     plane = op[OUT_W] * op[OUT_H] * op[OUT_D]
-    row_length = op[IN_S] * op[ARG0] ** op[ARG5] + 1
+    row_length = op[IN_S] * op[KERNEL_SIZE] ** op[DIMENSIONS] + 1
     weight_of = np.empty(row_length, dtype=np.int64)
     value_of = np.empty(row_length, dtype=np.int64)
     columns = runs(op)
@@ -218,7 +219,7 @@ def _forward_run(op, acts, params, width, n, weight_of, value_of, pixel, length,
 @numba.njit(cache=True, fastmath=True)
 def backward(op, acts, grad_acts, params, grads, width):
     plane = op[OUT_W] * op[OUT_H] * op[OUT_D]
-    row_length = op[IN_S] * op[ARG0] ** op[ARG5] + 1
+    row_length = op[IN_S] * op[KERNEL_SIZE] ** op[DIMENSIONS] + 1
     weight_of = np.empty(row_length, dtype=np.int64)
     value_of = np.empty(row_length, dtype=np.int64)
     columns = runs(op)

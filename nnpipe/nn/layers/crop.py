@@ -10,39 +10,50 @@ import numba
 import numpy as np
 
 from nnpipe.nn import boundary
-from nnpipe.nn.layers import (ARG0, ARG1, ARG2, ARG3, ARG4, IN_D, IN_H, IN_S, IN_W, OUT_D,
-                              OUT_H, OUT_LEN, OUT_W, Layer, gather)
-
-OPCODE = 11
+from nnpipe.nn.layers import (IN_D, IN_H, IN_S, IN_W, OUT_D, OUT_H, OUT_LEN, OUT_W, Layer, column,
+                              gather)
 
 
 class Crop(Layer):
     kind = "crop"
-    opcode = OPCODE
+    kernel_arguments = ("x0", "y0", "z0", "c0", "boundary_conditions")
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         return tuple(abs(b - a) + 1 for a, b in zip(self.options["first"], self.options["last"]))
 
     def arguments(self, input_sizes):
         origin = tuple(min(a, b) for a, b in zip(self.options["first"], self.options["last"]))
-        return origin + (boundary.NAMES.index(self.options["boundary_conditions"]),), 0.0
+        condition = boundary.NAMES.index(self.options["boundary_conditions"])
+        return dict(zip(self.kernel_arguments, origin + (condition,)))
 
     def properties(self):
         first, last = (",".join(str(v) for v in self.options[k]) for k in ("first", "last"))
         return f"coordinates=({first})x({last})"
 
 
+X0, Y0, Z0, C0, CONDITION = (column(Crop, name) for name in Crop.kernel_arguments)
+
+
 @numba.njit(cache=True)
 def sources(op):
-    condition = op[ARG4]
+    condition = op[CONDITION]
     table = np.empty(op[OUT_LEN], dtype=np.int64)
     for k in range(table.size):
         x, y, z, c = gather.position(k, op[OUT_W], op[OUT_H], op[OUT_D])
-        x = boundary.coordinate(x + op[ARG0], op[IN_W], condition)
-        y = boundary.coordinate(y + op[ARG1], op[IN_H], condition)
-        z = boundary.coordinate(z + op[ARG2], op[IN_D], condition)
-        c = boundary.coordinate(c + op[ARG3], op[IN_S], condition)
+        x = boundary.coordinate(x + op[X0], op[IN_W], condition)
+        y = boundary.coordinate(y + op[Y0], op[IN_H], condition)
+        z = boundary.coordinate(z + op[Z0], op[IN_D], condition)
+        c = boundary.coordinate(c + op[C0], op[IN_S], condition)
         inside = x >= 0 and y >= 0 and z >= 0 and c >= 0
         table[k] = gather.index(x, y, z, c, op[IN_W], op[IN_H], op[IN_D]) if inside else -1
     return table
 
+
+@numba.njit(cache=True)
+def forward(op, acts, width):
+    gather.forward(op, acts, width, sources(op))
+
+
+@numba.njit(cache=True)
+def backward(op, grad_acts, width):
+    gather.backward(op, grad_acts, width, sources(op))

@@ -9,20 +9,17 @@ import numba
 
 from nnpipe.nn.layers import IN0, IN0_LEN, IN1, OUT, Layer, same_sizes
 
-OPCODE = 14
-
 
 class Distance(Layer):
     kind = "distance"
-    opcode = OPCODE
     inputs = 2
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         same_sizes(self.kind, input_sizes)
         return (1, 1, 1, 1)
 
-    def arguments(self, input_sizes):
-        return (), self.options["metric"]
+    def real(self, input_sizes):
+        return self.options["metric"]
 
     def properties(self):
         metric = self.options["metric"]
@@ -30,7 +27,8 @@ class Distance(Layer):
 
 
 @numba.njit(cache=True, fastmath=True)
-def forward(op, metric, acts, width):
+def forward(op, real, acts, width):
+    metric = real
     out, n = op[OUT] * width, op[IN0_LEN]
     acts[out:out + width] = 0
     for k in range(n):
@@ -44,7 +42,8 @@ def forward(op, metric, acts, width):
 
 
 @numba.njit(cache=True, fastmath=True)
-def backward(op, metric, acts, grad_acts, width):
+def backward(op, real, acts, grad_acts, width):
+    metric = real
     out, n = op[OUT] * width, op[IN0_LEN]
     for k in range(n):
         a, b = (op[IN0] + k) * width, (op[IN1] + k) * width

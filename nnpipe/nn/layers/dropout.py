@@ -6,14 +6,12 @@ import numba
 import numpy as np
 
 from nnpipe.errors import UserError
-from nnpipe.nn.layers import ARG0, IN0, OUT, OUT_LEN, Layer
-
-OPCODE = 5
+from nnpipe.nn.layers import IN0, OUT, OUT_LEN, Layer, column
 
 
 class Dropout(Layer):
     kind = "dropout"
-    opcode = OPCODE
+    kernel_arguments = ("channels",)
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -21,10 +19,16 @@ class Dropout(Layer):
             raise UserError(f"dropout_rate must be in [0, 1) (got {options['rate']:g})")
 
     def arguments(self, input_sizes):
-        return (input_sizes[0][3],), self.options["rate"]
+        return {"channels": input_sizes[0][3]}
+
+    def real(self, input_sizes):
+        return self.options["rate"]
 
     def properties(self):
         return f"dropout_rate={self.options['rate']}"
+
+
+CHANNELS = column(Dropout, "channels")
 
 
 @numba.njit(cache=True, inline="always")
@@ -44,7 +48,7 @@ def scales(op, rate, seed):
     """One factor per channel: 0 for a dropped channel, channels/kept otherwise. The draws
     depend on the step's seed and the layer (its output offset), not on the sample, so every
     chunk of the batch, on any thread, and the backward pass see the same mask."""
-    channels = op[ARG0]
+    channels = op[CHANNELS]
     result = np.ones(channels, dtype=np.float32)
     kept = 0
     for k in range(channels):
@@ -60,8 +64,9 @@ def scales(op, rate, seed):
 
 
 @numba.njit(cache=True, fastmath=True)
-def forward(op, rate, acts, width, training, seed):
-    n, channels = op[OUT_LEN], op[ARG0]
+def forward(op, real, acts, width, training, seed):
+    rate = real
+    n, channels = op[OUT_LEN], op[CHANNELS]
     size = n // channels
     x = acts[op[IN0] * width:(op[IN0] + n) * width]
     y = acts[op[OUT] * width:(op[OUT] + n) * width]
@@ -76,8 +81,9 @@ def forward(op, rate, acts, width, training, seed):
 
 
 @numba.njit(cache=True, fastmath=True)
-def backward(op, rate, grad_acts, width, seed):
-    n, channels = op[OUT_LEN], op[ARG0]
+def backward(op, real, grad_acts, width, seed):
+    rate = real
+    n, channels = op[OUT_LEN], op[CHANNELS]
     size = n // channels
     gx = grad_acts[op[IN0] * width:(op[IN0] + n) * width]
     gy = grad_acts[op[OUT] * width:(op[OUT] + n) * width]

@@ -2,22 +2,24 @@
 
 import numba
 
-from nnpipe.nn.layers import ARG0, IN0, IN1, OUT, OUT_LEN, Layer, same_sizes
+from nnpipe.nn.layers import IN0, IN1, OUT, OUT_LEN, Layer, column, same_sizes
 
-OPCODE = 3
 ADD, MUL = 0, 1
 
 
 class Elementwise(Layer):
-    opcode = OPCODE
+    kernel_arguments = ("operation",)
     inputs = 2
     operation = ADD
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         return same_sizes(self.kind, input_sizes)
 
     def arguments(self, input_sizes):
-        return (self.operation,), 0.0
+        return {"operation": self.operation}
+
+
+OPERATION = column(Elementwise, "operation")
 
 
 class Add(Elementwise):
@@ -36,7 +38,7 @@ def forward(op, acts, width):
     a = acts[op[IN0] * width:op[IN0] * width + n]
     b = acts[op[IN1] * width:op[IN1] * width + n]
     y = acts[op[OUT] * width:op[OUT] * width + n]
-    if op[ARG0] == ADD:
+    if op[OPERATION] == ADD:
         for i in range(n):
             y[i] = a[i] + b[i]
     else:
@@ -50,7 +52,7 @@ def backward(op, acts, grad_acts, width):
     gy = grad_acts[op[OUT] * width:op[OUT] * width + n]
     ga = grad_acts[op[IN0] * width:op[IN0] * width + n]
     gb = grad_acts[op[IN1] * width:op[IN1] * width + n]
-    if op[ARG0] == ADD:
+    if op[OPERATION] == ADD:
         for i in range(n):
             ga[i] += gy[i]
             gb[i] += gy[i]

@@ -7,14 +7,11 @@ import numpy as np
 from nnpipe.nn.layers import (IN0, IN0_LEN, OUT, OUT_LEN, PARAM, Layer, count, learning_mask,
                               weights_and_biases)
 
-OPCODE = 1
-
 
 class FullyConnected(Layer):
     kind = "fc"
-    opcode = OPCODE
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         return (1, 1, 1, self.options["channels"])
 
     def parameter_shape(self, input_sizes):

@@ -19,28 +19,31 @@ import math
 import numba
 import numpy as np
 
-from nnpipe.nn.layers import ARG0, ARG1, IN0, IN0_LEN, IN1, Layer, same_sizes
+from nnpipe.nn.layers import IN0, IN0_LEN, IN1, Layer, column, same_sizes
 
-OPCODE = 7
 NORMP, CROSSENTROPY, BINARY_CROSSENTROPY, SOFTMAX_CROSSENTROPY = range(4)
 CE_EPSILON, BCE_EPSILON = 1e-8, 1e-5
 
 
 class Loss(Layer):
     """options: ground_truth (name of its input), and metric for normp."""
-    opcode = OPCODE
+    is_loss = True
     inputs = 2   # prediction, ground truth
+    kernel_arguments = ("formula", "metric")
     formula = NORMP
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         same_sizes(self.kind, input_sizes)
         return (1, 1, 1, 1)
 
     def arguments(self, input_sizes):
-        return (self.formula, self.options.get("metric", 0)), 0.0
+        return {"formula": self.formula, "metric": self.options.get("metric", 0)}
 
     def properties(self):
         return f"ground_truth={self.options['ground_truth']}"
+
+
+FORMULA, METRIC = column(Loss, "formula"), column(Loss, "metric")
 
 
 class NormLoss(Loss):
@@ -79,14 +82,14 @@ class SoftmaxCrossEntropy(Loss):
 def loss(op, acts, grad_acts, losses, width, valid, scale):
     """For the `valid` first samples of the chunk: each one's loss into `losses`, and
     d(loss)/d(prediction) * scale into grad_acts."""
-    formula, n = op[ARG0], op[IN0_LEN]
+    formula, n = op[FORMULA], op[IN0_LEN]
     y = acts[op[IN0] * width:(op[IN0] + n) * width]
     t = acts[op[IN1] * width:(op[IN1] + n) * width]
     gy = grad_acts[op[IN0] * width:(op[IN0] + n) * width]
     for c in range(valid):
         # the values of sample c are at c, c + width, ...
         if formula == NORMP:
-            losses[c] = norm_loss(op[ARG1], y, t, gy, c, n * width, width, scale / n) / n
+            losses[c] = norm_loss(op[METRIC], y, t, gy, c, n * width, width, scale / n) / n
         elif formula == CROSSENTROPY:
             total = 0.0
             for i in range(c, n * width, width):

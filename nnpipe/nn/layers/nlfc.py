@@ -5,15 +5,13 @@ import numba
 import numpy as np
 
 from nnpipe.nn import activations
-from nnpipe.nn.layers import ARG0, IN0, IN0_LEN, OUT, OUT_LEN, PARAM, count
+from nnpipe.nn.layers import IN0, IN0_LEN, OUT, OUT_LEN, PARAM, column, count
 from nnpipe.nn.layers.fc import FullyConnected
-
-OPCODE = 6
 
 
 class NonlinearFullyConnected(FullyConnected):
     kind = "nlfc"
-    opcode = OPCODE
+    kernel_arguments = ("activation",)
 
     def parameter_shape(self, input_sizes):
         return (1, 1, self.options["channels"], 2 * count(input_sizes[0]))
@@ -36,15 +34,18 @@ class NonlinearFullyConnected(FullyConnected):
         return mask.ravel()
 
     def arguments(self, input_sizes):
-        return (activations.NAMES.index(self.options["activation"]),), 0.0
+        return {"activation": activations.NAMES.index(self.options["activation"])}
 
     def properties(self):
         return f"activation={self.options['activation']}, learning_mode={self.options['learning_mode']}"
 
 
+ACTIVATION = column(NonlinearFullyConnected, "activation")
+
+
 @numba.njit(cache=True, fastmath=True)
 def forward(op, acts, params, width):
-    kind, n_in, n_out = op[ARG0], op[IN0_LEN], op[OUT_LEN]
+    kind, n_in, n_out = op[ACTIVATION], op[IN0_LEN], op[OUT_LEN]
     x0, y0 = op[IN0] * width, op[OUT] * width
     for i in range(n_out):
         row = op[PARAM] + i * 2 * n_in
@@ -59,7 +60,7 @@ def forward(op, acts, params, width):
 
 @numba.njit(cache=True, fastmath=True)
 def backward(op, acts, grad_acts, params, grads, width):
-    kind, n_in, n_out = op[ARG0], op[IN0_LEN], op[OUT_LEN]
+    kind, n_in, n_out = op[ACTIVATION], op[IN0_LEN], op[OUT_LEN]
     x0, y0 = op[IN0] * width, op[OUT] * width
     for i in range(n_out):
         row = op[PARAM] + i * 2 * n_in

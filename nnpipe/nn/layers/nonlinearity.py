@@ -8,14 +8,12 @@ import numpy as np
 from nnpipe.errors import UserError
 from nnpipe.nn import activations
 from nnpipe.nn.activations import LEAKY_SLOPE, LEAKYRELU, RELU, SOFTMAX
-from nnpipe.nn.layers import ARG0, IN0, OUT, OUT_LEN, Layer
-
-OPCODE = 2
+from nnpipe.nn.layers import IN0, OUT, OUT_LEN, Layer, column
 
 
 class Nonlinearity(Layer):
     kind = "nl"
-    opcode = OPCODE
+    kernel_arguments = ("activation",)
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -24,15 +22,18 @@ class Nonlinearity(Layer):
                             f" (got '{options['activation']}')")
 
     def arguments(self, input_sizes):
-        return (activations.NAMES.index(self.options["activation"]),), 0.0
+        return {"activation": activations.NAMES.index(self.options["activation"])}
 
     def properties(self):
         return f"activation={self.options['activation']}"
 
 
+ACTIVATION = column(Nonlinearity, "activation")
+
+
 @numba.njit(cache=True, fastmath=True)
 def forward(op, acts, width):
-    kind, n = op[ARG0], op[OUT_LEN] * width
+    kind, n = op[ACTIVATION], op[OUT_LEN] * width
     x = acts[op[IN0] * width:op[IN0] * width + n]
     y = acts[op[OUT] * width:op[OUT] * width + n]
     if kind == LEAKYRELU or kind == RELU:  # the common ones get loops of their own, which vectorize
@@ -58,7 +59,7 @@ def forward(op, acts, width):
 
 @numba.njit(cache=True, fastmath=True)
 def backward(op, acts, grad_acts, width):
-    kind, n = op[ARG0], op[OUT_LEN] * width
+    kind, n = op[ACTIVATION], op[OUT_LEN] * width
     x = acts[op[IN0] * width:op[IN0] * width + n]
     y = acts[op[OUT] * width:op[OUT] * width + n]
     gx = grad_acts[op[IN0] * width:op[IN0] * width + n]

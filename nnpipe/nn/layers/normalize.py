@@ -9,16 +9,15 @@ import math
 import numba
 import numpy as np
 
-from nnpipe.nn.layers import ARG0, ARG1, IN0, OUT, OUT_LEN, PARAM, Layer
+from nnpipe.nn.layers import IN0, OUT, OUT_LEN, PARAM, STATS, Layer, column
 
-OPCODE = 4
 RUNNING_RATE = 0.01
 EPSILON = 1e-8
 
 
 class Normalize(Layer):
     kind = "normalize"
-    opcode = OPCODE
+    kernel_arguments = ("groups",)
 
     def groups(self, input_sizes):
         return input_sizes[0][3] if self.options["channelwise"] else 1
@@ -40,18 +39,24 @@ class Normalize(Layer):
         return mask.ravel()
 
     def arguments(self, input_sizes):
-        return (self.groups(input_sizes),), 0.0
+        return {"groups": self.groups(input_sizes)}
+
+    def statistics(self, input_sizes):
+        return 2 * self.groups(input_sizes)  # the sums of the samples' means and variances
 
     def properties(self):
         mode = "channel-by-channel" if self.options["channelwise"] else "global"
         return f"normalization={mode}, learning_mode={self.options['learning_mode']}"
 
 
+GROUPS = column(Normalize, "groups")
+
+
 @numba.njit(cache=True, fastmath=True)
 def forward(op, acts, params, width, valid, stats):
     """`stats` (per thread, empty at inference) gathers each group's sums of the per-sample
     mean and variance over the `valid` first samples of the chunk."""
-    groups, n = op[ARG0], op[OUT_LEN]
+    groups, n = op[GROUPS], op[OUT_LEN]
     size = n // groups
     for g in range(groups):
         p = op[PARAM] + 4 * g
@@ -71,13 +76,13 @@ def forward(op, acts, params, width, valid, stats):
             square = 0.0
             for i in range(c, size * width, width):
                 square += (x[i] - sample_mean) ** 2
-            stats[op[ARG1] + 2 * g] += sample_mean
-            stats[op[ARG1] + 2 * g + 1] += square / max(size - 1, 1)
+            stats[op[STATS] + 2 * g] += sample_mean
+            stats[op[STATS] + 2 * g + 1] += square / max(size - 1, 1)
 
 
 @numba.njit(cache=True, fastmath=True)
 def backward(op, acts, grad_acts, params, grads, width):
-    groups, n = op[ARG0], op[OUT_LEN]
+    groups, n = op[GROUPS], op[OUT_LEN]
     size = n // groups
     for g in range(groups):
         p = op[PARAM] + 4 * g
@@ -97,8 +102,9 @@ def backward(op, acts, grad_acts, params, grads, width):
 
 
 @numba.njit(cache=True)
-def update_running(op, params, stats, batch):
-    for g in range(op[ARG0]):
+def after_step(op, params, stats, batch):
+    """The running statistics move toward the step's averages."""
+    for g in range(op[GROUPS]):
         p = op[PARAM] + 4 * g
-        params[p + 2] += RUNNING_RATE * (stats[op[ARG1] + 2 * g] / batch - params[p + 2])
-        params[p + 3] += RUNNING_RATE * (stats[op[ARG1] + 2 * g + 1] / batch - params[p + 3])
+        params[p + 2] += RUNNING_RATE * (stats[op[STATS] + 2 * g] / batch - params[p + 2])
+        params[p + 3] += RUNNING_RATE * (stats[op[STATS] + 2 * g + 1] / batch - params[p + 3])

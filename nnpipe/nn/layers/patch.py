@@ -11,15 +11,13 @@ import numba
 import numpy as np
 
 from nnpipe.errors import UserError
-from nnpipe.nn.layers import (ARG0, ARG1, ARG2, IN_D, IN_H, IN_W, OUT_D, OUT_H, OUT_LEN, OUT_W,
-                              Layer, gather, size_text)
-
-OPCODE = 13
+from nnpipe.nn.layers import (IN_D, IN_H, IN_W, OUT_D, OUT_H, OUT_LEN, OUT_W, Layer, column, gather,
+                              size_text)
 
 
 class PatchDown(Layer):
     """options: patch_size, dimensions (2 or 3)."""
-    opcode = OPCODE
+    kernel_arguments = ("patch_size", "depth_patch", "down")
     down = True
 
     def __init__(self, **options):
@@ -29,7 +27,7 @@ class PatchDown(Layer):
     def depth_patch(self):
         return self.options["patch_size"] if self.options["dimensions"] == 3 else 1
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         (w, h, d, s), p, pd = input_sizes[0], self.options["patch_size"], self.depth_patch()
         size = (w // p, h // p, d // pd, s * p * p * pd)
         if 0 in size:
@@ -38,7 +36,8 @@ class PatchDown(Layer):
         return size
 
     def arguments(self, input_sizes):
-        return (self.options["patch_size"], self.depth_patch(), int(self.down)), 0.0
+        return {"patch_size": self.options["patch_size"], "depth_patch": self.depth_patch(),
+                "down": int(self.down)}
 
     def patch_text(self):
         return "x".join([str(self.options["patch_size"])] * self.options["dimensions"])
@@ -50,7 +49,7 @@ class PatchDown(Layer):
 class PatchUp(PatchDown):
     down = False
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         (w, h, d, s), p, pd = input_sizes[0], self.options["patch_size"], self.depth_patch()
         if s % (p * p * pd):
             raise UserError(f"patch size {self.patch_text()} needs a number of channels divisible"
@@ -58,9 +57,12 @@ class PatchUp(PatchDown):
         return (w * p, h * p, d * pd, s // (p * p * pd))
 
 
+PATCH, DEPTH_PATCH, DOWN = (column(PatchDown, name) for name in PatchDown.kernel_arguments)
+
+
 @numba.njit(cache=True)
 def sources(op):
-    p, pd, down = op[ARG0], op[ARG1], op[ARG2]
+    p, pd, down = op[PATCH], op[DEPTH_PATCH], op[DOWN]
     patch = p * p * pd
     table = np.empty(op[OUT_LEN], dtype=np.int64)
     for k in range(table.size):
@@ -73,3 +75,12 @@ def sources(op):
         table[k] = gather.index(x, y, z, c, op[IN_W], op[IN_H], op[IN_D])
     return table
 
+
+@numba.njit(cache=True)
+def forward(op, acts, width):
+    gather.forward(op, acts, width, sources(op))
+
+
+@numba.njit(cache=True)
+def backward(op, grad_acts, width):
+    gather.backward(op, grad_acts, width, sources(op))

@@ -12,11 +12,10 @@ import numba
 import numpy as np
 
 from nnpipe.errors import UserError
-from nnpipe.nn.layers import (ARG0, ARG1, IN0, IN_D, IN_H, IN_W, OUT, OUT_D, OUT_H, OUT_LEN,
-                              OUT_W, Layer, gather, size_text)
+from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_W, OUT, OUT_D, OUT_H, OUT_LEN, OUT_W, Layer,
+                              column, gather, size_text)
+from nnpipe.nn.layers import resize
 from nnpipe.nn.layers.resize import AVERAGE, Resize
-
-OPCODE = 9
 
 
 class Pooling(Layer):
@@ -30,7 +29,7 @@ class Pooling(Layer):
     def depth_patch(self):
         return self.options["patch_size"] if self.options["dimensions"] == 3 else 1
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         (w, h, d, s), p = input_sizes[0], self.options["patch_size"]
         size = (w // p, h // p, d // self.depth_patch(), s)
         if 0 in size:
@@ -43,25 +42,29 @@ class Pooling(Layer):
 
 
 class MaxPool(Pooling):
-    opcode = OPCODE
+    kernel_arguments = ("patch_size", "depth_patch")
 
     def arguments(self, input_sizes):
-        return (self.options["patch_size"], self.depth_patch()), 0.0
+        return {"patch_size": self.options["patch_size"], "depth_patch": self.depth_patch()}
 
 
 class AveragePool(Pooling, Resize):
     """Resize's kernels with the moving average, at the pooled size."""
     operation = "avg"
+    kernel_file = resize.__name__
 
     def arguments(self, input_sizes):
-        return (AVERAGE,), 0.0
+        return {"interpolation": AVERAGE}
+
+
+PATCH, DEPTH_PATCH = column(MaxPool, "patch_size"), column(MaxPool, "depth_patch")
 
 
 @numba.njit(cache=True)
 def _patches(op):
     """Where each output value's patch starts in the input, and the offsets of the patch's
     values from there (x fastest)."""
-    p, pd = op[ARG0], op[ARG1]
+    p, pd = op[PATCH], op[DEPTH_PATCH]
     w, h, d = op[IN_W], op[IN_H], op[IN_D]
     starts = np.empty(op[OUT_LEN], dtype=np.int64)
     for k in range(starts.size):

@@ -12,7 +12,7 @@ class Reshape(Layer):
     kind = "reshape"
     alias = True
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         size = self.options["size"]
         if count(size) != count(input_sizes[0]):
             raise UserError(f"cannot reshape input ({size_text(input_sizes[0])}) to output"
@@ -25,7 +25,7 @@ class Split(Layer):
     kind = "split"
     alias = True
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         (w, h, d, s), channels = input_sizes[0], self.options["channels"]
         if channels >= s:
             raise UserError(f"nb_channels0 must be less than the input's {s} channels"

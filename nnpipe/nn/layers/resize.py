@@ -17,10 +17,9 @@ import numpy as np
 from nnpipe.commands.registry import INT_LIMIT
 from nnpipe.errors import UserError
 
-from nnpipe.nn.layers import (ARG0, IN0, IN_D, IN_H, IN_S, IN_W, OUT, OUT_D, OUT_H, OUT_LEN,
-                              OUT_S, OUT_W, Layer, gather)
+from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_S, IN_W, OUT, OUT_D, OUT_H, OUT_LEN, OUT_S, OUT_W,
+                              Layer, column, gather)
 
-OPCODE = 12
 NAMES = ("none", "nearest", "average", "linear")
 NONE, NEAREST, AVERAGE, LINEAR = range(len(NAMES))
 
@@ -28,16 +27,19 @@ NONE, NEAREST, AVERAGE, LINEAR = range(len(NAMES))
 class Resize(Layer):
     """options: size, four (value, is_percent) pairs (w, h, d, s); interpolation (0-3)."""
     kind = "resize"
-    opcode = OPCODE
+    kernel_arguments = ("interpolation",)
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         return sized(input_sizes[0], self.options["size"])
 
     def arguments(self, input_sizes):
-        return (self.options["interpolation"],), 0.0
+        return {"interpolation": self.options["interpolation"]}
 
     def properties(self):
         return f"interpolation={self.options['interpolation']}"
+
+
+INTERPOLATION = column(Resize, "interpolation")
 
 
 def sized(size, requested):
@@ -87,7 +89,7 @@ def resample(op, buffer, width, adjoint):
     """Forward (adjoint=False): output rows = weights x input rows, in `buffer` = the
     activations. Backward (adjoint=True): input rows += weights^T x output rows, in `buffer` =
     the gradients."""
-    mode = op[ARG0]
+    mode = op[INTERPOLATION]
     fx, wx = axis_weights(op[IN_W], op[OUT_W], mode)
     fy, wy = axis_weights(op[IN_H], op[OUT_H], mode)
     fz, wz = axis_weights(op[IN_D], op[OUT_D], mode)
@@ -113,3 +115,13 @@ def resample(op, buffer, width, adjoint):
                         else:
                             for s in range(width):
                                 buffer[out + s] += weight * buffer[at + s]
+
+
+@numba.njit(cache=True)
+def forward(op, acts, width):
+    resample(op, acts, width, False)
+
+
+@numba.njit(cache=True)
+def backward(op, grad_acts, width):
+    resample(op, grad_acts, width, True)

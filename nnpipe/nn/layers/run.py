@@ -16,15 +16,12 @@ from nnpipe.nn.layers import (IN0, IN0_LEN, IN_D, IN_H, IN_S, IN_W, OUT, OUT_D, 
                               OUT_S, OUT_W, Layer, gather)
 from nnpipe.nn.layers.resize import LINEAR, axis_weights, sized
 
-OPCODE = 15
-
 
 class RunCommand(Layer):
     """options: command (text), size: four (value, is_percent) pairs (w, h, d, s)."""
     kind = "run"
-    opcode = OPCODE
 
-    def output_size(self, input_sizes):
+    def build(self, input_sizes):
         return sized(input_sizes[0], self.options["size"])
 
     def properties(self):
@@ -47,9 +44,11 @@ def resized(image, size):
     return result
 
 
-def forward(op, command, acts, width, valid, runner):
+def forward(layer, op, acts, width, valid, runner):
     """Fill the layer's output for the chunk's `valid` samples: `runner(command, image)`
-    gives the image the command leaves last."""
+    gives the image the command leaves last. A Python function, not a kernel: the engine
+    calls it between the compiled parts of the plan."""
+    command = layer.options["command"]
     w, h, d, s = op[IN_W:IN_S + 1]
     size = tuple(op[OUT_W:OUT_S + 1])
     inputs = acts[op[IN0] * width:(op[IN0] + op[IN0_LEN]) * width].reshape(op[IN0_LEN], width)

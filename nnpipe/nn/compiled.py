@@ -1,0 +1,114 @@
+"""The compiled engine of a set of layer types: the driver template (nnpipe.nn.steps) plus a
+dispatch generated from the layer registry, written once as a module in the cache folder and
+imported from there, so Numba compiles only the kernels a network uses and caches them on
+disk next to that module (the second run of any network made of the same layer types loads
+them in a fraction of a second).
+
+A module's name is a hash of the layer types and of the engine's sources: a changed kernel
+gets a new module, never a stale cached one. Files are written under a temporary name and
+renamed, and Numba writes its cache the same way, so a run interrupted at any moment leaves
+the cache usable.
+"""
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numba
+
+from nnpipe.nn.layers import registry
+
+ENGINE_SOURCES = Path(__file__).resolve().parent
+TEMPLATE = ENGINE_SOURCES / "steps.py"
+
+# The dispatch functions: (name, parameters, the rows it loops over (backwards?), hook) and what
+# a kernel's parameter names stand for inside them. A kernel asks for what it needs by name.
+DISPATCH = (
+    ("forward_ops", "ops, reals, acts, params, width, valid, training, seed, stats", False, "forward"),
+    ("backward_ops", "ops, reals, acts, grad_acts, params, grads, width, seed", True, "backward"),
+    ("loss_ops", "ops, acts, grad_acts, losses, first, width, valid, scale", False, "loss"),
+    ("after_step_ops", "ops, params, stats, batch", False, "after_step"),
+)
+# inlined into the driver by Numba: one function for LLVM to optimize, not one per level
+INLINE = '@numba.njit(cache=True, inline="always")'
+STANDS_FOR = {"real": "reals[i]", "losses": "losses[i, first:first + valid]"}
+
+
+def cache_folder():
+    """$NNPIPE_CACHE_DIR, else $XDG_CACHE_HOME/nnpipe, else ~/.cache/nnpipe."""
+    if os.environ.get("NNPIPE_CACHE_DIR"):
+        return Path(os.environ["NNPIPE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nnpipe"
+
+
+def kernels(codes, optimizer):
+    """The compiled engine (a module: train_serial, train_parallel, infer_serial,
+    infer_parallel, forward_ops, ...) of the layer types with opcodes `codes`, training with
+    `optimizer` (a name of nnpipe.nn.optimizers)."""
+    codes = tuple(sorted(set(int(code) for code in codes)))
+    name = f"nnpipe_engine_{_fingerprint(codes, optimizer)}"
+    if name not in sys.modules:
+        sys.modules[name] = _load(name, generate(codes, optimizer))
+    return sys.modules[name]
+
+
+def _fingerprint(codes, optimizer):
+    digest = hashlib.sha256(repr((codes, optimizer, numba.__version__)).encode())
+    for path in sorted(ENGINE_SOURCES.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def generate(codes, optimizer):
+    """The module's text: the driver template, then the dispatch of the layer types `codes`
+    and the optimizer's step."""
+    files = {code: registry.kernel_file(code) for code in codes}
+    lines = [TEMPLATE.read_text(), "", "# --- generated from nnpipe.nn.layers.registry for: "
+             + ", ".join(f"{code} {files[code].__name__.rsplit('.', 1)[1]}" for code in codes), ""]
+    lines += [f"import {module.__name__} as kernels_{code}" for code, module in files.items()]
+    for function, parameters, backwards, hook in DISPATCH:
+        lines += ["", "", INLINE, f"def {function}({parameters}):"]
+        order = "range(ops.shape[0] - 1, -1, -1)" if backwards else "range(ops.shape[0])"
+        lines += [f"    for i in {order}:", "        op = ops[i]", "        code = op[0]"]
+        branches = [(code, getattr(module, hook)) for code, module in files.items()
+                    if isinstance(getattr(module, hook, None), numba.core.registry.CPUDispatcher)]
+        for n, (code, kernel) in enumerate(branches):
+            arguments = ", ".join(_argument(kernel, name, parameters) for name in
+                                  inspect.signature(kernel.py_func).parameters)
+            lines += [f"        {'el' if n else ''}if code == {code}:",
+                      f"            kernels_{code}.{hook}({arguments})"]
+        if not branches:
+            lines += ["        pass"]
+    lines += ["", "", INLINE, "def optimizer_step(params, grads, mask, moments, lr, t):",
+              f"    optimizers.{optimizer}(params, grads, mask, moments, lr, t)"]
+    return "\n".join(lines) + "\n"
+
+
+def _argument(kernel, name, parameters):
+    given = parameters.replace(" ", "").split(",")
+    if name in STANDS_FOR and STANDS_FOR[name].split("[")[0] in given:
+        return STANDS_FOR[name]
+    if name == "op" or (name in given and name != "ops"):
+        return name
+    raise LookupError(f"kernel {kernel.py_func.__module__}.{kernel.py_func.__name__} asks for"
+                      f" '{name}', which the engine does not give there ({', '.join(given)})")
+
+
+def _load(name, text):
+    folder = cache_folder()
+    path = folder / f"{name}.py"
+    if not path.exists() or path.read_text() != text:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,133 @@
+"""The engine's compiled driver, as a template: nnpipe.nn.compiled appends to this text the
+dispatch generated for one set of layer types and one optimizer (forward_ops, backward_ops,
+loss_ops, after_step_ops: a branch per layer type the network uses, nothing else;
+optimizer_step: its trainer's update) and imports the result as a module of its own, cached
+on disk, so a network compiles only its own kernels.
+This file is never imported as it is.
+
+A training step runs forward, loss and backward over the mini-batch's chunks, then the
+optimizer's update. train_serial does it on the calling thread; train_parallel shares the
+chunks out among the threads inside one parallel region per step, each thread accumulating
+gradients and statistics in its own buffers, summed once per step. Both are compiled only
+when first called: a small batch never pays for the parallel one.
+"""
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from nnpipe.nn import optimizers, schedulers  # noqa: F401 (optimizer_step calls one)
+from nnpipe.nn.chunks import load_chunk, sample_indices
+
+
+@numba.njit(cache=True, inline="always")
+def thread_chunks(t, threads, ops, reals, loss_rows, feeds, samples, indices, width, acts,
+                  grad_acts, params, grads, stats, losses, seed, scale):
+    """Chunks t, t + threads, ... of the batch `indices`: forward, loss, backward. Gradients
+    and statistics add up in `grads` and `stats`, zeroed first."""
+    batch = indices.size
+    grads[:] = 0
+    stats[:] = 0
+    for chunk in range(t, (batch + width - 1) // width, threads):
+        first = chunk * width
+        valid = min(width, batch - first)
+        load_chunk(feeds, samples, indices[first:first + valid], acts, width)
+        forward_ops(ops, reals, acts, params, width, valid, True, seed, stats)
+        grad_acts[:] = 0
+        loss_ops(loss_rows, acts, grad_acts, losses, first, width, valid, scale)
+        backward_ops(ops, reals, acts, grad_acts, params, grads, width, seed)
+
+
+@numba.njit(cache=True, inline="always")
+def update(ops, params, grads, mask, moments, state, scheduler, stats, batch, value):
+    """The end of a step: the layers' after-step hooks (running statistics), the optimizer's
+    update, the scheduler."""
+    after_step_ops(ops, params, stats, batch)
+    optimizer_step(params, grads, mask, moments, state[schedulers.RATE],
+                   int(state[schedulers.ITERATION]) + 1)
+    schedulers.update(scheduler, state, value)
+
+
+@numba.njit(cache=True)
+def train_serial(ops, reals, loss_rows, feeds, samples, iterations, batch, width, params, mask,
+                 moments, state, scheduler, acts, grad_acts, thread_grads, thread_stats,
+                 indices, losses, losses_out):
+    """Run `iterations` training steps; return how many completed (fewer: non-finite loss,
+    the parameters left as they were before that step). The loss of a step is the sum of the
+    network's losses, each the mean over the batch; their gradients add up."""
+    seed = int(state[schedulers.SEED])
+    scale = np.float32(1.0 / batch)
+    for step in range(iterations):
+        iteration = int(state[schedulers.ITERATION])
+        sample_indices(seed, iteration, samples.shape[0], indices)
+        thread_chunks(0, 1, ops, reals, loss_rows, feeds, samples, indices, width, acts[0],
+                      grad_acts[0], params, thread_grads[0], thread_stats[0], losses,
+                      seed + iteration, scale)
+        value = losses.sum() / batch
+        if not math.isfinite(value):
+            return step
+        update(ops, params, thread_grads[0], mask, moments, state, scheduler,
+               thread_stats[0], batch, value)
+        losses_out[step] = value
+    return iterations
+
+
+@numba.njit(parallel=True, cache=True)
+def train_parallel(ops, reals, loss_rows, feeds, samples, iterations, batch, width, params, mask,
+                   moments, state, scheduler, acts, grad_acts, thread_grads,
+                   thread_stats, indices, losses, losses_out):
+    """train_serial, the chunks of each step shared out among the threads."""
+    threads = thread_grads.shape[0]
+    seed = int(state[schedulers.SEED])
+    scale = np.float32(1.0 / batch)
+    for step in range(iterations):
+        iteration = int(state[schedulers.ITERATION])
+        sample_indices(seed, iteration, samples.shape[0], indices)
+        for t in prange(threads):
+            thread_chunks(t, threads, ops, reals, loss_rows, feeds, samples, indices, width, acts[t],
+                          grad_acts[t], params, thread_grads[t], thread_stats[t], losses,
+                          seed + iteration, scale)
+        value = losses.sum() / batch
+        if not math.isfinite(value):
+            return step
+        for t in range(1, threads):
+            thread_grads[0] += thread_grads[t]
+            thread_stats[0] += thread_stats[t]
+        update(ops, params, thread_grads[0], mask, moments, state, scheduler,
+               thread_stats[0], batch, value)
+        losses_out[step] = value
+    return iterations
+
+
+@numba.njit(cache=True, inline="always")
+def infer_chunks(t, threads, ops, reals, feeds, samples, rows, params, width, acts, no_stats,
+                 output_offset, result):
+    """The forward pass over chunks t, t + threads, ... of the samples `rows`; the output into
+    `result`."""
+    count = rows.size
+    for chunk in range(t, (count + width - 1) // width, threads):
+        first = chunk * width
+        valid = min(width, count - first)
+        load_chunk(feeds, samples, rows[first:first + valid], acts, width)
+        forward_ops(ops, reals, acts, params, width, valid, False, 0, no_stats)
+        for j in range(result.shape[1]):
+            at = (output_offset + j) * width
+            result[first:first + valid, j] = acts[at:at + valid]
+
+
+@numba.njit(cache=True)
+def infer_serial(ops, reals, feeds, samples, rows, params, width, acts, no_stats, output_offset,
+                 result):
+    infer_chunks(0, 1, ops, reals, feeds, samples, rows, params, width, acts[0], no_stats,
+                 output_offset, result)
+
+
+@numba.njit(parallel=True, cache=True)
+def infer_parallel(ops, reals, feeds, samples, rows, params, width, acts, no_stats, output_offset,
+                   result):
+    threads = acts.shape[0]
+    for t in prange(threads):
+        infer_chunks(t, threads, ops, reals, feeds, samples, rows, params, width, acts[t], no_stats,
+                     output_offset, result)

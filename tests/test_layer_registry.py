@@ -1,0 +1,109 @@
+"""The layer registry and the engine generated from it: a network compiles the kernels of its
+own layer types only; a kernel names what it needs; a compile cut by Ctrl-C leaves the cache
+usable; nn_scale, the layer the README's "adding a layer" shows, works end to end."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_script
+from nn_helpers import build
+from nnpipe.nn import compiled
+from nnpipe.nn.layers import OPCODE, Layer, registry
+from nnpipe.nn.layers.fc import FullyConnected
+
+TUTORIAL = ("nn_input IN,2 nn_fcnnl L1,IN,8 nn_resfcnl L2 nn_fc OUT,.,3 nn_loss_mse LOSS,OUT,GT"
+            " nn_trainer T,LOSS,1e-3,adam")
+
+
+def kernel_files_of(plan):
+    codes = list(plan.ops[:, OPCODE]) + list(plan.loss_rows[:, OPCODE])
+    return {registry.kernel_file(code).__name__.rsplit(".", 1)[1] for code in codes}
+
+
+def test_the_tutorial_net_compiles_only_its_own_layer_types():
+    plan = build(TUTORIAL).network().training_plan()
+    assert kernel_files_of(plan) == {"fc", "normalize", "nonlinearity", "elementwise", "loss"}
+    text = compiled.generate(sorted({int(c) for c in plan.ops[:, OPCODE]}
+                                    | {int(c) for c in plan.loss_rows[:, OPCODE]}), "adam")
+    for absent in ("conv", "pool", "resize", "dropout", "crop"):
+        assert f"nnpipe.nn.layers.{absent} " not in text
+    assert "optimizers.adam(" in text and "optimizers.sgd(" not in text
+
+
+def test_every_layer_file_of_the_registry_has_its_kernels():
+    for module in registry.KERNEL_FILES:
+        assert callable(getattr(module, "forward", None)) or callable(getattr(module, "loss", None)), \
+            module.__name__
+
+
+def test_a_layer_whose_file_is_not_registered_is_refused():
+    class Unlisted(Layer):
+        kind = "unlisted"
+    with pytest.raises(LookupError, match="not listed"):
+        registry.opcode(Unlisted())
+
+
+def test_a_kernel_asking_for_what_the_engine_does_not_give_is_named(monkeypatch):
+    import numba
+    from nnpipe.nn.layers import fc
+
+    @numba.njit
+    def forward(op, acts, weights, width):
+        pass
+    monkeypatch.setattr(fc, "forward", forward)
+    with pytest.raises(LookupError, match="asks for 'weights'"):
+        compiled.generate([registry.opcode(FullyConnected(channels=1, learning_mode=3))], "sgd")
+
+
+def test_arguments_must_match_the_names_the_class_declares():
+    from nnpipe.nn.engine import _named_arguments
+
+    class Wrong(FullyConnected):
+        kernel_arguments = ("channels",)
+    with pytest.raises(LookupError, match="declares"):
+        _named_arguments(Wrong(channels=2, learning_mode=3), [(1, 1, 1, 2)])
+
+
+def test_nn_scale_scales_and_shifts_each_channel():
+    run = run_script("nn_init nn_input IN,2,1,1,2 nn_scale S,IN (1,2^3,4) name. x", quiet=True)
+    assert run.interpreter.images.get("S_scale").ravel().tolist() == [1, 0, 1, 0]        # the identity, as created
+    run.interpreter.images.set("S_scale", np.array([0.5, 1.5, 3, -2], np.float32).reshape(1, 1, 2, 2))
+    run.interpreter.run_items(["nn_eval[x]", "S"])
+    np.testing.assert_allclose(run.interpreter.images[-1].ravel(), [2, 2.5, 7, 10])
+
+
+def test_nn_scale_is_listed_by_nn_print_with_its_parameters():
+    run = run_script("nn_init nn_input IN,2,1,1,3 nn_scale S,IN,1 nn_print")
+    assert "scale" in run.out and "learning_mode=1" in run.out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_during_a_first_compile_leaves_the_cache_usable(tmp_path):
+    """A cold compile is cut at several moments; each time the run ends with one line and
+    status 130, and the next run, from what was left, trains."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NNPIPE_CACHE_DIR": str(tmp_path),
+           "PYTHONPATH": str(REPO)}
+    script = ["-m", "nnpipe", "(0,0,1,1^0,1,0,1^1,0,1,0)", "nn_init", "nn_input", "IN,2",
+              "nn_fcnl", "H,IN,8,tanh", "nn_fc", "OUT,H,1", "nn_loss_mse", "LOSS,OUT,GT",
+              "nn_trainer", "T,LOSS,1e-2,adamax", "nn_train", "20,3", "echo", "trained"]
+    for delay in (2.5, 4.0, 5.5):
+        child = subprocess.Popen([sys.executable, *script], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+        if child.returncode == 0:   # the compile was over before the signal
+            break
+        assert child.returncode == 130, err
+        assert err.strip().splitlines()[-1] == "nnpipe: interrupted"
+        assert "Traceback" not in err
+    done = subprocess.run([sys.executable, *script], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("\n") <= 2 and done.stdout.strip().endswith("trained")
