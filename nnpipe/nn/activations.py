@@ -65,7 +65,7 @@ def waves_derivative(kind, z):
     return 3 * a * f * f + 2 * b * abs(f) + c
 
 
-@numba.njit(cache=True, fastmath=True, inline="always")
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def value(kind, x):
     if kind == LEAKYRELU:
         return x if x > 0 else LEAKY_SLOPE * x
@@ -100,7 +100,7 @@ def value(kind, x):
     return x
 
 
-@numba.njit(cache=True, fastmath=True, inline="always")
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def derivative(kind, x, y):
     if kind == LEAKYRELU:
         return np.float32(1) if x > 0 else LEAKY_SLOPE

@@ -20,7 +20,7 @@ class Append(Layer):
         return first[:3] + (first[3] + second[3],)
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, width):
     y, a, b = op[OUT] * width, op[IN0] * width, op[IN1] * width
     first = op[IN0_LEN] * width
@@ -30,7 +30,7 @@ def forward(op, acts, width):
         acts[y + first + i] = acts[b + i]
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, grad_acts, width):
     y, a, b = op[OUT] * width, op[IN0] * width, op[IN1] * width
     first = op[IN0_LEN] * width

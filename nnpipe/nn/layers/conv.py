@@ -181,7 +181,7 @@ def _values(buffer, index, length, width):
     return buffer[index * width:(index + length) * width]
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, params, width):
     plane = op[OUT_W] * op[OUT_H] * op[OUT_D]
     row_length = op[IN_S] * op[KERNEL_SIZE] ** op[DIMENSIONS] + 1
@@ -196,7 +196,7 @@ def forward(op, acts, params, width):
                 _forward_run(op, acts, params, width, n, weight_of, value_of, pixel, length, plane, row_length)
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _forward_run(op, acts, params, width, n, weight_of, value_of, pixel, length, plane, row_length):
     quads = n - n % 4
     for o in range(op[OUT_S]):
@@ -216,7 +216,7 @@ def _forward_run(op, acts, params, width, n, weight_of, value_of, pixel, length,
                 out[c] += w0 * x0[c]
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, acts, grad_acts, params, grads, width):
     plane = op[OUT_W] * op[OUT_H] * op[OUT_D]
     row_length = op[IN_S] * op[KERNEL_SIZE] ** op[DIMENSIONS] + 1
@@ -232,7 +232,7 @@ def backward(op, acts, grad_acts, params, grads, width):
                               pixel, length, plane, row_length)
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _backward_run(op, acts, grad_acts, params, grads, width, n, weight_of, value_of, pixel, length,
                   plane, row_length):
     channels = op[OUT_S]

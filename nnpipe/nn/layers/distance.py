@@ -26,7 +26,7 @@ class Distance(Layer):
         return f"metric={'squared-L2 norm' if metric == 0 else f'L{metric}'}"
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, real, acts, width):
     metric = real
     out, n = op[OUT] * width, op[IN0_LEN]
@@ -41,7 +41,7 @@ def forward(op, real, acts, width):
             acts[out + c] = acts[out + c] ** (1 / metric)
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, real, acts, grad_acts, width):
     metric = real
     out, n = op[OUT] * width, op[IN0_LEN]

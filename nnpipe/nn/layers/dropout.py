@@ -63,7 +63,7 @@ def scales(op, rate, seed):
     return result
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, real, acts, width, training, seed):
     rate = real
     n, channels = op[OUT_LEN], op[CHANNELS]
@@ -80,7 +80,7 @@ def forward(op, real, acts, width, training, seed):
             y[k * width + c] = x[k * width + c] * f
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, real, grad_acts, width, seed):
     rate = real
     n, channels = op[OUT_LEN], op[CHANNELS]

@@ -32,7 +32,7 @@ class Multiply(Elementwise):
     operation = MUL
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, width):
     n = op[OUT_LEN] * width
     a = acts[op[IN0] * width:op[IN0] * width + n]
@@ -46,7 +46,7 @@ def forward(op, acts, width):
             y[i] = a[i] * b[i]
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, acts, grad_acts, width):
     n = op[OUT_LEN] * width
     gy = grad_acts[op[OUT] * width:op[OUT] * width + n]

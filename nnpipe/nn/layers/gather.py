@@ -22,7 +22,7 @@ def index(x, y, z, c, w, h, d):
     return x + w * (y + h * (z + d * c))
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, width, sources):
     for k in range(sources.size):
         y, s = (op[OUT] + k) * width, sources[k]
@@ -34,7 +34,7 @@ def forward(op, acts, width, sources):
             acts[y + c] = acts[x + c]
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, grad_acts, width, sources):
     for k in range(sources.size):
         if sources[k] >= 0:

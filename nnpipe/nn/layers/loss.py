@@ -78,7 +78,7 @@ class SoftmaxCrossEntropy(Loss):
     formula = SOFTMAX_CROSSENTROPY
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def loss(op, acts, grad_acts, losses, width, valid, scale):
     """For the `valid` first samples of the chunk: each one's loss into `losses`, and
     d(loss)/d(prediction) * scale into grad_acts."""
@@ -107,7 +107,7 @@ def loss(op, acts, grad_acts, losses, width, valid, scale):
             losses[c] = softmax_crossentropy(y, t, gy, c, n * width, width, scale)
 
 
-@numba.njit(cache=True, fastmath=True, inline="always")
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def norm_loss(metric, y, t, gy, c, end, width, scale):
     """||y - t||_p (squared L2 for metric 0) of one sample; adds its gradient * scale."""
     total = 0.0
@@ -127,7 +127,7 @@ def norm_loss(metric, y, t, gy, c, end, width, scale):
     return norm
 
 
-@numba.njit(cache=True, fastmath=True, inline="always")
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
 def softmax_crossentropy(y, t, gy, c, end, width, scale):
     """-sum t log softmax(y) of one sample, with log softmax(y) = y - top - log(sum exp(y - top));
     adds its gradient softmax(y) sum(t) - t, times scale."""

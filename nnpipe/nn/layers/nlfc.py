@@ -43,7 +43,7 @@ class NonlinearFullyConnected(FullyConnected):
 ACTIVATION = column(NonlinearFullyConnected, "activation")
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, params, width):
     kind, n_in, n_out = op[ACTIVATION], op[IN0_LEN], op[OUT_LEN]
     x0, y0 = op[IN0] * width, op[OUT] * width
@@ -58,7 +58,7 @@ def forward(op, acts, params, width):
                 y[c] += activations.value(kind, w * x[c] + bias)
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, acts, grad_acts, params, grads, width):
     kind, n_in, n_out = op[ACTIVATION], op[IN0_LEN], op[OUT_LEN]
     x0, y0 = op[IN0] * width, op[OUT] * width

@@ -31,7 +31,7 @@ class Nonlinearity(Layer):
 ACTIVATION = column(Nonlinearity, "activation")
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, width):
     kind, n = op[ACTIVATION], op[OUT_LEN] * width
     x = acts[op[IN0] * width:op[IN0] * width + n]
@@ -57,7 +57,7 @@ def forward(op, acts, width):
             y[i] /= total
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, acts, grad_acts, width):
     kind, n = op[ACTIVATION], op[OUT_LEN] * width
     x = acts[op[IN0] * width:op[IN0] * width + n]

@@ -52,7 +52,7 @@ class Normalize(Layer):
 GROUPS = column(Normalize, "groups")
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, params, width, valid, stats):
     """`stats` (per thread, empty at inference) gathers each group's sums of the per-sample
     mean and variance over the `valid` first samples of the chunk."""
@@ -80,7 +80,7 @@ def forward(op, acts, params, width, valid, stats):
             stats[op[STATS] + 2 * g + 1] += square / max(size - 1, 1)
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, acts, grad_acts, params, grads, width):
     groups, n = op[GROUPS], op[OUT_LEN]
     size = n // groups

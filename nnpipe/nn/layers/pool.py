@@ -76,7 +76,7 @@ def _patches(op):
     return starts, offsets
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, width):
     starts, offsets = _patches(op)
     for k in range(starts.size):
@@ -90,7 +90,7 @@ def forward(op, acts, width):
                 y[c] = max(y[c], x[c])
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, acts, grad_acts, width):
     starts, offsets = _patches(op)
     winner = np.empty(width, dtype=np.int64)   # per sample: the offset of the patch's maximum

@@ -84,7 +84,7 @@ def axis_weights(n_in, n_out, mode):
     return first, weights
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def resample(op, buffer, width, adjoint):
     """Forward (adjoint=False): output rows = weights x input rows, in `buffer` = the
     activations. Backward (adjoint=True): input rows += weights^T x output rows, in `buffer` =

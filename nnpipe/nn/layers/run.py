@@ -61,7 +61,7 @@ def forward(layer, op, acts, width, valid, runner):
     outputs[:, valid:] = 0
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, grad_acts, width):
     """The input's gradient += the output's, resized linearly to the input's size."""
     fx, wx = axis_weights(op[OUT_W], op[IN_W], LINEAR)

@@ -52,7 +52,7 @@ def nn_scale(ctx, selection, out, source, learning_mode):
     add(ctx, out, Rename(), [scaled])
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, params, width):
     size = op[OUT_LEN] // op[CHANNELS] * width   # values of one channel, all samples
     for c in range(op[CHANNELS]):
@@ -63,7 +63,7 @@ def forward(op, acts, params, width):
             y[i] = a * x[i] + b
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, acts, grad_acts, params, grads, width):
     size = op[OUT_LEN] // op[CHANNELS] * width
     for c in range(op[CHANNELS]):

@@ -1,0 +1,34 @@
+"""Matrix products for the kernels, through the BLAS that SciPy ships, by Numba's own binding
+(a function resolved by name when the compiled code is linked, so kernels calling it keep
+their place in Numba's disk cache). BLAS is column-major: a row-major (rows x columns) block
+of a feature-major buffer is, to it, the transposed (columns x rows) matrix."""
+
+import numpy as np
+from numba.extending import overload, register_jitable
+from numba.np.linalg import _BLAS, ensure_blas, get_blas_kind
+
+
+def gemm(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc):
+    """C (m x n) += op(A) op(B), column-major, op transposing where asked; a, b, c: 1-d arrays
+    whose first element is the matrix's first. Compiled code only (see _gemm)."""
+    raise TypeError("blas.gemm is called from compiled kernels only")
+
+
+@register_jitable
+def _keep_alive(arrays):
+    return arrays[0]
+
+
+@overload(gemm)
+def _gemm(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc):
+    ensure_blas()
+    xxgemm = _BLAS().numba_xxgemm(c.dtype)
+    kind = ord(get_blas_kind(c.dtype, "gemm"))
+    dtype = np.float32 if kind == ord("s") else np.float64
+
+    def impl(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc):
+        one = np.ones(1, dtype=dtype)   # alpha and beta
+        xxgemm(kind, ord("T") if transpose_a else ord("N"), ord("T") if transpose_b else ord("N"),
+               m, n, k, one.ctypes, a.ctypes, lda, b.ctypes, ldb, one.ctypes, c.ctypes, ldc)
+        _keep_alive([one.size, a.size, b.size, c.size])
+    return impl
