@@ -137,9 +137,10 @@ def timed_steps(step, iterations, warm_up=10):
 SCAN_LENGTH = 100  # training steps fused into one compiled call by JAX's lax.scan
 
 
-def jax_rate(loss, params, data, batch, iterations, scan):
+def jax_rate(loss, params, data, batch, iterations, scan, scan_length=SCAN_LENGTH):
     """it/s of Adam 1e-3 on `loss(params, rows)` over random mini-batches of `data`: the whole
-    step jitted and called once per step, or (`scan`) SCAN_LENGTH steps fused by lax.scan."""
+    step jitted and called once per step, or (`scan`) `scan_length` steps fused by lax.scan
+    (a shorter scan for a step so slow that SCAN_LENGTH of them take many seconds)."""
     import jax
     import optax
 
@@ -158,14 +159,14 @@ def jax_rate(loss, params, data, batch, iterations, scan):
     state = (params, optimizer.init(params))
     iteration = 0
     if scan:
-        fused = jax.jit(lambda state, first: jax.lax.scan(step, state, first + jax.numpy.arange(SCAN_LENGTH)))
+        fused = jax.jit(lambda state, first: jax.lax.scan(step, state, first + jax.numpy.arange(scan_length)))
 
         def call():
             nonlocal state, iteration
             state, values = fused(state, iteration)
             values.block_until_ready()
-            iteration += SCAN_LENGTH
-        return SCAN_LENGTH * timed_steps(call, max(1, iterations // SCAN_LENGTH), warm_up=2)
+            iteration += scan_length
+        return scan_length * timed_steps(call, max(1, iterations // scan_length), warm_up=2)
     single = jax.jit(step)
 
     def call():
