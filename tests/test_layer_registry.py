@@ -30,10 +30,11 @@ def test_the_tutorial_net_compiles_only_its_own_layer_types():
     plan = build(TUTORIAL).network().training_plan()
     assert kernel_files_of(plan) == {"fc", "normalize", "nonlinearity", "elementwise", "loss"}
     text = compiled.generate(sorted({int(c) for c in plan.ops[:, OPCODE]}
-                                    | {int(c) for c in plan.loss_rows[:, OPCODE]}), "adam")
+                                    | {int(c) for c in plan.loss_rows[:, OPCODE]}), "adam", "constant")
     for absent in ("conv", "pool", "resize", "dropout", "crop"):
         assert f"nnpipe.nn.layers.{absent} " not in text
     assert "optimizers.adam(" in text and "optimizers.sgd(" not in text
+    assert "schedulers.constant(" in text and "schedulers.adaptive(" not in text
 
 
 def test_every_layer_file_of_the_registry_has_its_kernels():
@@ -58,7 +59,7 @@ def test_a_kernel_asking_for_what_the_engine_does_not_give_is_named(monkeypatch)
         pass
     monkeypatch.setattr(fc, "forward", forward)
     with pytest.raises(LookupError, match="asks for 'weights'"):
-        compiled.generate([registry.opcode(FullyConnected(channels=1, learning_mode=3))], "sgd")
+        compiled.generate([registry.opcode(FullyConnected(channels=1, learning_mode=3))], "sgd", "constant")
 
 
 def test_arguments_must_match_the_names_the_class_declares():

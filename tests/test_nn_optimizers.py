@@ -122,7 +122,8 @@ def state(lr=0.01):
 
 
 def step(kind, flat, loss):
-    schedulers.update(schedulers.NAMES.index(kind), flat, np.float32(loss))
+    getattr(schedulers, kind)(flat, np.float32(loss))
+    schedulers.end_step(flat, np.float32(loss))
 
 
 def test_new_state_layout():

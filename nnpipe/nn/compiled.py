@@ -46,27 +46,27 @@ def cache_folder():
     return Path(base) / "nnpipe"
 
 
-def kernels(codes, optimizer):
+def kernels(codes, optimizer, scheduler):
     """The compiled engine (a module: train_serial, train_parallel, infer_serial,
     infer_parallel, forward_ops, ...) of the layer types with opcodes `codes`, training with
-    `optimizer` (a name of nnpipe.nn.optimizers)."""
+    `optimizer` and `scheduler` (names in nnpipe.nn.optimizers and schedulers)."""
     codes = tuple(sorted(set(int(code) for code in codes)))
-    name = f"nnpipe_engine_{_fingerprint(codes, optimizer)}"
+    name = f"nnpipe_engine_{_fingerprint(codes, optimizer, scheduler)}"
     if name not in sys.modules:
-        sys.modules[name] = _load(name, generate(codes, optimizer))
+        sys.modules[name] = _load(name, generate(codes, optimizer, scheduler))
     return sys.modules[name]
 
 
-def _fingerprint(codes, optimizer):
-    digest = hashlib.sha256(repr((codes, optimizer, numba.__version__)).encode())
+def _fingerprint(codes, optimizer, scheduler):
+    digest = hashlib.sha256(repr((codes, optimizer, scheduler, numba.__version__)).encode())
     for path in sorted(ENGINE_SOURCES.rglob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:20]
 
 
-def generate(codes, optimizer):
-    """The module's text: the driver template, then the dispatch of the layer types `codes`
-    and the optimizer's step."""
+def generate(codes, optimizer, scheduler):
+    """The module's text: the driver template, then the dispatch of the layer types `codes`,
+    the optimizer's step and the scheduler's."""
     files = {code: registry.kernel_file(code) for code in codes}
     lines = [TEMPLATE.read_text(), "", "# --- generated from nnpipe.nn.layers.registry for: "
              + ", ".join(f"{code} {files[code].__name__.rsplit('.', 1)[1]}" for code in codes), ""]
@@ -85,7 +85,8 @@ def generate(codes, optimizer):
         if not branches:
             lines += ["        pass"]
     lines += ["", "", INLINE, "def optimizer_step(params, grads, mask, moments, lr, t):",
-              f"    optimizers.{optimizer}(params, grads, mask, moments, lr, t)"]
+              f"    optimizers.{optimizer}(params, grads, mask, moments, lr, t)",
+              "", "", INLINE, "def scheduler_step(state, loss):", f"    schedulers.{scheduler}(state, loss)"]
     return "\n".join(lines) + "\n"
 
 

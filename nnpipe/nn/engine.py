@@ -145,13 +145,14 @@ class Plan:
                                      for r in rows)
         self._kernels = {}
 
-    def kernels(self, optimizer="sgd"):
-        """The compiled engine of this plan's layer types and `optimizer` (generated and loaded
-        on first use)."""
-        if optimizer not in self._kernels:
+    def kernels(self, optimizer=0, scheduler=0):
+        """The compiled engine of this plan's layer types, with the optimizer and scheduler of
+        those numbers (generated and loaded on first use)."""
+        if (optimizer, scheduler) not in self._kernels:
             codes = list(self.ops[:, OPCODE]) + list(self.loss_rows[:, OPCODE])
-            self._kernels[optimizer] = compiled.kernels(codes, optimizer)
-        return self._kernels[optimizer]
+            self._kernels[optimizer, scheduler] = compiled.kernels(
+                codes, optimizers.NAMES[optimizer], schedulers.NAMES[scheduler])
+        return self._kernels[optimizer, scheduler]
 
     @property
     def feed_width(self):
@@ -207,10 +208,10 @@ def train(plan, params, moments, state, samples, iterations, batch, optimizer, s
     thread_grads = np.zeros((threads, plan.parameter_size), dtype=np.float32)
     thread_stats = np.zeros((threads, plan.stats_width), dtype=np.float32)
     losses = np.empty((len(plan.loss_rows), batch), dtype=np.float32)
-    kernels = plan.kernels(optimizers.NAMES[optimizer])
+    kernels = plan.kernels(optimizer, scheduler)
     steps = kernels.train_parallel if threads > 1 else kernels.train_serial
     return steps(plan.ops, plan.reals, plan.loss_rows, plan.feed_table, samples, iterations, batch,
-                 width, params, plan.mask, moments, state, scheduler, acts, np.zeros_like(acts),
+                 width, params, plan.mask, moments, state, acts, np.zeros_like(acts),
                  thread_grads, thread_stats, np.empty(batch, dtype=np.int64), losses, losses_out)
 
 
@@ -231,7 +232,7 @@ def train_calling_back(plan, params, moments, state, samples, iterations, batch,
                        scheduler, losses_out, runner):
     """train_serial for a plan with nn_run layers: the whole batch as one chunk, one step
     after the other, the same draws, losses and updates."""
-    kernels = plan.kernels(optimizers.NAMES[optimizer])
+    kernels = plan.kernels(optimizer, scheduler)
     acts = np.empty(plan.width * batch, dtype=np.float32)
     grad_acts = np.empty_like(acts)
     indices = np.empty(batch, dtype=np.int64)
@@ -250,8 +251,7 @@ def train_calling_back(plan, params, moments, state, samples, iterations, batch,
         if not math.isfinite(value):
             return step
         kernels.backward_ops(plan.ops, plan.reals, acts, grad_acts, params, grads, batch, seed + iteration)
-        kernels.update(plan.ops, params, grads, plan.mask, moments, state, scheduler, stats, batch,
-                       value)
+        kernels.update(plan.ops, params, grads, plan.mask, moments, state, stats, batch, value)
         losses_out[step] = value
     return iterations
 

@@ -12,7 +12,6 @@ import numba
 import numpy as np
 
 NAMES = ("constant", "linear", "exponential", "adaptive")
-CONSTANT, LINEAR, EXPONENTIAL, ADAPTIVE = range(len(NAMES))
 ITERATION, RATE, INITIAL_RATE, PREVIOUS_LOSS, BEST_LOSS = range(5)
 SEED, TARGET = 5, 6
 TREND, DECREASES, INCREASES = 10, 11, 12
@@ -36,6 +35,25 @@ def with_learning_rate(state, learning_rate):
     flat = state.reshape(-1)
     flat[RATE] = flat[INITIAL_RATE] = learning_rate
     return state
+
+
+# One function per scheduler, each setting the next learning rate after a step of loss `loss`;
+# the compiled engine calls its trainer's, then end_step.
+
+@numba.njit(cache=True)
+def constant(state, loss):
+    pass
+
+
+@numba.njit(cache=True)
+def linear(state, loss):
+    progress = min(1.0, state[ITERATION] / 1000)
+    state[RATE] = state[INITIAL_RATE] + (MIN_RATE - state[INITIAL_RATE]) * progress
+
+
+@numba.njit(cache=True)
+def exponential(state, loss):
+    state[RATE] *= 0.999
 
 
 @numba.njit(cache=True)
@@ -63,15 +81,8 @@ def adaptive(state, loss):
 
 
 @numba.njit(cache=True)
-def update(kind, state, loss):
-    """After a step with batch loss `loss`: next learning rate, then the counters."""
-    if kind == LINEAR:
-        progress = min(1.0, state[ITERATION] / 1000)
-        state[RATE] = state[INITIAL_RATE] + (MIN_RATE - state[INITIAL_RATE]) * progress
-    elif kind == EXPONENTIAL:
-        state[RATE] *= 0.999
-    elif kind == ADAPTIVE:
-        adaptive(state, loss)
+def end_step(state, loss):
+    """After the scheduler: the counters."""
     state[ITERATION] += 1
     state[PREVIOUS_LOSS] = loss
     state[BEST_LOSS] = min(state[BEST_LOSS], loss)

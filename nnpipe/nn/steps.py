@@ -1,7 +1,7 @@
 """The engine's compiled driver, as a template: nnpipe.nn.compiled appends to this text the
-dispatch generated for one set of layer types and one optimizer (forward_ops, backward_ops,
+dispatch generated for one set of layer types and one trainer (forward_ops, backward_ops,
 loss_ops, after_step_ops: a branch per layer type the network uses, nothing else;
-optimizer_step: its trainer's update) and imports the result as a module of its own, cached
+optimizer_step, scheduler_step: its trainer's optimizer and scheduler) and imports the result as a module of its own, cached
 on disk, so a network compiles only its own kernels.
 This file is never imported as it is.
 
@@ -41,18 +41,19 @@ def thread_chunks(t, threads, ops, reals, loss_rows, feeds, samples, indices, wi
 
 
 @numba.njit(cache=True, inline="always")
-def update(ops, params, grads, mask, moments, state, scheduler, stats, batch, value):
+def update(ops, params, grads, mask, moments, state, stats, batch, value):
     """The end of a step: the layers' after-step hooks (running statistics), the optimizer's
     update, the scheduler."""
     after_step_ops(ops, params, stats, batch)
     optimizer_step(params, grads, mask, moments, state[schedulers.RATE],
                    int(state[schedulers.ITERATION]) + 1)
-    schedulers.update(scheduler, state, value)
+    scheduler_step(state, value)
+    schedulers.end_step(state, value)
 
 
 @numba.njit(cache=True)
 def train_serial(ops, reals, loss_rows, feeds, samples, iterations, batch, width, params, mask,
-                 moments, state, scheduler, acts, grad_acts, thread_grads, thread_stats,
+                 moments, state, acts, grad_acts, thread_grads, thread_stats,
                  indices, losses, losses_out):
     """Run `iterations` training steps; return how many completed (fewer: non-finite loss,
     the parameters left as they were before that step). The loss of a step is the sum of the
@@ -68,7 +69,7 @@ def train_serial(ops, reals, loss_rows, feeds, samples, iterations, batch, width
         value = losses.sum() / batch
         if not math.isfinite(value):
             return step
-        update(ops, params, thread_grads[0], mask, moments, state, scheduler,
+        update(ops, params, thread_grads[0], mask, moments, state,
                thread_stats[0], batch, value)
         losses_out[step] = value
     return iterations
@@ -76,7 +77,7 @@ def train_serial(ops, reals, loss_rows, feeds, samples, iterations, batch, width
 
 @numba.njit(parallel=True, cache=True)
 def train_parallel(ops, reals, loss_rows, feeds, samples, iterations, batch, width, params, mask,
-                   moments, state, scheduler, acts, grad_acts, thread_grads,
+                   moments, state, acts, grad_acts, thread_grads,
                    thread_stats, indices, losses, losses_out):
     """train_serial, the chunks of each step shared out among the threads."""
     threads = thread_grads.shape[0]
@@ -95,7 +96,7 @@ def train_parallel(ops, reals, loss_rows, feeds, samples, iterations, batch, wid
         for t in range(1, threads):
             thread_grads[0] += thread_grads[t]
             thread_stats[0] += thread_stats[t]
-        update(ops, params, thread_grads[0], mask, moments, state, scheduler,
+        update(ops, params, thread_grads[0], mask, moments, state,
                thread_stats[0], batch, value)
         losses_out[step] = value
     return iterations
