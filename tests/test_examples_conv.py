@@ -23,16 +23,18 @@ def psnr(reference, image):
 def test_shapes_example_learns_to_classify(tmp_path):
     folder = tmp_path / "shapes"
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "make_shapes.py"), str(folder),
-                             "--count", "150", "--seed", "3"], capture_output=True, text=True)
+                             "--count", "300", "--seed", "3"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     run = run_example("shapes.nnp", folder, 500)
     accuracy = float(re.search(r"^held-out accuracy: ([\d.]+)% \(target: 95%\)$", run.out, re.M).group(1))
-    assert accuracy > 70     # 3 classes: chance is 33%; the default length reaches about 98%
+    # 3 classes: chance is 33%; 500 steps reach 95% (from a warm compile cache or a cold one,
+    # whose last bits differ: with 150 pictures a class, those decided between 60% and 74%)
+    assert accuracy > 85
     assert accuracy == round(100 * float(run.interpreter.lookup("accuracy")), 2)
-    assert run.image(run.images.find("labels_test")).shape == (3, 90, 1, 1)    # a fifth of 450 pictures held out
+    assert run.image(run.images.find("labels_test")).shape == (3, 180, 1, 1)   # a fifth of 900 pictures held out
     validation = float(re.search(r"^validation accuracy: ([\d.]+)% \(validation loss [\d.]+\)$",
                                  run.out, re.M).group(1))
-    assert validation > 70 and validation == round(100 * float(run.interpreter.lookup("val_accuracy")), 2)
+    assert validation > 85 and validation == round(100 * float(run.interpreter.lookup("val_accuracy")), 2)
     trainer = run.interpreter.network().trainers["T"]
     assert [step for step, _ in trainer.validation][:2] == [250, 500]   # nn_train's validations
     history = np.array(trainer.history)
