@@ -6,13 +6,23 @@ of a feature-major buffer is, to it, the transposed (columns x rows) matrix."""
 import numpy as np
 from numba.extending import overload, register_jitable
 from numba.np.linalg import _BLAS, ensure_blas, get_blas_kind
-from threadpoolctl import threadpool_limits
 
-ensure_blas()   # loads SciPy's BLAS, so that its threads can be limited now
-# The engine calls BLAS inside its own threads, one chunk of samples each: BLAS threads on top
-# would only compete with them (and a threaded OpenBLAS called from several threads at once is
-# not safe), so every BLAS of the process runs on the calling thread.
-threadpool_limits(limits=1, user_api="blas")
+
+def load():
+    """Load SciPy's BLAS (importing SciPy takes a fifth of a second: only for a network that
+    runs) and keep every BLAS of the process on the calling thread: the engine calls BLAS
+    inside its own threads, one chunk of samples each, where BLAS threads on top would only
+    compete with them (and a threaded OpenBLAS called from several threads at once is not
+    safe). The engine calls this before it runs kernels."""
+    global load
+    from threadpoolctl import threadpool_limits
+    ensure_blas()
+    threadpool_limits(limits=1, user_api="blas")
+    load = _loaded
+
+
+def _loaded():
+    pass
 
 
 def gemm(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc):

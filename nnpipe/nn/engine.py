@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from numba.core import event
 
-from nnpipe.nn import compiled, optimizers, schedulers
+from nnpipe.nn import blas, compiled, optimizers, schedulers
 from nnpipe.nn.chunks import chunk_width, load_chunk, sample_indices
 from nnpipe.nn.layers import (FIRST_ARGUMENT, IN0, IN0_LEN, IN1, IN1_LEN, IN_S, IN_W, MAX_ARGUMENTS,
                               OPCODE, OUT, OUT_LEN, OUT_S, OUT_W, PARAM, PARAM_LEN, ROW_WIDTH, STATS,
@@ -148,6 +148,7 @@ class Plan:
     def kernels(self, optimizer=0, scheduler=0):
         """The compiled engine of this plan's layer types, with the optimizer and scheduler of
         those numbers (generated and loaded on first use)."""
+        blas.load()
         if (optimizer, scheduler) not in self._kernels:
             codes = list(self.ops[:, OPCODE]) + list(self.loss_rows[:, OPCODE])
             self._kernels[optimizer, scheduler] = compiled.kernels(
