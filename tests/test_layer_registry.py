@@ -28,7 +28,7 @@ def kernel_files_of(plan):
 
 def test_the_tutorial_net_compiles_only_its_own_layer_types():
     plan = build(TUTORIAL).network().training_plan()
-    assert kernel_files_of(plan) == {"fc", "normalize", "nonlinearity", "elementwise", "loss"}
+    assert kernel_files_of(plan) == {"fc", "normalize", "rectifier", "elementwise", "loss"}
     text = compiled.generate(sorted({int(c) for c in plan.ops[:, OPCODE]}
                                     | {int(c) for c in plan.loss_rows[:, OPCODE]}), "adam", "constant")
     for absent in ("conv", "pool", "resize", "dropout", "crop"):

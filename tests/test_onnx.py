@@ -29,7 +29,7 @@ def to_nchw(stack, size, count):
 
 def exported(tmp_path, interpreter, output=""):
     path = tmp_path / "model.onnx"
-    interpreter.run_items([f"nn_export", f"{path}{',' + output if output else ''}"])
+    interpreter.run_items(["nn_export", f"{path}{',' + output if output else ''}"])
     onnx.checker.check_model(onnx.load(path), full_check=True)
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
@@ -55,7 +55,7 @@ def compare(tmp_path, network, size, output="", seed=0):
     run = run_script(f"nn_init nn_input IN,{w},{h},{d},{s}\n{network}\n"
                      f"input {w},{h},{d * SAMPLES},{s} noise[-1] 1 name. x", seed=seed, quiet=True)
     randomize_parameters(run.interpreter)
-    run.interpreter.run_items([f"nn_eval[x]", output or "."])
+    run.interpreter.run_items(["nn_eval[x]", output or "."])
     expected = run.image(-1)
     session = exported(tmp_path, run.interpreter, output)
     result = session.run(None, {"IN": to_nchw(run.image(run.images.find("x")), size, SAMPLES)})[0]

@@ -13,7 +13,7 @@ from nnpipe.lang.lexer import unprotect
 from nnpipe.naming import Unselected, copy_name
 from nnpipe.errors import UserError
 from nnpipe.images import io
-from nnpipe.images.imagelist import MAX_VALUES, as_image, beyond_float32, check_size, size_text
+from nnpipe.images.imagelist import beyond_float32, check_size, size_text
 from nnpipe.lang.expr import format_number, gmic_number
 
 SAME = (100.0, True)

@@ -10,7 +10,7 @@ import numpy as np
 from nnpipe.commands.files import install
 from nnpipe.commands.registry import TRAINING, Bool, Float, Int, LayerName, Param, Text, command, split_arguments
 from nnpipe.errors import UserError
-from nnpipe.images import atomic, io
+from nnpipe.images import atomic
 from nnpipe.lang.expr import format_number
 from nnpipe.nn import engine, evaluation, files, optimizers, schedulers
 from nnpipe.nn.layers import size_text

@@ -12,7 +12,6 @@ import glob
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass
 
 from nnpipe.commands import load_all

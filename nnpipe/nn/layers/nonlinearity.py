@@ -3,11 +3,10 @@
 import math
 
 import numba
-import numpy as np
 
 from nnpipe.errors import UserError
 from nnpipe.nn import activations
-from nnpipe.nn.activations import LEAKY_SLOPE, LEAKYRELU, RELU, SOFTMAX
+from nnpipe.nn.activations import SOFTMAX
 from nnpipe.nn.layers import IN0, OUT, OUT_LEN, Layer, column
 
 
@@ -20,6 +19,8 @@ class Nonlinearity(Layer):
         if options["activation"] not in activations.NAMES:
             raise UserError(f"activation must be one of {'|'.join(activations.NAMES)}"
                             f" (got '{options['activation']}')")
+        if options["activation"] in ("relu", "leakyrelu"):
+            self.kernel_file = "nnpipe.nn.layers.rectifier"
 
     def arguments(self, input_sizes):
         return {"activation": activations.NAMES.index(self.options["activation"])}
@@ -36,11 +37,6 @@ def forward(op, acts, width):
     kind, n = op[ACTIVATION], op[OUT_LEN] * width
     x = acts[op[IN0] * width:op[IN0] * width + n]
     y = acts[op[OUT] * width:op[OUT] * width + n]
-    if kind == LEAKYRELU or kind == RELU:  # the common ones get loops of their own, which vectorize
-        slope = LEAKY_SLOPE if kind == LEAKYRELU else np.float32(0)
-        for i in range(n):
-            y[i] = x[i] if x[i] > 0 else slope * x[i]
-        return
     if kind != SOFTMAX:
         for i in range(n):
             y[i] = activations.value(kind, x[i])
@@ -64,11 +60,6 @@ def backward(op, acts, grad_acts, width):
     y = acts[op[OUT] * width:op[OUT] * width + n]
     gx = grad_acts[op[IN0] * width:op[IN0] * width + n]
     gy = grad_acts[op[OUT] * width:op[OUT] * width + n]
-    if kind == LEAKYRELU or kind == RELU:
-        slope = LEAKY_SLOPE if kind == LEAKYRELU else np.float32(0)
-        for i in range(n):
-            gx[i] += gy[i] if x[i] > 0 else slope * gy[i]
-        return
     if kind != SOFTMAX:
         for i in range(n):
             gx[i] += gy[i] * activations.derivative(kind, x[i], y[i])

@@ -1,6 +1,8 @@
 """The layer files, one line each. A file listed here declares a layer type in one place (see
 nnpipe.nn.layers); its position is its opcode, its kernels enter the dispatch the engine
-generates for the networks that use it, and the commands the file declares are registered."""
+generates for the networks that use it, and the commands the file declares are registered. A
+layer may pick its kernel file by its options (`kernel_file`): the nonlinearity's relu and
+leakyrelu run the small kernels of rectifier.py."""
 
 import importlib
 
@@ -9,6 +11,7 @@ from nnpipe.nn.layers import NO_OP
 LAYER_FILES = (
     "fc",
     "nonlinearity",
+    "rectifier",
     "elementwise",
     "normalize",
     "dropout",
