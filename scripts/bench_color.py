@@ -13,6 +13,7 @@ process takes to reach its first iteration, from an empty compile cache and a wa
 """
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -154,10 +155,17 @@ def main():
     print(f"color-mapping net, {common.THREADS} threads, {args.repeats} processes per line"
           f" (median ±spread); peers: {common.peers_line()}")
     for batch, iterations in BATCHES.items():
+        medians = {}
         for label, entry in RATES:
             if common.available(entry):
                 rates = common.measure(__file__, entry, batch, int(iterations * scale), args.repeats)
+                medians[entry] = statistics.median(rates)
                 print(f"batch {batch:>4}  {label:34s} {common.summary(rates)}", flush=True)
+        ratios = [f"{medians['nnpipe-plain'] / medians[peer]:.2f}x {name}" for peer, name in
+                  (("jax-scan", "JAX lax.scan"), ("jax-jit", "JAX jit"), ("torch", "PyTorch"))
+                  if peer in medians]
+        if ratios:
+            print(f"batch {batch:>4}  nnpipe normalize-free vs peers: {', '.join(ratios)}", flush=True)
     for label, entry in INFERENCE:
         if common.available(entry):
             seconds = common.measure(__file__, entry, 0, 0, args.repeats)
