@@ -7,10 +7,11 @@ outcomes as they complete, so a worker that dies loses only its running task, wh
 scheduler gives to another worker. A run's own mistakes are outcomes, never task failures:
 Dask does not retry a script that fails the same way each time.
 
-Workers on this machine (the default local cluster) share Numba's on-disk compile cache:
-NUMBA_CACHE_DIR when set, else the __pycache__ folders beside nnpipe's sources; a kernel
+Workers on this machine (the default local cluster) share the on-disk compile caches: Numba's
+(NUMBA_CACHE_DIR when set, else the __pycache__ folders beside nnpipe's sources) and the
+engine modules generated per network (NNPIPE_CACHE_DIR, else ~/.cache/nnpipe); a kernel
 compiled once (by any earlier run) is loaded, not compiled, by every worker. Workers of a
-remote cluster should point NUMBA_CACHE_DIR at a shared folder.
+remote cluster should point both at shared folders.
 """
 
 import contextlib
@@ -114,8 +115,9 @@ def client(workers, scheduler):
         return
     workers = workers or os.cpu_count() or 1
     environment = {"NUMBA_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // workers))}
-    if "NUMBA_CACHE_DIR" in os.environ:
-        environment["NUMBA_CACHE_DIR"] = os.environ["NUMBA_CACHE_DIR"]
+    for cache in ("NUMBA_CACHE_DIR", "NNPIPE_CACHE_DIR"):
+        if cache in os.environ:
+            environment[cache] = os.environ[cache]
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address=":0",
                                   silence_logs=logging.ERROR, env=environment) as cluster, \

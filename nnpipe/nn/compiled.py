@@ -8,17 +8,27 @@ A module's name is a hash of the layer types and of the engine's sources: a chan
 gets a new module, never a stale cached one. Files are written under a temporary name and
 renamed, and Numba writes its cache the same way, so a run interrupted at any moment leaves
 the cache usable.
+
+The engine's entry points are compiled in a child process and loaded from the disk cache
+(`run`): the machine code Numba loads from its cache is not always the code it has just
+compiled in memory (some vectorized sums come out in another order), so a run that compiled
+would differ, in its last bits, from the same run with a warm cache; a training resumed from a
+checkpoint would not reach the weights of an uninterrupted one.
 """
 
 import hashlib
 import importlib.util
 import inspect
 import os
+import pickle
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numba
+
+from numba.core import event
 
 from nnpipe.nn.layers import registry
 
@@ -113,3 +123,49 @@ def _load(name, text):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run(function, *args):
+    """Call `function` (an entry point of an engine module) on `args`, with machine code loaded
+    from Numba's disk cache: on a cache miss, a child process compiles it first."""
+    signature = tuple(numba.typeof(value) for value in args)
+    if signature not in function.overloads:
+        if function._cache.load_overload(signature, function.targetctx) is None:
+            _compile_in_child(function, signature)
+        function.compile(signature)   # loads what the child left in the cache
+    return function(*args)
+
+
+def _compile_in_child(function, signature):
+    """Compile `function` for `signature` in a child process (`python -m nnpipe.nn.compiled`),
+    which saves it in the disk cache. Sent as a compile event, so that a long one is announced."""
+    module = sys.modules[function.py_func.__module__]
+    request = pickle.dumps((module.__name__, module.__file__, function.__name__, signature))
+    with event.trigger_event("numba:compile", data={"dispatcher": function, "args": signature}):
+        child = subprocess.run([sys.executable, "-m", "nnpipe.nn.compiled"], input=request,
+                               capture_output=True, env=_child_environment())
+    if child.returncode:   # the parent compiles instead, and says what failed if it fails too
+        function.compile(signature)
+
+
+def _child_environment():
+    """The parent's, with the folder holding this nnpipe first on the module path."""
+    package_parent = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": package_parent + (os.pathsep + path if path else "")}
+
+
+def _compile_request(request):
+    """In the child: load the module the parent generated and compile what it asked."""
+    name, path, function_name, signature = pickle.loads(request)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    getattr(module, function_name).compile(signature)
+
+
+if __name__ == "__main__":
+    import nnpipe.nn.blas
+    nnpipe.nn.blas.load()
+    _compile_request(sys.stdin.buffer.read())

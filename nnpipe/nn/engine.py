@@ -211,9 +211,10 @@ def train(plan, params, moments, state, samples, iterations, batch, optimizer, s
     losses = np.empty((len(plan.loss_rows), batch), dtype=np.float32)
     kernels = plan.kernels(optimizer, scheduler)
     steps = kernels.train_parallel if threads > 1 else kernels.train_serial
-    return steps(plan.ops, plan.reals, plan.loss_rows, plan.feed_table, samples, iterations, batch,
-                 width, params, plan.mask, moments, state, acts, np.zeros_like(acts),
-                 thread_grads, thread_stats, np.empty(batch, dtype=np.int64), losses, losses_out)
+    return compiled.run(steps, plan.ops, plan.reals, plan.loss_rows, plan.feed_table, samples,
+                        iterations, batch, width, params, plan.mask, moments, state, acts,
+                        np.zeros_like(acts), thread_grads, thread_stats,
+                        np.empty(batch, dtype=np.int64), losses, losses_out)
 
 
 def forward_calling_back(plan, acts, params, width, valid, training, seed, stats, runner):
@@ -274,9 +275,10 @@ def infer(plan, params, samples, runner=None):
         width = chunk_width(samples.shape[0], threads, INFERENCE_CHUNK)
         acts = np.zeros((threads, plan.width * width), dtype=np.float32)
         kernels = plan.kernels()
-        run = kernels.infer_parallel if threads > 1 else kernels.infer_serial
-        run(plan.ops, plan.reals, plan.feed_table, samples, np.arange(samples.shape[0]), params, width,
-            acts, np.zeros(0, dtype=np.float32), plan.output[0], result)
+        forward = kernels.infer_parallel if threads > 1 else kernels.infer_serial
+        compiled.run(forward, plan.ops, plan.reals, plan.feed_table, samples,
+                     np.arange(samples.shape[0]), params, width, acts, np.zeros(0, dtype=np.float32),
+                     plan.output[0], result)
     return result
 
 
