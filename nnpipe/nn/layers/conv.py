@@ -16,15 +16,28 @@ shrink) plus a bias: it spreads each input value over the output, s times larger
 of stride s undoes the geometry of a conv2d of stride s.
 
 Both are computed the same way, as matrix products through BLAS (nnpipe.nn.blas). A
-chunk's buffers are feature-major, so a module's output is a row-major (channels x pixels
-samples) matrix. For a block of output pixels, `columns` gathers (im2col) the matrix of what
-each kernel tap reads: row i * volume + tap, one column per pixel and sample, zero where the
-tap reads nothing; then OUT (channels x columns) += W (channels x taps) COLS, and in the
-backward pass dW += dOUT COLS^T, dCOLS = W^T dOUT, which `columns` adds back (col2im) into the
-input's gradient. Each axis reads through a table of input coordinates per output coordinate
-and tap (`sources`, from the boundary conditions, stride, dilation, shrink, or the transposed
-rule); along x, consecutive sources make runs (`runs`), copied as slices of run length x
-samples values. The blocks keep the columns within a core's cache.
+chunk's buffers are feature-major, so a module's values are a row-major (channels x pixels
+samples) matrix. Each axis reads through a table of input coordinates per output coordinate
+and tap (`sources`: the boundary conditions, stride, dilation, shrink, or the transposed
+rule); along x, consecutive sources make runs (`runs`), moved as slices of run length x
+samples values. Two ways, the one that moves fewer values (`shifting`), forward and backward
+apart:
+
+- im2col (`columns`): for a block of output pixels, COLS (input channels x taps, pixels
+  samples) holds what each tap reads, zero where it reads nothing; OUT += W COLS, and
+  backward dW += dOUT COLS^T, dCOLS = W^T dOUT added back into the input's gradient (col2im).
+  It moves input channels x taps values per output pixel.
+- tap products (kn2row, `shifted`): for a block of input rows, P = W_r IN (output channels x
+  taps, pixels samples: what each input value gives each output channel through each tap,
+  W_r the weights regrouped by tap), and each output value adds the products its taps read;
+  backward, dP gathers the output gradients reading each product (scattered), then
+  dW_r += dP IN^T and dIN += W_r^T dP, products on the buffers themselves. It moves output
+  channels x taps values per input pixel: the cheaper way when the output has fewer channels
+  (the last layer of an image-to-image net), and for the backward pass of equal channels.
+
+The blocks keep their values within a core's L2 cache, and the products are cut into pieces
+small enough for BLAS's small-matrix kernels (SMALL_PRODUCT), twice as fast as its packed
+path for these shapes.
 """
 
 import numba
@@ -111,10 +124,18 @@ class Convolution(Layer):
 (KERNEL_SIZE, STRIDE, DILATION, SHRINK, CONDITION, DIMENSIONS,
  TRANSPOSED) = (column(Convolution, name) for name in Convolution.kernel_arguments)
 
-# values of a column block (taps x pixels of a block x samples) the kernels aim at: 1 MB in
-# float32, so a block's columns stay in the core's L2 cache between their writing and the
-# matrix products reading them (measured: 128-512K floats all within a few percent)
+# values of a block of columns (im2col) or of tap products (shifted) the kernels aim at: 1 MB
+# in float32, within a core's L2 cache between their writing and the products reading them
 BLOCK_VALUES = 1 << 18
+
+# what _row does with the values of a run and those it reads
+COPY, GATHER_ADD, SCATTER_ADD = 0, 1, 2
+# multiply-adds of the largest product OpenBLAS computes by its small-matrix kernels, without
+# packing the operands (SkylakeX and Zen builds: 100^3): a product of 16 channels and 144 taps
+# over 384 columns runs at ~110 GFLOP/s where 448 columns take the packed path at ~52
+SMALL_PRODUCT = 1_000_000
+# columns a piece of a product keeps at least: fewer, and the packed path is the faster
+SMALL_PIECE = 64
 
 
 @numba.njit(cache=True, inline="always")
@@ -172,104 +193,263 @@ def runs(xs):
     return table, counts
 
 
-@numba.njit(cache=True, fastmath=True, error_model="numpy")
-def columns(op, buffer, width, first, last, cols, ld, table, counts, ys, zs, adjoint):
-    """im2col: row t of `cols` (rows `ld` apart) gets, for output pixels [first, last) of a
-    plane (x fastest, then y, then z) and every sample of the chunk, the input values that
-    kernel tap t (i * volume + p + k (q + k r)) reads, zero where it reads none. `adjoint`:
-    col2im, the transpose: add each row of `cols` back into the input values it was read
-    from (the input's gradient)."""
-    k, ow, oh = op[KERNEL_SIZE], op[OUT_W], op[OUT_H]
-    w, h, d = op[IN_W], op[IN_H], op[IN_D]
-    kz = zs.shape[0]
-    volume = k * k * kz
-    for i in range(op[IN_S]):
-        for r in range(kz):
-            for q in range(k):
-                for p in range(k):
-                    base = (i * volume + p + k * (q + k * r)) * ld
-                    for row in range(first // ow, (last - 1) // ow + 1):
-                        lo = max(first - row * ow, 0)
-                        hi = min(last - row * ow, ow)
-                        at = base + (row * ow + lo - first) * width
-                        yy, zz = ys[q, row % oh], zs[r, row // oh]
-                        if yy < 0 or zz < 0:
-                            if not adjoint:
-                                cols[at:at + (hi - lo) * width] = 0
-                            continue
-                        line = op[IN0] + w * (yy + h * (zz + d * i))
-                        for j in range(counts[p]):
-                            x0, length, source = table[p, j, 0], table[p, j, 1], table[p, j, 2]
-                            a, b = max(x0, lo), min(x0 + length, hi)
-                            if a >= b:
-                                continue
-                            into = at + (a - lo) * width
-                            n = (b - a) * width
-                            if source < 0:
-                                if not adjoint:
-                                    cols[into:into + n] = 0
-                                continue
-                            start = (line + source + a - x0) * width
-                            # views indexed from 0: the loops vectorize
-                            column, value = cols[into:into + n], buffer[start:start + n]
-                            if adjoint:
-                                for c in range(n):
-                                    value[c] += column[c]
-                            else:
-                                for c in range(n):
-                                    column[c] = value[c]
+@numba.njit(cache=True)
+def source_rows(op):
+    """(taps along z and y, output rows) table of the input row (z h + y) each output row
+    (z out_h + y) reads through taps (r, q), at r k + q; -1 for none."""
+    ys, zs = sources(op, 1), sources(op, 2)
+    k, oh = ys.shape[0], op[OUT_H]
+    table = np.empty((zs.shape[0] * k, op[OUT_D] * oh), dtype=np.int64)
+    for r in range(zs.shape[0]):
+        for q in range(k):
+            for z in range(op[OUT_D]):
+                for y in range(oh):
+                    yy, zz = ys[q, y], zs[r, z]
+                    table[r * k + q, z * oh + y] = zz * op[IN_H] + yy if yy >= 0 and zz >= 0 else -1
+    return table
 
 
 @numba.njit(cache=True)
-def block_pixels(op, width):
-    """Output pixels per column block: BLOCK_VALUES values of taps x pixels x samples."""
-    taps = op[IN_S] * op[KERNEL_SIZE] ** op[DIMENSIONS]
-    return max(1, BLOCK_VALUES // (taps * width))
+def readers(rows, n_in):
+    """The output rows sorted by the input row they read through each (r, q): (order, start),
+    the rows reading input rows [u0, u1) being order[rq, start[rq, u0]:start[rq, u1]]."""
+    taps, n_out = rows.shape
+    order = np.empty((taps, n_out), dtype=np.int64)
+    start = np.empty((taps, n_in + 1), dtype=np.int64)
+    for rq in range(taps):
+        counts = np.zeros(n_in + 1, dtype=np.int64)   # counts[0]: rows reading none
+        for row in range(n_out):
+            counts[rows[rq, row] + 1] += 1
+        start[rq, 0] = counts[0]
+        for u in range(n_in):
+            start[rq, u + 1] = start[rq, u] + counts[u + 1]
+        fill = np.empty(n_in + 1, dtype=np.int64)
+        fill[0] = 0
+        fill[1:] = start[rq, :n_in]
+        for row in range(n_out):
+            order[rq, fill[rows[rq, row] + 1]] = row
+            fill[rows[rq, row] + 1] += 1
+    return order, start
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _row(mode, outs, at, ins, line, lo, hi, table, p, count, width):
+    """Output pixels [lo, hi) of a row through x tap p (its `count` runs in `table`):
+    their values from outs[at] on, the input row they read from ins[line] on. COPY: the
+    values become what they read (zero for none); GATHER_ADD: they add what they read;
+    SCATTER_ADD: the values they read add them. Slices are indexed from 0: the loops
+    vectorize."""
+    for j in range(count):
+        x0, length, source = table[p, j, 0], table[p, j, 1], table[p, j, 2]
+        a, b = max(x0, lo), min(x0 + length, hi)
+        if a >= b:
+            continue
+        n = (b - a) * width
+        into = at + (a - lo) * width
+        if source < 0:
+            if mode == COPY:
+                outs[into:into + n] = 0
+            continue
+        start = line + (source + a - x0) * width
+        values, read = outs[into:into + n], ins[start:start + n]
+        if mode == COPY:
+            for c in range(n):
+                values[c] = read[c]
+        elif mode == GATHER_ADD:
+            for c in range(n):
+                values[c] += read[c]
+        else:
+            for c in range(n):
+                read[c] += values[c]
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def columns(op, mode, buffer, width, first, last, cols, ld, table, counts, rows):
+    """im2col (COPY): row i volume + tap of `cols` (rows `ld` apart) gets, for the output
+    pixels [first, last) of a plane (x fastest, then y, then z) and every sample of the chunk,
+    the input values kernel tap (p, q, r) of input channel i reads, zero where it reads none.
+    SCATTER_ADD, its transpose (col2im): each row of `cols` adds into the input values it
+    was read from."""
+    k, ow, w = op[KERNEL_SIZE], op[OUT_W], op[IN_W]
+    plane_in = w * op[IN_H] * op[IN_D]
+    volume = k * rows.shape[0]
+    for i in range(op[IN_S]):
+        for rq in range(rows.shape[0]):
+            for p in range(k):
+                base = (i * volume + p + k * rq) * ld
+                for row in range(first // ow, (last - 1) // ow + 1):
+                    lo, hi = max(first - row * ow, 0), min(last - row * ow, ow)
+                    at = base + (row * ow + lo - first) * width
+                    u = rows[rq, row]
+                    if u >= 0:
+                        line = (op[IN0] + i * plane_in + u * w) * width
+                        _row(mode, cols, at, buffer, line, lo, hi, table, p, counts[p], width)
+                    elif mode == COPY:
+                        cols[at:at + (hi - lo) * width] = 0
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def shifted(op, mode, outs, width, u0, u1, products, ld, table, counts, rows, order, start):
+    """Tap products (kn2row): row o volume + tap of `products` (rows `ld` apart) holds, for the
+    input rows [u0, u1) and every sample, what output channel o gets from each input value
+    through that tap. GATHER_ADD: each output value of `outs` adds the product its tap reads;
+    SCATTER_ADD, the transpose: each product adds the output values (gradients) reading it."""
+    k, ow, w = op[KERNEL_SIZE], op[OUT_W], op[IN_W]
+    plane = ow * op[OUT_H] * op[OUT_D]
+    volume = k * rows.shape[0]
+    for o in range(op[OUT_S]):
+        for rq in range(rows.shape[0]):
+            for p in range(k):
+                base = (o * volume + p + k * rq) * ld - u0 * w * width
+                for j in range(start[rq, u0], start[rq, u1]):
+                    row = order[rq, j]
+                    at = (op[OUT] + o * plane + row * ow) * width
+                    _row(mode, outs, at, products, base + rows[rq, row] * w * width, 0, ow,
+                         table, p, counts[p], width)
+
+
+@numba.njit(cache=True)
+def shifting(op, width, backward):
+    """Whether the tap products (kn2row) cost less than im2col: both do the same matrix
+    products (on the input's pixels for the one, the output's for the other), but im2col
+    moves taps x input channels values per pixel (the forward pass: one gather; the backward
+    pass: a gather, a clear, a scatter), the tap products taps x output channels (forward: a
+    clear, the product, a gather; backward: a clear, a scatter). Counted in multiply-adds, a
+    value moved costing 2.5; never when one input row of products would exceed 4 blocks."""
+    volume = op[KERNEL_SIZE] ** op[DIMENSIONS]
+    c_in, c_out = op[IN_S], op[OUT_S]
+    if c_out * volume * op[IN_W] * width > 4 * BLOCK_VALUES:
+        return False
+    products = op[IN_W] * op[IN_H] * op[IN_D]
+    columns_ = op[OUT_W] * op[OUT_H] * op[OUT_D]
+    macs = c_in * volume * c_out
+    if backward:
+        return products * (4 * macs + 10 * c_out * volume) < columns_ * (4 * macs + 15 * c_in * volume)
+    return products * (2 * macs + 15 * c_out * volume) < columns_ * (2 * macs + 5 * c_in * volume)
+
+
+@numba.njit(cache=True)
+def _transposed_weights(op, weights, out):
+    """W_r^T: out[i + c_in (o volume + tap)] = W[o][i volume + tap], the (input channels x
+    output channels taps) column-major matrix of the tap products."""
+    c_in, c_out = op[IN_S], op[OUT_S]
+    volume = op[KERNEL_SIZE] ** op[DIMENSIONS]
+    row_length = c_in * volume + 1
+    for o in range(c_out):
+        for i in range(c_in):
+            for tap in range(volume):
+                out[i + c_in * (o * volume + tap)] = weights[o * row_length + i * volume + tap]
+
+
+@numba.njit(cache=True)
+def _product(transpose_b, m, n, k, a, lda, b, ldb, c, ldc):
+    """C (m x n) += A op(B), as gemm, in pieces of rows of A and C small enough for BLAS's
+    small-matrix kernels (see SMALL_PRODUCT) when they keep SMALL_PIECE rows."""
+    piece = SMALL_PRODUCT // max(1, n * k)
+    if piece < SMALL_PIECE:
+        piece = m
+    for first in range(0, m, piece):
+        gemm(False, transpose_b, min(piece, m - first), n, k, a[first:], lda, b, ldb, c[first:], ldc)
+
+
+@numba.njit(cache=True)
+def _block(values_per_unit, units):
+    """Units (pixels, input rows) per block of about BLOCK_VALUES values, at least 1."""
+    return min(units, max(1, BLOCK_VALUES // values_per_unit))
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, params, width):
     plane = op[OUT_W] * op[OUT_H] * op[OUT_D]
-    taps = op[IN_S] * op[KERNEL_SIZE] ** op[DIMENSIONS]
-    row_length, channels = taps + 1, op[OUT_S]
+    c_in, c_out = op[IN_S], op[OUT_S]
+    volume = op[KERNEL_SIZE] ** op[DIMENSIONS]
+    taps, row_length = c_in * volume, c_in * volume + 1
     out, weights = op[OUT] * width, params[op[PARAM]:]
-    for o in range(channels):
+    for o in range(c_out):
         acts[out + o * plane * width:out + (o + 1) * plane * width] = weights[o * row_length + taps]
     table, counts = runs(sources(op, 0))
-    ys, zs = sources(op, 1), sources(op, 2)
-    step = block_pixels(op, width)
-    cols = np.empty(taps * min(step, plane) * width, dtype=acts.dtype)
+    rows = source_rows(op)
+    if shifting(op, width, False):
+        w, n_rows = op[IN_W], op[IN_H] * op[IN_D]
+        order, start = readers(rows, n_rows)
+        transposed = np.empty(taps * c_out, dtype=acts.dtype)
+        _transposed_weights(op, weights, transposed)
+        step = _block(c_out * volume * w * width, n_rows)
+        products = np.empty(c_out * volume * step * w * width, dtype=acts.dtype)
+        for u0 in range(0, n_rows, step):
+            u1 = min(u0 + step, n_rows)
+            n = (u1 - u0) * w * width
+            products[:c_out * volume * n] = 0
+            # P^T (n x c_out volume) += IN^T (n x c_in) W_r^T (c_in x c_out volume)
+            _product(False, n, c_out * volume, c_in, acts[(op[IN0] + u0 * w) * width:],
+                     n_rows * w * width, transposed, c_in, products, n)
+            shifted(op, GATHER_ADD, acts, width, u0, u1, products, n, table, counts, rows, order, start)
+        return
+    step = _block(taps * width, plane)
+    cols = np.empty(taps * step * width, dtype=acts.dtype)
     for first in range(0, plane, step):
         last = min(first + step, plane)
         n = (last - first) * width
-        columns(op, acts, width, first, last, cols, n, table, counts, ys, zs, False)
-        # OUT^T (n x channels) += cols^T (n x taps) W^T (taps x channels)
-        gemm(False, False, n, channels, taps, cols, n, weights, row_length, acts[out + first * width:],
-             plane * width)
+        columns(op, COPY, acts, width, first, last, cols, n, table, counts, rows)
+        # OUT^T (n x c_out) += COLS^T (n x taps) W^T (taps x c_out)
+        _product(False, n, c_out, taps, cols, n, weights, row_length, acts[out + first * width:],
+                 plane * width)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, acts, grad_acts, params, grads, width):
     plane = op[OUT_W] * op[OUT_H] * op[OUT_D]
-    taps = op[IN_S] * op[KERNEL_SIZE] ** op[DIMENSIONS]
-    row_length, channels = taps + 1, op[OUT_S]
+    c_in, c_out = op[IN_S], op[OUT_S]
+    volume = op[KERNEL_SIZE] ** op[DIMENSIONS]
+    taps, row_length = c_in * volume, c_in * volume + 1
     out, weights, weight_grads = op[OUT] * width, params[op[PARAM]:], grads[op[PARAM]:]
-    for o in range(channels):
+    for o in range(c_out):
         weight_grads[o * row_length + taps] += grad_acts[out + o * plane * width:
                                                          out + (o + 1) * plane * width].sum()
     table, counts = runs(sources(op, 0))
-    ys, zs = sources(op, 1), sources(op, 2)
-    step = block_pixels(op, width)
-    cols = np.empty(taps * min(step, plane) * width, dtype=acts.dtype)
+    rows = source_rows(op)
+    if shifting(op, width, True):
+        w, n_rows = op[IN_W], op[IN_H] * op[IN_D]
+        order, start = readers(rows, n_rows)
+        transposed = np.empty(taps * c_out, dtype=acts.dtype)
+        _transposed_weights(op, weights, transposed)
+        transposed_grads = np.zeros(taps * c_out, dtype=acts.dtype)
+        step = _block(c_out * volume * w * width, n_rows)
+        products = np.empty(c_out * volume * step * w * width, dtype=acts.dtype)
+        for u0 in range(0, n_rows, step):
+            u1 = min(u0 + step, n_rows)
+            n = (u1 - u0) * w * width
+            at = (op[IN0] + u0 * w) * width
+            products[:c_out * volume * n] = 0
+            shifted(op, SCATTER_ADD, grad_acts, width, u0, u1, products, n, table, counts, rows, order,
+                    start)
+            # dW_r^T (c_in x c_out volume) += IN (c_in x n) dP^T (n x c_out volume)
+            gemm(True, False, c_in, c_out * volume, n, acts[at:], n_rows * w * width, products, n,
+                 transposed_grads, c_in)
+            # dIN^T (n x c_in) += dP^T (n x c_out volume) W_r (c_out volume x c_in)
+            _product(True, n, c_in, c_out * volume, products, n, transposed, c_in, grad_acts[at:],
+                     n_rows * w * width)
+        for o in range(c_out):
+            for i in range(c_in):
+                for tap in range(volume):
+                    weight_grads[o * row_length + i * volume + tap] += \
+                        transposed_grads[i + c_in * (o * volume + tap)]
+        return
+    step = _block(taps * width, plane)
+    cols = np.empty(taps * step * width, dtype=acts.dtype)
     grad_cols = np.empty_like(cols)
+    grad_weights = np.zeros(c_out * taps, dtype=acts.dtype)
     for first in range(0, plane, step):
         last = min(first + step, plane)
         n = (last - first) * width
         grad_out = grad_acts[out + first * width:]
-        columns(op, acts, width, first, last, cols, n, table, counts, ys, zs, False)
-        # dW^T (taps x channels) += cols (taps x n) dOUT^T (n x channels)
-        gemm(True, False, taps, channels, n, cols, n, grad_out, plane * width, weight_grads, row_length)
-        # dcols^T (n x taps) = dOUT^T (n x channels) W (channels x taps), then added back
+        columns(op, COPY, acts, width, first, last, cols, n, table, counts, rows)
+        # dW (c_out x taps) += dOUT (c_out x n) COLS^T (n x taps)
+        gemm(True, False, c_out, taps, n, grad_out, plane * width, cols, n, grad_weights, c_out)
+        # dCOLS^T (n x taps) = dOUT^T (n x c_out) W (c_out x taps), then added back
         grad_cols[:taps * n] = 0
-        gemm(False, True, n, taps, channels, grad_out, plane * width, weights, row_length, grad_cols, n)
-        columns(op, grad_acts, width, first, last, grad_cols, n, table, counts, ys, zs, True)
+        _product(True, n, taps, c_out, grad_out, plane * width, weights, row_length, grad_cols, n)
+        columns(op, SCATTER_ADD, grad_acts, width, first, last, grad_cols, n, table, counts, rows)
+    for o in range(c_out):
+        for tap in range(taps):
+            weight_grads[o * row_length + tap] += grad_weights[o + c_out * tap]
