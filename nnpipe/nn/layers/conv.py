@@ -30,10 +30,14 @@ apart:
 - tap products (kn2row, `shifted`): for a block of input rows, P = W_r IN (output channels x
   taps, pixels samples: what each input value gives each output channel through each tap,
   W_r the weights regrouped by tap), and each output value adds the products its taps read;
-  backward, dP gathers the output gradients reading each product (scattered), then
+  backward, dP gathers the output gradients reading each product (an im2col by the inverse
+  tables where no input value is read twice through a tap, else a scatter), then
   dW_r += dP IN^T and dIN += W_r^T dP, products on the buffers themselves. It moves output
   channels x taps values per input pixel: the cheaper way when the output has fewer channels
   (the last layer of an image-to-image net), and for the backward pass of equal channels.
+
+Where rows of the output and of the input are as long (stride 1, no shrink), a tap's runs
+on consecutive rows reading consecutive rows are copied as one (`_stretch`).
 
 The blocks keep their values within a core's L2 cache, and the products are cut into pieces
 small enough for BLAS's small-matrix kernels (SMALL_PRODUCT), twice as fast as its packed
@@ -176,7 +180,8 @@ def sources(op, axis):
 def runs(xs):
     """The runs of an output row for each x tap: (first column, columns, source column or -1)
     of the longest stretches whose sources are consecutive (or all none); the tap's run count
-    in `counts`. At stride 1 the interior of a row is one run."""
+    in `counts`; in `mains`, its longest run that reads (-1 for none). At stride 1 the
+    interior of a row is one run."""
     taps, n = xs.shape
     table = np.empty((taps, n, 3), dtype=np.int64)
     counts = np.zeros(taps, dtype=np.int64)
@@ -190,7 +195,12 @@ def runs(xs):
             table[tap, j, 0], table[tap, j, 1], table[tap, j, 2] = x, length, source
             counts[tap] += 1
             x += length
-    return table, counts
+    mains = np.full(taps, -1, dtype=np.int64)
+    for tap in range(taps):
+        for j in range(counts[tap]):
+            if table[tap, j, 2] >= 0 and (mains[tap] < 0 or table[tap, j, 1] > table[tap, mains[tap], 1]):
+                mains[tap] = j
+    return table, counts, mains
 
 
 @numba.njit(cache=True)
@@ -233,13 +243,15 @@ def readers(rows, n_in):
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def _row(mode, outs, at, ins, line, lo, hi, table, p, count, width):
-    """Output pixels [lo, hi) of a row through x tap p (its `count` runs in `table`):
-    their values from outs[at] on, the input row they read from ins[line] on. COPY: the
-    values become what they read (zero for none); GATHER_ADD: they add what they read;
+def _row(mode, outs, at, ins, line, lo, hi, table, p, count, skip, width):
+    """Output pixels [lo, hi) of a row through x tap p (its `count` runs in `table`, but run
+    `skip`): their values from outs[at] on, the input row they read from ins[line] on. COPY:
+    the values become what they read (zero for none); GATHER_ADD: they add what they read;
     SCATTER_ADD: the values they read add them. Slices are indexed from 0: the loops
     vectorize."""
     for j in range(count):
+        if j == skip:
+            continue
         x0, length, source = table[p, j, 0], table[p, j, 1], table[p, j, 2]
         a, b = max(x0, lo), min(x0 + length, hi)
         if a >= b:
@@ -263,29 +275,94 @@ def _row(mode, outs, at, ins, line, lo, hi, table, p, count, width):
                 read[c] += values[c]
 
 
+@numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _stretch(outs, at, ins, line, lo, hi, rows, ow, table, p, count, main, width):
+    """_row's COPY over `rows` consecutive rows reading consecutive input rows, rows of the
+    output and of the input being as long (ow): row r's values from outs[at + r ow width] on
+    (the first row's from pixel lo on, `at` being where its pixel 0 would be), its input row
+    from ins[line + r ow width] on, the last row up to pixel hi. Tap p's main run (the
+    longest that reads) is then one stretch of consecutive values on both sides, from the
+    first row's to the last row's, copied at once; that copies the input rows' neighbours
+    into the other runs' pixels between, which each row's other runs then overwrite. At one
+    sample, one copy for all the rows instead of one of a few dozen values per row."""
+    x0, length, source = table[p, main, 0], table[p, main, 1], table[p, main, 2]
+    end = (rows - 1) * ow
+    a, b = max(lo, x0), min(end + hi, end + x0 + length)
+    values = outs[at + a * width:at + b * width]
+    read = ins[line + (a - x0 + source) * width:line + (b - x0 + source) * width]
+    for c in range(values.size):
+        values[c] = read[c]
+    for r in range(rows):
+        first, last = lo if r == 0 else 0, hi if r == rows - 1 else ow
+        _row(COPY, outs, at + (r * ow + first) * width, ins, line + r * ow * width, first, last,
+             table, p, count, main, width)
+
+
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def columns(op, mode, buffer, width, first, last, cols, ld, table, counts, rows):
+def _gather(mode, buffer, origin, channels, plane, row_length, k, width, first, last, ow, cols, ld,
+            table, counts, mains, rows):
+    """im2col over any grid: row c volume + tap (p, q, r) of `cols` (rows `ld` apart) gets,
+    for pixels [first, last) of a grid of rows of `ow` pixels (x fastest) and every sample of
+    the chunk, the value of channel c < `channels` that tap reads in `buffer` (the module
+    at `origin`, planes of `plane` pixels, rows of `row_length`), zero where it reads none:
+    row `rows[r k + q, grid row]`, column by the runs of tap p. SCATTER_ADD, its transpose:
+    each row of `cols` adds into the values it was read from."""
+    volume = k * rows.shape[0]
+    top, bottom = first // ow, (last - 1) // ow
+    for c in range(channels):
+        for rq in range(rows.shape[0]):
+            for p in range(k):
+                base = (c * volume + p + k * rq) * ld
+                row = top
+                while row <= bottom:
+                    lo, hi = max(first - row * ow, 0), min(last - row * ow, ow)
+                    at = base + (row * ow + lo - first) * width
+                    u = rows[rq, row]
+                    if u < 0:
+                        if mode == COPY:
+                            cols[at:at + (hi - lo) * width] = 0
+                        row += 1
+                        continue
+                    line = (origin + c * plane + u * row_length) * width
+                    end = row + 1
+                    if mode == COPY and ow == row_length and mains[p] >= 0:
+                        while end <= bottom and rows[rq, end] == u + end - row:
+                            end += 1
+                    if end - row > 1:
+                        _stretch(cols, at - lo * width, buffer, line, lo,
+                                 min(last - (end - 1) * ow, ow), end - row, ow, table, p, counts[p],
+                                 mains[p], width)
+                    else:
+                        _row(mode, cols, at, buffer, line, lo, hi, table, p, counts[p], -1, width)
+                    row = end
+
+
+@numba.njit(cache=True)
+def columns(op, mode, buffer, width, first, last, cols, ld, table, counts, mains, rows):
     """im2col (COPY): row i volume + tap of `cols` (rows `ld` apart) gets, for the output
     pixels [first, last) of a plane (x fastest, then y, then z) and every sample of the chunk,
     the input values kernel tap (p, q, r) of input channel i reads, zero where it reads none.
     SCATTER_ADD, its transpose (col2im): each row of `cols` adds into the input values it
     was read from."""
-    k, ow, w = op[KERNEL_SIZE], op[OUT_W], op[IN_W]
-    plane_in = w * op[IN_H] * op[IN_D]
-    volume = k * rows.shape[0]
-    for i in range(op[IN_S]):
-        for rq in range(rows.shape[0]):
-            for p in range(k):
-                base = (i * volume + p + k * rq) * ld
-                for row in range(first // ow, (last - 1) // ow + 1):
-                    lo, hi = max(first - row * ow, 0), min(last - row * ow, ow)
-                    at = base + (row * ow + lo - first) * width
-                    u = rows[rq, row]
-                    if u >= 0:
-                        line = (op[IN0] + i * plane_in + u * w) * width
-                        _row(mode, cols, at, buffer, line, lo, hi, table, p, counts[p], width)
-                    elif mode == COPY:
-                        cols[at:at + (hi - lo) * width] = 0
+    _gather(mode, buffer, op[IN0], op[IN_S], op[IN_W] * op[IN_H] * op[IN_D], op[IN_W],
+            op[KERNEL_SIZE], width, first, last, op[OUT_W], cols, ld, table, counts, mains, rows)
+
+
+@numba.njit(cache=True)
+def inverse(table, n_in):
+    """(taps, n_in): the output coordinate (or row) reading each input one through each tap
+    of `table` (-1: none), and whether none is read twice through a tap (else the table
+    holds the last reader)."""
+    taps, n_out = table.shape
+    readers_ = np.full((taps, n_in), -1, dtype=np.int64)
+    once = True
+    for tap in range(taps):
+        for x in range(n_out):
+            u = table[tap, x]
+            if u >= 0:
+                once = once and readers_[tap, u] < 0
+                readers_[tap, u] = x
+    return readers_, once
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -303,9 +380,8 @@ def shifted(op, mode, outs, width, u0, u1, products, ld, table, counts, rows, or
                 base = (o * volume + p + k * rq) * ld - u0 * w * width
                 for j in range(start[rq, u0], start[rq, u1]):
                     row = order[rq, j]
-                    at = (op[OUT] + o * plane + row * ow) * width
-                    _row(mode, outs, at, products, base + rows[rq, row] * w * width, 0, ow,
-                         table, p, counts[p], width)
+                    _row(mode, outs, (op[OUT] + o * plane + row * ow) * width, products,
+                         base + rows[rq, row] * w * width, 0, ow, table, p, counts[p], -1, width)
 
 
 @numba.njit(cache=True)
@@ -400,7 +476,7 @@ def forward(op, acts, params, width):
     out, weights = op[OUT] * width, params[op[PARAM]:]
     for o in range(c_out):
         acts[out + o * plane * width:out + (o + 1) * plane * width] = weights[o * row_length + taps]
-    table, counts = runs(sources(op, 0))
+    table, counts, mains = runs(sources(op, 0))
     rows = source_rows(op)
     if shifting(op, width, False):
         w, n_rows = op[IN_W], op[IN_H] * op[IN_D]
@@ -423,7 +499,7 @@ def forward(op, acts, params, width):
     for first in range(0, plane, step):
         last = min(first + step, plane)
         n = (last - first) * width
-        columns(op, COPY, acts, width, first, last, cols, n, table, counts, rows)
+        columns(op, COPY, acts, width, first, last, cols, n, table, counts, mains, rows)
         # OUT^T (n x c_out) += COLS^T (n x taps) W^T (taps x c_out)
         _product(False, n, c_out, taps, cols, n, weights, row_length, acts[out + first * width:],
                  plane * width)
@@ -439,11 +515,18 @@ def backward(op, acts, grad_acts, params, grads, width):
     for o in range(c_out):
         weight_grads[o * row_length + taps] += grad_acts[out + o * plane * width:
                                                          out + (o + 1) * plane * width].sum()
-    table, counts = runs(sources(op, 0))
+    table, counts, mains = runs(sources(op, 0))
     rows = source_rows(op)
     if shifting(op, width, True):
         w, n_rows = op[IN_W], op[IN_H] * op[IN_D]
         order, start = readers(rows, n_rows)
+        # where no input value is read twice through a tap (no folding boundary conditions),
+        # the scatter of the output gradient is a gather (im2col) by the inverse tables: no
+        # clearing, no adding, and long runs
+        readers_x, once_x = inverse(sources(op, 0), w)
+        readers_rows, once_rows = inverse(rows, n_rows)
+        gathering = once_x and once_rows
+        inverse_table, inverse_counts, inverse_mains = runs(readers_x)
         transposed = np.empty(taps * c_out, dtype=acts.dtype)
         _transposed_weights(op, weights, transposed)
         transposed_grads = np.zeros(taps * c_out, dtype=acts.dtype)
@@ -454,9 +537,14 @@ def backward(op, acts, grad_acts, params, grads, width):
             u1 = min(u0 + step, n_rows)
             n = (u1 - u0) * w * width
             at = (op[IN0] + u0 * w) * width
-            products[:c_out * volume * n] = 0
-            shifted(op, SCATTER_ADD, grad_acts, width, u0, u1, products, n, table, counts, rows, order,
-                    start)
+            if gathering:
+                _gather(COPY, grad_acts, op[OUT], c_out, plane, op[OUT_W], op[KERNEL_SIZE], width,
+                        u0 * w, u1 * w, w, products, n, inverse_table, inverse_counts, inverse_mains,
+                        readers_rows)
+            else:
+                products[:c_out * volume * n] = 0
+                shifted(op, SCATTER_ADD, grad_acts, width, u0, u1, products, n, table, counts, rows,
+                        order, start)
             # dW_r^T (c_in x c_out volume) += IN (c_in x n) dP^T (n x c_out volume)
             _gradient_product(c_in, c_out * volume, n, acts[at:], n_rows * w * width, products, n,
                               transposed_grads, c_in, scratch)
@@ -478,14 +566,15 @@ def backward(op, acts, grad_acts, params, grads, width):
         last = min(first + step, plane)
         n = (last - first) * width
         grad_out = grad_acts[out + first * width:]
-        columns(op, COPY, acts, width, first, last, cols, n, table, counts, rows)
+        columns(op, COPY, acts, width, first, last, cols, n, table, counts, mains, rows)
         # dW (c_out x taps) += dOUT (c_out x n) COLS^T (n x taps)
         _gradient_product(c_out, taps, n, grad_out, plane * width, cols, n, grad_weights, c_out,
                           scratch)
         # dCOLS^T (n x taps) = dOUT^T (n x c_out) W (c_out x taps), then added back
         grad_cols[:taps * n] = 0
         _product(True, n, taps, c_out, grad_out, plane * width, weights, row_length, grad_cols, n)
-        columns(op, SCATTER_ADD, grad_acts, width, first, last, grad_cols, n, table, counts, rows)
+        columns(op, SCATTER_ADD, grad_acts, width, first, last, grad_cols, n, table, counts, mains,
+                rows)
     for o in range(c_out):
         for tap in range(taps):
             weight_grads[o * row_length + tap] += grad_weights[o + c_out * tap]
