@@ -12,7 +12,9 @@ import pytest
 from conftest import cli, run_script, script_error
 from nn_helpers import activations, build, parameters, run_batch
 from nnpipe.lang.interpreter import Interpreter
-from test_nn_gradients import check, prepare, random_normalize
+from nnpipe.nn.layers import OUT
+from nnpipe.nn.layers import conv
+from test_nn_gradients import BATCH, CHECKED, check, prepare, random_normalize
 from test_nn_shapes import BOUNDARY_CONDITIONS, NUMPY_PAD, cimg_resize, picture, sizes
 
 SAMPLES = 3     # forward passes run several samples at once (the engine's chunk width)
@@ -588,3 +590,162 @@ def test_a_small_conv_net_learns_to_classify_bars():
     assert float(ctx.lookup("accuracy")) > 0.9, ctx.out.getvalue()
     assert ctx.images.names[-2:] == ["predicted", "confusion"]
     assert ctx.images[-1].sum() == 100
+
+
+# --- the matrix-product paths --------------------------------------------------------------------
+# The convolution kernels compute by im2col (gathered columns) or by tap products (kn2row),
+# whichever moves fewer values (nnpipe.nn.layers.conv.shifting), forward and backward apart,
+# in blocks of BLOCK_VALUES values. These tests pin which path a shape takes, then check each
+# path in every geometry, and images of several blocks (split inside a row), against the
+# numpy reference and by gradients.
+
+def conv_row(script, name):
+    """The plan row of conv module `name` of `script`."""
+    interp = build(script)
+    plan = interp.network().plan(name)
+    return next(row for row in plan.ops if row[OUT] == plan.offsets[name])
+
+
+def paths(script, name, width=BATCH):
+    """(forward, backward) path of the conv module `name` at a chunk of `width` samples."""
+    row = conv_row(script, name)
+    return tuple("shifted" if conv.shifting(row, width, backward) else "columns"
+                 for backward in (False, True))
+
+
+# (input channels, output channels) -> (forward path, backward path) at 3 samples
+CHANNELS = {(2, 2): ("columns", "shifted"), (1, 3): ("columns", "columns"), (4, 1): ("shifted", "shifted")}
+
+
+@pytest.mark.parametrize("channels", CHANNELS)
+def test_channel_counts_choose_the_paths(channels):
+    c_in, c_out = channels
+    assert paths(f"nn_input IN,5,4,1,{c_in} nn_conv2d C,IN,{c_out},3", "C_conv2d") == CHANNELS[channels]
+
+
+def test_strides_choose_the_paths():
+    # a strided conv reads a quarter of the pixels' products: im2col both ways
+    assert paths("nn_input IN,6,6,1,2 nn_conv2d C,IN,2,3,2", "C_conv2d") == ("columns", "columns")
+    # a strided transposed conv's columns are mostly zeros: tap products both ways
+    assert paths("nn_input IN,3,2,1,2 nn_tconv2d T,IN,2,3,2", "T_tconv2d") == ("shifted", "shifted")
+    assert paths("nn_input IN,3,2,1,1 nn_tconv2d T,IN,3,3,1", "T_tconv2d") == ("columns", "columns")
+
+
+@pytest.mark.parametrize("condition", BOUNDARY_CONDITIONS)
+@pytest.mark.parametrize("shrink", [0, 1])
+@pytest.mark.parametrize("dilation", [1, 2])
+@pytest.mark.parametrize("channels", [(1, 3), (4, 1)])
+def test_conv2d_gradient_on_each_path(channels, dilation, shrink, condition):
+    """test_conv2d_gradient's geometries (2 -> 2 channels: im2col forward, tap products
+    backward) on the other paths: im2col both ways, tap products both ways."""
+    c_in, c_out = channels
+    check(f"nn_input IN,5,4,1,{c_in} nn_conv2d C,IN,{c_out},3,1,{dilation},{shrink},{condition}"
+          " nn_loss_mse LOSS,C,GT")
+
+
+@pytest.mark.parametrize("condition", BOUNDARY_CONDITIONS)
+@pytest.mark.parametrize("channels", [(1, 3), (4, 1)])
+def test_conv2d_values_on_each_path(channels, condition):
+    c_in, c_out = channels
+    size = (7, 6, 2, c_in)
+    images = pictures(*size)
+    interp = build(f"nn_input IN,{size_args(size)} nn_conv2d C,IN,{c_out},3,1,2,1,{condition}")
+    weights = random_weights(interp, "C_conv2d")
+    got = evaluate(interp, "C", images)
+    for image, value in zip(images, got):
+        np.testing.assert_allclose(value, conv_reference(image, weights, 3, 1, 2, 1, condition),
+                                   rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("geometry", ["3,1,1,0,mirror", "2,1,2,0,periodic", "3,1,1,0,dirichlet"])
+def test_conv3d_gradient_with_tap_products_forward(geometry):
+    assert paths(f"nn_input IN,4,4,4,4 nn_conv3d C,IN,1,{geometry}", "C_conv3d") == ("shifted", "shifted")
+    check(f"nn_input IN,4,4,4,4 nn_conv3d C,IN,1,{geometry} nn_loss_mse LOSS,C,GT")
+
+
+def test_tconv2d_gradient_with_im2col_backward():
+    script = "nn_input IN,3,2,1,1 nn_tconv2d T,IN,3,3,1,2"
+    assert paths(script, "T_tconv2d") == ("columns", "columns")
+    check(f"{script} nn_loss_mse LOSS,T,GT")
+
+
+def fast_conv_reference(image, weights, k, dilation, shrink, condition):
+    """conv_reference at stride 1 in 2D, a numpy product per tap instead of loops per pixel."""
+    s, d, h, w = image.shape
+    margin = dilation * k + 1
+    padded = np.pad(image.astype(np.float64), [(0, 0), (0, 0), (margin, margin), (margin, margin)],
+                    mode=NUMPY_PAD[condition])
+    centre = k - 1 - k // 2
+    ow, oh = w - 2 * shrink, h - 2 * shrink
+    kernels = weights[:, :-1].reshape(weights.shape[0], s, k, k)     # [o, i, q, p]
+    out = np.broadcast_to(weights[:, -1, None, None, None], (weights.shape[0], d, oh, ow)).copy()
+    for q in range(k):
+        y0 = margin + shrink - dilation * (q - centre)
+        for p in range(k):
+            x0 = margin + shrink - dilation * (p - centre)
+            window = padded[:, :, y0:y0 + oh, x0:x0 + ow]             # [i, z, y, x]
+            out += np.einsum("oi,izyx->ozyx", kernels[:, :, q, p], window)
+    return out
+
+
+def test_fast_conv_reference_is_the_reference():
+    image = picture(7, 6, 2, 3, 4)
+    weights = np.random.default_rng(5).uniform(-1, 1, (2, 3 * 9 + 1))
+    for condition in BOUNDARY_CONDITIONS:
+        np.testing.assert_allclose(fast_conv_reference(image, weights, 3, 2, 1, condition),
+                                   conv_reference(image, weights, 3, 1, 2, 1, condition), atol=1e-12)
+
+
+def directional_check(script, directions=2, seed=0):
+    """The gradients of a network too large for test_nn_gradients.check (a finite difference
+    per value) against central differences along random directions, of the parameters and
+    of the inputs apart: the MSE of a convolution is quadratic in either, so its central
+    differences are exact but for rounding (float64)."""
+    interp, plan, params, samples, columns = prepare(script, seed)
+    params = params.astype(CHECKED)
+    _, grads, sample_grads = run_batch(plan, params, samples, dtype=CHECKED)
+    start, length = columns["IN"]
+    rng = np.random.default_rng(seed + 5)
+    for _ in range(directions):
+        along = rng.standard_normal(params.shape)
+        plus = run_batch(plan, params + along, samples, dtype=CHECKED)[0]
+        minus = run_batch(plan, params - along, samples, dtype=CHECKED)[0]
+        assert grads @ along == pytest.approx((plus - minus) / 2, rel=1e-8)
+        along = np.zeros_like(samples)
+        along[:, start:start + length] = rng.standard_normal((samples.shape[0], length))
+        plus = run_batch(plan, params, samples + along, dtype=CHECKED)[0]
+        minus = run_batch(plan, params, samples - along, dtype=CHECKED)[0]
+        assert (sample_grads * along).sum() == pytest.approx((plus - minus) / 2, rel=1e-8)
+
+
+# (input channels, output channels, kernel, shrink, width, height): several blocks each way, the
+# first block ending inside a row (at 3 samples, BLOCK_VALUES = 2^18)
+SEVERAL_BLOCKS = {
+    # im2col forward and backward: 800 taps, 109 output pixels a block, 14 x 10 of them
+    "columns": (32, 40, 5, 1, 16, 12),
+    # im2col forward, tap products backward: 800 products a pixel, 6 input rows a block, 13 rows
+    "columns, shifted": (32, 32, 5, 0, 17, 13),
+    # tap products forward and backward: 100 products a pixel, 27 input rows a block, 40 rows
+    "shifted": (24, 4, 5, 1, 32, 40),
+}
+
+
+@pytest.mark.parametrize("condition", ["dirichlet", "mirror"])
+@pytest.mark.parametrize("case", SEVERAL_BLOCKS)
+def test_images_of_several_blocks(case, condition):
+    c_in, c_out, k, shrink, w, h = SEVERAL_BLOCKS[case]
+    script = f"nn_input IN,{w},{h},1,{c_in} nn_conv2d C,IN,{c_out},{k},1,1,{shrink},{condition}"
+    assert ", ".join(dict.fromkeys(paths(script, "C_conv2d"))) == case
+    if case == "columns":
+        block, ow = conv.BLOCK_VALUES // (c_in * k * k * BATCH), w - 2 * shrink
+        assert block < ow * (h - 2 * shrink) and block % ow
+    else:
+        assert conv.BLOCK_VALUES // (c_out * k * k * w * BATCH) < h
+    images = pictures(w, h, 1, c_in, count=BATCH)
+    interp = build(script)
+    weights = random_weights(interp, "C_conv2d")
+    got = evaluate(interp, "C", images)
+    for image, value in zip(images, got):
+        np.testing.assert_allclose(value, fast_conv_reference(image, weights, k, 1, shrink, condition),
+                                   rtol=1e-4, atol=1e-4)
+    directional_check(f"{script} nn_loss_mse LOSS,C,GT")
