@@ -11,9 +11,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def _refresh_compile_cache():
+def _refresh_compile_cache(digest):
     sources = sorted(HERE.rglob("*.py"))
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
     stamp = HERE / "__pycache__" / "kernels.stamp"
     try:
         if stamp.exists() and stamp.read_text() == digest:
@@ -27,4 +26,6 @@ def _refresh_compile_cache():
         pass
 
 
-_refresh_compile_cache()
+# a stamp of every source file of this package: also part of the generated engine modules' names
+SOURCES_DIGEST = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(HERE.rglob("*.py")))).hexdigest()
+_refresh_compile_cache(SOURCES_DIGEST)

@@ -30,10 +30,10 @@ import numba
 
 from numba.core import event
 
+from nnpipe.nn import SOURCES_DIGEST
 from nnpipe.nn.layers import registry
 
-ENGINE_SOURCES = Path(__file__).resolve().parent
-TEMPLATE = ENGINE_SOURCES / "steps.py"
+TEMPLATE = Path(__file__).resolve().parent / "steps.py"
 
 # The dispatch functions: (name, parameters, the rows it loops over (backwards?), hook) and what
 # a kernel's parameter names stand for inside them. A kernel asks for what it needs by name.
@@ -68,10 +68,8 @@ def kernels(codes, optimizer, scheduler):
 
 
 def _fingerprint(codes, optimizer, scheduler):
-    digest = hashlib.sha256(repr((codes, optimizer, scheduler, numba.__version__)).encode())
-    for path in sorted(ENGINE_SOURCES.rglob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:20]
+    key = repr((codes, optimizer, scheduler, numba.__version__, SOURCES_DIGEST))
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
 def generate(codes, optimizer, scheduler):
