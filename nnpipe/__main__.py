@@ -1,4 +1,4 @@
-from nnpipe.cli import main
+from nnpipe.cli import run_as_program
 
 if __name__ == "__main__":
-    main()
+    run_as_program()

@@ -48,6 +48,13 @@ def _stop_now():
     os._exit(EXIT_STATUS)
 
 
+def handle_for_this_process():
+    """Handle Ctrl-C as above from now until the process ends: a Ctrl-C arriving just after the
+    command line ran, while the interpreter shuts down, still ends with status 130."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _on_signal)
+
+
 @contextlib.contextmanager
 def handled():
     """Handle Ctrl-C as above inside the block (in the main thread, unless Ctrl-C is ignored)."""
