@@ -719,13 +719,14 @@ def directional_check(script, directions=2, seed=0):
 
 
 # (input channels, output channels, kernel, shrink, width, height): several blocks each way, the
-# first block ending inside a row (at 3 samples, BLOCK_VALUES = 2^18)
+# first block ending inside a row (at 3 samples; the test checks it from BLOCK_VALUES, 2^17
+# when written)
 SEVERAL_BLOCKS = {
-    # im2col forward and backward: 800 taps, 109 output pixels a block, 14 x 10 of them
+    # im2col forward and backward: 800 taps, 54 output pixels a block, 14 x 10 of them
     "columns": (32, 40, 5, 1, 16, 12),
-    # im2col forward, tap products backward: 800 products a pixel, 6 input rows a block, 13 rows
+    # im2col forward, tap products backward: 800 products a pixel, 3 input rows a block, 13 rows
     "columns, shifted": (32, 32, 5, 0, 17, 13),
-    # tap products forward and backward: 100 products a pixel, 27 input rows a block, 40 rows
+    # tap products forward and backward: 100 products a pixel, 13 input rows a block, 40 rows
     "shifted": (24, 4, 5, 1, 32, 40),
 }
 

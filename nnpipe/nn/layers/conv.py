@@ -128,9 +128,10 @@ class Convolution(Layer):
 (KERNEL_SIZE, STRIDE, DILATION, SHRINK, CONDITION, DIMENSIONS,
  TRANSPOSED) = (column(Convolution, name) for name in Convolution.kernel_arguments)
 
-# values of a block of columns (im2col) or of tap products (shifted) the kernels aim at: 1 MB
+# values of a block of columns (im2col) or of tap products (shifted) the kernels aim at: 512 KB
 # in float32, within a core's L2 cache between their writing and the products reading them
-BLOCK_VALUES = 1 << 18
+# (measured: 2^16 and 2^17 equal, 2^18 2-5% slower, 2^19 slower still)
+BLOCK_VALUES = 1 << 17
 
 # what _row does with the values of a run and those it reads
 COPY, GATHER_ADD, SCATTER_ADD = 0, 1, 2
@@ -445,14 +446,14 @@ def _gradient_product(m, n, k, a, lda, b, ldb, c, ldc, scratch):
     """C (m x n) += A B^T, a weight gradient: A the m rows (channels) of k values (a block's
     pixels x samples) `lda` apart, B stored as the column-major (k x n) matrix (n rows of k
     values, ldb apart). In pieces along k small enough for BLAS's small-matrix kernels when
-    they keep SMALL_PIECE values. For n >= 64, A is first made pixel-major in `scratch` (m x
-    k values): the product is then non-transposed, ~110 GFLOP/s for 16 x 144 where the
-    transposed one runs at ~67; for small n the transposed pieces are the faster (84 for
-    16 x 9, against 18 unsplit)."""
+    they keep SMALL_PIECE values. OpenBLAS takes a transposed product to those kernels only
+    for m n <= 1200 (84 GFLOP/s for 16 x 9 in pieces, 18 unsplit); beyond, A is first made
+    pixel-major in `scratch` (m x k values) and the product is non-transposed: ~110 GFLOP/s
+    for 16 x 144, where the transposed one runs at ~67."""
     piece = SMALL_PRODUCT // max(1, m * n)
     if piece < SMALL_PIECE:
         piece = k
-    if n >= 64:
+    if m * n > 1200:
         _transpose(a, lda, m, k, scratch)
         for first in range(0, k, piece):
             gemm(False, False, m, n, min(piece, k - first), scratch[first * m:], m, b[first:], ldb, c, ldc)
