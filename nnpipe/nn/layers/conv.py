@@ -157,7 +157,7 @@ def _source(out, tap, n_in, k, stride, dilation, shrink, condition, transposed):
     return boundary.coordinate(shrink + stride * out - offset, n_in, condition)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def sources(op, axis):
     """(taps, n_out) table of the input coordinate (-1: none) each output coordinate reads
     through each kernel tap along `axis` (0: x, 1: y, 2: z). A 2D convolution has one tap
@@ -226,21 +226,16 @@ def readers(rows, n_in):
     the rows reading input rows [u0, u1) being order[rq, start[rq, u0]:start[rq, u1]]."""
     taps, n_out = rows.shape
     order = np.empty((taps, n_out), dtype=np.int64)
-    start = np.empty((taps, n_in + 1), dtype=np.int64)
+    start = np.zeros((taps, n_in + 2), dtype=np.int64)
     for rq in range(taps):
-        counts = np.zeros(n_in + 1, dtype=np.int64)   # counts[0]: rows reading none
+        for row in range(n_out):               # a counting sort, rows reading none first
+            start[rq, rows[rq, row] + 2] += 1
+        for u in range(2, n_in + 2):
+            start[rq, u] += start[rq, u - 1]
         for row in range(n_out):
-            counts[rows[rq, row] + 1] += 1
-        start[rq, 0] = counts[0]
-        for u in range(n_in):
-            start[rq, u + 1] = start[rq, u] + counts[u + 1]
-        fill = np.empty(n_in + 1, dtype=np.int64)
-        fill[0] = 0
-        fill[1:] = start[rq, :n_in]
-        for row in range(n_out):
-            order[rq, fill[rows[rq, row] + 1]] = row
-            fill[rows[rq, row] + 1] += 1
-    return order, start
+            order[rq, start[rq, rows[rq, row] + 1]] = row
+            start[rq, rows[rq, row] + 1] += 1
+    return order, start[:, :n_in + 1]
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
@@ -338,7 +333,7 @@ def _gather(mode, buffer, origin, channels, plane, row_length, k, width, first, 
                     row = end
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def columns(op, mode, buffer, width, first, last, cols, ld, table, counts, mains, rows):
     """im2col (COPY): row i volume + tap of `cols` (rows `ld` apart) gets, for the output
     pixels [first, last) of a plane (x fastest, then y, then z) and every sample of the chunk,
