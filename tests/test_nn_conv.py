@@ -12,6 +12,7 @@ import pytest
 from conftest import cli, run_script, script_error
 from nn_helpers import activations, build, parameters, run_batch
 from nnpipe.lang.interpreter import Interpreter
+from nnpipe.nn import engine
 from nnpipe.nn.layers import OUT
 from nnpipe.nn.layers import conv
 from test_nn_gradients import BATCH, CHECKED, check, prepare, random_normalize
@@ -750,3 +751,12 @@ def test_images_of_several_blocks(case, condition):
         np.testing.assert_allclose(value, fast_conv_reference(image, weights, k, 1, shrink, condition),
                                    rtol=1e-4, atol=1e-4)
     directional_check(f"{script} nn_loss_mse LOSS,C,GT")
+
+
+def test_a_network_worth_two_threads_runs_a_single_sample_batch_on_one(monkeypatch):
+    """A parallel region for one chunk leaves a thread idle and costs its launch."""
+    plan = build("nn_input IN,64,64,1 nn_conv2d C,IN,3,16 nn_conv2d OUT,C,3,1 "
+                 "nn_loss_mse LOSS,OUT,GT").network().plan("LOSS")
+    monkeypatch.setattr(engine.numba, "get_num_threads", lambda: 2)
+    assert engine.threads_for(plan, 8) == 2
+    assert engine.threads_for(plan, 1) == 1

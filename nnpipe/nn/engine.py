@@ -192,8 +192,9 @@ PARALLEL_WORK = 2_000_000
 
 
 def threads_for(plan, batch):
-    """How many threads a batch of `batch` samples is worth."""
-    threads = numba.get_num_threads()
+    """How many threads a batch of `batch` samples is worth: one unless the batch's work pays
+    for a parallel region, and never more than its samples (each thread takes whole ones)."""
+    threads = min(numba.get_num_threads(), batch)
     return threads if threads > 1 and batch * plan.work >= PARALLEL_WORK else 1
 
 
