@@ -15,6 +15,9 @@ import sys
 import tempfile
 import time
 
+# what workers start with: the user's environment, not what the parent's imports set in it
+# (importing nnpipe sets OMP_WAIT_POLICY=passive, which slows PyTorch's OpenMP pool)
+WORKER_ENVIRONMENT = dict(os.environ)
 THREADS = int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))
 # the same number of threads for nnpipe and PyTorch (workers call torch.set_num_threads(THREADS));
 # with fewer threads than cores, workers are also pinned to THREADS cores (see worker_arguments)
@@ -83,7 +86,7 @@ def run_worker(script, entry, batch, iterations):
     wait_until_idle()
     command = [sys.executable, str(script), "--worker", entry, str(batch), str(iterations)]
     result = subprocess.run(command, capture_output=True, text=True,
-                            env={**os.environ, **THREAD_ENVIRONMENT})
+                            env={**WORKER_ENVIRONMENT, **THREAD_ENVIRONMENT})
     if result.returncode != 0:
         raise SystemExit(f"{entry} (batch {batch}) failed:\n{result.stderr}")
     return float(result.stdout.split()[-1])
@@ -111,7 +114,7 @@ def cold_and_warm_start(command, cwd):
             wait_until_idle()
             start = time.perf_counter()
             subprocess.run(command, check=True, cwd=cwd, capture_output=True,
-                           env={**os.environ, **THREAD_ENVIRONMENT, "NUMBA_CACHE_DIR": cache,
+                           env={**WORKER_ENVIRONMENT, **THREAD_ENVIRONMENT, "NUMBA_CACHE_DIR": cache,
                                 "NNPIPE_CACHE_DIR": cache})
             timings.append(time.perf_counter() - start)
     return timings
