@@ -8,6 +8,7 @@ import numpy as np
 import nnpipe.cli  # noqa: F401  (importing the CLI registers every command family)
 from nnpipe.lang.interpreter import Interpreter
 from nnpipe.nn import engine
+from nnpipe.nn.layers import INPUT_GRADIENTS
 
 
 def interpreter(seed=0):
@@ -41,17 +42,21 @@ def _forward(plan, params, samples, training, seed, dtype):
     return acts, params, batch
 
 
-def run_batch(plan, params, samples, training=False, seed=0, dtype=np.float32):
+def run_batch(plan, params, samples, training=False, seed=0, dtype=np.float32, as_trained=False):
     """Forward, loss and backward over every row of `samples` (B, feed values).
 
     Returns (the sum over the plan's losses of their batch means, as float64, parameter
-    gradients, gradients of the samples)."""
+    gradients, gradients of the samples). Training skips the samples' gradients; these
+    checks ask for them, unless `as_trained`."""
     acts, params, batch = _forward(plan, params, samples, training, seed, dtype)
     grad_acts = np.zeros_like(acts)
     losses = np.empty((len(plan.loss_rows), batch), dtype=dtype)
     plan.kernels().loss_ops(plan.loss_rows, acts, grad_acts, losses, 0, batch, batch, dtype(1.0 / batch))
     grads = np.zeros(plan.parameter_size, dtype=dtype)
-    plan.kernels().backward_ops(plan.ops, plan.reals, acts, grad_acts, params, grads, batch, seed)
+    ops = plan.ops.copy()
+    if not as_trained:
+        ops[:, INPUT_GRADIENTS] = 1
+    plan.kernels().backward_ops(ops, plan.reals, acts, grad_acts, params, grads, batch, seed)
     per_value = grad_acts.reshape(plan.width, batch).T
     sample_grads = np.concatenate(
         [per_value[:, offset:offset + length] for offset, length in plan.feed_table], axis=1)

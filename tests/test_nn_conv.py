@@ -13,7 +13,7 @@ from conftest import cli, run_script, script_error
 from nn_helpers import activations, build, parameters, run_batch
 from nnpipe.lang.interpreter import Interpreter
 from nnpipe.nn import engine
-from nnpipe.nn.layers import OUT
+from nnpipe.nn.layers import INPUT_GRADIENTS, OUT
 from nnpipe.nn.layers import conv
 from test_nn_gradients import BATCH, CHECKED, check, prepare, random_normalize
 from test_nn_shapes import BOUNDARY_CONDITIONS, NUMPY_PAD, cimg_resize, picture, sizes
@@ -760,3 +760,18 @@ def test_a_network_worth_two_threads_runs_a_single_sample_batch_on_one(monkeypat
     monkeypatch.setattr(engine.numba, "get_num_threads", lambda: 2)
     assert engine.threads_for(plan, 8) == 2
     assert engine.threads_for(plan, 1) == 1
+
+
+def test_the_first_layer_skips_the_samples_gradients_and_the_parameter_gradients_stay():
+    """No parameter lies upstream of a layer reading the samples: the backward pass need not
+    give their gradients (a fifth of a LeNet step), and the parameter gradients are the same."""
+    _, plan, params, samples, _ = prepare(
+        "nn_input IN,9,8,1,2 nn_conv2d C,IN,3,4 nn_reshape R,C,1,1,1,216 nn_fc OUT,R,3 "
+        "nn_loss_mse LOSS,OUT,GT")
+    assert {row[OUT]: row[INPUT_GRADIENTS] for row in plan.ops} == \
+        {plan.offsets["C"]: 0, plan.offsets["OUT"]: 1}
+    loss, gradients, sample_gradients = run_batch(plan, params, samples)
+    trained_loss, trained_gradients, skipped = run_batch(plan, params, samples, as_trained=True)
+    assert trained_loss == loss
+    np.testing.assert_array_equal(trained_gradients, gradients)
+    assert np.abs(sample_gradients).max() > 0 and not skipped.any()

@@ -23,8 +23,8 @@ from numba.core import event
 
 from nnpipe.nn import blas, compiled, optimizers, schedulers
 from nnpipe.nn.chunks import chunk_width, load_chunk, sample_indices
-from nnpipe.nn.layers import (FIRST_ARGUMENT, IN0, IN0_LEN, IN1, IN1_LEN, IN_S, IN_W, MAX_ARGUMENTS,
-                              OPCODE, OUT, OUT_LEN, OUT_S, OUT_W, PARAM, PARAM_LEN, ROW_WIDTH, STATS,
+from nnpipe.nn.layers import (FIRST_ARGUMENT, IN0, IN0_LEN, IN1, IN1_LEN, IN_S, IN_W, INPUT_GRADIENTS,
+                              MAX_ARGUMENTS, OPCODE, OUT, OUT_LEN, OUT_S, OUT_W, PARAM, PARAM_LEN, ROW_WIDTH, STATS,
                               count, registry)
 
 
@@ -93,10 +93,13 @@ class Plan:
         self.callbacks = []   # (row in ops, layer) of the layers computed in Python (nn_run)
         self.stats_width, parameter_size = 0, 0
         masks = []
+        upstream_parameters = {}   # module name: whether a parameter lies upstream of (or in) it
         for name in needed:
             module = network.modules[name]
             layer = module.layer
             input_sizes = [network.modules[i].size for i in module.inputs]
+            inputs_upstream = any(upstream_parameters[i] for i in module.inputs)
+            upstream_parameters[name] = inputs_upstream or layer.parameter_shape(input_sizes) is not None
             if layer.alias:
                 self.offsets[name] = self.offsets[module.inputs[0]] + layer.alias_offset(input_sizes)
                 continue
@@ -112,6 +115,7 @@ class Plan:
                 row[IN1], row[IN1_LEN] = self.offsets[module.inputs[1]], count(input_sizes[1])
             row[OUT], row[OUT_LEN] = self.offsets[name], count(module.size)
             row[IN_W:IN_S + 1], row[OUT_W:OUT_S + 1] = input_sizes[0], module.size
+            row[INPUT_GRADIENTS] = inputs_upstream
             shape = layer.parameter_shape(input_sizes)
             if shape is not None:
                 length = int(np.prod(shape))

@@ -16,11 +16,13 @@ from nnpipe.errors import UserError
 
 # Columns of a plan row (int64) read by every kernel; see nnpipe.nn.engine. Besides offsets and
 # lengths, a row holds where its layer's statistics go, the sizes (w,h,d,s) of its first input
-# and of its output (which image-shaped layers index with), then its layer's kernel arguments,
-# named by the layer class: column(LayerClass, name) is where a kernel reads one.
+# and of its output (which image-shaped layers index with), whether a backward pass must give
+# the gradients of its inputs (0 where no parameter lies upstream, as for a first layer reading
+# the samples: a kernel may then skip that work), then its layer's kernel arguments, named by
+# the layer class: column(LayerClass, name) is where a kernel reads one.
 (OPCODE, IN0, IN0_LEN, IN1, IN1_LEN, OUT, OUT_LEN, PARAM, PARAM_LEN, STATS,
- IN_W, IN_H, IN_D, IN_S, OUT_W, OUT_H, OUT_D, OUT_S) = range(18)
-FIRST_ARGUMENT, MAX_ARGUMENTS = 18, 8
+ IN_W, IN_H, IN_D, IN_S, OUT_W, OUT_H, OUT_D, OUT_S, INPUT_GRADIENTS) = range(19)
+FIRST_ARGUMENT, MAX_ARGUMENTS = 19, 8
 ROW_WIDTH = FIRST_ARGUMENT + MAX_ARGUMENTS
 NO_OP = -1
 

@@ -50,7 +50,7 @@ import numpy as np
 from nnpipe.errors import UserError
 from nnpipe.nn import boundary
 from nnpipe.nn.blas import gemm
-from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_S, IN_W, OUT, OUT_D, OUT_H, OUT_S, OUT_W, PARAM,
+from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_S, IN_W, INPUT_GRADIENTS, OUT, OUT_D, OUT_H, OUT_S, OUT_W, PARAM,
                               Layer, column, learning_mask, size_text, weights_and_biases)
 
 
@@ -544,9 +544,10 @@ def backward(op, acts, grad_acts, params, grads, width):
             # dW_r^T (c_in x c_out volume) += IN (c_in x n) dP^T (n x c_out volume)
             _gradient_product(c_in, c_out * volume, n, acts[at:], n_rows * w * width, products, n,
                               transposed_grads, c_in, scratch)
-            # dIN^T (n x c_in) += dP^T (n x c_out volume) W_r (c_out volume x c_in)
-            _product(True, n, c_in, c_out * volume, products, n, transposed, c_in, grad_acts[at:],
-                     n_rows * w * width)
+            if op[INPUT_GRADIENTS]:
+                # dIN^T (n x c_in) += dP^T (n x c_out volume) W_r (c_out volume x c_in)
+                _product(True, n, c_in, c_out * volume, products, n, transposed, c_in, grad_acts[at:],
+                         n_rows * w * width)
         for o in range(c_out):
             for i in range(c_in):
                 for tap in range(volume):
@@ -566,11 +567,12 @@ def backward(op, acts, grad_acts, params, grads, width):
         # dW (c_out x taps) += dOUT (c_out x n) COLS^T (n x taps)
         _gradient_product(c_out, taps, n, grad_out, plane * width, cols, n, grad_weights, c_out,
                           scratch)
-        # dCOLS^T (n x taps) = dOUT^T (n x c_out) W (c_out x taps), then added back
-        grad_cols[:taps * n] = 0
-        _product(True, n, taps, c_out, grad_out, plane * width, weights, row_length, grad_cols, n)
-        columns(op, SCATTER_ADD, grad_acts, width, first, last, grad_cols, n, table, counts, mains,
-                rows)
+        if op[INPUT_GRADIENTS]:
+            # dCOLS^T (n x taps) = dOUT^T (n x c_out) W (c_out x taps), then added back
+            grad_cols[:taps * n] = 0
+            _product(True, n, taps, c_out, grad_out, plane * width, weights, row_length, grad_cols, n)
+            columns(op, SCATTER_ADD, grad_acts, width, first, last, grad_cols, n, table, counts,
+                    mains, rows)
     for o in range(c_out):
         for tap in range(taps):
             weight_grads[o * row_length + tap] += grad_weights[o + c_out * tap]

@@ -4,7 +4,7 @@ column holds the biases."""
 import numba
 
 from nnpipe.nn.blas import gemm
-from nnpipe.nn.layers import (IN0, IN0_LEN, OUT, OUT_LEN, PARAM, Layer, count, learning_mask,
+from nnpipe.nn.layers import (IN0, IN0_LEN, INPUT_GRADIENTS, OUT, OUT_LEN, PARAM, Layer, count, learning_mask,
                               weights_and_biases)
 
 
@@ -51,7 +51,8 @@ def backward(op, acts, grad_acts, params, grads, width):
     x, y, w = op[IN0] * width, op[OUT] * width, op[PARAM]
     for n in range(n_out):
         grads[w + n * stride + n_in] += grad_acts[y + n * width:y + (n + 1) * width].sum()
-    # dX^T (width x n_in) += dY^T (width x N) W (N x n_in)
-    gemm(False, True, width, n_in, n_out, grad_acts[y:], width, params[w:], stride, grad_acts[x:], width)
+    if op[INPUT_GRADIENTS]:
+        # dX^T (width x n_in) += dY^T (width x N) W (N x n_in)
+        gemm(False, True, width, n_in, n_out, grad_acts[y:], width, params[w:], stride, grad_acts[x:], width)
     # dW^T (n_in x N) += X (n_in x width) dY^T (width x N)
     gemm(True, False, n_in, n_out, width, acts[x:], width, grad_acts[y:], width, grads[w:], stride)
