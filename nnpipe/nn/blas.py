@@ -3,22 +3,46 @@
 their place in Numba's disk cache). BLAS is column-major: a row-major (rows x columns) block
 of a feature-major buffer is, to it, the transposed (columns x rows) matrix."""
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 from numba.extending import overload, register_jitable
 from numba.np.linalg import _BLAS, ensure_blas, get_blas_kind
 
+CYTHON_BLAS = "scipy.linalg.cython_blas"
+
 
 def load():
-    """Load SciPy's BLAS (importing SciPy takes a fifth of a second: only for a network that
-    runs) and keep every BLAS of the process on the calling thread: the engine calls BLAS
-    inside its own threads, one chunk of samples each, where BLAS threads on top would only
-    compete with them (and a threaded OpenBLAS called from several threads at once is not
-    safe). The engine calls this before it runs kernels."""
+    """Load SciPy's BLAS and keep every BLAS of the process on the calling thread: the engine
+    calls BLAS inside its own threads, one chunk of samples each, where BLAS threads on top
+    would only compete with them (and a threaded OpenBLAS called from several threads at once
+    is not safe). The engine calls this before it runs kernels."""
     global load
     from threadpoolctl import threadpool_limits
-    ensure_blas()
+    _load_cython_blas()
     threadpool_limits(limits=1, user_api="blas")
     load = _loaded
+
+
+def _load_cython_blas():
+    """Load the module through which compiled code finds BLAS's functions (Numba's binding
+    looks them up in sys.modules[CYTHON_BLAS] at the first call). Importing it the usual way
+    runs scipy.linalg's __init__ first: 0.2 s of every run, for a module that takes 3 ms on its
+    own; so it is loaded from its file, and imported as usual where that file is not found."""
+    if CYTHON_BLAS in sys.modules:
+        return
+    scipy = importlib.util.find_spec("scipy")
+    found = sorted(Path(scipy.origin).parent.glob("linalg/cython_blas.*.so")) \
+        if scipy and scipy.origin else []
+    spec = importlib.util.spec_from_file_location(CYTHON_BLAS, found[0]) if found else None
+    if spec is None:
+        ensure_blas()
+        return
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[CYTHON_BLAS] = module
 
 
 def _loaded():
