@@ -62,12 +62,6 @@ def main(ctx, seed, quiet, verbose, debug):
         click.echo(ctx.get_help())
 
 
-def run_as_program():
-    """The `nnpipe` program: the command line, with Ctrl-C handled until the process ends."""
-    interrupt.handle_for_this_process()
-    main()
-
-
 def _interpret(options, action):
     interpreter = Interpreter(seed=options["seed"], quiet=options["quiet"], verbose=options["verbose"])
     _reporting_errors(options, lambda: action(interpreter), interpreter.warn)

@@ -48,11 +48,21 @@ def _stop_now():
     os._exit(EXIT_STATUS)
 
 
-def handle_for_this_process():
-    """Handle Ctrl-C as above from now until the process ends: a Ctrl-C arriving just after the
-    command line ran, while the interpreter shuts down, still ends with status 130."""
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, _on_signal)
+@contextlib.contextmanager
+def handled_for_the_program():
+    """The whole program: Ctrl-C handled as above from its first import on; once the command
+    line has run, ignored. Python resets a handler written in Python to the default one when
+    it shuts down, so a Ctrl-C in those last tenths of a second would kill the process (status
+    -2, or a traceback from an exit hook) after its work was done and saved; the exit status
+    stays the command line's."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # a background job, say
+        yield
+        return
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
