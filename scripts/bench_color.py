@@ -92,7 +92,8 @@ def torch_model():
 
 
 def torch_rate(batch, iterations):
-    import torch
+    import torch   # first: its OpenMP reads the environment as it loads, before samples()
+                   # imports nnpipe, which sets OMP_WAIT_POLICY for its own threads
 
     model = torch_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

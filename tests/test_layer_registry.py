@@ -137,3 +137,38 @@ def test_a_run_finds_blas_without_importing_scipy_linalg():
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "['scipy.linalg.cython_blas']"
+
+
+def test_an_engine_of_other_sources_clears_numbas_cache_under_numba_cache_dir(tmp_path, monkeypatch):
+    """Numba keys a cached kernel by its own file only; a kernel reading a constant of another
+    file (a plan-row column) would run stale after an upgrade. The stamp of the package's
+    sources clears them, under $NUMBA_CACHE_DIR too."""
+    import nnpipe.nn as nn
+    cache = tmp_path / "numba"
+    run = subprocess.run([sys.executable, "-m", "nnpipe", "-q", "(0,1^1,0)", "nn_init", "nn_input",
+                          "IN,1", "nn_fc", "OUT,IN,1", "nn_loss_mse", "L,OUT,GT", "nn_trainer", "T,L",
+                          "nn_train", "2,2"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "NUMBA_CACHE_DIR": str(cache),
+                              "NNPIPE_CACHE_DIR": str(tmp_path / "nnpipe"), "PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
+    folders, stamp = nn.numba_cache_folders(sorted(nn.HERE.rglob("*.py")))
+    kernels = [path for path in cache.rglob("*.nbi") if path.parent in folders]
+    assert {path.parent.name.split("_")[0] for path in kernels} == {"nn", "layers"}
+    assert stamp.read_text() == nn.SOURCES_DIGEST
+    stamp.write_text("the stamp of an older nnpipe")
+    nn._refresh_compile_cache(nn.SOURCES_DIGEST)
+    assert not any(path.exists() for path in kernels)
+    assert stamp.read_text() == nn.SOURCES_DIGEST
+
+
+def test_blas_is_imported_the_usual_way_where_its_file_is_not_found():
+    program = ("import importlib.util, sys\n"
+               "from nnpipe.nn import blas\n"
+               "find = importlib.util.find_spec\n"
+               "importlib.util.find_spec = lambda name, *rest: None if name == 'scipy' else find(name, *rest)\n"
+               "blas.load()\n"
+               "print(sys.modules['scipy.linalg'].cython_blas is sys.modules['scipy.linalg.cython_blas'])")
+    run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert (run.returncode, run.stdout.strip()) == (0, "True"), run.stderr

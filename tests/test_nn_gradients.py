@@ -95,6 +95,9 @@ def check(script, positive=False, training=False, dropout_seed=7, tweak=None, in
     params = params.astype(CHECKED)
     value, grads, sample_grads = run_batch(plan, params, samples, training, dropout_seed, CHECKED)
     assert math.isfinite(value)
+    # training skips the gradients no parameter needs: the parameters' own stay the same
+    as_trained = run_batch(plan, params, samples, training, dropout_seed, CHECKED, as_trained=True)
+    np.testing.assert_array_equal(as_trained[1], grads)
 
     def loss_of_params(p):
         return run_batch(plan, p, samples, training, dropout_seed, CHECKED)[0]

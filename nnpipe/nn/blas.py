@@ -3,6 +3,7 @@
 their place in Numba's disk cache). BLAS is column-major: a row-major (rows x columns) block
 of a feature-major buffer is, to it, the transposed (columns x rows) matrix."""
 
+import importlib.machinery
 import importlib.util
 import sys
 from pathlib import Path
@@ -30,18 +31,19 @@ def _load_cython_blas():
     """Load the module through which compiled code finds BLAS's functions (Numba's binding
     looks them up in sys.modules[CYTHON_BLAS] at the first call). Importing it the usual way
     runs scipy.linalg's __init__ first: 0.2 s of every run, for a module that takes 3 ms on its
-    own; so it is loaded from its file, and imported as usual where that file is not found."""
+    own; so it is loaded from its file, found as an import would find it, and imported the
+    usual way where that fails."""
     if CYTHON_BLAS in sys.modules:
         return
-    scipy = importlib.util.find_spec("scipy")
-    found = sorted(Path(scipy.origin).parent.glob("linalg/cython_blas.*.so")) \
-        if scipy and scipy.origin else []
-    spec = importlib.util.spec_from_file_location(CYTHON_BLAS, found[0]) if found else None
-    if spec is None:
+    try:
+        scipy = importlib.util.find_spec("scipy")
+        spec = importlib.machinery.PathFinder.find_spec(
+            CYTHON_BLAS, [str(Path(scipy.origin).parent / "linalg")])
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except (AttributeError, ImportError, OSError, TypeError):   # no such file, or no scipy
         ensure_blas()
         return
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     sys.modules[CYTHON_BLAS] = module
 
 
