@@ -755,11 +755,12 @@ def test_images_of_several_blocks(case, condition):
 
 def test_a_network_worth_two_threads_runs_a_single_sample_batch_on_one(monkeypatch):
     """A parallel region for one chunk leaves a thread idle and costs its launch."""
-    plan = build("nn_input IN,64,64,1 nn_conv2d C,IN,3,16 nn_conv2d OUT,C,3,1 "
-                 "nn_loss_mse LOSS,OUT,GT").network().plan("LOSS")
+    plan = build("nn_input IN,64,64,1 nn_conv2d C,IN,16 nn_conv2d D,C,16 nn_conv2d E,D,16 "
+                 "nn_conv2d OUT,E,1 nn_loss_mse LOSS,OUT,GT").network().plan("LOSS")
+    assert plan.work >= engine.PARALLEL_WORK    # one sample is worth two threads' work...
     monkeypatch.setattr(engine.numba, "get_num_threads", lambda: 2)
-    assert engine.threads_for(plan, 8) == 2
-    assert engine.threads_for(plan, 1) == 1
+    assert engine.threads_for(plan, 2) == 2
+    assert engine.threads_for(plan, 1) == 1    # ...but cannot be shared
 
 
 def test_the_first_layer_skips_the_samples_gradients_and_the_parameter_gradients_stay():

@@ -8,6 +8,7 @@ import pytest
 import nn_helpers
 from conftest import REPO, cli, run_script, script_error
 from nn_helpers import parameters, run_batch
+from nnpipe.nn import engine
 
 XOR_SAMPLES = "(0,0,1,1^0,1,0,1^0,1,1,0)"   # 4 pixels; channels x1, x2, x1 xor x2
 XOR_INPUTS = "(0,0,1,1^0,1,0,1)"
@@ -101,9 +102,11 @@ def test_nn_step_trains_one_step_on_every_pixel_of_the_last_image():
     np.testing.assert_allclose(after, before - 0.1 * grads, rtol=1e-5, atol=1e-6)
 
 
-def test_a_training_step_over_many_chunks_and_threads_is_one_batch_gradient():
-    """101 samples: several chunks (the last one padded) shared among the threads; with
-    normalize and dropout, the step still follows the gradient of the batch-mean loss."""
+def test_a_training_step_over_many_chunks_and_threads_is_one_batch_gradient(monkeypatch):
+    """101 samples: chunks shared among the machine's threads (the parallel path, here forced
+    for a small network); with normalize and dropout, the step still follows the gradient of
+    the batch-mean loss."""
+    monkeypatch.setattr(engine, "PARALLEL_WORK", 0)
     run = run_script("input 101,1,1,5 noise 0.7 nn_init nn_input IN,2 nn_fcnnl H,IN,6,sigmoid"
                      " nn_dropout D,H,0.3 nn_nlfc G,D,3,tanh nn_fc OUT,G,3 nn_loss_mse LOSS,OUT,GT"
                      " nn_trainer T,LOSS,0.1,sgd", seed=8)
