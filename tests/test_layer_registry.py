@@ -125,6 +125,12 @@ def test_a_run_that_compiles_gives_the_numbers_of_a_run_that_loads(tmp_path):
     assert runs[0].stdout == runs[1].stdout and runs[0].stdout.strip()
 
 
+def python_in_a_child(program):
+    """`program` run by a fresh Python that imports this nnpipe (its modules not yet loaded)."""
+    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
 def test_a_run_finds_blas_without_importing_scipy_linalg():
     """scipy.linalg's __init__ would add a fifth of a second to every run; the engine needs
     only its BLAS table, and trains with it."""
@@ -133,8 +139,7 @@ def test_a_run_finds_blas_without_importing_scipy_linalg():
                " from nnpipe.cli import main\n"
                "try: main()\nexcept SystemExit as end: assert not end.code, end.code\n"
                "print(sorted(name for name in sys.modules if name.startswith('scipy.linalg')))")
-    run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    run = python_in_a_child(program)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "['scipy.linalg.cython_blas']"
 
@@ -152,12 +157,12 @@ def test_an_engine_of_other_sources_clears_numbas_cache_under_numba_cache_dir(tm
                               "NNPIPE_CACHE_DIR": str(tmp_path / "nnpipe"), "PYTHONPATH": str(REPO)})
     assert run.returncode == 0, run.stderr
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
-    folders, stamp = nn.numba_cache_folders(sorted(nn.HERE.rglob("*.py")))
+    folders, stamp = nn.numba_cache_folders(nn.SOURCES)
     kernels = [path for path in cache.rglob("*.nbi") if path.parent in folders]
     assert {path.parent.name.split("_")[0] for path in kernels} == {"nn", "layers"}
     assert stamp.read_text() == nn.SOURCES_DIGEST
     stamp.write_text("the stamp of an older nnpipe")
-    nn._refresh_compile_cache(nn.SOURCES_DIGEST)
+    nn._refresh_compile_cache(nn.SOURCES, nn.SOURCES_DIGEST)
     assert not any(path.exists() for path in kernels)
     assert stamp.read_text() == nn.SOURCES_DIGEST
 
@@ -169,6 +174,5 @@ def test_blas_is_imported_the_usual_way_where_its_file_is_not_found():
                "importlib.util.find_spec = lambda name, *rest: None if name == 'scipy' else find(name, *rest)\n"
                "blas.load()\n"
                "print(sys.modules['scipy.linalg'].cython_blas is sys.modules['scipy.linalg.cython_blas'])")
-    run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    run = python_in_a_child(program)
     assert (run.returncode, run.stdout.strip()) == (0, "True"), run.stderr

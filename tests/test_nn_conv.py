@@ -241,30 +241,29 @@ CONV2D_CASES = [
 ]
 
 
+def assert_conv_is_the_reference(size, channels, k, stride, dilation, shrink, condition,
+                                 dimensions=2, count=SAMPLES):
+    """nn_conv{dimensions}d with random weights on random pictures of `size` gives
+    conv_reference's values."""
+    images = pictures(*size, count=count)
+    interp = build(f"nn_input IN,{size_args(size)} nn_conv{dimensions}d"
+                   f" C,IN,{channels},{k},{stride},{dilation},{shrink},{condition}")
+    weights = random_weights(interp, f"C_conv{dimensions}d")
+    for image, value in zip(images, evaluate(interp, "C", images)):
+        np.testing.assert_allclose(value, conv_reference(image, weights, k, stride, dilation, shrink,
+                                                         condition, dimensions), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("k,stride,dilation,shrink,condition", CONV2D_CASES)
 def test_conv2d_values(k, stride, dilation, shrink, condition):
-    size = (11, 9, 2, 2)
-    images = pictures(*size)
-    interp = build(f"nn_input IN,{size_args(size)}"
-                   f" nn_conv2d C,IN,3,{k},{stride},{dilation},{shrink},{condition}")
-    weights = random_weights(interp, "C_conv2d")
-    got = evaluate(interp, "C", images)
-    for image, value in zip(images, got):
-        np.testing.assert_allclose(value, conv_reference(image, weights, k, stride, dilation, shrink,
-                                                         condition), rtol=1e-5, atol=1e-5)
+    assert_conv_is_the_reference((11, 9, 2, 2), 3, k, stride, dilation, shrink, condition)
 
 
 @pytest.mark.parametrize("condition", BOUNDARY_CONDITIONS)
 def test_conv2d_reaching_further_than_the_input_size(condition):
     """Kernel taps 4 pixels away on an input 3 wide, 2 high: periodic and mirror wrap more
     than once."""
-    images = pictures(3, 2, 1, 2)
-    interp = build(f"nn_input IN,3,2,1,2 nn_conv2d C,IN,2,5,1,2,0,{condition}")
-    weights = random_weights(interp, "C_conv2d")
-    got = evaluate(interp, "C", images)
-    for image, value in zip(images, got):
-        np.testing.assert_allclose(value, conv_reference(image, weights, 5, 1, 2, 0, condition),
-                                   rtol=1e-5, atol=1e-5)
+    assert_conv_is_the_reference((3, 2, 1, 2), 2, 5, 1, 2, 0, condition)
     check(f"nn_input IN,3,2,1,2 nn_conv2d C,IN,2,5,1,2,0,{condition} nn_loss_mse LOSS,C,GT")
 
 
@@ -296,15 +295,8 @@ def test_conv_boundary_conditions_by_number(condition):
 @pytest.mark.parametrize("k,stride,dilation,shrink,condition", [
     (3, 1, 1, 0, "neumann"), (3, 2, 1, 1, "periodic"), (2, 1, 2, 0, "mirror"), (3, 1, 1, 0, "dirichlet")])
 def test_conv3d_values(k, stride, dilation, shrink, condition):
-    size = (7, 6, 7, 2)
-    images = pictures(*size, count=2)
-    interp = build(f"nn_input IN,{size_args(size)}"
-                   f" nn_conv3d C,IN,2,{k},{stride},{dilation},{shrink},{condition}")
-    weights = random_weights(interp, "C_conv3d")
-    got = evaluate(interp, "C", images)
-    for image, value in zip(images, got):
-        np.testing.assert_allclose(value, conv_reference(image, weights, k, stride, dilation, shrink,
-                                                         condition, 3), rtol=1e-5, atol=1e-5)
+    assert_conv_is_the_reference((7, 6, 7, 2), 2, k, stride, dilation, shrink, condition,
+                                 dimensions=3, count=2)
 
 
 def test_resconv2d_adds_the_convolution_to_its_input():
@@ -648,14 +640,7 @@ def test_conv2d_gradient_on_each_path(channels, dilation, shrink, condition):
 @pytest.mark.parametrize("channels", [(1, 3), (4, 1)])
 def test_conv2d_values_on_each_path(channels, condition):
     c_in, c_out = channels
-    size = (7, 6, 2, c_in)
-    images = pictures(*size)
-    interp = build(f"nn_input IN,{size_args(size)} nn_conv2d C,IN,{c_out},3,1,2,1,{condition}")
-    weights = random_weights(interp, "C_conv2d")
-    got = evaluate(interp, "C", images)
-    for image, value in zip(images, got):
-        np.testing.assert_allclose(value, conv_reference(image, weights, 3, 1, 2, 1, condition),
-                                   rtol=1e-5, atol=1e-5)
+    assert_conv_is_the_reference((7, 6, 2, c_in), c_out, 3, 1, 2, 1, condition)
 
 
 @pytest.mark.parametrize("geometry", ["3,1,1,0,mirror", "2,1,2,0,periodic", "3,1,1,0,dirichlet"])

@@ -25,8 +25,8 @@ def numba_cache_folders(sources):
              for folder in folders], root / "nnpipe-kernels.stamp")
 
 
-def _refresh_compile_cache(digest):
-    folders, stamp = numba_cache_folders(sorted(HERE.rglob("*.py")))
+def _refresh_compile_cache(sources, digest):
+    folders, stamp = numba_cache_folders(sources)
     try:
         if stamp.exists() and stamp.read_text() == digest:
             return
@@ -39,6 +39,7 @@ def _refresh_compile_cache(digest):
         pass
 
 
+SOURCES = sorted(HERE.rglob("*.py"))
 # a stamp of every source file of this package: also part of the generated engine modules' names
-SOURCES_DIGEST = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(HERE.rglob("*.py")))).hexdigest()
-_refresh_compile_cache(SOURCES_DIGEST)
+SOURCES_DIGEST = hashlib.sha256(b"".join(path.read_bytes() for path in SOURCES)).hexdigest()
+_refresh_compile_cache(SOURCES, SOURCES_DIGEST)

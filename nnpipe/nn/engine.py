@@ -23,9 +23,9 @@ from numba.core import event
 
 from nnpipe.nn import blas, compiled, optimizers, schedulers
 from nnpipe.nn.chunks import chunk_width, load_chunk, sample_indices
-from nnpipe.nn.layers import (FIRST_ARGUMENT, IN0, IN0_LEN, IN1, IN1_LEN, IN_S, IN_W, INPUT_GRADIENTS,
-                              MAX_ARGUMENTS, OPCODE, OUT, OUT_LEN, OUT_S, OUT_W, PARAM, PARAM_LEN, ROW_WIDTH, STATS,
-                              count, registry)
+from nnpipe.nn.layers import (FIRST_ARGUMENT, IN0, IN0_LEN, IN1, IN1_LEN, IN_S, IN_W,
+                              INPUT_GRADIENTS, MAX_ARGUMENTS, OPCODE, OUT, OUT_LEN, OUT_S, OUT_W,
+                              PARAM, PARAM_LEN, ROW_WIDTH, STATS, count, registry)
 
 
 # --- saying that Numba compiles ------------------------------------------------------------------
@@ -98,8 +98,9 @@ class Plan:
             module = network.modules[name]
             layer = module.layer
             input_sizes = [network.modules[i].size for i in module.inputs]
+            shape = layer.parameter_shape(input_sizes)
             inputs_upstream = any(upstream_parameters[i] for i in module.inputs)
-            upstream_parameters[name] = inputs_upstream or layer.parameter_shape(input_sizes) is not None
+            upstream_parameters[name] = inputs_upstream or shape is not None
             if layer.alias:
                 self.offsets[name] = self.offsets[module.inputs[0]] + layer.alias_offset(input_sizes)
                 continue
@@ -116,7 +117,6 @@ class Plan:
             row[OUT], row[OUT_LEN] = self.offsets[name], count(module.size)
             row[IN_W:IN_S + 1], row[OUT_W:OUT_S + 1] = input_sizes[0], module.size
             row[INPUT_GRADIENTS] = inputs_upstream
-            shape = layer.parameter_shape(input_sizes)
             if shape is not None:
                 length = int(np.prod(shape))
                 row[PARAM], row[PARAM_LEN] = parameter_size, length

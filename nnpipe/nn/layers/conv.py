@@ -50,8 +50,9 @@ import numpy as np
 from nnpipe.errors import UserError
 from nnpipe.nn import boundary
 from nnpipe.nn.blas import gemm
-from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_S, IN_W, INPUT_GRADIENTS, OUT, OUT_D, OUT_H, OUT_S, OUT_W, PARAM,
-                              Layer, column, learning_mask, size_text, weights_and_biases)
+from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_S, IN_W, INPUT_GRADIENTS, OUT, OUT_D, OUT_H,
+                              OUT_S, OUT_W, PARAM, Layer, column, learning_mask, size_text,
+                              weights_and_biases)
 
 
 class Convolution(Layer):
