@@ -6,8 +6,9 @@ six residual blocks x + Linear(x) then LeakyReLU, Linear 64->3, MSE, Adam 1e-3, 
 mini-batches of the 65,536 [x,y,R,G,B] samples of the astronaut image. nnpipe trains it as
 the tutorial defines it; the peers have no nn_lib normalize layer, so all of them, nnpipe
 included, also train the normalize-free variant (nn_fcnl: fc then LeakyReLU), the fair
-comparison. Also prints the time to run the net on all 65,536 pixels and the time a fresh
-process takes to reach its first iteration, from an empty compile cache and a warm one.
+comparison. Also prints the time to run the net on all 65,536 pixels and the time the
+`nnpipe` command line of the tutorial, up to its first iteration, takes in a fresh process,
+from an empty compile cache and a warm one.
 
     python scripts/bench_color.py [--quick] [--repeats 3]
 """
@@ -35,6 +36,9 @@ RATES = [("nnpipe, tutorial net (normalize)", "nnpipe-tutorial"),
          ("JAX jit, normalize-free", "jax-jit"),
          ("JAX lax.scan, normalize-free", "jax-scan")]
 INFERENCE = [("nnpipe, tutorial net", "infer-nnpipe"), ("PyTorch, normalize-free", "infer-torch")]
+# the tutorial up to its first iteration, as a user types it
+FIRST_ITERATION = [sys.executable, "-m", "nnpipe", "-q", "input", str(IMAGE), "nn_samples",
+                   *NETS["tutorial"].split(), "nn_train[0]", "1"]
 BATCHES = {32: 3000, 256: 800, 1024: 250}  # batch: iterations timed
 
 
@@ -67,11 +71,6 @@ def nnpipe_inference():
         timings.append(common.seconds(lambda: ctx.run_items(["nn_eval"])))
         ctx.run_items(["rm[-2,-1]"])
     return min(timings)
-
-
-def first_iteration():
-    nnpipe_setup("tutorial").run_items(["nn_train[0]", "1"])
-    return 0
 
 
 def torch_model():
@@ -143,8 +142,7 @@ def worker(entry, batch, iterations):
         return torch_rate(batch, iterations)
     if entry.startswith("jax-"):
         return jax_rate(batch, iterations, entry == "jax-scan")
-    return {"infer-nnpipe": nnpipe_inference, "infer-torch": torch_inference,
-            "first-iteration": first_iteration}[entry]()
+    return {"infer-nnpipe": nnpipe_inference, "infer-torch": torch_inference}[entry]()
 
 
 def main():
@@ -171,10 +169,8 @@ def main():
         if common.available(entry):
             seconds = common.measure(__file__, entry, 0, 0, args.repeats)
             print(f"inference on 65,536 pixels  {label:26s} {common.summary(seconds, 's')}", flush=True)
-    cold, warm = common.cold_and_warm_start([sys.executable, __file__, "--worker", "first-iteration", "0", "0"],
-                                            ROOT)
-    print(f"cold start, tutorial net: fresh process to its first iteration {cold:.1f} s with an empty"
-          f" compile cache, {warm:.2f} s with a warm one")
+    print(common.start_up_line("tutorial net, nnpipe's command line",
+                                *common.cold_and_warm_start(FIRST_ITERATION, ROOT)), flush=True)
 
 
 if __name__ == "__main__":

@@ -105,23 +105,29 @@ def summary(values, unit="it/s"):
     return f"{median:.{digits}f} {unit} ±{100 * spread:.0f}%"
 
 
-def cold_and_warm_start(command, cwd):
+def cold_and_warm_start(command, cwd, warm_runs=3):
     """Seconds a fresh process takes to run `command`, from an empty Numba cache (everything
-    compiled, the generated engine modules too), then again with the cache that run left.
-    Python keeps its bytecode cache as on a user's machine (pip writes it when it installs),
-    even where PYTHONDONTWRITEBYTECODE is set: compiling nnpipe's sources adds 0.1 s a run."""
+    compiled, the generated engine modules too), then `warm_runs` times with the cache that
+    run left: the cold time and the list of warm ones. Python keeps its bytecode cache as on a
+    user's machine (pip writes it when it installs), even where PYTHONDONTWRITEBYTECODE is
+    set: compiling nnpipe's sources adds 0.1 s a run."""
     environment = {name: value for name, value in WORKER_ENVIRONMENT.items()
                    if name != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory() as cache:
         timings = []
-        for _ in range(2):
+        for _ in range(1 + warm_runs):
             wait_until_idle()
             start = time.perf_counter()
             subprocess.run(command, check=True, cwd=cwd, capture_output=True,
                            env={**environment, **THREAD_ENVIRONMENT, "NUMBA_CACHE_DIR": cache,
                                 "NNPIPE_CACHE_DIR": cache})
             timings.append(time.perf_counter() - start)
-    return timings
+    return timings[0], timings[1:]
+
+
+def start_up_line(example, cold, warm):
+    return (f"cold start, {example}: fresh process to its first iteration {cold:.1f} s with an"
+            f" empty compile cache, {summary(warm, 's')} with a warm one")
 
 
 def seconds(call):

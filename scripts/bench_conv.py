@@ -282,10 +282,8 @@ def lenet(args):
         if common.available(entry):
             rates = common.measure(__file__, entry, BATCH, iterations, args.repeats)
             print(f"{label:14s} {common.summary(rates)}", flush=True)
-    cold, warm = common.cold_and_warm_start([sys.executable, __file__, "--worker", "first-iteration", "0", "0"],
-                                            ROOT)
-    print(f"cold start, LeNet: fresh process to its first iteration {cold:.1f} s with an empty"
-          f" compile cache, {warm:.2f} s with a warm one")
+    print(common.start_up_line("LeNet", *common.cold_and_warm_start(
+        [sys.executable, __file__, "--worker", "first-iteration", "0", "0"], ROOT)), flush=True)
 
 
 def ratio(numerator, denominator):

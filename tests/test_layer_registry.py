@@ -131,6 +131,22 @@ def python_in_a_child(program):
                           timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def test_a_run_with_a_warm_cache_loads_its_kernels_without_numbas_compiler_registries(tmp_path):
+    """Refreshing Numba's typing and lowering registries costs a third of a warm run; loading
+    machine code needs none of them (numba.np.polynomial: a module only that refresh loads)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NNPIPE_CACHE_DIR": str(tmp_path),
+           "PYTHONPATH": str(REPO)}
+    program = ("import sys; sys.argv = ['nnpipe', '-q', '(0,1^1,0)', 'nn_init', 'nn_input', 'IN,1',"
+               " 'nn_fc', 'OUT,IN,1', 'nn_loss_mse', 'L,OUT,GT', 'nn_trainer', 'T,L', 'nn_train', '3,2'];"
+               " from nnpipe.cli import main\n"
+               "try: main()\nexcept SystemExit as end: assert not end.code, end.code\n"
+               "print('numba.np.polynomial' in sys.modules)")
+    runs = [subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                           timeout=300, env=env) for _ in range(2)]
+    assert [run.returncode for run in runs] == [0, 0], runs[0].stderr
+    assert runs[1].stdout.strip() == "False"
+
+
 def test_a_run_finds_blas_without_importing_scipy_linalg():
     """scipy.linalg's __init__ would add a fifth of a second to every run; the engine needs
     only its BLAS table, and trains with it."""
