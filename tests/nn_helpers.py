@@ -7,7 +7,7 @@ import numpy as np
 
 import nnpipe.cli  # noqa: F401  (importing the CLI registers every command family)
 from nnpipe.lang.interpreter import Interpreter
-from nnpipe.nn import engine
+from nnpipe.nn import compiled, engine
 from nnpipe.nn.layers import INPUT_GRADIENTS
 
 
@@ -38,7 +38,8 @@ def _forward(plan, params, samples, training, seed, dtype):
     acts = np.zeros(plan.width * batch, dtype=dtype)
     stats = np.zeros(plan.stats_width, dtype=dtype)
     engine.load_chunk(plan.feed_table, samples, np.arange(batch), acts, batch)
-    plan.kernels().forward_ops(plan.ops, plan.reals, acts, params, batch, batch, training, seed, stats)
+    kernels = plan.kernels()
+    kernels.forward_ops(compiled.addresses(kernels, dtype), plan.ops, plan.reals, acts, params, batch, batch, training, seed, stats)
     return acts, params, batch
 
 
@@ -51,12 +52,14 @@ def run_batch(plan, params, samples, training=False, seed=0, dtype=np.float32, a
     acts, params, batch = _forward(plan, params, samples, training, seed, dtype)
     grad_acts = np.zeros_like(acts)
     losses = np.empty((len(plan.loss_rows), batch), dtype=dtype)
-    plan.kernels().loss_ops(plan.loss_rows, acts, grad_acts, losses, 0, batch, batch, dtype(1.0 / batch))
+    kernels = plan.kernels()
+    table = compiled.addresses(kernels, dtype)
+    kernels.loss_ops(table, plan.loss_rows, acts, grad_acts, losses, 0, batch, batch, dtype(1.0 / batch))
     grads = np.zeros(plan.parameter_size, dtype=dtype)
     ops = plan.ops.copy()
     if not as_trained:
         ops[:, INPUT_GRADIENTS] = 1
-    plan.kernels().backward_ops(ops, plan.reals, acts, grad_acts, params, grads, batch, seed)
+    kernels.backward_ops(table, ops, plan.reals, acts, grad_acts, params, grads, batch, seed)
     per_value = grad_acts.reshape(plan.width, batch).T
     sample_grads = np.concatenate(
         [per_value[:, offset:offset + length] for offset, length in plan.feed_table], axis=1)

@@ -266,13 +266,13 @@ def test_ctrl_c_stops_a_long_loop_with_one_line(tmp_path):
 
 
 def test_ctrl_c_while_numba_compiles_is_one_line(tmp_path):
-    """An empty compile cache makes the first nn_train compile for tens of seconds (said once a
+    """An empty compile cache makes the first nn_train compile for a few seconds (said once a
     second has passed, which may or may not be before the interruption)."""
     cache = tmp_path / "numba-cache"
     process = start(tmp_path, ["echo", "started", "(1^2)", "nn_init", "nn_input", "IN,1", "nn_fc",
                                "OUT,IN,1", "nn_loss_mse", "L,OUT,GT", "nn_trainer", "T,L", "nn_train", "5,1"],
                     env={"NUMBA_CACHE_DIR": str(cache)})
-    assert interrupt_after_start(process, 3.0) == 130
+    assert interrupt_after_start(process, 1.0) == 130
     assert process.stderr.read().removeprefix(COMPILING + "\n") == "nnpipe: interrupted\n"
 
 

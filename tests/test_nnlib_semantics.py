@@ -313,7 +313,7 @@ def test_nn_run_resize_is_gmics_linear_resize():
 
 
 def test_nn_run_gradient_is_the_outputs_resized_to_the_input():
-    from nnpipe.nn import engine
+    from nnpipe.nn import compiled, engine
     from nnpipe.nn.layers.run import resized
     interp = nn_helpers.build("nn_input IN,3,2,1,1 nn_run R,IN,\"cut -1,1\",5,4 nn_loss_mse LOSS,R,GT")
     interp.run_pipeline("", np.zeros((1, 1, 1, 1), dtype=np.float32))   # the hook is in place
@@ -325,9 +325,11 @@ def test_nn_run_gradient_is_the_outputs_resized_to_the_input():
     engine.forward_calling_back(plan, acts, np.zeros(0, np.float32), 2, 2, True, 0,
                                 np.zeros(0, np.float32), interp.run_pipeline)
     losses = np.empty((1, 2), dtype=np.float32)
-    plan.kernels().loss_ops(plan.loss_rows, acts, grad_acts, losses, 0, 2, 2, np.float32(0.5))
-    plan.kernels().backward_ops(plan.ops, plan.reals, acts, grad_acts, np.zeros(0, np.float32),
-                              np.zeros(0, np.float32), 2, 0)
+    kernels = plan.kernels()
+    table = compiled.addresses(kernels, np.float32)
+    kernels.loss_ops(table, plan.loss_rows, acts, grad_acts, losses, 0, 2, 2, np.float32(0.5))
+    kernels.backward_ops(table, plan.ops, plan.reals, acts, grad_acts, np.zeros(0, np.float32),
+                         np.zeros(0, np.float32), 2, 0)
     output_grads = grad_acts.reshape(plan.width, 2)[plan.offsets["R"]:plan.offsets["R"] + 20]
     input_grads = grad_acts.reshape(plan.width, 2)[plan.offsets["IN"]:plan.offsets["IN"] + 6]
     for c in range(2):

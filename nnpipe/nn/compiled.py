@@ -9,8 +9,9 @@ gets a new module, never a stale cached one. Files are written under a temporary
 renamed, and Numba writes its cache the same way, so a run interrupted at any moment leaves
 the cache usable.
 
-The engine's entry points are compiled in a child process and loaded from the disk cache
-(`run`): the machine code Numba loads from its cache is not always the code it has just
+The engine's entry points and the kernels they call (by address, see nnpipe.nn.kernel_calls)
+are compiled in child processes, side by side, and loaded from the disk cache (`run`,
+`addresses`): the machine code Numba loads from its cache is not always the code it has just
 compiled in memory (some vectorized sums come out in another order), so a run that compiled
 would differ, in its last bits, from the same run with a warm cache; a training resumed from a
 checkpoint would not reach the weights of an uninterrupted one.
@@ -21,18 +22,20 @@ import importlib.util
 import inspect
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numba
-
+import numpy as np
 from numba.core import event
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.runtime import nrt
 
-from nnpipe.nn import SOURCES_DIGEST
+from nnpipe.nn import SOURCES_DIGEST, kernel_calls
 from nnpipe.nn.layers import registry
 
 TEMPLATE = Path(__file__).resolve().parent / "steps.py"
@@ -40,10 +43,10 @@ TEMPLATE = Path(__file__).resolve().parent / "steps.py"
 # The dispatch functions: (name, parameters, the rows it loops over (backwards?), hook) and what
 # a kernel's parameter names stand for inside them. A kernel asks for what it needs by name.
 DISPATCH = (
-    ("forward_ops", "ops, reals, acts, params, width, valid, training, seed, stats", False, "forward"),
-    ("backward_ops", "ops, reals, acts, grad_acts, params, grads, width, seed", True, "backward"),
-    ("loss_ops", "ops, acts, grad_acts, losses, first, width, valid, scale", False, "loss"),
-    ("after_step_ops", "ops, params, stats, batch", False, "after_step"),
+    ("forward_ops", "addresses, ops, reals, acts, params, width, valid, training, seed, stats", False, "forward"),
+    ("backward_ops", "addresses, ops, reals, acts, grad_acts, params, grads, width, seed", True, "backward"),
+    ("loss_ops", "addresses, ops, acts, grad_acts, losses, first, width, valid, scale", False, "loss"),
+    ("after_step_ops", "addresses, ops, params, stats, batch", False, "after_step"),
 )
 # inlined into the driver by Numba: one function for LLVM to optimize, not one per level
 INLINE = '@numba.njit(cache=True, inline="always")'
@@ -75,23 +78,30 @@ def _fingerprint(codes, optimizer, scheduler):
 
 
 def generate(codes, optimizer, scheduler):
-    """The module's text: the driver template, then the dispatch of the layer types `codes`,
-    the optimizer's step and the scheduler's."""
+    """The module's text: the driver template, then the dispatch of the layer types `codes`
+    (KERNELS: their kernels, in the order of the address table the dispatch reads; a caller
+    of each), the optimizer's step and the scheduler's."""
     files = {code: registry.kernel_file(code) for code in codes}
+    hooks = [(code, hook) for code, module in files.items() for _, _, _, hook in DISPATCH
+             if isinstance(getattr(module, hook, None), numba.core.registry.CPUDispatcher)]
     lines = [TEMPLATE.read_text(), "", "# --- generated from nnpipe.nn.layers.registry for: "
              + ", ".join(f"{code} {files[code].__name__.rsplit('.', 1)[1]}" for code in codes), ""]
+    lines += ["from nnpipe.nn import kernel_calls"]
     lines += [f"import {module.__name__} as kernels_{code}" for code, module in files.items()]
+    lines += ["", "KERNELS = (" + "".join(f"kernels_{code}.{hook}, " for code, hook in hooks) + ")"]
+    lines += [f"{hook}_{code} = kernel_calls.caller(kernels_{code}.{hook}, {slot})"
+              for slot, (code, hook) in enumerate(hooks)]
     for function, parameters, backwards, hook in DISPATCH:
         lines += ["", "", INLINE, f"def {function}({parameters}):"]
         order = "range(ops.shape[0] - 1, -1, -1)" if backwards else "range(ops.shape[0])"
         lines += [f"    for i in {order}:", "        op = ops[i]", "        code = op[0]"]
-        branches = [(code, getattr(module, hook)) for code, module in files.items()
-                    if isinstance(getattr(module, hook, None), numba.core.registry.CPUDispatcher)]
-        for n, (code, kernel) in enumerate(branches):
+        branches = [code for code, kernel_hook in hooks if kernel_hook == hook]
+        for n, code in enumerate(branches):
+            kernel = getattr(files[code], hook)
             arguments = ", ".join(_argument(kernel, name, parameters) for name in
                                   inspect.signature(kernel.py_func).parameters)
             lines += [f"        {'el' if n else ''}if code == {code}:",
-                      f"            kernels_{code}.{hook}({arguments})"]
+                      f"            {hook}_{code}(addresses, {arguments})"]
         if not branches:
             lines += ["        pass"]
     lines += ["", "", INLINE, "def optimizer_step(params, grads, mask, moments, lr, t):",
@@ -104,7 +114,7 @@ def _argument(kernel, name, parameters):
     given = parameters.replace(" ", "").split(",")
     if name in STANDS_FOR and STANDS_FOR[name].split("[")[0] in given:
         return STANDS_FOR[name]
-    if name == "op" or (name in given and name != "ops"):
+    if name == "op" or (name in given and name not in ("ops", "addresses")):
         return name
     raise LookupError(f"kernel {kernel.py_func.__module__}.{kernel.py_func.__name__} asks for"
                       f" '{name}', which the engine does not give there ({', '.join(given)})")
@@ -126,15 +136,38 @@ def _load(name, text):
 
 
 def run(function, *args):
-    """Call `function` (an entry point of an engine module) on `args`, with machine code loaded
-    from Numba's disk cache: on a cache miss, a child process compiles it first (and should
-    that fail, this one, saying why if it fails too)."""
-    signature = tuple(numba.typeof(value) for value in args)
-    if signature not in function.overloads:
-        if not _load_cached(function, signature) and not (
-                _compile_in_child(function, signature) and _load_cached(function, signature)):
-            function.compile(signature)
-    return function(*args)
+    """Call `function` (an entry point of an engine module) on `args` and the address table of
+    the module's kernels (see `addresses`), the entry point loaded as they are."""
+    module = sys.modules[function.py_func.__module__]
+    signature = tuple(numba.typeof(value) for value in args) + (ADDRESSES,)
+    table = addresses(module, np.float32, also=[(function, signature)])
+    return function(*args, table)
+
+
+ADDRESSES = numba.types.Array(numba.int64, 1, "C")
+_TABLES = {}  # (engine module name, dtype): its address table
+
+
+def addresses(module, dtype, also=()):
+    """The address table of the kernels of the engine `module`, compiled for real numbers of
+    `dtype` (and the (dispatcher, signature) pairs `also`), all machine code loaded from
+    Numba's disk cache: what is not there, child processes compile first, side by side (and
+    what they fail to, this process, saying why if it fails too)."""
+    key = (module.__name__, np.dtype(dtype))
+    wanted = list(also)
+    if key not in _TABLES:
+        real = numba.from_dtype(dtype)
+        wanted += [(kernel, kernel_calls.kernel_signature(kernel, real)) for kernel in module.KERNELS]
+    missing = [(function, signature) for function, signature in wanted
+               if signature not in function.overloads and not _load_cached(function, signature)]
+    if missing:
+        _compile_in_children(missing)
+        for function, signature in missing:
+            if not _load_cached(function, signature):
+                function.compile(signature)
+    if key not in _TABLES:
+        _TABLES[key] = kernel_calls.address_table(module.KERNELS, dtype)
+    return _TABLES[key]
 
 
 def _load_cached(function, signature):
@@ -153,16 +186,46 @@ def _load_cached(function, signature):
         return True
 
 
-def _compile_in_child(function, signature):
-    """Compile `function` for `signature` in a child process (`python -m nnpipe.nn.compiled`),
-    which saves it in the disk cache; say whether it did. Sent as a compile event, so that a
-    long one is announced."""
-    module = sys.modules[function.py_func.__module__]
-    request = pickle.dumps((module.__name__, module.__file__, function.__name__, signature))
-    with event.trigger_event("numba:compile", data={"dispatcher": function, "args": signature}):
-        child = subprocess.run([sys.executable, "-m", "nnpipe.nn.compiled"], input=request,
-                               capture_output=True, env=_child_environment())
-    return child.returncode == 0
+def _compile_in_children(pairs):
+    """Compile each (dispatcher, signature) of `pairs` in child processes (`python -m
+    nnpipe.nn.compiled`), as many at once as this process has processors, each taking the
+    next pair when it is done; they save what they compile in the disk cache. Sent as one
+    compile event, so that a long one is announced."""
+    requests = queue.SimpleQueue()
+    for function, signature in pairs:
+        module = sys.modules[function.py_func.__module__]
+        requests.put(pickle.dumps((module.__name__, module.__file__, function.__name__,
+                                   signature)).hex() + "\n")
+
+    def child_at_work():
+        child = subprocess.Popen([sys.executable, "-m", "nnpipe.nn.compiled"], text=True,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, env=_child_environment())
+        with child.stdin, child.stdout:
+            while True:
+                try:
+                    child.stdin.write(requests.get_nowait())
+                except queue.Empty:
+                    break
+                child.stdin.flush()
+                if not child.stdout.readline():   # it died: the parent compiles what is left
+                    break
+        child.wait()
+
+    workers = [threading.Thread(target=child_at_work, daemon=True)
+               for _ in range(min(len(pairs), _processors()))]
+    with event.trigger_event("numba:compile", data={"dispatcher": pairs[0][0], "args": pairs[0][1]}):
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+
+def _processors():
+    """The processors this process may run on (Linux sets them per process)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _child_environment():
@@ -172,17 +235,27 @@ def _child_environment():
     return {**os.environ, "PYTHONPATH": package_parent + (os.pathsep + path if path else "")}
 
 
-def _compile_request(request):
-    """In the child: load the module the parent generated and compile what it asked."""
-    name, path, function_name, signature = pickle.loads(request)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    getattr(module, function_name).compile(signature)
+def _serve_requests(lines, answers):
+    """In a child: compile what each line of `lines` asks (a kernel of a layer file, or an
+    entry point of a module the parent generated), answering a line on `answers` when done."""
+    for line in lines:
+        name, path, function_name, signature = pickle.loads(bytes.fromhex(line))
+        if name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError:   # a generated module, not on the module path
+                spec = importlib.util.spec_from_file_location(name, path)
+                sys.modules[name] = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(sys.modules[name])
+        try:
+            getattr(sys.modules[name], function_name).compile(signature)
+        except Exception:   # noqa: BLE001 (the parent compiles it again, and reports why)
+            pass
+        answers.write("done\n")
+        answers.flush()
 
 
 if __name__ == "__main__":
     import nnpipe.nn.blas
     nnpipe.nn.blas.load()
-    _compile_request(sys.stdin.buffer.read())
+    _serve_requests(sys.stdin, sys.stdout)

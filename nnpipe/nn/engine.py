@@ -227,14 +227,16 @@ def train(plan, params, moments, state, samples, iterations, batch, optimizer, s
 def forward_calling_back(plan, acts, params, width, valid, training, seed, stats, runner):
     """The forward pass of a plan with nn_run layers: compiled parts, and the commands
     between them."""
-    start, forward_ops = 0, plan.kernels().forward_ops
+    kernels = plan.kernels()
+    table, start = compiled.addresses(kernels, np.float32), 0
     for row, layer in plan.callbacks:
-        forward_ops(plan.ops[start:row], plan.reals[start:row], acts, params, width, valid, training,
-                    seed, stats)
+        kernels.forward_ops(table, plan.ops[start:row], plan.reals[start:row], acts, params, width,
+                            valid, training, seed, stats)
         registry.kernel_file(plan.ops[row, OPCODE]).forward(layer, plan.ops[row], acts, width, valid,
                                                             runner)
         start = row + 1
-    forward_ops(plan.ops[start:], plan.reals[start:], acts, params, width, valid, training, seed, stats)
+    kernels.forward_ops(table, plan.ops[start:], plan.reals[start:], acts, params, width, valid,
+                        training, seed, stats)
 
 
 def train_calling_back(plan, params, moments, state, samples, iterations, batch, optimizer,
@@ -242,6 +244,7 @@ def train_calling_back(plan, params, moments, state, samples, iterations, batch,
     """train_serial for a plan with nn_run layers: the whole batch as one chunk, one step
     after the other, the same draws, losses and updates."""
     kernels = plan.kernels(optimizer, scheduler)
+    table = compiled.addresses(kernels, np.float32)
     acts = np.empty(plan.width * batch, dtype=np.float32)
     grad_acts = np.empty_like(acts)
     indices = np.empty(batch, dtype=np.int64)
@@ -255,12 +258,12 @@ def train_calling_back(plan, params, moments, state, samples, iterations, batch,
         stats = np.zeros(plan.stats_width, dtype=np.float32)
         load_chunk(plan.feed_table, samples, indices, acts, batch)
         forward_calling_back(plan, acts, params, batch, batch, True, seed + iteration, stats, runner)
-        kernels.loss_ops(plan.loss_rows, acts, grad_acts, losses, 0, batch, batch, np.float32(1.0 / batch))
+        kernels.loss_ops(table, plan.loss_rows, acts, grad_acts, losses, 0, batch, batch, np.float32(1.0 / batch))
         value = float(losses.sum()) / batch
         if not math.isfinite(value):
             return step
-        kernels.backward_ops(plan.ops, plan.reals, acts, grad_acts, params, grads, batch, seed + iteration)
-        kernels.update(plan.ops, params, grads, plan.mask, moments, state, stats, batch, value)
+        kernels.backward_ops(table, plan.ops, plan.reals, acts, grad_acts, params, grads, batch, seed + iteration)
+        kernels.update(table, plan.ops, params, grads, plan.mask, moments, state, stats, batch, value)
         losses_out[step] = value
     return iterations
 

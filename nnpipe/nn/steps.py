@@ -1,9 +1,10 @@
 """The engine's compiled driver, as a template: nnpipe.nn.compiled appends to this text the
 dispatch generated for one set of layer types and one trainer (forward_ops, backward_ops,
 loss_ops, after_step_ops: a branch per layer type the network uses, nothing else;
-optimizer_step, scheduler_step: its trainer's optimizer and scheduler) and imports the result as a module of its own, cached
-on disk, so a network compiles only its own kernels.
-This file is never imported as it is.
+optimizer_step, scheduler_step: its trainer's optimizer and scheduler) and imports the result
+as a module of its own, cached on disk, so a network compiles only its own kernels. The
+dispatch calls them through their addresses, in the table `addresses` that every function here
+passes on (see nnpipe.nn.kernel_calls). This file is never imported as it is.
 
 A training step runs forward, loss and backward over the mini-batch's chunks, then the
 optimizer's update. train_serial does it on the calling thread; train_parallel shares the
@@ -23,7 +24,7 @@ from nnpipe.nn.chunks import load_chunk, sample_indices
 
 
 @numba.njit(cache=True, inline="always")
-def thread_chunks(t, threads, ops, reals, loss_rows, feeds, samples, indices, width, acts,
+def thread_chunks(addresses, t, threads, ops, reals, loss_rows, feeds, samples, indices, width, acts,
                   grad_acts, params, grads, stats, losses, seed, scale):
     """Chunks t, t + threads, ... of the batch `indices`: forward, loss, backward. Gradients
     and statistics add up in `grads` and `stats`, zeroed first."""
@@ -34,17 +35,17 @@ def thread_chunks(t, threads, ops, reals, loss_rows, feeds, samples, indices, wi
         first = chunk * width
         valid = min(width, batch - first)
         load_chunk(feeds, samples, indices[first:first + valid], acts, width)
-        forward_ops(ops, reals, acts, params, width, valid, True, seed, stats)
+        forward_ops(addresses, ops, reals, acts, params, width, valid, True, seed, stats)
         grad_acts[:] = 0
-        loss_ops(loss_rows, acts, grad_acts, losses, first, width, valid, scale)
-        backward_ops(ops, reals, acts, grad_acts, params, grads, width, seed)
+        loss_ops(addresses, loss_rows, acts, grad_acts, losses, first, width, valid, scale)
+        backward_ops(addresses, ops, reals, acts, grad_acts, params, grads, width, seed)
 
 
 @numba.njit(cache=True, inline="always")
-def update(ops, params, grads, mask, moments, state, stats, batch, value):
+def update(addresses, ops, params, grads, mask, moments, state, stats, batch, value):
     """The end of a step: the layers' after-step hooks (running statistics), the optimizer's
     update, the scheduler."""
-    after_step_ops(ops, params, stats, batch)
+    after_step_ops(addresses, ops, params, stats, batch)
     optimizer_step(params, grads, mask, moments, state[schedulers.RATE],
                    int(state[schedulers.ITERATION]) + 1)
     scheduler_step(state, value)
@@ -54,7 +55,7 @@ def update(ops, params, grads, mask, moments, state, stats, batch, value):
 @numba.njit(cache=True)
 def train_serial(ops, reals, loss_rows, feeds, samples, iterations, batch, width, params, mask,
                  moments, state, acts, grad_acts, thread_grads, thread_stats,
-                 indices, losses, losses_out):
+                 indices, losses, losses_out, addresses):
     """Run `iterations` training steps; return how many completed (fewer: non-finite loss,
     the parameters left as they were before that step). The loss of a step is the sum of the
     network's losses, each the mean over the batch; their gradients add up."""
@@ -63,13 +64,13 @@ def train_serial(ops, reals, loss_rows, feeds, samples, iterations, batch, width
     for step in range(iterations):
         iteration = int(state[schedulers.ITERATION])
         sample_indices(seed, iteration, samples.shape[0], indices)
-        thread_chunks(0, 1, ops, reals, loss_rows, feeds, samples, indices, width, acts[0],
+        thread_chunks(addresses, 0, 1, ops, reals, loss_rows, feeds, samples, indices, width, acts[0],
                       grad_acts[0], params, thread_grads[0], thread_stats[0], losses,
                       seed + iteration, scale)
         value = losses.sum() / batch
         if not math.isfinite(value):
             return step
-        update(ops, params, thread_grads[0], mask, moments, state,
+        update(addresses, ops, params, thread_grads[0], mask, moments, state,
                thread_stats[0], batch, value)
         losses_out[step] = value
     return iterations
@@ -78,7 +79,7 @@ def train_serial(ops, reals, loss_rows, feeds, samples, iterations, batch, width
 @numba.njit(parallel=True, cache=True)
 def train_parallel(ops, reals, loss_rows, feeds, samples, iterations, batch, width, params, mask,
                    moments, state, acts, grad_acts, thread_grads,
-                   thread_stats, indices, losses, losses_out):
+                   thread_stats, indices, losses, losses_out, addresses):
     """train_serial, the chunks of each step shared out among the threads."""
     threads = thread_grads.shape[0]
     seed = int(state[schedulers.SEED])
@@ -87,7 +88,7 @@ def train_parallel(ops, reals, loss_rows, feeds, samples, iterations, batch, wid
         iteration = int(state[schedulers.ITERATION])
         sample_indices(seed, iteration, samples.shape[0], indices)
         for t in prange(threads):
-            thread_chunks(t, threads, ops, reals, loss_rows, feeds, samples, indices, width, acts[t],
+            thread_chunks(addresses, t, threads, ops, reals, loss_rows, feeds, samples, indices, width, acts[t],
                           grad_acts[t], params, thread_grads[t], thread_stats[t], losses,
                           seed + iteration, scale)
         value = losses.sum() / batch
@@ -96,14 +97,14 @@ def train_parallel(ops, reals, loss_rows, feeds, samples, iterations, batch, wid
         for t in range(1, threads):
             thread_grads[0] += thread_grads[t]
             thread_stats[0] += thread_stats[t]
-        update(ops, params, thread_grads[0], mask, moments, state,
+        update(addresses, ops, params, thread_grads[0], mask, moments, state,
                thread_stats[0], batch, value)
         losses_out[step] = value
     return iterations
 
 
 @numba.njit(cache=True, inline="always")
-def infer_chunks(t, threads, ops, reals, feeds, samples, rows, params, width, acts, no_stats,
+def infer_chunks(addresses, t, threads, ops, reals, feeds, samples, rows, params, width, acts, no_stats,
                  output_offset, result):
     """The forward pass over chunks t, t + threads, ... of the samples `rows`; the output into
     `result`."""
@@ -112,7 +113,7 @@ def infer_chunks(t, threads, ops, reals, feeds, samples, rows, params, width, ac
         first = chunk * width
         valid = min(width, count - first)
         load_chunk(feeds, samples, rows[first:first + valid], acts, width)
-        forward_ops(ops, reals, acts, params, width, valid, False, 0, no_stats)
+        forward_ops(addresses, ops, reals, acts, params, width, valid, False, 0, no_stats)
         for j in range(result.shape[1]):
             at = (output_offset + j) * width
             result[first:first + valid, j] = acts[at:at + valid]
@@ -120,15 +121,15 @@ def infer_chunks(t, threads, ops, reals, feeds, samples, rows, params, width, ac
 
 @numba.njit(cache=True)
 def infer_serial(ops, reals, feeds, samples, rows, params, width, acts, no_stats, output_offset,
-                 result):
-    infer_chunks(0, 1, ops, reals, feeds, samples, rows, params, width, acts[0], no_stats,
+                 result, addresses):
+    infer_chunks(addresses, 0, 1, ops, reals, feeds, samples, rows, params, width, acts[0], no_stats,
                  output_offset, result)
 
 
 @numba.njit(parallel=True, cache=True)
 def infer_parallel(ops, reals, feeds, samples, rows, params, width, acts, no_stats, output_offset,
-                   result):
+                   result, addresses):
     threads = acts.shape[0]
     for t in prange(threads):
-        infer_chunks(t, threads, ops, reals, feeds, samples, rows, params, width, acts[t], no_stats,
+        infer_chunks(addresses, t, threads, ops, reals, feeds, samples, rows, params, width, acts[t], no_stats,
                      output_offset, result)

@@ -1,0 +1,91 @@
+"""The engine's driver calls the layers' kernels through their machine-code addresses instead
+of linking their code in.
+
+Numba links a called function's code into its caller, then optimizes the whole and generates
+its machine code again, in every caller: each kernel of a network was compiled three times
+(on its own, in the parallel region's function, in the entry point), most of a first run's
+wait. Called by address, a kernel is compiled once, on its own, so the kernels of a network
+can compile side by side in child processes (nnpipe.nn.compiled); the driver reads their
+addresses from a table it is given, and compiles without them.
+
+So that a kernel can compile before anything calls it, its argument types follow from its
+parameters' names (`kernel_signature`), and it returns nothing.
+"""
+
+import inspect
+
+import numba
+import numpy as np
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+INTEGERS = ("width", "valid", "first", "batch", "seed")
+REAL_ARRAYS = ("acts", "grad_acts", "params", "grads", "stats", "losses")
+REALS = ("real", "scale")
+
+
+def kernel_signature(kernel, real):
+    """The argument types of `kernel` (a layer file's compiled hook) for real numbers of
+    Numba type `real` (float32 in the engine, float64 in gradient checks)."""
+    def type_of(name):
+        if name == "op":
+            return types.Array(types.int64, 1, "C")
+        if name in REAL_ARRAYS:
+            return types.Array(real, 1, "C")
+        if name in INTEGERS:
+            return types.int64
+        if name == "training":
+            return types.boolean
+        if name in REALS:
+            return real
+        raise LookupError(f"kernel {_name(kernel)} asks for '{name}', which has no type in {__name__}")
+    return tuple(type_of(name) for name in inspect.signature(kernel.py_func).parameters)
+
+
+def _name(kernel):
+    return f"{kernel.py_func.__module__}.{kernel.py_func.__name__}"
+
+
+def caller(kernel, slot):
+    """An intrinsic for compiled code: `call(addresses, *arguments)` runs `kernel` at the
+    address addresses[slot] on `arguments`, converted to its signature's types, and passes on
+    an exception it raises."""
+    parameters = list(inspect.signature(kernel.py_func).parameters)
+    real_at = next(k for k, name in enumerate(parameters) if name in REAL_ARRAYS)
+
+    @intrinsic
+    def call(typingctx, addresses, *arguments):
+        if len(arguments) != len(parameters):
+            raise numba.core.errors.TypingError(
+                f"{_name(kernel)} takes {len(parameters)} arguments, given {len(arguments)}")
+        declared = kernel_signature(kernel, arguments[real_at].dtype)
+
+        def codegen(context, builder, signature, values):
+            table = context.make_array(signature.args[0])(context, builder, values[0])
+            address = builder.load(cgutils.gep(builder, table.data, slot))
+            function_type = context.call_conv.get_function_type(types.none, declared)
+            given = cgutils.unpack_tuple(builder, values[1])
+            converted = [context.cast(builder, value, given_type, declared_type) for
+                         value, given_type, declared_type in
+                         zip(given, signature.args[1].types, declared)]
+            status, _ = context.call_conv.call_function(
+                builder, builder.inttoptr(address, function_type.as_pointer()), types.none,
+                declared, converted)
+            with cgutils.if_unlikely(builder, status.is_error):
+                context.call_conv.return_status_propagate(builder, status)
+            return context.get_dummy_value()
+        return types.none(addresses, types.StarArgTuple.from_types(arguments)), codegen
+    return call
+
+
+def address_table(kernels, dtype):
+    """The addresses of `kernels` (in slot order), compiled for real numbers of `dtype`: the
+    table the driver's calls read. Each must be compiled (or loaded) for that first."""
+    table = np.empty(len(kernels), dtype=np.int64)
+    for slot, kernel in enumerate(kernels):
+        result = kernel.overloads[kernel_signature(kernel, numba.from_dtype(dtype))]
+        if result.signature.return_type != types.none:
+            raise TypeError(f"kernel {_name(kernel)} returns {result.signature.return_type};"
+                            " a kernel returns nothing")
+        table[slot] = result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
+    return table
