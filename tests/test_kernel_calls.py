@@ -53,6 +53,14 @@ def test_a_kernels_types_follow_from_its_parameter_names():
         numba.int64, numba.boolean)
 
 
+def test_arguments_or_a_table_of_other_types_are_refused_not_called():
+    float32_table = compiled_table(scale_first)
+    with pytest.raises(numba.core.errors.TypingError, match="'acts' is array\\(float32, 1d, A\\)"):
+        driver(float32_table, np.array([5], dtype=np.int64), np.zeros(6, dtype=np.float32)[::2], 3)
+    with pytest.raises(TypeError, match="kernels compiled for other real numbers"):
+        driver(float32_table, np.array([5], dtype=np.int64), np.zeros(3, dtype=np.float64), 3)
+
+
 def test_a_kernel_that_returns_a_value_is_refused():
     with pytest.raises(TypeError, match="returns_a_value returns float32; a kernel returns nothing"):
         compiled_table(returns_a_value)

@@ -1,8 +1,8 @@
 """The compiled engine of a set of layer types: the driver template (nnpipe.nn.steps) plus a
 dispatch generated from the layer registry, written once as a module in the cache folder and
-imported from there, so Numba compiles only the kernels a network uses and caches them on
-disk next to that module (the second run of any network made of the same layer types loads
-them in a fraction of a second).
+imported from there, so Numba compiles only the kernels a network uses. Numba caches the
+driver's code on disk next to that module, and each kernel's next to its layer file, shared by
+every network that uses it (a second run loads them in a fraction of a second).
 
 A module's name is a hash of the layer types and of the engine's sources: a changed kernel
 gets a new module, never a stale cached one. Files are written under a temporary name and
@@ -139,12 +139,11 @@ def run(function, *args):
     """Call `function` (an entry point of an engine module) on `args` and the address table of
     the module's kernels (see `addresses`), the entry point loaded as they are."""
     module = sys.modules[function.py_func.__module__]
-    signature = tuple(numba.typeof(value) for value in args) + (ADDRESSES,)
+    signature = tuple(numba.typeof(value) for value in args) + (kernel_calls.TABLE,)
     table = addresses(module, np.float32, also=[(function, signature)])
     return function(*args, table)
 
 
-ADDRESSES = numba.types.Array(numba.int64, 1, "C")
 _TABLES = {}  # (engine module name, dtype): its address table
 
 
@@ -177,9 +176,15 @@ def _load_cached(function, signature):
     functions alone (memory management, which the compiled code links against)."""
     context = function.targetctx
     with global_compiler_lock:
+        if signature in function.overloads:
+            return True
+        load = getattr(function._cache, "_load_overload", None)   # none where cache=False
+        if load is None:
+            return False
         nrt.rtsys.initialize(context)
-        cres = function._cache._load_overload(signature, context)
-        if cres is None:
+        cres = load(signature, context)
+        # two processes saving at once may leave an index entry naming the other's file
+        if cres is None or cres.signature.args != tuple(signature):
             return False
         context.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
         function.add_overload(cres)
@@ -188,9 +193,9 @@ def _load_cached(function, signature):
 
 def _compile_in_children(pairs):
     """Compile each (dispatcher, signature) of `pairs` in child processes (`python -m
-    nnpipe.nn.compiled`), as many at once as this process has processors, each taking the
-    next pair when it is done; they save what they compile in the disk cache. Sent as one
-    compile event, so that a long one is announced."""
+    nnpipe.nn.compiled`), as many at once as Numba's threads (one in a Dask worker), each
+    taking the next pair when it is done; they save what they compile in the disk cache. Sent
+    as one compile event, so that a long one is announced."""
     requests = queue.SimpleQueue()
     for function, signature in pairs:
         module = sys.modules[function.py_func.__module__]
@@ -198,27 +203,38 @@ def _compile_in_children(pairs):
                                    signature)).hex() + "\n")
 
     def child_at_work():
-        child = subprocess.Popen([sys.executable, "-m", "nnpipe.nn.compiled"], text=True,
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL, env=_child_environment())
-        with child.stdin, child.stdout:
-            while True:
-                try:
-                    child.stdin.write(requests.get_nowait())
-                except queue.Empty:
-                    break
-                child.stdin.flush()
-                if not child.stdout.readline():   # it died: the parent compiles what is left
-                    break
-        child.wait()
+        try:
+            child = subprocess.Popen([sys.executable, "-m", "nnpipe.nn.compiled"], text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, **_child_setting())
+        except OSError:   # no child: the parent compiles what is left
+            return
+        try:
+            with child.stdin, child.stdout:
+                while True:
+                    try:
+                        child.stdin.write(requests.get_nowait())
+                    except queue.Empty:
+                        break
+                    child.stdin.flush()
+                    if child.stdout.readline() != DONE:   # it died: the parent compiles the rest
+                        break
+        except OSError:
+            pass
+        finally:
+            child.kill()
+            child.wait()
 
-    workers = [threading.Thread(target=child_at_work, daemon=True)
-               for _ in range(min(len(pairs), _processors()))]
+    count = min(len(pairs), numba.config.NUMBA_NUM_THREADS, _processors())
+    workers = [threading.Thread(target=child_at_work, daemon=True) for _ in range(count)]
     with event.trigger_event("numba:compile", data={"dispatcher": pairs[0][0], "args": pairs[0][1]}):
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join()
+
+
+DONE = "done\n"
 
 
 def _processors():
@@ -228,11 +244,14 @@ def _processors():
     return os.cpu_count() or 1
 
 
-def _child_environment():
-    """The parent's, with the folder holding this nnpipe first on the module path."""
+def _child_setting():
+    """The child's working folder and environment: the folder holding this nnpipe, first on
+    the module path too (not the user's folder, where a file named like a module would be
+    imported instead)."""
     package_parent = str(Path(__file__).resolve().parents[2])
     path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": package_parent + (os.pathsep + path if path else "")}
+    return {"cwd": package_parent,
+            "env": {**os.environ, "PYTHONPATH": package_parent + (os.pathsep + path if path else "")}}
 
 
 def _serve_requests(lines, answers):
@@ -251,11 +270,13 @@ def _serve_requests(lines, answers):
             getattr(sys.modules[name], function_name).compile(signature)
         except Exception:   # noqa: BLE001 (the parent compiles it again, and reports why)
             pass
-        answers.write("done\n")
+        answers.write(DONE)
         answers.flush()
 
 
 if __name__ == "__main__":
     import nnpipe.nn.blas
     nnpipe.nn.blas.load()
-    _serve_requests(sys.stdin, sys.stdout)
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())   # what Numba may print is not an answer
+    _serve_requests(sys.stdin, answers)

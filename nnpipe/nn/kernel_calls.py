@@ -48,21 +48,42 @@ def _name(kernel):
 
 def caller(kernel, slot):
     """An intrinsic for compiled code: `call(addresses, *arguments)` runs `kernel` at the
-    address addresses[slot] on `arguments`, converted to its signature's types, and passes on
-    an exception it raises."""
+    address of its `slot` in the table `addresses` (see `address_table`) on `arguments`, and
+    passes on an exception it raises. The arguments must have the types the kernel's parameter
+    names declare (scalars are converted); the table, kernels compiled for the same real
+    numbers: a mismatch is an error, never a call with the wrong memory layout."""
     parameters = list(inspect.signature(kernel.py_func).parameters)
     real_at = next(k for k, name in enumerate(parameters) if name in REAL_ARRAYS)
 
     @intrinsic
     def call(typingctx, addresses, *arguments):
+        def refuse(what):
+            raise numba.core.errors.TypingError(f"calling kernel {_name(kernel)}: {what}")
+        if addresses != TABLE:
+            refuse(f"the address table is {addresses}, not {TABLE}")
         if len(arguments) != len(parameters):
-            raise numba.core.errors.TypingError(
-                f"{_name(kernel)} takes {len(parameters)} arguments, given {len(arguments)}")
+            refuse(f"it takes {len(parameters)} arguments, given {len(arguments)}")
         declared = kernel_signature(kernel, arguments[real_at].dtype)
+        for name, given, wanted in zip(parameters, arguments, declared):
+            if isinstance(wanted, types.Array):
+                fits = isinstance(given, types.Array) and (given.dtype, given.ndim, given.layout) \
+                    == (wanted.dtype, wanted.ndim, wanted.layout)
+            else:
+                fits = typingctx.can_convert(given, wanted) is not None
+            if not fits:
+                refuse(f"'{name}' is {given}, where it takes {wanted}")
+        real_size = declared[real_at].dtype.bitwidth // 8
 
         def codegen(context, builder, signature, values):
             table = context.make_array(signature.args[0])(context, builder, values[0])
-            address = builder.load(cgutils.gep(builder, table.data, slot))
+            compiled_for = builder.load(table.data)
+            with builder.if_then(builder.icmp_signed("!=", compiled_for,
+                                                     context.get_constant(types.int64, real_size)),
+                                 likely=False):
+                context.call_conv.return_user_exc(builder, TypeError, (
+                    f"the address table holds kernels compiled for other real numbers than"
+                    f" {_name(kernel)}'s arguments",))
+            address = builder.load(cgutils.gep(builder, table.data, 1 + slot))
             function_type = context.call_conv.get_function_type(types.none, declared)
             given = cgutils.unpack_tuple(builder, values[1])
             converted = [context.cast(builder, value, given_type, declared_type) for
@@ -78,14 +99,21 @@ def caller(kernel, slot):
     return call
 
 
+TABLE = types.Array(types.int64, 1, "C")
+
+
 def address_table(kernels, dtype):
-    """The addresses of `kernels` (in slot order), compiled for real numbers of `dtype`: the
-    table the driver's calls read. Each must be compiled (or loaded) for that first."""
-    table = np.empty(len(kernels), dtype=np.int64)
+    """The table the driver's calls read: the size in bytes of a real number of `dtype`, then
+    the addresses of `kernels` (in slot order) compiled for it. Each must be compiled (or
+    loaded) for that first."""
+    table = np.empty(1 + len(kernels), dtype=np.int64)
+    table[0] = np.dtype(dtype).itemsize
     for slot, kernel in enumerate(kernels):
         result = kernel.overloads[kernel_signature(kernel, numba.from_dtype(dtype))]
         if result.signature.return_type != types.none:
             raise TypeError(f"kernel {_name(kernel)} returns {result.signature.return_type};"
                             " a kernel returns nothing")
-        table[slot] = result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
+        table[1 + slot] = result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
+        if not table[1 + slot]:
+            raise LookupError(f"kernel {_name(kernel)}: its machine code has no address")
     return table
