@@ -125,39 +125,45 @@ def test_a_run_that_compiles_gives_the_numbers_of_a_run_that_loads(tmp_path):
     assert runs[0].stdout == runs[1].stdout and runs[0].stdout.strip()
 
 
-def python_in_a_child(program):
-    """`program` run by a fresh Python that imports this nnpipe (its modules not yet loaded)."""
+def python_in_a_child(program, cache=None):
+    """`program` run by a fresh Python that imports this nnpipe (its modules not yet loaded),
+    with its compile caches in the folder `cache` if given."""
+    caches = {"NUMBA_CACHE_DIR": str(cache), "NNPIPE_CACHE_DIR": str(cache)} if cache else {}
     return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          timeout=300, env={**os.environ, **caches, "PYTHONPATH": str(REPO)})
 
 
-def test_a_run_with_a_warm_cache_loads_its_kernels_without_numbas_compiler_registries(tmp_path):
-    """Refreshing Numba's typing and lowering registries costs a third of a warm run; loading
-    machine code needs none of them (numba.np.polynomial: a module only that refresh loads)."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NNPIPE_CACHE_DIR": str(tmp_path),
-           "PYTHONPATH": str(REPO)}
-    program = ("import sys; sys.argv = ['nnpipe', '-q', '(0,1^1,0)', 'nn_init', 'nn_input', 'IN,1',"
-               " 'nn_fc', 'OUT,IN,1', 'nn_loss_mse', 'L,OUT,GT', 'nn_trainer', 'T,L', 'nn_train', '3,2'];"
-               " from nnpipe.cli import main\n"
-               "try: main()\nexcept SystemExit as end: assert not end.code, end.code\n"
-               "print('numba.np.polynomial' in sys.modules)")
-    runs = [subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                           timeout=300, env=env) for _ in range(2)]
+TRAIN_A_LINE = ("import sys; sys.argv = ['nnpipe', '-q', '(0,1^1,0)', 'nn_init', 'nn_input', 'IN,1',"
+                " 'nn_fc', 'OUT,IN,1', 'nn_loss_mse', 'L,OUT,GT', 'nn_trainer', 'T,L', 'nn_train', '3,2',"
+                " 'echo', '${loss}']; from nnpipe.cli import main\n"
+                "try: main()\nexcept SystemExit as end: assert not end.code, end.code\n")
+
+
+def test_runs_compile_in_children_and_load_without_numbas_compiler_registries(tmp_path):
+    """A first run's kernels and entry point compile in child processes; a run loads them
+    without refreshing Numba's typing and lowering registries, a third of a warm run
+    (numba.np.polynomial: a module only that refresh loads)."""
+    program = TRAIN_A_LINE + "print('numba.np.polynomial' in sys.modules)"
+    runs = [python_in_a_child(program, tmp_path) for _ in range(2)]
     assert [run.returncode for run in runs] == [0, 0], runs[0].stderr
-    assert runs[1].stdout.strip() == "False"
+    assert [run.stdout.split()[-1] for run in runs] == ["False", "False"]
+
+
+def test_what_the_children_cannot_compile_the_run_compiles_itself(tmp_path):
+    program = ("from nnpipe.nn import compiled\n"
+               "compiled._child_setting = lambda: {'cwd': '/no/such/folder'}\n" + TRAIN_A_LINE)
+    run = python_in_a_child(program, tmp_path)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert float(run.stdout) > 0
 
 
 def test_a_run_finds_blas_without_importing_scipy_linalg():
     """scipy.linalg's __init__ would add a fifth of a second to every run; the engine needs
     only its BLAS table, and trains with it."""
-    program = ("import sys; sys.argv = ['nnpipe', '-q', '(0,1^1,0)', 'nn_init', 'nn_input', 'IN,1',"
-               " 'nn_fc', 'OUT,IN,1', 'nn_loss_mse', 'L,OUT,GT', 'nn_trainer', 'T,L', 'nn_train', '3,2'];"
-               " from nnpipe.cli import main\n"
-               "try: main()\nexcept SystemExit as end: assert not end.code, end.code\n"
-               "print(sorted(name for name in sys.modules if name.startswith('scipy.linalg')))")
+    program = TRAIN_A_LINE + "print(sorted(name for name in sys.modules if name.startswith('scipy.linalg')))"
     run = python_in_a_child(program)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "['scipy.linalg.cython_blas']"
+    assert run.stdout.split("\n")[1] == "['scipy.linalg.cython_blas']"
 
 
 def test_an_engine_of_other_sources_clears_numbas_cache_under_numba_cache_dir(tmp_path, monkeypatch):
