@@ -524,8 +524,9 @@ def backward(op, acts, grad_acts, params, grads, width):
         readers_rows, once_rows = inverse(rows, n_rows)
         gathering = once_x and once_rows
         inverse_table, inverse_counts, inverse_mains = runs(readers_x)
-        transposed = np.empty(taps * c_out, dtype=acts.dtype)
-        _transposed_weights(op, weights, transposed)
+        transposed = np.empty(taps * c_out if op[INPUT_GRADIENTS] else 0, dtype=acts.dtype)
+        if op[INPUT_GRADIENTS]:
+            _transposed_weights(op, weights, transposed)
         transposed_grads = np.zeros(taps * c_out, dtype=acts.dtype)
         step = _block(c_out * volume * w * width, n_rows)
         products = np.empty(c_out * volume * step * w * width, dtype=acts.dtype)
@@ -557,7 +558,7 @@ def backward(op, acts, grad_acts, params, grads, width):
         return
     step = _block(taps * width, plane)
     cols = np.empty(taps * step * width, dtype=acts.dtype)
-    grad_cols = np.empty_like(cols)
+    grad_cols = np.empty(cols.size if op[INPUT_GRADIENTS] else 0, dtype=acts.dtype)
     grad_weights = np.zeros(c_out * taps, dtype=acts.dtype)
     scratch = np.empty(c_out * step * width, dtype=acts.dtype)
     for first in range(0, plane, step):
