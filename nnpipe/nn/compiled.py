@@ -194,13 +194,18 @@ def _load_cached(function, signature):
 def _compile_in_children(pairs):
     """Compile each (dispatcher, signature) of `pairs` in child processes (`python -m
     nnpipe.nn.compiled`), as many at once as Numba's threads (one in a Dask worker), each
-    taking the next pair when it is done; they save what they compile in the disk cache. Sent
-    as one compile event, so that a long one is announced."""
-    requests = queue.SimpleQueue()
+    taking the next file's when it is done; they save what they compile in the disk cache.
+    The functions of one file go to one child (they share helpers, which it compiles once),
+    the largest file first (so that no long compile starts last). Sent as one compile event,
+    so that a long one is announced."""
+    by_file = {}
     for function, signature in pairs:
         module = sys.modules[function.py_func.__module__]
-        requests.put(pickle.dumps((module.__name__, module.__file__, function.__name__,
-                                   signature)).hex() + "\n")
+        by_file.setdefault(module.__file__, []).append(
+            (module.__name__, module.__file__, function.__name__, signature))
+    requests = queue.SimpleQueue()
+    for file in sorted(by_file, key=lambda file: -os.path.getsize(file)):
+        requests.put(pickle.dumps(by_file[file]).hex() + "\n")
 
     def child_at_work():
         try:
@@ -225,7 +230,7 @@ def _compile_in_children(pairs):
             child.kill()
             child.wait()
 
-    count = min(len(pairs), numba.config.NUMBA_NUM_THREADS, _processors())
+    count = min(len(by_file), numba.config.NUMBA_NUM_THREADS, _processors())
     workers = [threading.Thread(target=child_at_work, daemon=True) for _ in range(count)]
     with event.trigger_event("numba:compile", data={"dispatcher": pairs[0][0], "args": pairs[0][1]}):
         for worker in workers:
@@ -255,21 +260,21 @@ def _child_setting():
 
 
 def _serve_requests(lines, answers):
-    """In a child: compile what each line of `lines` asks (a kernel of a layer file, or an
+    """In a child: compile what each line of `lines` asks (functions of a layer file, or an
     entry point of a module the parent generated), answering a line on `answers` when done."""
     for line in lines:
-        name, path, function_name, signature = pickle.loads(bytes.fromhex(line))
-        if name not in sys.modules:
+        for name, path, function_name, signature in pickle.loads(bytes.fromhex(line)):
+            if name not in sys.modules:
+                try:
+                    importlib.import_module(name)
+                except ModuleNotFoundError:   # a generated module, not on the module path
+                    spec = importlib.util.spec_from_file_location(name, path)
+                    sys.modules[name] = importlib.util.module_from_spec(spec)
+                    spec.loader.exec_module(sys.modules[name])
             try:
-                importlib.import_module(name)
-            except ModuleNotFoundError:   # a generated module, not on the module path
-                spec = importlib.util.spec_from_file_location(name, path)
-                sys.modules[name] = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(sys.modules[name])
-        try:
-            getattr(sys.modules[name], function_name).compile(signature)
-        except Exception:   # noqa: BLE001 (the parent compiles it again, and reports why)
-            pass
+                getattr(sys.modules[name], function_name).compile(signature)
+            except Exception:   # noqa: BLE001 (the parent compiles it again, and reports why)
+                pass
         answers.write(DONE)
         answers.flush()
 

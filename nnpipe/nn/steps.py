@@ -21,6 +21,7 @@ from numba import prange
 
 from nnpipe.nn import optimizers, schedulers  # noqa: F401 (optimizer_step calls one)
 from nnpipe.nn.chunks import load_chunk, sample_indices
+from nnpipe.nn.layers import copy_values
 
 
 @numba.njit(cache=True, inline="always")
@@ -116,7 +117,7 @@ def infer_chunks(addresses, t, threads, ops, reals, feeds, samples, rows, params
         forward_ops(addresses, ops, reals, acts, params, width, valid, False, 0, no_stats)
         for j in range(result.shape[1]):
             at = (output_offset + j) * width
-            result[first:first + valid, j] = acts[at:at + valid]
+            copy_values(acts[at:at + valid], result[first:first + valid, j])
 
 
 @numba.njit(cache=True)

@@ -10,6 +10,7 @@ float argument), acts, grad_acts, params, grads, width (samples in the chunk), v
 ones among them), training, seed (the step's), stats (the step's per-thread statistics),
 losses, scale (1 / batch), batch."""
 
+import numba
 import numpy as np
 
 from nnpipe.errors import UserError
@@ -25,6 +26,15 @@ from nnpipe.errors import UserError
 FIRST_ARGUMENT, MAX_ARGUMENTS = 19, 8
 ROW_WIDTH = FIRST_ARGUMENT + MAX_ARGUMENTS
 NO_OP = -1
+
+
+@numba.njit(cache=True, inline="always")
+def copy_values(source, target):
+    """target[:] = source in compiled code, value by value: a slice assigned from an array
+    makes Numba compile the formatting of its shape-mismatch message, a second or more of a
+    network's first compile."""
+    for i in range(target.size):
+        target[i] = source[i]
 
 
 def column(layer_class, name):

@@ -6,7 +6,7 @@ import numba
 import numpy as np
 
 from nnpipe.errors import UserError
-from nnpipe.nn.layers import IN0, OUT, OUT_LEN, Layer, column
+from nnpipe.nn.layers import IN0, OUT, OUT_LEN, Layer, column, copy_values
 
 
 class Dropout(Layer):
@@ -71,7 +71,7 @@ def forward(op, real, acts, width, training, seed):
     x = acts[op[IN0] * width:(op[IN0] + n) * width]
     y = acts[op[OUT] * width:(op[OUT] + n) * width]
     if not training or rate == 0:
-        y[:] = x
+        copy_values(x, y)
         return
     factors = scales(op, rate, seed)
     for k in range(n):

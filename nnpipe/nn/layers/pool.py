@@ -13,7 +13,7 @@ import numpy as np
 
 from nnpipe.errors import UserError
 from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_W, OUT, OUT_D, OUT_H, OUT_LEN, OUT_W, Layer,
-                              column, gather, size_text)
+                              column, copy_values, gather, size_text)
 from nnpipe.nn.layers import resize
 from nnpipe.nn.layers.resize import AVERAGE, Resize
 
@@ -82,7 +82,7 @@ def forward(op, acts, width):
     for k in range(starts.size):
         y = acts[(op[OUT] + k) * width:(op[OUT] + k + 1) * width]
         first = starts[k] * width
-        y[:] = acts[first:first + width]
+        copy_values(acts[first:first + width], y)
         for j in range(1, offsets.size):
             at = (starts[k] + offsets[j]) * width
             x = acts[at:at + width]
