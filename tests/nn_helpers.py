@@ -39,7 +39,8 @@ def _forward(plan, params, samples, training, seed, dtype):
     stats = np.zeros(plan.stats_width, dtype=dtype)
     engine.load_chunk(plan.feed_table, samples, np.arange(batch), acts, batch)
     kernels = plan.kernels()
-    kernels.forward_ops(compiled.addresses(kernels, dtype), plan.ops, plan.reals, acts, params, batch, batch, training, seed, stats)
+    kernels.forward_ops(plan.ops, plan.reals, acts, params, batch, batch, training, seed, stats,
+                        compiled.addresses(kernels, dtype))
     return acts, params, batch
 
 
@@ -54,12 +55,12 @@ def run_batch(plan, params, samples, training=False, seed=0, dtype=np.float32, a
     losses = np.empty((len(plan.loss_rows), batch), dtype=dtype)
     kernels = plan.kernels()
     table = compiled.addresses(kernels, dtype)
-    kernels.loss_ops(table, plan.loss_rows, acts, grad_acts, losses, 0, batch, batch, dtype(1.0 / batch))
+    kernels.loss_ops(plan.loss_rows, acts, grad_acts, losses, 0, batch, batch, dtype(1.0 / batch), table)
     grads = np.zeros(plan.parameter_size, dtype=dtype)
     ops = plan.ops.copy()
     if not as_trained:
         ops[:, INPUT_GRADIENTS] = 1
-    kernels.backward_ops(table, ops, plan.reals, acts, grad_acts, params, grads, batch, seed)
+    kernels.backward_ops(ops, plan.reals, acts, grad_acts, params, grads, batch, seed, table)
     per_value = grad_acts.reshape(plan.width, batch).T
     sample_grads = np.concatenate(
         [per_value[:, offset:offset + length] for offset, length in plan.feed_table], axis=1)

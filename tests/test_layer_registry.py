@@ -110,14 +110,17 @@ def test_ctrl_c_during_a_first_compile_leaves_the_cache_usable(tmp_path):
     assert done.stderr.count("\n") <= 2 and done.stdout.strip().endswith("trained")
 
 
-def test_a_run_that_compiles_gives_the_numbers_of_a_run_that_loads(tmp_path):
+@pytest.mark.parametrize("hidden", [["nn_resfcnl", "R"], ["nn_run", "R,H,\"mul 0.5\""]],
+                         ids=["compiled", "calling-back"])
+def test_a_run_that_compiles_gives_the_numbers_of_a_run_that_loads(tmp_path, hidden):
     """The same training, first from an empty compile cache, then from the cache it left: the
-    same loss to the last bit (the engine runs code loaded from the cache in both)."""
+    same loss to the last bit (the engine runs code loaded from the cache in both, also
+    between the commands of an nn_run layer)."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NNPIPE_CACHE_DIR": str(tmp_path),
            "PYTHONPATH": str(REPO)}
     script = ["-m", "nnpipe", "--seed", "3", "-q", "i", "8,8,1,3,'u(-1,1)'", "nn_init",
-              "nn_input", "IN,2", "nn_fcnnl", "H,IN,16", "nn_resfcnl", "R", "nn_fc", "OUT,.,1",
-              "nn_loss_mse", "LOSS,OUT,GT", "nn_trainer", "T,LOSS,1e-2,adam", "nn_train", "200,16",
+              "nn_input", "IN,2", "nn_fcnnl", "H,IN,16", *hidden, "nn_fc", "OUT,.,1",
+              "nn_loss_mse", "LOSS,OUT,GT", "nn_trainer", "T,LOSS,1e-2,adam", "nn_train", "100,16",
               "echo", "${loss}"]
     runs = [subprocess.run([sys.executable, *script], env=env, capture_output=True, text=True,
                            timeout=180) for _ in range(2)]

@@ -326,10 +326,9 @@ def test_nn_run_gradient_is_the_outputs_resized_to_the_input():
                                 np.zeros(0, np.float32), interp.run_pipeline)
     losses = np.empty((1, 2), dtype=np.float32)
     kernels = plan.kernels()
-    table = compiled.addresses(kernels, np.float32)
-    kernels.loss_ops(table, plan.loss_rows, acts, grad_acts, losses, 0, 2, 2, np.float32(0.5))
-    kernels.backward_ops(table, plan.ops, plan.reals, acts, grad_acts, np.zeros(0, np.float32),
-                         np.zeros(0, np.float32), 2, 0)
+    compiled.run(kernels.loss_ops, plan.loss_rows, acts, grad_acts, losses, 0, 2, 2, np.float32(0.5))
+    compiled.run(kernels.backward_ops, plan.ops, plan.reals, acts, grad_acts, np.zeros(0, np.float32),
+                 np.zeros(0, np.float32), 2, 0)
     output_grads = grad_acts.reshape(plan.width, 2)[plan.offsets["R"]:plan.offsets["R"] + 20]
     input_grads = grad_acts.reshape(plan.width, 2)[plan.offsets["IN"]:plan.offsets["IN"] + 6]
     for c in range(2):

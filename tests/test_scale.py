@@ -102,7 +102,7 @@ def test_a_worker_killed_mid_sweep_loses_no_run(cluster, work):
     pids = client.run(os.getpid)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     sweep = subprocess.Popen([sys.executable, "-m", "nnpipe", "--seed", "1", "sweep", str(XOR),
-                              "rate=0.01,0.02,0.03,0.04", "1=1500", "--scheduler", address],
+                              "rate=0.01,0.02,0.03,0.04", "1=30000", "--scheduler", address],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         busy = []

@@ -43,10 +43,10 @@ TEMPLATE = Path(__file__).resolve().parent / "steps.py"
 # The dispatch functions: (name, parameters, the rows it loops over (backwards?), hook) and what
 # a kernel's parameter names stand for inside them. A kernel asks for what it needs by name.
 DISPATCH = (
-    ("forward_ops", "addresses, ops, reals, acts, params, width, valid, training, seed, stats", False, "forward"),
-    ("backward_ops", "addresses, ops, reals, acts, grad_acts, params, grads, width, seed", True, "backward"),
-    ("loss_ops", "addresses, ops, acts, grad_acts, losses, first, width, valid, scale", False, "loss"),
-    ("after_step_ops", "addresses, ops, params, stats, batch", False, "after_step"),
+    ("forward_ops", "ops, reals, acts, params, width, valid, training, seed, stats, addresses", False, "forward"),
+    ("backward_ops", "ops, reals, acts, grad_acts, params, grads, width, seed, addresses", True, "backward"),
+    ("loss_ops", "ops, acts, grad_acts, losses, first, width, valid, scale, addresses", False, "loss"),
+    ("after_step_ops", "ops, params, stats, batch, addresses", False, "after_step"),
 )
 # inlined into the driver by Numba: one function for LLVM to optimize, not one per level
 INLINE = '@numba.njit(cache=True, inline="always")'
@@ -136,8 +136,9 @@ def _load(name, text):
 
 
 def run(function, *args):
-    """Call `function` (an entry point of an engine module) on `args` and the address table of
-    the module's kernels (see `addresses`), the entry point loaded as they are."""
+    """Call `function` (a compiled function of an engine module: an entry point, a dispatch)
+    on `args` and the address table of the module's kernels (see `addresses`), its machine
+    code loaded as theirs is."""
     module = sys.modules[function.py_func.__module__]
     signature = tuple(numba.typeof(value) for value in args) + (kernel_calls.TABLE,)
     table = addresses(module, np.float32, also=[(function, signature)])

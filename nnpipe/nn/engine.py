@@ -227,16 +227,15 @@ def train(plan, params, moments, state, samples, iterations, batch, optimizer, s
 def forward_calling_back(plan, acts, params, width, valid, training, seed, stats, runner):
     """The forward pass of a plan with nn_run layers: compiled parts, and the commands
     between them."""
-    kernels = plan.kernels()
-    table, start = compiled.addresses(kernels, np.float32), 0
+    forward_ops, start = plan.kernels().forward_ops, 0
     for row, layer in plan.callbacks:
-        kernels.forward_ops(table, plan.ops[start:row], plan.reals[start:row], acts, params, width,
-                            valid, training, seed, stats)
+        compiled.run(forward_ops, plan.ops[start:row], plan.reals[start:row], acts, params, width,
+                     valid, training, seed, stats)
         registry.kernel_file(plan.ops[row, OPCODE]).forward(layer, plan.ops[row], acts, width, valid,
                                                             runner)
         start = row + 1
-    kernels.forward_ops(table, plan.ops[start:], plan.reals[start:], acts, params, width, valid,
-                        training, seed, stats)
+    compiled.run(forward_ops, plan.ops[start:], plan.reals[start:], acts, params, width, valid,
+                 training, seed, stats)
 
 
 def train_calling_back(plan, params, moments, state, samples, iterations, batch, optimizer,
@@ -244,7 +243,6 @@ def train_calling_back(plan, params, moments, state, samples, iterations, batch,
     """train_serial for a plan with nn_run layers: the whole batch as one chunk, one step
     after the other, the same draws, losses and updates."""
     kernels = plan.kernels(optimizer, scheduler)
-    table = compiled.addresses(kernels, np.float32)
     acts = np.empty(plan.width * batch, dtype=np.float32)
     grad_acts = np.empty_like(acts)
     indices = np.empty(batch, dtype=np.int64)
@@ -258,12 +256,15 @@ def train_calling_back(plan, params, moments, state, samples, iterations, batch,
         stats = np.zeros(plan.stats_width, dtype=np.float32)
         load_chunk(plan.feed_table, samples, indices, acts, batch)
         forward_calling_back(plan, acts, params, batch, batch, True, seed + iteration, stats, runner)
-        kernels.loss_ops(table, plan.loss_rows, acts, grad_acts, losses, 0, batch, batch, np.float32(1.0 / batch))
+        compiled.run(kernels.loss_ops, plan.loss_rows, acts, grad_acts, losses, 0, batch, batch,
+                     np.float32(1.0 / batch))
         value = float(losses.sum()) / batch
         if not math.isfinite(value):
             return step
-        kernels.backward_ops(table, plan.ops, plan.reals, acts, grad_acts, params, grads, batch, seed + iteration)
-        kernels.update(table, plan.ops, params, grads, plan.mask, moments, state, stats, batch, value)
+        compiled.run(kernels.backward_ops, plan.ops, plan.reals, acts, grad_acts, params, grads,
+                     batch, seed + iteration)
+        compiled.run(kernels.update, plan.ops, params, grads, plan.mask, moments, state, stats,
+                     batch, value)
         losses_out[step] = value
     return iterations
 

@@ -4,7 +4,7 @@ loss_ops, after_step_ops: a branch per layer type the network uses, nothing else
 optimizer_step, scheduler_step: its trainer's optimizer and scheduler) and imports the result
 as a module of its own, cached on disk, so a network compiles only its own kernels. The
 dispatch calls them through their addresses, in the table `addresses` that every function here
-passes on (see nnpipe.nn.kernel_calls). This file is never imported as it is.
+takes last and passes on (see nnpipe.nn.kernel_calls). This file is never imported as it is.
 
 A training step runs forward, loss and backward over the mini-batch's chunks, then the
 optimizer's update. train_serial does it on the calling thread; train_parallel shares the
@@ -25,8 +25,8 @@ from nnpipe.nn.layers import copy_values
 
 
 @numba.njit(cache=True, inline="always")
-def thread_chunks(addresses, t, threads, ops, reals, loss_rows, feeds, samples, indices, width, acts,
-                  grad_acts, params, grads, stats, losses, seed, scale):
+def thread_chunks(t, threads, ops, reals, loss_rows, feeds, samples, indices, width, acts,
+                  grad_acts, params, grads, stats, losses, seed, scale, addresses):
     """Chunks t, t + threads, ... of the batch `indices`: forward, loss, backward. Gradients
     and statistics add up in `grads` and `stats`, zeroed first."""
     batch = indices.size
@@ -36,17 +36,17 @@ def thread_chunks(addresses, t, threads, ops, reals, loss_rows, feeds, samples, 
         first = chunk * width
         valid = min(width, batch - first)
         load_chunk(feeds, samples, indices[first:first + valid], acts, width)
-        forward_ops(addresses, ops, reals, acts, params, width, valid, True, seed, stats)
+        forward_ops(ops, reals, acts, params, width, valid, True, seed, stats, addresses)
         grad_acts[:] = 0
-        loss_ops(addresses, loss_rows, acts, grad_acts, losses, first, width, valid, scale)
-        backward_ops(addresses, ops, reals, acts, grad_acts, params, grads, width, seed)
+        loss_ops(loss_rows, acts, grad_acts, losses, first, width, valid, scale, addresses)
+        backward_ops(ops, reals, acts, grad_acts, params, grads, width, seed, addresses)
 
 
 @numba.njit(cache=True, inline="always")
-def update(addresses, ops, params, grads, mask, moments, state, stats, batch, value):
+def update(ops, params, grads, mask, moments, state, stats, batch, value, addresses):
     """The end of a step: the layers' after-step hooks (running statistics), the optimizer's
     update, the scheduler."""
-    after_step_ops(addresses, ops, params, stats, batch)
+    after_step_ops(ops, params, stats, batch, addresses)
     optimizer_step(params, grads, mask, moments, state[schedulers.RATE],
                    int(state[schedulers.ITERATION]) + 1)
     scheduler_step(state, value)
@@ -65,14 +65,14 @@ def train_serial(ops, reals, loss_rows, feeds, samples, iterations, batch, width
     for step in range(iterations):
         iteration = int(state[schedulers.ITERATION])
         sample_indices(seed, iteration, samples.shape[0], indices)
-        thread_chunks(addresses, 0, 1, ops, reals, loss_rows, feeds, samples, indices, width, acts[0],
+        thread_chunks(0, 1, ops, reals, loss_rows, feeds, samples, indices, width, acts[0],
                       grad_acts[0], params, thread_grads[0], thread_stats[0], losses,
-                      seed + iteration, scale)
+                      seed + iteration, scale, addresses)
         value = losses.sum() / batch
         if not math.isfinite(value):
             return step
-        update(addresses, ops, params, thread_grads[0], mask, moments, state,
-               thread_stats[0], batch, value)
+        update(ops, params, thread_grads[0], mask, moments, state, thread_stats[0], batch,
+               value, addresses)
         losses_out[step] = value
     return iterations
 
@@ -89,24 +89,24 @@ def train_parallel(ops, reals, loss_rows, feeds, samples, iterations, batch, wid
         iteration = int(state[schedulers.ITERATION])
         sample_indices(seed, iteration, samples.shape[0], indices)
         for t in prange(threads):
-            thread_chunks(addresses, t, threads, ops, reals, loss_rows, feeds, samples, indices, width, acts[t],
+            thread_chunks(t, threads, ops, reals, loss_rows, feeds, samples, indices, width, acts[t],
                           grad_acts[t], params, thread_grads[t], thread_stats[t], losses,
-                          seed + iteration, scale)
+                          seed + iteration, scale, addresses)
         value = losses.sum() / batch
         if not math.isfinite(value):
             return step
         for t in range(1, threads):
             thread_grads[0] += thread_grads[t]
             thread_stats[0] += thread_stats[t]
-        update(addresses, ops, params, thread_grads[0], mask, moments, state,
-               thread_stats[0], batch, value)
+        update(ops, params, thread_grads[0], mask, moments, state, thread_stats[0], batch,
+               value, addresses)
         losses_out[step] = value
     return iterations
 
 
 @numba.njit(cache=True, inline="always")
-def infer_chunks(addresses, t, threads, ops, reals, feeds, samples, rows, params, width, acts, no_stats,
-                 output_offset, result):
+def infer_chunks(t, threads, ops, reals, feeds, samples, rows, params, width, acts, no_stats,
+                 output_offset, result, addresses):
     """The forward pass over chunks t, t + threads, ... of the samples `rows`; the output into
     `result`."""
     count = rows.size
@@ -114,7 +114,7 @@ def infer_chunks(addresses, t, threads, ops, reals, feeds, samples, rows, params
         first = chunk * width
         valid = min(width, count - first)
         load_chunk(feeds, samples, rows[first:first + valid], acts, width)
-        forward_ops(addresses, ops, reals, acts, params, width, valid, False, 0, no_stats)
+        forward_ops(ops, reals, acts, params, width, valid, False, 0, no_stats, addresses)
         for j in range(result.shape[1]):
             at = (output_offset + j) * width
             copy_values(acts[at:at + valid], result[first:first + valid, j])
@@ -123,8 +123,8 @@ def infer_chunks(addresses, t, threads, ops, reals, feeds, samples, rows, params
 @numba.njit(cache=True)
 def infer_serial(ops, reals, feeds, samples, rows, params, width, acts, no_stats, output_offset,
                  result, addresses):
-    infer_chunks(addresses, 0, 1, ops, reals, feeds, samples, rows, params, width, acts[0], no_stats,
-                 output_offset, result)
+    infer_chunks(0, 1, ops, reals, feeds, samples, rows, params, width, acts[0], no_stats,
+                 output_offset, result, addresses)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -132,5 +132,5 @@ def infer_parallel(ops, reals, feeds, samples, rows, params, width, acts, no_sta
                    result, addresses):
     threads = acts.shape[0]
     for t in prange(threads):
-        infer_chunks(addresses, t, threads, ops, reals, feeds, samples, rows, params, width, acts[t], no_stats,
-                     output_offset, result)
+        infer_chunks(t, threads, ops, reals, feeds, samples, rows, params, width, acts[t], no_stats,
+                     output_offset, result, addresses)
