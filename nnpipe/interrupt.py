@@ -18,10 +18,17 @@ from nnpipe import progress
 from nnpipe.images import atomic
 
 EXIT_STATUS = 130
+_AT_STOP = []   # what must end with the run (child processes)
+
+
+def at_stop(callback):
+    """Have `callback()` called when Ctrl-C stops the run."""
+    _AT_STOP.append(callback)
 
 
 def report():
-    """End a progress line left open, say so, remove temporaries of writes under way."""
+    """End a progress line left open, say so, remove temporaries of writes under way, end
+    what must end with the run."""
     progress.end_open_line()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -34,6 +41,8 @@ def report():
     except (OSError, ValueError):
         pass
     atomic.remove_in_progress()
+    for callback in _AT_STOP:
+        callback()
 
 
 def _on_signal(signum, frame):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -265,15 +266,32 @@ def test_ctrl_c_stops_a_long_loop_with_one_line(tmp_path):
     assert all(line == "compiling kernels for this network (first run only)…" for line in lines[:-1])
 
 
+def compile_children_using(cache):
+    """The compile children (nnpipe.nn.compiled) running with Numba's cache in `cache`."""
+    children = []
+    for process in Path("/proc").iterdir():
+        try:
+            command = (process / "cmdline").read_bytes()
+            environment = (process / "environ").read_bytes().split(b"\0")
+        except OSError:   # not a process, or ended meanwhile
+            continue
+        if b"nnpipe.nn.compiled" in command and f"NUMBA_CACHE_DIR={cache}".encode() in environment:
+            children.append(process.name)
+    return children
+
+
 def test_ctrl_c_while_numba_compiles_is_one_line(tmp_path):
     """An empty compile cache makes the first nn_train compile for a few seconds (said once a
-    second has passed, which may or may not be before the interruption)."""
+    second has passed, which may or may not be before the interruption); its compile children
+    end with it."""
     cache = tmp_path / "numba-cache"
     process = start(tmp_path, ["echo", "started", "(1^2)", "nn_init", "nn_input", "IN,1", "nn_fc",
                                "OUT,IN,1", "nn_loss_mse", "L,OUT,GT", "nn_trainer", "T,L", "nn_train", "5,1"],
                     env={"NUMBA_CACHE_DIR": str(cache)})
     assert interrupt_after_start(process, 1.0) == 130
     assert process.stderr.read().removeprefix(COMPILING + "\n") == "nnpipe: interrupted\n"
+    if Path("/proc").is_dir():
+        assert compile_children_using(cache) == []
 
 
 def test_ctrl_c_after_the_command_line_ran_leaves_its_exit_status(tmp_path):

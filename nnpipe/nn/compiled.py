@@ -35,6 +35,7 @@ from numba.core import event
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.runtime import nrt
 
+from nnpipe import interrupt
 from nnpipe.nn import SOURCES_DIGEST, kernel_calls
 from nnpipe.nn.layers import registry
 
@@ -215,6 +216,7 @@ def _compile_in_children(pairs):
                                      stderr=subprocess.DEVNULL, **_child_setting())
         except OSError:   # no child: the parent compiles what is left
             return
+        _CHILDREN.add(child)
         try:
             with child.stdin, child.stdout:
                 while True:
@@ -230,6 +232,7 @@ def _compile_in_children(pairs):
         finally:
             child.kill()
             child.wait()
+            _CHILDREN.discard(child)
 
     count = min(len(by_file), numba.config.NUMBA_NUM_THREADS, _processors())
     workers = [threading.Thread(target=child_at_work, daemon=True) for _ in range(count)]
@@ -241,6 +244,15 @@ def _compile_in_children(pairs):
 
 
 DONE = "done\n"
+_CHILDREN = set()   # the compile children at work, ended with the run if Ctrl-C stops it
+
+
+def _end_children():
+    for child in list(_CHILDREN):
+        child.kill()
+
+
+interrupt.at_stop(_end_children)
 
 
 def _processors():
