@@ -21,6 +21,12 @@ TUTORIAL = ("nn_input IN,2 nn_fcnnl L1,IN,8 nn_resfcnl L2 nn_fc OUT,.,3 nn_loss_
             " nn_trainer T,LOSS,1e-3,adam")
 
 
+def environment_with_caches_in(folder):
+    """A child's environment: this nnpipe, Numba's and nnpipe's compile caches in `folder`."""
+    return {**os.environ, "NUMBA_CACHE_DIR": str(folder), "NNPIPE_CACHE_DIR": str(folder),
+            "PYTHONPATH": str(REPO)}
+
+
 def kernel_files_of(plan):
     codes = list(plan.ops[:, OPCODE]) + list(plan.loss_rows[:, OPCODE])
     return {registry.kernel_file(code).__name__.rsplit(".", 1)[1] for code in codes}
@@ -88,8 +94,7 @@ def test_nn_scale_is_listed_by_nn_print_with_its_parameters():
 def test_ctrl_c_during_a_first_compile_leaves_the_cache_usable(tmp_path):
     """A cold compile is cut at several moments; each time the run ends with one line and
     status 130, and the next run, from what was left, trains."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NNPIPE_CACHE_DIR": str(tmp_path),
-           "PYTHONPATH": str(REPO)}
+    env = environment_with_caches_in(tmp_path)
     script = ["-m", "nnpipe", "(0,0,1,1^0,1,0,1^1,0,1,0)", "nn_init", "nn_input", "IN,2",
               "nn_fcnl", "H,IN,8,tanh", "nn_fc", "OUT,H,1", "nn_loss_mse", "LOSS,OUT,GT",
               "nn_trainer", "T,LOSS,1e-2,adamax", "nn_train", "20,3", "echo", "trained"]
@@ -116,8 +121,7 @@ def test_a_run_that_compiles_gives_the_numbers_of_a_run_that_loads(tmp_path, hid
     """The same training, first from an empty compile cache, then from the cache it left: the
     same loss to the last bit (the engine runs code loaded from the cache in both, also
     between the commands of an nn_run layer)."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NNPIPE_CACHE_DIR": str(tmp_path),
-           "PYTHONPATH": str(REPO)}
+    env = environment_with_caches_in(tmp_path)
     script = ["-m", "nnpipe", "--seed", "3", "-q", "i", "8,8,1,3,'u(-1,1)'", "nn_init",
               "nn_input", "IN,2", "nn_fcnnl", "H,IN,16", *hidden, "nn_fc", "OUT,.,1",
               "nn_loss_mse", "LOSS,OUT,GT", "nn_trainer", "T,LOSS,1e-2,adam", "nn_train", "100,16",
@@ -131,9 +135,9 @@ def test_a_run_that_compiles_gives_the_numbers_of_a_run_that_loads(tmp_path, hid
 def python_in_a_child(program, cache=None):
     """`program` run by a fresh Python that imports this nnpipe (its modules not yet loaded),
     with its compile caches in the folder `cache` if given."""
-    caches = {"NUMBA_CACHE_DIR": str(cache), "NNPIPE_CACHE_DIR": str(cache)} if cache else {}
+    env = environment_with_caches_in(cache) if cache else {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **caches, "PYTHONPATH": str(REPO)})
+                          timeout=300, env=env)
 
 
 TRAIN_A_LINE = ("import sys; sys.argv = ['nnpipe', '-q', '(0,1^1,0)', 'nn_init', 'nn_input', 'IN,1',"

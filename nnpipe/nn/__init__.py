@@ -1,9 +1,9 @@
 """Networks, layers and the Numba engine.
 
 Numba's on-disk cache only notices changes to the file of a cached function, not to the
-helpers and constants it takes from other files; so a stamp of every source file of this package decides
-whether the cached machine code is still valid (after an upgrade or an edit), and clears it
-if not."""
+helpers and constants it takes from other files; so a stamp of every source file of this
+package decides whether the cached machine code is still valid (after an upgrade or an edit),
+and clears it if not."""
 
 import hashlib
 import os

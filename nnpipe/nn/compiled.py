@@ -234,7 +234,7 @@ def _compile_in_children(pairs):
             child.wait()
             _CHILDREN.discard(child)
 
-    count = min(len(by_file), numba.config.NUMBA_NUM_THREADS, _processors())
+    count = min(len(by_file), numba.config.NUMBA_NUM_THREADS)   # by default, the processors
     workers = [threading.Thread(target=child_at_work, daemon=True) for _ in range(count)]
     with event.trigger_event("numba:compile", data={"dispatcher": pairs[0][0], "args": pairs[0][1]}):
         for worker in workers:
@@ -253,13 +253,6 @@ def _end_children():
 
 
 interrupt.at_stop(_end_children)
-
-
-def _processors():
-    """The processors this process may run on (Linux sets them per process)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _child_setting():

@@ -4,8 +4,8 @@ column holds the biases."""
 import numba
 
 from nnpipe.nn.blas import gemm
-from nnpipe.nn.layers import (IN0, IN0_LEN, INPUT_GRADIENTS, OUT, OUT_LEN, PARAM, Layer, count, learning_mask,
-                              weights_and_biases)
+from nnpipe.nn.layers import (IN0, IN0_LEN, INPUT_GRADIENTS, OUT, OUT_LEN, PARAM, Layer, count,
+                              learning_mask, weights_and_biases)
 
 
 class FullyConnected(Layer):
