@@ -9,11 +9,13 @@ import warnings
 
 import click
 
-from nnpipe import __version__, interrupt, scale
+from nnpipe import __version__, interrupt, sweeps
 from nnpipe.commands import load_all
-from nnpipe.commands.registry import COMMANDS, GROUP_ORDER, closest, lookup
 from nnpipe.errors import UsageError, UserError, one_line
 from nnpipe.lang.interpreter import Interpreter
+from nnpipe.registry import GROUP_ORDER
+
+COMMANDS = load_all()
 
 LANGUAGE_HELP = """\
 Items are separated by spaces; a command takes the next item as its comma-separated
@@ -63,8 +65,8 @@ def main(ctx, seed, quiet, verbose, debug):
 
 
 def _interpret(options, action):
-    interpreter = Interpreter(seed=options["seed"], quiet=options["quiet"], verbose=options["verbose"])
-    _reporting_errors(options, lambda: action(interpreter), interpreter.warn)
+    interpreter = Interpreter(COMMANDS, seed=options["seed"], quiet=options["quiet"], verbose=options["verbose"])
+    _reporting_errors(options, lambda: action(interpreter), interpreter.workspace.warn)
 
 
 def _plain_warning(text):
@@ -171,7 +173,7 @@ SCHEDULER = click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Where to write the table as CSV (default: RUNS/sweep.csv).")
 @click.option("--runs", "runs_folder", type=click.Path(file_okay=False), default="runs",
               show_default=True, help="Folder of the runs' output folders.")
-@click.option("--collect", default=",".join(scale.METRICS),
+@click.option("--collect", default=",".join(sweeps.METRICS),
               show_default=True, help="Variables collected at the end of each run; the table is"
                                       " sorted by the first one set.")
 @click.pass_obj
@@ -186,7 +188,7 @@ def sweep_command(options, script, settings, workers, scheduler, csv_path, runs_
     run, its one-line error. Exit status 1 only when every run failed."""
     def action():
         names = [name.strip() for name in collect.split(",") if name.strip()]
-        results = scale.sweep(script, settings, workers, scheduler, csv_path, runs_folder,
+        results = sweeps.sweep(script, settings, workers, scheduler, csv_path, runs_folder,
                               options["seed"], names, click.echo)
         if all(outcome.error for outcome in results):
             sys.exit(1)
@@ -207,7 +209,7 @@ def map_command(options, script, files, workers, scheduler):
     its network with nn_load reads the file once per worker: later files on that worker reuse
     it while the file is unchanged."""
     def action():
-        results = scale.map_files(script, files, workers, scheduler, options["seed"], click.echo)
+        results = sweeps.map_files(script, files, workers, scheduler, options["seed"], click.echo)
         if any(outcome.error for outcome in results):
             sys.exit(1)
     _reporting_errors(options, action)
@@ -220,9 +222,9 @@ def help_command(name):
     if name is None:
         click.echo(LANGUAGE_HELP + "\n\nRun `nnpipe commands` for the list of commands.")
         return
-    entry = lookup(name)
+    entry = COMMANDS.lookup(name)
     if entry is None:
-        suggestion = closest(name)
+        suggestion = COMMANDS.closest(name)
         hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
         click.echo(f"nnpipe: error: unknown command '{one_line(name)}'{hint}", err=True)
         sys.exit(2)
@@ -239,7 +241,7 @@ def command_list():
     columns = max(60, shutil.get_terminal_size().columns - 1)
     lines = []
     for group in GROUP_ORDER:
-        entries = sorted((e for e in COMMANDS.values() if e.group == group), key=lambda e: e.name)
+        entries = COMMANDS.in_group(group)
         if not entries:
             continue
         lines.append(f"{group}:")
@@ -251,5 +253,3 @@ def command_list():
         lines.append("")
     return "\n".join(lines).rstrip()
 
-
-load_all()

@@ -46,7 +46,7 @@ def nnpipe_setup(net):
     from nnpipe.cli import load_all  # noqa: F401  (fills the command registry)
     from nnpipe.lang.interpreter import Interpreter
 
-    ctx = Interpreter(seed=0, quiet=True)
+    ctx = Interpreter(load_all(), seed=0, quiet=True)
     ctx.run_items(["input", str(IMAGE), "nn_samples"] + NETS[net].split())
     return ctx
 

@@ -72,9 +72,9 @@ def nnpipe_network(pictures, labels):
     from nnpipe.cli import load_all  # noqa: F401  (fills the command registry)
     from nnpipe.lang.interpreter import Interpreter
 
-    ctx = Interpreter(seed=0, quiet=True)
-    ctx.images.append(pictures[None], "samples")
-    ctx.images.append(np.eye(CLASSES, dtype=np.float32)[labels].T[:, :, None, None], "labels")
+    ctx = Interpreter(load_all(), seed=0, quiet=True)
+    ctx.workspace.images.append(pictures[None], "samples")
+    ctx.workspace.images.append(np.eye(CLASSES, dtype=np.float32)[labels].T[:, :, None, None], "labels")
     ctx.run_items(NET.split())
     return ctx
 
@@ -175,9 +175,9 @@ def conv_nnpipe_network():
     from nnpipe.lang.interpreter import Interpreter
 
     inputs, targets = conv_dataset()
-    ctx = Interpreter(seed=0, quiet=True)
-    ctx.images.append(inputs[None], "samples")
-    ctx.images.append(targets[None], "truth")
+    ctx = Interpreter(load_all(), seed=0, quiet=True)
+    ctx.workspace.images.append(inputs[None], "samples")
+    ctx.workspace.images.append(targets[None], "truth")
     ctx.run_items(CONV_NET.split())
     return ctx
 

@@ -4,7 +4,7 @@ another, each in its own process.
 The sweep is examples/xor.nnp over 4 learning rates at a fixed number of iterations. The
 sweep's time is the wall time of `nnpipe sweep --workers 2` (cluster start included; each
 worker runs Numba on cores / workers threads); the sequential time is the sum of 4 processes
-each running one run through the same task code (nnpipe.scale.run_script), once with Numba's
+each running one run through the same task code (nnpipe.sweeps.run_script), once with Numba's
 default threads (what `nnpipe run` uses) and once with 1 thread, as a sweep worker has here.
 Prints the times (median of the repeats) and the ratios sequential / sweep.
 
@@ -40,7 +40,7 @@ def sweep_time(iterations, folder):
 def sequential_time(iterations, folder, **environment):
     total = 0.0
     for rate in RATES:
-        code = (f"from nnpipe.scale import run_script\n"
+        code = (f"from nnpipe.sweeps import run_script\n"
                 f"outcome = run_script({str(XOR)!r}, {str(XOR)!r}, 'rate={rate}', [{str(iterations)!r}],"
                 f" [('rate', {rate!r})], 1, {str(Path(folder) / rate)!r}, ('loss',))\n"
                 f"assert not outcome.error, outcome.error\n")

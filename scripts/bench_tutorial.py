@@ -26,9 +26,10 @@ FILL = 'fill "sin(x/10)*cos(y/10)+c"'
 
 NNPIPE_LOOP = """
 import io, sys, time
+from nnpipe.commands import load_all
 from nnpipe.lang.interpreter import Interpreter
 n = int(sys.argv[1])
-interpreter = Interpreter(seed=1, quiet=True, out=io.StringIO(), err=io.StringIO())
+interpreter = Interpreter(load_all(), seed=1, quiet=True, out=io.StringIO(), err=io.StringIO())
 started = time.perf_counter()
 interpreter.run_items([sys.argv[2], "nn_lib_tutorial", f"{n},{sys.argv[3]}"])
 print(time.perf_counter() - started)
@@ -45,7 +46,7 @@ print(time.perf_counter() - started)
 NNPIPE_FILL = """
 import io, time
 from nnpipe.lang.interpreter import Interpreter
-interpreter = Interpreter(quiet=True, out=io.StringIO())
+interpreter = Interpreter(load_all(), quiet=True, out=io.StringIO())
 interpreter.run_items(["1024,1024,1,3"])
 times = []
 for _ in range(7):

@@ -33,18 +33,18 @@ def starting_point():
     """The samples, their classes and nnpipe's initial weights, by weight image name."""
     pictures, labels = (part[:SAMPLES] for part in dataset())
     ctx = nnpipe_network(pictures, labels)
-    return pictures, labels, {name: ctx.images.get(name).copy() for name in WEIGHTS}
+    return pictures, labels, {name: ctx.workspace.images.get(name).copy() for name in WEIGHTS}
 
 
 def nnpipe_results(pictures, labels, weights):
     """Every layer's output (in PyTorch's layout), the loss at each step, the final weights."""
     ctx = nnpipe_network(pictures, labels)
     for name, image in weights.items():
-        ctx.images.set(name, image)
+        ctx.workspace.images.set(name, image)
     results = {}
     for name in OUTPUTS:
         ctx.run_items(["nn_eval[samples]", name])
-        image = ctx.images[len(ctx.images) - 1]
+        image = ctx.workspace.images[len(ctx.workspace.images) - 1]
         # nn_eval stacks the samples along z: (channels, samples, height, width)
         results[f"output_{name}"] = image.reshape(image.shape[0], len(pictures),
                                                   *image.shape[2:]).swapaxes(0, 1)
@@ -54,7 +54,7 @@ def nnpipe_results(pictures, labels, weights):
         losses.append(float(ctx.lookup("loss")))
     results["losses"] = np.array(losses)
     for name in WEIGHTS:
-        results[f"final_{name}"] = ctx.images.get(name)
+        results[f"final_{name}"] = ctx.workspace.images.get(name)
     return results
 
 

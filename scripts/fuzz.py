@@ -31,6 +31,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from nnpipe.cli import main as nnpipe_main  # noqa: E402
 from nnpipe.errors import UserError  # noqa: E402
+from nnpipe.commands import load_all  # noqa: E402
 from nnpipe.lang.interpreter import Interpreter  # noqa: E402
 
 OWN_LINES = ("nnpipe: error: ", "nnpipe: warning: ", "nn_train ", "nn_step", "wrote ", "loaded ")
@@ -38,7 +39,7 @@ OWN_LINES = ("nnpipe: error: ", "nnpipe: warning: ", "nn_train ", "nn_step", "wr
 
 def failure(items):
     """None, or (kind, place, text) for an internal error."""
-    interpreter = Interpreter(seed=0, quiet=True, out=io.StringIO(), err=io.StringIO())
+    interpreter = Interpreter(load_all(), seed=0, quiet=True, out=io.StringIO(), err=io.StringIO())
     try:
         interpreter.run_items(items)
     except UserError as error:

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from nnpipe.cli import main  # importing the CLI also registers every command family
 from nnpipe.errors import UserError
+from nnpipe.commands import load_all
 from nnpipe.lang.interpreter import Interpreter
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,24 +27,28 @@ class Run:
     err: str
 
     @property
+    def workspace(self):
+        return self.interpreter.workspace
+
+    @property
     def lines(self):
         return self.out.splitlines()
 
     @property
     def images(self):
-        return self.interpreter.images
+        return self.interpreter.workspace.images
 
     def image(self, index=-1):
-        return self.interpreter.images[index]
+        return self.interpreter.workspace.images[index]
 
     @property
     def names(self):
-        return list(self.interpreter.images.names)
+        return list(self.interpreter.workspace.images.names)
 
 
 def _interpreter(seed, quiet, verbose):
     out, err = io.StringIO(), io.StringIO()
-    return Interpreter(seed=seed, quiet=quiet, verbose=verbose, out=out, err=err), out, err
+    return Interpreter(load_all(), seed=seed, quiet=quiet, verbose=verbose, out=out, err=err), out, err
 
 
 def run_script(text, args=(), file="test.nnp", seed=0, quiet=False, verbose=False):

@@ -15,7 +15,7 @@ make the test slow without finding anything.
 from hypothesis import strategies as st
 
 from nnpipe.commands import load_all
-from nnpipe.commands.registry import ALIASES, COMMANDS
+from nnpipe.registry import COMMANDS
 
 load_all()
 
@@ -80,7 +80,7 @@ def arguments(draw, entry):
 
 SELECTIONS = st.sampled_from(["", "", "", ".", "..", "[0]", "[-1]", "[0,1]", "[0-1]", "[5]",
                               "[IN]", "[X]", "[]", "[-99]"])
-NAMES = sorted(COMMANDS) + sorted(ALIASES)
+NAMES = sorted(COMMANDS.commands) + sorted(COMMANDS.aliases)
 
 
 @st.composite
@@ -88,7 +88,7 @@ def command_items(draw):
     name = draw(st.sampled_from(NAMES))
     plus = "+" if draw(st.integers(0, 9)) == 0 else ""
     items = [plus + name + draw(SELECTIONS)]
-    text = draw(arguments(COMMANDS[ALIASES.get(name, name)]))
+    text = draw(arguments(COMMANDS.lookup(name)))
     if text is not None:
         items.append(text)
     return items

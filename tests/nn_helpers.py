@@ -6,13 +6,14 @@ import io
 import numpy as np
 
 import nnpipe.cli  # noqa: F401  (importing the CLI registers every command family)
+from nnpipe.commands import load_all
 from nnpipe.lang.interpreter import Interpreter
 from nnpipe.nn import compiled, engine
 from nnpipe.nn.layers import INPUT_GRADIENTS
 
 
 def interpreter(seed=0):
-    return Interpreter(seed=seed, quiet=True, out=io.StringIO(), err=io.StringIO())
+    return Interpreter(load_all(), seed=seed, quiet=True, out=io.StringIO(), err=io.StringIO())
 
 
 def build(script, seed=0):
@@ -24,7 +25,7 @@ def build(script, seed=0):
 
 def parameters(interp, plan):
     """The plan's parameter vector, read from the images of `interp`'s list."""
-    return plan.gather({name: interp.images.get(name) for name, _, _ in plan.parameters})
+    return plan.gather({name: interp.workspace.images.get(name) for name, _, _ in plan.parameters})
 
 
 def _forward(plan, params, samples, training, seed, dtype):

@@ -284,7 +284,7 @@ def test_process_misuse_exits_2_and_success_exits_0(tmp_path):
 
 
 def test_running_out_of_memory_is_a_one_line_error_naming_the_command(monkeypatch):
-    from nnpipe.commands.registry import lookup
+    from nnpipe.registry import lookup
 
     def exhausted(*args):
         raise MemoryError

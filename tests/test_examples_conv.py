@@ -33,7 +33,7 @@ def test_shapes_example_learns_to_classify(tmp_path):
     validation = float(re.search(r"^validation accuracy: ([\d.]+)% \(validation loss [\d.]+\)$",
                                  run.out, re.M).group(1))
     assert validation > 85 and validation == round(100 * float(run.interpreter.lookup("val_accuracy")), 2)
-    trainer = run.interpreter.network().trainers["T"]
+    trainer = run.interpreter.workspace.network().trainers["T"]
     assert [step for step, _ in trainer.validation][:2] == [250, 500]   # nn_train's validations
     history = np.array(trainer.history)
     assert len(history) == 500

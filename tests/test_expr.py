@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from conftest import run_script, script_error
 from nnpipe.errors import UserError
-from nnpipe.lang.expr import evaluate, format_number, format_value
+from nnpipe.expr import evaluate
+from nnpipe.numbers import format_number, format_value
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -131,8 +131,8 @@ def test_tiff_holds_several_float_images_exactly(work):
     assert sorted(p.name for p in work.iterdir()) == ["all.tif"]
     loaded = run_script("i all.tif p")
     assert loaded.names == ["plain", "with space", "[-2.5e-7]"]  # G'MIC names a blank by its value
-    assert [image.shape for image in loaded.images] == [(1, 1, 4, 5), (6, 4, 2, 3), (1, 1, 1, 1)]
-    for before, after in zip(written.images, loaded.images):
+    assert [image.shape for image in loaded.workspace.images] == [(1, 1, 4, 5), (6, 4, 2, 3), (1, 1, 1, 1)]
+    for before, after in zip(written.workspace.images, loaded.workspace.images):
         assert after.dtype == np.float32
         assert np.array_equal(before, after)
     assert loaded.lines[1].startswith("[1] with space: 3,2,4,6 ")

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 from fuzz_scripts import scripts
 from nnpipe.errors import UserError
+from nnpipe.commands import load_all
 from nnpipe.lang.interpreter import Interpreter
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 2000))
@@ -30,7 +31,7 @@ def fuzz_folder(tmp_path_factory):
 
 def run_hostile(items):
     """Run `items` in-process; a UserError is a fine outcome, any other exception fails."""
-    interpreter = Interpreter(seed=0, quiet=True, out=io.StringIO(), err=io.StringIO())
+    interpreter = Interpreter(load_all(), seed=0, quiet=True, out=io.StringIO(), err=io.StringIO())
     try:
         interpreter.run_items(items)
     except UserError as error:

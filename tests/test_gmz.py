@@ -45,7 +45,7 @@ def test_input_reads_the_names_and_values_gmic_wrote(work):
     loaded = run_items("input", "list.gmz")
     want = gmic_images(f"{LISTS['volume']} {LISTS['signed']}")
     assert loaded.names == [name for name, _ in want]
-    for image, (_, expected) in zip(loaded.images.images, want):
+    for image, (_, expected) in zip(loaded.workspace.images.images, want):
         assert np.array_equal(image, expected)
 
 
@@ -63,7 +63,7 @@ def test_gmic_opens_a_network_saved_by_nnpipe(work):
     assert names[:-1] == ["L1_fc", "L1_normalize", "L2_fc", "OUT_fc", "T", "L1_fc_m", "L1_fc_v",
                           "L1_normalize_m", "L1_normalize_v", "L2_fc_m", "L2_fc_v", "OUT_fc_m", "OUT_fc_v"]
     for name, image in listed[:-1]:
-        assert np.array_equal(image, interp.images.get(name)), name
+        assert np.array_equal(image, interp.workspace.images.get(name)), name
     init = listed[-1][1]
     assert init.shape[:3] == (1, 1, 1)          # a line of characters, as ('text') makes it
     assert bytes(init.ravel().astype(np.uint8)).decode() == NETWORK
@@ -97,9 +97,9 @@ def test_a_network_written_by_gmic_in_nn_libs_layout_computes_the_same(work):
     xs = ",".join(str(x) for x, _ in POINTS)
     ys = ",".join(str(y) for _, y in POINTS)
     interp = build(f"nn_load nn_lib.gmz input ({xs}^{ys}) nn_eval")
-    net = interp.networks["nn"]
+    net = interp.workspace.networks["nn"]
     assert net.commands == ["nn_input IN,2", "nn_fcnl H,IN,4,tanh", "nn_fc OUT,H,2"]
-    outputs = interp.images[-1].reshape(2, -1).T
+    outputs = interp.workspace.images[-1].reshape(2, -1).T
     for point, output in zip(POINTS, outputs):
         np.testing.assert_allclose(output, gmic_forward(*point), rtol=1e-5, atol=1e-6)
 
@@ -108,10 +108,10 @@ def test_nn_libs_trainer_data_waits_for_the_trainer_declared_after_loading(work)
     """nn_lib's pattern: nn_load, then the loss and trainer again; they take the file's state."""
     gmic.Gmic().run(f"{NN_LIB_FILE} output nn_lib.gmz")
     interp = build("nn_load nn_lib.gmz nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-3,adam")
-    assert interp.images.get("T").reshape(-1)[0] == 7           # its iteration counter
-    assert np.all(interp.images.get("OUT_fc_v") == np.float32(0.04))
+    assert interp.workspace.images.get("T").reshape(-1)[0] == 7           # its iteration counter
+    assert np.all(interp.workspace.images.get("OUT_fc_v") == np.float32(0.04))
     without = build("nn_load nn_lib.gmz,0")                     # weights only, as nn_lib's
-    assert sorted(without.images.names) == ["H_fc", "OUT_fc"]
+    assert sorted(without.workspace.images.names) == ["H_fc", "OUT_fc"]
 
 
 LATER = ["srand 2 nn_init net nn_input IN,2 nn_fc H,IN,4 nn_nl A,H,tanh nn_fc OUT,A,2 nn_save later.gmz",
@@ -126,10 +126,10 @@ def test_a_network_saved_by_gmics_own_nn_lib_computes_the_same(work):
     xs = ",".join(str(x) for x, _ in POINTS)
     ys = ",".join(str(y) for _, y in POINTS)
     interp = build(f"nn_load later.gmz input ({xs}^{ys}) nn_eval")
-    assert interp.current_network == "net"
-    assert interp.network().commands == ["nn_input IN,2,1,1,1", "nn_fc H,IN,4,3", "nn_nl A,H,tanh",
+    assert interp.workspace.current_network == "net"
+    assert interp.workspace.network().commands == ["nn_input IN,2,1,1,1", "nn_fc H,IN,4,3", "nn_nl A,H,tanh",
                                          "nn_fc OUT,A,2,3"]
-    outputs = interp.images[-1].reshape(2, -1).T
+    outputs = interp.workspace.images[-1].reshape(2, -1).T
     for (x, y), output in zip(POINTS, outputs):
         want = gmic_images(f"input later.gmz ({x};{y};1) +mmul[net_H,-1] tanh. (1) append[-2,-1] y"
                            " +mmul[net_OUT,-1]")[-1][1].ravel()
@@ -143,7 +143,7 @@ def test_later_nn_lib_layers_nnpipe_does_not_read_are_refused_in_one_line(work):
         interp.run_source("nn_load later.gmz", "demo.nnp")
     assert "later nn_lib (as in G'MIC 3.6) with 'nn_add'" in str(info.value)
     assert "\n" not in str(info.value)
-    assert interp.images.names == ["data"] and not interp.networks
+    assert interp.workspace.images.names == ["data"] and not interp.workspace.networks
 
 
 def test_init_text_round_trips_names_and_spaced_arguments():

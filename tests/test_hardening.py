@@ -141,7 +141,7 @@ def test_input_of_a_glob_with_a_damaged_file_appends_nothing(work):
     with pytest.raises(UserError) as info:
         kept.run_source("input 1,1 name kept input photos/*.png", "test.nnp")
     assert "cannot read 'photos/c.png'" in str(info.value)
-    assert list(kept.images.names) == ["kept"]
+    assert list(kept.workspace.images.names) == ["kept"]
 
 
 def test_nn_eval_of_several_images_appends_nothing_when_one_fails():
@@ -150,7 +150,7 @@ def test_nn_eval_of_several_images_appends_nothing_when_one_fails():
         kept.run_source("(0.1,0.2^0.3,0.4) name. good (1,2) name. bad nn_init nn_input IN,2"
                         " nn_fc OUT,IN,1 nn_eval[good,bad]", "test.nnp")
     assert "has 1 channel but the network takes 2 values" in str(info.value)
-    assert list(kept.images.names) == ["good", "bad", "OUT_fc"]
+    assert list(kept.workspace.images.names) == ["good", "bad", "OUT_fc"]
 
 
 # --- messages a new user meets -------------------------------------------------------------------
@@ -162,12 +162,12 @@ def test_help_suggests_the_closest_command():
 
 
 def test_commands_shows_whole_first_paragraphs():
-    from nnpipe.commands.registry import COMMANDS
+    from nnpipe.registry import COMMANDS
     listing = " ".join(cli("commands").stdout.split())
-    for entry in COMMANDS.values():
+    for entry in COMMANDS.commands.values():
         assert entry.summary() in listing, entry.name
     # a summary that spans several lines of its docstring is whole, not cut at the first
-    assert COMMANDS["nn_avgpool2d"].summary().endswith(".")
+    assert COMMANDS.lookup("nn_avgpool2d").summary().endswith(".")
 
 
 @pytest.mark.parametrize("command", ["nn_train 10", "nn_step", "nn_eval", "nn_plot loss.png",

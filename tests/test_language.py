@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import items_error, run_items, run_script, script_error, values
-from nnpipe.commands.registry import COMMANDS
+from nnpipe.registry import COMMANDS
 from nnpipe.errors import UserError
+from nnpipe.commands import load_all
 from nnpipe.lang.interpreter import Interpreter
 from nnpipe.lang.lexer import lex, split_line
 
@@ -377,7 +378,7 @@ def test_unterminated_or_stray_block_is_an_error_naming_its_line(script, line, m
 
 def test_block_errors_are_found_before_anything_runs():
     out = io.StringIO()
-    interpreter = Interpreter(seed=0, out=out, err=io.StringIO())
+    interpreter = Interpreter(load_all(), seed=0, out=out, err=io.StringIO())
     with pytest.raises(UserError):
         interpreter.run_source("e first\nrepeat 2\n", "t.nnp")
     assert out.getvalue() == ""
@@ -494,7 +495,7 @@ def test_lexer_separates_definitions_from_main_program():
 # --- property: any script fails cleanly -------------------------------------------------------
 
 SAFE_COMMANDS = sorted(
-    name for name, entry in COMMANDS.items()
+    name for name, entry in COMMANDS.commands.items()
     if entry.function.__module__ in ("nnpipe.commands.images", "nnpipe.commands.control")
     and name != "output"
 ) + ["i", "r", "n", "k", "rm", "nm", "p", "e"]
@@ -527,7 +528,7 @@ SCRIPT = st.one_of(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(SCRIPT, st.lists(st.sampled_from(["a", "1", "", "2,3"]), max_size=2))
 def test_any_script_raises_nothing_but_user_error(text, args):
-    interpreter = Interpreter(seed=0, quiet=True, out=io.StringIO(), err=io.StringIO())
+    interpreter = Interpreter(load_all(), seed=0, quiet=True, out=io.StringIO(), err=io.StringIO())
     with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
         try:
             interpreter.run_source(text, "fuzz.nnp", args)

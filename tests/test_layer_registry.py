@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO, run_script
 from nn_helpers import build
-from nnpipe.nn import compiled
+from nnpipe.nn import compiled, optimizers, schedulers
 from nnpipe.nn.layers import OPCODE, Layer, registry
 from nnpipe.nn.layers.fc import FullyConnected
 
@@ -33,20 +33,21 @@ def kernel_files_of(plan):
 
 
 def test_the_tutorial_net_compiles_only_its_own_layer_types():
-    plan = build(TUTORIAL).network().training_plan()
+    plan = build(TUTORIAL).workspace.network().training_plan()
     assert kernel_files_of(plan) == {"fc", "normalize", "rectifier", "elementwise", "loss"}
-    text = compiled.generate(sorted({int(c) for c in plan.ops[:, OPCODE]}
-                                    | {int(c) for c in plan.loss_rows[:, OPCODE]}), "adam", "constant")
-    for absent in ("conv", "pool", "resize", "dropout", "crop"):
-        assert f"nnpipe.nn.layers.{absent} " not in text
-    assert "optimizers.adam(" in text and "optimizers.sgd(" not in text
-    assert "schedulers.constant(" in text and "schedulers.adaptive(" not in text
+    engine = plan.kernels(optimizers.NAMES.index("adam"), schedulers.NAMES.index("constant"))
+    assert {kernel.py_func.__module__.rsplit(".", 1)[1] for kernel in engine.KERNELS} == \
+        {"fc", "normalize", "rectifier", "elementwise", "loss"}
 
 
-def test_every_layer_file_of_the_registry_has_its_kernels():
+def test_every_layer_file_whose_layers_compute_has_its_kernels():
     for module in registry.KERNEL_FILES:
-        assert callable(getattr(module, "forward", None)) or callable(getattr(module, "loss", None)), \
-            module.__name__
+        computing = [layer for layer in vars(module).values() if isinstance(layer, type)
+                     and issubclass(layer, Layer) and layer.__module__ == module.__name__
+                     and layer.inputs > 0 and not layer.alias]
+        if computing:
+            assert callable(getattr(module, "forward", None)) or callable(getattr(module, "loss", None)), \
+                module.__name__
 
 
 def test_a_layer_whose_file_is_not_registered_is_refused():
@@ -79,10 +80,10 @@ def test_arguments_must_match_the_names_the_class_declares():
 
 def test_nn_scale_scales_and_shifts_each_channel():
     run = run_script("nn_init nn_input IN,2,1,1,2 nn_scale S,IN (1,2^3,4) name. x", quiet=True)
-    assert run.interpreter.images.get("S_scale").ravel().tolist() == [1, 0, 1, 0]        # the identity, as created
-    run.interpreter.images.set("S_scale", np.array([0.5, 1.5, 3, -2], np.float32).reshape(1, 1, 2, 2))
+    assert run.interpreter.workspace.images.get("S_scale").ravel().tolist() == [1, 0, 1, 0]        # the identity, as created
+    run.interpreter.workspace.images.set("S_scale", np.array([0.5, 1.5, 3, -2], np.float32).reshape(1, 1, 2, 2))
     run.interpreter.run_items(["nn_eval[x]", "S"])
-    np.testing.assert_allclose(run.interpreter.images[-1].ravel(), [2, 2.5, 7, 10])
+    np.testing.assert_allclose(run.interpreter.workspace.images[-1].ravel(), [2, 2.5, 7, 10])
 
 
 def test_nn_scale_is_listed_by_nn_print_with_its_parameters():
@@ -92,27 +93,25 @@ def test_nn_scale_is_listed_by_nn_print_with_its_parameters():
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_during_a_first_compile_leaves_the_cache_usable(tmp_path):
-    """A cold compile is cut at several moments; each time the run ends with one line and
-    status 130, and the next run, from what was left, trains."""
+    """A cold compile is cut once it has announced itself (so the signal surely falls inside
+    it): the run ends with one line and status 130, and the next run, from what was left,
+    trains without an error."""
     env = environment_with_caches_in(tmp_path)
-    script = ["-m", "nnpipe", "(0,0,1,1^0,1,0,1^1,0,1,0)", "nn_init", "nn_input", "IN,2",
-              "nn_fcnl", "H,IN,8,tanh", "nn_fc", "OUT,H,1", "nn_loss_mse", "LOSS,OUT,GT",
+    script = [sys.executable, "-m", "nnpipe", "(0,0,1,1^0,1,0,1^1,0,1,0)", "nn_init", "nn_input",
+              "IN,2", "nn_fcnl", "H,IN,8,tanh", "nn_fc", "OUT,H,1", "nn_loss_mse", "LOSS,OUT,GT",
               "nn_trainer", "T,LOSS,1e-2,adamax", "nn_train", "20,3", "echo", "trained"]
-    for delay in (2.5, 4.0, 5.5):
-        child = subprocess.Popen([sys.executable, *script], env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-        time.sleep(delay)
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=60)
-        if child.returncode == 0:   # the compile was over before the signal
-            break
-        assert child.returncode == 130, err
-        assert err.strip().splitlines()[-1] == "nnpipe: interrupted"
-        assert "Traceback" not in err
-    done = subprocess.run([sys.executable, *script], env=env, capture_output=True, text=True,
-                          timeout=120)
+    child = subprocess.Popen(script, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = child.stderr.readline()
+    assert first.startswith("compiling kernels"), first
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, first + err
+    assert err.strip().splitlines()[-1] == "nnpipe: interrupted"
+    assert "Traceback" not in err and "trained" not in out
+    done = subprocess.run(script, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
-    assert done.stderr.count("\n") <= 2 and done.stdout.strip().endswith("trained")
+    assert "error" not in done.stderr and done.stdout.strip().endswith("trained")
 
 
 @pytest.mark.parametrize("hidden", [["nn_resfcnl", "R"], ["nn_run", "R,H,\"mul 0.5\""]],

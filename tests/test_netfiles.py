@@ -42,9 +42,9 @@ def run(script, seed=0):
 
 def state(interp):
     """Everything nn_load must leave alone when it fails."""
-    return (list(interp.images.names), [a.copy() for a in interp.images.images],
-            interp.current_network, {n: list(net.commands) for n, net in interp.networks.items()},
-            {n: net.describe() for n, net in interp.networks.items()})
+    return (list(interp.workspace.images.names), [a.copy() for a in interp.workspace.images.images],
+            interp.workspace.current_network, {n: list(net.commands) for n, net in interp.workspace.networks.items()},
+            {n: net.describe() for n, net in interp.workspace.networks.items()})
 
 
 def same_state(a, b):
@@ -53,12 +53,12 @@ def same_state(a, b):
 
 
 def network_images(interp):
-    return {n: interp.images[i] for i, n in enumerate(interp.images.names)
-            if n in interp.network_images()}
+    return {n: interp.workspace.images[i] for i, n in enumerate(interp.workspace.images.names)
+            if n in interp.workspace.network_images()}
 
 
 def printed(interp):
-    return interp.networks[interp.current_network].describe()
+    return interp.workspace.networks[interp.workspace.current_network].describe()
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +77,9 @@ def trained(samples, tmp_path_factory):
 def test_lossless_round_trip_is_exact(trained, name):
     original, folder = trained
     loaded = run(f"nn_load {folder}/{name}")
-    assert loaded.current_network == "net"
+    assert loaded.workspace.current_network == "net"
     assert printed(loaded) == printed(original)
-    assert loaded.networks["net"].commands == original.networks["net"].commands
+    assert loaded.workspace.networks["net"].commands == original.workspace.networks["net"].commands
     want, got = network_images(original), network_images(loaded)
     assert set(got) == set(want) and "T" in got and "L1_fc_m" in got and "OUT_fc_v" in got
     for name, image in want.items():
@@ -112,7 +112,7 @@ def test_png_stack_is_a_folder_of_16_bit_files_with_text_chunks(trained):
         pixels = np.asarray(first)
     assert manifest["network"] == "net" and manifest["commands"][0] == "nn_input IN,2"
     assert own["name"] == "L1_fc" and own["size"] == [3, 12, 1, 1]
-    weights = original.images.get("L1_fc")
+    weights = original.workspace.images.get("L1_fc")
     assert own["min"] == float(weights.min()) and own["max"] == float(weights.max())
     assert pixels.min() == 0 and pixels.max() == 65535
 
@@ -127,22 +127,22 @@ def test_tifffile_reads_the_network_page_by_page(trained):
             info = json.loads(page.description)
             name = page.tags["PageName"].value
             assert info["name"] == name
-            image = original.images.get(name)
+            image = original.workspace.images.get(name)
             s, d, h, w = image.shape
             assert info["size"] == [w, h, d, s] and page.dtype == np.float32
             assert np.array_equal(tifffile.imread(path, key=index), image.reshape(s * d * h, w))
         assert json.loads(pages[0].description)["nnpipe_network"]["network"] == "net"
     with Image.open(path) as picture:  # another ordinary reader
         picture.seek(2)
-        assert np.array_equal(np.asarray(picture), original.images.get("L2_fc")[0, 0])
+        assert np.array_equal(np.asarray(picture), original.workspace.images.get("L2_fc")[0, 0])
 
 
 def test_input_gives_the_named_weight_images_back(trained):
     original, folder = trained
     loaded = run_items("input", str(folder / "weights.tif"))
     assert loaded.names == ["L1_fc", "L1_normalize", "L2_fc", "OUT_fc"]
-    for name, image in zip(loaded.names, loaded.images.images):
-        assert np.array_equal(image, original.images.get(name))
+    for name, image in zip(loaded.names, loaded.workspace.images.images):
+        assert np.array_equal(image, original.workspace.images.get(name))
 
 
 def test_inference_after_load_gives_the_same_outputs(trained, samples):
@@ -150,8 +150,8 @@ def test_inference_after_load_gives_the_same_outputs(trained, samples):
     before = run(f"input {samples} nn_load {folder}/net.tif input (0,0.5;1,-1^0.2,0.3;0,1) nn_eval")
     # the same network run in the process that trained it
     original.run_source("input (0,0.5;1,-1^0.2,0.3;0,1) nn_eval", "test.nnp")
-    assert np.array_equal(before.images[-1], original.images[-1])
-    original.images.remove([len(original.images) - 2, len(original.images) - 1])
+    assert np.array_equal(before.workspace.images[-1], original.workspace.images[-1])
+    original.workspace.images.remove([len(original.workspace.images) - 2, len(original.workspace.images) - 1])
 
 
 # --- resuming training ------------------------------------------------------------------------
@@ -177,10 +177,10 @@ def test_load_without_trainer_data_starts_a_fresh_trainer(trained, name):
     original, folder = trained
     loaded = run(f"nn_load {folder}/{name},0")
     assert printed(loaded) == printed(original)
-    assert np.array_equal(loaded.images.get("L2_fc"), original.images.get("L2_fc"))
-    assert loaded.images.get("T").reshape(-1)[0] == 0 and not loaded.images.get("L2_fc_m").any()
+    assert np.array_equal(loaded.workspace.images.get("L2_fc"), original.workspace.images.get("L2_fc"))
+    assert loaded.workspace.images.get("T").reshape(-1)[0] == 0 and not loaded.workspace.images.get("L2_fc_m").any()
     from_weights_only = run(f"nn_load {folder}/weights.tif")  # saved without trainer data
-    assert from_weights_only.images.get("T").reshape(-1)[0] == 0
+    assert from_weights_only.workspace.images.get("T").reshape(-1)[0] == 0
 
 
 def test_load_replaces_the_network_of_that_name(trained):
@@ -188,12 +188,12 @@ def test_load_replaces_the_network_of_that_name(trained):
     interp = run("input 2,2 name data nn_init other nn_input A,1 nn_fc B,A,2"
                  " nn_init net nn_input IN,5 nn_fc OLD,IN,4 nn_fc L2_fc,OLD,2"
                  f" nn_select other nn_load {folder}/net.tif")
-    assert interp.current_network == "net"
-    assert "OLD_fc" not in interp.images.names                      # the replaced network's weights
-    assert interp.images.names.count("L2_fc") == 1
-    assert {"data", "B_fc"} <= set(interp.images.names)              # other images are kept
-    assert interp.networks["other"].commands == ["nn_input A,1", "nn_fc B,A,2"]
-    assert interp.networks["net"].commands[1] == "nn_fcnnl L1,IN,12"
+    assert interp.workspace.current_network == "net"
+    assert "OLD_fc" not in interp.workspace.images.names                      # the replaced network's weights
+    assert interp.workspace.images.names.count("L2_fc") == 1
+    assert {"data", "B_fc"} <= set(interp.workspace.images.names)              # other images are kept
+    assert interp.workspace.networks["other"].commands == ["nn_input A,1", "nn_fc B,A,2"]
+    assert interp.workspace.networks["net"].commands[1] == "nn_fcnnl L1,IN,12"
 
 
 def test_saved_network_can_be_saved_again(trained, tmp_path):
@@ -234,10 +234,10 @@ def test_view_writes_8_bit_pictures(trained, tmp_path):
         with Image.open(tmp_path / "views" / f"{name}.png") as picture:
             assert picture.mode == "L" and max(picture.size) >= 256
             pixels = np.asarray(picture)
-        h, w = original.images.get(name).shape[2:]
+        h, w = original.workspace.images.get(name).shape[2:]
         zoom = pixels.shape[0] // h
         assert pixels.shape == (h * zoom, w * zoom) and pixels.min() == 0 and pixels.max() == 255
-        weights = original.images.get(name)[0, 0].astype(np.float64)
+        weights = original.workspace.images.get(name)[0, 0].astype(np.float64)
         expected = np.rint((weights - weights.min()) * 255 / (weights.max() - weights.min()))
         assert np.array_equal(pixels[::zoom, ::zoom], expected)
     with Image.open(tmp_path / "small" / "L2_fc.png") as picture:
@@ -252,7 +252,7 @@ def test_view_shows_conv_kernels_as_tiles(tmp_path, command, tile_width):
     name = f"C_conv{command[-2]}d"
     kernel_size = 3 ** int(command[-2])
     weights = np.arange(4 * (2 * kernel_size + 1), dtype=np.float32).reshape(1, 1, 4, -1)
-    interp.images.set(name, weights)
+    interp.workspace.images.set(name, weights)
     interp.run_source(f"nn_view {tmp_path},1", "test.nnp")
     pixels = np.asarray(Image.open(tmp_path / f"{name}.png")).astype(np.float64)
     assert pixels.shape == (4 * 4 - 1, 2 * (tile_width + 1) + 1)
@@ -548,13 +548,13 @@ def test_a_bad_file_is_refused_and_changes_nothing(bad_files, name):
     folder, cases = bad_files
     interp = run("input 3,3 name data nn_init net nn_input IN,2 nn_fc L1,IN,4"
                  " nn_loss_mse LOSS,L1,GT nn_trainer T,LOSS nn_init other nn_input A,1")
-    before, random_state = state(interp), interp.rng.bit_generator.state
+    before, random_state = state(interp), interp.workspace.rng.bit_generator.state
     with pytest.raises(UserError) as info:
         interp.run_source(f"echo start\nnn_load {folder / name}", "demo.nnp")
     message = str(info.value)
     assert message.startswith(f"demo.nnp:2: nn_load: cannot load '{folder / name}': ")
     assert cases[name] in message and "\n" not in message
-    assert same_state(before, state(interp)) and interp.rng.bit_generator.state == random_state
+    assert same_state(before, state(interp)) and interp.workspace.rng.bit_generator.state == random_state
 
 
 def test_bad_file_error_on_the_command_line(bad_files):
@@ -582,7 +582,7 @@ def test_stored_network_in_a_variable(trained):
     assert files.is_stored(text)
     loaded = run(f"snap={text} nn_load snap")
     assert printed(loaded) == printed(original)
-    assert np.array_equal(loaded.images.get("L2_fc"), original.images.get("L2_fc"))
+    assert np.array_equal(loaded.workspace.images.get("L2_fc"), original.workspace.images.get("L2_fc"))
     with pytest.raises(UserError, match="cannot load variable 'broken': the stored network is damaged"):
         run(f"broken={text[:-5]}! nn_load broken")
     with pytest.raises(UserError, match="not an identifier|variable name"):

@@ -100,13 +100,13 @@ def test_a_default_learning_rate_prints_as_nn_lib_writes_it():
 
 
 def test_nn_size_sets_its_status_and_size_and_prints_nothing(seed_net):
-    assert seed_net.interpreter.status == str(SEED_PARAMETERS)
+    assert seed_net.interpreter.workspace.status == str(SEED_PARAMETERS)
     run = run_script(SEED_NET + " nn_size echo got:$size")
     assert run.lines == [f"got:{SEED_PARAMETERS}"]
 
 
 def test_weight_images_are_named_after_their_modules(seed_net):
-    images = seed_net.images
+    images = seed_net.workspace.images
     shapes = {name: images.get(name).shape for name in images.names}
     assert shapes["L1_fc"] == (1, 1, 64, 3)         # 3x64: 2 weights and a bias per neuron
     assert shapes["L1_normalize"] == (1, 1, 1, 4)
@@ -122,7 +122,7 @@ def test_weight_images_are_named_after_their_modules(seed_net):
 
 
 def test_fc_weights_start_random_normalize_starts_as_identity(seed_net):
-    images = seed_net.images
+    images = seed_net.workspace.images
     weights = images.get("L2_fc")                   # nn_lib's rule: N(0, 1) * 4 / fan_in
     assert weights.std() == pytest.approx(4 / 64, rel=0.1)
     assert abs(weights.mean()) < 0.01
@@ -131,7 +131,7 @@ def test_fc_weights_start_random_normalize_starts_as_identity(seed_net):
 
 
 def test_adam_moments_are_zero_images_beside_each_parameter_image(seed_net):
-    images = seed_net.images
+    images = seed_net.workspace.images
     for name in ["L1_fc", "L1_normalize", "L4_fc", "OUT_fc"]:
         for suffix in ("_m", "_v"):
             moment = images.get(name + suffix)
@@ -142,7 +142,7 @@ def test_adam_moments_are_zero_images_beside_each_parameter_image(seed_net):
 
 
 def test_trainer_state_image(seed_net):
-    state = seed_net.images.get("T")[0, 0]
+    state = seed_net.workspace.images.get("T")[0, 0]
     assert state[0, 0] == 0                                   # iteration
     assert state[0, 1] == state[0, 2] == np.float32(1e-3)     # rate, initial rate
     assert np.isinf(state[0, 3]) and np.isinf(state[0, 4])    # previous and best loss
@@ -194,7 +194,7 @@ def test_nn_eval_matches_a_numpy_forward_pass():
 def test_dot_names_the_previous_layer():
     run = run_script("nn_input IN,2 nn_fc A,.,4 nn_nl B nn_fc C,.,3 nn_mul D,C nn_clone E0,E1"
                      " nn_rename F")
-    modules = run.interpreter.network().modules
+    modules = run.interpreter.workspace.network().modules
     assert modules["A_fc"].inputs == ("IN",)
     assert modules["B"].inputs == ("A",)
     assert modules["C_fc"].inputs == ("B",)
@@ -262,6 +262,6 @@ def test_a_failed_layer_leaves_the_network_as_it_was():
     interpreter.run_items(["nn_input", "A,2", "nn_input", "B,3"])
     with pytest.raises(UserError):
         interpreter.run_items(["nn_add", "C,A,B"])
-    assert list(interpreter.network().modules) == ["A", "B"]
+    assert list(interpreter.workspace.network().modules) == ["A", "B"]
     interpreter.run_items(["nn_add", "C,A,A"])     # the name C is still free
-    assert interpreter.network().modules["C"].size == (2, 1, 1, 1)
+    assert interpreter.workspace.network().modules["C"].size == (2, 1, 1, 1)

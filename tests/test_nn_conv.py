@@ -11,6 +11,7 @@ import pytest
 
 from conftest import cli, run_script, script_error
 from nn_helpers import activations, build, parameters, run_batch
+from nnpipe.commands import load_all
 from nnpipe.lang.interpreter import Interpreter
 from nnpipe.nn import engine
 from nnpipe.nn.layers import INPUT_GRADIENTS, OUT
@@ -27,17 +28,17 @@ def pictures(w, h, d, s, count=SAMPLES, seed=0):
 
 def random_weights(interp, name, seed=1, biases=True):
     """Give weights image `name` uniform values in (-1, 1) (biases 0 unless `biases`)."""
-    image = interp.images.get(name)
+    image = interp.workspace.images.get(name)
     values = np.random.default_rng(seed).uniform(-1, 1, image.shape).astype(np.float32)
     if not biases:
         values[..., -1] = 0
-    interp.images.set(name, values)
+    interp.workspace.images.set(name, values)
     return values[0, 0].astype(np.float64)
 
 
 def evaluate(interp, target, images):
     """Layer `target` for each of `images` (B, s, d, h, w): (B, s', d', h', w')."""
-    network = interp.network()
+    network = interp.workspace.network()
     plan = network.plan(target)
     acts = activations(plan, parameters(interp, plan), images.reshape(len(images), -1))
     w, h, d, s = network.modules[target].size
@@ -140,7 +141,7 @@ def test_pool_output_sizes_drop_what_does_not_fit():
 
 def test_pool_commands_take_the_previous_module_by_default():
     script = "nn_input IN,8,8,1,2 nn_conv2d C,IN,3 nn_maxpool2d P nn_avgpool2d Q"
-    network = build(script).network()
+    network = build(script).workspace.network()
     assert tuple(network.modules["P"].inputs) == ("C",) and tuple(network.modules["Q"].inputs) == ("P",)
     assert sizes(script, "P", "Q") == [(4, 4, 1, 3), (2, 2, 1, 3)]
 
@@ -168,7 +169,7 @@ MODULES = {
 
 @pytest.mark.parametrize("command", MODULES)
 def test_module_names_each_command_creates(command):
-    network = build(f"nn_input IN,4,4,4,2 {command}").network()
+    network = build(f"nn_input IN,4,4,4,2 {command}").workspace.network()
     assert list(network.modules) == ["IN"] + MODULES[command]
     last = MODULES[command][-1]
     assert network.latest == last
@@ -181,7 +182,7 @@ def test_module_names_each_command_creates(command):
 
 def test_module_kinds_and_normalize_is_channelwise():
     network = build("nn_input IN,4,4,4,2 nn_conv2dnnl C,IN,3,3,1,1,0,neumann,tanh"
-                    " nn_resconv3dnnl R,C nn_tconv2d T,R,2 nn_maxpool3d M,T nn_avgpool2d A,M").network()
+                    " nn_resconv3dnnl R,C nn_tconv2d T,R,2 nn_maxpool3d M,T nn_avgpool2d A,M").workspace.network()
     kinds = {name: module.layer.kind for name, module in network.modules.items()}
     assert kinds["C_conv2d"] == "conv2d" and kinds["R_conv3d"] == "conv3d"
     assert kinds["T_tconv2d"] == "tconv2d"
@@ -274,7 +275,7 @@ def test_conv2d_by_hand():
     kernel = np.zeros((1, 1, 1, 10), np.float32)
     kernel[0, 0, 0, 3:6] = [1, 10, 100]          # the middle row q = 1 of the 3x3 kernel
     kernel[0, 0, 0, -1] = 0.5
-    interp.images.set("C_conv2d", kernel)
+    interp.workspace.images.set("C_conv2d", kernel)
     got = evaluate(interp, "C", np.array([[[[[1, 2, 3, 4]]]]], np.float32))
     assert got.ravel().tolist() == [1 * 2 + 10 * 1 + 0.5, 3 + 20 + 100 + 0.5, 4 + 30 + 200 + 0.5,
                                     0 + 40 + 300 + 0.5]
@@ -332,7 +333,7 @@ def test_tconv2d_is_the_adjoint_of_conv2d(k, stride, dilation, channels):
     interp = build(f"nn_input X,{w},{h},1,{c_in} nn_conv2d C,X,{c_out},{k},{stride},{dilation},0,dirichlet"
                    f" nn_input Y,4,3,1,{c_out} nn_tconv2d T,Y,{c_in},{k},{stride},{dilation}")
     weights = random_weights(interp, "C_conv2d", biases=False)
-    interp.images.set("T_tconv2d", transpose_kernels(weights, c_in)[None, None].astype(np.float32))
+    interp.workspace.images.set("T_tconv2d", transpose_kernels(weights, c_in)[None, None].astype(np.float32))
     x = pictures(w, h, 1, c_in, seed=10)
     y = pictures(4, 3, 1, c_out, seed=20)
     conv_x = evaluate(interp, "C", x)
@@ -351,7 +352,7 @@ def test_tconv2d_adds_its_biases_and_spreads_each_input_value():
     """Stride 2, one channel, a 1x1 'kernel' weight 3 (k = 1) and bias 0.5: every input value
     lands on the even pixels, the others are the bias alone."""
     interp = build("nn_input Y,2,2 nn_tconv2d T,Y,1,1,2")
-    interp.images.set("T_tconv2d", np.array([[[[3, 0.5]]]], np.float32))
+    interp.workspace.images.set("T_tconv2d", np.array([[[[3, 0.5]]]], np.float32))
     got = evaluate(interp, "T", np.array([[[[[1, 2], [3, 4]]]]], np.float32))
     assert got[0, 0, 0].tolist() == [[3.5, 0.5, 6.5, 0.5], [0.5, 0.5, 0.5, 0.5],
                                      [9.5, 0.5, 12.5, 0.5], [0.5, 0.5, 0.5, 0.5]]
@@ -371,7 +372,7 @@ def test_maxpool_values(dimensions, p, size):
                                            ([-1, -3, -2, -1], 0)])
 def test_maxpool_gradient_goes_to_the_first_maximum(values, winner):
     interp = build("nn_input IN,2,2 nn_maxpool2d P,IN nn_loss_mse LOSS,P,GT")
-    plan = interp.network().plan("LOSS")
+    plan = interp.workspace.network().plan("LOSS")
     sample = np.array([values + [max(values) + 1]], np.float32)
     _, _, grads = run_batch(plan, parameters(interp, plan), sample)
     expected = np.zeros(4)
@@ -457,7 +458,7 @@ def untied_seed(script, before, p, dimensions, gap=0.08, tweak=None):
     for seed in range(40):
         interp, plan, params, samples, _ = prepare(script, seed, tweak=tweak)
         acts = activations(plan, params, samples)
-        w, h, d, s = interp.network().modules[before].size
+        w, h, d, s = interp.workspace.network().modules[before].size
         values = acts[:, plan.offsets[before]:plan.offsets[before] + w * h * d * s]
         pz = p if dimensions == 3 else 1
         blocks = values.reshape(-1, s, d, h, w)[:, :, :d // pz * pz, :h // p * p, :w // p * p]
@@ -483,11 +484,11 @@ def test_avgpool_gradient(dimensions, size, p):
 def near_identity_kernels(interp):
     """Kernels close to +-identity, so that the conv outputs are as spread as the inputs and
     a seed without near ties in the max pooling that follows is easy to find."""
-    image = interp.images.get("C_conv2d")
+    image = interp.workspace.images.get("C_conv2d")
     values = np.random.default_rng(5).uniform(-0.15, 0.15, image.shape)
     for o in range(image.shape[2]):
         values[0, 0, o, 4] += (-1) ** o          # the centre tap p = q = 1
-    interp.images.set("C_conv2d", values.astype(np.float32))
+    interp.workspace.images.set("C_conv2d", values.astype(np.float32))
 
 
 def test_small_conv_classifier_gradient():
@@ -569,20 +570,20 @@ def bars(count, seed=0):
 
 
 def test_a_small_conv_net_learns_to_classify_bars():
-    ctx = Interpreter(seed=2, quiet=True, out=io.StringIO(), err=io.StringIO())
+    ctx = Interpreter(load_all(), seed=2, quiet=True, out=io.StringIO(), err=io.StringIO())
     for name, image in zip(("X", "Y"), bars(200, seed=1)):
-        ctx.images.append(image, name)
+        ctx.workspace.images.append(image, name)
     for name, image in zip(("XT", "YT"), bars(100, seed=2)):
-        ctx.images.append(image, name)
+        ctx.workspace.images.append(image, name)
     ctx.run_source("nn_init nn_input IN,6,6 nn_conv2dnl C,IN,4,3,1,1,0,dirichlet,tanh nn_maxpool2d P,C"
                    " nn_fc OUT,P,2 nn_loss_softmax_crossentropy LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam"
                    " nn_train[X,Y] 300,16 nn_classify[XT,YT] .,vertical,horizontal", "test.nnp")
-    history = np.array(ctx.network().trainers["T"].history)
+    history = np.array(ctx.workspace.network().trainers["T"].history)
     assert len(history) == 300 and np.all(np.isfinite(history))
     assert history[-30:].mean() < 0.3 * history[:10].mean()
-    assert float(ctx.lookup("accuracy")) > 0.9, ctx.out.getvalue()
-    assert ctx.images.names[-2:] == ["predicted", "confusion"]
-    assert ctx.images[-1].sum() == 100
+    assert float(ctx.lookup("accuracy")) > 0.9, ctx.workspace.out.getvalue()
+    assert ctx.workspace.images.names[-2:] == ["predicted", "confusion"]
+    assert ctx.workspace.images[-1].sum() == 100
 
 
 # --- the matrix-product paths --------------------------------------------------------------------
@@ -595,7 +596,7 @@ def test_a_small_conv_net_learns_to_classify_bars():
 def conv_row(script, name):
     """The plan row of conv module `name` of `script`."""
     interp = build(script)
-    plan = interp.network().plan(name)
+    plan = interp.workspace.network().plan(name)
     return next(row for row in plan.ops if row[OUT] == plan.offsets[name])
 
 
@@ -741,7 +742,7 @@ def test_images_of_several_blocks(case, condition):
 def test_a_network_worth_two_threads_runs_a_single_sample_batch_on_one(monkeypatch):
     """A parallel region for one chunk leaves a thread idle and costs its launch."""
     plan = build("nn_input IN,64,64,1 nn_conv2d C,IN,16 nn_conv2d D,C,16 nn_conv2d E,D,16 "
-                 "nn_conv2d OUT,E,1 nn_loss_mse LOSS,OUT,GT").network().plan("LOSS")
+                 "nn_conv2d OUT,E,1 nn_loss_mse LOSS,OUT,GT").workspace.network().plan("LOSS")
     assert plan.work >= engine.PARALLEL_WORK    # one sample is worth two threads' work...
     monkeypatch.setattr(engine.numba, "get_num_threads", lambda: 2)
     assert engine.threads_for(plan, 2) == 2

@@ -32,7 +32,7 @@ def prepare(script, seed=0, positive=False, training=False, dropout_seed=7, twea
     interp = build(script, seed)
     if tweak:
         tweak(interp)
-    plan = interp.network().plan("LOSS")
+    plan = interp.workspace.network().plan("LOSS")
     params = parameters(interp, plan)
     rng = np.random.default_rng(seed + 1)
     columns = {name: (start, length) for name, start, length in _feed_columns(plan)}
@@ -61,7 +61,7 @@ def _feed_columns(plan):
 def checked_parameters(interp, plan):
     """Indices of the parameter vector whose gradient is defined: everything but the running
     statistics of normalize layers."""
-    network = interp.network()
+    network = interp.workspace.network()
     indices = []
     for name, offset, shape in plan.parameters:
         count = int(np.prod(shape))
@@ -122,14 +122,14 @@ def check(script, positive=False, training=False, dropout_seed=7, tweak=None, in
 
 
 def set_image(interp, name, values):
-    image = interp.images.get(name)
-    interp.images.set(name, np.asarray(values, dtype=np.float32).reshape(image.shape))
+    image = interp.workspace.images.get(name)
+    interp.workspace.images.set(name, np.asarray(values, dtype=np.float32).reshape(image.shape))
 
 
 def random_normalize(name, seed=3):
     """Give normalize layer `name` non-trivial alpha, beta, running mean and variance."""
     def tweak(interp):
-        image = interp.images.get(name)
+        image = interp.workspace.images.get(name)
         groups = image.size // 4
         rng = np.random.default_rng(seed)
         rows = np.column_stack([rng.uniform(0.5, 1.5, groups), rng.uniform(-0.5, 0.5, groups),
@@ -199,7 +199,7 @@ def test_every_activation(activation):
 
 def test_steps_gradient_between_its_kinks():
     interp = build("nn_input IN,6 nn_nl A,IN,steps nn_fc OUT,A,1 nn_loss_mse LOSS,OUT,GT")
-    plan = interp.network().plan("LOSS")
+    plan = interp.workspace.network().plan("LOSS")
     params = parameters(interp, plan)
     # each 0.04 or more from the kinks at n +- 1/6 (where the slope changes)
     samples = np.array([[-1.3, -0.05, 0.1, 0.3, 0.62, 1.9, 0.0], [2.08, -0.4, 0.7, -0.9, 1.4, 0.45, 1.0]],
@@ -267,7 +267,7 @@ def test_activation_table_covers_every_name():
 @pytest.mark.parametrize("activation", act_module.NAMES)
 def test_activation_values(activation):
     interp = build(f"nn_input IN,6 nn_nl A,IN,{activation}")
-    plan = interp.network().plan("A")
+    plan = interp.workspace.network().plan("A")
     x = np.array([[-2.5, -1.0, -0.3, 0.4, 1.1, 3.0], [0.2, -0.7, 1.9, -3.1, 0.05, 2.2],
                   [0.1, 0.9, 1.5, -0.5, -1.25, 0.83]])
     acts = activations(plan, parameters(interp, plan), x)
@@ -333,7 +333,7 @@ def test_dropout_in_training_mode():
 
 def test_two_dropout_layers_draw_their_own_masks():
     interp = build("nn_input IN,1,1,1,64 nn_dropout D1,IN,0.5 nn_dropout D2,IN,0.5 nn_add S,D1,D2")
-    plan = interp.network().plan("S")
+    plan = interp.workspace.network().plan("S")
     acts = activations(plan, parameters(interp, plan), np.ones((2, 64), dtype=np.float32), True, 3)
     first, second = (acts[:, plan.offsets[name]:plan.offsets[name] + 64] for name in ("D1", "D2"))
     assert not np.array_equal(first == 0, second == 0)

@@ -16,14 +16,14 @@ BOUNDARY_CONDITIONS = ("dirichlet", "neumann", "periodic", "mirror")
 
 
 def sizes(script, *names):
-    network = build(script).network()
+    network = build(script).workspace.network()
     return [network.modules[name].size for name in names]
 
 
 def forward(script, target, image):
     """The value of layer `target` for one sample, the input IN being `image` (s,d,h,w)."""
     interp = build(script)
-    network = interp.network()
+    network = interp.workspace.network()
     plan = network.plan(target)
     acts = activations(plan, parameters(interp, plan), image.reshape(1, -1))
     w, h, d, s = network.modules[target].size
@@ -63,7 +63,7 @@ def test_split_append_reshape_distance_sizes():
 
 @pytest.mark.parametrize("loss", ["crossentropy", "binary_crossentropy", "softmax_crossentropy"])
 def test_losses_are_one_value_with_a_ground_truth_of_the_input_size(loss):
-    network = build(f"nn_input IN,3,2,1,4 nn_loss_{loss} L,IN,GT").network()
+    network = build(f"nn_input IN,3,2,1,4 nn_loss_{loss} L,IN,GT").workspace.network()
     assert network.modules["L"].size == (1, 1, 1, 1)
     assert network.modules["GT"].size == (3, 2, 1, 4)
     assert network.modules["L"].layer.kind == f"loss_{loss}"
@@ -71,7 +71,7 @@ def test_losses_are_one_value_with_a_ground_truth_of_the_input_size(loss):
 
 
 def test_split_parts_and_reshape_share_their_input_buffer():
-    network = build("nn_input IN,2,2,1,3 nn_split A,B,IN,1 nn_reshape R,B,2,2,1,2 nn_append C,A,R").network()
+    network = build("nn_input IN,2,2,1,3 nn_split A,B,IN,1 nn_reshape R,B,2,2,1,2 nn_append C,A,R").workspace.network()
     plan = network.plan("C")
     assert plan.offsets["A"] == plan.offsets["IN"]
     assert plan.offsets["B"] == plan.offsets["R"] == plan.offsets["IN"] + 4
@@ -282,7 +282,7 @@ def test_crossentropy_gradient_and_value(loss):
 
 def test_softmax_crossentropy_gradient_is_softmax_minus_one_hot_and_stable():
     interp = build("nn_input IN,4 nn_loss_softmax_crossentropy LOSS,IN,GT")
-    plan = interp.network().plan("LOSS")
+    plan = interp.workspace.network().plan("LOSS")
     scores = np.array([[1000.0, 0, -1000, 5], [0.5, -0.2, 0.1, 0.3]])
     truth = np.array([[0, 1, 0, 0], [0, 0, 0, 1]])
     value, _, grads = run_batch(plan, np.zeros(0, np.float32), np.hstack([scores, truth]))

@@ -17,7 +17,7 @@ XOR_NET = ("nn_init nn_input IN,2 nn_fcnl H,IN,8,tanh nn_fc OUT,H,1 nn_loss_mse 
 
 
 def network_images(run):
-    owned = run.interpreter.network_images()
+    owned = run.interpreter.workspace.network_images()
     return {name: run.images.get(name).copy() for name in run.names if name in owned}
 
 
@@ -26,7 +26,7 @@ def test_xor_trains_to_a_small_loss():
     prediction = run.image(-1)
     assert run.names[-1] == "OUT" and prediction.shape == (1, 1, 1, 4)
     assert np.mean((prediction.ravel() - [0, 1, 1, 0]) ** 2) < 0.01
-    history = run.interpreter.network().trainers["T"].history
+    history = run.interpreter.workspace.network().trainers["T"].history
     assert len(history) == 1500
     assert float(run.interpreter.lookup("loss")) < 0.01
     assert run.images.get("T")[0, 0, 0, 0] == 1500      # the iteration counter
@@ -34,7 +34,7 @@ def test_xor_trains_to_a_small_loss():
 
 def test_loss_variable_is_the_last_batch_loss():
     run = run_script(f"{XOR_SAMPLES} {XOR_NET} nn_train 20,4 e got:$loss", seed=3)
-    history = run.interpreter.network().trainers["T"].history
+    history = run.interpreter.workspace.network().trainers["T"].history
     assert run.lines[-1].startswith("got:")
     assert float(run.lines[-1][4:]) == pytest.approx(history[-1], rel=1e-6)
     state = run.images.get("T")[0, 0]
@@ -58,7 +58,7 @@ def test_coordinate_network_on_an_image_crop_learns():
         " nn_fc OUT,L3,3 nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,2e-3,adam nn_train 300,32",
         seed=5)
     assert run.images[0].shape == (5, 1, 256, 1)
-    history = np.array(run.interpreter.network().trainers["T"].history)
+    history = np.array(run.interpreter.workspace.network().trainers["T"].history)
     assert len(history) == 300 and np.all(np.isfinite(history))
     assert history[-30:].mean() < 0.5 * history[:10].mean()
     # the running statistics of the normalize layer moved away from (0, 1)
@@ -90,13 +90,13 @@ STEP_NET = ("(0.1,-0.4,0.7,0.2,-0.9,0.5^0.3,0.8,-0.2,-0.6,0.1,0.4^1,0,0.5,0.2,0.
 def test_nn_step_trains_one_step_on_every_pixel_of_the_last_image():
     run = run_script(STEP_NET)
     interp = run.interpreter
-    plan = interp.network().plan("LOSS")
+    plan = interp.workspace.network().plan("LOSS")
     before = parameters(interp, plan)
     samples = run.images[0].reshape(3, -1).T
     loss, grads, _ = run_batch(plan, before, samples)
     interp.run_items(["nn_step"])
     after = parameters(interp, plan)
-    assert interp.images.get("T")[0, 0, 0, 0] == 1
+    assert interp.workspace.images.get("T")[0, 0, 0, 0] == 1
     assert float(interp.lookup("loss")) == pytest.approx(loss, rel=1e-5)
     # sgd: one step along the gradient of the loss over the whole image
     np.testing.assert_allclose(after, before - 0.1 * grads, rtol=1e-5, atol=1e-6)
@@ -111,7 +111,7 @@ def test_a_training_step_over_many_chunks_and_threads_is_one_batch_gradient(monk
                      " nn_dropout D,H,0.3 nn_nlfc G,D,3,tanh nn_fc OUT,G,3 nn_loss_mse LOSS,OUT,GT"
                      " nn_trainer T,LOSS,0.1,sgd", seed=8)
     interp = run.interpreter
-    plan = interp.network().plan("LOSS")
+    plan = interp.workspace.network().plan("LOSS")
     before = parameters(interp, plan)
     samples = run.images[0].reshape(5, -1).T
     seed = int(run.images.get("T")[0, 0, 1, 0])         # the trainer's seed (iteration 0)
@@ -129,13 +129,13 @@ def test_nn_step_moves_the_normalize_running_statistics():
                      " nn_init nn_input IN,2 nn_fc A,IN,4 nn_normalize N,A nn_fc OUT,N,1"
                      " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,0.01,sgd")
     interp = run.interpreter
-    plan = interp.network().plan("LOSS")
+    plan = interp.workspace.network().plan("LOSS")
     params = parameters(interp, plan)
     samples = run.images[0].reshape(3, -1).T
     acts = nn_helpers.activations(plan, params, samples)
     a = acts[:, plan.offsets["A"]:plan.offsets["A"] + 4].astype(np.float64)
     interp.run_items(["nn_step"])
-    alpha, beta, mean, var = interp.images.get("N_normalize").ravel()
+    alpha, beta, mean, var = interp.workspace.images.get("N_normalize").ravel()
     assert mean == pytest.approx(0.01 * a.mean(axis=1).mean(), rel=1e-4)
     assert var == pytest.approx(0.99 + 0.01 * a.var(axis=1, ddof=1).mean(), rel=1e-5)
     assert (alpha, beta) != (1, 0)
@@ -181,9 +181,9 @@ def test_nn_eval_is_the_same_in_one_chunk_or_many():
     single = run_script("nn_init nn_input IN,2 nn_fcnnl H,IN,5,sigmoid nn_dropout D,H,0.5"
                         " nn_fc OUT,D,2")
     for name in ("H_fc", "H_normalize", "OUT_fc"):
-        single.images.set(name, run.images.get(name))
+        single.workspace.images.set(name, run.images.get(name))
     for row in (0, 1, 500, len(x) - 1):
-        single.interpreter.images.append(x[row].reshape(2, 1, 1, 1))
+        single.interpreter.workspace.images.append(x[row].reshape(2, 1, 1, 1))
         single.interpreter.run_items(["nn_eval"])
         np.testing.assert_allclose(single.image(-1).ravel(), result[row], rtol=1e-5, atol=1e-6)
 
@@ -248,13 +248,13 @@ def test_diverging_training_stops_keeping_the_weights_from_before_the_failing_st
     k = failing_iteration(stopped.err)
     assert 0 < k < 200
     assert stopped.interpreter.lookup("loss") == "nan"
-    assert len(stopped.interpreter.network().trainers["T"].history) == k
+    assert len(stopped.interpreter.workspace.network().trainers["T"].history) == k
     exact = run_script(DIVERGING + f" nn_train {k},5", seed=4)
     assert exact.err.count("warning") == 0
     for name in ("OUT_fc", "T"):
-        np.testing.assert_array_equal(stopped.images.get(name), exact.images.get(name), err_msg=name)
-    assert np.all(np.isfinite(stopped.images.get("OUT_fc")))
-    assert stopped.images.get("T")[0, 0, 0, 0] == k
+        np.testing.assert_array_equal(stopped.workspace.images.get(name), exact.workspace.images.get(name), err_msg=name)
+    assert np.all(np.isfinite(stopped.workspace.images.get("OUT_fc")))
+    assert stopped.workspace.images.get("T")[0, 0, 0, 0] == k
 
 
 def test_nan_samples_stop_at_the_first_iteration_with_the_weights_untouched():
@@ -265,7 +265,7 @@ def test_nan_samples_stop_at_the_first_iteration_with_the_weights_untouched():
     assert failing_iteration(after.err) == 0
     assert after.lines[-1] == "after"          # the script went on
     for name in ("OUT_fc", "OUT_fc_m", "OUT_fc_v", "T"):
-        np.testing.assert_array_equal(after.images.get(name), before.images.get(name), err_msg=name)
+        np.testing.assert_array_equal(after.workspace.images.get(name), before.workspace.images.get(name), err_msg=name)
 
 
 def test_non_finite_loss_keeps_exit_status_0_on_the_command_line():

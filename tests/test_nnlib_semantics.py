@@ -29,7 +29,7 @@ def samples(work):
 
 def test_a_loss_declared_again_replaces_the_old_one():
     run = run_script(NET + "nn_loss_mse LOSS,OUT,GT nn_loss_normp LOSS,OUT,GT2,1 nn_print")
-    network = run.interpreter.network()
+    network = run.interpreter.workspace.network()
     assert network.losses() == ["LOSS"]
     assert network.modules["LOSS"].layer.kind == "loss_normp"
     # the first loss's ground truth went with it; the new one is fed instead
@@ -42,13 +42,13 @@ def test_a_loss_declared_again_replaces_the_old_one():
 def test_a_trainer_declared_again_keeps_its_state_and_moments_and_takes_the_new_rate(samples):
     trained = run_script(SAMPLES + NET + "nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-3,adam"
                          " nn_train 20,8 nn_save net.tif")
-    moment = trained.images.get("OUT_fc_m")
+    moment = trained.workspace.images.get("OUT_fc_m")
     assert moment.any()
     again = run_script("nn_load net.tif nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,5e-2,adam nn_print")
-    state = again.images.get("T")[0, 0]
+    state = again.workspace.images.get("T")[0, 0]
     assert state[0, 0] == 20                                  # iteration kept
     assert state[0, 1] == state[0, 2] == np.float32(5e-2)     # rate and initial rate: the new one
-    np.testing.assert_array_equal(again.images.get("OUT_fc_m"), moment)
+    np.testing.assert_array_equal(again.workspace.images.get("OUT_fc_m"), moment)
     assert "        * Properties: loss=LOSS, learning_rate=5e-2, optimizer=adam, scheduler=constant" \
         in again.lines
     assert [n for n in again.names if n == "T"] == ["T"]
@@ -68,12 +68,12 @@ def test_load_then_declare_the_loss_and_trainer_again_then_train(samples):
     run = run_script(SAMPLES + "nn_load net.tif nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam"
                      " nn_train[0] 30,16 nn_trainer T,LOSS,1e-3,adam nn_train[0] 5,16"
                      " nn_save again.tif echo $loss")
-    network = run.interpreter.network()
+    network = run.interpreter.workspace.network()
     assert run.images.get("T")[0, 0, 0, 0] == 65
     assert len(network.trainers["T"].history) == 35      # the loss curve goes on too
     assert np.isfinite(float(run.lines[-1]))
     # the saved file replays one loss and one trainer
-    reloaded = run_script("nn_load again.tif").interpreter.network()
+    reloaded = run_script("nn_load again.tif").interpreter.workspace.network()
     assert reloaded.commands == network.commands
     assert sum(c.startswith("nn_trainer ") for c in reloaded.commands) == 1
     assert sum(c.startswith("nn_loss_mse ") for c in reloaded.commands) == 1
@@ -82,7 +82,7 @@ def test_load_then_declare_the_loss_and_trainer_again_then_train(samples):
 def test_a_loss_declared_again_leaves_the_samples_layout_as_it_was():
     run = run_script("nn_input IN,2 nn_fc A,IN,2 nn_fc B,IN,3 nn_loss_mse L1,A,G1"
                      " nn_loss_mse L2,B,G2 nn_loss_normp L1,A,G1,1")
-    network = run.interpreter.network()
+    network = run.interpreter.workspace.network()
     assert [name for name, _, _ in network.training_plan().feeds] == ["IN", "G1", "G2"]
 
 
@@ -107,7 +107,7 @@ def two_heads_batch(interp):
 
 def test_a_training_step_minimizes_the_sum_of_every_loss():
     interp = nn_helpers.build(TWO_HEADS)
-    network = interp.network()
+    network = interp.workspace.network()
     plan = network.training_plan()
     assert [name for name, _, _ in plan.feeds] == ["IN", "XREC", "LABEL"]
     samples = two_heads_batch(interp)
@@ -128,15 +128,15 @@ def test_a_training_step_minimizes_the_sum_of_every_loss():
 def test_training_moves_both_heads_and_lowers_the_summed_loss():
     interp = nn_helpers.build(TWO_HEADS)
     samples = two_heads_batch(interp)
-    plan = interp.network().training_plan()
+    plan = interp.workspace.network().training_plan()
     before = nn_helpers.run_batch(plan, nn_helpers.parameters(interp, plan), samples)[0]
-    heads = {name: interp.images.get(name).copy() for name in ("REC_fc", "CLS_fc")}
-    interp.images.append(samples.T.reshape(10, 1, 5, 1).copy(), "samples")
+    heads = {name: interp.workspace.images.get(name).copy() for name in ("REC_fc", "CLS_fc")}
+    interp.workspace.images.append(samples.T.reshape(10, 1, 5, 1).copy(), "samples")
     interp.run_source("nn_train[samples] 200,5 nn_print", "test.nnp")
     after = nn_helpers.run_batch(plan, nn_helpers.parameters(interp, plan), samples)[0]
     assert after < 0.5 * before
     for name, image in heads.items():
-        assert not np.array_equal(interp.images.get(name), image), name
+        assert not np.array_equal(interp.workspace.images.get(name), image), name
     assert float(interp.lookup("loss")) == pytest.approx(after, rel=0.3)
 
 
@@ -316,14 +316,14 @@ def test_nn_run_gradient_is_the_outputs_resized_to_the_input():
     from nnpipe.nn import compiled, engine
     from nnpipe.nn.layers.run import resized
     interp = nn_helpers.build("nn_input IN,3,2,1,1 nn_run R,IN,\"cut -1,1\",5,4 nn_loss_mse LOSS,R,GT")
-    interp.run_pipeline("", np.zeros((1, 1, 1, 1), dtype=np.float32))   # the hook is in place
-    plan = interp.network().training_plan()
+    interp.run_commands("", np.zeros((1, 1, 1, 1), dtype=np.float32))   # the runner works
+    plan = interp.workspace.network().training_plan()
     samples = np.random.default_rng(1).uniform(-0.8, 0.8, (2, 6 + 20)).astype(np.float32)
     acts = np.zeros(plan.width * 2, dtype=np.float32)
     grad_acts = np.zeros_like(acts)
     engine.load_chunk(plan.feed_table, samples, np.arange(2), acts, 2)
     engine.forward_calling_back(plan, acts, np.zeros(0, np.float32), 2, 2, True, 0,
-                                np.zeros(0, np.float32), interp.run_pipeline)
+                                np.zeros(0, np.float32), interp.run_commands)
     losses = np.empty((1, 2), dtype=np.float32)
     kernels = plan.kernels()
     compiled.run(kernels.loss_ops, plan.loss_rows, acts, grad_acts, losses, 0, 2, 2, np.float32(0.5))
@@ -344,11 +344,11 @@ def test_training_through_a_pass_through_command_is_training_without_it(samples)
                        " nn_train 25,8", seed=3)
     called = run_script(SAMPLES + network + "nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam"
                         " nn_train 25,8", seed=3)
-    plain_losses, called_losses = (run.interpreter.network().trainers["T"].history
+    plain_losses, called_losses = (run.interpreter.workspace.network().trainers["T"].history
                                    for run in (plain, called))
     assert len(called_losses) == 25
     np.testing.assert_allclose(called_losses, plain_losses, rtol=1e-4)
-    np.testing.assert_allclose(called.images.get("OUT_fc"), plain.images.get("OUT_fc"), rtol=1e-3,
+    np.testing.assert_allclose(called.workspace.images.get("OUT_fc"), plain.workspace.images.get("OUT_fc"), rtol=1e-3,
                                atol=1e-5)
 
 
@@ -357,4 +357,4 @@ def test_a_saved_network_keeps_the_moments_of_every_loss_it_trains(work):
                " nn_loss_mse L1,A,G1 nn_fc B,IN,1 nn_loss_mse L2,B,G2 nn_trainer T,L1,1e-2,adam"
                " nn_train[0] 3 nn_save net.tif")
     loaded = run_script("nn_load net.tif")
-    assert loaded.images.get("B_fc_m").any()     # L2's layer: trained, and its moments kept
+    assert loaded.workspace.images.get("B_fc_m").any()     # L2's layer: trained, and its moments kept

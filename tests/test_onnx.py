@@ -38,15 +38,15 @@ def randomize_parameters(interpreter, seed=5):
     """Non-trivial weights everywhere, and normalize layers with running statistics away from
     (0, 1), so the export of each value is exercised."""
     rng = np.random.default_rng(seed)
-    network = interpreter.network()
+    network = interpreter.workspace.network()
     for module in network.parameter_modules():
-        image = interpreter.images.get(module.name)
+        image = interpreter.workspace.images.get(module.name)
         values = rng.uniform(-1, 1, image.shape).astype(np.float32)
         if module.layer.kind == "normalize":
             rows = values.reshape(-1, 4)
             rows[:, 0] += 1.5                       # alpha
             rows[:, 3] = np.abs(rows[:, 3]) + 0.5   # running variance
-        interpreter.images.set(module.name, values)
+        interpreter.workspace.images.set(module.name, values)
 
 
 def compare(tmp_path, network, size, output="", seed=0):
@@ -59,7 +59,7 @@ def compare(tmp_path, network, size, output="", seed=0):
     expected = run.image(-1)
     session = exported(tmp_path, run.interpreter, output)
     result = session.run(None, {"IN": to_nchw(run.image(run.images.find("x")), size, SAMPLES)})[0]
-    target = run.interpreter.network().modules[run.names[-1]].size
+    target = run.interpreter.workspace.network().modules[run.names[-1]].size
     np.testing.assert_allclose(result, to_nchw(expected, target, SAMPLES), atol=1e-4, rtol=1e-4)
     return session
 

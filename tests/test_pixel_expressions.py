@@ -86,7 +86,7 @@ def test_the_macros_step_equals_nn_step_on_the_same_batch():
     by_step = run_script(BATCH + NETWORK + "nn_step[batch] " * 3, seed=7)
     assert float(by_macros.interpreter.lookup("loss")) == pytest.approx(float(by_step.interpreter.lookup("loss")), rel=1e-6)
     for name in ("L1_fc", "L1_normalize", "L2_fc", "OUT_fc", "OUT_fc_m", "OUT_fc_v", "T"):
-        assert np.allclose(by_macros.images.get(name), by_step.images.get(name), rtol=1e-5, atol=1e-7), name
+        assert np.allclose(by_macros.workspace.images.get(name), by_step.workspace.images.get(name), rtol=1e-5, atol=1e-7), name
 
 
 def test_the_macros_train_the_network_as_it_is_after_a_layer_is_added():
@@ -97,7 +97,7 @@ def test_the_macros_train_the_network_as_it_is_after_a_layer_is_added():
     by_step = run_script(BATCH + NETWORK + "nn_step[batch] " + change + "nn_step[batch] " * 2, seed=7)
     assert float(by_macros.interpreter.lookup("loss")) == pytest.approx(float(by_step.interpreter.lookup("loss")), rel=1e-6)
     for name in ("OUT_fc", "OUT2_fc", "T"):
-        assert np.allclose(by_macros.images.get(name), by_step.images.get(name), rtol=1e-5, atol=1e-7), name
+        assert np.allclose(by_macros.workspace.images.get(name), by_step.workspace.images.get(name), rtol=1e-5, atol=1e-7), name
 
 
 def test_fill_with_the_forward_macro_equals_nn_eval():

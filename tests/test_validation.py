@@ -55,10 +55,10 @@ def test_validation_numbers_are_nn_classify_and_nn_eval_on_the_held_out_set(poin
                    " nn_classify[valid,valid_labels] nn_eval[valid]")
     val_loss, val_accuracy = float(interp.lookup("val_loss")), float(interp.lookup("val_accuracy"))
     assert val_accuracy == float(interp.lookup("accuracy"))                 # nn_classify's
-    scores = interp.images[-1].reshape(3, -1).T                           # nn_eval's outputs
-    labels = interp.images.get("valid_labels").reshape(3, -1).T
+    scores = interp.workspace.images[-1].reshape(3, -1).T                           # nn_eval's outputs
+    labels = interp.workspace.images.get("valid_labels").reshape(3, -1).T
     assert val_loss == pytest.approx(softmax_crossentropy(scores, labels), rel=1e-5)
-    trainer = interp.network().trainers["T"]
+    trainer = interp.workspace.network().trainers["T"]
     assert [step for step, _ in trainer.validation] == [20, 40, 60]
     assert trainer.validation[-1][1] == pytest.approx(val_loss, rel=1e-5)
 
@@ -72,7 +72,7 @@ def test_a_held_out_fraction_is_nn_split_samples_split(points):
                   " nn_train[train,train_labels] 40,16,.,[train_test,train_labels_test],20")
     assert held_out.lookup("val_loss") == split.lookup("val_loss")
     assert held_out.lookup("val_accuracy") == split.lookup("val_accuracy")
-    assert np.array_equal(held_out.images.get("OUT_fc"), split.images.get("OUT_fc"))
+    assert np.array_equal(held_out.workspace.images.get("OUT_fc"), split.workspace.images.get("OUT_fc"))
 
 
 def test_progress_bar_shows_the_validation(points):
@@ -87,9 +87,9 @@ def test_early_stop_after_patience_validations_without_improvement(points):
     interp = build(f"{loads('train', 'train_labels', 'valid', 'valid_labels')}"
                    " nn_init nn_input IN,2 nn_fc OUT,IN,3 nn_loss_softmax_crossentropy LOSS,OUT,GT"
                    " nn_trainer T,LOSS,1e-30,sgd nn_train[train,train_labels] 1000,16,.,[valid,valid_labels],10,3")
-    trainer = interp.network().trainers["T"]
+    trainer = interp.workspace.network().trainers["T"]
     assert len(trainer.history) == 40              # best at 10, then 20, 30, 40 no better
-    assert interp.images.get("T").reshape(-1)[schedulers.ITERATION] == 40
+    assert interp.workspace.images.get("T").reshape(-1)[schedulers.ITERATION] == 40
 
 
 def test_keep_best_ends_with_the_weights_of_the_lowest_validation_loss(points):
@@ -98,14 +98,14 @@ def test_keep_best_ends_with_the_weights_of_the_lowest_validation_loss(points):
     script = f"{loads('train', 'train_labels', 'valid', 'contrary')} {CLASSIFIER}"
     run = run_script(f"{script} nn_train[train,train_labels] 50,16,.,[valid,contrary],10,0,1")
     best = run.interpreter
-    trainer = best.network().trainers["T"]
+    trainer = best.workspace.network().trainers["T"]
     losses = [value for _, value in trainer.validation]
     assert losses == sorted(losses) and losses[0] < losses[-1]     # rising throughout
     first = build(f"{script} nn_train[train,train_labels] 10,16")   # the weights at iteration 10
     for name in ("H_fc", "OUT_fc"):
-        assert np.array_equal(best.images.get(name), first.images.get(name))
+        assert np.array_equal(best.workspace.images.get(name), first.workspace.images.get(name))
     assert float(best.lookup("val_loss")) == pytest.approx(losses[0], rel=1e-5)
-    assert best.images.get("T").reshape(-1)[schedulers.ITERATION] == 50   # the trainer went on
+    assert best.workspace.images.get("T").reshape(-1)[schedulers.ITERATION] == 50   # the trainer went on
     assert "kept the weights of iteration 10" in run.err
     assert f"val_loss {best.lookup('val_loss')}" in run.err.strip().splitlines()[-1]  # the kept one
 
@@ -144,12 +144,12 @@ def test_a_killed_training_resumes_from_its_checkpoint(points):
     resumed = build(training.format("ck.gmz"), seed=4)
     whole = build(training.format("other.gmz"), seed=4)
     for name in ("H_fc", "OUT_fc", "OUT_fc_v", "T"):
-        np.testing.assert_allclose(resumed.images.get(name), whole.images.get(name), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(resumed.workspace.images.get(name), whole.workspace.images.get(name), rtol=1e-6, atol=1e-7)
     assert resumed.lookup("val_loss") == whole.lookup("val_loss")
     # run once more: the checkpoint says the training is over, nothing more is trained
     again = build(training.format("ck.gmz"), seed=4)
-    assert np.array_equal(again.images.get("OUT_fc"), whole.images.get("OUT_fc"))
-    assert again.network().trainers["T"].history == []
+    assert np.array_equal(again.workspace.images.get("OUT_fc"), whole.workspace.images.get("OUT_fc"))
+    assert again.workspace.network().trainers["T"].history == []
     assert again.lookup("val_loss") == whole.lookup("val_loss")     # the script can go on using it
 
 

@@ -1,11 +1,16 @@
-"""Command families; importing them fills the registry."""
+"""Command families; importing them (and the layer files, which declare their own commands)
+fills the registry."""
 
 import importlib
 
-FAMILIES = ["images", "control", "network", "conv", "training", "data", "files", "export"]
+from nnpipe.registry import COMMANDS
+
+FAMILIES = ["images", "control", "network", "training", "data", "files", "export"]
 
 
 def load_all():
+    """The registry of every command (nnpipe.registry.COMMANDS), filled."""
     for family in FAMILIES:
         importlib.import_module(f"nnpipe.commands.{family}")
-    importlib.import_module("nnpipe.nn.layers.registry")  # layer files declare commands too
+    importlib.import_module("nnpipe.nn.layers.registry")
+    return COMMANDS

@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 
-from nnpipe.commands.registry import CONTROL, Int, Text, command
+from nnpipe.registry import CONTROL, Int, Text, command
 from nnpipe.errors import UserError
 
 

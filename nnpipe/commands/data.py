@@ -11,13 +11,13 @@ import os
 import numpy as np
 
 from nnpipe.commands.images import resample
-from nnpipe.commands.registry import DATA, TRAINING, Float, Int, LayerName, Text, command
+from nnpipe.registry import DATA, TRAINING, Float, Int, LayerName, Text, command
 from nnpipe.commands.training import (Inference, image_label, last_data_image, last_data_images,
                                       samples_matrix)
 from nnpipe.errors import UserError
 from nnpipe.images import io
-from nnpipe.images.imagelist import FLOAT32_MAX, check_size, size_text
-from nnpipe.lang.expr import format_number
+from nnpipe.images.imagelist import check_size
+from nnpipe.numbers import FLOAT32_MAX, format_number, size_text
 
 MAX_VALUE = Float("max_value", 255, positive=True, help="value mapped to 1 (255 for 8-bit images)")
 
@@ -253,7 +253,7 @@ def nn_patches(ctx, selection, count, size, sigma, max_value):
                    f"has {channels} channels, the first {images[0].shape[0]}"
                    if channels != images[0].shape[0] else None)
         if problem:
-            raise UserError(f"image {image_label(ctx, index)} of size {size_text(image)} {problem}")
+            raise UserError(f"image {image_label(ctx, index)} of size {size_text(image.shape[::-1])} {problem}")
     check_size((size, size, count, images[0].shape[0]), "the patches stack")
     positions = np.array([(i.shape[2] - size + 1) * (i.shape[3] - size + 1) for i in images], dtype=np.float64)
     source = ctx.rng.choice(len(images), size=count, p=positions / positions.sum())

@@ -1,7 +1,7 @@
 """nn_export: the current network's forward pass as an ONNX model (needs the `onnx` package,
 the nnpipe[onnx] extra). The conversion is in nnpipe.nn.onnx_export."""
 
-from nnpipe.commands.registry import FILES, LayerName, Text, command
+from nnpipe.registry import FILES, LayerName, Text, command
 from nnpipe.commands.training import default_output, parameter_images
 from nnpipe.errors import UserError
 from nnpipe.images import atomic

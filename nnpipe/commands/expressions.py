@@ -17,12 +17,16 @@ import weakref
 
 import numpy as np
 
-from nnpipe.commands.registry import IMAGES, NETWORK, Text, command
+from nnpipe.registry import COMMANDS, IMAGES, NETWORK, Text, command
 from nnpipe.errors import UserError
-from nnpipe.lang import expr
+from nnpipe import expr
+from nnpipe.numbers import format_value
 from nnpipe.nn import optimizers, schedulers
 
 
+# nn_lib's macros: global variables whose text, inside an expression, calls the engine
+COMMANDS.variables.update({"_nn_forward": "__nn_forward();", "_nn_loss": "__nn_loss();",
+                           "_nn_backward": "__nn_backward();", "_nn_update": "__nn_update();"})
 SMALL_BATCH = 256  # below this, one thread: a parallel launch costs more than it saves
 
 
@@ -182,7 +186,7 @@ class NetworkMacros:
         training = session(self.ctx, self.network, trainer)
         loss = training.step(self.samples(env, training.plan))
         self.losses_seen[trainer.loss] = loss
-        env.values[trainer.loss] = expr._constant(loss)
+        env.values[trainer.loss] = expr.scalar(loss)
 
 
 _READINGS = weakref.WeakKeyDictionary()  # network -> {text: (modules, reading)}
@@ -232,7 +236,7 @@ def evaluate_on(ctx, image, text, vector_mode=None):
     evaluation = expr.evaluate_grid(text, ctx.images, image, ctx.rng, vector_mode, ctx,
                                     _macros(ctx, text))
     for name, value in evaluation.variables.items():
-        ctx.set_variable(name, expr.format_value(value))
+        ctx.set_variable(name, format_value(value))
     return evaluation
 
 
@@ -273,8 +277,8 @@ def eval_command(ctx, selection, expression):
         return
     text = _prepare(expression)
     result = expr.evaluate(text, ctx.images, ctx.rng, lambda name, value: ctx.set_variable(
-        name, expr.format_value(value)))
-    ctx.status = expr.format_value(result)
+        name, format_value(value)))
+    ctx.status = format_value(result)
 
 
 @command("nn_lib", group=NETWORK, takes_selection=False)

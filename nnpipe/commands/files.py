@@ -3,7 +3,8 @@ the weights. The formats are in nnpipe.nn.files."""
 
 import os
 
-from nnpipe.commands.registry import FILES, Bool, Int, Param, Text, command, lookup
+from nnpipe.nn.building import builds_network
+from nnpipe.registry import FILES, Bool, Int, Param, Text, command, lookup
 from nnpipe.errors import UserError
 from nnpipe.images import atomic
 from nnpipe.images.imagelist import ImageList
@@ -139,7 +140,7 @@ def rebuild(ctx, saved, entries, label):
     for text in saved.commands:
         name, _, arguments = text.partition(" ")
         entry = lookup(name)
-        if entry is None or not entry.builds_network:
+        if not builds_network(entry):
             raise UserError(f"cannot load {label}: '{name}' in its commands is not a network-building"
                             " command")
         steps.append((entry, arguments or None, text))

@@ -8,15 +8,14 @@ import sys
 import numpy as np
 
 from nnpipe.commands.expressions import fill_image, is_expression
-from nnpipe.commands.registry import INT_LIMIT, IMAGES, Choice, Float, Int, Size, Text, command, split_arguments
-from nnpipe.lang.lexer import unprotect
-from nnpipe.naming import Unselected, copy_name
 from nnpipe.errors import UserError
 from nnpipe.images import io
-from nnpipe.images.imagelist import beyond_float32, check_size, size_text
-from nnpipe.lang.expr import format_number, gmic_number
+from nnpipe.images.imagelist import beyond_float32, check_size
+from nnpipe.naming import Unselected, copy_name
+from nnpipe.numbers import INT_LIMIT, format_number, gmic_number, size_text
+from nnpipe.quoting import unprotect
+from nnpipe.registry import IMAGES, SAME, Choice, Float, Int, Size, Text, command, split_arguments
 
-SAME = (100.0, True)
 NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 COPIES = re.compile(r"^(\[.*\])(?:x([1-9]\d*))?$", re.S)  # [0], and [0]x3: three copies
 BLANK = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
@@ -26,7 +25,7 @@ BLANK = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
     "a file name or glob (PNG, JPEG, BMP, GIF, TIFF, GMZ, NPY), inline values such as (1,2,3;4,5,6)"
     " (',' next x, ';' next y, '/' next z, '^' next channel), a blank image w,_h,_d,_s,_value"
     " whose value may be a math expression evaluated at every pixel, or [selection] to copy"
-    " images"))], default_selection=lambda ctx: None)
+    " images"))], default_selection=lambda ctx: None, selects_positions=True, implicit=True)
 def input_command(ctx, selection, source):
     """Append images from files, inline values, a blank size or copies of images; with a
     selection, insert them at those positions instead (i[0]: first), as G'MIC."""
@@ -161,7 +160,7 @@ def remove(ctx, selection):
     ctx.images.remove(selection)
 
 
-@command("keep", "k", group=IMAGES)
+@command("keep", "k", group=IMAGES, plus_on_copies=True)
 def keep(ctx, selection):
     """Keep only the selected images."""
     ctx.images.keep(selection)
@@ -196,7 +195,7 @@ def describe(index, name, image):
     stats = "empty" if image.size == 0 else " ".join(
         f"{label}={format_number(round(float(f(image)), 6))}"
         for label, f in (("min", np.min), ("max", np.max), ("mean", np.mean)))
-    return f"[{index}] {name or '(unnamed)'}: {size_text(image)} {stats}"
+    return f"[{index}] {name or '(unnamed)'}: {size_text(image.shape[::-1])} {stats}"
 
 
 INTERPOLATIONS = ("none", "nearest", "average", "linear", "grid", "cubic", "lanczos")
@@ -411,7 +410,7 @@ def crop(ctx, image, corners):
 AXES = {"x": 3, "y": 2, "z": 1, "c": 0}
 
 
-@command("append", group=IMAGES, params=[Choice("axis", choices=tuple(AXES)),
+@command("append", group=IMAGES, plus_on_copies=True, params=[Choice("axis", choices=tuple(AXES)),
                                           Float("centering", 0, low=0, high=1)])
 def append(ctx, selection, axis, centering):
     """Join the selected images along axis x, y, z or c into one image at the first one's place.
@@ -529,8 +528,8 @@ def psnr(ctx, selection, reference, max_value):
     for index in selection:
         image = ctx.images[index]
         if image.shape != target.shape:
-            raise UserError(f"image [{index}] ({size_text(image)}) and the reference"
-                            f" ({size_text(target)}) differ in size")
+            raise UserError(f"image [{index}] ({size_text(image.shape[::-1])}) and the reference"
+                            f" ({size_text(target.shape[::-1])}) differ in size")
         error = float(np.mean((target - image) ** 2))
         values.append(float("inf") if error == 0 else 10 * np.log10(max_value ** 2 / error))
         ctx.echo(f"PSNR: {values[-1]:.2f} dB")

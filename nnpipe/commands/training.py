@@ -8,12 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnpipe.commands.files import install
-from nnpipe.commands.registry import TRAINING, Bool, Float, Int, LayerName, Param, Text, command, split_arguments
+from nnpipe.registry import TRAINING, Bool, Float, Int, LayerName, Param, Text, command, split_arguments
 from nnpipe.errors import UserError
 from nnpipe.images import atomic
-from nnpipe.lang.expr import format_number
+from nnpipe.numbers import format_number, size_text
 from nnpipe.nn import engine, evaluation, files, optimizers, schedulers
-from nnpipe.nn.layers import size_text
 from nnpipe.progress import Progress
 
 TRAINER = LayerName("trainer", ".", help="trainer name ('.' = the latest trainer)")
@@ -158,16 +157,10 @@ def parameter_images(ctx, plan, suffix=""):
 
 
 def command_runner(ctx, plan):
-    """What runs the commands of a plan's nn_run layers: the interpreter's
-    run_pipeline(command, image), which runs `command` on a list holding only `image` and
-    returns the last image it leaves."""
-    if not plan.callbacks:
-        return None
-    runner = getattr(ctx, "run_pipeline", None)
-    if runner is None:
-        raise UserError("nn_run layers need the interpreter to run their commands, and this one"
-                        " cannot yet")
-    return runner
+    """What runs the commands of a plan's nn_run layers: the workspace's run_commands(command,
+    image), which runs `command` on a list holding only `image` and returns the last image it
+    leaves."""
+    return ctx.run_commands if plan.callbacks else None
 
 
 class TrainingRun:

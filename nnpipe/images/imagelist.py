@@ -3,6 +3,7 @@
 import numpy as np
 
 from nnpipe.errors import UserError
+from nnpipe.numbers import FLOAT32_MAX
 
 
 def as_image(array):
@@ -13,9 +14,6 @@ def as_image(array):
     while array.ndim < 4:
         array = array[np.newaxis]
     return np.ascontiguousarray(array)
-
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # beyond it a value becomes inf
 
 
 def beyond_float32(values):
@@ -42,10 +40,6 @@ def gmic_size(array):
     """The size as users see it, in G'MIC order (w, h, d, s)."""
     s, d, h, w = array.shape
     return w, h, d, s
-
-
-def size_text(array):
-    return ",".join(str(v) for v in gmic_size(array))
 
 
 class ImageList:

@@ -15,7 +15,8 @@ import tifffile
 
 from nnpipe.errors import UserError
 from nnpipe.images import atomic, gmz
-from nnpipe.images.imagelist import as_image, beyond_float32, size_text
+from nnpipe.images.imagelist import as_image, beyond_float32
+from nnpipe.numbers import size_text
 
 PLAIN_FORMATS = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 TIFF_FORMATS = {".tif", ".tiff"}
@@ -225,10 +226,10 @@ def _write_tiff(temporary, images, names):
 def _to_pixels(image, kind, bits):
     s, d, h, w = image.shape
     if d != 1:
-        raise UserError(f"{kind[1:].upper()} holds 2D images, this one is {size_text(image)}"
+        raise UserError(f"{kind[1:].upper()} holds 2D images, this one is {size_text(image.shape[::-1])}"
                         " (depth > 1): use .tif or .npy")
     if s > 4 or (kind in {".jpg", ".jpeg", ".bmp"} and s not in (1, 3)):
-        raise UserError(f"{kind[1:].upper()} cannot hold {s} channels ({size_text(image)}):"
+        raise UserError(f"{kind[1:].upper()} cannot hold {s} channels ({size_text(image.shape[::-1])}):"
                         " use .tif or .npy")
     if bits == 16 and kind != ".png":
         raise UserError("16-bit output needs .png")

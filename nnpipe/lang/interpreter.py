@@ -1,10 +1,6 @@
-"""Parse items into a tree of blocks and run it against a workspace, as G'MIC reads them.
-
-A command that takes arguments takes the next item as its argument list, whatever that item
-looks like (`echo a=b` prints `a=b`). A command defined in a script takes one when its body
-mentions its arguments ($1, $*, …), G'MIC's rule. Commands whose arguments are all optional
-take the next item unless it starts a statement of its own.
-"""
+"""The evaluator: runs parsed statements (nnpipe.lang.parser) against a workspace, with the
+script's command definitions, the call stack and the variables' scopes. It knows commands only
+through the registry it is given."""
 
 import contextlib
 import difflib
@@ -12,73 +8,25 @@ import glob
 import math
 import os
 import re
-from dataclasses import dataclass
 
-from nnpipe.commands import load_all
-from nnpipe.commands.registry import closest, lookup, split_arguments
+from nnpipe import expr
+from nnpipe.commands.workspace import Variables, Workspace
 from nnpipe.errors import UserError
 from nnpipe.images.imagelist import ImageList
-from nnpipe.images.selection import select
-from nnpipe.lang import expr
-from nnpipe.lang.lexer import Item, lex, lex_items, unprotect
+from nnpipe.lang.lexer import Item, lex, lex_items
+from nnpipe.lang.parser import (ASSIGNMENT, COMMAND_ITEM, Assign, DoWhile, If, LoopControl,
+                                Parser, Repeat, Run)
 from nnpipe.lang.substitute import substitute
 from nnpipe.naming import copy_name
-from nnpipe.workspace import Variables, Workspace
+from nnpipe.numbers import format_value
+from nnpipe.quoting import unprotect
+from nnpipe.images.selection import select
+from nnpipe.registry import split_arguments
 
-COMMAND_ITEM = re.compile(r"^([+-]?)([A-Za-z_][A-Za-z0-9_]*)(\[.*\]|\.{1,3})?$", re.S)
-ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:,[A-Za-z_][A-Za-z0-9_]*)*)"
-                        r"(=|:=|\+=|-=|\*=|/=|%=|\^=|\.=)(.*)$", re.S)
 BLANK_SIZE = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
 IMAGE_EXPRESSION = re.compile(r"^\s*(-?\d+)\s*,(.*)$", re.S)
-KEYWORDS = {"repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}", "break",
-            "continue", "return"}
-# Commands on several images that G'MIC also runs with '+' (on copies of the selection); it
-# has no +rm, +name, +input or +output.
-PLUS_ON_COPIES = {"append", "keep"}
 MAX_CALL_DEPTH = 64
-MAX_NESTING = 200
-NN_MACROS = {"_nn_forward": "__nn_forward();", "_nn_loss": "__nn_loss();",
-             "_nn_backward": "__nn_backward();", "_nn_update": "__nn_update();"}
 REPEAT_VARIABLE = re.compile(r"(.*),\s*([A-Za-z_][A-Za-z0-9_]*)", re.S)
-COMMAND_FILE = re.compile(r"\.(gmic|nnp)$")
-
-
-@dataclass
-class Run:
-    """A command with its argument item (None when it takes none)."""
-    item: Item
-    arguments: Item = None
-
-
-@dataclass
-class Assign:
-    item: Item
-
-
-@dataclass
-class Repeat:
-    item: Item
-    count: Item
-    body: list
-
-
-@dataclass
-class If:
-    item: Item
-    branches: list  # [(condition item, body)]
-    otherwise: list = None
-
-
-@dataclass
-class DoWhile:
-    item: Item
-    body: list
-    condition: Item
-
-
-@dataclass
-class LoopControl:
-    item: Item
 
 
 class _Break(Exception):
@@ -93,138 +41,18 @@ class _Return(Exception):
     """`return`: leave the running command (at the top level, end the run), as in G'MIC."""
 
 
-class Parser:
-    def __init__(self, items, definitions, load_file):
-        self.items = items
-        self.pos = 0
-        self.definitions = definitions
-        self.load_file = load_file
-        self.depth = 0
-
-    def is_command(self, name):
-        return lookup(name) is not None or name in self.definitions
-
-    def starts_new_statement(self, text):
-        match = COMMAND_ITEM.match(text)
-        return (text in KEYWORDS or ASSIGNMENT.match(text) is not None
-                or (match is not None and self.is_command(match.group(2))))
-
-    def takes_arguments(self, name):
-        """(takes arguments, all of them optional)"""
-        if name in self.definitions:
-            return self.definitions[name].takes_arguments, False
-        entry = lookup(name)
-        return entry.takes_arguments, entry.arguments_optional
-
-    def parse_block(self, until=()):
-        """Parse statements until one of the keywords in `until`; return (nodes, keyword item)."""
-        self.depth += 1
-        if self.depth > MAX_NESTING:
-            raise UserError(f"blocks nested more than {MAX_NESTING} deep", self.items[self.pos - 1].where)
-        try:
-            nodes = []
-            while self.pos < len(self.items):
-                item = self.items[self.pos]
-                if item.text in until:
-                    self.pos += 1
-                    return nodes, item
-                if item.text in ("done", "elif", "else", "fi", "while", "}"):
-                    raise UserError(f"'{item.text}' without a matching opening", item.where)
-                self.pos += 1
-                node = self.parse_statement(item)
-                if node is not None:
-                    nodes.append(node)
-            return nodes, None
-        finally:
-            self.depth -= 1
-
-    def next_item(self, item, what):
-        if self.pos >= len(self.items):
-            raise UserError(f"{item.text}: missing {what}", item.where)
-        self.pos += 1
-        return self.items[self.pos - 1]
-
-    def parse_statement(self, item):
-        text = item.text
-        if text == "repeat":
-            count = self.next_item(item, "repeat count")
-            if self.pos < len(self.items) and self.items[self.pos].text == "{":
-                self.pos += 1
-                body, end = self.parse_block(("}",))
-                closing = "'}'"
-            else:
-                body, end = self.parse_block(("done",))
-                closing = "'done'"
-            if end is None:
-                raise UserError(f"repeat: block is not closed (missing {closing})", item.where)
-            return Repeat(item, count, body)
-        if text == "if":
-            return self.parse_if(item)
-        if text == "do":
-            body, end = self.parse_block(("while",))
-            if end is None:
-                raise UserError("do: block is not closed (missing 'while')", item.where)
-            return DoWhile(item, body, self.next_item(end, "condition"))
-        if text in ("break", "continue", "return"):
-            return LoopControl(item)
-        if text == "{":
-            raise UserError("'{' outside of a repeat block", item.where)
-        if text == "command" and self.pos < len(self.items) \
-                and os.path.isfile(unprotect(self.items[self.pos].text)):
-            self.pos += 1  # `command file.gmic`: its commands exist from here on
-            self.load_file(unprotect(self.items[self.pos - 1].text), item)
-            return None
-        if ASSIGNMENT.match(text):
-            return Assign(item)
-        match = COMMAND_ITEM.match(text)
-        if match and self.is_command(match.group(2)):
-            return self.parse_command(item, match.group(2))
-        if COMMAND_FILE.search(unprotect(text)) and os.path.isfile(unprotect(text)):
-            self.load_file(unprotect(text), item)  # `gmic file.gmic cmd`: its commands now exist
-            return None
-        if self.pos < len(self.items) and self.items[self.pos].text.startswith("=") \
-                and re.fullmatch(r"[A-Za-z_]\w*", text):
-            raise UserError(f"'{text} {self.items[self.pos].text}': to set a variable, write"
-                            " name=value without spaces", item.where)
-        return Run(item)
-
-    def parse_if(self, item):
-        branches, otherwise = [], None
-        condition = self.next_item(item, "condition")
-        while True:
-            body, end = self.parse_block(("elif", "else", "fi"))
-            if end is None:
-                raise UserError("if: block is not closed (missing 'fi')", item.where)
-            if otherwise is not None:
-                if end.text != "fi":
-                    raise UserError(f"'{end.text}' after 'else'", end.where)
-                return If(item, branches, body)
-            branches.append((condition, body))
-            if end.text == "fi":
-                return If(item, branches)
-            if end.text == "elif":
-                condition = self.next_item(end, "condition")
-            else:
-                otherwise = []
-
-    def parse_command(self, item, name):
-        takes, optional = self.takes_arguments(name)
-        if takes and self.pos < len(self.items):
-            following = self.items[self.pos].text
-            if not (optional and self.starts_new_statement(following)):
-                self.pos += 1
-                return Run(item, self.items[self.pos - 1])
-        return Run(item)
-
 
 class Interpreter:
-    """Runs parsed scripts against one workspace; holds the definitions and the call stack."""
+    """Runs parsed scripts against one workspace; holds the definitions and the call stack.
 
-    def __init__(self, seed=None, quiet=False, verbose=False, out=None, err=None):
-        load_all()
+    `commands`: the registry (nnpipe.commands.load_all's); the other arguments make the
+    workspace: the random generator's seed, --quiet, the output and error streams."""
+
+    def __init__(self, commands, seed=None, quiet=False, verbose=False, out=None, err=None):
+        self.commands = commands
         self.variables = Variables()
-        self.variables.globals.update(NN_MACROS)
-        self.workspace = Workspace(seed, quiet, out, err, self.variables)
+        self.variables.globals.update(commands.variables)
+        self.workspace = Workspace(seed, quiet, out, err, self.variables, self.run_commands)
         self.definitions = {}
         self.bodies = {}
         self.verbose = verbose
@@ -233,13 +61,6 @@ class Interpreter:
         self.repeats = [[]]
         self.script_dir = "."
         self.status_commands = {}  # `${-cmd}` parsed once
-        self.workspace.run_pipeline = self.run_pipeline
-
-    def __getattr__(self, name):
-        """Tests and embedding code read the workspace (images, networks…) through here."""
-        if name == "workspace":
-            raise AttributeError(name)
-        return getattr(self.workspace, name)
 
     def script_variables(self):
         """The variables of the script's own level (what a run leaves behind)."""
@@ -265,7 +86,7 @@ class Interpreter:
 
     def parse(self, items):
         try:
-            nodes, _ = Parser(items, self.definitions, self.load_file).parse_block()
+            nodes, _ = Parser(items, self.commands, self.definitions, self.load_file).parse_block()
         except RecursionError:
             raise UserError("blocks nested too deeply") from None
         return nodes
@@ -330,17 +151,17 @@ class Interpreter:
                 self.variables.set(name, part)
             return
         if operator == ":=":
-            result = expr.evaluate(unprotect(value), self.images, self.workspace.rng,
+            result = expr.evaluate(unprotect(value), self.workspace.images, self.workspace.rng,
                                    self.set_from_expression)
-            self.variables.set(names, expr.format_value(result))
+            self.variables.set(names, format_value(result))
             return
         current = self.variables.get(names)
         if operator == ".=":
             self.variables.set(names, current + unprotect(value))
             return
-        result = expr.evaluate(f"({current or 0}){operator[0]}({unprotect(value)})", self.images,
+        result = expr.evaluate(f"({current or 0}){operator[0]}({unprotect(value)})", self.workspace.images,
                                self.workspace.rng)
-        self.variables.set(names, expr.format_value(result))
+        self.variables.set(names, format_value(result))
 
     def run_do_while(self, node):
         """`do … while cond`: `$>` counts its iterations, `break` leaves it, as in G'MIC."""
@@ -391,7 +212,7 @@ class Interpreter:
         except ValueError:
             pass
         try:
-            result = expr.evaluate(text, self.images, self.workspace.rng, self.set_from_expression)
+            result = expr.evaluate(text, self.workspace.images, self.workspace.rng, self.set_from_expression)
         except UserError as error:
             raise UserError(f"'{text}' is neither a number nor an expression ({error.message})",
                             command=what) from None
@@ -407,19 +228,18 @@ class Interpreter:
 
     def set_from_expression(self, name, value):
         """set('name',value) in an expression: the variable holds the number as G'MIC writes it."""
-        self.variables.set(name, expr.format_value(value))
+        self.variables.set(name, format_value(value))
 
     def run_command(self, node):
         text = self.substitute(node.item.text)
         match = COMMAND_ITEM.match(text)
         name = match.group(2) if match else None
-        if match and match.group(1) == "-" and lookup(name) is None and name not in self.definitions:
-            match = None
-        if not match or (lookup(name) is None and name not in self.definitions):
+        if match is None or (self.commands.lookup(name) is None and name not in self.definitions):
             plain = unprotect(text)
-            if node.arguments is None and _is_input(plain):
-                return self.call_builtin(lookup("input"), "input", [], False, text, node)
-            raise UserError(_unknown(plain, self.definitions))
+            if node.arguments is None and _is_value(plain):
+                implicit = self.commands.implicit()
+                return self.call_builtin(implicit, implicit.name, [], False, text, node)
+            raise UserError(self.unknown(plain))
         plus, selection_text = match.group(1) == "+", match.group(3)
         try:
             arguments = None if node.arguments is None else self.substitute(node.arguments.text)
@@ -432,20 +252,20 @@ class Interpreter:
             if selection_text or plus:
                 raise UserError("a command defined in a script takes no selection or '+'", command=name)
             return self.call_definition(name, arguments)
-        entry = lookup(name)
+        entry = self.commands.lookup(name)
         if selection_text and not entry.takes_selection:
             raise UserError("takes no selection", command=entry.name)
-        if plus and not entry.each and entry.name not in PLUS_ON_COPIES:
+        if plus and not entry.each and not entry.plus_on_copies:
             raise UserError("does not support the '+' prefix", command=entry.name)
         try:
             if not entry.takes_selection:
                 selection = []
             elif selection_text is None and entry.default_selection is not None:
                 selection = entry.default_selection(self.workspace)
-            elif entry.name == "input":  # a position, as G'MIC: [0] first … [-1] after the last
-                selection = select(unprotect(selection_text), self.images.names + [""])
+            elif entry.selects_positions:  # as G'MIC's input: [0] first … [-1] after the last
+                selection = select(unprotect(selection_text), self.workspace.images.names + [""])
             else:
-                selection = self.select(selection_text)
+                selection = self.workspace.select(None if selection_text is None else unprotect(selection_text))
         except UserError as error:
             raise error.locate(None, entry.name)
         return self.call_builtin(entry, entry.name, selection, plus, arguments, node)
@@ -460,9 +280,8 @@ class Interpreter:
                 self.run_on_copies(entry, selection, args)
             else:
                 entry.function(workspace, selection, *args)
-            if entry.builds_network:
-                text = unprotect(arguments) if arguments else ""
-                workspace.network().commands.append(f"{name} {text}" if text else name)
+            if entry.after is not None:
+                entry.after(workspace, name, unprotect(arguments) if arguments else "")
         except UserError as error:
             raise error.locate(None, name)
         except MemoryError:
@@ -530,9 +349,10 @@ class Interpreter:
             self.names.pop()
             self.arguments.pop()
 
-    def run_pipeline(self, command, image):
-        """nn_run's hook: run `command` (script text) on a list holding only `image`, in a call
-        of its own; return the last image it leaves. The caller's list is left as it was."""
+    def run_commands(self, command, image):
+        """The workspace's run_commands (nn_run's): run `command` (script text) on a list
+        holding only `image`, in a call of its own; return the last image it leaves. The
+        caller's list is left as it was."""
         workspace = self.workspace
         kept = workspace.images
         workspace.images = ImageList()
@@ -561,16 +381,6 @@ class Interpreter:
         self.execute(nodes)
         return self.workspace.status
 
-    # --- selections -------------------------------------------------------------------------
-    def select(self, text):
-        """Indices named by a selection suffix; without one, every image except those a network
-        owns (weights, moments, trainer states), so `resize 64,64` after building a network
-        leaves the network alone."""
-        if text is None:
-            owned = self.workspace.network_images() if self.networks else ()
-            return [i for i in range(len(self.images)) if self.images.names[i] not in owned]
-        return self.workspace.select(unprotect(text))
-
     # --- what substitution asks for ---------------------------------------------------------
     def lookup(self, name, default=None):
         if name.lstrip("-").isdigit():
@@ -598,8 +408,15 @@ class Interpreter:
                 return str(index)
             return "inf" if count == float("inf") else str(int(count) - 1 - index)
         arguments = self.arguments[-1]
-        return {"!": str(len(self.images)), "#": str(len(arguments)),
+        return {"!": str(len(self.workspace.images)), "#": str(len(arguments)),
                 "*": ",".join(arguments)}[char]
+
+    def unknown(self, text):
+        """The message for an unknown command, with the closest name if one is close."""
+        name = text.lstrip("+-")
+        close = difflib.get_close_matches(name, list(self.definitions), n=1) or [self.commands.closest(name)]
+        hint = f" (did you mean '{close[0]}'?)" if close[0] else ""
+        return f"unknown command '{text}'{hint}"
 
     def last_status(self):
         """`${}`: the status the last command left."""
@@ -616,22 +433,15 @@ class Interpreter:
         on_image = IMAGE_EXPRESSION.match(text)
         if on_image:
             index, text = int(on_image.group(1)), on_image.group(2)
-            if not -len(self.images) <= index < len(self.images):
-                raise UserError(f"{{{index},…}}: no image [{index}] ({len(self.images)} images)")
-            image = self.images[index]
-        result = expr.evaluate(text, self.images, self.workspace.rng, self.set_from_expression, image)
-        return expr.format_value(result)
+            if not -len(self.workspace.images) <= index < len(self.workspace.images):
+                raise UserError(f"{{{index},…}}: no image [{index}] ({len(self.workspace.images)} images)")
+            image = self.workspace.images[index]
+        result = expr.evaluate(text, self.workspace.images, self.workspace.rng, self.set_from_expression, image)
+        return format_value(result)
 
 
-def _is_input(text):
+def _is_value(text):
     """Items G'MIC reads as `input`: inline values, a blank size such as 256,256, a file."""
     return text.startswith("(") or text.startswith("[") or BLANK_SIZE.match(text) is not None \
         or os.path.exists(text) or (any(c in text for c in "*?") and bool(glob.glob(text))) \
         or re.search(r"\.(png|jpe?g|tiff?|npy|bmp|gif)$", text, re.I) is not None
-
-
-def _unknown(text, definitions):
-    close = difflib.get_close_matches(text.lstrip("+-"), list(definitions), n=1) or \
-        [closest(text.lstrip("+-"))]
-    hint = f" (did you mean '{close[0]}'?)" if close[0] else ""
-    return f"unknown command '{text}'{hint}"

@@ -21,19 +21,9 @@ import re
 from dataclasses import dataclass
 
 from nnpipe.errors import UserError
+from nnpipe.quoting import NAME_END, PROTECT, unprotect
 
 DEFINITION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:(?!=)\s*(.*)$")
-PROTECT = {"$": "\ue000", "{": "\ue001", "}": "\ue002", ",": "\ue003", '"': "\ue004"}
-UNPROTECT = {code: char for char, code in PROTECT.items()}
-# where a quote opened right after a name (`$x"…"`): the name ends there, as in G'MIC
-NAME_END = "\ue005"
-_UNPROTECT_TABLE = str.maketrans({**UNPROTECT, NAME_END: ""})
-_PROTECTED = re.compile("[\ue000-\ue005]")
-
-
-def unprotect(text):
-    """The text a user wrote, quoted parts included (for display and for command arguments)."""
-    return text.translate(_UNPROTECT_TABLE) if _PROTECTED.search(text) else text
 
 
 @dataclass(frozen=True)

@@ -52,11 +52,13 @@ import numpy as np
 import tifffile
 from PIL import Image, PngImagePlugin
 
-from nnpipe.commands.registry import lookup
+from nnpipe.nn.building import builds_network
+from nnpipe.registry import lookup
 from nnpipe.errors import UserError
 from nnpipe.images import atomic, gmz, io
 from nnpipe.nn import optimizers, schedulers
 from nnpipe.nn.network import DEFAULT_NAME
+from nnpipe.numbers import size_text
 
 FORMAT, VERSION = "nnpipe-network", 1
 PARAMETER, MOMENT, TRAINER = "parameter", "moment", "trainer"
@@ -103,8 +105,8 @@ def gather(network, images, include_trainer_data):
         if image is None:
             raise UserError(f"image '{name}' of network '{network.name}' is missing from the list")
         if image.shape != tuple(shape):
-            raise UserError(f"image '{name}' has size {_size_text(image.shape)}, network"
-                            f" '{network.name}' needs {_size_text(shape)}")
+            raise UserError(f"image '{name}' has size {size_text(image.shape[::-1])}, network"
+                            f" '{network.name}' needs {size_text(shape[::-1])}")
         if name not in taken:
             taken.add(name)
             entries.append(Entry(name, role, image))
@@ -121,10 +123,6 @@ def gather(network, images, include_trainer_data):
     if not entries:
         raise UserError(f"network '{network.name}' has no parameters to save")
     return NetworkFile(network.name, list(network.commands), entries)
-
-
-def _size_text(shape):
-    return ",".join(str(v) for v in tuple(shape)[::-1])
 
 
 def _plane(image):
@@ -501,7 +499,7 @@ def parse_init_text(text):
     while index < len(words):
         name, index = words[index], index + 1
         entry = lookup(name)
-        if entry is None or not entry.builds_network:
+        if not builds_network(entry):
             raise BadFile(f"'{name}' in its {INIT_IMAGE} text is not a network-building command")
         if entry.takes_arguments and index < len(words) and lookup(words[index]) is None:
             arguments, index = words[index], index + 1

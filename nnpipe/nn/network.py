@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from nnpipe.errors import UserError
 from nnpipe.images.imagelist import check_size
-from nnpipe.nn.layers import count, size_text
+from nnpipe.nn.layers import count
+from nnpipe.numbers import size_text
 
 DEFAULT_NAME = "nn"
 

@@ -1,9 +1,11 @@
-"""Layer types. Each file declares one layer type in one place: its class (the shape rule and
-validation in `build`, the parameter image, the named integers its kernels read) and, after
-it, its Numba kernels: `forward`, `backward`, and the optional hooks `loss` (a loss layer) and
-`after_step` (once per training step, e.g. running statistics). Listing the file in
-nnpipe.nn.layers.registry gives it an opcode; the engine generates its dispatch from the
-registry for the layer types a network uses (nnpipe.nn.compiled).
+"""Layer types. Each file declares a layer type in one place: its class (the shape rule and
+validation in `build`, the parameter image, the named integers its kernels read, its ONNX
+export in `export_onnx`), the commands that add it to a network (declared with
+nnpipe.nn.building), and its Numba kernels: `forward`, `backward`, and the optional hooks
+`loss` (a loss layer) and `after_step` (once per training step, e.g. running statistics).
+Listing the file in nnpipe.nn.layers.registry registers its commands and gives its kernels an
+opcode; the engine generates its dispatch from the registry for the layer types a network
+uses (nnpipe.nn.compiled).
 
 A kernel names what it needs by its parameters, from: op (the layer's plan row), real (its one
 float argument), acts, grad_acts, params, grads, width (samples in the chunk), valid (the real
@@ -14,6 +16,7 @@ import numba
 import numpy as np
 
 from nnpipe.errors import UserError
+from nnpipe.numbers import size_text
 
 # Columns of a plan row (int64) read by every kernel; see nnpipe.nn.engine. Besides offsets and
 # lengths, a row holds where its layer's statistics go, the sizes (w,h,d,s) of its first input
@@ -45,10 +48,6 @@ def column(layer_class, name):
 def count(size):
     w, h, d, s = size
     return w * h * d * s
-
-
-def size_text(size):
-    return ",".join(str(v) for v in size)
 
 
 class Layer:
@@ -112,24 +111,8 @@ class Layer:
         """The 'Properties' line of nn_print, or ''."""
         return ""
 
-
-class Input(Layer):
-    """Values fed from the samples; a loss's ground truth is an input too."""
-    kind = "input"
-    inputs = 0
-
-    def build(self, input_sizes):
-        return self.options["size"]
-
-
-class Rename(Layer):
-    kind = "rename"
-    alias = True
-
-
-class Clone(Layer):
-    kind = "clone"
-    alias = True
+    # export_onnx(self, g, step): the tensor computing the layer in an ONNX graph g from
+    # step.inputs (see nnpipe.nn.onnx_export); a layer without it cannot be exported.
 
 
 def same_sizes(kind, input_sizes):

@@ -5,7 +5,9 @@ followed by the second's."""
 import numba
 
 from nnpipe.errors import UserError
-from nnpipe.nn.layers import IN0, IN0_LEN, IN1, IN1_LEN, OUT, Layer, size_text
+from nnpipe.nn.building import IN0_NAME, IN1_NAME, OUT_NAME, add, network_command
+from nnpipe.nn.layers import IN0, IN0_LEN, IN1, IN1_LEN, OUT, Layer
+from nnpipe.numbers import size_text
 
 
 class Append(Layer):
@@ -18,6 +20,15 @@ class Append(Layer):
             raise UserError(f"append needs inputs of the same width, height and depth"
                             f" (got {size_text(first)} and {size_text(second)})")
         return first[:3] + (first[3] + second[3],)
+
+    def export_onnx(self, g, step):
+        return g.node("Concat", step.inputs, step.name, axis=g.CHANNEL_AXIS)
+
+
+@network_command("nn_append", OUT_NAME, IN0_NAME, IN1_NAME)
+def nn_append(ctx, selection, out, first, second):
+    """Add a layer stacking the channels of two inputs of the same width, height and depth."""
+    add(ctx, out, Append(), [first, second])
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")

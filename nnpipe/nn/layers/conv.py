@@ -50,9 +50,16 @@ import numpy as np
 from nnpipe.errors import UserError
 from nnpipe.nn import boundary
 from nnpipe.nn.blas import gemm
+from nnpipe.nn.building import (ACTIVATION, IN_NAME, IN_OR_PREVIOUS, LEARNING_MODE, OUT_NAME, add,
+                                learning_mode, network_command)
 from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_S, IN_W, INPUT_GRADIENTS, OUT, OUT_D, OUT_H,
-                              OUT_S, OUT_W, PARAM, Layer, column, learning_mask, size_text,
-                              weights_and_biases)
+                              OUT_S, OUT_W, PARAM, Layer, column, learning_mask, weights_and_biases)
+from nnpipe.nn.layers.elementwise import residual
+from nnpipe.nn.layers.nonlinearity import Nonlinearity
+from nnpipe.nn.layers.normalize import Normalize
+from nnpipe.nn.layers.rename import Rename
+from nnpipe.numbers import size_text
+from nnpipe.registry import Choice, Int
 
 
 class Convolution(Layer):
@@ -124,6 +131,145 @@ class Convolution(Layer):
             text += (f", border_shrink={o['shrink']},"
                      f" boundary_conditions={boundary.NAMES[o['boundary_conditions']]}")
         return text + f", learning_mode={o['learning_mode']}"
+
+    def export_onnx(self, g, step):
+        return self._export_transposed(g, step) if self.options["transposed"] \
+            else self._export_convolution(g, step)
+
+    def _export_convolution(self, g, step):
+        """A true convolution (nnpipe's) is a cross-correlation with the kernel flipped; the
+        values it reads, boundary conditions included, are gathered first."""
+        o, name = step.options, step.name
+        k, stride, dilation = o["kernel_size"], o["stride"], o["dilation"]
+        three_d = o["dimensions"] == 3
+        w, h, d, s = step.input_sizes[0]
+        x = step.inputs[0]
+        axes = [(g.X_AXIS, w, step.size[0]), (g.Y_AXIS, h, step.size[1])] + ([(g.Z_AXIS, d, step.size[2])] if three_d else [])
+        for axis, length, out_length in axes:
+            reads = _reads(out_length, length, k, stride, dilation, o["shrink"], o["boundary_conditions"])
+            x = g.take(x, axis, reads, length, f"{name}_reads{axis}")
+        kz = k if three_d else 1
+        rows = step.weights.reshape(o["channels"], -1)
+        kernels = rows[:, :-1].reshape(o["channels"], s, kz, k, k)[:, :, ::-1, ::-1, ::-1]
+        spatial = [kz if three_d else 1, k, k]
+        return g.node("Conv", [x, g.constant(kernels, f"{name}_kernels"), g.constant(rows[:, -1], f"{name}_biases")],
+                      name, kernel_shape=spatial, strides=[stride if three_d else 1, stride, stride],
+                      dilations=[dilation if three_d else 1, dilation, dilation])
+
+    def _export_transposed(self, g, step):
+        """The adjoint of a stride-s convolution: ConvTranspose with the kernel flipped, no
+        padding, then the output window the engine computes (zeros past the full output), then
+        the biases."""
+        o, name = step.options, step.name
+        k, stride, dilation = o["kernel_size"], o["stride"], o["dilation"]
+        w, h, d, s = step.input_sizes[0]
+        rows = step.weights.reshape(o["channels"], -1)
+        kernels = rows[:, :-1].reshape(o["channels"], s, 1, k, k)[:, :, :, ::-1, ::-1].transpose(1, 0, 2, 3, 4)
+        x = g.node("ConvTranspose", [step.inputs[0], g.constant(kernels, f"{name}_kernels")], f"{name}_full",
+                   kernel_shape=[1, k, k], strides=[1, stride, stride], dilations=[1, dilation, dilation])
+        offset = dilation * (k // 2)
+        for axis, length in ((g.X_AXIS, w), (g.Y_AXIS, h)):
+            full = stride * (length - 1) + dilation * (k - 1) + 1
+            window = [j if j < full else -1 for j in range(offset, offset + stride * length)]
+            x = g.take(x, axis, window, full, f"{name}_window{axis}")
+        biases = g.constant(rows[:, -1].reshape(1, -1, 1, 1, 1), f"{name}_biases")
+        return g.node("Add", [x, biases], name)
+
+
+def _reads(out_length, in_length, k, stride, dilation, shrink, condition):
+    """The input coordinates (-1: zero) a convolution reads along one axis, in order: output
+    x with kernel tap p' (the kernel flipped) reads entry stride x + dilation p' of them."""
+    first = shrink - dilation * (k // 2)
+    last = first + stride * (out_length - 1) + dilation * (k - 1)
+    return [boundary.coordinate(i, in_length, condition) for i in range(first, last + 1)]
+
+
+CHANNELS = Int("nb_channels", low=1, help="output channels")
+KERNEL_SIZE_ARGUMENT = Int("kernel_size", 3, low=1)
+STRIDE_ARGUMENT = Int("stride", 1, low=1)
+DILATION_ARGUMENT = Int("dilation", 1, low=1)
+SHRINK_ARGUMENT = Int("border_shrink", 0, low=0, help="output pixels dropped at each border")
+BOUNDARY_ARGUMENT = Choice("boundary_conditions", "neumann", choices=boundary.NAMES,
+                           help="what the kernels read outside the input: 0 dirichlet (zeros),"
+                                " 1 neumann (nearest edge), 2 periodic, 3 mirror")
+
+
+def convolution(dimensions, channels, kernel_size, stride, dilation, shrink, boundary_conditions,
+                learning_mode):
+    return Convolution(channels=channels, kernel_size=kernel_size, stride=stride,
+                       dilation=dilation, shrink=shrink,
+                       boundary_conditions=boundary.NAMES.index(boundary_conditions),
+                       learning_mode=learning_mode, dimensions=dimensions)
+
+
+# nn_lib's convolution commands, 2D and 3D: nn_conv{2,3}d[nl|nnl] and nn_resconv{2,3}d[nl|nnl].
+# The suffix adds a nonlinearity (nl), or a channel-by-channel normalize then one (nnl).
+VARIANTS = {"": "", "nl": " then a nonlinearity", "nnl": ", a channel-by-channel normalize and a nonlinearity"}
+
+
+def _declare_convolution(dimensions, suffix):
+    conv = f"OUT_conv{dimensions}d"
+    names = {"": f"{conv} (weights image: one row per output channel, the kernels of every input"
+                 " channel then the bias) and OUT", "nl": f"{conv}, OUT", "nnl": f"{conv}, OUT_normalize, OUT"}
+    output = ("w/stride - 2 border_shrink, h/stride - 2 border_shrink, "
+              + ("d/stride - 2 border_shrink" if dimensions == 3 else "d") + ", nb_channels")
+    tail = (ACTIVATION,) if suffix else ()
+
+    @network_command(f"nn_conv{dimensions}d{suffix}", OUT_NAME, IN_NAME, CHANNELS, KERNEL_SIZE_ARGUMENT,
+                     STRIDE_ARGUMENT, DILATION_ARGUMENT, SHRINK_ARGUMENT, BOUNDARY_ARGUMENT, *tail,
+                     LEARNING_MODE, help=f"""
+        Add a {dimensions}D convolution{VARIANTS[suffix]}: {names[suffix]}.
+
+        Output size: ({output}).""")
+    def declared(ctx, selection, out, source, *arguments):
+        *geometry, learning_mode = arguments
+        activation = geometry.pop() if suffix else None
+        name = add(ctx, f"{out}_conv{dimensions}d", convolution(dimensions, *geometry, learning_mode), [source])
+        if suffix == "nnl":
+            name = add(ctx, f"{out}_normalize", Normalize(channelwise=True, learning_mode=3), [name])
+        add(ctx, out, Nonlinearity(activation=activation) if activation else Rename(), [name])
+
+
+def _declare_residual(dimensions, suffix):
+    parts = {"": "", "nl": "_add, OUT", "nnl": "_normalize, OUT_add, OUT"}
+    # nn_lib 2023 declares nn_resconv3dnl's learning mode 1 (weights only, biases at 0), unlike
+    # its siblings' 3: a network saved by nn_lib rebuilds the same
+    mode = learning_mode(1) if (dimensions, suffix) == (3, "nl") else LEARNING_MODE
+    tail = (ACTIVATION,) if suffix else ()
+    listed = f"OUT_clone0/1, OUT_conv{dimensions}d, " + (f"OUT{parts[suffix]}" if suffix else "OUT")
+
+    @network_command(f"nn_resconv{dimensions}d{suffix}", OUT_NAME, IN_OR_PREVIOUS, KERNEL_SIZE_ARGUMENT,
+                     DILATION_ARGUMENT, BOUNDARY_ARGUMENT, *tail, mode, help=f"""
+        Add a residual {dimensions}D convolution{VARIANTS[suffix]}, OUT = IN + conv(IN) (same
+        channels, stride 1): {listed}.""")
+    def declared(ctx, selection, out, source, kernel_size, dilation, boundary_conditions, *arguments):
+        *activation, learning_mode = arguments
+
+        def branch(size):
+            return (f"conv{dimensions}d", convolution(dimensions, size[3], kernel_size, 1, dilation, 0,
+                                                      boundary_conditions, learning_mode))
+        residual(ctx, out, source, branch, "channelwise" if suffix == "nnl" else None,
+                 activation[0] if activation else None)
+
+
+for _dimensions in (2, 3):
+    for _suffix in VARIANTS:
+        _declare_convolution(_dimensions, _suffix)
+        _declare_residual(_dimensions, _suffix)
+
+
+@network_command("nn_tconv2d", OUT_NAME, IN_NAME, CHANNELS, KERNEL_SIZE_ARGUMENT, Int("stride", 2, low=1),
+                 DILATION_ARGUMENT, LEARNING_MODE)
+def nn_tconv2d(ctx, selection, out, source, channels, kernel_size, stride, dilation, learning_mode):
+    """Add a transposed 2D convolution, the adjoint of a conv2d of the same stride (zeros
+    outside) plus biases: modules OUT_tconv2d (weights image, laid out as conv2d's) and OUT.
+
+    Output size: (w * stride, h * stride, d, nb_channels); upsamples what a strided conv2d
+    downsampled."""
+    layer = Convolution(channels=channels, kernel_size=kernel_size, stride=stride,
+                        dilation=dilation, shrink=0, boundary_conditions=boundary.DIRICHLET,
+                        learning_mode=learning_mode, dimensions=2, transposed=True)
+    add(ctx, out, Rename(), [add(ctx, f"{out}_tconv2d", layer, [source])])
 
 
 (KERNEL_SIZE, STRIDE, DILATION, SHRINK, CONDITION, DIMENSIONS,

@@ -6,8 +6,11 @@ from above, and misspells the metric it tests). Where the norm's derivative is u
 (a = b, or a zero difference with p < 1) it uses 0."""
 
 import numba
+import numpy as np
 
+from nnpipe.nn.building import IN0_NAME, IN1_NAME, OUT_NAME, add, network_command
 from nnpipe.nn.layers import IN0, IN0_LEN, IN1, OUT, Layer, same_sizes
+from nnpipe.registry import Float
 
 
 class Distance(Layer):
@@ -24,6 +27,27 @@ class Distance(Layer):
     def properties(self):
         metric = self.options["metric"]
         return f"metric={'squared-L2 norm' if metric == 0 else f'L{metric}'}"
+
+    def export_onnx(self, g, step):
+        name, metric = step.name, step.options["metric"]
+        difference = g.flat(g.node("Sub", step.inputs, f"{name}_difference"), f"{name}_flat")
+        axes = g.constant([1], f"{name}_axes", np.int64)
+        if metric == 0:
+            total = g.node("ReduceSum", [g.node("Mul", [difference, difference], f"{name}_squares"), axes],
+                           f"{name}_sum")
+        else:
+            powered = g.node("Pow", [g.node("Abs", [difference], f"{name}_abs"), g.constant(metric, f"{name}_p")],
+                             f"{name}_powered")
+            total = g.node("Pow", [g.node("ReduceSum", [powered, axes], f"{name}_sum"),
+                                   g.constant(1 / metric, f"{name}_inverse_p")], f"{name}_norm")
+        return g.to_5d(total, step.size, name)
+
+
+@network_command("nn_distance", OUT_NAME, IN0_NAME, IN1_NAME,
+                 Float("metric", 0, low=0, help="0 squared L2 norm, p > 0 the Lp norm"))
+def nn_distance(ctx, selection, out, first, second, metric):
+    """Add a layer computing the distance between two inputs of the same size (one value)."""
+    add(ctx, out, Distance(metric=metric), [first, second])
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")

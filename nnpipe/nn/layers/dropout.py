@@ -6,7 +6,9 @@ import numba
 import numpy as np
 
 from nnpipe.errors import UserError
+from nnpipe.nn.building import IN_NAME, OUT_NAME, add, network_command
 from nnpipe.nn.layers import IN0, OUT, OUT_LEN, Layer, column, copy_values
+from nnpipe.registry import Float
 
 
 class Dropout(Layer):
@@ -27,8 +29,17 @@ class Dropout(Layer):
     def properties(self):
         return f"dropout_rate={self.options['rate']}"
 
+    def export_onnx(self, g, step):
+        return step.inputs[0]   # dropout does nothing at inference
+
 
 CHANNELS = column(Dropout, "channels")
+
+
+@network_command("nn_dropout", OUT_NAME, IN_NAME, Float("dropout_rate", low=0, high=0.999999))
+def nn_dropout(ctx, selection, out, source, rate):
+    """Add dropout: while training, each sample drops whole channels with this probability."""
+    add(ctx, out, Dropout(rate=rate), [source])
 
 
 @numba.njit(cache=True, inline="always")

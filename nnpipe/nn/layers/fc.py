@@ -4,8 +4,15 @@ column holds the biases."""
 import numba
 
 from nnpipe.nn.blas import gemm
+from nnpipe.nn.building import (ACTIVATION, IN_NAME, IN_OR_PREVIOUS, LEARNING_MODE, OUT_NAME, add,
+                                network_command)
 from nnpipe.nn.layers import (IN0, IN0_LEN, INPUT_GRADIENTS, OUT, OUT_LEN, PARAM, Layer, count,
                               learning_mask, weights_and_biases)
+from nnpipe.nn.layers.elementwise import residual
+from nnpipe.nn.layers.nonlinearity import Nonlinearity
+from nnpipe.nn.layers.normalize import Normalize
+from nnpipe.nn.layers.rename import Rename
+from nnpipe.registry import Int
 
 
 class FullyConnected(Layer):
@@ -27,6 +34,63 @@ class FullyConnected(Layer):
 
     def properties(self):
         return f"learning_mode={self.options['learning_mode']}"
+
+    def export_onnx(self, g, step):
+        weights = step.weights.reshape(step.weights.shape[2], -1)
+        product = g.node("Gemm", [g.flat(step.inputs[0], f"{step.name}_flat"),
+                                  g.constant(weights[:, :-1], f"{step.name}_weights"),
+                                  g.constant(weights[:, -1], f"{step.name}_biases")],
+                         f"{step.name}_gemm", transB=1)
+        return g.to_5d(product, step.size, step.name)
+
+
+def fully_connected(ctx, out, source, channels, learning_mode):
+    """OUT_fc, the module holding the weights image OUT_fc; returns its name."""
+    return add(ctx, f"{out}_fc", FullyConnected(channels=channels, learning_mode=learning_mode), [source])
+
+
+@network_command("nn_fc", OUT_NAME, IN_NAME, Int("nb_channels", low=1), LEARNING_MODE)
+def nn_fc(ctx, selection, out, source, channels, learning_mode):
+    """Add a fully connected layer: modules OUT_fc (weights image OUT_fc) and OUT."""
+    add(ctx, out, Rename(), [fully_connected(ctx, out, source, channels, learning_mode)])
+
+
+@network_command("nn_fcnl", OUT_NAME, IN_NAME, Int("nb_neurons", low=1), ACTIVATION, LEARNING_MODE)
+def nn_fcnl(ctx, selection, out, source, channels, activation, learning_mode):
+    """Add a fully connected layer then a nonlinearity: OUT_fc, OUT."""
+    fc = fully_connected(ctx, out, source, channels, learning_mode)
+    add(ctx, out, Nonlinearity(activation=activation), [fc])
+
+
+@network_command("nn_fcnnl", OUT_NAME, IN_NAME, Int("nb_neurons", low=1), ACTIVATION, LEARNING_MODE)
+def nn_fcnnl(ctx, selection, out, source, channels, activation, learning_mode):
+    """Add fully connected, normalize, nonlinearity: OUT_fc, OUT_normalize, OUT."""
+    fc = fully_connected(ctx, out, source, channels, learning_mode)
+    normalized = add(ctx, f"{out}_normalize", Normalize(channelwise=False, learning_mode=3), [fc])
+    add(ctx, out, Nonlinearity(activation=activation), [normalized])
+
+
+def _fc_branch(learning_mode):
+    return lambda size: ("fc", FullyConnected(channels=count(size), learning_mode=learning_mode))
+
+
+@network_command("nn_resfc", OUT_NAME, IN_OR_PREVIOUS, LEARNING_MODE)
+def nn_resfc(ctx, selection, out, source, learning_mode):
+    """Add a residual fully connected block, OUT = IN + fc(IN): OUT_clone0/1, OUT_fc, OUT."""
+    residual(ctx, out, source, _fc_branch(learning_mode), None, None)
+
+
+@network_command("nn_resfcnl", OUT_NAME, IN_OR_PREVIOUS, ACTIVATION, LEARNING_MODE)
+def nn_resfcnl(ctx, selection, out, source, activation, learning_mode):
+    """Add a residual block then a nonlinearity: OUT_clone0/1, OUT_fc, OUT_add, OUT."""
+    residual(ctx, out, source, _fc_branch(learning_mode), None, activation)
+
+
+@network_command("nn_resfcnnl", OUT_NAME, IN_OR_PREVIOUS, ACTIVATION, LEARNING_MODE)
+def nn_resfcnnl(ctx, selection, out, source, activation, learning_mode):
+    """Add a residual block with normalization then a nonlinearity (the fc learns weights
+    only, as in nn_lib): OUT_clone0/1, OUT_fc, OUT_normalize, OUT_add, OUT."""
+    residual(ctx, out, source, _fc_branch(1), "global", activation)
 
 
 # Kernels work on a chunk of samples stored feature-major: the input is an (inputs x width)

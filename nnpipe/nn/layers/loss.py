@@ -19,7 +19,11 @@ import math
 import numba
 import numpy as np
 
+from nnpipe.errors import UserError
+from nnpipe.nn.building import GROUND_TRUTH, IN_NAME, OUT_NAME, add, add_moments, network_command
 from nnpipe.nn.layers import IN0, IN0_LEN, IN1, Layer, column, same_sizes
+from nnpipe.nn.layers.input import Input
+from nnpipe.registry import Int
 
 NORMP, CROSSENTROPY, BINARY_CROSSENTROPY, SOFTMAX_CROSSENTROPY = range(4)
 CE_EPSILON, BCE_EPSILON = 1e-8, 1e-5
@@ -76,6 +80,65 @@ class SoftmaxCrossEntropy(Loss):
     softmax(y) sum(t) - t, i.e. softmax(y) - t for one-hot t."""
     kind = "loss_softmax_crossentropy"
     formula = SOFTMAX_CROSSENTROPY
+
+
+def _loss(ctx, out, source, ground_truth, layer):
+    """Add a loss; one of the same name is replaced (nn_lib's way to train a loaded network:
+    nn_load, then declare the loss and trainer again)."""
+    network = ctx.network()
+    source = network.resolve(source)
+    if network.is_loss(out):
+        # the same ground truth keeps its place among the feeds, so the samples' layout holds
+        truth = network.modules[out].inputs[1]
+        network.remove(out, keep_ground_truth=truth == ground_truth
+                       and network.modules[truth].size == network.modules[source].size)
+    if ground_truth in network.modules:
+        if network.modules[ground_truth].size != network.modules[source].size:
+            raise UserError(f"ground truth '{ground_truth}' has another size than '{source}'")
+    else:
+        add(ctx, ground_truth, Input(size=network.modules[source].size, ground_truth_of=out), [])
+    add(ctx, out, layer, [source, ground_truth])
+    for trainer in network.trainers.values():
+        add_moments(ctx, network, trainer.optimizer)
+
+
+@network_command("nn_loss_mse", OUT_NAME, IN_NAME, GROUND_TRUTH)
+def nn_loss_mse(ctx, selection, out, source, ground_truth):
+    """Add a mean-squared-error loss: mean of (IN - GROUND_TRUTH)^2 over the values of a sample."""
+    _loss(ctx, out, source, ground_truth, MeanSquaredError(ground_truth=ground_truth))
+
+
+@network_command("nn_loss_normp", OUT_NAME, IN_NAME, GROUND_TRUTH,
+                 Int("metric", 1, low=0, help="0 squared L2, p > 0 the Lp norm"))
+def nn_loss_normp(ctx, selection, out, source, ground_truth, metric):
+    """Add a p-norm loss: ||IN - GROUND_TRUTH||_p divided by the number of values."""
+    _loss(ctx, out, source, ground_truth, NormLoss(ground_truth=ground_truth, metric=metric))
+
+
+@network_command("nn_loss_crossentropy", OUT_NAME, IN_NAME, GROUND_TRUTH)
+def nn_loss_crossentropy(ctx, selection, out, source, ground_truth):
+    """Add a cross-entropy loss: -sum GT log(IN + 1e-8) over the values of a sample.
+
+    IN holds probabilities (e.g. after a softmax), GT the ground truth."""
+    _loss(ctx, out, source, ground_truth, CrossEntropy(ground_truth=ground_truth))
+
+
+@network_command("nn_loss_binary_crossentropy", OUT_NAME, IN_NAME, GROUND_TRUTH)
+def nn_loss_binary_crossentropy(ctx, selection, out, source, ground_truth):
+    """Add a binary cross-entropy loss: -sum [GT log(IN+1e-5) + (1-GT) log(1-IN+1e-5)].
+
+    The sum is over the values of a sample; IN holds probabilities in [0, 1] (e.g. after a
+    sigmoid), GT the ground truth."""
+    _loss(ctx, out, source, ground_truth, BinaryCrossEntropy(ground_truth=ground_truth))
+
+
+@network_command("nn_loss_softmax_crossentropy", OUT_NAME, IN_NAME, GROUND_TRUTH)
+def nn_loss_softmax_crossentropy(ctx, selection, out, source, ground_truth):
+    """Add a softmax cross-entropy loss: -sum GT log softmax(IN) over the values of a sample.
+
+    The softmax runs over all the values of a sample (IN: scores, GT: the ground truth); the
+    gradient is softmax(IN) - GT for ground truths summing to 1, such as one-hot labels."""
+    _loss(ctx, out, source, ground_truth, SoftmaxCrossEntropy(ground_truth=ground_truth))
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")

@@ -5,8 +5,13 @@ import numba
 import numpy as np
 
 from nnpipe.nn import activations
+from nnpipe.nn.building import ACTIVATION as ACTIVATION_NAME
+from nnpipe.nn.building import IN_NAME, LEARNING_MODE, OUT_NAME, add, network_command
 from nnpipe.nn.layers import IN0, IN0_LEN, OUT, OUT_LEN, PARAM, column, count
 from nnpipe.nn.layers.fc import FullyConnected
+from nnpipe.nn.layers.nonlinearity import ONNX
+from nnpipe.nn.layers.rename import Rename
+from nnpipe.registry import Int
 
 
 class NonlinearFullyConnected(FullyConnected):
@@ -38,6 +43,27 @@ class NonlinearFullyConnected(FullyConnected):
 
     def properties(self):
         return f"activation={self.options['activation']}, learning_mode={self.options['learning_mode']}"
+
+    def export_onnx(self, g, step):
+        """y_i = sum_j act(W_ij x_j + B_ij): an (N, outputs, inputs) tensor summed over inputs.
+        The engine applies softmax there value by value, where it is the identity."""
+        name, weights = step.name, step.weights.reshape(step.weights.shape[2], -1)
+        n_in = weights.shape[1] // 2
+        x = g.node("Unsqueeze", [g.flat(step.inputs[0], f"{name}_flat"),
+                                 g.constant([1], f"{name}_axis", np.int64)], f"{name}_row")
+        z = g.node("Add", [g.node("Mul", [x, g.constant(weights[:, :n_in], f"{name}_weights")], f"{name}_wx"),
+                           g.constant(weights[:, n_in:], f"{name}_biases")], f"{name}_z")
+        activation = step.options["activation"]
+        a = ONNX["linear" if activation == "softmax" else activation](g, z, None, f"{name}_act")
+        total = g.node("ReduceSum", [a, g.constant([2], f"{name}_sum_axis", np.int64)], f"{name}_sum", keepdims=0)
+        return g.to_5d(total, step.size, name)
+
+
+@network_command("nn_nlfc", OUT_NAME, IN_NAME, Int("nb_channels", low=1), ACTIVATION_NAME, LEARNING_MODE)
+def nn_nlfc(ctx, selection, out, source, channels, activation, learning_mode):
+    """Add a nonlinear fully connected layer, y_i = sum_j act(W_ij x_j + B_ij): OUT_nlfc, OUT."""
+    layer = NonlinearFullyConnected(channels=channels, activation=activation, learning_mode=learning_mode)
+    add(ctx, out, Rename(), [add(ctx, f"{out}_nlfc", layer, [source])])
 
 
 ACTIVATION = column(NonlinearFullyConnected, "activation")

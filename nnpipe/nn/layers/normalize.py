@@ -9,7 +9,10 @@ import math
 import numba
 import numpy as np
 
+from nnpipe.nn.building import IN_OR_PREVIOUS, OUT_NAME, add, network_command
 from nnpipe.nn.layers import IN0, OUT, OUT_LEN, PARAM, STATS, Layer, column
+from nnpipe.nn.layers.rename import Rename
+from nnpipe.registry import Bool, Int
 
 RUNNING_RATE = 0.01
 EPSILON = 1e-8
@@ -48,8 +51,30 @@ class Normalize(Layer):
         mode = "channel-by-channel" if self.options["channelwise"] else "global"
         return f"normalization={mode}, learning_mode={self.options['learning_mode']}"
 
+    def export_onnx(self, g, step):
+        """Its inference-time map, y = alpha (x - running mean) / (sqrt(running variance) +
+        1e-8) + beta = scale x + shift, one (scale, shift) for the input or one per channel."""
+        rows = step.weights.reshape(-1, 4).astype(np.float64)
+        alpha, beta, mean, variance = rows.T
+        scale = alpha / (np.sqrt(variance) + EPSILON)
+        shift = beta - mean * scale
+        shape = [1, -1, 1, 1, 1] if rows.shape[0] > 1 else [1, 1, 1, 1, 1]
+        scaled = g.node("Mul", [step.inputs[0], g.constant(scale.reshape(shape), f"{step.name}_scale")],
+                        f"{step.name}_scaled")
+        return g.node("Add", [scaled, g.constant(shift.reshape(shape), f"{step.name}_shift")], step.name)
+
 
 GROUPS = column(Normalize, "groups")
+
+
+@network_command("nn_normalize", OUT_NAME, IN_OR_PREVIOUS, Bool("normalization_mode", False,
+                 help="0 global parameters, 1 one set per channel"),
+                 Int("learning_mode", 3, low=0, high=3, help="0 none, 1 alpha only, 2 beta only, 3 both"))
+def nn_normalize(ctx, selection, out, source, channelwise, learning_mode):
+    """Add a normalize layer: OUT_normalize (parameters alpha, beta, running mean, variance) and OUT."""
+    normalized = add(ctx, f"{out}_normalize", Normalize(channelwise=channelwise, learning_mode=learning_mode),
+                     [source])
+    add(ctx, out, Rename(), [normalized])
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")

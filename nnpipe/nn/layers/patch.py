@@ -11,8 +11,10 @@ import numba
 import numpy as np
 
 from nnpipe.errors import UserError
-from nnpipe.nn.layers import (IN_D, IN_H, IN_W, OUT_D, OUT_H, OUT_LEN, OUT_W, Layer, column, gather,
-                              size_text)
+from nnpipe.nn.building import IN_OR_PREVIOUS, OUT_NAME, add, network_command
+from nnpipe.nn.layers import IN_D, IN_H, IN_W, OUT_D, OUT_H, OUT_LEN, OUT_W, Layer, column, gather
+from nnpipe.numbers import size_text
+from nnpipe.registry import Int
 
 
 class PatchDown(Layer):
@@ -45,6 +47,9 @@ class PatchDown(Layer):
     def properties(self):
         return f"patch_size={self.patch_text()}"
 
+    def export_onnx(self, g, step):
+        return g.gathered(step, sources(step.row))
+
 
 class PatchUp(PatchDown):
     down = False
@@ -55,6 +60,7 @@ class PatchUp(PatchDown):
             raise UserError(f"patch size {self.patch_text()} needs a number of channels divisible"
                             f" by {p * p * pd} (got {s})")
         return (w * p, h * p, d * pd, s // (p * p * pd))
+
 
 
 PATCH, DEPTH_PATCH, DOWN = (column(PatchDown, name) for name in PatchDown.kernel_arguments)
@@ -84,3 +90,30 @@ def forward(op, acts, width):
 @numba.njit(cache=True)
 def backward(op, grad_acts, width):
     gather.backward(op, grad_acts, width, sources(op))
+
+
+PATCH_SIZE = Int("patch_size", 2, low=2)
+
+
+@network_command("nn_patchdown2d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
+def nn_patchdown2d(ctx, selection, out, source, patch_size):
+    """Add a layer moving each p x p patch into channels (space to depth): size w/p,h/p,d,s*p^2."""
+    add(ctx, out, PatchDown(patch_size=patch_size, dimensions=2), [source])
+
+
+@network_command("nn_patchdown3d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
+def nn_patchdown3d(ctx, selection, out, source, patch_size):
+    """Add a layer moving each p x p x p patch into channels: size w/p,h/p,d/p,s*p^3."""
+    add(ctx, out, PatchDown(patch_size=patch_size, dimensions=3), [source])
+
+
+@network_command("nn_patchup2d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
+def nn_patchup2d(ctx, selection, out, source, patch_size):
+    """Add a layer undoing nn_patchdown2d (depth to space): size w*p,h*p,d,s/p^2."""
+    add(ctx, out, PatchUp(patch_size=patch_size, dimensions=2), [source])
+
+
+@network_command("nn_patchup3d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
+def nn_patchup3d(ctx, selection, out, source, patch_size):
+    """Add a layer undoing nn_patchdown3d: size w*p,h*p,d*p,s/p^3."""
+    add(ctx, out, PatchUp(patch_size=patch_size, dimensions=3), [source])

@@ -12,10 +12,13 @@ import numba
 import numpy as np
 
 from nnpipe.errors import UserError
+from nnpipe.nn.building import IN_OR_PREVIOUS, OUT_NAME, add, network_command
 from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_W, OUT, OUT_D, OUT_H, OUT_LEN, OUT_W, Layer,
-                              column, copy_values, gather, size_text)
+                              column, copy_values, gather)
 from nnpipe.nn.layers import resize
 from nnpipe.nn.layers.resize import AVERAGE, Resize
+from nnpipe.numbers import size_text
+from nnpipe.registry import Int
 
 
 class Pooling(Layer):
@@ -47,6 +50,10 @@ class MaxPool(Pooling):
     def arguments(self, input_sizes):
         return {"patch_size": self.options["patch_size"], "depth_patch": self.depth_patch()}
 
+    def export_onnx(self, g, step):
+        p, pd = self.options["patch_size"], self.depth_patch()
+        return g.node("MaxPool", [step.inputs[0]], step.name, kernel_shape=[pd, p, p], strides=[pd, p, p])
+
 
 class AveragePool(Pooling, Resize):
     """Resize's kernels with the moving average, at the pooled size."""
@@ -58,6 +65,32 @@ class AveragePool(Pooling, Resize):
 
 
 PATCH, DEPTH_PATCH = column(MaxPool, "patch_size"), column(MaxPool, "depth_patch")
+PATCH_SIZE = Int("patch_size", 2, low=2)
+
+
+@network_command("nn_maxpool2d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
+def nn_maxpool2d(ctx, selection, out, source, patch_size):
+    """Add 2D max pooling: the largest value of each p x p patch; size w/p,h/p,d,s."""
+    add(ctx, out, MaxPool(patch_size=patch_size, dimensions=2), [source])
+
+
+@network_command("nn_maxpool3d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
+def nn_maxpool3d(ctx, selection, out, source, patch_size):
+    """Add 3D max pooling over p x p x p patches; size w/p,h/p,d/p,s."""
+    add(ctx, out, MaxPool(patch_size=patch_size, dimensions=3), [source])
+
+
+@network_command("nn_avgpool2d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
+def nn_avgpool2d(ctx, selection, out, source, patch_size):
+    """Add 2D average pooling, as nn_lib: a moving-average resize to w/p,h/p,d,s (when p does
+    not divide the size, each output averages a fractional box)."""
+    add(ctx, out, AveragePool(patch_size=patch_size, dimensions=2), [source])
+
+
+@network_command("nn_avgpool3d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
+def nn_avgpool3d(ctx, selection, out, source, patch_size):
+    """Add 3D average pooling: a moving-average resize to w/p,h/p,d/p,s."""
+    add(ctx, out, AveragePool(patch_size=patch_size, dimensions=3), [source])
 
 
 @numba.njit(cache=True)

@@ -1,6 +1,7 @@
 """The layer files, one line each. A file listed here declares a layer type in one place (see
-nnpipe.nn.layers); its position is its opcode, its kernels enter the dispatch the engine
-generates for the networks that use it, and the commands the file declares are registered. A
+nnpipe.nn.layers): the commands it declares are registered, its position is its opcode, and
+its kernels enter the dispatch the engine generates for the networks that use it. Files of
+layers that compute nothing (inputs, and aliases of their input's values) have no kernels. A
 layer may pick its kernel file by its options (`kernel_file`): the nonlinearity's relu and
 leakyrelu run the small kernels of rectifier.py."""
 
@@ -9,6 +10,9 @@ import importlib
 from nnpipe.nn.layers import NO_OP
 
 LAYER_FILES = (
+    "input",
+    "rename",
+    "reshape",
     "fc",
     "nonlinearity",
     "rectifier",

@@ -3,8 +3,13 @@ them no buffer and no kernel (aliases, like rename and clone). reshape keeps eve
 the same order under a new size; split's two parts are the first nb_channels0 channels and
 the rest, which are contiguous since a sample's values are flattened channel after channel."""
 
+import numpy as np
+
 from nnpipe.errors import UserError
-from nnpipe.nn.layers import Layer, count, size_text
+from nnpipe.nn.building import IN_NAME, OUT_NAME, add, network_command
+from nnpipe.nn.layers import Layer, count
+from nnpipe.numbers import size_text
+from nnpipe.registry import Int, LayerName
 
 
 class Reshape(Layer):
@@ -18,6 +23,9 @@ class Reshape(Layer):
             raise UserError(f"cannot reshape input ({size_text(input_sizes[0])}) to output"
                             f" ({size_text(size)}): not the same number of values")
         return size
+
+    def export_onnx(self, g, step):
+        return g.to_5d(step.inputs[0], step.size, step.name)
 
 
 class Split(Layer):
@@ -35,3 +43,31 @@ class Split(Layer):
     def alias_offset(self, input_sizes):
         w, h, d, _ = input_sizes[0]
         return self.options["part"] * w * h * d * self.options["channels"]
+
+    def export_onnx(self, g, step):
+        channels = self.options["channels"]
+        start, end = (0, channels) if self.options["part"] == 0 else (channels, step.input_sizes[0][3])
+        return g.node("Slice", [step.inputs[0], g.constant([start], f"{step.name}_start", np.int64),
+                                g.constant([end], f"{step.name}_end", np.int64),
+                                g.constant([g.CHANNEL_AXIS], f"{step.name}_axes", np.int64)], step.name)
+
+
+@network_command("nn_reshape", OUT_NAME, IN_NAME, Int("width", low=1), Int("height", low=1),
+                 Int("depth", low=1), Int("spectrum", low=1))
+def nn_reshape(ctx, selection, out, source, width, height, depth, spectrum):
+    """Add a layer holding its input's values, in the same order, under another size.
+
+    The new size must hold the same number of values."""
+    add(ctx, out, Reshape(size=(width, height, depth, spectrum)), [source])
+
+
+@network_command("nn_split", LayerName("name0", previous=False, help="name of the first part"),
+                 LayerName("name1", previous=False, help="name of the second part"), IN_NAME,
+                 Int("nb_channels0", low=1,
+                     help="channels of the first part (the rest go to the second)"))
+def nn_split(ctx, selection, name0, name1, source, channels):
+    """Add two layers: the first nb_channels0 channels of the input, and the others."""
+    source = ctx.network().resolve(source)
+    add(ctx, name0, Split(channels=channels, part=0), [source])
+    add(ctx, name1, Split(channels=channels, part=1), [source])
+    ctx.network().latest = name0

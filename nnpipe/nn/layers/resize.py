@@ -14,11 +14,12 @@ import math
 import numba
 import numpy as np
 
-from nnpipe.commands.registry import INT_LIMIT
 from nnpipe.errors import UserError
-
+from nnpipe.nn.building import IN_NAME, OUT_NAME, add, network_command
 from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_S, IN_W, OUT, OUT_D, OUT_H, OUT_LEN, OUT_S, OUT_W,
                               Layer, column, gather)
+from nnpipe.numbers import INT_LIMIT
+from nnpipe.registry import SAME, Int, Size
 
 NAMES = ("none", "nearest", "average", "linear")
 NONE, NEAREST, AVERAGE, LINEAR = range(len(NAMES))
@@ -38,8 +39,35 @@ class Resize(Layer):
     def properties(self):
         return f"interpolation={self.options['interpolation']}"
 
+    def export_onnx(self, g, step):
+        """Linear along each axis, by the layer's own per-axis weights."""
+        mode = self.arguments(step.input_sizes)["interpolation"]
+        x = step.inputs[0]
+        for axis, n_in, n_out in zip(g.AXES, step.input_sizes[0], step.size):
+            first, weights = axis_weights(n_in, n_out, mode)
+            matrix = np.zeros((n_out, n_in))
+            for out in range(n_out):
+                for j, weight in enumerate(weights[out]):
+                    if weight:
+                        matrix[out, first[out] + j] += weight
+            x = g.linear_axis(x, axis, matrix, f"{step.name}_axis{axis}")
+        return x
+
 
 INTERPOLATION = column(Resize, "interpolation")
+
+
+@network_command("nn_resize", OUT_NAME, IN_NAME, Size("width"), Size("height", SAME), Size("depth", SAME),
+                 Size("spectrum", SAME),
+                 Int("interpolation", 3, low=0, high=3,
+                     help="0 none (zeros beyond the input), 1 nearest, 2 moving average, 3 linear"))
+def nn_resize(ctx, selection, out, source, width, height, depth, spectrum, interpolation):
+    """Add a layer resizing its input, as nn_lib does (CImg's linear resize).
+
+    Sizes are in values, or N% of the input's. Linear interpolation aligns the corners when
+    growing and averages over each output cell when shrinking; moving average is nearest when
+    growing."""
+    add(ctx, out, Resize(size=(width, height, depth, spectrum), interpolation=interpolation), [source])
 
 
 def sized(size, requested):

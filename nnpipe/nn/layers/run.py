@@ -12,9 +12,11 @@ import numba
 import numpy as np
 
 from nnpipe.errors import UserError
+from nnpipe.nn.building import IN_NAME, OUT_NAME, add, network_command
 from nnpipe.nn.layers import (IN0, IN0_LEN, IN_D, IN_H, IN_S, IN_W, OUT, OUT_D, OUT_H, OUT_LEN,
                               OUT_S, OUT_W, Layer, gather)
 from nnpipe.nn.layers.resize import LINEAR, axis_weights, sized
+from nnpipe.registry import SAME, Size, Text
 
 
 class RunCommand(Layer):
@@ -26,6 +28,20 @@ class RunCommand(Layer):
 
     def properties(self):
         return f"command='{self.options['command']}'"
+
+
+@network_command("nn_run", OUT_NAME, IN_NAME, Text("command", help="the command run on each sample's input"
+                                                  " image (quoted when it holds spaces)"),
+                 Size("width", SAME), Size("height", SAME), Size("depth", SAME), Size("spectrum", SAME))
+def nn_run(ctx, selection, out, source, command, width, height, depth, spectrum):
+    """Add a layer computed by a command, as nn_lib's nn_run: for each sample, the command runs
+    on a list holding only the input (an image of the input's size), and its last image,
+    resized linearly to width,height,depth,spectrum (values, or N% of the input's), is the
+    output. The gradient passes straight through, resized linearly to the input's size.
+
+    The command runs sample by sample, in Python: a network with an nn_run layer trains and
+    evaluates much more slowly than one without."""
+    add(ctx, out, RunCommand(command=command, size=(width, height, depth, spectrum)), [source])
 
 
 def resized(image, size):

@@ -5,10 +5,10 @@ at (1, 0): the identity. This file is the whole layer: its command, its class, i
 import numba
 import numpy as np
 
-from nnpipe.commands.network import OUT as NEW_LAYER
-from nnpipe.commands.network import IN_OR_PREVIOUS, add, network_command
-from nnpipe.commands.registry import Int
-from nnpipe.nn.layers import IN0, OUT, OUT_LEN, PARAM, Layer, Rename, column, learning_mask
+from nnpipe.nn.building import IN_OR_PREVIOUS, OUT_NAME, add, network_command
+from nnpipe.nn.layers import IN0, OUT, OUT_LEN, PARAM, Layer, column, learning_mask
+from nnpipe.nn.layers.rename import Rename
+from nnpipe.registry import Int
 
 
 class Scale(Layer):
@@ -43,7 +43,7 @@ class Scale(Layer):
 CHANNELS = column(Scale, "channels")
 
 
-@network_command("nn_scale", NEW_LAYER, IN_OR_PREVIOUS,
+@network_command("nn_scale", OUT_NAME, IN_OR_PREVIOUS,
                  Int("learning_mode", 3, low=0, high=3, help="0 none, 1 scales only, 2 shifts only, 3 both"))
 def nn_scale(ctx, selection, out, source, learning_mode):
     """Add a per-channel scale and shift, y = a x + b (an nnpipe extension): OUT_scale, whose

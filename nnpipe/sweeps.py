@@ -65,12 +65,11 @@ def run_script(script, script_name, label, arguments, variables, seed, folder, c
     `script_name`, as the user typed it. Runs inside a worker."""
     from nnpipe.commands import load_all
     from nnpipe.lang.interpreter import Interpreter
-    load_all()
     outcome = Outcome(label, seed, folder, worker=f"{socket.gethostname()}:{os.getpid()}")
     out = io.StringIO()
-    interpreter = Interpreter(seed=seed, quiet=True, out=out, err=out)
+    interpreter = Interpreter(load_all(), seed=seed, quiet=True, out=out, err=out)
     for name, value in variables + [("script_dir", os.path.dirname(script))]:
-        interpreter.set_variable(name, value)
+        interpreter.workspace.set_variable(name, value)
     try:
         os.makedirs(folder, exist_ok=True)
         with _working_folder(folder):

@@ -17,10 +17,11 @@ import math
 from dataclasses import dataclass
 
 from nnpipe.errors import UserError
-from nnpipe.images.imagelist import FLOAT32_MAX
-from nnpipe.lang.lexer import unprotect
+from nnpipe.numbers import FLOAT32_MAX, INT_LIMIT
+from nnpipe.quoting import unprotect
 
 REQUIRED = object()
+SAME = (100.0, True)   # a Size's default: 100% of the current size
 IMAGES, NETWORK, TRAINING, FILES, CONTROL = "Images", "Network building", "Training", "Network files", "Control"
 DATA = "Data"
 GROUP_ORDER = [IMAGES, CONTROL, NETWORK, DATA, TRAINING, FILES]
@@ -90,9 +91,6 @@ def _range_text(low, high):
     if high is not None:
         return f" <= {high}"
     return ""
-
-
-INT_LIMIT = 2**31 - 1  # larger counts, sizes and offsets only overflow or exhaust memory later
 
 
 @dataclass
@@ -227,6 +225,17 @@ class Size(Param):
 
 @dataclass
 class Command:
+    """A command's declaration. Besides its signature, the flags that tell the interpreter how
+    to call it, so that it knows commands only through the registry:
+    `each`: receives one image at a time and returns its replacement (selections and '+');
+    `raw`: receives its argument item whole (one Text parameter);
+    `protected`: a raw command splitting its text itself gets quoted commas protected;
+    `default_selection(ctx)`: the images used when none are selected (default: every data image);
+    `selects_positions`: its selection names positions in the list, one past the end included
+    (G'MIC's `input[k]`); `plus_on_copies`: '+' runs it on copies of the selection (G'MIC's
+    +append, +keep); `implicit`: an item that is no command but a value, a size or a file runs
+    it (G'MIC's `input`); `after(ctx, name, arguments)`: called once it has run (a network
+    remembers the commands that built it)."""
     name: str
     function: object
     params: list
@@ -236,9 +245,12 @@ class Command:
     each: bool = False
     raw: bool = False
     takes_selection: bool = True
-    builds_network: bool = False
     default_selection: object = None
-    protected: bool = False  # a raw command splitting its text itself gets quoted commas protected
+    protected: bool = False
+    selects_positions: bool = False
+    plus_on_copies: bool = False
+    implicit: bool = False
+    after: object = None
 
     @property
     def takes_arguments(self):
@@ -315,38 +327,52 @@ def _default_text(value):
     return "none" if value is None else str(value)
 
 
-COMMANDS = {}
-ALIASES = {}
+class Registry:
+    """The commands by name and alias, and the global variables the language starts with
+    (nn_lib's macro names, set by the commands that give them meaning)."""
+
+    def __init__(self):
+        self.commands, self.aliases, self.variables = {}, {}, {}
+
+    def add(self, entry):
+        for name in (entry.name, *entry.aliases):
+            if name in self.commands or name in self.aliases:
+                raise RuntimeError(f"command {name} registered twice")
+        self.commands[entry.name] = entry
+        self.aliases.update((alias, entry.name) for alias in entry.aliases)
+
+    def lookup(self, name):
+        """The command called `name` (or by alias), or None."""
+        return self.commands.get(self.aliases.get(name, name))
+
+    def closest(self, name):
+        """The command name (or alias) most like `name`, or None."""
+        found = difflib.get_close_matches(name, list(self.commands) + list(self.aliases), n=1)
+        return found[0] if found else None
+
+    def implicit(self):
+        return next(entry for entry in self.commands.values() if entry.implicit)
+
+    def in_group(self, group):
+        return sorted((e for e in self.commands.values() if e.group == group), key=lambda e: e.name)
+
+
+COMMANDS = Registry()   # what the command modules declare (nnpipe.commands.load_all)
 
 
 def command(name, *aliases, params=(), group=IMAGES, help="", each=False, raw=False,
-            takes_selection=True, builds_network=False, default_selection=None, protected=False):
-    """Register a command; see the module docstring.
-
-    `builds_network`: the command adds modules to the current network, which remembers its
-    text so that a saved network can be rebuilt by running the same commands again.
-    `default_selection(ctx)`: the images used when none are selected (default: all)."""
+            takes_selection=True, default_selection=None, protected=False,
+            selects_positions=False, plus_on_copies=False, implicit=False, after=None):
+    """Register a command in COMMANDS; see the module docstring and Command's flags."""
     def register(function):
-        entry = Command(name, function, list(params), group, inspect.cleandoc(help or function.__doc__ or ""),
-                        tuple(aliases), each, raw, takes_selection or each, builds_network,
-                        default_selection, protected)
-        if name in COMMANDS or name in ALIASES:
-            raise RuntimeError(f"command {name} registered twice")
-        COMMANDS[name] = entry
-        for alias in aliases:
-            ALIASES[alias] = name
+        COMMANDS.add(Command(name, function, list(params), group,
+                             inspect.cleandoc(help or function.__doc__ or ""), tuple(aliases), each,
+                             raw, takes_selection or each, default_selection, protected,
+                             selects_positions, plus_on_copies, implicit, after))
         return function
     return register
 
 
 def lookup(name):
-    """The command called `name` (or by alias), or None."""
-    return COMMANDS.get(ALIASES.get(name, name))
-
-
-def closest(name):
-    """The command name (or alias) most like `name`, or None."""
-    found = difflib.get_close_matches(name, list(COMMANDS) + list(ALIASES), n=1)
-    return found[0] if found else None
-
-
+    """The command called `name` (or by alias) in COMMANDS, or None."""
+    return COMMANDS.lookup(name)

@@ -1,6 +1,6 @@
-"""What a command works on: the image list, the networks, the random generator, the output
-and the variables of the command that runs it. Parsing and control flow stay in nnpipe.lang;
-a command cannot reach them."""
+"""What a command works on: the image list, the networks, the random generator, the output,
+the variables of the command that runs it, and a way to run commands of the language on an
+image (nn_run's). Parsing and control flow stay in nnpipe.lang; a command cannot reach them."""
 
 import os
 import sys
@@ -10,7 +10,7 @@ import numpy as np
 from nnpipe.errors import UserError
 from nnpipe.images.imagelist import ImageList
 from nnpipe.images.selection import select
-from nnpipe.lang.expr import format_number
+from nnpipe.numbers import format_number
 from nnpipe.nn.network import DEFAULT_NAME, Network, owned_image_names
 
 
@@ -44,7 +44,10 @@ class Variables:
 
 
 class Workspace:
-    def __init__(self, seed=None, quiet=False, out=None, err=None, variables=None):
+    """`run_commands(text, image)`: runs commands of the language on a list holding only
+    `image` and returns the last image they leave (the interpreter's, for nn_run layers)."""
+
+    def __init__(self, seed=None, quiet=False, out=None, err=None, variables=None, run_commands=None):
         self.images = ImageList()
         self.networks = {}
         self.current_network = None
@@ -56,7 +59,7 @@ class Workspace:
         self.variables = variables or Variables()
         self.location = "<command line>"
         self.status = ""
-        self.run_pipeline = None  # the interpreter's hook for nn_run: (command, image) -> image
+        self.run_commands = run_commands
 
     # --- output -------------------------------------------------------------------------
     def echo(self, text):
@@ -80,6 +83,12 @@ class Workspace:
 
     # --- images and networks ------------------------------------------------------------
     def select(self, text):
+        """Indices named by a selection; without one (None), every image except those a
+        network owns (weights, moments, trainer states), so `resize 64,64` after building a
+        network leaves the network alone."""
+        if text is None:
+            owned = self.network_images() if self.networks else ()
+            return [i for i in range(len(self.images)) if self.images.names[i] not in owned]
         return select(text, self.images.names)
 
     def network(self):

@@ -127,9 +127,9 @@ def test_loading_a_network_again_reads_the_file_again_once_it_changed(work):
     network = "nn_init nn_input IN,2 nn_fc OUT,IN,1"
     session = run_script(f"{network} nn_save net.tif", seed=1, quiet=True).interpreter
     session.run_items(["nn_load", "net.tif"])
-    first = session.images.get("OUT_fc")
+    first = session.workspace.images.get("OUT_fc")
     run_script(f"{network} nn_save net.tif", seed=2, quiet=True)
     session.run_items(["nn_load", "net.tif"])
-    rewritten = session.images.get("OUT_fc")
+    rewritten = session.workspace.images.get("OUT_fc")
     assert not np.array_equal(rewritten, first)
-    assert np.array_equal(rewritten, run_script("nn_load net.tif", quiet=True).interpreter.images.get("OUT_fc"))
+    assert np.array_equal(rewritten, run_script("nn_load net.tif", quiet=True).interpreter.workspace.images.get("OUT_fc"))

@@ -1,0 +1,41 @@
+"""Numbers as nnpipe shows them, and the limits every layer of the code checks against."""
+
+import math
+
+import numpy as np
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # beyond it a value becomes inf
+INT_LIMIT = 2**31 - 1  # larger counts, sizes and offsets only overflow or exhaust memory later
+
+
+def format_number(value):
+    """nnpipe's own numbers (losses, statistics): integers bare, others in their shortest
+    exact form."""
+    if isinstance(value, bool):
+        value = int(value)
+    value = float(value)
+    if math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return gmic_number(value) if not math.isfinite(value) else repr(value)
+
+
+def gmic_number(value):
+    """A number as G'MIC prints it: C's %.17g, `inf`, `-inf`, `nan` (`-nan` when negative)."""
+    value = float(value)
+    if math.isnan(value):
+        return "-nan" if math.copysign(1, value) < 0 else "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return "%.17g" % value
+
+
+def format_value(value):
+    """A scalar, or a vector as comma-separated numbers, as G'MIC prints them."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ",".join(gmic_number(v) for v in np.ravel(value))
+    return gmic_number(value)
+
+
+def size_text(size):
+    """A size (w, h, d, s) as users read it: `w,h,d,s`. An array's is size_text(shape[::-1])."""
+    return ",".join(str(v) for v in size)
