@@ -160,6 +160,9 @@ WORKERS = click.option("--workers", type=click.IntRange(min=1), default=None,
 SCHEDULER = click.option("--scheduler", metavar="ADDRESS", default=None,
                          help="Use the Dask cluster of this scheduler (e.g. tcp://host:8786) instead"
                               " of a local one.")
+DASHBOARD = click.option("--dashboard", is_flag=True,
+                         help="Start Dask's dashboard (on 127.0.0.1 only) and print its address;"
+                              " by default the local cluster has none.")
 
 
 @main.command("sweep")
@@ -167,6 +170,7 @@ SCHEDULER = click.option("--scheduler", metavar="ADDRESS", default=None,
 @click.argument("settings", nargs=-1, required=True, metavar="NAME=v1,v2,...")
 @WORKERS
 @SCHEDULER
+@DASHBOARD
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Where to write the table as CSV (default: RUNS/sweep.csv).")
 @click.option("--runs", "runs_folder", type=click.Path(file_okay=False), default="runs",
@@ -175,7 +179,8 @@ SCHEDULER = click.option("--scheduler", metavar="ADDRESS", default=None,
               show_default=True, help="Variables collected at the end of each run; the table is"
                                       " sorted by the first one set.")
 @click.pass_obj
-def sweep_command(options, script, settings, workers, scheduler, csv_path, runs_folder, collect):
+def sweep_command(options, script, settings, workers, scheduler, dashboard, csv_path, runs_folder,
+                  collect):
     """Run SCRIPT once per combination of values, on Dask.
 
     Each NAME=v1,v2,... gives $NAME one of the values (a NAME that is a number N gives $N,
@@ -187,7 +192,7 @@ def sweep_command(options, script, settings, workers, scheduler, csv_path, runs_
     def action():
         names = [name.strip() for name in collect.split(",") if name.strip()]
         results = scale.sweep(script, settings, workers, scheduler, csv_path, runs_folder,
-                              options["seed"], names, click.echo)
+                              options["seed"], names, click.echo, dashboard)
         if all(outcome.error for outcome in results):
             sys.exit(1)
     _reporting_errors(options, action)
@@ -198,8 +203,9 @@ def sweep_command(options, script, settings, workers, scheduler, csv_path, runs_
 @click.argument("files", nargs=-1, required=True)
 @WORKERS
 @SCHEDULER
+@DASHBOARD
 @click.pass_obj
-def map_command(options, script, files, workers, scheduler):
+def map_command(options, script, files, workers, scheduler, dashboard):
     """Run SCRIPT once per file ($1: the file's absolute path), on Dask.
 
     Progress shows the files done out of the total; a file that fails is reported with its
@@ -207,7 +213,8 @@ def map_command(options, script, files, workers, scheduler):
     its network with nn_load reads the file once per worker: later files on that worker reuse
     it while the file is unchanged."""
     def action():
-        results = scale.map_files(script, files, workers, scheduler, options["seed"], click.echo)
+        results = scale.map_files(script, files, workers, scheduler, options["seed"], click.echo,
+                                  dashboard)
         if any(outcome.error for outcome in results):
             sys.exit(1)
     _reporting_errors(options, action)
