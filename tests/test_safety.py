@@ -6,13 +6,14 @@ import ipaddress
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, script_error
 
 
 def nnpipe_process(folder, *args, tmpdir=None, **options):
@@ -120,3 +121,78 @@ def test_a_finished_map_leaves_no_scratch_folders(work):
     assert process.returncode == 0, err
     assert out.strip().endswith("a")
     assert_left_nothing(work / "tmp", timeout=0)
+
+
+# --- 2. a write never replaces what is not a regular file -------------------------------------
+
+NET = "nn_init nn_input IN,2 nn_fc OUT,IN,1 nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam"
+TRAINED = f"(0,0,1,1^0,1,0,1^0,1,1,0) {NET} nn_train 2,4"
+WRITERS = {
+    "output .png": ("input 4,4 output {}", ".png"),
+    "output .tif": ("input 4,4 output {}", ".tif"),
+    "output .gmz": ("input 4,4 output {}", ".gmz"),
+    "output .npy": ("input 4,4 output {}", ".npy"),
+    "output, numbered": ("input 4,4 input 4,4 output {}", ".png"),
+    "nn_save .tif": (f"{NET} nn_save {{}}", ".tif"),
+    "nn_save .gmz": (f"{NET} nn_save {{}}", ".gmz"),
+    "nn_save .png stack": (f"{NET} nn_save {{}}", ".png"),
+    "nn_plot": (f"{TRAINED} nn_plot {{}}", ".png"),
+    "nn_export": (f"{NET} nn_export {{}}", ".onnx"),
+}
+
+
+def special_file(folder, kind, name):
+    """A FIFO, a character device (as /dev/null) or a folder at folder/name, or skip."""
+    path = folder / name
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        try:
+            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        except (PermissionError, OSError) as error:
+            pytest.skip(f"cannot make a device here: {error}")
+    else:
+        path.mkdir()
+        (path / "inside").write_text("kept")
+    return path
+
+
+def identity(path):
+    status = os.lstat(path)
+    return status.st_ino, status.st_mode, status.st_rdev
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_a_write_onto_a_special_file_is_refused_and_leaves_it(work, writer, kind):
+    script, extension = WRITERS[writer]
+    if writer == "nn_export":
+        pytest.importorskip("onnx")
+    if writer == "nn_save .png stack" and kind == "folder":
+        pytest.skip("a .png network is a folder: tested by test_files")
+    name = "target_000" + extension if writer == "output, numbered" else "target" + extension
+    path = special_file(work, kind, name)
+    before = identity(path)
+    target = "target" + extension
+    message = script_error(script.format(target)).message
+    assert message.startswith("cannot write '") and "target" in message, message
+    assert "\n" not in message
+    wanted = "a folder" if writer == "nn_save .png stack" else "a regular file"
+    assert {"fifo": "FIFO", "device": "character device", "folder": "a folder"}[kind] in message \
+        or "in the way" in message, message
+    if writer != "nn_save .png stack":
+        assert f"not {wanted}" in message
+    assert identity(path) == before
+    assert [p.name for p in work.iterdir()] == [name]   # no temporary left beside it
+
+
+def test_nn_plot_onto_a_device_as_the_command_line_runs_it(work):
+    path = special_file(work, "device", "null")
+    result = subprocess.run([sys.executable, "-m", "nnpipe", "-q", *TRAINED.split(), "nn_plot", "null"],
+                            cwd=work, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "nnpipe: error: <command line>:1: nn_plot: cannot write 'null': it is a character device,"
+        " not a regular file; nnpipe does not replace it (remove it or choose another name)"]
+    assert stat.S_ISCHR(os.lstat(path).st_mode)
