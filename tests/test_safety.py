@@ -10,10 +10,13 @@ import stat
 import subprocess
 import sys
 import time
+import tracemalloc
+import zlib
 
 import pytest
 
-from conftest import REPO, script_error
+from conftest import REPO, run_items, script_error
+from nnpipe.images import gmz
 
 
 def nnpipe_process(folder, *args, tmpdir=None, **options):
@@ -196,3 +199,89 @@ def test_nn_plot_onto_a_device_as_the_command_line_runs_it(work):
         "nnpipe: error: <command line>:1: nn_plot: cannot write 'null': it is a character device,"
         " not a regular file; nnpipe does not replace it (remove it or choose another name)"]
     assert stat.S_ISCHR(os.lstat(path).st_mode)
+
+
+# --- 3. .gmz inflation stops at the declared size -------------------------------------------
+
+def zeros_deflated(megabytes):
+    """A zlib stream of `megabytes` MiB of zeros, built without compressing them all: each
+    full-flushed MiB compresses to the same bytes."""
+    compressor = zlib.compressobj(9)
+    chunk = bytes(1 << 20)
+    first = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
+    middle = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
+    total = megabytes << 20
+    adler = ((total % 65521) << 16) | 1   # of `total` zeros
+    return first + middle * (megabytes - 1) + b"\x03\x00" + adler.to_bytes(4, "big")
+
+
+def gmz_file(path, size, data, type_name="float32"):
+    w, h, d, s = size
+    path.write_bytes(f"1 {type_name} little_endian\n{w} {h} {d} {s} #{len(data)}\n".encode() + data)
+    return path
+
+
+def test_the_zeros_stream_is_what_it_claims():
+    assert zlib.decompress(zeros_deflated(3)) == bytes(3 << 20)
+
+
+def peak_memory(action):
+    tracemalloc.start()
+    try:
+        action()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("megabytes, size, type_name, expected", [
+    (64, (1, 1, 1, 1), "float32", "image 0 of 1 inflates to more than the 4 bytes its size 1,1,1,1 needs"),
+    (2048, (1000, 1000, 1, 1), "uint8", "image 0 of 1 inflates to more than the 1,000,000 bytes its size"
+                                        " 1000,1000,1,1 needs"),
+])
+def test_a_gmz_that_inflates_beyond_its_declared_size_is_refused_in_bounded_memory(
+        work, megabytes, size, type_name, expected):
+    data = zeros_deflated(megabytes)   # 64 KB for 64 MiB; 2 MB for 2 GiB
+    path = gmz_file(work / "bomb.gmz", size, data, type_name)
+    refusals = []
+
+    def decode():
+        with pytest.raises(gmz.GmzError) as info:
+            gmz.decode(path.read_bytes())
+        refusals.append(str(info.value))
+    peak = peak_memory(decode)
+    assert expected in refusals[0]
+    assert peak < len(data) + (8 << 20), f"{peak:,} bytes at the peak"
+    for script, what in (("input bomb.gmz", "cannot read 'bomb.gmz'"), ("nn_load bomb.gmz", "cannot load 'bomb.gmz'")):
+        message = script_error(script).message
+        assert message.startswith(what) and expected in message and "\n" not in message
+
+
+def test_a_gmz_declaring_more_values_than_the_cap_is_refused_before_inflating(work):
+    gmz_file(work / "huge.gmz", (100000, 100000, 1, 1), zeros_deflated(2), "uint8")
+    message = script_error("input huge.gmz").message
+    assert "image 0 of 1 is declared of size 100000,100000,1,1: too large (1e+10 values; at most 2^31)" in message
+
+
+def test_a_gmz_declaring_more_than_deflate_can_hold_is_refused_before_inflating(work):
+    gmz_file(work / "short.gmz", (4096, 4096, 1, 1), zlib.compress(bytes(1000)), "float32")
+    message = script_error("input short.gmz").message
+    assert "declared of size 4096,4096,1,1 (67,108,864 bytes) but the file holds only" in message
+
+
+def test_a_gmz_that_inflates_to_its_declared_size_still_loads(work):
+    gmz_file(work / "fine.gmz", (1024, 1024, 1, 1), zeros_deflated(1), "uint8")
+    image = run_items("input", "fine.gmz").image()
+    assert image.shape == (1, 1, 1024, 1024) and not image.any()
+
+
+@pytest.mark.parametrize("special", ["/dev/zero"])
+def test_reading_a_device_as_an_image_or_a_network_is_refused(work, special):
+    if not os.path.exists(special):
+        pytest.skip(f"no {special}")
+    for name in ("z.gmz", "z.tif", "z.npy"):
+        os.symlink(special, work / name)
+        assert script_error(f"input {name}").message == f"cannot read '{name}': it is not a regular file"
+    for name in ("z.gmz", "z.tif"):
+        assert script_error(f"nn_load {name}").message == f"cannot load '{name}': it is not a regular file"

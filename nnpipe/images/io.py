@@ -34,6 +34,8 @@ def read(path):
         raise UserError(f"file '{path}' not found")
     if os.path.isdir(path):
         raise UserError(f"'{path}' is a folder, not an image file")
+    if not os.path.isfile(path):  # a device or a FIFO could be read forever
+        raise UserError(f"cannot read '{path}': it is not a regular file")
     kind = extension(path)
     if kind not in READABLE:
         raise UserError(f"cannot read '{path}': unknown format '{kind or 'no extension'}'"
