@@ -9,10 +9,10 @@ import warnings
 
 import click
 
-from nnpipe import __version__, interrupt, scale
+from nnpipe import __version__, interrupt, limits, scale
 from nnpipe.commands import load_all
 from nnpipe.commands.registry import COMMANDS, GROUP_ORDER, closest, lookup
-from nnpipe.errors import UsageError, UserError, one_line
+from nnpipe.errors import OUT_OF_MEMORY, UsageError, UserError, one_line
 from nnpipe.lang.interpreter import Interpreter
 
 LANGUAGE_HELP = """\
@@ -75,6 +75,7 @@ def _reporting_errors(options, action, warn=_plain_warning):
     """Run action(); a user's mistake becomes one line on standard error and the exit status."""
     try:
         with interrupt.handled(), _one_line_warnings(warn), _no_library_logs():
+            limits.max_text()  # an NNPIPE_MAX_TEXT that is not a size stops the run before it starts
             action()
     except UserError as error:
         if options["debug"]:
@@ -84,6 +85,11 @@ def _reporting_errors(options, action, warn=_plain_warning):
     except KeyboardInterrupt:
         interrupt.report()
         sys.exit(interrupt.EXIT_STATUS)
+    except MemoryError:
+        if options["debug"]:
+            traceback.print_exc()
+        click.echo(f"nnpipe: error: {OUT_OF_MEMORY}", err=True)
+        sys.exit(1)
     except Exception as error:  # a bug in nnpipe, not the user's mistake
         if options["debug"]:
             raise
@@ -143,14 +149,16 @@ def run(options, file, args):
         name = "<stdin>" if file == "-" else file
         try:
             if file == "-":
-                text = sys.stdin.read()
+                text = limits.read_text(sys.stdin, "the script")
             else:
                 with open(file, encoding="utf-8") as handle:
-                    text = handle.read()
+                    text = limits.read_text(handle, "the script")  # a device is read no further
         except OSError as error:
             raise UsageError(f"cannot read script: {error.strerror}", name)
         except UnicodeDecodeError:
             raise UsageError("script is not UTF-8 text", name)
+        except UserError as error:
+            raise error.locate(name)
         interpreter.run_source(text, name, args)
     _interpret(options, action)
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from itertools import product
 
 from nnpipe import interrupt
-from nnpipe.errors import UsageError, UserError, one_line
+from nnpipe.errors import OUT_OF_MEMORY, UsageError, UserError, one_line
+from nnpipe.limits import read_text
 
 # The metrics a sweep collects by default, in the order that picks the sort key; names ending
 # in "loss" rank lower first, the others (accuracy, psnr) higher first.
@@ -79,14 +80,16 @@ def run_script(script, script_name, label, arguments, variables, seed, folder, c
         os.makedirs(folder, exist_ok=True)
         with _working_folder(folder):
             with open(script, encoding="utf-8") as file:
-                text = file.read()
+                text = read_text(file, f"script '{script_name}'")
             interpreter.run_source(text, script_name, arguments)
     except UserError as error:
         outcome.error = str(error)
     except OSError as error:
-        outcome.error = f"cannot run '{script_name}': {error.strerror or error}"
+        outcome.error = one_line(f"cannot run '{script_name}': {error.strerror or error}")
+    except MemoryError:
+        outcome.error = OUT_OF_MEMORY
     except Exception as error:  # a bug in nnpipe: the run's row says so, the others go on
-        outcome.error = f"internal error: {type(error).__name__}: {error}"
+        outcome.error = one_line(f"internal error: {type(error).__name__}: {error}")
         out.write(traceback.format_exc())
     variables_at_end = interpreter.script_variables()
     outcome.metrics = {name: variables_at_end[name] for name in collect if name in variables_at_end}

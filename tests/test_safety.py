@@ -15,7 +15,8 @@ import zlib
 
 import pytest
 
-from conftest import REPO, run_items, script_error
+from conftest import REPO, cli, run_items, script_error
+from nnpipe import limits
 from nnpipe.images import gmz
 
 
@@ -285,3 +286,95 @@ def test_reading_a_device_as_an_image_or_a_network_is_refused(work, special):
         assert script_error(f"input {name}").message == f"cannot read '{name}': it is not a regular file"
     for name in ("z.gmz", "z.tif"):
         assert script_error(f"nn_load {name}").message == f"cannot load '{name}': it is not a regular file"
+
+
+# --- 4. memory from tiny scripts: text limits, and out of memory is a user error -------------
+
+@pytest.fixture
+def small_text_limit(monkeypatch):
+    monkeypatch.setattr(limits, "_max_text", 1024)
+    return "1 Ki characters, nnpipe's limit on text (set NNPIPE_MAX_TEXT, e.g. NNPIPE_MAX_TEXT=1G, to raise it)"
+
+
+@pytest.mark.parametrize("doubling, what", [("x.=$x", "variable 'x'"), ("x=$x$x", "the item after substitution")])
+def test_a_doubling_variable_stops_at_the_text_limit(small_text_limit, doubling, what):
+    error = script_error(f"x=ab\nrepeat 40 {{ {doubling} }}\necho done")
+    assert error.where == "test.nnp:2"
+    assert error.message == f"{what} is longer than {small_text_limit}"
+
+
+def test_an_item_of_many_substitutions_stops_as_it_grows(small_text_limit, monkeypatch):
+    pieces = []
+    real = limits.too_long
+    monkeypatch.setattr("nnpipe.lang.substitute.too_long", lambda what: pieces.append(what) or real(what))
+    error = script_error("x=" + "a" * 500 + "\necho " + "$x" * 100000)
+    assert error.message.startswith("the item after substitution is longer than 1 Ki characters")
+    assert error.command == "echo" and pieces == ["the item after substitution"]
+
+
+def test_values_up_to_the_limit_are_fine(small_text_limit):
+    assert run_items("x=" + "a" * 1000, "x.=" + "b" * 24, "echo", "${x}").lines == ["a" * 1000 + "b" * 24]
+
+
+def test_run_of_a_device_or_a_long_script_stops_at_the_limit(work, small_text_limit):
+    if os.path.exists("/dev/zero"):
+        result = cli("run", "/dev/zero")
+        assert result.code == 1 and result.error_lines == [
+            f"nnpipe: error: /dev/zero: the script is longer than {small_text_limit}"]
+    (work / "long.nnp").write_text("echo hi\n" * 200)
+    assert cli("run", "long.nnp").error_lines == [f"nnpipe: error: long.nnp: the script is longer than {small_text_limit}"]
+    assert cli("run", "-", input="echo hi\n" * 200).error_lines == [
+        f"nnpipe: error: <stdin>: the script is longer than {small_text_limit}"]
+    (work / "long.gmic").write_text("long :\n" + "  echo hi\n" * 200)
+    assert cli("long.gmic").error_lines == [
+        "nnpipe: error: <command line>:1: command file 'long.gmic' is longer"
+        f" than {small_text_limit}"]
+
+
+def test_the_text_limit_comes_from_the_environment(work):
+    environment = dict(os.environ, PYTHONPATH=str(REPO))
+
+    def run(limit, *items):
+        return subprocess.run([sys.executable, "-m", "nnpipe", *items], cwd=work, capture_output=True, text=True,
+                              env=dict(environment, NNPIPE_MAX_TEXT=limit), timeout=120)
+    assert run("2k", "x=" + "a" * 1500, "echo", "$x").returncode == 0
+    refused = run("1k", "x=" + "a" * 1500, "echo", "$x")
+    assert refused.returncode == 1 and refused.stderr.startswith(
+        "nnpipe: error: <command line>:1: echo: the item after substitution is longer than 1 Ki characters")
+    wrong = run("lots", "echo", "hi")
+    assert wrong.returncode == 2 and wrong.stderr.splitlines() == [
+        "nnpipe: error: NNPIPE_MAX_TEXT must be a size such as 256M (got 'lots')"]
+
+
+def test_the_default_limit_stops_the_issues_script_in_one_line(work):
+    result = subprocess.run([sys.executable, "-m", "nnpipe", "x=ab", "repeat", "40", "{", "x.=$x", "}", "echo", "done"],
+                            cwd=work, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "nnpipe: error: <command line>:1: variable 'x' is longer than 64 Mi characters, nnpipe's limit on"
+        " text (set NNPIPE_MAX_TEXT, e.g. NNPIPE_MAX_TEXT=1G, to raise it)"]
+
+
+def test_running_out_of_memory_is_one_error_line_not_internal(work):
+    """With the text limit raised and the process's memory capped, the doubling loop meets a
+    real MemoryError."""
+    resource = pytest.importorskip("resource")
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+    result = subprocess.run([sys.executable, "-m", "nnpipe", "x=ab", "repeat", "40", "{", "x.=$x", "}", "echo", "done"],
+                            cwd=work, env=dict(os.environ, PYTHONPATH=str(REPO), NNPIPE_MAX_TEXT="64G"),
+                            capture_output=True, text=True, timeout=300, preexec_fn=cap)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "nnpipe: error: <command line>:1: out of memory (smaller images, batches, layers or texts need less)"]
+
+
+def test_a_memory_error_anywhere_is_out_of_memory(monkeypatch):
+    def exhausted(*args, **kwargs):
+        raise MemoryError()
+    monkeypatch.setattr("nnpipe.lang.interpreter.lex_items", exhausted)
+    result = cli("echo", "hi")
+    assert result.code == 1 and result.exception is None
+    assert result.error_lines == ["nnpipe: error: out of memory (smaller images, batches, layers or texts need less)"]
