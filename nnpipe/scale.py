@@ -300,7 +300,7 @@ def sweep(script, settings, workers, scheduler, csv_path, runs_folder, seed, col
         os.makedirs(outcome.folder, exist_ok=True)
         with open(os.path.join(outcome.folder, "output.txt"), "w", encoding="utf-8") as log:
             log.write(outcome.output + (outcome.error + "\n" if outcome.error else ""))
-        echo(f"[{done}/{len(tasks)}] {outcome.label}: {outcome.error or 'done'}", err=True)
+        echo(one_line(f"[{done}/{len(tasks)}] {outcome.label}: {outcome.error or 'done'}"), err=True)
 
     with client(workers, scheduler, dashboard, echo) as connection:
         results = outcomes(connection, tasks, progress)
@@ -325,7 +325,7 @@ def map_files(script, files, workers, scheduler, seed, echo, dashboard=False):
     failures = []
 
     def progress(outcome, done):
-        echo(f"[{done}/{len(tasks)}] {outcome.label}: {outcome.error or 'done'}", err=True)
+        echo(one_line(f"[{done}/{len(tasks)}] {outcome.label}: {outcome.error or 'done'}"), err=True)
         if outcome.output.strip():
             echo(outcome.output.rstrip("\n"))
         if outcome.error:
@@ -336,5 +336,5 @@ def map_files(script, files, workers, scheduler, seed, echo, dashboard=False):
     summary = f"map: {len(tasks) - len(failures)} of {len(tasks)} files done"
     echo(summary + (f", {len(failures)} failed:" if failures else ""), err=True)
     for outcome in failures:
-        echo(f"  {outcome.label}: {outcome.error}", err=True)
+        echo(one_line(f"  {outcome.label}: {outcome.error}"), err=True)
     return results

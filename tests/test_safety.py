@@ -13,6 +13,7 @@ import time
 import tracemalloc
 import zlib
 
+import numpy as np
 import pytest
 
 from conftest import REPO, cli, run_items, script_error
@@ -378,3 +379,86 @@ def test_a_memory_error_anywhere_is_out_of_memory(monkeypatch):
     result = cli("echo", "hi")
     assert result.code == 1 and result.exception is None
     assert result.error_lines == ["nnpipe: error: out of memory (smaller images, batches, layers or texts need less)"]
+
+
+# --- 5 (and issue 25 item 11). empty and odd arrays, non-finite values ------------------------
+
+@pytest.mark.parametrize("shape", [(0,), (0, 4), (4, 0), (2, 0, 3)])
+def test_input_of_an_npy_without_values_is_refused(work, shape):
+    np.save(work / "e.npy", np.zeros(shape, np.float32))
+    result = cli("input", "e.npy", "print")
+    assert result.code == 1 and result.stdout == ""
+    assert result.error_lines == [
+        f"nnpipe: error: <command line>:1: input: cannot read 'e.npy': it holds no values (an array of shape {shape})"]
+
+
+def test_input_of_a_0d_npy_is_a_1x1x1x1_image_of_its_value(work):
+    np.save(work / "s.npy", np.float32(3.5))
+    assert run_items("input", "s.npy").image().tolist() == [[[[3.5]]]]
+
+
+def test_input_keeps_non_finite_values_in_every_float_type_as_g_mic_and_nn_load_npy_refuses_them(work):
+    for dtype in (np.float16, np.float32, np.float64):
+        np.save(work / "h.npy", np.array([1, np.inf, -np.inf, np.nan], dtype))
+        values = run_items("input", "h.npy").image().ravel()
+        assert values[:3].tolist() == [1, np.inf, -np.inf] and np.isnan(values[3])
+        assert "'h.npy': sample 1 holds inf (at index (1,)), not a finite number" in script_error("nn_load_npy h.npy").message
+
+
+def test_nn_load_csv_of_the_label_column_alone_is_refused(work):
+    (work / "labels.csv").write_text("1\n2\n3\n")
+    assert script_error("nn_load_csv labels.csv,0").message == "'labels.csv' holds no values beside its label column"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1,2,nan\n3,4,1\n", "'d.csv' line 1, value 3: label 'nan' is not a finite number (class labels are words or finite numbers)"),
+    ("x,y,c\n1,2,cat\n3,4,-inf\n", "'d.csv' line 3, value 3: label '-inf' is not a finite number"),
+    ("x,y,c\n1,2,cat\n3,4,\n", "'d.csv' line 3, value 3: the label is empty"),
+])
+def test_nn_load_csv_refuses_nan_infinite_and_empty_labels(work, text, expected):
+    (work / "d.csv").write_text(text)
+    assert expected in script_error("nn_load_csv d.csv,2").message
+
+
+def test_a_tiff_of_more_than_4_dimensions_is_refused_and_size_1_axes_do_not_count(work):
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(work / "t5.tif", np.zeros((2, 2, 3, 5, 6), np.float32), imagej=True, metadata={"axes": "TZCYX"})
+    assert script_error("input t5.tif").message == (
+        "cannot read 't5.tif': a 5-D TIFF image (axes TZCYX, shape 2,2,3,5,6): nnpipe reads at most 4 dimensions")
+    tifffile.imwrite(work / "t4.tif", np.zeros((2, 2, 1, 5, 6), np.float32))
+    assert [image.shape for image in run_items("input", "t4.tif").images] == [(1, 1, 5, 6)] * 4
+
+
+# --- issue 25 item 11: names with line breaks stay on one line ------------------------------------
+
+def network_file_with_names(work, extension, change):
+    from nnpipe.nn import files
+    run_items("nn_init", "nn_input", "IN,2", "nn_fc", "OUT,IN,3", "nn_save", "net.tif", quiet=True)
+    saved = files.read("net.tif")
+    change(saved)
+    files.write(f"bad{extension}", saved)
+    return f"bad{extension}"
+
+
+def rename_layer(saved):
+    saved.commands = [text.replace("OUT", "OUT\nX") for text in saved.commands]
+    for entry in saved.entries:
+        entry.name = entry.name.replace("OUT", "OUT\nX")
+
+
+@pytest.mark.parametrize("extension", [".tif", ".gmz", ".png"])
+def test_a_network_file_naming_a_layer_with_a_line_break_is_one_line(work, extension):
+    path = network_file_with_names(work, extension, rename_layer)
+    result = cli("nn_load", path)
+    assert result.code == 1 and len(result.error_lines) == 1, result.stderr
+    assert "OUT\\nX" in result.error_lines[0]
+
+
+def test_notices_and_warnings_naming_a_name_from_a_file_are_one_line(work):
+    (work / "d.csv").write_text('x,c\n1,"a\nb"\n2,c\n')
+    result = cli("nn_load_csv", "d.csv,1")
+    assert result.code == 0 and result.error_lines == ["d: 2 samples of 2 classes (a\\nb, c)"]
+    from conftest import _interpreter
+    interpreter, _, err = _interpreter(0, False, False)
+    interpreter.workspace.warn("image 'a\nb' is odd")
+    assert err.getvalue() == "nnpipe: warning: <command line>: image 'a\\nb' is odd\n"
