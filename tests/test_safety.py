@@ -462,3 +462,9 @@ def test_notices_and_warnings_naming_a_name_from_a_file_are_one_line(work):
     interpreter, _, err = _interpreter(0, False, False)
     interpreter.workspace.warn("image 'a\nb' is odd")
     assert err.getvalue() == "nnpipe: warning: <command line>: image 'a\\nb' is odd\n"
+
+
+def test_a_progress_line_naming_an_image_with_a_line_break_is_one_line(work):
+    run = run_items("(0,0,1,1^0,1,0,1^0,1,1,0)", "name", "a\nb", *NET.split(), "nn_train", "3,4")
+    lines = [line for line in run.err.splitlines() if line.strip()]
+    assert lines and all(line.startswith("nn_train a\\nb [") for line in lines), run.err
