@@ -9,9 +9,9 @@ import warnings
 
 import click
 
-from nnpipe import __version__, interrupt, sweeps
+from nnpipe import __version__, interrupt, limits, sweeps
 from nnpipe.commands import load_all
-from nnpipe.errors import UsageError, UserError, one_line
+from nnpipe.errors import OUT_OF_MEMORY, UsageError, UserError, one_line
 from nnpipe.lang.interpreter import Interpreter
 from nnpipe.registry import GROUP_ORDER
 
@@ -77,6 +77,7 @@ def _reporting_errors(options, action, warn=_plain_warning):
     """Run action(); a user's mistake becomes one line on standard error and the exit status."""
     try:
         with interrupt.handled(), _one_line_warnings(warn), _no_library_logs():
+            limits.max_text()  # an NNPIPE_MAX_TEXT that is not a size stops the run before it starts
             action()
     except UserError as error:
         if options["debug"]:
@@ -86,6 +87,11 @@ def _reporting_errors(options, action, warn=_plain_warning):
     except KeyboardInterrupt:
         interrupt.report()
         sys.exit(interrupt.EXIT_STATUS)
+    except MemoryError:
+        if options["debug"]:
+            traceback.print_exc()
+        click.echo(f"nnpipe: error: {OUT_OF_MEMORY}", err=True)
+        sys.exit(1)
     except Exception as error:  # a bug in nnpipe, not the user's mistake
         if options["debug"]:
             raise
@@ -145,14 +151,16 @@ def run(options, file, args):
         name = "<stdin>" if file == "-" else file
         try:
             if file == "-":
-                text = sys.stdin.read()
+                text = limits.read_text(sys.stdin, "the script")
             else:
                 with open(file, encoding="utf-8") as handle:
-                    text = handle.read()
+                    text = limits.read_text(handle, "the script")  # a device is read no further
         except OSError as error:
             raise UsageError(f"cannot read script: {error.strerror}", name)
         except UnicodeDecodeError:
             raise UsageError("script is not UTF-8 text", name)
+        except UserError as error:
+            raise error.locate(name)
         interpreter.run_source(text, name, args)
     _interpret(options, action)
 
@@ -162,6 +170,9 @@ WORKERS = click.option("--workers", type=click.IntRange(min=1), default=None,
 SCHEDULER = click.option("--scheduler", metavar="ADDRESS", default=None,
                          help="Use the Dask cluster of this scheduler (e.g. tcp://host:8786) instead"
                               " of a local one.")
+DASHBOARD = click.option("--dashboard", is_flag=True,
+                         help="Start Dask's dashboard (on 127.0.0.1 only) and print its address;"
+                              " by default the local cluster has none.")
 
 
 @main.command("sweep")
@@ -169,6 +180,7 @@ SCHEDULER = click.option("--scheduler", metavar="ADDRESS", default=None,
 @click.argument("settings", nargs=-1, required=True, metavar="NAME=v1,v2,...")
 @WORKERS
 @SCHEDULER
+@DASHBOARD
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Where to write the table as CSV (default: RUNS/sweep.csv).")
 @click.option("--runs", "runs_folder", type=click.Path(file_okay=False), default="runs",
@@ -177,7 +189,8 @@ SCHEDULER = click.option("--scheduler", metavar="ADDRESS", default=None,
               show_default=True, help="Variables collected at the end of each run; the table is"
                                       " sorted by the first one set.")
 @click.pass_obj
-def sweep_command(options, script, settings, workers, scheduler, csv_path, runs_folder, collect):
+def sweep_command(options, script, settings, workers, scheduler, dashboard, csv_path, runs_folder,
+                  collect):
     """Run SCRIPT once per combination of values, on Dask.
 
     Each NAME=v1,v2,... gives $NAME one of the values (a NAME that is a number N gives $N,
@@ -189,7 +202,7 @@ def sweep_command(options, script, settings, workers, scheduler, csv_path, runs_
     def action():
         names = [name.strip() for name in collect.split(",") if name.strip()]
         results = sweeps.sweep(script, settings, workers, scheduler, csv_path, runs_folder,
-                              options["seed"], names, click.echo)
+                               options["seed"], names, click.echo, dashboard)
         if all(outcome.error for outcome in results):
             sys.exit(1)
     _reporting_errors(options, action)
@@ -200,8 +213,9 @@ def sweep_command(options, script, settings, workers, scheduler, csv_path, runs_
 @click.argument("files", nargs=-1, required=True)
 @WORKERS
 @SCHEDULER
+@DASHBOARD
 @click.pass_obj
-def map_command(options, script, files, workers, scheduler):
+def map_command(options, script, files, workers, scheduler, dashboard):
     """Run SCRIPT once per file ($1: the file's absolute path), on Dask.
 
     Progress shows the files done out of the total; a file that fails is reported with its
@@ -209,7 +223,8 @@ def map_command(options, script, files, workers, scheduler):
     its network with nn_load reads the file once per worker: later files on that worker reuse
     it while the file is unchanged."""
     def action():
-        results = sweeps.map_files(script, files, workers, scheduler, options["seed"], click.echo)
+        results = sweeps.map_files(script, files, workers, scheduler, options["seed"], click.echo,
+                                   dashboard)
         if any(outcome.error for outcome in results):
             sys.exit(1)
     _reporting_errors(options, action)

@@ -5,6 +5,7 @@ import re
 # text from files or scripts may hold line breaks and other control characters: they are
 # shown escaped, so an error stays one line
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+OUT_OF_MEMORY = "out of memory (smaller images, batches, layers or texts need less)"
 
 
 def one_line(text):

@@ -3,6 +3,8 @@
 import collections
 import time
 
+from nnpipe.errors import one_line
+
 WIDTH = 24
 WARM_UP = 1.0      # seconds of steady steps (after the first chunk, which includes compiling)
                    # before a speed and a time left are shown
@@ -29,7 +31,7 @@ def loss_text(loss):
 
 class Progress:
     def __init__(self, ctx, label, total, clock=time.perf_counter):
-        self.label, self.total, self.clock = label, total, clock
+        self.label, self.total, self.clock = one_line(label), total, clock  # a name from a file
         self.stream = ctx.err
         self.live = not ctx.quiet
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()

@@ -19,15 +19,20 @@ import csv
 import io
 import logging
 import os
+import multiprocessing
 import secrets
+import shutil
 import socket
+import tempfile
 import threading
 import traceback
 import zlib
 from dataclasses import dataclass, field
 from itertools import product
 
-from nnpipe.errors import UsageError, UserError
+from nnpipe import interrupt
+from nnpipe.errors import OUT_OF_MEMORY, UsageError, UserError, one_line
+from nnpipe.limits import read_text
 
 # The metrics a sweep collects by default, in the order that picks the sort key; names ending
 # in "loss" rank lower first, the others (accuracy, psnr) higher first.
@@ -74,14 +79,16 @@ def run_script(script, script_name, label, arguments, variables, seed, folder, c
         os.makedirs(folder, exist_ok=True)
         with _working_folder(folder):
             with open(script, encoding="utf-8") as file:
-                text = file.read()
+                text = read_text(file, f"script '{script_name}'")
             interpreter.run_source(text, script_name, arguments)
     except UserError as error:
         outcome.error = str(error)
     except OSError as error:
-        outcome.error = f"cannot run '{script_name}': {error.strerror or error}"
+        outcome.error = one_line(f"cannot run '{script_name}': {error.strerror or error}")
+    except MemoryError:
+        outcome.error = OUT_OF_MEMORY
     except Exception as error:  # a bug in nnpipe: the run's row says so, the others go on
-        outcome.error = f"internal error: {type(error).__name__}: {error}"
+        outcome.error = one_line(f"internal error: {type(error).__name__}: {error}")
         out.write(traceback.format_exc())
     variables_at_end = interpreter.script_variables()
     outcome.metrics = {name: variables_at_end[name] for name in collect if name in variables_at_end}
@@ -100,9 +107,14 @@ def _distributed():
 
 
 @contextlib.contextmanager
-def client(workers, scheduler):
+def client(workers, scheduler, dashboard=False, echo=None):
     """A Dask client: of the scheduler at `scheduler`, or of a local cluster of `workers`
-    single-threaded worker processes sharing the cores among their Numba threads."""
+    single-threaded worker processes sharing the cores among their Numba threads.
+
+    The local cluster listens on 127.0.0.1 only (scheduler, nannies, workers) and starts no
+    dashboard unless `dashboard`: then one on 127.0.0.1 only, whose address is echoed (it has
+    no authentication: anyone who reaches it sees the runs). Its scratch folders go in a
+    private folder of the temporary folder, removed when the run ends, Ctrl-C included."""
     distributed = _distributed()
     if scheduler:
         try:
@@ -110,18 +122,57 @@ def client(workers, scheduler):
         except (OSError, TimeoutError) as error:
             raise UsageError(f"cannot reach the Dask scheduler at '{scheduler}': {error}") from None
         with connection:
+            if dashboard and echo and connection.dashboard_link:
+                echo(f"dashboard (the cluster's own): {connection.dashboard_link}", err=True)
             yield connection
         return
+    import dask
     workers = workers or os.cpu_count() or 1
-    environment = {"NUMBA_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // workers))}
+    scratch = tempfile.mkdtemp(prefix="nnpipe-dask-")
+    _SCRATCH.add(scratch)
+    environment = {"NUMBA_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // workers)),
+                   "DASK_TEMPORARY_DIRECTORY": scratch}
     for cache in ("NUMBA_CACHE_DIR", "NNPIPE_CACHE_DIR"):
         if cache in os.environ:
             environment[cache] = os.environ[cache]
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=":0",
-                                  silence_logs=logging.ERROR, env=environment) as cluster, \
-            distributed.Client(cluster) as connection:
-        yield connection
+    settings = {"temporary-directory": scratch}
+    if not dashboard:  # Dask's HTTP servers still listen (on 127.0.0.1): a health check only
+        settings.update({"distributed.scheduler.http.routes": ["distributed.http.health"],
+                         "distributed.worker.http.routes": ["distributed.http.health"]})
+    try:
+        with dask.config.set(settings), \
+                distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                         host="127.0.0.1", local_directory=scratch,
+                                         dashboard_address="127.0.0.1:0",  # any free port
+                                         scheduler_kwargs={"dashboard": dashboard},
+                                         worker_dashboard_address=None,
+                                         silence_logs=logging.ERROR, env=environment) as cluster, \
+                distributed.Client(cluster) as connection:
+            if dashboard and echo:
+                echo(f"dashboard: {cluster.dashboard_link} (this machine only)", err=True)
+            yield connection
+    finally:
+        _SCRATCH.discard(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+_SCRATCH = set()   # the scratch folders of the local clusters running
+
+
+def _end_local_cluster():
+    """Ctrl-C: end the worker processes, then remove the scratch folders they wrote in."""
+    if not _SCRATCH:
+        return
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout=2)
+    for scratch in list(_SCRATCH):
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+interrupt.at_stop(_end_local_cluster)
 
 
 def outcomes(connection, tasks, on_outcome):
@@ -234,7 +285,8 @@ def write_csv(path, rows):
     atomic.write_file(path, write)
 
 
-def sweep(script, settings, workers, scheduler, csv_path, runs_folder, seed, collect, echo):
+def sweep(script, settings, workers, scheduler, csv_path, runs_folder, seed, collect, echo,
+          dashboard=False):
     """nnpipe sweep: run every combination, print the ranked table, write the CSV; return
     the outcomes."""
     parsed = parse_settings(settings)
@@ -247,9 +299,9 @@ def sweep(script, settings, workers, scheduler, csv_path, runs_folder, seed, col
         os.makedirs(outcome.folder, exist_ok=True)
         with open(os.path.join(outcome.folder, "output.txt"), "w", encoding="utf-8") as log:
             log.write(outcome.output + (outcome.error + "\n" if outcome.error else ""))
-        echo(f"[{done}/{len(tasks)}] {outcome.label}: {outcome.error or 'done'}", err=True)
+        echo(one_line(f"[{done}/{len(tasks)}] {outcome.label}: {outcome.error or 'done'}"), err=True)
 
-    with client(workers, scheduler) as connection:
+    with client(workers, scheduler, dashboard, echo) as connection:
         results = outcomes(connection, tasks, progress)
     results, _ = ranked(results, collect)
     text, rows = table(results, collect, [name for name, _ in parsed])
@@ -262,7 +314,7 @@ def sweep(script, settings, workers, scheduler, csv_path, runs_folder, seed, col
 
 # --- maps -------------------------------------------------------------------------------------
 
-def map_files(script, files, workers, scheduler, seed, echo):
+def map_files(script, files, workers, scheduler, seed, echo, dashboard=False):
     """nnpipe map: run the script once per file ($1 the file), in this folder; report each
     file as it completes; return the outcomes."""
     base_seed = seed if seed is not None else secrets.randbelow(2**31)
@@ -272,16 +324,16 @@ def map_files(script, files, workers, scheduler, seed, echo):
     failures = []
 
     def progress(outcome, done):
-        echo(f"[{done}/{len(tasks)}] {outcome.label}: {outcome.error or 'done'}", err=True)
+        echo(one_line(f"[{done}/{len(tasks)}] {outcome.label}: {outcome.error or 'done'}"), err=True)
         if outcome.output.strip():
             echo(outcome.output.rstrip("\n"))
         if outcome.error:
             failures.append(outcome)
 
-    with client(workers, scheduler) as connection:
+    with client(workers, scheduler, dashboard, echo) as connection:
         results = outcomes(connection, tasks, progress)
     summary = f"map: {len(tasks) - len(failures)} of {len(tasks)} files done"
     echo(summary + (f", {len(failures)} failed:" if failures else ""), err=True)
     for outcome in failures:
-        echo(f"  {outcome.label}: {outcome.error}", err=True)
+        echo(one_line(f"  {outcome.label}: {outcome.error}"), err=True)
     return results

@@ -23,7 +23,7 @@ XOR = REPO / "examples" / "xor.nnp"
 @pytest.fixture(scope="module")
 def cluster():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=":0", silence_logs=50) as local, \
+                                  dashboard_address=None, silence_logs=50) as local, \
             distributed.Client(local) as client:
         yield local.scheduler_address, client
 

@@ -125,12 +125,17 @@ def test_bad_validation_arguments_are_one_line_errors(points):
 
 def test_a_killed_training_resumes_from_its_checkpoint(points):
     """Kill a real training after its first checkpoints; running the same command again
-    finishes it, with the weights an uninterrupted run reaches."""
+    finishes it, with the weights an uninterrupted run reaches (each run a process of its
+    own, as a user runs them)."""
     training = (f"{loads('train', 'train_labels', 'valid', 'valid_labels')} {CLASSIFIER}"
-                " nn_train[train,train_labels] 6000,16,.,[valid,valid_labels],500,0,0,{},100")
-    command = [sys.executable, "-m", "nnpipe", "--seed", "4", "-q", *training.format("ck.gmz").split()]
+                " nn_train[train,train_labels] 6000,16,.,[valid,valid_labels],500,0,0,{},100"
+                " echo $val_loss nn_save {}.tif")
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    process = subprocess.Popen(command, cwd=points, env=env)
+
+    def command(checkpoint, result):
+        return [sys.executable, "-m", "nnpipe", "--seed", "4", "-q",
+                *training.format(checkpoint, result).split()]
+    process = subprocess.Popen(command("ck.gmz", "killed"), cwd=points, env=env)
     try:
         while process.poll() is None and not (points / "ck.gmz").exists():
             time.sleep(0.01)
@@ -141,16 +146,22 @@ def test_a_killed_training_resumes_from_its_checkpoint(points):
         pytest.skip("the training ended before it could be killed")
     reached = dict((e.name, e.image) for e in files.read(str(points / "ck.gmz")).entries)["T"]
     assert 0 < reached.reshape(-1)[schedulers.ITERATION] < 6000       # really interrupted
-    resumed = build(training.format("ck.gmz"), seed=4)
-    whole = build(training.format("other.gmz"), seed=4)
+
+    def finished(checkpoint, result):
+        done = subprocess.run(command(checkpoint, result), cwd=points, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip(), {e.name: e.image for e in files.read(str(points / f"{result}.tif")).entries}
+    resumed_loss, resumed = finished("ck.gmz", "resumed")
+    whole_loss, whole = finished("other.gmz", "whole")
     for name in ("H_fc", "OUT_fc", "OUT_fc_v", "T"):
-        np.testing.assert_allclose(resumed.workspace.images.get(name), whole.workspace.images.get(name), rtol=1e-6, atol=1e-7)
-    assert resumed.lookup("val_loss") == whole.lookup("val_loss")
+        np.testing.assert_allclose(resumed[name], whole[name], rtol=1e-6, atol=1e-7)
+    assert resumed_loss == whole_loss
     # run once more: the checkpoint says the training is over, nothing more is trained
-    again = build(training.format("ck.gmz"), seed=4)
-    assert np.array_equal(again.workspace.images.get("OUT_fc"), whole.workspace.images.get("OUT_fc"))
+    again = build(training.format("ck.gmz", "again"), seed=4)
+    assert np.array_equal(again.workspace.images.get("OUT_fc"), whole["OUT_fc"])
     assert again.workspace.network().trainers["T"].history == []
-    assert again.lookup("val_loss") == whole.lookup("val_loss")     # the script can go on using it
+    assert again.lookup("val_loss") == whole_loss     # the script can go on using it
 
 
 def test_a_checkpoint_of_another_network_is_refused(points):

@@ -111,9 +111,10 @@ def nn_load_csv(ctx, selection, file, label_column):
     name) of size 1,1,M,F: F values per sample along the channels, the samples along depth,
     which feeds a vector input of F values in pixel mode and in stack mode alike.
 
-    A first row holding a non-number is a header. With a label column, its values (numbers
-    or words) are the classes, sorted, set in $classes, and NAME_labels holds their one-hot
-    vectors (size 1,1,M,K)."""
+    A first row holding a non-number is a header. With a label column, its values (words or
+    finite numbers; an empty, NaN or infinite label is refused) are the classes, sorted, set
+    in $classes, and NAME_labels holds their one-hot vectors (size 1,1,M,K); the other columns
+    must hold at least one value per sample."""
     lines, rows = read_csv(file)
     header = rows[0] if any(not is_number(v) for v in rows[0]) else None
     if header is not None:
@@ -126,7 +127,15 @@ def nn_load_csv(ctx, selection, file, label_column):
             raise UserError(f"'{file}' line {line}: {len(row)} value{'s' * (len(row) != 1)}"
                             f" where the first row has {width}")
     column = column_index(label_column, header, width, file) if label_column else None
+    if column is not None and width == 1:
+        raise UserError(f"'{file}' holds no values beside its label column")
     labels = [row[column] for row in rows] if column is not None else None
+    for line, label in zip(lines, labels or ()):
+        if not label:
+            raise UserError(f"'{file}' line {line}, value {column + 1}: the label is empty")
+        if is_number(label) and not np.isfinite(float(label)):
+            raise UserError(f"'{file}' line {line}, value {column + 1}: label '{label}' is not a"
+                            " finite number (class labels are words or finite numbers)")
     features = [row[:column] + row[column + 1:] for row in rows] if column is not None else rows
     try:
         values = np.array(features, dtype=np.float64).reshape(len(rows), -1)

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from nnpipe.errors import UserError
+from nnpipe.errors import UserError, one_line
 from nnpipe.images.imagelist import ImageList
 from nnpipe.images.selection import select
 from nnpipe.numbers import format_number
@@ -66,13 +66,14 @@ class Workspace:
         print(text, file=self.out, flush=True)
 
     def warn(self, text):
-        """A problem that does not stop the run: one line naming where and which command."""
-        print(f"nnpipe: warning: {self.location}: {text}", file=self.err, flush=True)
+        """A problem that does not stop the run: one line naming where and which command
+        (names from files are shown with their line breaks escaped)."""
+        print(one_line(f"nnpipe: warning: {self.location}: {text}"), file=self.err, flush=True)
 
     def notice(self, text):
-        """Informational messages, hidden by --quiet."""
+        """Informational messages, hidden by --quiet; one line each, as warnings."""
         if not self.quiet:
-            print(text, file=self.err, flush=True)
+            print(one_line(text), file=self.err, flush=True)
 
     # --- variables ----------------------------------------------------------------------
     def set_variable(self, name, value):

@@ -9,7 +9,9 @@ IN_PROGRESS, so that Ctrl-C (nnpipe.interrupt) can remove it too.
 
 The target itself: an existing file keeps its permission bits; a read-only file is refused; a
 target that is a symbolic link is refused (nnpipe would otherwise replace the link by a file,
-leaving the file it points to as it was), with a message naming the link's target.
+leaving the file it points to as it was), with a message naming the link's target. Only a
+regular file is replaced by a file (and only a folder by a folder): a device, a FIFO, a socket
+or a folder in the way is refused and left as it was (the rename would replace /dev/null).
 """
 
 import contextlib
@@ -36,7 +38,7 @@ def extension(path):
 def write_file(path, write):
     """Call write(temporary_path) then rename it onto `path`."""
     folder = make_folder(path)
-    mode = _checked_target(path, 0o666)
+    mode = _checked_target(path, 0o666, stat.S_ISREG)
     remove_dead_temporaries(path)
     prefix, suffix = _temporary_affixes(path)
     try:
@@ -59,7 +61,7 @@ def write_folder(path, fill):
     """Call fill(temporary_folder), then swap that folder into place at `path` (the old
     folder, if any, is removed)."""
     folder = make_folder(path)
-    mode = _checked_target(path, 0o777)
+    mode = _checked_target(path, 0o777, stat.S_ISDIR)
     remove_dead_temporaries(path)
     prefix, suffix = _temporary_affixes(path)
     try:
@@ -103,9 +105,10 @@ def _cannot_write(path, error):
     return UserError(f"cannot write '{path}': {error.strerror or error}")
 
 
-def _checked_target(path, new_mode):
+def _checked_target(path, new_mode, replaceable):
     """The permission bits the new file gets: the old file's, or the usual ones for a new
-    file; refuse a symbolic link or a read-only file."""
+    file; refuse a symbolic link, a read-only file, or anything `replaceable(st_mode)` (a
+    regular file, a folder) is not."""
     if os.path.islink(path):
         raise UserError(f"cannot write '{path}': it is a symbolic link to '{os.readlink(path)}';"
                         " nnpipe does not replace links: write to the file it points to, or"
@@ -116,9 +119,22 @@ def _checked_target(path, new_mode):
         return new_mode & ~_umask()
     except OSError as error:
         raise _cannot_write(path, error) from None
+    if not replaceable(status.st_mode):
+        wanted = "a folder" if replaceable is stat.S_ISDIR else "a regular file"
+        raise UserError(f"cannot write '{path}': it is {_kind(status.st_mode)}, not {wanted};"
+                        " nnpipe does not replace it (remove it or choose another name)")
     if not status.st_mode & 0o222 or not os.access(path, os.W_OK):
         raise UserError(f"cannot write '{path}': it is read-only (make it writable to replace it)")
     return stat.S_IMODE(status.st_mode)
+
+
+def _kind(mode):
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISREG, "a regular file"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
 
 
 def _umask():

@@ -18,6 +18,8 @@ import zlib
 
 import numpy as np
 
+from nnpipe.images.imagelist import MAX_VALUES
+
 NAMES_MAGIC = b"GMZ\0"
 # CImg's pixel type names (recent, then older spellings) -> numpy dtype (without byte order)
 TYPES = {
@@ -38,6 +40,7 @@ INTEGER_TYPES = [("uint8", "u1", 0, 255), ("int8", "i1", -128, 127),
                  ("uint32", "u4", 0, 2**31 - 1), ("int32", "i4", -2**31, 2**31 - 1)]
 HEADER = re.compile(rb"(\d+) ([A-Za-z0-9_]+) (little_endian|big_endian)")
 IMAGE_LINE = re.compile(rb"(\d+) (\d+) (\d+) (\d+)(?: #(\d+))?")
+ZLIB_MAX_RATIO = 1100  # deflate never shrinks data by more than about 1032:1
 
 
 class GmzError(Exception):
@@ -102,6 +105,9 @@ def decode(data):
         if size == 0:
             images.append(np.zeros((0, 0, 0, 0), dtype=np.float32))
             continue
+        if size > MAX_VALUES:
+            raise GmzError(f"image {number} of {count} is declared of size {w},{h},{d},{s}: too"
+                           f" large ({size:.3g} values; at most 2^31)")
         if line[5] is None:  # stored uncompressed
             stored = data[position:position + size * dtype.itemsize]
             position += size * dtype.itemsize
@@ -111,11 +117,8 @@ def decode(data):
             position += length
             if len(compressed) < length:
                 raise GmzError(f"image {number} of {count} is incomplete: the file is truncated")
-            try:
-                stored = zlib.decompress(compressed)
-            except zlib.error:
-                raise GmzError(f"image {number} of {count} is damaged (its compressed data does"
-                               " not decompress)") from None
+            stored = _inflate(compressed, size * dtype.itemsize, f"image {number} of {count}",
+                              f"{w},{h},{d},{s}")
         if len(stored) != size * dtype.itemsize:
             raise GmzError(f"image {number} of {count} holds {len(stored)} bytes where its size"
                            f" {w},{h},{d},{s} needs {size * dtype.itemsize}: the file is damaged")
@@ -124,6 +127,25 @@ def decode(data):
     if position != len(data):
         raise GmzError("unexpected bytes after the last image: the file is damaged")
     return _named(images)
+
+
+def _inflate(compressed, expected, what, size):
+    """The bytes `compressed` inflates to, refused as soon as they exceed the `expected` bytes
+    the image's declared size needs: a small file never grows into gigabytes in memory."""
+    if len(compressed) * ZLIB_MAX_RATIO < expected:
+        raise GmzError(f"{what} is declared of size {size} ({expected:,} bytes) but the file holds"
+                       f" only {len(compressed):,} compressed bytes for it: the file is damaged")
+    inflater = zlib.decompressobj()
+    try:
+        stored = inflater.decompress(compressed, expected + 1)
+    except zlib.error:
+        stored = None
+    if stored is not None and len(stored) > expected:
+        raise GmzError(f"{what} inflates to more than the {expected:,} bytes its size {size}"
+                       " needs: the file is damaged")
+    if stored is None or not inflater.eof:
+        raise GmzError(f"{what} is damaged (its compressed data does not decompress)")
+    return stored
 
 
 def _named(images):

@@ -35,13 +35,18 @@ def read(path):
         raise UserError(f"file '{path}' not found")
     if os.path.isdir(path):
         raise UserError(f"'{path}' is a folder, not an image file")
+    if not os.path.isfile(path):  # a device or a FIFO could be read forever
+        raise UserError(f"cannot read '{path}': it is not a regular file")
     kind = extension(path)
     if kind not in READABLE:
         raise UserError(f"cannot read '{path}': unknown format '{kind or 'no extension'}'"
                         f" (known: {', '.join(sorted(READABLE))})")
     base = os.path.splitext(os.path.basename(path))[0]
     if kind == ".npy":
-        return [(base, as_image(read_npy(path)))]
+        array = read_npy(path)
+        if array.size == 0:  # a 0-d array holds one value: a 1,1,1,1 image
+            raise UserError(f"cannot read '{path}': it holds no values (an array of shape {array.shape})")
+        return [(base, as_image(array))]
     if kind == ".gmz":
         return _read_gmz(path)
     return _decoding(path, kind, lambda: read_tiff(path, base) if kind in TIFF_FORMATS
@@ -137,8 +142,13 @@ def read_tiff(path, base):
         metadata = tif.shaped_metadata or ()
         result = []
         for number, series in enumerate(tif.series):
-            data = series.asarray()
             info = metadata[number] if number < len(metadata) else {}
+            dimensions = sum(n > 1 for n in series.shape)
+            if "nnpipe_shape" not in info and dimensions > 4:  # which axis is which is a guess
+                raise UserError(f"cannot read '{path}': a {dimensions}-D TIFF image (axes"
+                                f" {series.axes}, shape {','.join(map(str, series.shape))}):"
+                                " nnpipe reads at most 4 dimensions")
+            data = series.asarray()
             if "nnpipe_shape" in info:
                 data = _checked(data, path).reshape(info["nnpipe_shape"])
                 result.append((info.get("name", ""), as_image(data)))

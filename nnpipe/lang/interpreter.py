@@ -11,12 +11,13 @@ import re
 
 from nnpipe import expr
 from nnpipe.commands.workspace import Variables, Workspace
-from nnpipe.errors import UserError
+from nnpipe.errors import OUT_OF_MEMORY, UserError
 from nnpipe.images.imagelist import ImageList
 from nnpipe.lang.lexer import Item, lex, lex_items
 from nnpipe.lang.parser import (ASSIGNMENT, COMMAND_ITEM, Assign, DoWhile, If, LoopControl,
                                 Parser, Repeat, Run)
 from nnpipe.lang.substitute import substitute
+from nnpipe.limits import check_text, read_text
 from nnpipe.naming import copy_name
 from nnpipe.numbers import format_value
 from nnpipe.quoting import unprotect
@@ -94,9 +95,11 @@ class Interpreter:
     def load_file(self, path, item):
         try:
             with open(path, encoding="utf-8") as handle:
-                text = handle.read()
+                text = read_text(handle, f"command file '{path}'")
         except (OSError, UnicodeDecodeError) as error:
             raise UserError(f"cannot read command file '{path}': {error}", item.where) from None
+        except UserError as error:
+            raise error.locate(item.where)
         _, definitions = lex(text, path)
         self.define(definitions)
 
@@ -114,6 +117,8 @@ class Interpreter:
                 raise error.locate(node.item.where)
             except RecursionError:
                 raise UserError("blocks or calls nested too deeply", node.item.where) from None
+            except MemoryError:
+                raise UserError(OUT_OF_MEMORY, node.item.where) from None
 
     def execute_node(self, node):
         if isinstance(node, Run):
@@ -151,13 +156,16 @@ class Interpreter:
                 self.variables.set(name, part)
             return
         if operator == ":=":
-            result = expr.evaluate(unprotect(value), self.workspace.images, self.workspace.rng,
-                                   self.set_from_expression)
-            self.variables.set(names, format_value(result))
+            result = format_value(expr.evaluate(unprotect(value), self.workspace.images, self.workspace.rng,
+                                                self.set_from_expression))
+            check_text(len(result), f"variable '{names}'")
+            self.variables.set(names, result)
             return
         current = self.variables.get(names)
         if operator == ".=":
-            self.variables.set(names, current + unprotect(value))
+            addition = unprotect(value)
+            check_text(len(current) + len(addition), f"variable '{names}'")
+            self.variables.set(names, current + addition)
             return
         result = expr.evaluate(f"({current or 0}){operator[0]}({unprotect(value)})", self.workspace.images,
                                self.workspace.rng)
@@ -285,8 +293,7 @@ class Interpreter:
         except UserError as error:
             raise error.locate(None, name)
         except MemoryError:
-            raise UserError("out of memory (smaller images, batches or layers need less)",
-                            command=name) from None
+            raise UserError(OUT_OF_MEMORY, command=name) from None
 
     def run_on_copies(self, entry, selection, args):
         """`+append[0,1] x`, `+keep[0]`: as G'MIC, the command works on a list of copies of the

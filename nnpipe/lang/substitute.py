@@ -6,6 +6,7 @@ import re
 
 from nnpipe.errors import UserError
 from nnpipe.lang.lexer import NAME_END
+from nnpipe.limits import max_text, too_long
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
 NEGATIVE_ARGUMENT = re.compile(r"-[1-9]\d*")  # $-1: the last argument
@@ -28,8 +29,12 @@ def substitute(text, scope):
     """Return `text` with every substitution done; `scope` answers the lookups."""
     if "$" not in text and "{" not in text:
         return text.replace(NAME_END, "") if NAME_END in text else text
-    out, i = [], 0
+    out, i, length, counted, limit = [], 0, 0, 0, max_text()
     while True:
+        length += sum(len(piece) for piece in out[counted:])  # what a $x$x$x... has made so far
+        counted = len(out)
+        if length > limit:
+            raise too_long("the item after substitution")
         match = SPECIAL.search(text, i)
         if match is None:
             out.append(text[i:])
@@ -48,7 +53,10 @@ def substitute(text, scope):
             i = end + 1
         else:
             i = _dollar(text, start + 1, scope, out)
-    return "".join(out)
+    result = "".join(out)
+    if len(result) > limit:
+        raise too_long("the item after substitution")
+    return result
 
 
 def _dollar(text, i, scope, out):

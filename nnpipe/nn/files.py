@@ -326,7 +326,8 @@ def _read(path):
     if kind(path) == "gmz":
         if not os.path.isfile(path):
             raise UserError(f"cannot load {label}: " + ("it is a folder, not a .gmz file"
-                            if os.path.isdir(path) else "no such file"))
+                            if os.path.isdir(path) else "it is not a regular file"
+                            if os.path.exists(path) else "no such file"))
         return _reading(label, lambda: _read_gmz(path))
     if kind(path) == "png":
         if not os.path.exists(path):
@@ -336,6 +337,8 @@ def _read(path):
         raise UserError(f"cannot load {label}: no such file")
     if os.path.isdir(path):
         raise UserError(f"cannot load {label}: it is a folder, not a TIFF file")
+    if not os.path.isfile(path):  # a device or a FIFO could be read forever
+        raise UserError(f"cannot load {label}: it is not a regular file")
     return _reading(label, lambda: _read_tiff(path, os.path.getsize(path)))
 
 
@@ -404,7 +407,7 @@ def _read_tiff(source, file_size):
         return NetworkFile(manifest["network"], manifest["commands"], entries)
 
 
-ZLIB_MAX_RATIO = 1100  # deflate never shrinks data by more than about 1032:1
+ZLIB_MAX_RATIO = gmz.ZLIB_MAX_RATIO  # deflate never shrinks data by more than about 1032:1
 
 
 def _check_stored_bytes(item, value_bytes, stored, uncompressed):
