@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from conftest import REPO
-from nnpipe.commands import training
+from nnpipe.commands import inference
+from nnpipe.commands import samples as sample_layout
 from nnpipe.errors import UserError
 from nnpipe.commands import load_all
 from nnpipe.lang.interpreter import Interpreter
@@ -110,9 +111,9 @@ def test_nn_step_uses_every_sample_of_the_stacks():
 def test_stack_rows_are_samples_in_s_d_h_w_order():
     samples = np.arange(3 * 2 * 2 * 3 * 4, dtype=np.float32).reshape(3, 2, 2, 3, 4)   # M=3, feed 4,3,2,2
     image = stack(samples)
-    rows = training.from_stack(image, (4, 3, 2, 2), 3)
+    rows = sample_layout.from_stack(image, (4, 3, 2, 2), 3)
     assert np.array_equal(rows, samples.reshape(3, -1))
-    assert np.array_equal(training.to_stack(rows, (4, 3, 2, 2)), image)
+    assert np.array_equal(sample_layout.to_stack(rows, (4, 3, 2, 2)), image)
 
 
 def test_eval_of_an_image_shaped_output_keeps_each_sample_in_place():
@@ -155,7 +156,7 @@ def test_a_large_image_is_evaluated_in_stitched_tiles(monkeypatch):
     filter of the whole image, once the margins drop them."""
     def rows(self, samples):
         return box_filter(samples.reshape(-1, 2, 8, 8)).reshape(samples.shape[0], -1)
-    monkeypatch.setattr(training.Inference, "rows", rows)
+    monkeypatch.setattr(inference.Inference, "rows", rows)
     image = np.random.default_rng(0).normal(size=(2, 3, 37, 29)).astype(np.float32)  # 3 samples
     ctx = run(interpreter(X=image), "nn_init nn_input IN,8,8,1,2 nn_nl OUT,IN,linear nn_eval[X] nn_eval[X] .,1")
     assert ctx.workspace.images[-2].shape == image.shape

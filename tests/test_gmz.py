@@ -11,6 +11,7 @@ from nn_helpers import build
 from nnpipe.errors import UserError
 from nnpipe.images import gmz
 from nnpipe.nn import files
+from nnpipe.nn.files import init_text
 
 
 def gmic_images(commands):
@@ -148,8 +149,8 @@ def test_later_nn_lib_layers_nnpipe_does_not_read_are_refused_in_one_line(work):
 
 def test_init_text_round_trips_names_and_spaced_arguments():
     saved = files.NetworkFile("encoder", ["nn_input IN,2", 'nn_fcnl H,IN,4,tanh', "nn_fc OUT,H,2"], [])
-    assert files.init_text(saved) == "nn_init encoder nn_input IN,2 nn_fcnl H,IN,4,tanh nn_fc OUT,H,2"
-    assert files.parse_init_text(files.init_text(saved)) == ("encoder", saved.commands)
+    assert init_text.init_text(saved) == "nn_init encoder nn_input IN,2 nn_fcnl H,IN,4,tanh nn_fc OUT,H,2"
+    assert init_text.parse_init_text(init_text.init_text(saved)) == ("encoder", saved.commands)
     spaced = files.NetworkFile("nn", ["nn_input IN,2", "nn_fc OUT,IN,3,3 "], [])
-    assert files.init_text(spaced) == 'nn_init nn_input IN,2 nn_fc "OUT,IN,3,3 "'
-    assert files.parse_init_text(files.init_text(spaced)) == ("nn", spaced.commands)
+    assert init_text.init_text(spaced) == 'nn_init nn_input IN,2 nn_fc "OUT,IN,3,3 "'
+    assert init_text.parse_init_text(init_text.init_text(spaced)) == ("nn", spaced.commands)

@@ -18,6 +18,7 @@ from conftest import REPO, cli, run_items
 from nnpipe.errors import UserError
 from nnpipe.images import gmz
 from nnpipe.nn import files
+from nnpipe.nn.files import init_text, pictures
 from nn_helpers import build, interpreter
 
 NETWORK = ("nn_init net nn_input IN,2 nn_fcnnl L1,IN,12 nn_resfcnl L2,L1 nn_dropout D,L2,0.2"
@@ -267,7 +268,7 @@ def test_view_shows_conv_kernels_as_tiles(tmp_path, command, tile_width):
 
 def test_picture_tiles_channels_and_depth():
     image = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
-    pixels = files.picture(image, 1)
+    pixels = pictures.picture(image, 1)
     assert pixels.shape == (2 * 2 + 1, 3 * 2 + 2) and pixels.dtype == np.uint8
 
 
@@ -512,7 +513,7 @@ def bad_gmzs(folder, good):
     cases["foreign_command.gmz"] = (rewritten(lambda i: i[:-1] + [(
         "_nn_init", gmz.text_image("nn_init net output stolen.png"))]), "'output' in its _nn_init text")
     cases["wrong_size.gmz"] = (rewritten(lambda i: i[:-1] + [(
-        "_nn_init", gmz.text_image(files.init_text(files.NetworkFile(
+        "_nn_init", gmz.text_image(init_text.init_text(files.NetworkFile(
             "net", ["nn_input IN,2", "nn_fcnnl L1,IN,13"], []))))]),
         "rebuilding the network failed at 'nn_fcnnl L1,IN,13'")
     cases["missing_weights.gmz"] = (rewritten(lambda i: [e for e in i if e[0] != "L2_fc"]),

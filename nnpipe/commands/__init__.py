@@ -5,7 +5,7 @@ import importlib
 
 from nnpipe.registry import COMMANDS
 
-FAMILIES = ["images", "control", "network", "training", "data", "files", "export"]
+FAMILIES = ["images", "control", "network", "samples", "training", "inference", "plot", "data", "files", "export"]
 
 
 def load_all():

@@ -12,8 +12,8 @@ import numpy as np
 
 from nnpipe.commands.images import resample
 from nnpipe.registry import DATA, TRAINING, Float, Int, LayerName, Text, command
-from nnpipe.commands.training import (Inference, image_label, last_data_image, last_data_images,
-                                      samples_matrix)
+from nnpipe.commands.inference import Inference
+from nnpipe.commands.samples import image_label, last_data_image, last_data_images, samples_matrix
 from nnpipe.errors import UserError
 from nnpipe.images import io
 from nnpipe.images.imagelist import check_size

@@ -2,7 +2,8 @@
 the nnpipe[onnx] extra). The conversion is in nnpipe.nn.onnx_export."""
 
 from nnpipe.registry import FILES, LayerName, Text, command
-from nnpipe.commands.training import default_output, parameter_images
+from nnpipe.commands.inference import default_output
+from nnpipe.commands.samples import parameter_images
 from nnpipe.errors import UserError
 from nnpipe.images import atomic
 

@@ -10,107 +10,26 @@ matrix of one compiled engine call; `$_nn_forward` makes the network's output (`
 which the loss (`LOSS`) reads as the batch mean.
 """
 
-import contextlib
 import math
 import re
 import weakref
 
 import numpy as np
 
-from nnpipe.registry import COMMANDS, IMAGES, NETWORK, Text, command
-from nnpipe.errors import UserError
 from nnpipe import expr
+from nnpipe.commands.inference import Inference, default_output
+from nnpipe.commands.samples import command_runner
+from nnpipe.commands.training import find_trainer, training_run
+from nnpipe.errors import UserError
+from nnpipe.nn import engine
+from nnpipe.nn.layers import count
 from nnpipe.numbers import format_value
-from nnpipe.nn import optimizers, schedulers
+from nnpipe.registry import COMMANDS, IMAGES, NETWORK, Text, command
 
 
 # nn_lib's macros: global variables whose text, inside an expression, calls the engine
 COMMANDS.variables.update({"_nn_forward": "__nn_forward();", "_nn_loss": "__nn_loss();",
                            "_nn_backward": "__nn_backward();", "_nn_update": "__nn_update();"})
-SMALL_BATCH = 256  # below this, one thread: a parallel launch costs more than it saves
-
-
-@contextlib.contextmanager
-def threads_for(batch):
-    import numba
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1 if batch < SMALL_BATCH else threads)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(threads)
-
-
-class TrainingSession:
-    """A trainer's parameters, moments and state as flat vectors whose parts *are* the images
-    in the list (views), so a training step needs no gathering or writing back. Whenever one
-    of those images was replaced or moved (a user edit, nn_load…), or the network changed (a
-    layer added, a loss re-declared: a new training plan), the session is rebuilt."""
-
-    def __init__(self, ctx, trainer):
-        from nnpipe.commands.training import TrainingRun
-        run = TrainingRun(ctx, trainer)
-        self.ctx = ctx
-        self.called = set()
-        self.trainer, self.plan = trainer, run.plan
-        self.params, self.moments, self.state = run.params, run.moments, run.state
-        images = ctx.images
-        owned = {}
-        for name, offset, shape in self.plan.parameters:
-            length = int(np.prod(shape))
-            owned[name] = self.params[offset:offset + length].reshape(shape)
-            for row, suffix in enumerate(optimizers.MOMENTS[trainer.optimizer]):
-                owned[name + suffix] = self.moments[row, offset:offset + length].reshape(shape)
-        owned[trainer.name] = self.state.reshape(schedulers.STATE_SHAPE)
-        self.views = []
-        for name, view in owned.items():
-            index = images.set(name, view)
-            self.views.append((index, name, images.images[index]))
-
-    def is_current(self, ctx, network, trainer):
-        images = ctx.images
-        return trainer is self.trainer and network.training_plan() is self.plan and all(
-            index < len(images) and images.images[index] is view and images.names[index] == name
-            for index, name, view in self.views)
-
-    def step(self, samples):
-        from nnpipe.commands.training import command_runner
-        from nnpipe.nn import engine
-        losses = np.empty(1, dtype=np.float32)
-        with threads_for(samples.shape[0]), self.first_call("train"):
-            done = engine.train(self.plan, self.params, self.moments, self.state, samples, 1,
-                                samples.shape[0], optimizers.NAMES.index(self.trainer.optimizer),
-                                schedulers.NAMES.index(self.trainer.scheduler), losses,
-                                command_runner(self.ctx, self.plan))
-        if done < 1:
-            raise UserError("the loss is not finite: training step skipped, weights kept")
-        self.trainer.history.append(float(losses[0]))
-        return float(losses[0])
-
-    def infer(self, plan, samples):
-        """The output of `plan` (which has the same parameters) on `samples`."""
-        from nnpipe.nn import engine
-        with threads_for(samples.shape[0]), self.first_call("infer"):
-            return engine.infer(plan, self.params, samples)
-
-    def first_call(self, kind):
-        """The compile notice around a session's first call of each kind: later calls run
-        kernels already compiled, and a listener per step would cost time in a tight loop."""
-        from nnpipe.nn import engine
-        if kind in self.called:
-            return contextlib.nullcontext()
-        self.called.add(kind)
-        return engine.compile_notice(self.ctx.notice)
-
-
-_sessions = weakref.WeakKeyDictionary()  # network -> TrainingSession
-
-
-def session(ctx, network, trainer):
-    current = _sessions.get(network)
-    if current is None or not current.is_current(ctx, network, trainer):
-        current = _sessions[network] = TrainingSession(ctx, trainer)
-    return current
 
 
 class NetworkMacros:
@@ -164,27 +83,31 @@ class NetworkMacros:
             raise UserError("the network has no loss: add one with nn_loss_mse …")
 
     def forward(self, env):
-        from nnpipe.commands.training import Inference, find_trainer
-        if self.network.trainers:
-            training = session(self.ctx, self.network, find_trainer(self.network, "."))
-            plan = self.network.plan(self.output)
-            rows = training.infer(plan, self.samples(env, plan)) \
-                if plan.parameters == training.plan.parameters else None
+        plan = self.network.plan(self.output)
+        run = training_run(self.ctx, self.network, find_trainer(self.network, ".")) \
+            if self.network.trainers else None
+        if run is not None and plan.parameters == run.plan.parameters:
+            samples = self.samples(env, plan)
+            with run.noticing("infer"):
+                rows = engine.infer(plan, run.params, samples, command_runner(self.ctx, plan))
         else:
-            rows = None
-        if rows is None:
             inference = Inference(self.ctx, self.output)
-            samples = self.samples(env, inference.plan)
-            with threads_for(samples.shape[0]):
-                rows = inference.rows(samples)
+            rows = inference.rows(self.samples(env, inference.plan))
         grid = tuple(env.grid.shape[1:])
         env.values[self.output] = rows.T.reshape((rows.shape[1], 1) + grid).astype(np.float64)
 
     def update(self, env):
-        from nnpipe.commands.training import find_trainer
+        """One training step, the evaluation's pixels its mini-batch."""
         trainer = find_trainer(self.network, ".")
-        training = session(self.ctx, self.network, trainer)
-        loss = training.step(self.samples(env, training.plan))
+        run = training_run(self.ctx, self.network, trainer)
+        samples = self.samples(env, run.plan)
+        losses = np.empty(1, dtype=np.float32)
+        with run.noticing("train"):
+            done = run.steps(samples, 1, samples.shape[0], losses)
+        if done < 1:
+            raise UserError("the loss is not finite: training step skipped, weights kept")
+        loss = float(losses[0])
+        trainer.history.append(loss)
         self.losses_seen[trainer.loss] = loss
         env.values[trainer.loss] = expr.scalar(loss)
 
@@ -197,13 +120,11 @@ def _reading(network, text):
     whether the expression reads the output after a training step (else no separate forward
     pass is run), and the sizes of the variables the macros define. Kept while the network's
     modules stay the same."""
-    from nnpipe.commands.training import default_output
-    from nnpipe.nn.layers import count
     modules = tuple(network.modules)
     known = _READINGS.setdefault(network, {}).get(text)
     if known is not None and known[0] == modules:
         return known[1]
-    losses = [m for m in network.modules.values() if m.layer.kind.startswith("loss")]
+    losses = [m for m in network.modules.values() if m.layer.is_loss]
     loss = losses[-1] if losses else None
     output = default_output(network) if network.modules else None
     output_read = "__nn_update" not in text or \

@@ -9,6 +9,7 @@ from nnpipe.errors import UserError
 from nnpipe.images import atomic
 from nnpipe.images.imagelist import ImageList
 from nnpipe.nn import files, optimizers, schedulers
+from nnpipe.nn.files import pictures
 from nnpipe.nn.network import Network
 
 TRAINER_DATA = Bool("include_trainer_data", True,
@@ -103,8 +104,8 @@ def nn_view(ctx, selection, folder, min_size):
         raise UserError(f"cannot create folder '{folder}': {error.strerror or error}") from None
     for entry in saved.entries:
         layout = getattr(network.modules[entry.name].layer, "picture", None)
-        files.write_picture(os.path.join(folder, entry.name + ".png"),
-                            files.picture(entry.image, min_size, layout))
+        pictures.write_picture(os.path.join(folder, entry.name + ".png"),
+                            pictures.picture(entry.image, min_size, layout))
     ctx.notice(f"wrote {len(saved.entries)} pictures of network '{network.name}' to {folder}")
 
 

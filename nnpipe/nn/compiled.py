@@ -36,6 +36,7 @@ from numba.core.compiler_lock import global_compiler_lock
 from numba.core.runtime import nrt
 
 from nnpipe import interrupt
+from nnpipe.errors import UserError
 from nnpipe.nn import SOURCES_DIGEST, kernel_calls
 from nnpipe.nn.layers import registry
 
@@ -125,11 +126,15 @@ def _load(name, text):
     folder = cache_folder()
     path = folder / f"{name}.py"
     if not path.exists() or path.read_text() != text:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            with os.fdopen(handle, "w") as file:
+                file.write(text)
+            os.replace(temporary, path)
+        except OSError as error:
+            raise UserError(f"cannot write the compile cache '{folder}' ({error.strerror or error}):"
+                            " set NNPIPE_CACHE_DIR to a writable folder") from None
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

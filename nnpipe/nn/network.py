@@ -74,7 +74,7 @@ class Network:
             raise UserError(f"network '{self.name}' already has a layer named '{name}'")
 
     def is_loss(self, name):
-        return name in self.modules and self.modules[name].layer.kind.startswith("loss")
+        return name in self.modules and self.modules[name].layer.is_loss
 
     def losses(self):
         """The loss modules, in creation order (asked at every training step: kept while the
