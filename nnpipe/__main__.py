@@ -17,6 +17,7 @@ def run_as_program():
     gc.disable()
     with interrupt.handled_for_the_program():
         from nnpipe.cli import main
+
         gc.freeze()
         gc.enable()
         try:

@@ -36,13 +36,15 @@ class PipelineGroup(click.Group):
         return super().resolve_command(ctx, args)
 
 
-SETTINGS = dict(ignore_unknown_options=True, allow_interspersed_args=False,
-                help_option_names=["-h", "--help"])
+SETTINGS = dict(
+    ignore_unknown_options=True, allow_interspersed_args=False, help_option_names=["-h", "--help"]
+)
 
 
-@click.group(cls=PipelineGroup, context_settings=SETTINGS, invoke_without_command=True,
-             epilog=LANGUAGE_HELP)
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the random generator (default: random).")
+@click.group(cls=PipelineGroup, context_settings=SETTINGS, invoke_without_command=True, epilog=LANGUAGE_HELP)
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None, help="Seed of the random generator (default: random)."
+)
 @click.option("--quiet", "-q", is_flag=True, help="Hide progress bars and notices.")
 @click.option("--verbose", "-v", is_flag=True, help="Print each command as it runs.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks.")
@@ -65,7 +67,9 @@ def main(ctx, seed, quiet, verbose, debug):
 
 
 def _interpret(options, action):
-    interpreter = Interpreter(COMMANDS, seed=options["seed"], quiet=options["quiet"], verbose=options["verbose"])
+    interpreter = Interpreter(
+        COMMANDS, seed=options["seed"], quiet=options["quiet"], verbose=options["verbose"]
+    )
     _reporting_errors(options, lambda: action(interpreter), interpreter.workspace.warn)
 
 
@@ -95,8 +99,11 @@ def _reporting_errors(options, action, warn=_plain_warning):
     except Exception as error:  # a bug in nnpipe, not the user's mistake
         if options["debug"]:
             raise
-        click.echo(f"nnpipe: internal error: {type(error).__name__}: {one_line(str(error))} "
-                   "(run with --debug for the traceback)", err=True)
+        click.echo(
+            f"nnpipe: internal error: {type(error).__name__}: {one_line(str(error))} "
+            "(run with --debug for the traceback)",
+            err=True,
+        )
         sys.exit(1)
 
 
@@ -134,10 +141,12 @@ class _no_library_logs:
 @click.pass_obj
 def pipe(options, items):
     """Run ITEMS as a chain of commands."""
+
     def action(interpreter):
         if items and items[0].startswith("--"):  # no item starts with '--': a mistyped option
             raise UsageError(f"no such option '{items[0]}' (see nnpipe --help)")
         interpreter.run_items(list(items))
+
     _interpret(options, action)
 
 
@@ -147,6 +156,7 @@ def pipe(options, items):
 @click.pass_obj
 def run(options, file, args):
     """Run the script FILE; ARGS become $1, $2, ... ('-' reads standard input)."""
+
     def action(interpreter):
         name = "<stdin>" if file == "-" else file
         try:
@@ -162,17 +172,28 @@ def run(options, file, args):
         except UserError as error:
             raise error.locate(name)
         interpreter.run_source(text, name, args)
+
     _interpret(options, action)
 
 
-WORKERS = click.option("--workers", type=click.IntRange(min=1), default=None,
-                       help="Worker processes of the local cluster (default: one per CPU).")
-SCHEDULER = click.option("--scheduler", metavar="ADDRESS", default=None,
-                         help="Use the Dask cluster of this scheduler (e.g. tcp://host:8786) instead"
-                              " of a local one.")
-DASHBOARD = click.option("--dashboard", is_flag=True,
-                         help="Start Dask's dashboard (on 127.0.0.1 only) and print its address;"
-                              " by default the local cluster has none.")
+WORKERS = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes of the local cluster (default: one per CPU).",
+)
+SCHEDULER = click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Use the Dask cluster of this scheduler (e.g. tcp://host:8786) instead of a local one.",
+)
+DASHBOARD = click.option(
+    "--dashboard",
+    is_flag=True,
+    help="Start Dask's dashboard (on 127.0.0.1 only) and print its address;"
+    " by default the local cluster has none.",
+)
 
 
 @main.command("sweep")
@@ -181,16 +202,29 @@ DASHBOARD = click.option("--dashboard", is_flag=True,
 @WORKERS
 @SCHEDULER
 @DASHBOARD
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
-              help="Where to write the table as CSV (default: RUNS/sweep.csv).")
-@click.option("--runs", "runs_folder", type=click.Path(file_okay=False), default="runs",
-              show_default=True, help="Folder of the runs' output folders.")
-@click.option("--collect", default=",".join(sweeps.METRICS),
-              show_default=True, help="Variables collected at the end of each run; the table is"
-                                      " sorted by the first one set.")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the table as CSV (default: RUNS/sweep.csv).",
+)
+@click.option(
+    "--runs",
+    "runs_folder",
+    type=click.Path(file_okay=False),
+    default="runs",
+    show_default=True,
+    help="Folder of the runs' output folders.",
+)
+@click.option(
+    "--collect",
+    default=",".join(sweeps.METRICS),
+    show_default=True,
+    help="Variables collected at the end of each run; the table is sorted by the first one set.",
+)
 @click.pass_obj
-def sweep_command(options, script, settings, workers, scheduler, dashboard, csv_path, runs_folder,
-                  collect):
+def sweep_command(options, script, settings, workers, scheduler, dashboard, csv_path, runs_folder, collect):
     """Run SCRIPT once per combination of values, on Dask.
 
     Each NAME=v1,v2,... gives $NAME one of the values (a NAME that is a number N gives $N,
@@ -199,12 +233,24 @@ def sweep_command(options, script, settings, workers, scheduler, dashboard, csv_
     --seed and the combination. The table, best first by the first collected variable (lower
     first for names ending in 'loss'), lists each run's seed, its variables and, for a failing
     run, its one-line error. Exit status 1 only when every run failed."""
+
     def action():
         names = [name.strip() for name in collect.split(",") if name.strip()]
-        results = sweeps.sweep(script, settings, workers, scheduler, csv_path, runs_folder,
-                               options["seed"], names, click.echo, dashboard)
+        results = sweeps.sweep(
+            script,
+            settings,
+            workers,
+            scheduler,
+            csv_path,
+            runs_folder,
+            options["seed"],
+            names,
+            click.echo,
+            dashboard,
+        )
         if all(outcome.error for outcome in results):
             sys.exit(1)
+
     _reporting_errors(options, action)
 
 
@@ -222,11 +268,12 @@ def map_command(options, script, files, workers, scheduler, dashboard):
     one-line error and the others go on (exit status 1 if any failed). A script that loads
     its network with nn_load reads the file once per worker: later files on that worker reuse
     it while the file is unchanged."""
+
     def action():
-        results = sweeps.map_files(script, files, workers, scheduler, options["seed"], click.echo,
-                                   dashboard)
+        results = sweeps.map_files(script, files, workers, scheduler, options["seed"], click.echo, dashboard)
         if any(outcome.error for outcome in results):
             sys.exit(1)
+
     _reporting_errors(options, action)
 
 
@@ -262,9 +309,16 @@ def command_list():
         lines.append(f"{group}:")
         width = max(len(e.name) for e in entries)
         for entry in entries:  # the whole first paragraph, wrapped under itself
-            lines.extend(textwrap.wrap(entry.summary(), columns, initial_indent=f"  {entry.name.ljust(width)}  ",
-                                       subsequent_indent=" " * (width + 4), break_on_hyphens=False,
-                                       break_long_words=False) or [f"  {entry.name}"])
+            lines.extend(
+                textwrap.wrap(
+                    entry.summary(),
+                    columns,
+                    initial_indent=f"  {entry.name.ljust(width)}  ",
+                    subsequent_indent=" " * (width + 4),
+                    break_on_hyphens=False,
+                    break_long_words=False,
+                )
+                or [f"  {entry.name}"]
+            )
         lines.append("")
     return "\n".join(lines).rstrip()
-

@@ -18,7 +18,7 @@ from nnpipe import progress
 from nnpipe.images import atomic
 
 EXIT_STATUS = 130
-_AT_STOP = []   # what must end with the run (child processes)
+_AT_STOP = []  # what must end with the run (child processes)
 
 
 def at_stop(callback):
@@ -77,8 +77,10 @@ def handled_for_the_program():
 @contextlib.contextmanager
 def handled():
     """Handle Ctrl-C as above inside the block (in the main thread, unless Ctrl-C is ignored)."""
-    if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # a background job, say
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ):  # a background job, say
         yield
         return
     previous = signal.signal(signal.SIGINT, _on_signal)

@@ -18,7 +18,7 @@ from nnpipe.errors import UsageError, UserError
 DEFAULT_MAX_TEXT = 64 * 2**20
 ENVIRONMENT = "NNPIPE_MAX_TEXT"
 _SIZE = re.compile(r"\s*(\d+)\s*([kKmMgG]?)[iI]?[bB]?\s*")
-_max_text = None   # read from the environment once
+_max_text = None  # read from the environment once
 
 
 def max_text():
@@ -40,15 +40,17 @@ def parse_size(text, default):
 
 def size_text(count):
     for unit, power in (("Gi", 3), ("Mi", 2), ("Ki", 1)):
-        if count >= 1024 ** power and count % 1024 ** power == 0:
-            return f"{count // 1024 ** power} {unit}"
+        if count >= 1024**power and count % 1024**power == 0:
+            return f"{count // 1024**power} {unit}"
     return f"{count:,}"
 
 
 def too_long(what):
     """The UserError for `what` going beyond the limit."""
-    return UserError(f"{what} is longer than {size_text(max_text())} characters, nnpipe's limit"
-                     f" on text (set {ENVIRONMENT}, e.g. {ENVIRONMENT}=1G, to raise it)")
+    return UserError(
+        f"{what} is longer than {size_text(max_text())} characters, nnpipe's limit"
+        f" on text (set {ENVIRONMENT}, e.g. {ENVIRONMENT}=1G, to raise it)"
+    )
 
 
 def check_text(length, what):

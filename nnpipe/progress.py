@@ -6,11 +6,11 @@ import time
 from nnpipe.errors import one_line
 
 WIDTH = 24
-WARM_UP = 1.0      # seconds of steady steps (after the first chunk, which includes compiling)
-                   # before a speed and a time left are shown
-WINDOW = 5.0       # the speed is measured over the last seconds, so it follows changes
+WARM_UP = 1.0  # seconds of steady steps (after the first chunk, which includes compiling)
+# before a speed and a time left are shown
+WINDOW = 5.0  # the speed is measured over the last seconds, so it follows changes
 
-_open_line = []    # the stream whose progress line is drawn but not ended (on a terminal)
+_open_line = []  # the stream whose progress line is drawn but not ended (on a terminal)
 
 
 def end_open_line():
@@ -38,7 +38,7 @@ class Progress:
         self.started = self.shown = clock()
         # a terminal redraws one line often; a log gets a line every few seconds
         self.interval = 0.2 if self.tty else 5.0
-        self.steady = collections.deque()   # (time, done) since the end of the first chunk
+        self.steady = collections.deque()  # (time, done) since the end of the first chunk
         self.note = ""  # e.g. the latest validation loss
 
     def speed(self, now):

@@ -21,8 +21,14 @@ from nnpipe.numbers import FLOAT32_MAX, INT_LIMIT
 from nnpipe.quoting import unprotect
 
 REQUIRED = object()
-SAME = (100.0, True)   # a Size's default: 100% of the current size
-IMAGES, NETWORK, TRAINING, FILES, CONTROL = "Images", "Network building", "Training", "Network files", "Control"
+SAME = (100.0, True)  # a Size's default: 100% of the current size
+IMAGES, NETWORK, TRAINING, FILES, CONTROL = (
+    "Images",
+    "Network building",
+    "Training",
+    "Network files",
+    "Control",
+)
 DATA = "Data"
 GROUP_ORDER = [IMAGES, CONTROL, NETWORK, DATA, TRAINING, FILES]
 
@@ -145,8 +151,11 @@ class Float(Param):
         value = _number(self, text)
         if abs(value) > FLOAT32_MAX:  # values are float32: a larger one would become inf
             raise UserError(f"{self.name} is beyond float32's range (got '{text}', at most ±3.4e38)")
-        if (self.positive and value <= 0) or (self.low is not None and value < self.low) \
-                or (self.high is not None and value > self.high):
+        if (
+            (self.positive and value <= 0)
+            or (self.low is not None and value < self.low)
+            or (self.high is not None and value > self.high)
+        ):
             self.fail(text)
         return TypedNumber(value, text.strip())
 
@@ -181,6 +190,7 @@ class Choice(Param):
 @dataclass
 class Text(Param):
     """Any text; with `rest=True` it takes every remaining argument, commas included."""
+
     rest: bool = False
 
     def describe(self):
@@ -195,6 +205,7 @@ class Text(Param):
 @dataclass
 class LayerName(Param):
     """A layer of the current network; with `previous=True`, '.' names the latest layer."""
+
     previous: bool = True
 
     def describe(self):
@@ -236,6 +247,7 @@ class Command:
     +append, +keep); `implicit`: an item that is no command but a value, a size or a file runs
     it (G'MIC's `input`); `after(ctx, name, arguments)`: called once it has run (a network
     remembers the commands that built it)."""
+
     name: str
     function: object
     params: list
@@ -274,8 +286,10 @@ class Command:
             values = []
         rest = self.params and isinstance(self.params[-1], Text) and self.params[-1].rest
         if len(values) > len(self.params) and not rest:
-            raise UserError(f"takes at most {len(self.params)} argument{'s' * (len(self.params) != 1)}"
-                            f" ({self.usage()}), got {len(values)}")
+            raise UserError(
+                f"takes at most {len(self.params)} argument{'s' * (len(self.params) != 1)}"
+                f" ({self.usage()}), got {len(values)}"
+            )
         parsed = []
         for index, param in enumerate(self.params):
             if rest and param is self.params[-1]:
@@ -310,12 +324,15 @@ class Command:
             width = max(len(p.name) for p in self.params)
             for p in self.params:
                 detail = p.help or p.describe()
-                default = "" if p.required or "(default:" in detail else f" (default: {_default_text(p.default)})"
+                default = (
+                    "" if p.required or "(default:" in detail else f" (default: {_default_text(p.default)})"
+                )
                 lines.append(f"  {p.name.ljust(width)}  {detail}{default}")
         if self.each:
             lines.append("")
-            lines.append("Applies to each selected image (default: all); '+' keeps the inputs"
-                         " and appends the results.")
+            lines.append(
+                "Applies to each selected image (default: all); '+' keeps the inputs and appends the results."
+            )
         return "\n".join(lines)
 
 
@@ -357,19 +374,49 @@ class Registry:
         return sorted((e for e in self.commands.values() if e.group == group), key=lambda e: e.name)
 
 
-COMMANDS = Registry()   # what the command modules declare (nnpipe.commands.load_all)
+COMMANDS = Registry()  # what the command modules declare (nnpipe.commands.load_all)
 
 
-def command(name, *aliases, params=(), group=IMAGES, help="", each=False, raw=False,
-            takes_selection=True, default_selection=None, protected=False,
-            selects_positions=False, plus_on_copies=False, implicit=False, after=None):
+def command(
+    name,
+    *aliases,
+    params=(),
+    group=IMAGES,
+    help="",
+    each=False,
+    raw=False,
+    takes_selection=True,
+    default_selection=None,
+    protected=False,
+    selects_positions=False,
+    plus_on_copies=False,
+    implicit=False,
+    after=None,
+):
     """Register a command in COMMANDS; see the module docstring and Command's flags."""
+
     def register(function):
-        COMMANDS.add(Command(name, function, list(params), group,
-                             inspect.cleandoc(help or function.__doc__ or ""), tuple(aliases), each,
-                             raw, takes_selection or each, default_selection, protected,
-                             selects_positions, plus_on_copies, implicit, after))
+        COMMANDS.add(
+            Command(
+                name,
+                function,
+                list(params),
+                group,
+                inspect.cleandoc(help or function.__doc__ or ""),
+                tuple(aliases),
+                each,
+                raw,
+                takes_selection or each,
+                default_selection,
+                protected,
+                selects_positions,
+                plus_on_copies,
+                implicit,
+                after,
+            )
+        )
         return function
+
     return register
 
 

@@ -18,8 +18,8 @@ import contextlib
 import csv
 import io
 import logging
-import os
 import multiprocessing
+import os
 import secrets
 import shutil
 import socket
@@ -44,6 +44,7 @@ _FOLDER_LOCK = threading.Lock()
 @dataclass
 class Outcome:
     """What one run sends back."""
+
     label: str
     seed: int
     folder: str
@@ -70,6 +71,7 @@ def run_script(script, script_name, label, arguments, variables, seed, folder, c
     `script_name`, as the user typed it. Runs inside a worker."""
     from nnpipe.commands import load_all
     from nnpipe.lang.interpreter import Interpreter
+
     outcome = Outcome(label, seed, folder, worker=f"{socket.gethostname()}:{os.getpid()}")
     out = io.StringIO()
     interpreter = Interpreter(load_all(), seed=seed, quiet=True, out=out, err=out)
@@ -97,6 +99,7 @@ def run_script(script, script_name, label, arguments, variables, seed, folder, c
 
 
 # --- the cluster ------------------------------------------------------------------------------
+
 
 def _distributed():
     try:
@@ -127,27 +130,42 @@ def client(workers, scheduler, dashboard=False, echo=None):
             yield connection
         return
     import dask
+
     workers = workers or os.cpu_count() or 1
     scratch = tempfile.mkdtemp(prefix="nnpipe-dask-")
     _SCRATCH.add(scratch)
-    environment = {"NUMBA_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // workers)),
-                   "DASK_TEMPORARY_DIRECTORY": scratch}
+    environment = {
+        "NUMBA_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // workers)),
+        "DASK_TEMPORARY_DIRECTORY": scratch,
+    }
     for cache in ("NUMBA_CACHE_DIR", "NNPIPE_CACHE_DIR"):
         if cache in os.environ:
             environment[cache] = os.environ[cache]
     settings = {"temporary-directory": scratch}
     if not dashboard:  # Dask's HTTP servers still listen (on 127.0.0.1): a health check only
-        settings.update({"distributed.scheduler.http.routes": ["distributed.http.health"],
-                         "distributed.worker.http.routes": ["distributed.http.health"]})
+        settings.update(
+            {
+                "distributed.scheduler.http.routes": ["distributed.http.health"],
+                "distributed.worker.http.routes": ["distributed.http.health"],
+            }
+        )
     try:
-        with dask.config.set(settings), \
-                distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                         host="127.0.0.1", local_directory=scratch,
-                                         dashboard_address="127.0.0.1:0",  # any free port
-                                         scheduler_kwargs={"dashboard": dashboard},
-                                         worker_dashboard_address=None,
-                                         silence_logs=logging.ERROR, env=environment) as cluster, \
-                distributed.Client(cluster) as connection:
+        with (
+            dask.config.set(settings),
+            distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                local_directory=scratch,
+                dashboard_address="127.0.0.1:0",  # any free port
+                scheduler_kwargs={"dashboard": dashboard},
+                worker_dashboard_address=None,
+                silence_logs=logging.ERROR,
+                env=environment,
+            ) as cluster,
+            distributed.Client(cluster) as connection,
+        ):
             if dashboard and echo:
                 echo(f"dashboard: {cluster.dashboard_link} (this machine only)", err=True)
             yield connection
@@ -156,7 +174,7 @@ def client(workers, scheduler, dashboard=False, echo=None):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-_SCRATCH = set()   # the scratch folders of the local clusters running
+_SCRATCH = set()  # the scratch folders of the local clusters running
 
 
 def _end_local_cluster():
@@ -187,17 +205,20 @@ def outcomes(connection, tasks, on_outcome):
         try:
             outcome = future.result()
         except distributed.KilledWorker:
-            outcome = Outcome(task["label"], task["seed"], task["folder"],
-                              error="the run killed every worker it was given")
+            outcome = Outcome(
+                task["label"], task["seed"], task["folder"], error="the run killed every worker it was given"
+            )
         except Exception as error:  # the scheduler gave up on the task
-            outcome = Outcome(task["label"], task["seed"], task["folder"],
-                              error=f"{type(error).__name__}: {error}")
+            outcome = Outcome(
+                task["label"], task["seed"], task["folder"], error=f"{type(error).__name__}: {error}"
+            )
         results[index[future.key]] = outcome
         on_outcome(outcome, done)
     return results
 
 
 # --- sweeps -----------------------------------------------------------------------------------
+
 
 def parse_settings(settings):
     """[(name, [values])] from NAME=v1,v2 items; a NAME that is a number N gives $N."""
@@ -231,11 +252,18 @@ def sweep_tasks(script, parsed, base_seed, runs_folder, collect):
         label = ",".join(f"{name}={value}" for name, value in combination)
         numbered = {int(name): value for name, value in combination if name.isdigit()}
         arguments = [numbered.get(i, "") for i in range(1, max(numbered, default=0) + 1)]
-        tasks.append(dict(script=os.path.abspath(script), script_name=script, label=label, arguments=arguments,
-                          variables=[(n, v) for n, v in combination if not n.isdigit()],
-                          seed=run_seed(base_seed, label),
-                          folder=os.path.join(runs_folder, label.replace(os.sep, "_")),
-                          collect=collect))
+        tasks.append(
+            dict(
+                script=os.path.abspath(script),
+                script_name=script,
+                label=label,
+                arguments=arguments,
+                variables=[(n, v) for n, v in combination if not n.isdigit()],
+                seed=run_seed(base_seed, label),
+                folder=os.path.join(runs_folder, label.replace(os.sep, "_")),
+                collect=collect,
+            )
+        )
     return tasks
 
 
@@ -257,6 +285,7 @@ def ranked(results, collect):
     def order(outcome):
         value = _number(outcome.metrics.get(key, ""))
         return (bool(outcome.error), value is None, sign * value if value is not None else 0)
+
     return sorted(results, key=order), key
 
 
@@ -267,13 +296,19 @@ def table(results, collect, names):
     rows = []
     for outcome in results:
         values = dict(pair.split("=", 1) for pair in outcome.label.split(","))
-        rows.append([values[n] for n in names] + [str(outcome.seed)]
-                    + [outcome.metrics.get(m, "") for m in shown] + [outcome.error])
+        rows.append(
+            [values[n] for n in names]
+            + [str(outcome.seed)]
+            + [outcome.metrics.get(m, "") for m in shown]
+            + [outcome.error]
+        )
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-             for row in [header] + rows]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header] + rows
+    ]
     return "\n".join(lines), [header + ["folder", "worker"]] + [
-        row + [outcome.folder, outcome.worker] for row, outcome in zip(rows, results)]
+        row + [outcome.folder, outcome.worker] for row, outcome in zip(rows, results)
+    ]
 
 
 def write_csv(path, rows):
@@ -282,11 +317,11 @@ def write_csv(path, rows):
     def write(temporary):
         with open(temporary, "w", newline="", encoding="utf-8") as file:
             csv.writer(file).writerows(rows)
+
     atomic.write_file(path, write)
 
 
-def sweep(script, settings, workers, scheduler, csv_path, runs_folder, seed, collect, echo,
-          dashboard=False):
+def sweep(script, settings, workers, scheduler, csv_path, runs_folder, seed, collect, echo, dashboard=False):
     """nnpipe sweep: run every combination, print the ranked table, write the CSV; return
     the outcomes."""
     parsed = parse_settings(settings)
@@ -314,13 +349,24 @@ def sweep(script, settings, workers, scheduler, csv_path, runs_folder, seed, col
 
 # --- maps -------------------------------------------------------------------------------------
 
+
 def map_files(script, files, workers, scheduler, seed, echo, dashboard=False):
     """nnpipe map: run the script once per file ($1 the file), in this folder; report each
     file as it completes; return the outcomes."""
     base_seed = seed if seed is not None else secrets.randbelow(2**31)
-    tasks = [dict(script=os.path.abspath(script), script_name=script, label=file, arguments=[os.path.abspath(file)], variables=[],
-                  seed=run_seed(base_seed, file), folder=os.getcwd(), collect=())
-             for file in files]
+    tasks = [
+        dict(
+            script=os.path.abspath(script),
+            script_name=script,
+            label=file,
+            arguments=[os.path.abspath(file)],
+            variables=[],
+            seed=run_seed(base_seed, file),
+            folder=os.getcwd(),
+            collect=(),
+        )
+        for file in files
+    ]
     failures = []
 
     def progress(outcome, done):

@@ -18,27 +18,40 @@ import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import bench_common as common
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 IMAGE = ROOT / "examples" / "data" / "astronaut256.png"
 BLOCKS = " ".join(f"nn_resfcnl L{k}" for k in range(2, 8))
 TAIL = " nn_fc OUT,.,3 nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-3,adam"
-NETS = {"tutorial": f"nn_init nn_input IN,2 nn_fcnnl L1,IN,64 {BLOCKS}{TAIL}",
-        "plain": f"nn_init nn_input IN,2 nn_fcnl L1,IN,64 {BLOCKS}{TAIL}"}
+NETS = {
+    "tutorial": f"nn_init nn_input IN,2 nn_fcnnl L1,IN,64 {BLOCKS}{TAIL}",
+    "plain": f"nn_init nn_input IN,2 nn_fcnl L1,IN,64 {BLOCKS}{TAIL}",
+}
 # (label, worker entry): what is trained, and by whom
-RATES = [("nnpipe, tutorial net (normalize)", "nnpipe-tutorial"),
-         ("nnpipe, normalize-free", "nnpipe-plain"),
-         ("PyTorch eager, normalize-free", "torch"),
-         ("JAX jit, normalize-free", "jax-jit"),
-         ("JAX lax.scan, normalize-free", "jax-scan")]
+RATES = [
+    ("nnpipe, tutorial net (normalize)", "nnpipe-tutorial"),
+    ("nnpipe, normalize-free", "nnpipe-plain"),
+    ("PyTorch eager, normalize-free", "torch"),
+    ("JAX jit, normalize-free", "jax-jit"),
+    ("JAX lax.scan, normalize-free", "jax-scan"),
+]
 INFERENCE = [("nnpipe, tutorial net", "infer-nnpipe"), ("PyTorch, normalize-free", "infer-torch")]
 # the tutorial up to its first iteration, as a user types it
-FIRST_ITERATION = [sys.executable, "-m", "nnpipe", "-q", "input", str(IMAGE), "nn_samples",
-                   *NETS["tutorial"].split(), "nn_train[0]", "1"]
+FIRST_ITERATION = [
+    sys.executable,
+    "-m",
+    "nnpipe",
+    "-q",
+    "input",
+    str(IMAGE),
+    "nn_samples",
+    *NETS["tutorial"].split(),
+    "nn_train[0]",
+    "1",
+]
 BATCHES = {32: 3000, 256: 800, 1024: 250}  # batch: iterations timed
 
 
@@ -86,13 +99,17 @@ def torch_model():
 
     torch.set_num_threads(common.THREADS)
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(2, 64), torch.nn.LeakyReLU(0.05),
-                               *[Residual() for _ in range(6)], torch.nn.Linear(64, 3))
+    return torch.nn.Sequential(
+        torch.nn.Linear(2, 64),
+        torch.nn.LeakyReLU(0.05),
+        *[Residual() for _ in range(6)],
+        torch.nn.Linear(64, 3),
+    )
 
 
 def torch_rate(batch, iterations):
-    import torch   # first: its OpenMP reads the environment as it loads, before samples()
-                   # imports nnpipe, which sets OMP_WAIT_POLICY for its own threads
+    import torch  # first: its OpenMP reads the environment as it loads, before samples()
+    # imports nnpipe, which sets OMP_WAIT_POLICY for its own threads
 
     model = torch_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -104,6 +121,7 @@ def torch_rate(batch, iterations):
         loss = torch.nn.functional.mse_loss(model(rows[:, :2]), rows[:, 2:])
         loss.backward()
         optimizer.step()
+
     return common.timed_steps(step, iterations)
 
 
@@ -123,8 +141,10 @@ def jax_rate(batch, iterations, scan):
 
     keys = jax.random.split(jax.random.PRNGKey(0), 8)
     sizes = [(2, 64)] + [(64, 64)] * 6 + [(64, 3)]
-    params = [(jax.random.normal(key, size) * jnp.sqrt(2 / size[0]), jnp.zeros(size[1]))
-              for key, size in zip(keys, sizes)]
+    params = [
+        (jax.random.normal(key, size) * jnp.sqrt(2 / size[0]), jnp.zeros(size[1]))
+        for key, size in zip(keys, sizes)
+    ]
 
     def loss(params, rows):
         x = jax.nn.leaky_relu(rows[:, :2] @ params[0][0] + params[0][1], 0.05)
@@ -132,6 +152,7 @@ def jax_rate(batch, iterations, scan):
             x = jax.nn.leaky_relu(x + x @ weight + bias, 0.05)
         weight, bias = params[-1]
         return jnp.mean((x @ weight + bias - rows[:, 2:]) ** 2)
+
     return common.jax_rate(loss, params, samples(), batch, iterations, scan)
 
 
@@ -151,8 +172,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="processes per measurement")
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
-    print(f"color-mapping net, {common.THREADS} threads, {args.repeats} processes per line"
-          f" (median ±spread); peers: {common.peers_line()}")
+    print(
+        f"color-mapping net, {common.THREADS} threads, {args.repeats} processes per line"
+        f" (median ±spread); peers: {common.peers_line()}"
+    )
     for batch, iterations in BATCHES.items():
         medians = {}
         for label, entry in RATES:
@@ -160,17 +183,23 @@ def main():
                 rates = common.measure(__file__, entry, batch, int(iterations * scale), args.repeats)
                 medians[entry] = statistics.median(rates)
                 print(f"batch {batch:>4}  {label:34s} {common.summary(rates)}", flush=True)
-        ratios = [f"{medians['nnpipe-plain'] / medians[peer]:.2f}x {name}" for peer, name in
-                  (("jax-scan", "JAX lax.scan"), ("jax-jit", "JAX jit"), ("torch", "PyTorch"))
-                  if peer in medians]
+        ratios = [
+            f"{medians['nnpipe-plain'] / medians[peer]:.2f}x {name}"
+            for peer, name in (("jax-scan", "JAX lax.scan"), ("jax-jit", "JAX jit"), ("torch", "PyTorch"))
+            if peer in medians
+        ]
         if ratios:
             print(f"batch {batch:>4}  nnpipe normalize-free vs peers: {', '.join(ratios)}", flush=True)
     for label, entry in INFERENCE:
         if common.available(entry):
             seconds = common.measure(__file__, entry, 0, 0, args.repeats)
             print(f"inference on 65,536 pixels  {label:26s} {common.summary(seconds, 's')}", flush=True)
-    print(common.start_up_line("tutorial net, nnpipe's command line",
-                                *common.cold_and_warm_start(FIRST_ITERATION, ROOT)), flush=True)
+    print(
+        common.start_up_line(
+            "tutorial net, nnpipe's command line", *common.cold_and_warm_start(FIRST_ITERATION, ROOT)
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

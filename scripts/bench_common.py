@@ -21,8 +21,11 @@ WORKER_ENVIRONMENT = dict(os.environ)
 THREADS = int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))
 # the same number of threads for nnpipe and PyTorch (workers call torch.set_num_threads(THREADS));
 # with fewer threads than cores, workers are also pinned to THREADS cores (see worker_arguments)
-THREAD_ENVIRONMENT = {"NUMBA_NUM_THREADS": str(THREADS), "OMP_NUM_THREADS": str(THREADS),
-                      "MKL_NUM_THREADS": str(THREADS)}
+THREAD_ENVIRONMENT = {
+    "NUMBA_NUM_THREADS": str(THREADS),
+    "OMP_NUM_THREADS": str(THREADS),
+    "MKL_NUM_THREADS": str(THREADS),
+}
 
 
 def installed(module):
@@ -30,7 +33,9 @@ def installed(module):
 
 
 def version(module):
-    from importlib.metadata import PackageNotFoundError, version as package_version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
     try:
         return package_version(module)
     except PackageNotFoundError:
@@ -38,8 +43,12 @@ def version(module):
 
 
 # the modules a worker entry needs; entries not listed need nnpipe only
-NEEDS = {"torch": ("torch",), "infer-torch": ("torch",), "jax-jit": ("jax", "optax"),
-         "jax-scan": ("jax", "optax")}
+NEEDS = {
+    "torch": ("torch",),
+    "infer-torch": ("torch",),
+    "jax-jit": ("jax", "optax"),
+    "jax-scan": ("jax", "optax"),
+}
 
 
 def available(entry):
@@ -49,20 +58,28 @@ def available(entry):
 def peers_line():
     """Which peers run: PyTorch eager, JAX jit and JAX lax.scan when installed."""
     found = []
-    found.append(f"PyTorch {version('torch')}" if installed("torch") else "PyTorch: not installed"
-                 " (pip install torch==2.13.0)")
-    found.append(f"JAX {version('jax')}" if installed("jax") and installed("optax") else
-                 "JAX: not installed (pip install jax optax)")
+    found.append(
+        f"PyTorch {version('torch')}"
+        if installed("torch")
+        else "PyTorch: not installed (pip install torch==2.13.0)"
+    )
+    found.append(
+        f"JAX {version('jax')}"
+        if installed("jax") and installed("optax")
+        else "JAX: not installed (pip install jax optax)"
+    )
     return ", ".join(found)
 
 
 def idle_share(interval=1.0):
     """The share of CPU time spent idle over `interval` seconds (1.0 where /proc/stat is
     missing)."""
+
     def times():
         with open("/proc/stat") as stat:
             values = [int(value) for value in stat.readline().split()[1:]]
         return values[3] + values[4], sum(values)  # idle + iowait, total
+
     try:
         idle, total = times()
         time.sleep(interval)
@@ -85,8 +102,9 @@ def run_worker(script, entry, batch, iterations):
     """The number a worker process prints (once the machine is idle)."""
     wait_until_idle()
     command = [sys.executable, str(script), "--worker", entry, str(batch), str(iterations)]
-    result = subprocess.run(command, capture_output=True, text=True,
-                            env={**WORKER_ENVIRONMENT, **THREAD_ENVIRONMENT})
+    result = subprocess.run(
+        command, capture_output=True, text=True, env={**WORKER_ENVIRONMENT, **THREAD_ENVIRONMENT}
+    )
     if result.returncode != 0:
         raise SystemExit(f"{entry} (batch {batch}) failed:\n{result.stderr}")
     return float(result.stdout.split()[-1])
@@ -111,23 +129,35 @@ def cold_and_warm_start(command, cwd, warm_runs=3):
     run left: the cold time and the list of warm ones. Python keeps its bytecode cache as on a
     user's machine (pip writes it when it installs), even where PYTHONDONTWRITEBYTECODE is
     set: compiling nnpipe's sources adds 0.1 s a run."""
-    environment = {name: value for name, value in WORKER_ENVIRONMENT.items()
-                   if name != "PYTHONDONTWRITEBYTECODE"}
+    environment = {
+        name: value for name, value in WORKER_ENVIRONMENT.items() if name != "PYTHONDONTWRITEBYTECODE"
+    }
     with tempfile.TemporaryDirectory() as cache:
         timings = []
         for _ in range(1 + warm_runs):
             wait_until_idle()
             start = time.perf_counter()
-            subprocess.run(command, check=True, cwd=cwd, capture_output=True,
-                           env={**environment, **THREAD_ENVIRONMENT, "NUMBA_CACHE_DIR": cache,
-                                "NNPIPE_CACHE_DIR": cache})
+            subprocess.run(
+                command,
+                check=True,
+                cwd=cwd,
+                capture_output=True,
+                env={
+                    **environment,
+                    **THREAD_ENVIRONMENT,
+                    "NUMBA_CACHE_DIR": cache,
+                    "NNPIPE_CACHE_DIR": cache,
+                },
+            )
             timings.append(time.perf_counter() - start)
     return timings[0], timings[1:]
 
 
 def start_up_line(example, cold, warm):
-    return (f"cold start, {example}: fresh process to its first iteration {cold:.1f} s with an"
-            f" empty compile cache, {summary(warm, 's')} with a warm one")
+    return (
+        f"cold start, {example}: fresh process to its first iteration {cold:.1f} s with an"
+        f" empty compile cache, {summary(warm, 's')} with a warm one"
+    )
 
 
 def seconds(call):
@@ -144,6 +174,7 @@ def timed_steps(step, iterations, warm_up=10):
     def steps():
         for _ in range(iterations):
             step()
+
     return iterations / seconds(steps)
 
 
@@ -179,6 +210,7 @@ def jax_rate(loss, params, data, batch, iterations, scan, scan_length=SCAN_LENGT
             state, values = fused(state, iteration)
             values.block_until_ready()
             iteration += scan_length
+
         return scan_length * timed_steps(call, max(1, iterations // scan_length), warm_up=2)
     single = jax.jit(step)
 
@@ -187,6 +219,7 @@ def jax_rate(loss, params, data, batch, iterations, scan, scan_length=SCAN_LENGT
         state, value = single(state, iteration)
         value.block_until_ready()
         iteration += 1
+
     return timed_steps(call, iterations)
 
 

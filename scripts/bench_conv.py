@@ -30,30 +30,35 @@ import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import bench_common as common
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BATCH, CLASSES, SIZE, COUNT = 64, 10, 28, 4096
 # border_shrink 2 (5x5) and 1 (3x3) make nn_lib's convolutions 'valid', as PyTorch's default
-NET = ("nn_init nn_input IN,28,28,1,1 nn_conv2dnl C1,IN,8,5,1,1,2,dirichlet,relu nn_maxpool2d P1"
-       " nn_conv2dnl C2,P1,16,3,1,1,1,dirichlet,relu nn_maxpool2d P2 nn_fc OUT,P2,10"
-       " nn_loss_softmax_crossentropy LOSS,OUT,GT nn_trainer T,LOSS,1e-3,adam")
+NET = (
+    "nn_init nn_input IN,28,28,1,1 nn_conv2dnl C1,IN,8,5,1,1,2,dirichlet,relu nn_maxpool2d P1"
+    " nn_conv2dnl C2,P1,16,3,1,1,1,dirichlet,relu nn_maxpool2d P2 nn_fc OUT,P2,10"
+    " nn_loss_softmax_crossentropy LOSS,OUT,GT nn_trainer T,LOSS,1e-3,adam"
+)
 # the image-to-image conv net: border_shrink 0 and dirichlet (zeros outside) make 'same'
 # convolutions, as PyTorch's padding=1 and JAX's "SAME"
 CONV_SIZE, CONV_WIDTH, CONV_COUNT = 64, 16, 256
-CONV_NET = (f"nn_init nn_input IN,{CONV_SIZE},{CONV_SIZE},1,1"
-            f" nn_conv2dnl C1,IN,{CONV_WIDTH},3,1,1,0,dirichlet,relu"
-            f" nn_conv2dnl C2,C1,{CONV_WIDTH},3,1,1,0,dirichlet,relu"
-            f" nn_conv2dnl C3,C2,{CONV_WIDTH},3,1,1,0,dirichlet,relu"
-            " nn_conv2d OUT,C3,1,3,1,1,0,dirichlet nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-3,adam")
+CONV_NET = (
+    f"nn_init nn_input IN,{CONV_SIZE},{CONV_SIZE},1,1"
+    f" nn_conv2dnl C1,IN,{CONV_WIDTH},3,1,1,0,dirichlet,relu"
+    f" nn_conv2dnl C2,C1,{CONV_WIDTH},3,1,1,0,dirichlet,relu"
+    f" nn_conv2dnl C3,C2,{CONV_WIDTH},3,1,1,0,dirichlet,relu"
+    " nn_conv2d OUT,C3,1,3,1,1,0,dirichlet nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-3,adam"
+)
 # iterations timed per (worker entry, batch): about 2 s each on 2 cores (--quick: a fifth)
-CONV_ITERATIONS = {"nnpipe": {1: 70, 2: 70, 4: 70, 8: 60, 32: 25},
-                   "torch": {1: 800, 2: 500, 4: 300, 8: 160, 32: 20},
-                   "jax-jit": {1: 250, 2: 200, 4: 150, 8: 120, 32: 25},
-                   "jax-scan": {1: 100, 2: 50, 4: 25, 8: 10, 32: 3}}
+CONV_ITERATIONS = {
+    "nnpipe": {1: 70, 2: 70, 4: 70, 8: 60, 32: 25},
+    "torch": {1: 800, 2: 500, 4: 300, 8: 160, 32: 20},
+    "jax-jit": {1: 250, 2: 200, 4: 150, 8: 120, 32: 25},
+    "jax-scan": {1: 100, 2: 50, 4: 25, 8: 10, 32: 3},
+}
 
 
 def dataset():
@@ -63,7 +68,7 @@ def dataset():
     pictures = rng.normal(0, 0.2, (COUNT, SIZE, SIZE)).astype(np.float32)
     for picture, label in zip(pictures, labels):
         x, y = 2 + 5 * (label % 5), 4 + 12 * (label // 5)
-        picture[y:y + 8, x:x + 5] += 1
+        picture[y : y + 8, x : x + 5] += 1
     return pictures, labels
 
 
@@ -83,20 +88,31 @@ def torch_network():
     import torch
 
     return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(8, 16, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(400, CLASSES))
+        torch.nn.Conv2d(1, 8, 5),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 16, 3),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(400, CLASSES),
+    )
 
 
-RATES = [("nnpipe", "nnpipe"), ("PyTorch eager", "torch"), ("JAX jit", "jax-jit"),
-         ("JAX lax.scan", "jax-scan")]
+RATES = [
+    ("nnpipe", "nnpipe"),
+    ("PyTorch eager", "torch"),
+    ("JAX jit", "jax-jit"),
+    ("JAX lax.scan", "jax-scan"),
+]
 
 
 def nnpipe_rate(iterations):
     ctx = nnpipe_network(*dataset())
-    ctx.run_items(["nn_train[samples,labels]", f"5,{BATCH}"])       # compile (or load), warm up
-    return iterations / common.seconds(lambda: ctx.run_items(["nn_train[samples,labels]",
-                                                               f"{iterations},{BATCH}"]))
+    ctx.run_items(["nn_train[samples,labels]", f"5,{BATCH}"])  # compile (or load), warm up
+    return iterations / common.seconds(
+        lambda: ctx.run_items(["nn_train[samples,labels]", f"{iterations},{BATCH}"])
+    )
 
 
 def first_iteration():
@@ -121,6 +137,7 @@ def torch_rate(iterations):
         loss = torch.nn.functional.cross_entropy(model(data[rows]), targets[rows])
         loss.backward()
         optimizer.step()
+
     return common.timed_steps(step, iterations)
 
 
@@ -136,8 +153,12 @@ def jax_rate(iterations, scan):
 
     def he(key, shape, fan_in):
         return jax.random.normal(key, shape) * np.sqrt(2 / fan_in)
-    params = [(he(keys[0], (8, 1, 5, 5), 25), jnp.zeros(8)), (he(keys[1], (16, 8, 3, 3), 72), jnp.zeros(16)),
-              (he(keys[2], (400, CLASSES), 400), jnp.zeros(CLASSES))]
+
+    params = [
+        (he(keys[0], (8, 1, 5, 5), 25), jnp.zeros(8)),
+        (he(keys[1], (16, 8, 3, 3), 72), jnp.zeros(16)),
+        (he(keys[2], (400, CLASSES), 400), jnp.zeros(CLASSES)),
+    ]
 
     def pool(x):
         return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
@@ -152,6 +173,7 @@ def jax_rate(iterations, scan):
         x = pool(conv(x, *params[1]))
         scores = x.reshape(x.shape[0], -1) @ params[2][0] + params[2][1]
         return optax.softmax_cross_entropy_with_integer_labels(scores, rows[:, -1].astype(jnp.int32)).mean()
+
     return common.jax_rate(loss, params, data, BATCH, iterations, scan)
 
 
@@ -161,7 +183,7 @@ def conv_dataset():
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 1, (CONV_COUNT, CONV_SIZE, CONV_SIZE))
     fy, fx = np.fft.fftfreq(CONV_SIZE)[:, None], np.fft.rfftfreq(CONV_SIZE)[None]
-    lowpass = np.exp(-(fx ** 2 + fy ** 2) / (2 * 0.05 ** 2))  # a Gaussian blur, sigma ~3 px
+    lowpass = np.exp(-(fx**2 + fy**2) / (2 * 0.05**2))  # a Gaussian blur, sigma ~3 px
     targets = np.fft.irfft2(np.fft.rfft2(noise) * lowpass, s=(CONV_SIZE, CONV_SIZE))
     targets /= targets.std(axis=(1, 2), keepdims=True)
     inputs = targets + rng.normal(0, 0.3, targets.shape)
@@ -185,8 +207,9 @@ def conv_nnpipe_network():
 def conv_nnpipe_rate(batch, iterations):
     ctx = conv_nnpipe_network()
     ctx.run_items(["nn_train[samples,truth]", f"5,{batch}"])  # compile (or load), warm up
-    return iterations / common.seconds(lambda: ctx.run_items(["nn_train[samples,truth]",
-                                                               f"{iterations},{batch}"]))
+    return iterations / common.seconds(
+        lambda: ctx.run_items(["nn_train[samples,truth]", f"{iterations},{batch}"])
+    )
 
 
 def conv_torch_network():
@@ -213,6 +236,7 @@ def conv_torch_rate(batch, iterations):
         loss = torch.nn.functional.mse_loss(model(inputs[rows]), targets[rows])
         loss.backward()
         optimizer.step()
+
     return common.timed_steps(step, iterations)
 
 
@@ -223,8 +247,10 @@ def conv_jax_parameters():
 
     shapes = [(CONV_WIDTH, 1), (CONV_WIDTH, CONV_WIDTH), (CONV_WIDTH, CONV_WIDTH), (1, CONV_WIDTH)]
     keys = jax.random.split(jax.random.PRNGKey(0), len(shapes))
-    return [(jax.random.normal(key, (out, into, 3, 3)) * np.sqrt(2 / (9 * into)), jnp.zeros(out))
-            for key, (out, into) in zip(keys, shapes)]
+    return [
+        (jax.random.normal(key, (out, into, 3, 3)) * np.sqrt(2 / (9 * into)), jnp.zeros(out))
+        for key, (out, into) in zip(keys, shapes)
+    ]
 
 
 def conv_jax_rate(batch, iterations, scan):
@@ -241,10 +267,10 @@ def conv_jax_rate(batch, iterations, scan):
             if k < len(params) - 1:
                 x = jax.nn.relu(x)
         return jnp.mean((x - rows[:, 1:]) ** 2)
+
     # the scan: one call of all the timed steps (at batch 32 a step takes about a second, see
     # the module's docstring)
-    return common.jax_rate(loss, conv_jax_parameters(), data, batch, iterations, scan,
-                           scan_length=iterations)
+    return common.jax_rate(loss, conv_jax_parameters(), data, batch, iterations, scan, scan_length=iterations)
 
 
 def conv_parameter_counts():
@@ -259,7 +285,7 @@ def conv_parameter_counts():
 
 def worker(entry, batch, iterations):
     if entry.startswith("convnet-"):
-        entry = entry[len("convnet-"):]
+        entry = entry[len("convnet-") :]
         if entry == "nnpipe":
             return conv_nnpipe_rate(batch, iterations)
         if entry == "torch":
@@ -276,14 +302,23 @@ def worker(entry, batch, iterations):
 
 def lenet(args):
     iterations = 100 if args.quick else 600
-    print(f"LeNet-like net, batch {BATCH}, {common.THREADS} threads, {args.repeats} processes per line"
-          f" (median ±spread); peers: {common.peers_line()}")
+    print(
+        f"LeNet-like net, batch {BATCH}, {common.THREADS} threads, {args.repeats} processes per line"
+        f" (median ±spread); peers: {common.peers_line()}"
+    )
     for label, entry in RATES:
         if common.available(entry):
             rates = common.measure(__file__, entry, BATCH, iterations, args.repeats)
             print(f"{label:14s} {common.summary(rates)}", flush=True)
-    print(common.start_up_line("LeNet", *common.cold_and_warm_start(
-        [sys.executable, __file__, "--worker", "first-iteration", "0", "0"], ROOT)), flush=True)
+    print(
+        common.start_up_line(
+            "LeNet",
+            *common.cold_and_warm_start(
+                [sys.executable, __file__, "--worker", "first-iteration", "0", "0"], ROOT
+            ),
+        ),
+        flush=True,
+    )
 
 
 def ratio(numerator, denominator):
@@ -293,11 +328,17 @@ def ratio(numerator, denominator):
 def convnet(args):
     scale = 0.2 if args.quick else 1.0
     counts = conv_parameter_counts()
-    print(f"image-to-image conv net (4 conv 3x3 'same', {CONV_WIDTH} channels, {CONV_SIZE}x{CONV_SIZE}x1,"
-          f" MSE, Adam 1e-3), {common.THREADS} threads, {args.repeats} processes per line (median ±spread);"
-          f" peers: {common.peers_line()}")
-    print("parameters: " + ", ".join(f"{name} {count}" for name, count in counts.items())
-          + ("" if len(set(counts.values())) == 1 else "  -- MISMATCH"), flush=True)
+    print(
+        f"image-to-image conv net (4 conv 3x3 'same', {CONV_WIDTH} channels, {CONV_SIZE}x{CONV_SIZE}x1,"
+        f" MSE, Adam 1e-3), {common.THREADS} threads, {args.repeats} processes per line (median ±spread);"
+        f" peers: {common.peers_line()}"
+    )
+    print(
+        "parameters: "
+        + ", ".join(f"{name} {count}" for name, count in counts.items())
+        + ("" if len(set(counts.values())) == 1 else "  -- MISMATCH"),
+        flush=True,
+    )
     for batch in CONV_ITERATIONS["nnpipe"]:
         medians = {}
         for label, entry in RATES:

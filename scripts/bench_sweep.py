@@ -33,17 +33,33 @@ def timed(command, cwd, **environment):
 
 
 def sweep_time(iterations, folder):
-    return timed([sys.executable, "-m", "nnpipe", "--seed", "1", "sweep", str(XOR),
-                  "rate=" + ",".join(RATES), f"1={iterations}", "--workers", "2"], folder)
+    return timed(
+        [
+            sys.executable,
+            "-m",
+            "nnpipe",
+            "--seed",
+            "1",
+            "sweep",
+            str(XOR),
+            "rate=" + ",".join(RATES),
+            f"1={iterations}",
+            "--workers",
+            "2",
+        ],
+        folder,
+    )
 
 
 def sequential_time(iterations, folder, **environment):
     total = 0.0
     for rate in RATES:
-        code = (f"from nnpipe.sweeps import run_script\n"
-                f"outcome = run_script({str(XOR)!r}, {str(XOR)!r}, 'rate={rate}', [{str(iterations)!r}],"
-                f" [('rate', {rate!r})], 1, {str(Path(folder) / rate)!r}, ('loss',))\n"
-                f"assert not outcome.error, outcome.error\n")
+        code = (
+            f"from nnpipe.sweeps import run_script\n"
+            f"outcome = run_script({str(XOR)!r}, {str(XOR)!r}, 'rate={rate}', [{str(iterations)!r}],"
+            f" [('rate', {rate!r})], 1, {str(Path(folder) / rate)!r}, ('loss',))\n"
+            f"assert not outcome.error, outcome.error\n"
+        )
         total += timed([sys.executable, "-c", code], folder, **environment)
     return total
 
@@ -54,20 +70,24 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        sweep_time(50, folder)     # fills the compile cache, so neither side compiles
+        sweep_time(50, folder)  # fills the compile cache, so neither side compiles
         sweeps, sequentials, single_threaded = [], [], []
         for _ in range(options.repeats):
             sweeps.append(sweep_time(options.iterations, folder))
             sequentials.append(sequential_time(options.iterations, folder))
             single_threaded.append(sequential_time(options.iterations, folder, NUMBA_NUM_THREADS="1"))
     sweep = statistics.median(sweeps)
-    print(f"xor.nnp, {len(RATES)} runs of {options.iterations} iterations, {os.cpu_count()} CPUs,"
-          f" median of {options.repeats}")
+    print(
+        f"xor.nnp, {len(RATES)} runs of {options.iterations} iterations, {os.cpu_count()} CPUs,"
+        f" median of {options.repeats}"
+    )
     print(f"sweep, 2 Dask workers (cluster start included):           {sweep:6.2f} s")
     for label, times in (("default Numba threads", sequentials), ("1 Numba thread", single_threaded)):
         sequential = statistics.median(times)
-        print(f"one after another, own processes, {label + ':':24} {sequential:6.2f} s"
-              f"  ratio sequential / sweep {sequential / sweep:.2f}x")
+        print(
+            f"one after another, own processes, {label + ':':24} {sequential:6.2f} s"
+            f"  ratio sequential / sweep {sequential / sweep:.2f}x"
+        )
 
 
 if __name__ == "__main__":

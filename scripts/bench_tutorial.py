@@ -71,8 +71,9 @@ print(sorted(times)[3])
 
 
 def seconds(code, *arguments):
-    result = subprocess.run([sys.executable, "-c", code, *map(str, arguments)], capture_output=True,
-                            text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *map(str, arguments)], capture_output=True, text=True, cwd=REPO
+    )
     if result.returncode:
         raise SystemExit(f"benchmark process failed:\n{result.stderr[-2000:]}")
     return float(result.stdout.strip().splitlines()[-1])
@@ -96,37 +97,45 @@ def main():
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         for_gmic = Path(folder) / "tutorial_for_gmic.gmic"
-        for_gmic.write_text(PEER.read_text().replace("examples/data/astronaut256.png",
-                                                     str(PHOTO)))
+        for_gmic.write_text(PEER.read_text().replace("examples/data/astronaut256.png", str(PHOTO)))
         # the example prints every 1000 iterations behind an `if`; issue 13's loop prints
         # every iteration: batch built by expression + eval step + echo
         echoing = Path(folder) / "tutorial_echo.gmic"
-        echoing.write_text(re.sub(r"^if !\(\$>%1000\).*$", "echo[] LOSS=$loss", EXAMPLE.read_text(),
-                                  flags=re.M))
+        echoing.write_text(
+            re.sub(r"^if !\(\$>%1000\).*$", "echo[] LOSS=$loss", EXAMPLE.read_text(), flags=re.M)
+        )
         seconds(NNPIPE_LOOP, 20, EXAMPLE, Path(folder) / "warm.png")  # Numba's cache, once
         try:
             import gmic  # noqa: F401
+
             has_gmic = True
         except ImportError:
             print("G'MIC not installed (pip install gmic): nnpipe alone")
             has_gmic = False
         gmic_rate = None
-        for label, script, every in (("loop, echo every iteration", echoing, 1),
-                                     ("loop, if + echo every 1000", EXAMPLE, 1000)):
+        for label, script, every in (
+            ("loop, echo every iteration", echoing, 1),
+            ("loop, if + echo every 1000", EXAMPLE, 1000),
+        ):
             nnpipe = loop_rate(NNPIPE_LOOP, script, options.iterations, options.repeats, folder)
             print(f"{label:28s} nnpipe {nnpipe[0]:6.0f} it/s  (min {nnpipe[1]:.0f}, max {nnpipe[2]:.0f})")
             if has_gmic:
-                gmic_rate = loop_rate(GMIC_LOOP, for_gmic, max(options.iterations // 10, 200),
-                                      options.repeats, folder, every)
-                print(f"{label:28s} G'MIC  {gmic_rate[0]:6.0f} it/s  (min {gmic_rate[1]:.0f},"
-                      f" max {gmic_rate[2]:.0f})   nnpipe/G'MIC {nnpipe[0] / gmic_rate[0]:.1f}x")
+                gmic_rate = loop_rate(
+                    GMIC_LOOP, for_gmic, max(options.iterations // 10, 200), options.repeats, folder, every
+                )
+                print(
+                    f"{label:28s} G'MIC  {gmic_rate[0]:6.0f} it/s  (min {gmic_rate[1]:.0f},"
+                    f" max {gmic_rate[2]:.0f})   nnpipe/G'MIC {nnpipe[0] / gmic_rate[0]:.1f}x"
+                )
         fills = [seconds(NNPIPE_FILL) for _ in range(options.repeats)]
         print(f"fill 1024x1024x3 nnpipe {statistics.median(fills) * 1000:7.1f} ms")
         if gmic_rate is not None:
             gmic_fills = [seconds(GMIC_FILL) for _ in range(options.repeats)]
             print(f"fill 1024x1024x3 G'MIC  {statistics.median(gmic_fills) * 1000:7.1f} ms")
-            print(f"fill 1024x1024x3 ratio  {statistics.median(gmic_fills) / statistics.median(fills):7.1f}x"
-                  " faster than G'MIC")
+            print(
+                f"fill 1024x1024x3 ratio  {statistics.median(gmic_fills) / statistics.median(fills):7.1f}x"
+                " faster than G'MIC"
+            )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import argparse
 import sys
 
 import numpy as np
-
 from bench_conv import dataset, nnpipe_network, torch_network
 
 SAMPLES, STEPS, TOLERANCE = 4, 5, 1e-5
@@ -24,9 +23,11 @@ SAMPLES, STEPS, TOLERANCE = 4, 5, 1e-5
 # convolution, PyTorch's a correlation: kernels are flipped on both axes between the two
 WEIGHTS = {"C1_conv2d": 0, "C2_conv2d": 3, "OUT_fc": 7}
 OUTPUTS = {"C1": 1, "P1": 2, "C2": 4, "P2": 5, "OUT": 7}
-INSTALL_HINT = ("crosscheck_conv.py compares with PyTorch, which is not installed: pip install"
-                " torch==2.13.0 (tests/test_crosscheck_conv.py checks nnpipe against PyTorch's"
-                " stored numbers without it)")
+INSTALL_HINT = (
+    "crosscheck_conv.py compares with PyTorch, which is not installed: pip install"
+    " torch==2.13.0 (tests/test_crosscheck_conv.py checks nnpipe against PyTorch's"
+    " stored numbers without it)"
+)
 
 
 def starting_point():
@@ -46,8 +47,9 @@ def nnpipe_results(pictures, labels, weights):
         ctx.run_items(["nn_eval[samples]", name])
         image = ctx.workspace.images[len(ctx.workspace.images) - 1]
         # nn_eval stacks the samples along z: (channels, samples, height, width)
-        results[f"output_{name}"] = image.reshape(image.shape[0], len(pictures),
-                                                  *image.shape[2:]).swapaxes(0, 1)
+        results[f"output_{name}"] = image.reshape(image.shape[0], len(pictures), *image.shape[2:]).swapaxes(
+            0, 1
+        )
     losses = []
     for _ in range(STEPS):
         ctx.run_items(["nn_step[samples,labels]"])
@@ -128,8 +130,13 @@ def main():
     pictures, labels, weights = starting_point()
     theirs = torch_results(pictures, labels, weights)
     if args.write:
-        np.savez_compressed(args.write, pictures=pictures, labels=labels, **theirs,
-                            **{f"initial_{name}": image for name, image in weights.items()})
+        np.savez_compressed(
+            args.write,
+            pictures=pictures,
+            labels=labels,
+            **theirs,
+            **{f"initial_{name}": image for name, image in weights.items()},
+        )
     found = differences(nnpipe_results(pictures, labels, weights), theirs)
     for what, difference in found.items():
         print(f"{what:22s} relative difference {difference:.1e}")

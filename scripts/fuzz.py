@@ -24,14 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from click.testing import CliRunner  # noqa: E402
+from fuzz_scripts import scripts  # noqa: E402
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 
-from fuzz_scripts import scripts  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
-
 from nnpipe.cli import main as nnpipe_main  # noqa: E402
-from nnpipe.errors import UserError  # noqa: E402
 from nnpipe.commands import load_all  # noqa: E402
+from nnpipe.errors import UserError  # noqa: E402
 from nnpipe.lang.interpreter import Interpreter  # noqa: E402
 
 OWN_LINES = ("nnpipe: error: ", "nnpipe: warning: ", "nn_train ", "nn_step", "wrote ", "loaded ")
@@ -75,8 +74,9 @@ def main():
     check = cli_failure if options.cli else failure
     found = {}
 
-    @settings(max_examples=options.examples, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=options.examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(scripts(blocks=options.blocks))
     def explore(items):
         result = check(items)

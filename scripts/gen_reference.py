@@ -1,7 +1,7 @@
 """Regenerate the command reference of README.md from the command registry.
 
-    python scripts/gen_reference.py          # rewrite the section between the markers
-    python scripts/gen_reference.py --check  # exit 1 if README.md is out of date
+python scripts/gen_reference.py          # rewrite the section between the markers
+python scripts/gen_reference.py --check  # exit 1 if README.md is out of date
 """
 
 import sys
@@ -30,8 +30,14 @@ def reference():
             title = f"`{entry.usage()}`"
             if entry.aliases:
                 title += " (" + ", ".join(f"`{a}`" for a in entry.aliases) + ")"
-            lines += [f"#### {title}", "", "```", entry.describe().split("\n", 1)[1].strip("\n")
-                      if "\n" in entry.describe() else "", "```", ""]
+            lines += [
+                f"#### {title}",
+                "",
+                "```",
+                entry.describe().split("\n", 1)[1].strip("\n") if "\n" in entry.describe() else "",
+                "```",
+                "",
+            ]
     lines.append(END)
     return "\n".join(lines)
 

@@ -16,12 +16,17 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 CLASSES = ("circle", "square", "triangle")
-SUPERSAMPLING = 4   # drawn larger then reduced, so edges are anti-aliased
+SUPERSAMPLING = 4  # drawn larger then reduced, so edges are anti-aliased
 
 
 def polygon(sides, centre, radius, angle):
-    return [(centre[0] + radius * math.cos(angle + 2 * math.pi * k / sides),
-             centre[1] + radius * math.sin(angle + 2 * math.pi * k / sides)) for k in range(sides)]
+    return [
+        (
+            centre[0] + radius * math.cos(angle + 2 * math.pi * k / sides),
+            centre[1] + radius * math.sin(angle + 2 * math.pi * k / sides),
+        )
+        for k in range(sides)
+    ]
 
 
 def draw_shape(kind, size, rng):
@@ -35,9 +40,11 @@ def draw_shape(kind, size, rng):
     centre = rng.uniform(radius, big - radius, 2)
     angle = rng.uniform(0, 2 * math.pi)
     if kind == "circle":
-        radius *= 0.8   # about the area of the square and triangle of the same circumradius
-        draw.ellipse([centre[0] - radius, centre[1] - radius, centre[0] + radius, centre[1] + radius],
-                     fill=float(foreground))
+        radius *= 0.8  # about the area of the square and triangle of the same circumradius
+        draw.ellipse(
+            [centre[0] - radius, centre[1] - radius, centre[0] + radius, centre[1] + radius],
+            fill=float(foreground),
+        )
     else:
         draw.polygon(polygon(4 if kind == "square" else 3, centre, radius, angle), fill=float(foreground))
     small = np.asarray(picture.resize((size, size), Image.BOX), dtype=np.float64)

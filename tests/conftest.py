@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from nnpipe.cli import main  # importing the CLI also registers every command family
-from nnpipe.errors import UserError
 from nnpipe.commands import load_all
+from nnpipe.errors import UserError
 from nnpipe.lang.interpreter import Interpreter
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 @dataclass
 class Run:
     """What an in-process run left behind."""
+
     interpreter: Interpreter
     out: str
     err: str
@@ -108,8 +109,15 @@ def subprocess_nnpipe(*args, cwd=None, input=None):
     """Run `python -m nnpipe` in a child process (slow: use sparingly)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "nnpipe", *map(str, args)], cwd=cwd, env=env,
-                          input=input, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "nnpipe", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def values(image):

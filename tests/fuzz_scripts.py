@@ -22,25 +22,159 @@ load_all()
 SETUPS = [
     [],
     ["input", "3,2,1,3,0.5", "input", "4,4"],
-    ["input", "1,12,1,5,0.25", "nn_init", "nn_input", "IN,2", "nn_fc", "OUT,IN,3",
-     "nn_loss_mse", "LOSS,OUT,GT", "nn_trainer", "T,LOSS,0.01,adam"],
-    ["input", "8,8,4,1,0.5", "name", "X", "input", "1,1,4,2,0", "name", "Y", "nn_init",
-     "nn_input", "IN,8,8", "nn_conv2d", "C,IN,2", "nn_maxpool2d", "P,C", "nn_fc", "OUT,P,2",
-     "nn_loss_softmax_crossentropy", "LOSS,OUT,GT", "nn_trainer", "T,LOSS"],
+    [
+        "input",
+        "1,12,1,5,0.25",
+        "nn_init",
+        "nn_input",
+        "IN,2",
+        "nn_fc",
+        "OUT,IN,3",
+        "nn_loss_mse",
+        "LOSS,OUT,GT",
+        "nn_trainer",
+        "T,LOSS,0.01,adam",
+    ],
+    [
+        "input",
+        "8,8,4,1,0.5",
+        "name",
+        "X",
+        "input",
+        "1,1,4,2,0",
+        "name",
+        "Y",
+        "nn_init",
+        "nn_input",
+        "IN,8,8",
+        "nn_conv2d",
+        "C,IN,2",
+        "nn_maxpool2d",
+        "P,C",
+        "nn_fc",
+        "OUT,P,2",
+        "nn_loss_softmax_crossentropy",
+        "LOSS,OUT,GT",
+        "nn_trainer",
+        "T,LOSS",
+    ],
 ]
 
-NUMBERS = ["0", "1", "2", "3", "-1", "-2", "0.5", "-0", "1e-45", "1e-320", "1e308", "-1e308",
-           "1e39", "2147483648", "-2147483649", "9e18", "1e400", "nan", "inf", "-inf", "NaN",
-           "0x10", "1_000", "1e", "+", "-", ".", "1.5e3%", "1e308%", "50%", "0%", "-5%", "3%"]
-WORDS = ["", " ", "abc", "IN", "OUT", "LOSS", "T", "GT", "X", "Y", ".", "..", "nn", "adam",
-         "linear", "relu", "x", "c", "16", "x.png", "missing.png", "missing.npy", "out/net.tif",
-         "net.png", "a.tif", "w.npy", "d.csv", "/proc/nnpipe.png", "/proc/self/x.tif",
-         "dir/", "*.png", "[0]", "[", "]", "(", ")", "(1,2", "(1,2;3)", "()", '"', '""', '"a,b"',
-         "'", "\\", "$", "$1", "${x}", "{", "}", "{1/0}", "#", "%", "\n", "\t", "\x01", "a\x00.png", "\x00",
-         "é", "名前", "a" * 300, "0" * 50,
-         # math expressions (fill, input w,h,d,s,expr, {…}): G'MIC's forms and broken ones
-         "x*y", "x/0", "i(0,0)", "i[99]", "w#9", "sqrt(-1)", "[1,2,3]", "if(x,1)", "'str'",
-         "x=", "(x", "1e308*10", "fact(200)", "pow(10,400)", "round(1e308)", "{1e308*1e308}"]
+NUMBERS = [
+    "0",
+    "1",
+    "2",
+    "3",
+    "-1",
+    "-2",
+    "0.5",
+    "-0",
+    "1e-45",
+    "1e-320",
+    "1e308",
+    "-1e308",
+    "1e39",
+    "2147483648",
+    "-2147483649",
+    "9e18",
+    "1e400",
+    "nan",
+    "inf",
+    "-inf",
+    "NaN",
+    "0x10",
+    "1_000",
+    "1e",
+    "+",
+    "-",
+    ".",
+    "1.5e3%",
+    "1e308%",
+    "50%",
+    "0%",
+    "-5%",
+    "3%",
+]
+WORDS = [
+    "",
+    " ",
+    "abc",
+    "IN",
+    "OUT",
+    "LOSS",
+    "T",
+    "GT",
+    "X",
+    "Y",
+    ".",
+    "..",
+    "nn",
+    "adam",
+    "linear",
+    "relu",
+    "x",
+    "c",
+    "16",
+    "x.png",
+    "missing.png",
+    "missing.npy",
+    "out/net.tif",
+    "net.png",
+    "a.tif",
+    "w.npy",
+    "d.csv",
+    "/proc/nnpipe.png",
+    "/proc/self/x.tif",
+    "dir/",
+    "*.png",
+    "[0]",
+    "[",
+    "]",
+    "(",
+    ")",
+    "(1,2",
+    "(1,2;3)",
+    "()",
+    '"',
+    '""',
+    '"a,b"',
+    "'",
+    "\\",
+    "$",
+    "$1",
+    "${x}",
+    "{",
+    "}",
+    "{1/0}",
+    "#",
+    "%",
+    "\n",
+    "\t",
+    "\x01",
+    "a\x00.png",
+    "\x00",
+    "é",
+    "名前",
+    "a" * 300,
+    "0" * 50,
+    # math expressions (fill, input w,h,d,s,expr, {…}): G'MIC's forms and broken ones
+    "x*y",
+    "x/0",
+    "i(0,0)",
+    "i[99]",
+    "w#9",
+    "sqrt(-1)",
+    "[1,2,3]",
+    "if(x,1)",
+    "'str'",
+    "x=",
+    "(x",
+    "1e308*10",
+    "fact(200)",
+    "pow(10,400)",
+    "round(1e308)",
+    "{1e308*1e308}",
+]
 PIECES = st.sampled_from(NUMBERS + WORDS)
 LAYERS = ["IN", "OUT", "LOSS", "GT", "C", "P", ".", "NEW", "N2"]
 
@@ -71,15 +205,17 @@ def arguments(draw, entry):
     added; or a string of hostile pieces only."""
     if draw(st.integers(0, 3)) == 0:
         return draw(st.one_of(st.none(), st.lists(PIECES, min_size=1, max_size=6).map(",".join)))
-    values = [draw(st.sampled_from(plausible(p)) if draw(st.integers(0, 7)) else PIECES)
-              for p in entry.params]
+    values = [
+        draw(st.sampled_from(plausible(p)) if draw(st.integers(0, 7)) else PIECES) for p in entry.params
+    ]
     if draw(st.integers(0, 3)) == 0:  # some left out, or one too many
-        values = (values + [draw(PIECES)])[:draw(st.integers(0, len(values) + 1))]
+        values = (values + [draw(PIECES)])[: draw(st.integers(0, len(values) + 1))]
     return ",".join(values) if values else None
 
 
-SELECTIONS = st.sampled_from(["", "", "", ".", "..", "[0]", "[-1]", "[0,1]", "[0-1]", "[5]",
-                              "[IN]", "[X]", "[]", "[-99]"])
+SELECTIONS = st.sampled_from(
+    ["", "", "", ".", "..", "[0]", "[-1]", "[0,1]", "[0-1]", "[5]", "[IN]", "[X]", "[]", "[-99]"]
+)
 NAMES = sorted(COMMANDS.commands) + sorted(COMMANDS.aliases)
 
 
@@ -105,6 +241,23 @@ def scripts(draw, blocks=False):
     return items
 
 
-BLOCK_ITEMS = [["repeat", "2", "{"], ["}"], ["repeat", "3"], ["done"], ["if", "1"], ["if", "0"],
-               ["if", "nan"], ["elif", "1"], ["else"], ["fi"], ["do"], ["while", "0"],
-               ["repeat", "2,i"], ["x=$>"], ["$<"], ["${x}"], ["${-x}"], ["{"]]
+BLOCK_ITEMS = [
+    ["repeat", "2", "{"],
+    ["}"],
+    ["repeat", "3"],
+    ["done"],
+    ["if", "1"],
+    ["if", "0"],
+    ["if", "nan"],
+    ["elif", "1"],
+    ["else"],
+    ["fi"],
+    ["do"],
+    ["while", "0"],
+    ["repeat", "2,i"],
+    ["x=$>"],
+    ["$<"],
+    ["${x}"],
+    ["${-x}"],
+    ["{"],
+]

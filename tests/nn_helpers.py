@@ -40,8 +40,18 @@ def _forward(plan, params, samples, training, seed, dtype):
     stats = np.zeros(plan.stats_width, dtype=dtype)
     engine.load_chunk(plan.feed_table, samples, np.arange(batch), acts, batch)
     kernels = plan.kernels()
-    kernels.forward_ops(plan.ops, plan.reals, acts, params, batch, batch, training, seed, stats,
-                        compiled.addresses(kernels, dtype))
+    kernels.forward_ops(
+        plan.ops,
+        plan.reals,
+        acts,
+        params,
+        batch,
+        batch,
+        training,
+        seed,
+        stats,
+        compiled.addresses(kernels, dtype),
+    )
     return acts, params, batch
 
 
@@ -64,7 +74,8 @@ def run_batch(plan, params, samples, training=False, seed=0, dtype=np.float32, a
     kernels.backward_ops(ops, plan.reals, acts, grad_acts, params, grads, batch, seed, table)
     per_value = grad_acts.reshape(plan.width, batch).T
     sample_grads = np.concatenate(
-        [per_value[:, offset:offset + length] for offset, length in plan.feed_table], axis=1)
+        [per_value[:, offset : offset + length] for offset, length in plan.feed_table], axis=1
+    )
     return float(losses.astype(np.float64).mean(axis=1).sum()), grads, sample_grads
 
 

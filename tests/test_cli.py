@@ -4,7 +4,6 @@ import re
 
 import numpy as np
 import pytest
-
 from conftest import cli, subprocess_nnpipe
 
 ERROR_LINE = re.compile(r"^nnpipe: error: (?P<where>[^:]+:\d+): (?P<rest>.*)$")
@@ -23,6 +22,7 @@ def single_error(result):
 
 # --- success and user errors ------------------------------------------------------------------
 
+
 def test_success_exits_zero_with_output_on_stdout():
     result = cli("i", "(1,2;3,4)", "p", "e", "finished")
     assert result.code == 0
@@ -39,8 +39,10 @@ def test_no_items_prints_help():
 def test_user_error_on_command_line_is_one_line_with_status_1():
     result = cli("i", "3,3", "r", "abc")
     assert result.code == 1
-    assert result.stderr == ("nnpipe: error: <command line>:1: resize: width must be a size > 0 "
-                             "(pixels, or N% of the current size) (got 'abc')\n")
+    assert result.stderr == (
+        "nnpipe: error: <command line>:1: resize: width must be a size > 0 "
+        "(pixels, or N% of the current size) (got 'abc')\n"
+    )
 
 
 def test_commands_before_the_error_have_run():
@@ -101,14 +103,22 @@ def test_script_path_is_shown_as_given(work):
 
 
 def test_command_line_error_for_each_kind_names_command_line(work):
-    for items in (["nope"], ["i", "2,2", "crop", "1"], ["e", "{1/}"], ["e", "{nosuch(1)}"],
-                  ["p[2]"], ["i", "missing_file.png"], ["repeat", "2", "e", "x"]):
+    for items in (
+        ["nope"],
+        ["i", "2,2", "crop", "1"],
+        ["e", "{1/}"],
+        ["e", "{nosuch(1)}"],
+        ["p[2]"],
+        ["i", "missing_file.png"],
+        ["repeat", "2", "e", "x"],
+    ):
         result = cli(*items)
         assert result.code == 1, items
         assert single_error(result).group("where") == "<command line>:1", items
 
 
 # --- command-line misuse: status 2 ------------------------------------------------------------
+
 
 def test_run_without_file_is_misuse():
     result = cli("run")
@@ -148,12 +158,15 @@ def test_help_for_unknown_command_is_misuse():
 
 # --- help, commands, version ------------------------------------------------------------------
 
+
 def test_help_resize_shows_usage_line():
     result = cli("help", "resize")
     assert result.code == 0
     lines = result.stdout.splitlines()
-    assert lines[0] == ("resize width,_height,_depth,_spectrum,_interpolation,_boundary_conditions,"
-                        "_centering_x,_centering_y,_centering_z,_centering_c")
+    assert lines[0] == (
+        "resize width,_height,_depth,_spectrum,_interpolation,_boundary_conditions,"
+        "_centering_x,_centering_y,_centering_z,_centering_c"
+    )
     assert "aliases: r" in lines
     assert any("1 nearest, 2 moving average, 3 linear" in line for line in lines)
 
@@ -187,6 +200,7 @@ def test_version():
 
 
 # --- scripts, arguments and standard input ----------------------------------------------------
+
 
 def test_run_passes_script_arguments(work):
     (work / "args.nnp").write_text('e "first="$1" second="$2" count="$#\ne ${3=none}\n')
@@ -222,6 +236,7 @@ def test_script_writes_files(work):
 
 
 # --- options ----------------------------------------------------------------------------------
+
 
 def test_output_notice_and_quiet(work):
     loud = cli("i", "2,2", "o", "a.png")
@@ -263,6 +278,7 @@ def test_seed_makes_runs_repeatable(work):
 
 # --- the real process -------------------------------------------------------------------------
 
+
 def test_process_user_error_exits_1_without_traceback(tmp_path):
     (tmp_path / "bad.nnp").write_text("e start\ni 2,2\nr 0\n")
     process = subprocess_nnpipe("run", "bad.nnp", cwd=tmp_path)
@@ -270,7 +286,8 @@ def test_process_user_error_exits_1_without_traceback(tmp_path):
     assert process.stdout == "start\n"
     assert process.stderr.splitlines() == [
         "nnpipe: error: bad.nnp:3: resize: width must be a size > 0 (pixels, or N% of the current size)"
-        " (got '0')"]
+        " (got '0')"
+    ]
 
 
 def test_process_misuse_exits_2_and_success_exits_0(tmp_path):
@@ -288,6 +305,7 @@ def test_running_out_of_memory_is_a_one_line_error_naming_the_command(monkeypatc
 
     def exhausted(*args):
         raise MemoryError
+
     monkeypatch.setattr(lookup("crop"), "function", exhausted)
     result = cli("i", "2,2", "crop", "0,0,1,1")
     assert result.code == 1

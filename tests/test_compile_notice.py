@@ -6,13 +6,15 @@ send Numba's own compile event around a fake compile that lasts until the notice
 import time
 
 import pytest
+from conftest import run_script
 from numba.core import event
 
-from conftest import run_script
 from nnpipe.nn import engine
 
-NET = ("(0,0,1,1^0,1,0,1^0,1,1,0) nn_init nn_input IN,2 nn_fcnl H,IN,8,tanh nn_fc OUT,H,1"
-       " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam")
+NET = (
+    "(0,0,1,1^0,1,0,1^0,1,1,0) nn_init nn_input IN,2 nn_fcnl H,IN,8,tanh nn_fc OUT,H,1"
+    " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam"
+)
 
 
 @pytest.fixture
@@ -33,6 +35,7 @@ def compiles(monkeypatch):
                 while Compiles.slow and not engine._CompileNotice.announced and time.monotonic() < deadline:
                     time.sleep(0.02)
             return function(*args, **kwargs)
+
         return wrapped
 
     monkeypatch.setattr(engine, "train", compiling(engine.train))
@@ -67,6 +70,6 @@ def test_a_short_compile_says_nothing(compiles):
 
 
 def test_the_network_in_an_expression_announces_a_long_compile(compiles):
-    run = run_script(f"{NET} i 6,5,1,1 f \"IN = [x/w,y/h];\"$_nn_forward\"OUT\"")
+    run = run_script(f'{NET} i 6,5,1,1 f "IN = [x/w,y/h];"$_nn_forward"OUT"')
     assert compiles.count >= 1
     assert notices(run) == 1

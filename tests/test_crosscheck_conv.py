@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -15,9 +14,11 @@ from crosscheck_conv import TOLERANCE, WEIGHTS, differences, nnpipe_results  # n
 REFERENCE = REPO / "tests" / "data" / "crosscheck_conv.npz"
 # runs a script as `python SCRIPT` would, except that `import torch` fails whether or not
 # PyTorch is installed
-WITHOUT_TORCH = ("import os, runpy, sys; sys.modules['torch'] = None; sys.argv = sys.argv[1:];"
-                 " sys.path.insert(0, os.path.dirname(sys.argv[0]));"
-                 " runpy.run_path(sys.argv[0], run_name='__main__')")
+WITHOUT_TORCH = (
+    "import os, runpy, sys; sys.modules['torch'] = None; sys.argv = sys.argv[1:];"
+    " sys.path.insert(0, os.path.dirname(sys.argv[0]));"
+    " runpy.run_path(sys.argv[0], run_name='__main__')"
+)
 
 
 def test_lenet_agrees_with_the_stored_pytorch_numbers():
@@ -31,8 +32,12 @@ def test_lenet_agrees_with_the_stored_pytorch_numbers():
 
 
 def test_crosscheck_script_without_torch_says_how_to_install_it():
-    result = subprocess.run([sys.executable, "-c", WITHOUT_TORCH, str(REPO / "scripts" / "crosscheck_conv.py")],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, str(REPO / "scripts" / "crosscheck_conv.py")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "pip install torch==2.13.0" in result.stderr

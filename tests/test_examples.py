@@ -4,8 +4,8 @@ import io
 import re
 
 import numpy as np
-
 from conftest import REPO
+
 from nnpipe.commands import load_all
 from nnpipe.lang.interpreter import Interpreter
 

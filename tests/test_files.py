@@ -7,8 +7,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
-
 from conftest import run_script, script_error, values
+
 from nnpipe.images import io as image_io
 
 RAMP = ",".join(str(v) for v in range(256))
@@ -21,6 +21,7 @@ def umask():
 
 
 # --- PNG, JPEG, BMP ---------------------------------------------------------------------------
+
 
 def test_png_8bit_round_trip_keeps_0_to_255(work):
     run_script(f"i 16,16 fill {RAMP} o ramp.png")
@@ -58,7 +59,7 @@ def test_png_16bit_round_trip_keeps_integers_exactly(work):
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_png_16bit_keeps_every_channel_count_exactly(work, channels):
     numbers = [(v * 9973 + c * 101) % 65536 for c in range(channels) for v in range(6)]
-    inline = "^".join(",".join(map(str, numbers[c * 6:c * 6 + 6])) for c in range(channels))
+    inline = "^".join(",".join(map(str, numbers[c * 6 : c * 6 + 6])) for c in range(channels))
     run = run_script(f"({inline}) o deep.png,16 i deep.png")
     assert np.array_equal(run.image(0), run.image(1))
     assert iio.imread(work / "deep.png").shape[:2] == (1, 6)
@@ -66,6 +67,7 @@ def test_png_16bit_keeps_every_channel_count_exactly(work, channels):
 
 def test_png_16bit_of_the_astronaut_photo(work):
     from conftest import REPO
+
     run = run_script(f"i {REPO}/examples/data/astronaut256.png mul 257 o a16.png,16 i a16.png")
     assert run.image(1).shape == (3, 1, 256, 256)
     assert np.array_equal(run.image(0), run.image(1))
@@ -95,15 +97,18 @@ def test_bmp_round_trip(work):
     assert np.array_equal(run_script("pic.bmp").image(), original)
 
 
-@pytest.mark.parametrize("script, message", [
-    ("i 2,2,2 o vol.png", "PNG holds 2D images, this one is 2,2,2,1 (depth > 1)"),
-    ("i 2,2,1,5 o five.png", "PNG cannot hold 5 channels"),
-    ("i 2,2,1,2 o two.jpg", "JPG cannot hold 2 channels"),
-    ("i 2,2 o deep.jpg,16", "16-bit output needs .png"),
-    ("i 2,2 o x.png,12", "bits must be one of 8|16"),
-    ("i 2,2 o picture.xyz", "unknown format '.xyz'"),
-    ("i 2,2 o noextension", "unknown format 'no extension'"),
-])
+@pytest.mark.parametrize(
+    "script, message",
+    [
+        ("i 2,2,2 o vol.png", "PNG holds 2D images, this one is 2,2,2,1 (depth > 1)"),
+        ("i 2,2,1,5 o five.png", "PNG cannot hold 5 channels"),
+        ("i 2,2,1,2 o two.jpg", "JPG cannot hold 2 channels"),
+        ("i 2,2 o deep.jpg,16", "16-bit output needs .png"),
+        ("i 2,2 o x.png,12", "bits must be one of 8|16"),
+        ("i 2,2 o picture.xyz", "unknown format '.xyz'"),
+        ("i 2,2 o noextension", "unknown format 'no extension'"),
+    ],
+)
 def test_write_errors_are_one_line_user_errors(work, script, message):
     error = script_error(script)
     assert message in error.message
@@ -125,9 +130,11 @@ def test_output_under_a_file_is_a_one_line_error(work):
 
 # --- TIFF -------------------------------------------------------------------------------------
 
+
 def test_tiff_holds_several_float_images_exactly(work):
-    written = run_script("i 5,4 noise 1 nm. plain i 3,2,4,6 noise 100 nm. \"with space\" "
-                         "i 1,1,1,1,-2.5e-7 o all.tif", seed=1)
+    written = run_script(
+        'i 5,4 noise 1 nm. plain i 3,2,4,6 noise 100 nm. "with space" i 1,1,1,1,-2.5e-7 o all.tif', seed=1
+    )
     assert sorted(p.name for p in work.iterdir()) == ["all.tif"]
     loaded = run_script("i all.tif p")
     assert loaded.names == ["plain", "with space", "[-2.5e-7]"]  # G'MIC names a blank by its value
@@ -174,8 +181,9 @@ def test_foreign_rgb_tiff(work):
 def test_foreign_planar_rgb_tiff_reads_like_the_contiguous_one(work):
     picture = (np.arange(4 * 5 * 3).reshape(4, 5, 3) * 4 % 256).astype(np.uint8)
     tifffile.imwrite(work / "contig.tif", picture, photometric="rgb")
-    tifffile.imwrite(work / "planar.tif", np.moveaxis(picture, 2, 0), photometric="rgb",
-                     planarconfig="separate")
+    tifffile.imwrite(
+        work / "planar.tif", np.moveaxis(picture, 2, 0), photometric="rgb", planarconfig="separate"
+    )
     run = run_script("contig.tif planar.tif")
     assert [image.shape for image in run.images] == [(3, 1, 4, 5), (3, 1, 4, 5)]
     assert np.array_equal(run.image(0), run.image(1))
@@ -200,6 +208,7 @@ def test_foreign_16bit_gray_tiff_keeps_its_range(work):
 
 # --- NPY --------------------------------------------------------------------------------------
 
+
 def test_npy_round_trip_is_exact(work):
     written = run_script("i 3,4,2,5 noise 10 o cube.npy", seed=2).image()
     stored = np.load(work / "cube.npy")
@@ -217,6 +226,7 @@ def test_foreign_npy_of_integers_in_two_dimensions(work):
 
 
 # --- reading errors ---------------------------------------------------------------------------
+
 
 def test_missing_file(work):
     error = script_error("e start\ni nothere.png")
@@ -252,7 +262,7 @@ def test_garbage_file_is_a_one_line_user_error(work, name):
 @pytest.mark.parametrize("name", ["cut.png", "cut.tif", "cut.npy"])
 def test_truncated_file_is_a_one_line_user_error(work, name):
     data = _valid_file(work, name)
-    (work / name).write_bytes(data[:len(data) // 2])
+    (work / name).write_bytes(data[: len(data) // 2])
     error = script_error(f"i {name}")
     assert f"cannot read '{name}'" in error.message
     assert "\n" not in str(error)
@@ -274,6 +284,7 @@ def test_npy_with_five_dimensions_is_refused(work):
 
 
 # --- safe writing -----------------------------------------------------------------------------
+
 
 def _leftovers(folder):
     return [p.name for p in folder.iterdir() if p.name.startswith(".nnpipe-")]
@@ -359,8 +370,9 @@ def test_a_symbolic_link_is_not_replaced_nor_followed(work):
     assert (work / "link.npy").is_symlink() and (work / "real.npy").read_bytes() == before
 
 
-@pytest.mark.parametrize("target", ["/proc/nnpipe.png", "/proc/nnpipe.tif", "/proc/nnpipe.npy",
-                                    "/proc/self/nnpipe/x.png"])
+@pytest.mark.parametrize(
+    "target", ["/proc/nnpipe.png", "/proc/nnpipe.tif", "/proc/nnpipe.npy", "/proc/self/nnpipe/x.png"]
+)
 def test_a_path_that_cannot_be_written_is_one_user_error(target):
     error = script_error(f"i 2,2 o {target}")
     assert f"cannot write '{target}'" in error.message and "\n" not in str(error)
@@ -369,17 +381,21 @@ def test_a_path_that_cannot_be_written_is_one_user_error(target):
 def test_a_folder_without_write_permission_is_one_user_error(work, monkeypatch):
     """(the tests run as root, for whom permissions do not stop a write: the refusal is simulated
     where the system would raise it)"""
+
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
 
     trained = "(1^2) nn_init nn_input IN,1 nn_fc OUT,IN,1 nn_loss_mse L,OUT,GT nn_trainer T,L nn_train 2,1"
-    run_script(trained)   # the engine's compile cache is written before writes are denied
+    run_script(trained)  # the engine's compile cache is written before writes are denied
     monkeypatch.setattr("tempfile.mkstemp", denied)
     monkeypatch.setattr("tempfile.mkdtemp", denied)
-    for script in ("i 2,2 o out/x.png", "i 2,2 o out/x.tif",
-                   "nn_init nn_input IN,2 nn_fc OUT,IN,1 nn_save out/net.tif",
-                   "nn_init nn_input IN,2 nn_fc OUT,IN,1 nn_save out/net.png",
-                   f"{trained} nn_plot out/loss.png"):
+    for script in (
+        "i 2,2 o out/x.png",
+        "i 2,2 o out/x.tif",
+        "nn_init nn_input IN,2 nn_fc OUT,IN,1 nn_save out/net.tif",
+        "nn_init nn_input IN,2 nn_fc OUT,IN,1 nn_save out/net.png",
+        f"{trained} nn_plot out/loss.png",
+    ):
         error = script_error(script)
         assert "cannot write '" in error.message and "Permission denied" in error.message, script
 
@@ -388,13 +404,15 @@ def test_a_later_save_removes_the_temporaries_of_dead_runs(work):
     import subprocess
     import sys
     import zlib
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True)
+
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead = int(finished.stdout)
     tag = f"{zlib.crc32(b'result.png'):08x}"
     stale = work / f".nnpipe-{dead}-abc123-{tag}.png"
     stale.write_bytes(b"half a picture" * 1000)
-    alive = work / f".nnpipe-{os.getppid()}-def456-{tag}.png"   # a running process's: kept
+    alive = work / f".nnpipe-{os.getppid()}-def456-{tag}.png"  # a running process's: kept
     alive.write_bytes(b"in progress")
     other = work / f".nnpipe-{dead}-ghi789-{zlib.crc32(b'other.png'):08x}.png"  # another target's
     other.write_bytes(b"x")

@@ -6,11 +6,11 @@ import os
 
 import numpy as np
 import pytest
+from fuzz_scripts import scripts
 from hypothesis import HealthCheck, given, settings
 
-from fuzz_scripts import scripts
-from nnpipe.errors import UserError
 from nnpipe.commands import load_all
+from nnpipe.errors import UserError
 from nnpipe.lang.interpreter import Interpreter
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 2000))
@@ -38,8 +38,13 @@ def run_hostile(items):
         assert "\n" not in str(error), str(error)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 @given(scripts())
 def test_generated_scripts_raise_only_user_errors(fuzz_folder, items):
     run_hostile(items)

@@ -5,9 +5,9 @@ layout loads in nnpipe and computes what G'MIC computes with the same weights.""
 import gmic
 import numpy as np
 import pytest
-
 from conftest import run_items
 from nn_helpers import build
+
 from nnpipe.errors import UserError
 from nnpipe.images import gmz
 from nnpipe.nn import files
@@ -18,8 +18,10 @@ def gmic_images(commands):
     """[(name, (s, d, h, w) array)] of the list G'MIC is left with after `commands`."""
     names = gmic.StringList()
     images = gmic.Gmic().run(commands, None, names)
-    return [(str(name), np.transpose(image.as_numpy(), (3, 2, 1, 0)).astype(np.float32))
-            for name, image in zip(names, images)]
+    return [
+        (str(name), np.transpose(image.as_numpy(), (3, 2, 1, 0)).astype(np.float32))
+        for name, image in zip(names, images)
+    ]
 
 
 LISTS = {
@@ -37,7 +39,7 @@ def test_output_writes_the_bytes_gmic_writes(work, case):
     assert [name for name, _ in decoded] == [name for name, _ in want]
     for (_, image), (_, expected) in zip(decoded, want):
         assert np.array_equal(image, expected)
-    run_items("input", "gmic.gmz", "output", "nnpipe.gmz")   # read by nnpipe, written back
+    run_items("input", "gmic.gmz", "output", "nnpipe.gmz")  # read by nnpipe, written back
     assert (work / "nnpipe.gmz").read_bytes() == (work / "gmic.gmz").read_bytes()
 
 
@@ -50,23 +52,39 @@ def test_input_reads_the_names_and_values_gmic_wrote(work):
         assert np.array_equal(image, expected)
 
 
-NETWORK = ("nn_init nn_input IN,2 nn_fcnnl L1,IN,6 nn_resfcnl L2,L1 nn_fc OUT,L2,3"
-           " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-3,adam")
+NETWORK = (
+    "nn_init nn_input IN,2 nn_fcnnl L1,IN,6 nn_resfcnl L2,L1 nn_fc OUT,L2,3"
+    " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-3,adam"
+)
 
 
 def test_gmic_opens_a_network_saved_by_nnpipe(work):
-    interp = build(f"input (0,1,0.5^1,0,0.5^0.1,0.2,0.3^0.4,0.5,0.6^0.7,0.8,0.9) {NETWORK}"
-                   " nn_train 5,3 nn_save net.gmz")
+    interp = build(
+        f"input (0,1,0.5^1,0,0.5^0.1,0.2,0.3^0.4,0.5,0.6^0.7,0.8,0.9) {NETWORK} nn_train 5,3 nn_save net.gmz"
+    )
     listed = gmic_images("input net.gmz")
     names = [name for name, _ in listed]
     assert names[-1] == "_nn_init"
     # nn_lib's order (the order it creates them in): weights, trainer state, moments, _nn_init
-    assert names[:-1] == ["L1_fc", "L1_normalize", "L2_fc", "OUT_fc", "T", "L1_fc_m", "L1_fc_v",
-                          "L1_normalize_m", "L1_normalize_v", "L2_fc_m", "L2_fc_v", "OUT_fc_m", "OUT_fc_v"]
+    assert names[:-1] == [
+        "L1_fc",
+        "L1_normalize",
+        "L2_fc",
+        "OUT_fc",
+        "T",
+        "L1_fc_m",
+        "L1_fc_v",
+        "L1_normalize_m",
+        "L1_normalize_v",
+        "L2_fc_m",
+        "L2_fc_v",
+        "OUT_fc_m",
+        "OUT_fc_v",
+    ]
     for name, image in listed[:-1]:
         assert np.array_equal(image, interp.workspace.images.get(name)), name
     init = listed[-1][1]
-    assert init.shape[:3] == (1, 1, 1)          # a line of characters, as ('text') makes it
+    assert init.shape[:3] == (1, 1, 1)  # a line of characters, as ('text') makes it
     assert bytes(init.ravel().astype(np.uint8)).decode() == NETWORK
     # G'MIC reads the text back with {t}, as nn_lib's nn_load does before running it
     _, text = gmic_images("input net.gmz ('{t}')")[-1]
@@ -80,16 +98,18 @@ NN_LIB_FILE = (
     " (7,1e-3,1e-3,0.5,0.25;1,0,0,0,0;0,0,0,0,0) name T"
     " +f[H_fc] 0.01 name H_fc_m +f[H_fc] 0.02 name H_fc_v +f[OUT_fc] 0.03 name OUT_fc_m"
     " +f[OUT_fc] 0.04 name OUT_fc_v"
-    " _nn_init=\"nn_init nn_input IN,2 nn_fcnl H,IN,4,tanh nn_fc OUT,H,2 \""
-    " ('$_nn_init') autocrop. {'\" \"'} name _nn_init")
+    ' _nn_init="nn_init nn_input IN,2 nn_fcnl H,IN,4,tanh nn_fc OUT,H,2 "'
+    " ('$_nn_init') autocrop. {'\" \"'} name _nn_init"
+)
 
 POINTS = [(0.5, -0.25), (1, 1), (-0.3, 0.8)]
 
 
 def gmic_forward(x, y):
     """OUT = W2 (tanh(W1 (x,y,1)), 1) computed by G'MIC's own matrix product."""
-    result = gmic_images(f"{NN_LIB_FILE} ({x};{y};1) +mmul[H_fc,-1] tanh. (1) append[-2,-1] y"
-                         " +mmul[OUT_fc,-1]")
+    result = gmic_images(
+        f"{NN_LIB_FILE} ({x};{y};1) +mmul[H_fc,-1] tanh. (1) append[-2,-1] y +mmul[OUT_fc,-1]"
+    )
     return result[-1][1].ravel()
 
 
@@ -109,14 +129,16 @@ def test_nn_libs_trainer_data_waits_for_the_trainer_declared_after_loading(work)
     """nn_lib's pattern: nn_load, then the loss and trainer again; they take the file's state."""
     gmic.Gmic().run(f"{NN_LIB_FILE} output nn_lib.gmz")
     interp = build("nn_load nn_lib.gmz nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-3,adam")
-    assert interp.workspace.images.get("T").reshape(-1)[0] == 7           # its iteration counter
+    assert interp.workspace.images.get("T").reshape(-1)[0] == 7  # its iteration counter
     assert np.all(interp.workspace.images.get("OUT_fc_v") == np.float32(0.04))
-    without = build("nn_load nn_lib.gmz,0")                     # weights only, as nn_lib's
+    without = build("nn_load nn_lib.gmz,0")  # weights only, as nn_lib's
     assert sorted(without.workspace.images.names) == ["H_fc", "OUT_fc"]
 
 
-LATER = ["srand 2 nn_init net nn_input IN,2 nn_fc H,IN,4 nn_nl A,H,tanh nn_fc OUT,A,2 nn_save later.gmz",
-         "srand 3 input later.gmz rand[net_H,net_OUT] -1,1 output later.gmz"]   # biases too
+LATER = [
+    "srand 2 nn_init net nn_input IN,2 nn_fc H,IN,4 nn_nl A,H,tanh nn_fc OUT,A,2 nn_save later.gmz",
+    "srand 3 input later.gmz rand[net_H,net_OUT] -1,1 output later.gmz",
+]  # biases too
 
 
 def test_a_network_saved_by_gmics_own_nn_lib_computes_the_same(work):
@@ -128,12 +150,17 @@ def test_a_network_saved_by_gmics_own_nn_lib_computes_the_same(work):
     ys = ",".join(str(y) for _, y in POINTS)
     interp = build(f"nn_load later.gmz input ({xs}^{ys}) nn_eval")
     assert interp.workspace.current_network == "net"
-    assert interp.workspace.network().commands == ["nn_input IN,2,1,1,1", "nn_fc H,IN,4,3", "nn_nl A,H,tanh",
-                                         "nn_fc OUT,A,2,3"]
+    assert interp.workspace.network().commands == [
+        "nn_input IN,2,1,1,1",
+        "nn_fc H,IN,4,3",
+        "nn_nl A,H,tanh",
+        "nn_fc OUT,A,2,3",
+    ]
     outputs = interp.workspace.images[-1].reshape(2, -1).T
     for (x, y), output in zip(POINTS, outputs):
-        want = gmic_images(f"input later.gmz ({x};{y};1) +mmul[net_H,-1] tanh. (1) append[-2,-1] y"
-                           " +mmul[net_OUT,-1]")[-1][1].ravel()
+        want = gmic_images(
+            f"input later.gmz ({x};{y};1) +mmul[net_H,-1] tanh. (1) append[-2,-1] y +mmul[net_OUT,-1]"
+        )[-1][1].ravel()
         np.testing.assert_allclose(output, want, rtol=1e-5, atol=1e-6)
 
 
@@ -148,7 +175,7 @@ def test_later_nn_lib_layers_nnpipe_does_not_read_are_refused_in_one_line(work):
 
 
 def test_init_text_round_trips_names_and_spaced_arguments():
-    saved = files.NetworkFile("encoder", ["nn_input IN,2", 'nn_fcnl H,IN,4,tanh', "nn_fc OUT,H,2"], [])
+    saved = files.NetworkFile("encoder", ["nn_input IN,2", "nn_fcnl H,IN,4,tanh", "nn_fc OUT,H,2"], [])
     assert init_text.init_text(saved) == "nn_init encoder nn_input IN,2 nn_fcnl H,IN,4,tanh nn_fc OUT,H,2"
     assert init_text.parse_init_text(init_text.init_text(saved)) == ("encoder", saved.commands)
     spaced = files.NetworkFile("nn", ["nn_input IN,2", "nn_fc OUT,IN,3,3 "], [])

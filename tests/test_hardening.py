@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-
 from conftest import REPO, cli, items_error, run_script, script_error
+
 from nnpipe import interrupt, progress
 from nnpipe.errors import UserError
 from nnpipe.images import atomic
@@ -31,11 +31,18 @@ def one_error_line(result):
 
 # --- overflow, files that are not what they claim, empty data -----------------------------------
 
-@pytest.mark.parametrize("items, expected", [
-    (("input", "2,2", "resize", "1e308%"), "resize: 1e+308% of 2 pixels is too large"),
-    (("input", "2,2", "resize", "50%,1e300%"), "resize: 1e+300% of 2 pixels is too large"),
-    (("nn_init", "nn_input", "IN,2,2", "nn_resize", "R,IN,1e308%"), "nn_resize: 1e+308% of 2 is too large"),
-])
+
+@pytest.mark.parametrize(
+    "items, expected",
+    [
+        (("input", "2,2", "resize", "1e308%"), "resize: 1e+308% of 2 pixels is too large"),
+        (("input", "2,2", "resize", "50%,1e300%"), "resize: 1e+300% of 2 pixels is too large"),
+        (
+            ("nn_init", "nn_input", "IN,2,2", "nn_resize", "R,IN,1e308%"),
+            "nn_resize: 1e+308% of 2 is too large",
+        ),
+    ],
+)
 def test_huge_percentages_are_one_user_error(items, expected):
     assert expected in one_error_line(cli(*items))
 
@@ -43,14 +50,21 @@ def test_huge_percentages_are_one_user_error(items, expected):
 def test_nn_load_npy_of_a_file_that_is_not_npy(work):
     (work / "photo.png").write_bytes((REPO / "examples" / "data" / "astronaut256.png").read_bytes())
     (work / "text.npy").write_text("not an array")
-    assert "cannot read 'photo.png': damaged or not a NPY file" in one_error_line(cli("nn_load_npy", "photo.png"))
-    assert "cannot read 'text.npy': damaged or not a NPY file" in one_error_line(cli("nn_load_npy", "text.npy"))
+    assert "cannot read 'photo.png': damaged or not a NPY file" in one_error_line(
+        cli("nn_load_npy", "photo.png")
+    )
+    assert "cannot read 'text.npy': damaged or not a NPY file" in one_error_line(
+        cli("nn_load_npy", "text.npy")
+    )
 
 
 @pytest.mark.parametrize("shape", [(0, 4), (0,), (3, 0)])
 def test_nn_load_npy_of_no_samples(work, shape):
     np.save(work / "empty.npy", np.zeros(shape, np.float32))
-    assert f"'empty.npy' holds no samples (its array has shape {shape})" in script_error("nn_load_npy empty.npy").message
+    assert (
+        f"'empty.npy' holds no samples (its array has shape {shape})"
+        in script_error("nn_load_npy empty.npy").message
+    )
 
 
 @pytest.mark.parametrize("bad, shown", [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")])
@@ -68,12 +82,15 @@ def test_npy_beyond_float32_is_refused_by_input_and_nn_load_npy(work):
         assert "value 1e+300 at index (1,) is beyond float32's range" in script_error(script).message
 
 
-@pytest.mark.parametrize("text, where", [
-    ("a,b\n1,2\n3,nan\n", "line 3, value 2: 'nan'"),
-    ("a,b\n1,inf\n3,4\n", "line 2, value 2: 'inf'"),
-    ("1,2\n3,-1e39\n", "line 2, value 2: '-1e39'"),
-    ("x,label,y\n1,cat,2\n3,dog,NaN\n", "line 3, value 3: 'NaN'"),
-])
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("a,b\n1,2\n3,nan\n", "line 3, value 2: 'nan'"),
+        ("a,b\n1,inf\n3,4\n", "line 2, value 2: 'inf'"),
+        ("1,2\n3,-1e39\n", "line 2, value 2: '-1e39'"),
+        ("x,label,y\n1,cat,2\n3,dog,NaN\n", "line 3, value 3: 'NaN'"),
+    ],
+)
 def test_nn_load_csv_refuses_non_finite_values_naming_line_and_value(work, text, where):
     (work / "d.csv").write_text(text)
     label = ",label" if "label" in text else ""
@@ -84,10 +101,12 @@ def test_nn_load_csv_refuses_non_finite_values_naming_line_and_value(work, text,
 def test_a_truncated_tiff_is_one_line_without_library_logs(work):
     tifffile.imwrite(work / "t.tif", np.random.default_rng(0).random((64, 64), np.float32))
     data = (work / "t.tif").read_bytes()
-    (work / "half.tif").write_bytes(data[:len(data) // 2])
+    (work / "half.tif").write_bytes(data[: len(data) // 2])
     (work / "eight.tif").write_bytes(data[:8])
-    for name, expected in (("half.tif", "cannot read 'half.tif': "),
-                           ("eight.tif", "cannot read 'eight.tif': it holds no image")):
+    for name, expected in (
+        ("half.tif", "cannot read 'half.tif': "),
+        ("eight.tif", "cannot read 'eight.tif': it holds no image"),
+    ):
         result = subprocess_in(work, "input", name)
         assert result.returncode == 1
         assert result.stderr.splitlines() == [result.stderr.splitlines()[0]], result.stderr
@@ -101,19 +120,41 @@ def test_a_complex_tiff_is_refused(work):
 
 def subprocess_in(folder, *items, env=None):
     environment = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
-    return subprocess.run([sys.executable, "-m", "nnpipe", *items], cwd=folder, env=environment,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "nnpipe", *items],
+        cwd=folder,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 # --- Python warnings: an error where a value cannot be held, else one nnpipe line ----------------
 
-@pytest.mark.parametrize("items, expected", [
-    (("input", "2,2,1,1,1", "mul", "1e308"), "mul: value is beyond float32's range (got '1e308'"),
-    (("input", "1,1,1,1,1e39"), "input: the blank image's value: 1e+39 is beyond float32's range"),
-    (("(1,-1e39)",), "inline image '(1,-1e39)': -1e+39 is beyond float32's range"),
-    (("nn_init", "nn_input", "IN,2", "nn_fc", "OUT,IN,1", "nn_loss_mse", "L,OUT,GT", "nn_trainer", "T,L,1e39"),
-     "nn_trainer: learning_rate is beyond float32's range (got '1e39'"),
-])
+
+@pytest.mark.parametrize(
+    "items, expected",
+    [
+        (("input", "2,2,1,1,1", "mul", "1e308"), "mul: value is beyond float32's range (got '1e308'"),
+        (("input", "1,1,1,1,1e39"), "input: the blank image's value: 1e+39 is beyond float32's range"),
+        (("(1,-1e39)",), "inline image '(1,-1e39)': -1e+39 is beyond float32's range"),
+        (
+            (
+                "nn_init",
+                "nn_input",
+                "IN,2",
+                "nn_fc",
+                "OUT,IN,1",
+                "nn_loss_mse",
+                "L,OUT,GT",
+                "nn_trainer",
+                "T,L,1e39",
+            ),
+            "nn_trainer: learning_rate is beyond float32's range (got '1e39'",
+        ),
+    ],
+)
 def test_values_beyond_float32_are_errors(items, expected):
     assert expected in one_error_line(cli(*items))
 
@@ -122,14 +163,17 @@ def test_an_overflow_while_computing_is_one_warning_line(tmp_path):
     result = subprocess_in(tmp_path, "input", "2,2,1,1,1", "mul", "1e30", "mul", "1e30", "print")
     assert result.returncode == 0
     assert result.stderr.splitlines() == [
-        "nnpipe: warning: <command line>:1: overflow encountered in multiply"]
+        "nnpipe: warning: <command line>:1: overflow encountered in multiply"
+    ]
     assert "min=inf" in result.stdout
 
 
 # --- a failed command leaves the image list as it was ---------------------------------------------
 
+
 def interpreter():
     from conftest import _interpreter
+
     return _interpreter(0, True, False)[0]
 
 
@@ -147,13 +191,17 @@ def test_input_of_a_glob_with_a_damaged_file_appends_nothing(work):
 def test_nn_eval_of_several_images_appends_nothing_when_one_fails():
     kept = interpreter()
     with pytest.raises(UserError) as info:
-        kept.run_source("(0.1,0.2^0.3,0.4) name. good (1,2) name. bad nn_init nn_input IN,2"
-                        " nn_fc OUT,IN,1 nn_eval[good,bad]", "test.nnp")
+        kept.run_source(
+            "(0.1,0.2^0.3,0.4) name. good (1,2) name. bad nn_init nn_input IN,2"
+            " nn_fc OUT,IN,1 nn_eval[good,bad]",
+            "test.nnp",
+        )
     assert "has 1 channel but the network takes 2 values" in str(info.value)
     assert list(kept.workspace.images.names) == ["good", "bad", "OUT_fc"]
 
 
 # --- messages a new user meets -------------------------------------------------------------------
+
 
 def test_help_suggests_the_closest_command():
     result = cli("help", "nn_trian")
@@ -163,6 +211,7 @@ def test_help_suggests_the_closest_command():
 
 def test_commands_shows_whole_first_paragraphs():
     from nnpipe.registry import COMMANDS
+
     listing = " ".join(cli("commands").stdout.split())
     for entry in COMMANDS.commands.values():
         assert entry.summary() in listing, entry.name
@@ -170,17 +219,20 @@ def test_commands_shows_whole_first_paragraphs():
     assert COMMANDS.lookup("nn_avgpool2d").summary().endswith(".")
 
 
-@pytest.mark.parametrize("command", ["nn_train 10", "nn_step", "nn_eval", "nn_plot loss.png",
-                                     "nn_save net.tif", "nn_classify"])
+@pytest.mark.parametrize(
+    "command", ["nn_train 10", "nn_step", "nn_eval", "nn_plot loss.png", "nn_save net.tif", "nn_classify"]
+)
 def test_training_commands_without_a_network_say_so(command):
     message = items_error("input", "4,4", "input", "4,4", *command.split()).message
     assert message == "no network: build one with nn_* commands or load one with nn_load"
 
 
 def test_nn_eval_warns_once_about_0_255_inputs_for_a_net_trained_on_0_1():
-    script = ("input 8,8,1,3,0.5 nn_samples 1 nn_init nn_input IN,2 nn_fc OUT,IN,3 nn_loss_mse L,OUT,GT"
-              " nn_trainer T,L nn_train 2 input 4,4,1,2,200 nn_eval[-1] input 4,4,1,2,150 nn_eval[-1]"
-              " input 4,4,1,2,0.5 nn_eval[-1]")
+    script = (
+        "input 8,8,1,3,0.5 nn_samples 1 nn_init nn_input IN,2 nn_fc OUT,IN,3 nn_loss_mse L,OUT,GT"
+        " nn_trainer T,L nn_train 2 input 4,4,1,2,200 nn_eval[-1] input 4,4,1,2,150 nn_eval[-1]"
+        " input 4,4,1,2,0.5 nn_eval[-1]"
+    )
     run = run_script(script)
     warnings = [line for line in run.err.splitlines() if "warning" in line]
     assert len(warnings) == 1, run.err
@@ -188,12 +240,15 @@ def test_nn_eval_warns_once_about_0_255_inputs_for_a_net_trained_on_0_1():
 
 
 def test_nn_eval_on_inputs_of_the_trained_range_does_not_warn():
-    run = run_script("input 1,16,1,5,100 nn_init nn_input IN,2 nn_fc OUT,IN,3"
-                     " nn_loss_mse L,OUT,GT nn_trainer T,L nn_train 2 input 4,4,1,2,200 nn_eval[-1]")
+    run = run_script(
+        "input 1,16,1,5,100 nn_init nn_input IN,2 nn_fc OUT,IN,3"
+        " nn_loss_mse L,OUT,GT nn_trainer T,L nn_train 2 input 4,4,1,2,200 nn_eval[-1]"
+    )
     assert "warning" not in run.err
 
 
 # --- progress bar --------------------------------------------------------------------------------
+
 
 class FakeClock:
     def __init__(self):
@@ -225,10 +280,10 @@ class Context:
 def test_progress_eta_waits_for_steady_steps_then_follows_the_recent_speed():
     clock, terminal = FakeClock(), Terminal()
     bar = progress.Progress(Context(terminal), "nn_train", 60000, clock=clock)
-    clock.now = 30.0                    # the first chunk: 1 step, compiling for 30 s
+    clock.now = 30.0  # the first chunk: 1 step, compiling for 30 s
     bar.update(1, 0.5)
     assert "eta" not in bar.line(1, 0.5, clock.now) and "it/s" not in bar.line(1, 0.5, clock.now)
-    for step in range(1, 21):           # then 1000 it/s
+    for step in range(1, 21):  # then 1000 it/s
         clock.now = 30.0 + 0.25 * step
         bar.update(1 + 250 * step, 0.5)
     line = bar.line(5001, 0.5, clock.now)
@@ -244,10 +299,17 @@ def test_progress_shows_tiny_losses_with_significant_digits():
 
 # --- Ctrl-C --------------------------------------------------------------------------------------
 
+
 def start(folder, items, stderr=subprocess.PIPE, env=None):
     environment = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
-    return subprocess.Popen([sys.executable, "-m", "nnpipe", *items], cwd=folder, env=environment,
-                            stdout=subprocess.PIPE, stderr=stderr, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "nnpipe", *items],
+        cwd=folder,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
 
 
 def interrupt_after_start(process, wait=0.0):
@@ -273,7 +335,7 @@ def compile_children_using(cache):
         try:
             command = (process / "cmdline").read_bytes()
             environment = (process / "environ").read_bytes().split(b"\0")
-        except OSError:   # not a process, or ended meanwhile
+        except OSError:  # not a process, or ended meanwhile
             continue
         if b"nnpipe.nn.compiled" in command and f"NUMBA_CACHE_DIR={cache}".encode() in environment:
             children.append(process.name)
@@ -285,9 +347,26 @@ def test_ctrl_c_while_numba_compiles_is_one_line(tmp_path):
     second has passed, which may or may not be before the interruption); its compile children
     end with it."""
     cache = tmp_path / "numba-cache"
-    process = start(tmp_path, ["echo", "started", "(1^2)", "nn_init", "nn_input", "IN,1", "nn_fc",
-                               "OUT,IN,1", "nn_loss_mse", "L,OUT,GT", "nn_trainer", "T,L", "nn_train", "5,1"],
-                    env={"NUMBA_CACHE_DIR": str(cache)})
+    process = start(
+        tmp_path,
+        [
+            "echo",
+            "started",
+            "(1^2)",
+            "nn_init",
+            "nn_input",
+            "IN,1",
+            "nn_fc",
+            "OUT,IN,1",
+            "nn_loss_mse",
+            "L,OUT,GT",
+            "nn_trainer",
+            "T,L",
+            "nn_train",
+            "5,1",
+        ],
+        env={"NUMBA_CACHE_DIR": str(cache)},
+    )
     assert interrupt_after_start(process, 1.0) == 130
     assert process.stderr.read().removeprefix(COMPILING + "\n") == "nnpipe: interrupted\n"
     if Path("/proc").is_dir():
@@ -298,12 +377,19 @@ def test_ctrl_c_after_the_command_line_ran_leaves_its_exit_status(tmp_path):
     """Ctrl-C while the process shuts down (here held open by an exit hook), its work done:
     not a traceback, nor death by SIGINT (Python's default handler is back by then), but the
     command line's own status."""
-    program = ("import atexit, sys, time; atexit.register(time.sleep, 2); "
-               "sys.argv = ['nnpipe', 'echo', 'started']; "
-               "from nnpipe.__main__ import run_as_program; run_as_program()")
-    process = subprocess.Popen([sys.executable, "-c", program], cwd=tmp_path, text=True,
-                               env=dict(os.environ, PYTHONPATH=str(REPO)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    program = (
+        "import atexit, sys, time; atexit.register(time.sleep, 2); "
+        "sys.argv = ['nnpipe', 'echo', 'started']; "
+        "from nnpipe.__main__ import run_as_program; run_as_program()"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", program],
+        cwd=tmp_path,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert interrupt_after_start(process, 0.5) == 0
     assert process.stderr.read() == ""
 
@@ -311,12 +397,14 @@ def test_ctrl_c_after_the_command_line_ran_leaves_its_exit_status(tmp_path):
 def test_ctrl_c_during_training_on_a_terminal_ends_the_progress_line_first(tmp_path):
     leader, follower = pty.openpty()
     script = tmp_path / "train.nnp"
-    script.write_text(textwrap.dedent("""\
+    script.write_text(
+        textwrap.dedent("""\
         input 64,64,1,3,0.5 nn_samples 1
         nn_init nn_input IN,2 nn_fc OUT,IN,3 nn_loss_mse L,OUT,GT nn_trainer T,L
         nn_train 1 echo started
         nn_train 1000000000
-    """))
+    """)
+    )
     process = start(tmp_path, ["run", "train.nnp"], stderr=follower)
     os.close(follower)
     shown = b""
@@ -345,7 +433,7 @@ def test_interrupt_report_removes_the_temporaries_of_writes_under_way(work, caps
     def write(temporary):
         with open(temporary, "wb") as handle:
             handle.write(b"half a file")
-        interrupt.report()             # what Ctrl-C does before the process exits
+        interrupt.report()  # what Ctrl-C does before the process exits
         assert not os.path.exists(temporary)
         raise KeyboardInterrupt
 
@@ -365,26 +453,46 @@ def test_ctrl_c_waits_for_a_critical_step_to_finish():
 
 # --- the README --------------------------------------------------------------
 
+
 def test_training_stopped_by_a_non_finite_loss_exits_0_as_the_readme_says():
     readme = " ".join((REPO / "README.md").read_text().split())
-    assert ("When training meets a non-finite loss (NaN or infinity), it stops with a warning naming"
-            " the iteration" in readme)
+    assert (
+        "When training meets a non-finite loss (NaN or infinity), it stops with a warning naming"
+        " the iteration" in readme
+    )
     assert "sets `$loss` to `nan` and the script goes on: the exit status is 0" in readme
-    result = cli("-q", "(1,2,3,4,5^2,4,6,8,10)", "nn_init", "nn_input", "IN,1", "nn_fc", "OUT,IN,1",
-                 "nn_loss_mse", "LOSS,OUT,GT", "nn_trainer", "T,LOSS,1e3,sgd", "nn_train", "50,5",
-                 "echo", "$loss")
+    result = cli(
+        "-q",
+        "(1,2,3,4,5^2,4,6,8,10)",
+        "nn_init",
+        "nn_input",
+        "IN,1",
+        "nn_fc",
+        "OUT,IN,1",
+        "nn_loss_mse",
+        "LOSS,OUT,GT",
+        "nn_trainer",
+        "T,LOSS,1e3,sgd",
+        "nn_train",
+        "50,5",
+        "echo",
+        "$loss",
+    )
     assert result.code == 0 and result.exception is None
     warnings = [line for line in result.error_lines if line.startswith("nnpipe: warning:")]
     assert len(warnings) == 1 and "loss is not finite at iteration" in warnings[0]
     assert result.stdout.splitlines()[-1] == "nan"
 
 
-@pytest.mark.parametrize("items", [
-    ["input", "2,2", "output", "a\x00.png"],
-    ["nn_init", "nn_input", "IN,2", "nn_fc", "O,IN,1", "nn_save", "a\x00.tif"],
-    ["nn_init", "nn_input", "IN,2", "nn_fc", "O,IN,1", "nn_save", "a\x00.png"],
-    ["nn_init", "nn_input", "IN,2", "nn_fc", "O,IN,1", "nn_view", "a\x00"],
-])
+@pytest.mark.parametrize(
+    "items",
+    [
+        ["input", "2,2", "output", "a\x00.png"],
+        ["nn_init", "nn_input", "IN,2", "nn_fc", "O,IN,1", "nn_save", "a\x00.tif"],
+        ["nn_init", "nn_input", "IN,2", "nn_fc", "O,IN,1", "nn_save", "a\x00.png"],
+        ["nn_init", "nn_input", "IN,2", "nn_fc", "O,IN,1", "nn_view", "a\x00"],
+    ],
+)
 def test_a_file_name_with_a_nul_character_is_one_user_error(work, items):
     message = str(items_error(*items))
     assert "a file name cannot hold a NUL character" in message and "\x00" not in message

@@ -4,8 +4,8 @@ import re
 
 import numpy as np
 import pytest
-
 from conftest import run_script, script_error, values
+
 from nnpipe.errors import UserError
 
 # --- input ------------------------------------------------------------------------------------
@@ -28,29 +28,44 @@ def test_input_inline_accepts_negative_and_decimal_numbers():
     assert values(run.image()) == [[-1.5, 200, 0.25]]
 
 
-@pytest.mark.parametrize("item, message", [
-("(1,a)", "numbers"), ("(1,2", "closing ')'"),
-])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("(1,a)", "numbers"),
+        ("(1,2", "closing ')'"),
+    ],
+)
 def test_input_bad_inline_values(item, message):
     error = script_error(f"i {item}")
     assert message in error.message
     assert error.command == "input"
 
 
-@pytest.mark.parametrize("sizes, shape, value", [
-    ("5", (1, 1, 1, 5), 0), ("5,4", (1, 1, 4, 5), 0), ("5,4,3", (1, 3, 4, 5), 0),
-    ("5,4,3,2", (2, 3, 4, 5), 0), ("5,4,3,2,7.5", (2, 3, 4, 5), 7.5), ("2,2,1,1,-1", (1, 1, 2, 2), -1),
-])
+@pytest.mark.parametrize(
+    "sizes, shape, value",
+    [
+        ("5", (1, 1, 1, 5), 0),
+        ("5,4", (1, 1, 4, 5), 0),
+        ("5,4,3", (1, 3, 4, 5), 0),
+        ("5,4,3,2", (2, 3, 4, 5), 0),
+        ("5,4,3,2,7.5", (2, 3, 4, 5), 7.5),
+        ("2,2,1,1,-1", (1, 1, 2, 2), -1),
+    ],
+)
 def test_input_blank_image(sizes, shape, value):
     image = run_script(f"i {sizes}").image()
     assert image.shape == shape
     assert np.all(image == value)
 
 
-@pytest.mark.parametrize("sizes, message", [
-    ("0,2", "integers >= 1"), ("2.5,2", "integers >= 1"),
-    ("100000,100000,1000", "too large"),
-])
+@pytest.mark.parametrize(
+    "sizes, message",
+    [
+        ("0,2", "integers >= 1"),
+        ("2.5,2", "integers >= 1"),
+        ("100000,100000,1000", "too large"),
+    ],
+)
 def test_input_bad_blank_image(sizes, message):
     assert message in script_error(f"i {sizes}").message
 
@@ -85,6 +100,7 @@ def test_input_glob_matching_nothing_is_an_error(work):
 
 
 # --- output, remove, keep, name, print, echo ---------------------------------------------------
+
 
 def test_output_writes_and_reports(work):
     run = run_script("i 3,2,1,1,9 o out.npy")
@@ -126,7 +142,7 @@ def test_remove_and_keep():
 
 
 def test_name_all_selected_or_with_commas():
-    run = run_script("i 1,1 i 1,1 i 1,1 nm[0-2] all nm[1] one name \"x, y\"")
+    run = run_script('i 1,1 i 1,1 i 1,1 nm[0-2] all nm[1] one name "x, y"')
     assert run.names == ["all", "one", "x, y"]
     run = run_script("i 1,1 i 1,1 i 1,1 nm a,b nm[0] c")  # G'MIC: the last images, one name each
     assert run.names == ["c", "a", "b"]
@@ -159,6 +175,7 @@ def test_echo():
 
 
 # --- resize -----------------------------------------------------------------------------------
+
 
 def test_resize_nearest_duplicates_pixels():
     image = run_script("(1,2;3,4) r 4,4,1,1,nearest").image()
@@ -225,14 +242,20 @@ def test_resize_plus_keeps_the_original():
     assert [image.shape for image in run.images] == [(1, 1, 4, 4), (1, 1, 2, 2)]
 
 
-@pytest.mark.parametrize("arguments, message", [
-    ("0", "width must be"), ("abc", "width must be"), ("2.5", "width must be"), ("-5%", "width must be"),
-    ("2,2,1,1,bogus", "interpolation must be one of none|nearest|average|linear|grid|cubic|lanczos"),
-    ("2,2,1,1,linear,0,0,0,0,0,9", "takes at most 10 arguments"),
-    ("1e20,1e20", "width is too large (got '1e20', at most 2147483647)"),
-    ("100000,100000", "the resized image of size 100000,100000,1,1 is too large"),
-    ("10000000%,10000000%", "the resized image of size 300000,300000,1,1 is too large"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ("0", "width must be"),
+        ("abc", "width must be"),
+        ("2.5", "width must be"),
+        ("-5%", "width must be"),
+        ("2,2,1,1,bogus", "interpolation must be one of none|nearest|average|linear|grid|cubic|lanczos"),
+        ("2,2,1,1,linear,0,0,0,0,0,9", "takes at most 10 arguments"),
+        ("1e20,1e20", "width is too large (got '1e20', at most 2147483647)"),
+        ("100000,100000", "the resized image of size 100000,100000,1,1 is too large"),
+        ("10000000%,10000000%", "the resized image of size 300000,300000,1,1 is too large"),
+    ],
+)
 def test_resize_bad_arguments(arguments, message):
     error = script_error(f"i 3,3\nr {arguments}")
     assert message in error.message
@@ -241,6 +264,7 @@ def test_resize_bad_arguments(arguments, message):
 
 
 # --- normalize, crop, append, fill --------------------------------------------------------------
+
 
 def test_normalize_maps_min_and_max():
     image = run_script("(2,4,6;8,10,12) n 0,1").image()
@@ -283,11 +307,15 @@ def test_crop_keeps_depth_and_channels():
     assert np.all(image == 5)
 
 
-@pytest.mark.parametrize("arguments, message", [
-    ("0,0,1,1,1,1,1,1,1,1", "corners must be 2, 4, 6 or 8 integers"), ("0,0,1.5,1", "x1 must be an integer"),
-    ("0,0,1e20,1", "x1 is too large in magnitude (got '1e20', at most 2147483647)"),
-    ("0,0,99999,99999", "the cropped image of size 100000,100000,1,1 is too large"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ("0,0,1,1,1,1,1,1,1,1", "corners must be 2, 4, 6 or 8 integers"),
+        ("0,0,1.5,1", "x1 must be an integer"),
+        ("0,0,1e20,1", "x1 is too large in magnitude (got '1e20', at most 2147483647)"),
+        ("0,0,99999,99999", "the cropped image of size 100000,100000,1,1 is too large"),
+    ],
+)
 def test_crop_bad_arguments(arguments, message):
     assert message in script_error(f"(1,2;3,4) crop {arguments}").message
 
@@ -351,6 +379,7 @@ def test_fill_with_text_is_an_error():
 
 # --- noise and srand --------------------------------------------------------------------------
 
+
 def test_gaussian_noise_statistics():
     image = run_script("srand 7 i 300,300,1,1,10 noise 2").image()
     assert image.mean() == pytest.approx(10, abs=0.05)
@@ -384,8 +413,9 @@ def test_srand_restarts_the_sequence_within_a_run():
 
 
 def test_seed_option_and_srand_give_the_same_numbers():
-    assert np.array_equal(run_script("i 9,9 noise 1", seed=11).image(),
-                          run_script("srand 11 i 9,9 noise 1", seed=None).image())
+    assert np.array_equal(
+        run_script("i 9,9 noise 1", seed=11).image(), run_script("srand 11 i 9,9 noise 1", seed=None).image()
+    )
 
 
 def test_successive_noise_calls_differ():
@@ -393,10 +423,15 @@ def test_successive_noise_calls_differ():
     assert not np.array_equal(run.image(0), run.image(1))
 
 
-@pytest.mark.parametrize("script, message", [
-    ("srand -1", "seed must be an integer >= 0"), ("srand 1.5", "seed must be an integer"),
-    ("i 2,2 noise -1", "amplitude must be a number >= 0"), ("i 2,2 noise 1,pink", "type must be one of"),
-])
+@pytest.mark.parametrize(
+    "script, message",
+    [
+        ("srand -1", "seed must be an integer >= 0"),
+        ("srand 1.5", "seed must be an integer"),
+        ("i 2,2 noise -1", "amplitude must be a number >= 0"),
+        ("i 2,2 noise 1,pink", "type must be one of"),
+    ],
+)
 def test_noise_and_srand_bad_arguments(script, message):
     assert message in script_error(script).message
 

@@ -38,19 +38,21 @@ def compiled_table(*kernels, dtype=np.float32):
 def test_compiled_code_runs_a_kernel_through_its_address_with_converted_arguments():
     acts = np.zeros(3, dtype=np.float32)
     driver(compiled_table(scale_first), np.array([5], dtype=np.int64), acts, np.int32(3))
-    assert acts[0] == 30   # width given as int32, training as a literal: converted
+    assert acts[0] == 30  # width given as int32, training as a literal: converted
 
 
 def test_an_exception_a_kernel_raises_reaches_the_caller():
     with pytest.raises(ValueError, match="a negative width"):
-        driver(compiled_table(scale_first), np.array([5], dtype=np.int64),
-               np.zeros(3, dtype=np.float32), -1)
+        driver(compiled_table(scale_first), np.array([5], dtype=np.int64), np.zeros(3, dtype=np.float32), -1)
 
 
 def test_a_kernels_types_follow_from_its_parameter_names():
     assert kernel_calls.kernel_signature(scale_first, numba.float64) == (
-        numba.types.Array(numba.int64, 1, "C"), numba.types.Array(numba.float64, 1, "C"),
-        numba.int64, numba.boolean)
+        numba.types.Array(numba.int64, 1, "C"),
+        numba.types.Array(numba.float64, 1, "C"),
+        numba.int64,
+        numba.boolean,
+    )
 
 
 def test_arguments_or_a_table_of_other_types_are_refused_not_called():

@@ -6,18 +6,18 @@ import tempfile
 
 import numpy as np
 import pytest
+from conftest import items_error, run_items, run_script, script_error, values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import items_error, run_items, run_script, script_error, values
-from nnpipe.registry import COMMANDS
-from nnpipe.errors import UserError
 from nnpipe.commands import load_all
+from nnpipe.errors import UserError
 from nnpipe.lang.interpreter import Interpreter
 from nnpipe.lang.lexer import lex, split_line
-
+from nnpipe.registry import COMMANDS
 
 # --- items and quoting ------------------------------------------------------------------------
+
 
 def test_items_are_separated_by_any_white_space():
     run = run_script("e one   e\ttwo\n\n   e three")
@@ -77,6 +77,7 @@ def test_error_after_continued_line_keeps_the_physical_line_number():
 
 
 # --- commands and their argument item ---------------------------------------------------------
+
 
 def test_command_takes_next_item_as_comma_separated_arguments():
     run = run_script("i 4,3,2,1,5")
@@ -138,6 +139,7 @@ def test_missing_bare_file_is_an_error(work):
 
 # --- selections -------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def four():
     """Four images of widths 1..4 named a, b, c, d."""
@@ -148,10 +150,21 @@ def widths(run):
     return [image.shape[3] for image in run.images]
 
 
-@pytest.mark.parametrize("selection, kept", [
-    ("[0]", [1]), ("[-1]", [4]), ("[0,2]", [1, 3]), ("[1-3]", [2, 3, 4]), ("[b]", [2]),
-    (".", [4]), ("..", [3]), ("...", [2]), ("[-2--1]", [3, 4]), ("[0,.]", [1, 4]),
-])
+@pytest.mark.parametrize(
+    "selection, kept",
+    [
+        ("[0]", [1]),
+        ("[-1]", [4]),
+        ("[0,2]", [1, 3]),
+        ("[1-3]", [2, 3, 4]),
+        ("[b]", [2]),
+        (".", [4]),
+        ("..", [3]),
+        ("...", [2]),
+        ("[-2--1]", [3, 4]),
+        ("[0,.]", [1, 4]),
+    ],
+)
 def test_selection_restricts_a_command(four, selection, kept):
     run = run_script(four + f"k{selection}")
     assert widths(run) == kept
@@ -172,10 +185,15 @@ def test_command_without_selection_applies_to_all(four):
     assert widths(run) == [5, 5, 5, 5]
 
 
-@pytest.mark.parametrize("selection, message", [
-    ("[4]", "out of range"), ("[-5]", "out of range"), ("[0-9]", "out of range"),
-    ("[zz]", "no image named 'zz'"),
-])
+@pytest.mark.parametrize(
+    "selection, message",
+    [
+        ("[4]", "out of range"),
+        ("[-5]", "out of range"),
+        ("[0-9]", "out of range"),
+        ("[zz]", "no image named 'zz'"),
+    ],
+)
 def test_bad_selection_is_an_error(four, selection, message):
     error = script_error(four + f"p{selection}")
     assert message in error.message
@@ -212,6 +230,7 @@ def test_selection_on_a_command_without_images_is_refused():
 
 
 # --- variables and substitution ---------------------------------------------------------------
+
 
 def test_assignment_and_both_reference_forms():
     run = run_script("x=12 e $x e ${x}b e $x.5")
@@ -271,6 +290,7 @@ def test_expression_result_becomes_argument_text():
 
 
 # --- blocks -----------------------------------------------------------------------------------
+
 
 def test_repeat_with_braces_and_loop_index():
     assert run_script("repeat 3 { e $> }").lines == ["0", "1", "2"]
@@ -345,7 +365,7 @@ def test_if_without_else_and_false_condition_does_nothing():
 def test_if_condition_must_be_a_number_or_an_expression():
     error = script_error("if maybe e x fi")
     assert "'maybe' is neither a number nor an expression" in error.message
-    assert run_script("a=2 b=3 if $a<$b\" && \"$b<4 e yes fi").lines == ["yes"]  # as in G'MIC
+    assert run_script('a=2 b=3 if $a<$b" && "$b<4 e yes fi').lines == ["yes"]  # as in G'MIC
 
 
 def test_do_while_runs_at_least_once_and_until_false():
@@ -358,18 +378,21 @@ def test_blocks_on_one_line_and_inside_each_other():
     assert run.lines == ["even", "odd"]
 
 
-@pytest.mark.parametrize("script, line, message", [
-    ("e a\nrepeat 2\n  e x\n", 2, "missing 'done'"),
-    ("e a\nrepeat 2 {\n  e x\n", 2, "missing '}'"),
-    ("e a\n\nif 1\n  e x\n", 3, "missing 'fi'"),
-    ("e a\nif 1 e x else e y elif 1 e z fi\n", 2, "after 'else'"),
-    ("do\n  e x\n", 1, "missing 'while'"),
-    ("e a\ndone\n", 2, "'done' without a matching opening"),
-    ("e a\n}\n", 2, "'}' without a matching opening"),
-    ("e a\nfi\n", 2, "'fi' without a matching opening"),
-    ("e a\n{\n", 2, "'{' outside of a repeat"),
-    ("e a\ne {1+2\n", 2, "unbalanced '{'"),
-])
+@pytest.mark.parametrize(
+    "script, line, message",
+    [
+        ("e a\nrepeat 2\n  e x\n", 2, "missing 'done'"),
+        ("e a\nrepeat 2 {\n  e x\n", 2, "missing '}'"),
+        ("e a\n\nif 1\n  e x\n", 3, "missing 'fi'"),
+        ("e a\nif 1 e x else e y elif 1 e z fi\n", 2, "after 'else'"),
+        ("do\n  e x\n", 1, "missing 'while'"),
+        ("e a\ndone\n", 2, "'done' without a matching opening"),
+        ("e a\n}\n", 2, "'}' without a matching opening"),
+        ("e a\nfi\n", 2, "'fi' without a matching opening"),
+        ("e a\n{\n", 2, "'{' outside of a repeat"),
+        ("e a\ne {1+2\n", 2, "unbalanced '{'"),
+    ],
+)
 def test_unterminated_or_stray_block_is_an_error_naming_its_line(script, line, message):
     error = script_error(script, file="blocks.nnp")
     assert error.where == f"blocks.nnp:{line}"
@@ -385,6 +408,7 @@ def test_block_errors_are_found_before_anything_runs():
 
 
 # --- commands defined in scripts --------------------------------------------------------------
+
 
 def test_defined_command_with_indented_body_and_arguments():
     script = """
@@ -495,32 +519,112 @@ def test_lexer_separates_definitions_from_main_program():
 # --- property: any script fails cleanly -------------------------------------------------------
 
 SAFE_COMMANDS = sorted(
-    name for name, entry in COMMANDS.commands.items()
-    if entry.function.__module__ in ("nnpipe.commands.images", "nnpipe.commands.control")
-    and name != "output"
+    name
+    for name, entry in COMMANDS.commands.items()
+    if entry.function.__module__ in ("nnpipe.commands.images", "nnpipe.commands.control") and name != "output"
 ) + ["i", "r", "n", "k", "rm", "nm", "p", "e"]
 
 KEYWORDS = ["repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}"]
 PIECES = [
-    "$", "$>", "$<", "$!", "$#", "$*", "$1", "$2", "${1=3}", "${x}", "$x", "${", "$$", "x=2", "y=",
-    "[0]", "[-1]", "[0,1]", "[1-3]", "[x]", "[", "]", ".", "..", "...", "+", "-", ",", ";", "(", ")",
-    "(1,2;3,4)", "(1^2/3)", "(1,2", "{1+2}", "{w#0}", "{w#", "{", "}", "{{", "}}", "#", "\\", '"',
-    "%", "^", "/", ":", "*", "?", "=", "nearest", "cubic", "x", "y", "z", "c", "gaussian",
-    "uniform", "50%", "200%", "1.5", "-1", "1e9", "inf", "nan", "3,2", "2,2,2,2,1",
-    "{1/0}", "{sqrt(-1)}", "{min(2)}", "{max(1,2)}", "{2^999}", "{$1*2}", "f :", "g : f $1", "im", "whds",
+    "$",
+    "$>",
+    "$<",
+    "$!",
+    "$#",
+    "$*",
+    "$1",
+    "$2",
+    "${1=3}",
+    "${x}",
+    "$x",
+    "${",
+    "$$",
+    "x=2",
+    "y=",
+    "[0]",
+    "[-1]",
+    "[0,1]",
+    "[1-3]",
+    "[x]",
+    "[",
+    "]",
+    ".",
+    "..",
+    "...",
+    "+",
+    "-",
+    ",",
+    ";",
+    "(",
+    ")",
+    "(1,2;3,4)",
+    "(1^2/3)",
+    "(1,2",
+    "{1+2}",
+    "{w#0}",
+    "{w#",
+    "{",
+    "}",
+    "{{",
+    "}}",
+    "#",
+    "\\",
+    '"',
+    "%",
+    "^",
+    "/",
+    ":",
+    "*",
+    "?",
+    "=",
+    "nearest",
+    "cubic",
+    "x",
+    "y",
+    "z",
+    "c",
+    "gaussian",
+    "uniform",
+    "50%",
+    "200%",
+    "1.5",
+    "-1",
+    "1e9",
+    "inf",
+    "nan",
+    "3,2",
+    "2,2,2,2,1",
+    "{1/0}",
+    "{sqrt(-1)}",
+    "{min(2)}",
+    "{max(1,2)}",
+    "{2^999}",
+    "{$1*2}",
+    "f :",
+    "g : f $1",
+    "im",
+    "whds",
 ]
 NUMBERS = st.integers(-3, 9).map(str)
-ATOMS = st.one_of(st.sampled_from(SAFE_COMMANDS), st.sampled_from(KEYWORDS),
-                  st.sampled_from(PIECES), NUMBERS, st.text(max_size=5))
+ATOMS = st.one_of(
+    st.sampled_from(SAFE_COMMANDS),
+    st.sampled_from(KEYWORDS),
+    st.sampled_from(PIECES),
+    NUMBERS,
+    st.text(max_size=5),
+)
 COMMAND = st.builds(
     lambda prefix, name, selection, args: f"{prefix}{name}{selection} {args}",
-    st.sampled_from(["", "", "+", "-"]), st.sampled_from(SAFE_COMMANDS),
+    st.sampled_from(["", "", "+", "-"]),
+    st.sampled_from(SAFE_COMMANDS),
     st.sampled_from(["", "", "[0]", "[-1]", ".", "[0-1]", "[9]"]),
-    st.lists(st.one_of(NUMBERS, st.sampled_from(PIECES)), max_size=4).map(",".join))
+    st.lists(st.one_of(NUMBERS, st.sampled_from(PIECES)), max_size=4).map(",".join),
+)
 LINE = st.lists(st.one_of(COMMAND, ATOMS), max_size=6).map(" ".join)
 SCRIPT = st.one_of(
     st.lists(st.tuples(st.sampled_from(["", "", "  "]), LINE), max_size=8).map(
-        lambda lines: "\n".join(indent + line for indent, line in lines)),
+        lambda lines: "\n".join(indent + line for indent, line in lines)
+    ),
     st.lists(ATOMS, max_size=20).map("".join),
 )
 
@@ -543,11 +647,14 @@ def test_error_inside_a_status_substitution_names_the_script_line():
     assert str(error).startswith("st.nnp:2: normalize: ")
 
 
-@pytest.mark.parametrize("script, printed", [
-    ("echo [${1}]", "[${1}]"),
-    ("echo [${-1}]", "[${-1}]"),
-    ("pair a\npair : echo [${2}]", "[${2}]"),
-])
+@pytest.mark.parametrize(
+    "script, printed",
+    [
+        ("echo [${1}]", "[${1}]"),
+        ("echo [${-1}]", "[${-1}]"),
+        ("pair a\npair : echo [${2}]", "[${2}]"),
+    ],
+)
 def test_a_missing_argument_in_braces_stays_as_written(script, printed):
     """As `$2` without a second argument does (it crashed with a TypeError)."""
     assert run_script(script).lines == [printed]

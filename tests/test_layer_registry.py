@@ -10,21 +10,27 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import REPO, run_script
 from nn_helpers import build
+
 from nnpipe.nn import compiled, optimizers, schedulers
 from nnpipe.nn.layers import OPCODE, Layer, registry
 from nnpipe.nn.layers.fc import FullyConnected
 
-TUTORIAL = ("nn_input IN,2 nn_fcnnl L1,IN,8 nn_resfcnl L2 nn_fc OUT,.,3 nn_loss_mse LOSS,OUT,GT"
-            " nn_trainer T,LOSS,1e-3,adam")
+TUTORIAL = (
+    "nn_input IN,2 nn_fcnnl L1,IN,8 nn_resfcnl L2 nn_fc OUT,.,3 nn_loss_mse LOSS,OUT,GT"
+    " nn_trainer T,LOSS,1e-3,adam"
+)
 
 
 def environment_with_caches_in(folder):
     """A child's environment: this nnpipe, Numba's and nnpipe's compile caches in `folder`."""
-    return {**os.environ, "NUMBA_CACHE_DIR": str(folder), "NNPIPE_CACHE_DIR": str(folder),
-            "PYTHONPATH": str(REPO)}
+    return {
+        **os.environ,
+        "NUMBA_CACHE_DIR": str(folder),
+        "NNPIPE_CACHE_DIR": str(folder),
+        "PYTHONPATH": str(REPO),
+    }
 
 
 def kernel_files_of(plan):
@@ -36,34 +42,49 @@ def test_the_tutorial_net_compiles_only_its_own_layer_types():
     plan = build(TUTORIAL).workspace.network().training_plan()
     assert kernel_files_of(plan) == {"fc", "normalize", "rectifier", "elementwise", "loss"}
     engine = plan.kernels(optimizers.NAMES.index("adam"), schedulers.NAMES.index("constant"))
-    assert {kernel.py_func.__module__.rsplit(".", 1)[1] for kernel in engine.KERNELS} == \
-        {"fc", "normalize", "rectifier", "elementwise", "loss"}
+    assert {kernel.py_func.__module__.rsplit(".", 1)[1] for kernel in engine.KERNELS} == {
+        "fc",
+        "normalize",
+        "rectifier",
+        "elementwise",
+        "loss",
+    }
 
 
 def test_every_layer_file_whose_layers_compute_has_its_kernels():
     for module in registry.KERNEL_FILES:
-        computing = [layer for layer in vars(module).values() if isinstance(layer, type)
-                     and issubclass(layer, Layer) and layer.__module__ == module.__name__
-                     and layer.inputs > 0 and not layer.alias]
+        computing = [
+            layer
+            for layer in vars(module).values()
+            if isinstance(layer, type)
+            and issubclass(layer, Layer)
+            and layer.__module__ == module.__name__
+            and layer.inputs > 0
+            and not layer.alias
+        ]
         if computing:
-            assert callable(getattr(module, "forward", None)) or callable(getattr(module, "loss", None)), \
+            assert callable(getattr(module, "forward", None)) or callable(getattr(module, "loss", None)), (
                 module.__name__
+            )
 
 
 def test_a_layer_whose_file_is_not_registered_is_refused():
     class Unlisted(Layer):
         kind = "unlisted"
+
     with pytest.raises(LookupError, match="not listed"):
         registry.opcode(Unlisted())
 
 
 def test_a_kernel_asking_for_what_the_engine_does_not_give_is_named(monkeypatch):
     import numba
+
     from nnpipe.nn.layers import fc
 
     @numba.njit
     def forward(op, acts, weights, width):
         pass
+
     monkeypatch.setattr(fc, "forward", forward)
     with pytest.raises(LookupError, match="asks for 'weights'"):
         compiled.generate([registry.opcode(FullyConnected(channels=1, learning_mode=3))], "sgd", "constant")
@@ -74,14 +95,22 @@ def test_arguments_must_match_the_names_the_class_declares():
 
     class Wrong(FullyConnected):
         kernel_arguments = ("channels",)
+
     with pytest.raises(LookupError, match="declares"):
         _named_arguments(Wrong(channels=2, learning_mode=3), [(1, 1, 1, 2)])
 
 
 def test_nn_scale_scales_and_shifts_each_channel():
     run = run_script("nn_init nn_input IN,2,1,1,2 nn_scale S,IN (1,2^3,4) name. x", quiet=True)
-    assert run.interpreter.workspace.images.get("S_scale").ravel().tolist() == [1, 0, 1, 0]        # the identity, as created
-    run.interpreter.workspace.images.set("S_scale", np.array([0.5, 1.5, 3, -2], np.float32).reshape(1, 1, 2, 2))
+    assert run.interpreter.workspace.images.get("S_scale").ravel().tolist() == [
+        1,
+        0,
+        1,
+        0,
+    ]  # the identity, as created
+    run.interpreter.workspace.images.set(
+        "S_scale", np.array([0.5, 1.5, 3, -2], np.float32).reshape(1, 1, 2, 2)
+    )
     run.interpreter.run_items(["nn_eval[x]", "S"])
     np.testing.assert_allclose(run.interpreter.workspace.images[-1].ravel(), [2, 2.5, 7, 10])
 
@@ -97,9 +126,27 @@ def test_ctrl_c_during_a_first_compile_leaves_the_cache_usable(tmp_path):
     it): the run ends with one line and status 130, and the next run, from what was left,
     trains without an error."""
     env = environment_with_caches_in(tmp_path)
-    script = [sys.executable, "-m", "nnpipe", "(0,0,1,1^0,1,0,1^1,0,1,0)", "nn_init", "nn_input",
-              "IN,2", "nn_fcnl", "H,IN,8,tanh", "nn_fc", "OUT,H,1", "nn_loss_mse", "LOSS,OUT,GT",
-              "nn_trainer", "T,LOSS,1e-2,adamax", "nn_train", "20,3", "echo", "trained"]
+    script = [
+        sys.executable,
+        "-m",
+        "nnpipe",
+        "(0,0,1,1^0,1,0,1^1,0,1,0)",
+        "nn_init",
+        "nn_input",
+        "IN,2",
+        "nn_fcnl",
+        "H,IN,8,tanh",
+        "nn_fc",
+        "OUT,H,1",
+        "nn_loss_mse",
+        "LOSS,OUT,GT",
+        "nn_trainer",
+        "T,LOSS,1e-2,adamax",
+        "nn_train",
+        "20,3",
+        "echo",
+        "trained",
+    ]
     child = subprocess.Popen(script, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = child.stderr.readline()
     assert first.startswith("compiling kernels"), first
@@ -114,19 +161,43 @@ def test_ctrl_c_during_a_first_compile_leaves_the_cache_usable(tmp_path):
     assert "error" not in done.stderr and done.stdout.strip().endswith("trained")
 
 
-@pytest.mark.parametrize("hidden", [["nn_resfcnl", "R"], ["nn_run", "R,H,\"mul 0.5\""]],
-                         ids=["compiled", "calling-back"])
+@pytest.mark.parametrize(
+    "hidden", [["nn_resfcnl", "R"], ["nn_run", 'R,H,"mul 0.5"']], ids=["compiled", "calling-back"]
+)
 def test_a_run_that_compiles_gives_the_numbers_of_a_run_that_loads(tmp_path, hidden):
     """The same training, first from an empty compile cache, then from the cache it left: the
     same loss to the last bit (the engine runs code loaded from the cache in both, also
     between the commands of an nn_run layer)."""
     env = environment_with_caches_in(tmp_path)
-    script = ["-m", "nnpipe", "--seed", "3", "-q", "i", "8,8,1,3,'u(-1,1)'", "nn_init",
-              "nn_input", "IN,2", "nn_fcnnl", "H,IN,16", *hidden, "nn_fc", "OUT,.,1",
-              "nn_loss_mse", "LOSS,OUT,GT", "nn_trainer", "T,LOSS,1e-2,adam", "nn_train", "100,16",
-              "echo", "${loss}"]
-    runs = [subprocess.run([sys.executable, *script], env=env, capture_output=True, text=True,
-                           timeout=180) for _ in range(2)]
+    script = [
+        "-m",
+        "nnpipe",
+        "--seed",
+        "3",
+        "-q",
+        "i",
+        "8,8,1,3,'u(-1,1)'",
+        "nn_init",
+        "nn_input",
+        "IN,2",
+        "nn_fcnnl",
+        "H,IN,16",
+        *hidden,
+        "nn_fc",
+        "OUT,.,1",
+        "nn_loss_mse",
+        "LOSS,OUT,GT",
+        "nn_trainer",
+        "T,LOSS,1e-2,adam",
+        "nn_train",
+        "100,16",
+        "echo",
+        "${loss}",
+    ]
+    runs = [
+        subprocess.run([sys.executable, *script], env=env, capture_output=True, text=True, timeout=180)
+        for _ in range(2)
+    ]
     assert [run.returncode for run in runs] == [0, 0], runs[0].stderr
     assert runs[0].stdout == runs[1].stdout and runs[0].stdout.strip()
 
@@ -135,14 +206,17 @@ def python_in_a_child(program, cache=None):
     """`program` run by a fresh Python that imports this nnpipe (its modules not yet loaded),
     with its compile caches in the folder `cache` if given."""
     env = environment_with_caches_in(cache) if cache else {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
-TRAIN_A_LINE = ("import sys; sys.argv = ['nnpipe', '-q', '(0,1^1,0)', 'nn_init', 'nn_input', 'IN,1',"
-                " 'nn_fc', 'OUT,IN,1', 'nn_loss_mse', 'L,OUT,GT', 'nn_trainer', 'T,L', 'nn_train', '3,2',"
-                " 'echo', '${loss}']; from nnpipe.cli import main\n"
-                "try: main()\nexcept SystemExit as end: assert not end.code, end.code\n")
+TRAIN_A_LINE = (
+    "import sys; sys.argv = ['nnpipe', '-q', '(0,1^1,0)', 'nn_init', 'nn_input', 'IN,1',"
+    " 'nn_fc', 'OUT,IN,1', 'nn_loss_mse', 'L,OUT,GT', 'nn_trainer', 'T,L', 'nn_train', '3,2',"
+    " 'echo', '${loss}']; from nnpipe.cli import main\n"
+    "try: main()\nexcept SystemExit as end: assert not end.code, end.code\n"
+)
 
 
 def test_runs_compile_in_children_and_load_without_numbas_compiler_registries(tmp_path):
@@ -156,8 +230,10 @@ def test_runs_compile_in_children_and_load_without_numbas_compiler_registries(tm
 
 
 def test_what_the_children_cannot_compile_the_run_compiles_itself(tmp_path):
-    program = ("from nnpipe.nn import compiled\n"
-               "compiled._child_setting = lambda: {'cwd': '/no/such/folder'}\n" + TRAIN_A_LINE)
+    program = (
+        "from nnpipe.nn import compiled\n"
+        "compiled._child_setting = lambda: {'cwd': '/no/such/folder'}\n" + TRAIN_A_LINE
+    )
     run = python_in_a_child(program, tmp_path)
     assert run.returncode == 0 and run.stderr == "", run.stderr
     assert float(run.stdout) > 0
@@ -177,12 +253,37 @@ def test_an_engine_of_other_sources_clears_numbas_cache_under_numba_cache_dir(tm
     file (a plan-row column) would run stale after an upgrade. The stamp of the package's
     sources clears them, under $NUMBA_CACHE_DIR too."""
     import nnpipe.nn as nn
+
     cache = tmp_path / "numba"
-    run = subprocess.run([sys.executable, "-m", "nnpipe", "-q", "(0,1^1,0)", "nn_init", "nn_input",
-                          "IN,1", "nn_fc", "OUT,IN,1", "nn_loss_mse", "L,OUT,GT", "nn_trainer", "T,L",
-                          "nn_train", "2,2"], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "NUMBA_CACHE_DIR": str(cache),
-                              "NNPIPE_CACHE_DIR": str(tmp_path / "nnpipe"), "PYTHONPATH": str(REPO)})
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nnpipe",
+            "-q",
+            "(0,1^1,0)",
+            "nn_init",
+            "nn_input",
+            "IN,1",
+            "nn_fc",
+            "OUT,IN,1",
+            "nn_loss_mse",
+            "L,OUT,GT",
+            "nn_trainer",
+            "T,L",
+            "nn_train",
+            "2,2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "NUMBA_CACHE_DIR": str(cache),
+            "NNPIPE_CACHE_DIR": str(tmp_path / "nnpipe"),
+            "PYTHONPATH": str(REPO),
+        },
+    )
     assert run.returncode == 0, run.stderr
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
     folders, stamp = nn.numba_cache_folders(nn.SOURCES)
@@ -196,11 +297,13 @@ def test_an_engine_of_other_sources_clears_numbas_cache_under_numba_cache_dir(tm
 
 
 def test_blas_is_imported_the_usual_way_where_its_file_is_not_found():
-    program = ("import importlib.util, sys\n"
-               "from nnpipe.nn import blas\n"
-               "find = importlib.util.find_spec\n"
-               "importlib.util.find_spec = lambda name, *rest: None if name == 'scipy' else find(name, *rest)\n"
-               "blas.load()\n"
-               "print(sys.modules['scipy.linalg'].cython_blas is sys.modules['scipy.linalg.cython_blas'])")
+    program = (
+        "import importlib.util, sys\n"
+        "from nnpipe.nn import blas\n"
+        "find = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *rest: None if name == 'scipy' else find(name, *rest)\n"
+        "blas.load()\n"
+        "print(sys.modules['scipy.linalg'].cython_blas is sys.modules['scipy.linalg.cython_blas'])"
+    )
     run = python_in_a_child(program)
     assert (run.returncode, run.stdout.strip()) == (0, "True"), run.stderr

@@ -12,17 +12,19 @@ import time
 import numpy as np
 import pytest
 import tifffile
+from conftest import REPO, cli, run_items
+from nn_helpers import build, interpreter
 from PIL import Image, PngImagePlugin
 
-from conftest import REPO, cli, run_items
 from nnpipe.errors import UserError
 from nnpipe.images import gmz
 from nnpipe.nn import files
 from nnpipe.nn.files import init_text, pictures
-from nn_helpers import build, interpreter
 
-NETWORK = ("nn_init net nn_input IN,2 nn_fcnnl L1,IN,12 nn_resfcnl L2,L1 nn_dropout D,L2,0.2"
-           " nn_fc OUT,D,3 nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,2e-3,adam")
+NETWORK = (
+    "nn_init net nn_input IN,2 nn_fcnnl L1,IN,12 nn_resfcnl L2,L1 nn_dropout D,L2,0.2"
+    " nn_fc OUT,D,3 nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,2e-3,adam"
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +45,29 @@ def run(script, seed=0):
 
 def state(interp):
     """Everything nn_load must leave alone when it fails."""
-    return (list(interp.workspace.images.names), [a.copy() for a in interp.workspace.images.images],
-            interp.workspace.current_network, {n: list(net.commands) for n, net in interp.workspace.networks.items()},
-            {n: net.describe() for n, net in interp.workspace.networks.items()})
+    return (
+        list(interp.workspace.images.names),
+        [a.copy() for a in interp.workspace.images.images],
+        interp.workspace.current_network,
+        {n: list(net.commands) for n, net in interp.workspace.networks.items()},
+        {n: net.describe() for n, net in interp.workspace.networks.items()},
+    )
 
 
 def same_state(a, b):
-    return (a[0] == b[0] and all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a[1], b[1]))
-            and a[2:] == b[2:])
+    return (
+        a[0] == b[0]
+        and all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a[1], b[1]))
+        and a[2:] == b[2:]
+    )
 
 
 def network_images(interp):
-    return {n: interp.workspace.images[i] for i, n in enumerate(interp.workspace.images.names)
-            if n in interp.workspace.network_images()}
+    return {
+        n: interp.workspace.images[i]
+        for i, n in enumerate(interp.workspace.images.names)
+        if n in interp.workspace.network_images()
+    }
 
 
 def printed(interp):
@@ -66,13 +78,16 @@ def printed(interp):
 def trained(samples, tmp_path_factory):
     """A small trained network saved in both formats, with and without trainer data."""
     folder = tmp_path_factory.mktemp("saved")
-    interp = run(f"input {samples} {NETWORK} nn_train 20,8"
-                 f" nn_save {folder}/net.tif nn_save {folder}/net.png nn_save {folder}/weights.tif,0"
-                 f" nn_save {folder}/net.gmz")
+    interp = run(
+        f"input {samples} {NETWORK} nn_train 20,8"
+        f" nn_save {folder}/net.tif nn_save {folder}/net.png nn_save {folder}/weights.tif,0"
+        f" nn_save {folder}/net.gmz"
+    )
     return interp, folder
 
 
 # --- round trips --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["net.tif", "net.gmz"])
 def test_lossless_round_trip_is_exact(trained, name):
@@ -157,6 +172,7 @@ def test_inference_after_load_gives_the_same_outputs(trained, samples):
 
 # --- resuming training ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("how", ["tif", "gmz", "variable"])
 def test_training_resumes_exactly(samples, tmp_path, how):
     whole = run(f"input {samples} {NETWORK} nn_train 200,8")
@@ -164,8 +180,10 @@ def test_training_resumes_exactly(samples, tmp_path, how):
         run(f"input {samples} {NETWORK} nn_train 100,8 nn_save {tmp_path}/half.{how}")
         second = run(f"input {samples} nn_load {tmp_path}/half.{how} nn_train 100,8", seed=99)
     else:  # kept in a variable, then the network is rebuilt from scratch and trained further
-        second = run(f"input {samples} {NETWORK} nn_train 100,8 nn_store half"
-                     f" nn_init net nn_input X,1 nn_load half nn_train 100,8")
+        second = run(
+            f"input {samples} {NETWORK} nn_train 100,8 nn_store half"
+            f" nn_init net nn_input X,1 nn_load half nn_train 100,8"
+        )
     want, got = network_images(whole), network_images(second)
     assert set(got) == set(want) and "L1_fc_v" in got
     for name in want:
@@ -179,20 +197,25 @@ def test_load_without_trainer_data_starts_a_fresh_trainer(trained, name):
     loaded = run(f"nn_load {folder}/{name},0")
     assert printed(loaded) == printed(original)
     assert np.array_equal(loaded.workspace.images.get("L2_fc"), original.workspace.images.get("L2_fc"))
-    assert loaded.workspace.images.get("T").reshape(-1)[0] == 0 and not loaded.workspace.images.get("L2_fc_m").any()
+    assert (
+        loaded.workspace.images.get("T").reshape(-1)[0] == 0
+        and not loaded.workspace.images.get("L2_fc_m").any()
+    )
     from_weights_only = run(f"nn_load {folder}/weights.tif")  # saved without trainer data
     assert from_weights_only.workspace.images.get("T").reshape(-1)[0] == 0
 
 
 def test_load_replaces_the_network_of_that_name(trained):
     _, folder = trained
-    interp = run("input 2,2 name data nn_init other nn_input A,1 nn_fc B,A,2"
-                 " nn_init net nn_input IN,5 nn_fc OLD,IN,4 nn_fc L2_fc,OLD,2"
-                 f" nn_select other nn_load {folder}/net.tif")
+    interp = run(
+        "input 2,2 name data nn_init other nn_input A,1 nn_fc B,A,2"
+        " nn_init net nn_input IN,5 nn_fc OLD,IN,4 nn_fc L2_fc,OLD,2"
+        f" nn_select other nn_load {folder}/net.tif"
+    )
     assert interp.workspace.current_network == "net"
-    assert "OLD_fc" not in interp.workspace.images.names                      # the replaced network's weights
+    assert "OLD_fc" not in interp.workspace.images.names  # the replaced network's weights
     assert interp.workspace.images.names.count("L2_fc") == 1
-    assert {"data", "B_fc"} <= set(interp.workspace.images.names)              # other images are kept
+    assert {"data", "B_fc"} <= set(interp.workspace.images.names)  # other images are kept
     assert interp.workspace.networks["other"].commands == ["nn_input A,1", "nn_fc B,A,2"]
     assert interp.workspace.networks["net"].commands[1] == "nn_fcnnl L1,IN,12"
 
@@ -205,16 +228,21 @@ def test_saved_network_can_be_saved_again(trained, tmp_path):
 
 def test_formats_keep_images_of_any_size(tmp_path):
     rng = np.random.default_rng(3)
-    images = {"W": rng.normal(size=(2, 3, 4, 5)).astype(np.float32),
-              "C": np.full((1, 1, 70, 1), 0.25, np.float32),
-              "N": np.array([[[[1.0, np.inf, -np.inf, np.nan] + [0.5] * 70]]], np.float32)}
-    saved = files.NetworkFile("n", ["nn_input A,1"], [files.Entry(k, files.PARAMETER, v) for k, v in images.items()])
+    images = {
+        "W": rng.normal(size=(2, 3, 4, 5)).astype(np.float32),
+        "C": np.full((1, 1, 70, 1), 0.25, np.float32),
+        "N": np.array([[[[1.0, np.inf, -np.inf, np.nan] + [0.5] * 70]]], np.float32),
+    }
+    saved = files.NetworkFile(
+        "n", ["nn_input A,1"], [files.Entry(k, files.PARAMETER, v) for k, v in images.items()]
+    )
     for name in ("x.tif", "x.png"):
         files.write(str(tmp_path / name), saved)
         back = files.read(str(tmp_path / name) + ("/" if name == "x.png" else ""))
         assert back.network == "n" and back.commands == ["nn_input A,1"]
-        assert [(e.name, e.role, e.image.shape) for e in back.entries] == \
-            [(k, files.PARAMETER, v.shape) for k, v in images.items()]
+        assert [(e.name, e.role, e.image.shape) for e in back.entries] == [
+            (k, files.PARAMETER, v.shape) for k, v in images.items()
+        ]
         got = {e.name: e.image for e in back.entries}
         if name == "x.tif":
             assert all(np.array_equal(got[k], v, equal_nan=True) for k, v in images.items())
@@ -227,6 +255,7 @@ def test_formats_keep_images_of_any_size(tmp_path):
 
 
 # --- nn_view ----------------------------------------------------------------------------------
+
 
 def test_view_writes_8_bit_pictures(trained, tmp_path):
     original, _ = trained
@@ -258,12 +287,12 @@ def test_view_shows_conv_kernels_as_tiles(tmp_path, command, tile_width):
     pixels = np.asarray(Image.open(tmp_path / f"{name}.png")).astype(np.float64)
     assert pixels.shape == (4 * 4 - 1, 2 * (tile_width + 1) + 1)
     scale = 255 / weights.max()
-    row = weights[0, 0, 2]                                 # output channel 2
-    kernel = row[kernel_size:2 * kernel_size].reshape(-1, 3, 3)   # its input channel 1
-    tile = pixels[8:11, tile_width + 1:2 * tile_width + 1]
+    row = weights[0, 0, 2]  # output channel 2
+    kernel = row[kernel_size : 2 * kernel_size].reshape(-1, 3, 3)  # its input channel 1
+    tile = pixels[8:11, tile_width + 1 : 2 * tile_width + 1]
     assert np.array_equal(tile, np.rint(np.hstack(list(kernel)) * scale))
-    assert pixels[8, -1] == np.rint(row[-1] * scale)       # the bias
-    assert pixels[11].max() == 0 and pixels[:, tile_width].max() == 0   # the gaps
+    assert pixels[8, -1] == np.rint(row[-1] * scale)  # the bias
+    assert pixels[11].max() == 0 and pixels[:, tile_width].max() == 0  # the gaps
 
 
 def test_picture_tiles_channels_and_depth():
@@ -274,7 +303,9 @@ def test_picture_tiles_channels_and_depth():
 
 # --- atomic saves -----------------------------------------------------------------------------
 
-BIG = "nn_init net nn_input IN,1024 nn_fc A,IN,2048 nn_fc B,A,2048 nn_loss_mse L,B,GT nn_trainer T,L,1e-3,adam"
+BIG = (
+    "nn_init net nn_input IN,1024 nn_fc A,IN,2048 nn_fc B,A,2048 nn_loss_mse L,B,GT nn_trainer T,L,1e-3,adam"
+)
 
 
 def temporaries(folder):
@@ -305,11 +336,16 @@ def test_a_save_killed_midway_leaves_the_previous_file_intact(trained, tmp_path,
     original, _ = trained
     target = tmp_path / name
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    for attempt in range(3):
+    for _attempt in range(3):
         original.run_source(f"nn_save {target}", "test.nnp")  # the good file to overwrite
         before = run(f"nn_load {target}")
-        process = subprocess.Popen([sys.executable, "-m", "nnpipe", "-q", *BIG.split(), "nn_save", str(target)],
-                                   cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nnpipe", "-q", *BIG.split(), "nn_save", str(target)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 60
             while process.poll() is None and time.monotonic() < deadline:
@@ -327,7 +363,7 @@ def test_a_save_killed_midway_leaves_the_previous_file_intact(trained, tmp_path,
             shutil.rmtree(entry.path) if entry.is_dir() else os.unlink(entry.path)
     else:
         pytest.skip("could not catch the save in the middle")
-    after = run(f"nn_load {target}")   # the half-written temporary beside it does not matter
+    after = run(f"nn_load {target}")  # the half-written temporary beside it does not matter
     assert printed(after) == printed(before)
     for key, image in network_images(before).items():
         assert np.array_equal(network_images(after)[key], image)
@@ -345,10 +381,15 @@ def test_ctrl_c_during_a_save_keeps_the_previous_file_and_removes_the_temporary(
     original.run_source(f"nn_save {target}", "test.nnp")
     before = run(f"nn_load {target}")
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    for attempt in range(3):
-        process = subprocess.Popen([sys.executable, "-m", "nnpipe", "-q", *BIG.split(), "nn_save", str(target)],
-                                   cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   text=True)
+    for _attempt in range(3):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nnpipe", "-q", *BIG.split(), "nn_save", str(target)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 60
         while process.poll() is None and time.monotonic() < deadline:
             if any(written(e) for e in temporaries(tmp_path)):
@@ -368,9 +409,11 @@ def test_ctrl_c_during_a_save_keeps_the_previous_file_and_removes_the_temporary(
 
 def test_successful_saves_leave_no_temporary(trained, tmp_path):
     original, _ = trained
-    original.run_source(f"nn_save {tmp_path}/a.tif nn_save {tmp_path}/a.png nn_save {tmp_path}/a.png"
-                        f" nn_save {tmp_path}/a.tif nn_save {tmp_path}/a.gmz nn_save {tmp_path}/a.gmz",
-                        "test.nnp")
+    original.run_source(
+        f"nn_save {tmp_path}/a.tif nn_save {tmp_path}/a.png nn_save {tmp_path}/a.png"
+        f" nn_save {tmp_path}/a.tif nn_save {tmp_path}/a.gmz nn_save {tmp_path}/a.gmz",
+        "test.nnp",
+    )
     assert sorted(os.listdir(tmp_path)) == ["a.gmz", "a.png", "a.tif"]
 
 
@@ -397,6 +440,7 @@ def test_save_without_a_network_is_an_error():
 
 # --- bad files --------------------------------------------------------------------------------
 
+
 def rewrite_tiff(source, target, change):
     """Copy a network TIFF, letting `change(manifest, descriptions, planes)` edit it."""
     with tifffile.TiffFile(source) as tif:
@@ -411,7 +455,7 @@ def rewrite_tiff(source, target, change):
 def bad_tiffs(folder, good):
     data = good.read_bytes()
     cases = {
-        "truncated.tif": data[:len(data) // 2],
+        "truncated.tif": data[: len(data) // 2],
         "header_only.tif": data[:16],
         "empty.tif": b"",
         "text.tif": b"just some text, not a TIFF at all\n",
@@ -419,30 +463,41 @@ def bad_tiffs(folder, good):
     with tifffile.TiffFile(good) as tif:
         offset = tif.pages[2].dataoffsets[0] + 20  # inside the values of L2_fc
     corrupt = bytearray(data)
-    corrupt[offset:offset + 8] = b"\x7f" * 8
+    corrupt[offset : offset + 8] = b"\x7f" * 8
     cases["corrupt.tif"] = bytes(corrupt)
     for name, content in cases.items():
         (folder / name).write_bytes(content)
     tifffile.imwrite(folder / "photo.tif", np.full((8, 8, 3), 200, np.uint8), photometric="rgb")
     run(f"input 4,4,1,1,0.5 output {folder}/images.tif")
-    rewrite_tiff(good, folder / "foreign_command.tif",
-                 lambda m, d, p: m["commands"].insert(0, "output stolen.png"))
-    rewrite_tiff(good, folder / "wrong_size.tif",
-                 lambda m, d, p: m["commands"].__setitem__(1, "nn_fcnnl L1,IN,13"))
-    rewrite_tiff(good, folder / "missing_page.tif",
-                 lambda m, d, p: (m["images"].pop(2), d.pop(2), p.pop(2)))
+    rewrite_tiff(
+        good, folder / "foreign_command.tif", lambda m, d, p: m["commands"].insert(0, "output stolen.png")
+    )
+    rewrite_tiff(
+        good, folder / "wrong_size.tif", lambda m, d, p: m["commands"].__setitem__(1, "nn_fcnnl L1,IN,13")
+    )
+    rewrite_tiff(good, folder / "missing_page.tif", lambda m, d, p: (m["images"].pop(2), d.pop(2), p.pop(2)))
     rewrite_tiff(good, folder / "version.tif", lambda m, d, p: m.__setitem__("version", 99))
     # 3 KB that would ask for 8.5 GB of weights (46001 x 46000 float32) if it were believed
-    rewrite_tiff(good, folder / "huge_layer.tif",
-                 lambda m, d, p: m["commands"].extend(["nn_input BIG,46000", "nn_fc HUGE,BIG,46000"]))
-    rewrite_tiff(good, folder / "line_break.tif",
-                 lambda m, d, p: m["commands"].insert(0, "output\nnnpipe: fake line"))
+    rewrite_tiff(
+        good,
+        folder / "huge_layer.tif",
+        lambda m, d, p: m["commands"].extend(["nn_input BIG,46000", "nn_fc HUGE,BIG,46000"]),
+    )
+    rewrite_tiff(
+        good, folder / "line_break.tif", lambda m, d, p: m["commands"].insert(0, "output\nnnpipe: fake line")
+    )
     return {
-        "truncated.tif": "truncated", "header_only.tif": "", "empty.tif": "", "text.tif": "",
-        "corrupt.tif": "damaged", "photo.tif": "without a network description",
-        "images.tif": "no network", "foreign_command.tif": "'output' in its commands",
+        "truncated.tif": "truncated",
+        "header_only.tif": "",
+        "empty.tif": "",
+        "text.tif": "",
+        "corrupt.tif": "damaged",
+        "photo.tif": "without a network description",
+        "images.tif": "no network",
+        "foreign_command.tif": "'output' in its commands",
         "wrong_size.tif": "rebuilding the network failed at 'nn_fcnnl L1,IN,13'",
-        "missing_page.tif": "holds no weights for layer 'L2_fc'", "version.tif": "version 99",
+        "missing_page.tif": "holds no weights for layer 'L2_fc'",
+        "version.tif": "version 99",
         "missing.tif": "no such file",
         "huge_layer.tif": "failed at 'nn_fc HUGE,BIG,46000': it holds no weights for layer 'HUGE_fc'",
         "line_break.tif": "'output\\nnnpipe:' in its commands",
@@ -459,7 +514,7 @@ def bad_pngs(folder, good):
 
     def truncate(path):
         data = path.read_bytes()
-        path.write_bytes(data[:len(data) // 2])
+        path.write_bytes(data[: len(data) // 2])
 
     def corrupt_pixels(path):
         with Image.open(path) as image:
@@ -471,15 +526,23 @@ def bad_pngs(folder, good):
         Image.fromarray(pixels).save(path, pnginfo=chunks)
 
     stack("truncated.png", lambda p: truncate(p / "002_L2_fc.png"), "")
-    stack("incomplete.png", lambda p: os.unlink(p / "003_OUT_fc.png"), "'003_OUT_fc.png' (image 'OUT_fc') is missing")
+    stack(
+        "incomplete.png",
+        lambda p: os.unlink(p / "003_OUT_fc.png"),
+        "'003_OUT_fc.png' (image 'OUT_fc') is missing",
+    )
     stack("corrupt.png", lambda p: corrupt_pixels(p / "002_L2_fc.png"), "damaged (checksum mismatch)")
+
     def swap(first, second):
         os.replace(first, first.with_name("swap"))
         os.replace(second, first)
         os.replace(first.with_name("swap"), second)
 
-    stack("swapped.png", lambda p: swap(p / "001_L1_normalize.png", p / "002_L2_fc.png"),
-          "does not belong to this network")
+    stack(
+        "swapped.png",
+        lambda p: swap(p / "001_L1_normalize.png", p / "002_L2_fc.png"),
+        "does not belong to this network",
+    )
     Image.new("RGB", (8, 8), (10, 200, 30)).save(folder / "photo.png")
     cases["photo.png"] = "a PNG without a network description"
     (folder / "photos.png").mkdir()
@@ -497,27 +560,49 @@ def bad_gmzs(folder, good):
     data = good.read_bytes()
     images = gmz.decode(data)
     corrupt = bytearray(data)
-    corrupt[len(data) // 2:len(data) // 2 + 8] = b"\x7f" * 8     # inside some image's zlib data
-    cases = {"truncated.gmz": (data[:len(data) // 2], "truncated"),
-             "corrupt.gmz": (bytes(corrupt), "damaged"),
-             "text.gmz": (b"just some text\n", "not a G'MIC/CImg image list"),
-             "empty.gmz": (b"", "not a G'MIC/CImg image list"),
-             "trailing.gmz": (data + b"\0", "unexpected bytes after the last image")}
+    corrupt[len(data) // 2 : len(data) // 2 + 8] = b"\x7f" * 8  # inside some image's zlib data
+    cases = {
+        "truncated.gmz": (data[: len(data) // 2], "truncated"),
+        "corrupt.gmz": (bytes(corrupt), "damaged"),
+        "text.gmz": (b"just some text\n", "not a G'MIC/CImg image list"),
+        "empty.gmz": (b"", "not a G'MIC/CImg image list"),
+        "trailing.gmz": (data + b"\0", "unexpected bytes after the last image"),
+    }
 
     def rewritten(change):
         names, arrays = zip(*change(list(images)))
         return gmz.encode(arrays, names)
 
-    cases["images.gmz"] = (rewritten(lambda i: [e for e in i if e[0] != "_nn_init"]),
-                           "holds no _nn_init image")
-    cases["foreign_command.gmz"] = (rewritten(lambda i: i[:-1] + [(
-        "_nn_init", gmz.text_image("nn_init net output stolen.png"))]), "'output' in its _nn_init text")
-    cases["wrong_size.gmz"] = (rewritten(lambda i: i[:-1] + [(
-        "_nn_init", gmz.text_image(init_text.init_text(files.NetworkFile(
-            "net", ["nn_input IN,2", "nn_fcnnl L1,IN,13"], []))))]),
-        "rebuilding the network failed at 'nn_fcnnl L1,IN,13'")
-    cases["missing_weights.gmz"] = (rewritten(lambda i: [e for e in i if e[0] != "L2_fc"]),
-                                    "holds no weights for layer 'L2_fc'")
+    cases["images.gmz"] = (
+        rewritten(lambda i: [e for e in i if e[0] != "_nn_init"]),
+        "holds no _nn_init image",
+    )
+    cases["foreign_command.gmz"] = (
+        rewritten(lambda i: i[:-1] + [("_nn_init", gmz.text_image("nn_init net output stolen.png"))]),
+        "'output' in its _nn_init text",
+    )
+    cases["wrong_size.gmz"] = (
+        rewritten(
+            lambda i: (
+                i[:-1]
+                + [
+                    (
+                        "_nn_init",
+                        gmz.text_image(
+                            init_text.init_text(
+                                files.NetworkFile("net", ["nn_input IN,2", "nn_fcnnl L1,IN,13"], [])
+                            )
+                        ),
+                    )
+                ]
+            )
+        ),
+        "rebuilding the network failed at 'nn_fcnnl L1,IN,13'",
+    )
+    cases["missing_weights.gmz"] = (
+        rewritten(lambda i: [e for e in i if e[0] != "L2_fc"]),
+        "holds no weights for layer 'L2_fc'",
+    )
     cases["twice.gmz"] = (rewritten(lambda i: [i[0]] + i), "two images named")
     for name, (content, _) in cases.items():
         (folder / name).write_bytes(content)
@@ -536,19 +621,51 @@ def bad_files(trained, tmp_path_factory):
     return folder, cases
 
 
-BAD = ["truncated.tif", "header_only.tif", "empty.tif", "text.tif", "corrupt.tif", "photo.tif",
-       "images.tif", "foreign_command.tif", "wrong_size.tif", "missing_page.tif", "version.tif",
-       "missing.tif", "huge_layer.tif", "line_break.tif", "truncated.png", "incomplete.png", "corrupt.png", "swapped.png", "photo.png",
-       "photos.png", "empty.png", "jpeg.png", "missing.png", "truncated.gmz", "corrupt.gmz",
-       "text.gmz", "empty.gmz", "trailing.gmz", "images.gmz", "foreign_command.gmz",
-       "wrong_size.gmz", "missing_weights.gmz", "twice.gmz", "missing.gmz"]
+BAD = [
+    "truncated.tif",
+    "header_only.tif",
+    "empty.tif",
+    "text.tif",
+    "corrupt.tif",
+    "photo.tif",
+    "images.tif",
+    "foreign_command.tif",
+    "wrong_size.tif",
+    "missing_page.tif",
+    "version.tif",
+    "missing.tif",
+    "huge_layer.tif",
+    "line_break.tif",
+    "truncated.png",
+    "incomplete.png",
+    "corrupt.png",
+    "swapped.png",
+    "photo.png",
+    "photos.png",
+    "empty.png",
+    "jpeg.png",
+    "missing.png",
+    "truncated.gmz",
+    "corrupt.gmz",
+    "text.gmz",
+    "empty.gmz",
+    "trailing.gmz",
+    "images.gmz",
+    "foreign_command.gmz",
+    "wrong_size.gmz",
+    "missing_weights.gmz",
+    "twice.gmz",
+    "missing.gmz",
+]
 
 
 @pytest.mark.parametrize("name", BAD)
 def test_a_bad_file_is_refused_and_changes_nothing(bad_files, name):
     folder, cases = bad_files
-    interp = run("input 3,3 name data nn_init net nn_input IN,2 nn_fc L1,IN,4"
-                 " nn_loss_mse LOSS,L1,GT nn_trainer T,LOSS nn_init other nn_input A,1")
+    interp = run(
+        "input 3,3 name data nn_init net nn_input IN,2 nn_fc L1,IN,4"
+        " nn_loss_mse LOSS,L1,GT nn_trainer T,LOSS nn_init other nn_input A,1"
+    )
     before, random_state = state(interp), interp.workspace.rng.bit_generator.state
     with pytest.raises(UserError) as info:
         interp.run_source(f"echo start\nnn_load {folder / name}", "demo.nnp")
@@ -563,15 +680,16 @@ def test_bad_file_error_on_the_command_line(bad_files):
     result = cli("nn_load", folder / "truncated.tif")
     assert result.code == 1 and result.exception is None
     assert len(result.error_lines) == 1
-    assert result.error_lines[0].startswith(f"nnpipe: error: <command line>:1: nn_load: cannot load"
-                                            f" '{folder / 'truncated.tif'}': ")
+    assert result.error_lines[0].startswith(
+        f"nnpipe: error: <command line>:1: nn_load: cannot load '{folder / 'truncated.tif'}': "
+    )
     assert "truncated" in result.error_lines[0]
 
 
 def test_a_half_written_temporary_is_refused(trained, tmp_path):
     _, folder = trained
     data = (folder / "net.tif").read_bytes()
-    (tmp_path / ".nnpipe-abc.tif").write_bytes(data[:len(data) - 100])
+    (tmp_path / ".nnpipe-abc.tif").write_bytes(data[: len(data) - 100])
     with pytest.raises(UserError, match="truncated"):
         run(f"nn_load {tmp_path}/.nnpipe-abc.tif")
 

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 import pytest
-
 from nn_helpers import activations, build, parameters, run_batch
+
 from nnpipe.nn import activations as act_module
 
 BATCH = 3
@@ -41,13 +41,13 @@ def prepare(script, seed=0, positive=False, training=False, dropout_seed=7, twea
         if name != "GT":
             magnitude = rng.uniform(0.3, 1.2, (BATCH, length))
             sign = 1 if positive else rng.choice([-1, 1], (BATCH, length))
-            samples[:, start:start + length] = sign * magnitude
+            samples[:, start : start + length] = sign * magnitude
     acts = activations(plan, params, samples, training, dropout_seed, CHECKED)
     offset, length = plan.output
     start, gt_length = columns["GT"]
     assert gt_length == length
     away = rng.choice([-1, 1], (BATCH, length)) * rng.uniform(0.5, 1.5, (BATCH, length))
-    samples[:, start:start + length] = acts[:, offset:offset + length] + away
+    samples[:, start : start + length] = acts[:, offset : offset + length] + away
     return interp, plan, params, samples, columns
 
 
@@ -85,13 +85,17 @@ def numeric_gradient(function, vector, indices, step=STEP):
 
 def assert_close(analytic, numeric, what):
     scale = max(1.0, float(np.abs(numeric).max()))
-    np.testing.assert_allclose(analytic, numeric, rtol=TOLERANCE, atol=TOLERANCE * scale,
-                               err_msg=f"{what}: analytic vs finite differences")
+    np.testing.assert_allclose(
+        analytic,
+        numeric,
+        rtol=TOLERANCE,
+        atol=TOLERANCE * scale,
+        err_msg=f"{what}: analytic vs finite differences",
+    )
 
 
 def check(script, positive=False, training=False, dropout_seed=7, tweak=None, inputs=True, seed=0):
-    interp, plan, params, samples, columns = prepare(script, seed, positive, training,
-                                                     dropout_seed, tweak)
+    interp, plan, params, samples, columns = prepare(script, seed, positive, training, dropout_seed, tweak)
     params = params.astype(CHECKED)
     value, grads, sample_grads = run_batch(plan, params, samples, training, dropout_seed, CHECKED)
     assert math.isfinite(value)
@@ -116,7 +120,7 @@ def check(script, positive=False, training=False, dropout_seed=7, tweak=None, in
 
         numeric = numeric_gradient(loss_of_samples, samples, flat_indices)
         assert np.abs(numeric).max() > 1e-3, "degenerate check: the inputs do not move the loss"
-        analytic = sample_grads[:, start:start + length].ravel()
+        analytic = sample_grads[:, start : start + length].ravel()
         assert_close(analytic, numeric, "input gradients")
     return interp, plan, params, samples
 
@@ -128,17 +132,26 @@ def set_image(interp, name, values):
 
 def random_normalize(name, seed=3):
     """Give normalize layer `name` non-trivial alpha, beta, running mean and variance."""
+
     def tweak(interp):
         image = interp.workspace.images.get(name)
         groups = image.size // 4
         rng = np.random.default_rng(seed)
-        rows = np.column_stack([rng.uniform(0.5, 1.5, groups), rng.uniform(-0.5, 0.5, groups),
-                                rng.uniform(-0.3, 0.3, groups), rng.uniform(0.5, 2.0, groups)])
+        rows = np.column_stack(
+            [
+                rng.uniform(0.5, 1.5, groups),
+                rng.uniform(-0.5, 0.5, groups),
+                rng.uniform(-0.3, 0.3, groups),
+                rng.uniform(0.5, 2.0, groups),
+            ]
+        )
         set_image(interp, name, rows)
+
     return tweak
 
 
 # --- layers ----------------------------------------------------------------------------------
+
 
 def test_fc():
     check("nn_input IN,3 nn_fc OUT,IN,2 nn_loss_mse LOSS,OUT,GT")
@@ -151,6 +164,7 @@ def test_fc_on_an_image_shaped_input():
 def test_scale():
     def tweak(interp):
         set_image(interp, "S_scale", np.random.default_rng(4).uniform(-1.5, 1.5, 6))
+
     check("nn_input IN,2,2,1,3 nn_scale S,IN nn_fc OUT,S,2 nn_loss_mse LOSS,OUT,GT", tweak=tweak)
 
 
@@ -166,24 +180,29 @@ def test_nlfc(activation):
 @pytest.mark.parametrize("mode", [0, 1], ids=["global", "channelwise"])
 def test_normalize(mode):
     # input of 2 values in each of 3 channels: channelwise mode has 3 groups of 2 values
-    check(f"nn_input IN,2,1,1,3 nn_normalize N,IN,{mode} nn_fc OUT,N,2 nn_loss_mse LOSS,OUT,GT",
-          tweak=random_normalize("N_normalize"))
+    check(
+        f"nn_input IN,2,1,1,3 nn_normalize N,IN,{mode} nn_fc OUT,N,2 nn_loss_mse LOSS,OUT,GT",
+        tweak=random_normalize("N_normalize"),
+    )
 
 
 def test_normalize_leaves_running_statistics_out_of_the_gradient():
     interp, plan, params, samples, _ = prepare(
         "nn_input IN,2,1,1,3 nn_normalize N,IN,1 nn_fc OUT,N,2 nn_loss_mse LOSS,OUT,GT",
-        tweak=random_normalize("N_normalize"))
+        tweak=random_normalize("N_normalize"),
+    )
     _, grads, _ = run_batch(plan, params, samples)
     _, offset, shape = next(p for p in plan.parameters if p[0] == "N_normalize")
-    rows = grads[offset:offset + int(np.prod(shape))].reshape(-1, 4)
+    rows = grads[offset : offset + int(np.prod(shape))].reshape(-1, 4)
     assert np.all(rows[:, 2:] == 0)
     assert np.all(np.abs(rows[:, :2]).sum(axis=1) > 0)
 
 
 def test_fc_normalize_nonlinearity_block():
-    check("nn_input IN,3 nn_fcnnl H,IN,4,tanh nn_fc OUT,H,2 nn_loss_mse LOSS,OUT,GT",
-          tweak=random_normalize("H_normalize"))
+    check(
+        "nn_input IN,3 nn_fcnnl H,IN,4,tanh nn_fc OUT,H,2 nn_loss_mse LOSS,OUT,GT",
+        tweak=random_normalize("H_normalize"),
+    )
 
 
 # steps' slope jumps from 2 to 0.5 at a sixth from each integer: finite differences across
@@ -202,8 +221,9 @@ def test_steps_gradient_between_its_kinks():
     plan = interp.workspace.network().plan("LOSS")
     params = parameters(interp, plan)
     # each 0.04 or more from the kinks at n +- 1/6 (where the slope changes)
-    samples = np.array([[-1.3, -0.05, 0.1, 0.3, 0.62, 1.9, 0.0], [2.08, -0.4, 0.7, -0.9, 1.4, 0.45, 1.0]],
-                       dtype=CHECKED)
+    samples = np.array(
+        [[-1.3, -0.05, 0.1, 0.3, 0.62, 1.9, 0.0], [2.08, -0.4, 0.7, -0.9, 1.4, 0.45, 1.0]], dtype=CHECKED
+    )
     _, _, sample_grads = run_batch(plan, params, samples, dtype=CHECKED)
     columns = [b * samples.shape[1] + k for b in range(2) for k in range(6)]
     numeric = numeric_gradient(lambda s: run_batch(plan, params, s, dtype=CHECKED)[0], samples, columns)
@@ -229,7 +249,7 @@ ACTIVATION_VALUES = {
     "swish": lambda x: x / (1 + np.exp(-x)),
     "tanh": np.tanh,
     "steps": lambda x: steps(x),
-    **{f"waves{k}": (lambda k: lambda x: waves(x, *WAVES[k]))(k) for k in range(5)},
+    **{f"waves{k}": (lambda k: lambda x: waves(x, *WAVES[k]))(k) for k in range(5)},  # noqa: B023
     "zpsinz": lambda x: x + 0.5 * np.sin(2 * np.pi * x),
 }
 
@@ -252,7 +272,7 @@ def steps(x):
 def waves(x, a, b, c):
     r = round_half_away(x)
     f = x - r
-    return r + a * f ** 3 + b * np.sign(f) * f ** 2 + c * f
+    return r + a * f**3 + b * np.sign(f) * f**2 + c * f
 
 
 # nn_lib's (a, b, c) for waves1..4; waves0's from its slopes S0 = 2, S1 = -1
@@ -268,17 +288,24 @@ def test_activation_table_covers_every_name():
 def test_activation_values(activation):
     interp = build(f"nn_input IN,6 nn_nl A,IN,{activation}")
     plan = interp.workspace.network().plan("A")
-    x = np.array([[-2.5, -1.0, -0.3, 0.4, 1.1, 3.0], [0.2, -0.7, 1.9, -3.1, 0.05, 2.2],
-                  [0.1, 0.9, 1.5, -0.5, -1.25, 0.83]])
+    x = np.array(
+        [
+            [-2.5, -1.0, -0.3, 0.4, 1.1, 3.0],
+            [0.2, -0.7, 1.9, -3.1, 0.05, 2.2],
+            [0.1, 0.9, 1.5, -0.5, -1.25, 0.83],
+        ]
+    )
     acts = activations(plan, parameters(interp, plan), x)
     offset, length = plan.output
-    np.testing.assert_allclose(acts[:, offset:offset + length], ACTIVATION_VALUES[activation](x),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        acts[:, offset : offset + length], ACTIVATION_VALUES[activation](x), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_add():
-    check("nn_input IN,1,1,1,3 nn_fc A,IN,3 nn_add S,A,IN nn_nl T,S,tanh nn_fc OUT,T,2"
-          " nn_loss_mse LOSS,OUT,GT")
+    check(
+        "nn_input IN,1,1,1,3 nn_fc A,IN,3 nn_add S,A,IN nn_nl T,S,tanh nn_fc OUT,T,2 nn_loss_mse LOSS,OUT,GT"
+    )
 
 
 def test_mul():
@@ -290,28 +317,33 @@ def test_mul_of_a_layer_with_itself():
 
 
 def test_clone_and_rename_share_their_gradients():
-    check("nn_input IN,3 nn_fc A,IN,3 nn_clone C0,C1,A nn_nl S,C1,sin nn_rename R,S"
-          " nn_mul M,C0,R nn_add P,M,C1 nn_fc OUT,P,2 nn_loss_mse LOSS,OUT,GT")
+    check(
+        "nn_input IN,3 nn_fc A,IN,3 nn_clone C0,C1,A nn_nl S,C1,sin nn_rename R,S"
+        " nn_mul M,C0,R nn_add P,M,C1 nn_fc OUT,P,2 nn_loss_mse LOSS,OUT,GT"
+    )
 
 
 def test_residual_blocks():
-    check("nn_input IN,1,1,1,3 nn_resfcnl R1,IN,tanh nn_resfc R2,R1 nn_resfcnl R3,R2,sigmoid"
-          " nn_fc OUT,R3,2 nn_loss_mse LOSS,OUT,GT")
+    check(
+        "nn_input IN,1,1,1,3 nn_resfcnl R1,IN,tanh nn_resfc R2,R1 nn_resfcnl R3,R2,sigmoid"
+        " nn_fc OUT,R3,2 nn_loss_mse LOSS,OUT,GT"
+    )
 
 
 def test_residual_block_with_normalize():
-    check("nn_input IN,1,1,1,3 nn_resfcnnl R,IN,tanh nn_fc OUT,R,2 nn_loss_mse LOSS,OUT,GT",
-          tweak=random_normalize("R_normalize"))
+    check(
+        "nn_input IN,1,1,1,3 nn_resfcnnl R,IN,tanh nn_fc OUT,R,2 nn_loss_mse LOSS,OUT,GT",
+        tweak=random_normalize("R_normalize"),
+    )
 
 
 def test_dropout_in_training_mode():
-    script = ("nn_input IN,1,1,1,6 nn_fc A,IN,6 nn_dropout D,A,0.5 nn_fc OUT,D,2"
-              " nn_loss_mse LOSS,OUT,GT")
+    script = "nn_input IN,1,1,1,6 nn_fc A,IN,6 nn_dropout D,A,0.5 nn_fc OUT,D,2 nn_loss_mse LOSS,OUT,GT"
     interp, plan, params, samples = check(script, training=True, dropout_seed=11)
     # the check above is only meaningful if some channels were dropped and the rest scaled
     acts = activations(plan, params, samples, True, 11)
-    a = acts[:, plan.offsets["A"]:plan.offsets["A"] + 6]
-    d = acts[:, plan.offsets["D"]:plan.offsets["D"] + 6]
+    a = acts[:, plan.offsets["A"] : plan.offsets["A"] + 6]
+    d = acts[:, plan.offsets["D"] : plan.offsets["D"] + 6]
     ratios = d / a
     assert np.any(ratios == 0)
     kept = ratios[ratios != 0]
@@ -324,30 +356,36 @@ def test_dropout_in_training_mode():
     again = activations(plan, params, samples, True, 11)
     np.testing.assert_array_equal(acts, again)
     other = activations(plan, params, samples, True, 12)
-    assert not np.array_equal(acts[:, plan.offsets["D"]:plan.offsets["D"] + 6],
-                              other[:, plan.offsets["D"]:plan.offsets["D"] + 6])
+    assert not np.array_equal(
+        acts[:, plan.offsets["D"] : plan.offsets["D"] + 6],
+        other[:, plan.offsets["D"] : plan.offsets["D"] + 6],
+    )
     inference = activations(plan, params, samples, False, 11)
-    np.testing.assert_array_equal(inference[:, plan.offsets["D"]:plan.offsets["D"] + 6],
-                                  inference[:, plan.offsets["A"]:plan.offsets["A"] + 6])
+    np.testing.assert_array_equal(
+        inference[:, plan.offsets["D"] : plan.offsets["D"] + 6],
+        inference[:, plan.offsets["A"] : plan.offsets["A"] + 6],
+    )
 
 
 def test_two_dropout_layers_draw_their_own_masks():
     interp = build("nn_input IN,1,1,1,64 nn_dropout D1,IN,0.5 nn_dropout D2,IN,0.5 nn_add S,D1,D2")
     plan = interp.workspace.network().plan("S")
     acts = activations(plan, parameters(interp, plan), np.ones((2, 64), dtype=np.float32), True, 3)
-    first, second = (acts[:, plan.offsets[name]:plan.offsets[name] + 64] for name in ("D1", "D2"))
+    first, second = (acts[:, plan.offsets[name] : plan.offsets[name] + 64] for name in ("D1", "D2"))
     assert not np.array_equal(first == 0, second == 0)
 
 
 # --- losses ----------------------------------------------------------------------------------
 
 LOSSES = {
-    "mse": ("nn_loss_mse LOSS,OUT,GT", lambda d: np.mean(d ** 2, axis=1)),
-    "normp0": ("nn_loss_normp LOSS,OUT,GT,0", lambda d: np.mean(d ** 2, axis=1)),
+    "mse": ("nn_loss_mse LOSS,OUT,GT", lambda d: np.mean(d**2, axis=1)),
+    "normp0": ("nn_loss_normp LOSS,OUT,GT,0", lambda d: np.mean(d**2, axis=1)),
     "normp1": ("nn_loss_normp LOSS,OUT,GT,1", lambda d: np.abs(d).sum(axis=1) / d.shape[1]),
-    "normp2": ("nn_loss_normp LOSS,OUT,GT,2", lambda d: np.sqrt((d ** 2).sum(axis=1)) / d.shape[1]),
-    "normp3": ("nn_loss_normp LOSS,OUT,GT,3",
-               lambda d: ((np.abs(d) ** 3).sum(axis=1)) ** (1 / 3) / d.shape[1]),
+    "normp2": ("nn_loss_normp LOSS,OUT,GT,2", lambda d: np.sqrt((d**2).sum(axis=1)) / d.shape[1]),
+    "normp3": (
+        "nn_loss_normp LOSS,OUT,GT,3",
+        lambda d: ((np.abs(d) ** 3).sum(axis=1)) ** (1 / 3) / d.shape[1],
+    ),
 }
 
 
@@ -358,6 +396,6 @@ def test_loss(name):
     # the value is the batch mean of the per-sample loss
     acts = activations(plan, params, samples)
     offset, length = plan.output
-    d = acts[:, offset:offset + length].astype(np.float64) - samples[:, 3:]
+    d = acts[:, offset : offset + length].astype(np.float64) - samples[:, 3:]
     value = run_batch(plan, params, samples)[0]
     assert value == pytest.approx(formula(d).mean(), rel=1e-5)

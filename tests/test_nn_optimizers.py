@@ -19,23 +19,23 @@ def reference(kind, p, gradients, lr=LR):
         g = g.astype(np.float64)
         if kind == "sgd":
             p -= lr * g
-        elif kind == "momentum":            # torch.optim.SGD(momentum=0.9, dampening=0)
+        elif kind == "momentum":  # torch.optim.SGD(momentum=0.9, dampening=0)
             m = MU * m + g
             p -= lr * m
-        elif kind == "rmsprop":             # torch.optim.RMSprop(alpha=0.9): eps outside the sqrt
+        elif kind == "rmsprop":  # torch.optim.RMSprop(alpha=0.9): eps outside the sqrt
             v = RHO * v + (1 - RHO) * g * g
             p -= lr * g / (np.sqrt(v) + EPS)
-        elif kind == "adam":                # Kingma & Ba, torch.optim.Adam
+        elif kind == "adam":  # Kingma & Ba, torch.optim.Adam
             m = BETA1 * m + (1 - BETA1) * g
             v = BETA2 * v + (1 - BETA2) * g * g
-            m_hat = m / (1 - BETA1 ** t)
-            v_hat = v / (1 - BETA2 ** t)
+            m_hat = m / (1 - BETA1**t)
+            v_hat = v / (1 - BETA2**t)
             p -= lr * m_hat / (np.sqrt(v_hat) + EPS)
-        elif kind == "adamax":              # Kingma & Ba, section 7.1
+        elif kind == "adamax":  # Kingma & Ba, section 7.1
             m = BETA1 * m + (1 - BETA1) * g
             v = np.maximum(BETA2 * v, np.abs(g))
-            p -= lr / (1 - BETA1 ** t) * m / (v + EPS)
-        elif kind == "adagrad":             # torch.optim.Adagrad(eps=1e-10)
+            p -= lr / (1 - BETA1**t) * m / (v + EPS)
+        elif kind == "adagrad":  # torch.optim.Adagrad(eps=1e-10)
             v = v + g * g
             p -= lr * g / (np.sqrt(v) + 1e-10)
         else:
@@ -48,7 +48,7 @@ def gradients(size, steps=STEPS, seed=0):
     result = []
     for _ in range(steps):
         g = rng.normal(0, 1, size)
-        g[:3] = [1e-3, -2e-3, 5e-4]      # small gradients: where the place of eps shows
+        g[:3] = [1e-3, -2e-3, 5e-4]  # small gradients: where the place of eps shows
         result.append(g.astype(np.float32))
     return result
 
@@ -102,7 +102,7 @@ def test_adam_bias_correction_uses_the_iteration_count():
     p, moments = run("adam", p0, grads, np.ones(size, np.float32), first_iteration=500)
     m = (1 - BETA1) * grads[0].astype(np.float64)
     v = (1 - BETA2) * grads[0].astype(np.float64) ** 2
-    expected = -LR * (m / (1 - BETA1 ** 501)) / (np.sqrt(v / (1 - BETA2 ** 501)) + EPS)
+    expected = -LR * (m / (1 - BETA1**501)) / (np.sqrt(v / (1 - BETA2**501)) + EPS)
     np.testing.assert_allclose(p, expected, rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(moments[0], m, rtol=1e-6)
     np.testing.assert_allclose(moments[1], v, rtol=1e-5)
@@ -116,6 +116,7 @@ def test_moment_images_are_named_per_optimizer():
 
 
 # --- schedulers ------------------------------------------------------------------------------
+
 
 def state(lr=0.01):
     return schedulers.new_state(lr, 1234).reshape(-1).copy()
@@ -164,25 +165,25 @@ def test_exponential_scheduler_multiplies_by_0_999():
     flat = state(0.01)
     for _ in range(100):
         step("exponential", flat, 1.0)
-    assert flat[schedulers.RATE] == pytest.approx(0.01 * 0.999 ** 100, rel=1e-5)
+    assert flat[schedulers.RATE] == pytest.approx(0.01 * 0.999**100, rel=1e-5)
 
 
 def test_adaptive_scheduler_quarters_the_rate_on_a_jump_of_30_percent():
     flat = state(0.01)
-    step("adaptive", flat, 1.0)          # the first step only records the loss
+    step("adaptive", flat, 1.0)  # the first step only records the loss
     assert flat[schedulers.RATE] == np.float32(0.01)
-    step("adaptive", flat, 1.32)         # +32%
+    step("adaptive", flat, 1.32)  # +32%
     assert flat[schedulers.RATE] == pytest.approx(0.0025, rel=1e-6)
-    step("adaptive", flat, 1.32 * 1.5)   # +50%
+    step("adaptive", flat, 1.32 * 1.5)  # +50%
     assert flat[schedulers.RATE] == pytest.approx(0.000625, rel=1e-6)
 
 
 def test_adaptive_scheduler_does_not_quarter_on_a_smaller_rise():
     flat = state(0.01)
     step("adaptive", flat, 1.0)
-    step("adaptive", flat, 1.2)          # +20%: a rising trend, one increase so far
+    step("adaptive", flat, 1.2)  # +20%: a rising trend, one increase so far
     assert flat[schedulers.RATE] == np.float32(0.01)
-    step("adaptive", flat, 1.3)          # second increase in a row: x0.75
+    step("adaptive", flat, 1.3)  # second increase in a row: x0.75
     assert flat[schedulers.RATE] == pytest.approx(0.0075, rel=1e-6)
 
 
@@ -195,5 +196,5 @@ def test_adaptive_scheduler_grows_the_rate_while_the_loss_keeps_falling():
         step("adaptive", flat, loss)
     assert flat[schedulers.RATE] == np.float32(0.01)
     loss *= 0.9
-    step("adaptive", flat, loss)         # fourth decrease in a row: x1.15
+    step("adaptive", flat, loss)  # fourth decrease in a row: x1.15
     assert flat[schedulers.RATE] == pytest.approx(0.0115, rel=1e-6)

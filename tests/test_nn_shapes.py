@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import script_error
 from nn_helpers import activations, build, parameters, run_batch
 from test_nn_gradients import check
@@ -27,7 +26,7 @@ def forward(script, target, image):
     plan = network.plan(target)
     acts = activations(plan, parameters(interp, plan), image.reshape(1, -1))
     w, h, d, s = network.modules[target].size
-    return acts[0, plan.offsets[target]:plan.offsets[target] + w * h * d * s].reshape(s, d, h, w)
+    return acts[0, plan.offsets[target] : plan.offsets[target] + w * h * d * s].reshape(s, d, h, w)
 
 
 def picture(w, h, d, s, seed=0):
@@ -36,29 +35,46 @@ def picture(w, h, d, s, seed=0):
 
 # --- output sizes, by nn_lib's rules -------------------------------------------------------------
 
+
 def test_crop_size_is_the_box_between_the_corners_in_any_order():
-    assert sizes("nn_input IN,5,4,3,2 nn_crop A,IN,1,0,0,0,3,3,0,1 nn_crop B,IN,3,3,2,1,-1,0,0,0",
-                 "A", "B") == [(3, 4, 1, 2), (5, 4, 3, 2)]
+    assert sizes(
+        "nn_input IN,5,4,3,2 nn_crop A,IN,1,0,0,0,3,3,0,1 nn_crop B,IN,3,3,2,1,-1,0,0,0", "A", "B"
+    ) == [(3, 4, 1, 2), (5, 4, 3, 2)]
 
 
 def test_resize_sizes_in_values_and_percents_of_each_axis():
     # nn_lib takes a width in % of the input's height: here the width follows the width
-    assert sizes("nn_input IN,8,4,2,3 nn_resize A,IN,50%,150% nn_resize B,IN,5,1,10%,200%",
-                 "A", "B") == [(4, 6, 2, 3), (5, 1, 1, 6)]
+    assert sizes("nn_input IN,8,4,2,3 nn_resize A,IN,50%,150% nn_resize B,IN,5,1,10%,200%", "A", "B") == [
+        (4, 6, 2, 3),
+        (5, 1, 1, 6),
+    ]
 
 
 def test_patch_sizes():
-    script = ("nn_input IN,7,5,5,2 nn_patchdown2d D2,IN nn_patchdown3d D3,IN,2"
-              " nn_patchdown2d T,IN,3 nn_patchup2d U2,D2 nn_patchup3d U3,D3")
+    script = (
+        "nn_input IN,7,5,5,2 nn_patchdown2d D2,IN nn_patchdown3d D3,IN,2"
+        " nn_patchdown2d T,IN,3 nn_patchup2d U2,D2 nn_patchup3d U3,D3"
+    )
     assert sizes(script, "D2", "D3", "T", "U2", "U3") == [
-        (3, 2, 5, 8), (3, 2, 2, 16), (2, 1, 5, 18), (6, 4, 5, 2), (6, 4, 4, 2)]
+        (3, 2, 5, 8),
+        (3, 2, 2, 16),
+        (2, 1, 5, 18),
+        (6, 4, 5, 2),
+        (6, 4, 4, 2),
+    ]
 
 
 def test_split_append_reshape_distance_sizes():
-    script = ("nn_input IN,3,2,1,5 nn_split A,B,IN,2 nn_append C,B,A nn_reshape R,C,5,1,6,1"
-              " nn_distance D,A,A,1")
+    script = (
+        "nn_input IN,3,2,1,5 nn_split A,B,IN,2 nn_append C,B,A nn_reshape R,C,5,1,6,1 nn_distance D,A,A,1"
+    )
     assert sizes(script, "A", "B", "C", "R", "D") == [
-        (3, 2, 1, 2), (3, 2, 1, 3), (3, 2, 1, 5), (5, 1, 6, 1), (1, 1, 1, 1)]
+        (3, 2, 1, 2),
+        (3, 2, 1, 3),
+        (3, 2, 1, 5),
+        (5, 1, 6, 1),
+        (1, 1, 1, 1),
+    ]
 
 
 @pytest.mark.parametrize("loss", ["crossentropy", "binary_crossentropy", "softmax_crossentropy"])
@@ -71,7 +87,9 @@ def test_losses_are_one_value_with_a_ground_truth_of_the_input_size(loss):
 
 
 def test_split_parts_and_reshape_share_their_input_buffer():
-    network = build("nn_input IN,2,2,1,3 nn_split A,B,IN,1 nn_reshape R,B,2,2,1,2 nn_append C,A,R").workspace.network()
+    network = build(
+        "nn_input IN,2,2,1,3 nn_split A,B,IN,1 nn_reshape R,B,2,2,1,2 nn_append C,A,R"
+    ).workspace.network()
     plan = network.plan("C")
     assert plan.offsets["A"] == plan.offsets["IN"]
     assert plan.offsets["B"] == plan.offsets["R"] == plan.offsets["IN"] + 4
@@ -88,15 +106,16 @@ def test_crop_values_follow_the_boundary_conditions(condition):
     image = picture(4, 3, 2, 2)
     got = forward(f"nn_input IN,4,3,2,2 nn_crop C,IN,-3,-1,1,-1,5,3,2,2,{condition}", "C", image)
     padded = np.pad(image, 5, mode=NUMPY_PAD[condition])
-    np.testing.assert_array_equal(got, padded[5 - 1:5 + 3, 5 + 1:5 + 3, 5 - 1:5 + 4, 5 - 3:5 + 6])
+    np.testing.assert_array_equal(got, padded[5 - 1 : 5 + 3, 5 + 1 : 5 + 3, 5 - 1 : 5 + 4, 5 - 3 : 5 + 6])
 
 
 def test_crop_boundary_conditions_by_number():
     image = picture(4, 3, 1, 1)
     script = "nn_input IN,4,3 nn_crop C,IN,-2,0,0,0,5,2,0,0,{}"
     for number, name in enumerate(BOUNDARY_CONDITIONS):
-        np.testing.assert_array_equal(forward(script.format(number), "C", image),
-                                      forward(script.format(name), "C", image))
+        np.testing.assert_array_equal(
+            forward(script.format(number), "C", image), forward(script.format(name), "C", image)
+        )
 
 
 def cimg_axis_matrix(n_in, n_out, mode):
@@ -114,7 +133,7 @@ def cimg_axis_matrix(n_in, n_out, mode):
         for o in range(n_out):
             matrix[o, o * n_in // n_out] = 1
         return matrix
-    if n_out < n_in:            # moving average (mode 2, and mode 3 when shrinking)
+    if n_out < n_in:  # moving average (mode 2, and mode 3 when shrinking)
         a, b, c, s, t = n_in * n_out, n_in, n_out, 0, 0
         while a:
             step = min(b, c)
@@ -139,8 +158,13 @@ def cimg_resize(image, size, mode):
     """image (s,d,h,w) resized to size (w,h,d,s), one axis after the other."""
     result = image.astype(np.float64)
     for axis, n_out in zip((3, 2, 1, 0), size):
-        result = np.moveaxis(np.tensordot(cimg_axis_matrix(result.shape[axis], n_out, mode),
-                                          np.moveaxis(result, axis, 0), axes=1), 0, axis)
+        result = np.moveaxis(
+            np.tensordot(
+                cimg_axis_matrix(result.shape[axis], n_out, mode), np.moveaxis(result, axis, 0), axes=1
+            ),
+            0,
+            axis,
+        )
     return result
 
 
@@ -164,33 +188,36 @@ def test_resize_default_is_linear_with_aligned_corners():
 def patchdown_reference(image, p, dimensions):
     s, d, h, w = image.shape
     pz = p if dimensions == 3 else 1
-    blocks = image[:, :d // pz * pz, :h // p * p, :w // p * p].reshape(
-        s, d // pz, pz, h // p, p, w // p, p)
+    blocks = image[:, : d // pz * pz, : h // p * p, : w // p * p].reshape(
+        s, d // pz, pz, h // p, p, w // p, p
+    )
     # channel c * P + px + p py + p^2 pz: axes (s, pz, py, px) outermost, in that order
     return blocks.transpose(0, 2, 4, 6, 1, 3, 5).reshape(s * pz * p * p, d // pz, h // p, w // p)
 
 
-@pytest.mark.parametrize("dimensions,p,size", [(2, 2, (4, 6, 1, 2)), (2, 3, (7, 6, 2, 1)),
-                                               (3, 2, (4, 2, 5, 2))])
+@pytest.mark.parametrize(
+    "dimensions,p,size", [(2, 2, (4, 6, 1, 2)), (2, 3, (7, 6, 2, 1)), (3, 2, (4, 2, 5, 2))]
+)
 def test_patchdown_values(dimensions, p, size):
     image = picture(*size)
-    got = forward(f"nn_input IN,{','.join(map(str, size))} nn_patchdown{dimensions}d P,IN,{p}",
-                  "P", image)
+    got = forward(f"nn_input IN,{','.join(map(str, size))} nn_patchdown{dimensions}d P,IN,{p}", "P", image)
     np.testing.assert_array_equal(got, patchdown_reference(image, p, dimensions))
 
 
-@pytest.mark.parametrize("dimensions,p,size", [(2, 2, (4, 6, 1, 2)), (2, 3, (6, 3, 2, 1)),
-                                               (3, 2, (4, 2, 4, 2))])
+@pytest.mark.parametrize(
+    "dimensions,p,size", [(2, 2, (4, 6, 1, 2)), (2, 3, (6, 3, 2, 1)), (3, 2, (4, 2, 4, 2))]
+)
 def test_patchup_undoes_patchdown(dimensions, p, size):
     image = picture(*size)
-    script = (f"nn_input IN,{','.join(map(str, size))} nn_patchdown{dimensions}d P,IN,{p}"
-              f" nn_patchup{dimensions}d U,P,{p}")
+    script = (
+        f"nn_input IN,{','.join(map(str, size))} nn_patchdown{dimensions}d P,IN,{p}"
+        f" nn_patchup{dimensions}d U,P,{p}"
+    )
     np.testing.assert_array_equal(forward(script, "U", image), image)
     # and patchdown undoes patchup
     down = patchdown_reference(image, p, dimensions)
     w, h, d, s = down.shape[::-1]
-    script = (f"nn_input IN,{w},{h},{d},{s} nn_patchup{dimensions}d U,IN,{p}"
-              f" nn_patchdown{dimensions}d P,U,{p}")
+    script = f"nn_input IN,{w},{h},{d},{s} nn_patchup{dimensions}d U,IN,{p} nn_patchdown{dimensions}d P,U,{p}"
     np.testing.assert_array_equal(forward(script, "U", down), image)
     np.testing.assert_array_equal(forward(script, "P", down), down)
 
@@ -207,18 +234,18 @@ def test_split_append_values():
 def test_distance_values(metric):
     image = picture(3, 2, 1, 2)
     d = (image[0] - image[1]).astype(np.float64)
-    expected = (d ** 2).sum() if metric == 0 else (np.abs(d) ** metric).sum() ** (1 / metric)
+    expected = (d**2).sum() if metric == 0 else (np.abs(d) ** metric).sum() ** (1 / metric)
     got = forward(f"nn_input IN,3,2,1,2 nn_split A,B,IN,1 nn_distance D,A,B,{metric}", "D", image)
     assert got.item() == pytest.approx(expected, rel=1e-5)
 
 
 # --- gradients -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("condition", BOUNDARY_CONDITIONS)
 def test_crop_gradient(condition):
     # the box reaches past the input on every axis, so border values are read several times
-    check(f"nn_input IN,3,2,2,2 nn_crop C,IN,-3,-1,-1,-1,4,2,2,2,{condition}"
-          " nn_loss_mse LOSS,C,GT")
+    check(f"nn_input IN,3,2,2,2 nn_crop C,IN,-3,-1,-1,-1,4,2,2,2,{condition} nn_loss_mse LOSS,C,GT")
 
 
 @pytest.mark.parametrize("mode", [0, 1, 2, 3])
@@ -227,24 +254,36 @@ def test_resize_gradient(size, mode):
     check(f"nn_input IN,3,4,1,2 nn_resize R,IN,{size},{mode} nn_loss_mse LOSS,R,GT")
 
 
-@pytest.mark.parametrize("command,size", [("patchdown2d", "5,4,1,2"), ("patchdown3d", "4,4,3,1"),
-                                          ("patchup2d", "2,3,1,8"), ("patchup3d", "2,1,2,8")])
+@pytest.mark.parametrize(
+    "command,size",
+    [
+        ("patchdown2d", "5,4,1,2"),
+        ("patchdown3d", "4,4,3,1"),
+        ("patchup2d", "2,3,1,8"),
+        ("patchup3d", "2,1,2,8"),
+    ],
+)
 def test_patch_gradient(command, size):
     check(f"nn_input IN,{size} nn_{command} P,IN,2 nn_loss_mse LOSS,P,GT")
 
 
 def test_split_reshape_append_gradient():
-    check("nn_input IN,2,2,1,3 nn_split A,B,IN,1 nn_nl S,B,sin nn_reshape R,S,4,1,1,2"
-          " nn_reshape Q,A,4,1,1,1 nn_append C,R,Q nn_append J,C,C nn_fc OUT,J,3 nn_loss_mse LOSS,OUT,GT")
+    check(
+        "nn_input IN,2,2,1,3 nn_split A,B,IN,1 nn_nl S,B,sin nn_reshape R,S,4,1,1,2"
+        " nn_reshape Q,A,4,1,1,1 nn_append C,R,Q nn_append J,C,C nn_fc OUT,J,3 nn_loss_mse LOSS,OUT,GT"
+    )
 
 
 @pytest.mark.parametrize("metric", [0, 1, 2, 3, 1.5])
 def test_distance_gradient(metric):
-    check(f"nn_input IN,3,2,1,2 nn_split A,B,IN,1 nn_distance D,A,B,{metric} nn_nl OUT,D,sin"
-          " nn_loss_mse LOSS,OUT,GT")
+    check(
+        f"nn_input IN,3,2,1,2 nn_split A,B,IN,1 nn_distance D,A,B,{metric} nn_nl OUT,D,sin"
+        " nn_loss_mse LOSS,OUT,GT"
+    )
 
 
 # --- cross-entropy losses --------------------------------------------------------------------------
+
 
 def crossentropy(y, t):
     return -(t * np.log(y + 1e-8)).sum(axis=1)
@@ -270,14 +309,12 @@ CE_LOSSES = {
 @pytest.mark.parametrize("loss", CE_LOSSES)
 def test_crossentropy_gradient_and_value(loss):
     head, formula = CE_LOSSES[loss]
-    interp, plan, params, samples = check(
-        f"nn_input IN,3 nn_fc A,IN,4 {head} nn_loss_{loss} LOSS,OUT,GT")
+    interp, plan, params, samples = check(f"nn_input IN,3 nn_fc A,IN,4 {head} nn_loss_{loss} LOSS,OUT,GT")
     acts = activations(plan, params, samples)
     offset, length = plan.output
-    y = acts[:, offset:offset + length].astype(np.float64)
+    y = acts[:, offset : offset + length].astype(np.float64)
     # a sum over the sample's values, not a mean; the batch mean of that
-    assert run_batch(plan, params, samples)[0] == pytest.approx(formula(y, samples[:, 3:]).mean(),
-                                                               rel=1e-5)
+    assert run_batch(plan, params, samples)[0] == pytest.approx(formula(y, samples[:, 3:]).mean(), rel=1e-5)
 
 
 def test_softmax_crossentropy_gradient_is_softmax_minus_one_hot_and_stable():
@@ -296,30 +333,47 @@ def test_softmax_crossentropy_gradient_is_softmax_minus_one_hot_and_stable():
 # --- errors ----------------------------------------------------------------------------------------
 
 ERRORS = {
-    "reshape to another count": ("nn_input IN,2,3 nn_reshape R,IN,5,1,1,1", "nn_reshape",
-                                 "cannot reshape input (2,3,1,1) to output (5,1,1,1)"),
-    "append of other widths": ("nn_input A,2,2 nn_input B,3,2 nn_append C,A,B", "nn_append",
-                               "same width, height and depth (got 2,2,1,1 and 3,2,1,1)"),
-    "split of all channels": ("nn_input IN,2,2,1,3 nn_split A,B,IN,3", "nn_split",
-                              "less than the input's 3 channels (got 3)"),
+    "reshape to another count": (
+        "nn_input IN,2,3 nn_reshape R,IN,5,1,1,1",
+        "nn_reshape",
+        "cannot reshape input (2,3,1,1) to output (5,1,1,1)",
+    ),
+    "append of other widths": (
+        "nn_input A,2,2 nn_input B,3,2 nn_append C,A,B",
+        "nn_append",
+        "same width, height and depth (got 2,2,1,1 and 3,2,1,1)",
+    ),
+    "split of all channels": (
+        "nn_input IN,2,2,1,3 nn_split A,B,IN,3",
+        "nn_split",
+        "less than the input's 3 channels (got 3)",
+    ),
     "split of no channel": ("nn_input IN,2,2,1,3 nn_split A,B,IN,0", "nn_split", "nb_channels0"),
-    "patch larger than the input": ("nn_input IN,3,5 nn_patchdown2d P,IN,4", "nn_patchdown2d",
-                                    "patch size 4x4 is larger than the input (3,5,1,1)"),
-    "3d patch deeper than the input": ("nn_input IN,4,4,1 nn_patchdown3d P,IN", "nn_patchdown3d",
-                                       "patch size 2x2x2 is larger than the input (4,4,1,1)"),
-    "patchup of too few channels": ("nn_input IN,4,4,1,6 nn_patchup2d P,IN", "nn_patchup2d",
-                                    "divisible by 4 (got 6)"),
+    "patch larger than the input": (
+        "nn_input IN,3,5 nn_patchdown2d P,IN,4",
+        "nn_patchdown2d",
+        "patch size 4x4 is larger than the input (3,5,1,1)",
+    ),
+    "3d patch deeper than the input": (
+        "nn_input IN,4,4,1 nn_patchdown3d P,IN",
+        "nn_patchdown3d",
+        "patch size 2x2x2 is larger than the input (4,4,1,1)",
+    ),
+    "patchup of too few channels": (
+        "nn_input IN,4,4,1,6 nn_patchup2d P,IN",
+        "nn_patchup2d",
+        "divisible by 4 (got 6)",
+    ),
     "patch size 1": ("nn_input IN,4,4 nn_patchdown2d P,IN,1", "nn_patchdown2d", "patch_size"),
-    "distance of other sizes": ("nn_input A,2 nn_input B,3 nn_distance D,A,B", "nn_distance",
-                                "same size"),
+    "distance of other sizes": ("nn_input A,2 nn_input B,3 nn_distance D,A,B", "nn_distance", "same size"),
     "negative metric": ("nn_input A,2 nn_distance D,A,A,-1", "nn_distance", "metric"),
-    "unknown boundary": ("nn_input IN,2 nn_crop C,IN,0,0,0,0,1,0,0,0,wrap", "nn_crop",
-                         "boundary_conditions"),
-    "unsupported interpolation": ("nn_input IN,2 nn_resize R,IN,4,1,1,1,5", "nn_resize",
-                                  "interpolation"),
-    "ground truth of another size": ("nn_input IN,2 nn_input GT,3"
-                                     " nn_loss_crossentropy L,IN,GT", "nn_loss_crossentropy",
-                                     "another size"),
+    "unknown boundary": ("nn_input IN,2 nn_crop C,IN,0,0,0,0,1,0,0,0,wrap", "nn_crop", "boundary_conditions"),
+    "unsupported interpolation": ("nn_input IN,2 nn_resize R,IN,4,1,1,1,5", "nn_resize", "interpolation"),
+    "ground truth of another size": (
+        "nn_input IN,2 nn_input GT,3 nn_loss_crossentropy L,IN,GT",
+        "nn_loss_crossentropy",
+        "another size",
+    ),
 }
 
 

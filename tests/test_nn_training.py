@@ -2,18 +2,20 @@
 
 import re
 
+import nn_helpers
 import numpy as np
 import pytest
-
-import nn_helpers
 from conftest import REPO, cli, run_script, script_error
 from nn_helpers import parameters, run_batch
+
 from nnpipe.nn import engine
 
-XOR_SAMPLES = "(0,0,1,1^0,1,0,1^0,1,1,0)"   # 4 pixels; channels x1, x2, x1 xor x2
+XOR_SAMPLES = "(0,0,1,1^0,1,0,1^0,1,1,0)"  # 4 pixels; channels x1, x2, x1 xor x2
 XOR_INPUTS = "(0,0,1,1^0,1,0,1)"
-XOR_NET = ("nn_init nn_input IN,2 nn_fcnl H,IN,8,tanh nn_fc OUT,H,1 nn_loss_mse LOSS,OUT,GT"
-           " nn_trainer T,LOSS,1e-2,adam")
+XOR_NET = (
+    "nn_init nn_input IN,2 nn_fcnl H,IN,8,tanh nn_fc OUT,H,1 nn_loss_mse LOSS,OUT,GT"
+    " nn_trainer T,LOSS,1e-2,adam"
+)
 
 
 def network_images(run):
@@ -29,7 +31,7 @@ def test_xor_trains_to_a_small_loss():
     history = run.interpreter.workspace.network().trainers["T"].history
     assert len(history) == 1500
     assert float(run.interpreter.lookup("loss")) < 0.01
-    assert run.images.get("T")[0, 0, 0, 0] == 1500      # the iteration counter
+    assert run.images.get("T")[0, 0, 0, 0] == 1500  # the iteration counter
 
 
 def test_loss_variable_is_the_last_batch_loss():
@@ -38,8 +40,8 @@ def test_loss_variable_is_the_last_batch_loss():
     assert run.lines[-1].startswith("got:")
     assert float(run.lines[-1][4:]) == pytest.approx(history[-1], rel=1e-6)
     state = run.images.get("T")[0, 0]
-    assert state[0, 3] == pytest.approx(history[-1], rel=1e-6)    # previous loss
-    assert state[0, 4] == pytest.approx(min(history), rel=1e-6)   # best loss
+    assert state[0, 3] == pytest.approx(history[-1], rel=1e-6)  # previous loss
+    assert state[0, 4] == pytest.approx(min(history), rel=1e-6)  # best loss
 
 
 def test_a_batch_larger_than_the_samples_takes_each_sample_once():
@@ -51,12 +53,13 @@ def test_a_batch_larger_than_the_samples_takes_each_sample_once():
 
 
 def test_coordinate_network_on_an_image_crop_learns():
-    path = REPO / "examples" / "data" / "astronaut256.png"   # in the repository: never skipped
+    path = REPO / "examples" / "data" / "astronaut256.png"  # in the repository: never skipped
     run = run_script(
         f"input {path} crop 100,60,115,75 nn_samples"
         " nn_init nn_input IN,2 nn_fcnnl L1,IN,32 nn_resfcnl L2,L1 nn_resfcnl L3,L2"
         " nn_fc OUT,L3,3 nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,2e-3,adam nn_train 300,32",
-        seed=5)
+        seed=5,
+    )
     assert run.images[0].shape == (5, 1, 256, 1)
     history = np.array(run.interpreter.workspace.network().trainers["T"].history)
     assert len(history) == 300 and np.all(np.isfinite(history))
@@ -82,9 +85,11 @@ def test_training_in_two_runs_equals_training_in_one():
         np.testing.assert_allclose(twice[name], once[name], rtol=1e-6, atol=1e-7, err_msg=name)
 
 
-STEP_NET = ("(0.1,-0.4,0.7,0.2,-0.9,0.5^0.3,0.8,-0.2,-0.6,0.1,0.4^1,0,0.5,0.2,0.9,0.3)"
-            " nn_init nn_input IN,2 nn_fcnl H,IN,4,tanh nn_fc OUT,H,1 nn_loss_mse LOSS,OUT,GT"
-            " nn_trainer T,LOSS,0.1,sgd")
+STEP_NET = (
+    "(0.1,-0.4,0.7,0.2,-0.9,0.5^0.3,0.8,-0.2,-0.6,0.1,0.4^1,0,0.5,0.2,0.9,0.3)"
+    " nn_init nn_input IN,2 nn_fcnl H,IN,4,tanh nn_fc OUT,H,1 nn_loss_mse LOSS,OUT,GT"
+    " nn_trainer T,LOSS,0.1,sgd"
+)
 
 
 def test_nn_step_trains_one_step_on_every_pixel_of_the_last_image():
@@ -107,33 +112,38 @@ def test_a_training_step_over_many_chunks_and_threads_is_one_batch_gradient(monk
     for a small network); with normalize and dropout, the step still follows the gradient of
     the batch-mean loss."""
     monkeypatch.setattr(engine, "PARALLEL_WORK", 0)
-    run = run_script("input 101,1,1,5 noise 0.7 nn_init nn_input IN,2 nn_fcnnl H,IN,6,sigmoid"
-                     " nn_dropout D,H,0.3 nn_nlfc G,D,3,tanh nn_fc OUT,G,3 nn_loss_mse LOSS,OUT,GT"
-                     " nn_trainer T,LOSS,0.1,sgd", seed=8)
+    run = run_script(
+        "input 101,1,1,5 noise 0.7 nn_init nn_input IN,2 nn_fcnnl H,IN,6,sigmoid"
+        " nn_dropout D,H,0.3 nn_nlfc G,D,3,tanh nn_fc OUT,G,3 nn_loss_mse LOSS,OUT,GT"
+        " nn_trainer T,LOSS,0.1,sgd",
+        seed=8,
+    )
     interp = run.interpreter
     plan = interp.workspace.network().plan("LOSS")
     before = parameters(interp, plan)
     samples = run.images[0].reshape(5, -1).T
-    seed = int(run.images.get("T")[0, 0, 1, 0])         # the trainer's seed (iteration 0)
+    seed = int(run.images.get("T")[0, 0, 1, 0])  # the trainer's seed (iteration 0)
     loss, grads, _ = run_batch(plan, before, samples, training=True, seed=seed)
     interp.run_items(["nn_step"])
     after = parameters(interp, plan)
     assert float(interp.lookup("loss")) == pytest.approx(loss, rel=1e-5)
-    trained = plan.mask == 1                             # running statistics move otherwise
+    trained = plan.mask == 1  # running statistics move otherwise
     assert trained.sum() == plan.parameter_size - 2
     np.testing.assert_allclose(after[trained], (before - 0.1 * grads)[trained], rtol=1e-5, atol=1e-6)
 
 
 def test_nn_step_moves_the_normalize_running_statistics():
-    run = run_script("(0.1,-0.4,0.7,0.2,-0.9^0.3,0.8,-0.2,-0.6,0.1^1,0,0.5,0.2,0.9)"
-                     " nn_init nn_input IN,2 nn_fc A,IN,4 nn_normalize N,A nn_fc OUT,N,1"
-                     " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,0.01,sgd")
+    run = run_script(
+        "(0.1,-0.4,0.7,0.2,-0.9^0.3,0.8,-0.2,-0.6,0.1^1,0,0.5,0.2,0.9)"
+        " nn_init nn_input IN,2 nn_fc A,IN,4 nn_normalize N,A nn_fc OUT,N,1"
+        " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,0.01,sgd"
+    )
     interp = run.interpreter
     plan = interp.workspace.network().plan("LOSS")
     params = parameters(interp, plan)
     samples = run.images[0].reshape(3, -1).T
     acts = nn_helpers.activations(plan, params, samples)
-    a = acts[:, plan.offsets["A"]:plan.offsets["A"] + 4].astype(np.float64)
+    a = acts[:, plan.offsets["A"] : plan.offsets["A"] + 4].astype(np.float64)
     interp.run_items(["nn_step"])
     alpha, beta, mean, var = interp.workspace.images.get("N_normalize").ravel()
     assert mean == pytest.approx(0.01 * a.mean(axis=1).mean(), rel=1e-4)
@@ -143,24 +153,32 @@ def test_nn_step_moves_the_normalize_running_statistics():
 
 @pytest.mark.parametrize("mode, moving", [(0, "none"), (1, "weights"), (2, "biases"), (3, "all")])
 def test_learning_mode_chooses_what_trains(mode, moving):
-    run = run_script(f"{XOR_SAMPLES} nn_init nn_input IN,2 nn_fc OUT,IN,1,{mode}"
-                     " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam")
+    run = run_script(
+        f"{XOR_SAMPLES} nn_init nn_input IN,2 nn_fc OUT,IN,1,{mode}"
+        " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam"
+    )
     before = run.images.get("OUT_fc").copy()
     if not mode & 2:
-        assert before[0, 0, 0, -1] == 0     # biases that do not learn start at 0
+        assert before[0, 0, 0, -1] == 0  # biases that do not learn start at 0
     run.interpreter.run_items(["nn_train", "5,4"])
     after = run.images.get("OUT_fc")
     weights_moved = not np.array_equal(after[..., :-1], before[..., :-1])
     biases_moved = not np.array_equal(after[..., -1], before[..., -1])
-    assert (weights_moved, biases_moved) == {"none": (False, False), "weights": (True, False),
-                                             "biases": (False, True), "all": (True, True)}[moving]
+    assert (weights_moved, biases_moved) == {
+        "none": (False, False),
+        "weights": (True, False),
+        "biases": (False, True),
+        "all": (True, True),
+    }[moving]
 
 
 # --- inference and data layouts --------------------------------------------------------------
 
+
 def test_nn_eval_keeps_width_and_height_with_one_channel_per_output():
-    run = run_script("input 5,4,1,2 noise 1 nn_init nn_input IN,2 nn_fcnl H,IN,6,tanh nn_fc OUT,H,3"
-                     " nn_eval nn_eval[0] H")
+    run = run_script(
+        "input 5,4,1,2 noise 1 nn_init nn_input IN,2 nn_fcnl H,IN,6,tanh nn_fc OUT,H,3 nn_eval nn_eval[0] H"
+    )
     out, hidden = run.images[-2], run.images[-1]
     assert run.names[-2:] == ["OUT", "H"]
     assert out.shape == (3, 1, 4, 5) and hidden.shape == (6, 1, 4, 5)
@@ -174,12 +192,13 @@ def test_nn_eval_keeps_width_and_height_with_one_channel_per_output():
 
 def test_nn_eval_is_the_same_in_one_chunk_or_many():
     """Inference over many pixels (several chunks, several threads) equals pixel-by-pixel."""
-    run = run_script("input 37,29,1,2 noise 1 nn_init nn_input IN,2 nn_fcnnl H,IN,5,sigmoid"
-                     " nn_dropout D,H,0.5 nn_fc OUT,D,2 nn_eval")
+    run = run_script(
+        "input 37,29,1,2 noise 1 nn_init nn_input IN,2 nn_fcnnl H,IN,5,sigmoid"
+        " nn_dropout D,H,0.5 nn_fc OUT,D,2 nn_eval"
+    )
     x = run.images[0].reshape(2, -1).T
     result = run.image(-1).reshape(2, -1).T
-    single = run_script("nn_init nn_input IN,2 nn_fcnnl H,IN,5,sigmoid nn_dropout D,H,0.5"
-                        " nn_fc OUT,D,2")
+    single = run_script("nn_init nn_input IN,2 nn_fcnnl H,IN,5,sigmoid nn_dropout D,H,0.5 nn_fc OUT,D,2")
     for name in ("H_fc", "H_normalize", "OUT_fc"):
         single.workspace.images.set(name, run.images.get(name))
     for row in (0, 1, 500, len(x) - 1):
@@ -194,8 +213,8 @@ RGB = "(0,10,20,30;40,50,60,70;80,90,100,110^1,2,3,4;5,6,7,8;9,10,11,12^255,0,25
 def test_nn_samples_layout():
     run = run_script(f"{RGB} nn_samples")
     samples = run.image(0)
-    assert samples.shape == (5, 1, 12, 1)          # size 1,M,1,5 as in the seed
-    image = run_script(RGB).image(0)                 # (3, 1, 3, 4)
+    assert samples.shape == (5, 1, 12, 1)  # size 1,M,1,5 as in the seed
+    image = run_script(RGB).image(0)  # (3, 1, 3, 4)
     ys, xs = np.divmod(np.arange(12), 4)
     np.testing.assert_allclose(samples[0, 0, :, 0], np.linspace(-1, 1, 4)[xs], atol=1e-7)
     np.testing.assert_allclose(samples[1, 0, :, 0], np.linspace(-1, 1, 3)[ys], atol=1e-7)
@@ -215,9 +234,11 @@ def test_nn_coords_layout():
 
 def test_coordinate_network_predicts_an_image_from_nn_coords():
     """The seed's workflow: train on nn_samples, then nn_eval on nn_coords gives an RGB image."""
-    run = run_script(f"{RGB} nn_samples nn_init nn_input IN,2 nn_fcnl H,IN,8,tanh nn_fc OUT,H,3"
-                     f" nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam nn_train 5,4"
-                     f" input 4,3 nn_coords nn_eval")
+    run = run_script(
+        f"{RGB} nn_samples nn_init nn_input IN,2 nn_fcnl H,IN,8,tanh nn_fc OUT,H,3"
+        f" nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam nn_train 5,4"
+        f" input 4,3 nn_coords nn_eval"
+    )
     predicted = run.image(-1)
     assert predicted.shape == (3, 1, 3, 4)
     # each pixel is the trained network at that pixel's (x, y): tanh(W1 [x y 1]) then W2 [h 1]
@@ -231,8 +252,10 @@ def test_coordinate_network_predicts_an_image_from_nn_coords():
 
 # --- non-finite losses -----------------------------------------------------------------------
 
-DIVERGING = ("(1,2,3,4,5^2,4,6,8,10) nn_init nn_input IN,1 nn_fc OUT,IN,1 nn_loss_mse LOSS,OUT,GT"
-             " nn_trainer T,LOSS,1e3,sgd")
+DIVERGING = (
+    "(1,2,3,4,5^2,4,6,8,10) nn_init nn_input IN,1 nn_fc OUT,IN,1 nn_loss_mse LOSS,OUT,GT"
+    " nn_trainer T,LOSS,1e3,sgd"
+)
 
 
 def failing_iteration(err):
@@ -252,20 +275,30 @@ def test_diverging_training_stops_keeping_the_weights_from_before_the_failing_st
     exact = run_script(DIVERGING + f" nn_train {k},5", seed=4)
     assert exact.err.count("warning") == 0
     for name in ("OUT_fc", "T"):
-        np.testing.assert_array_equal(stopped.workspace.images.get(name), exact.workspace.images.get(name), err_msg=name)
+        np.testing.assert_array_equal(
+            stopped.workspace.images.get(name), exact.workspace.images.get(name), err_msg=name
+        )
     assert np.all(np.isfinite(stopped.workspace.images.get("OUT_fc")))
     assert stopped.workspace.images.get("T")[0, 0, 0, 0] == k
 
 
 def test_nan_samples_stop_at_the_first_iteration_with_the_weights_untouched():
-    before = run_script("(1,2,nan^1,2,3) nn_init nn_input IN,1 nn_fc OUT,IN,1"
-                        " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam", seed=1)
-    after = run_script("(1,2,nan^1,2,3) nn_init nn_input IN,1 nn_fc OUT,IN,1"
-                       " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam nn_step e after", seed=1)
+    before = run_script(
+        "(1,2,nan^1,2,3) nn_init nn_input IN,1 nn_fc OUT,IN,1"
+        " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam",
+        seed=1,
+    )
+    after = run_script(
+        "(1,2,nan^1,2,3) nn_init nn_input IN,1 nn_fc OUT,IN,1"
+        " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam nn_step e after",
+        seed=1,
+    )
     assert failing_iteration(after.err) == 0
-    assert after.lines[-1] == "after"          # the script went on
+    assert after.lines[-1] == "after"  # the script went on
     for name in ("OUT_fc", "OUT_fc_m", "OUT_fc_v", "T"):
-        np.testing.assert_array_equal(after.workspace.images.get(name), before.workspace.images.get(name), err_msg=name)
+        np.testing.assert_array_equal(
+            after.workspace.images.get(name), before.workspace.images.get(name), err_msg=name
+        )
 
 
 def test_non_finite_loss_keeps_exit_status_0_on_the_command_line():
@@ -277,11 +310,12 @@ def test_non_finite_loss_keeps_exit_status_0_on_the_command_line():
 
 # --- loss curve ------------------------------------------------------------------------------
 
+
 def test_nn_plot_writes_a_png(work):
     run_script(f"{XOR_SAMPLES} {XOR_NET} nn_train 30,4 nn_plot curve.png", seed=1)
     data = (work / "curve.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
-    assert [p.name for p in work.iterdir()] == ["curve.png"]   # no temporary left behind
+    assert [p.name for p in work.iterdir()] == ["curve.png"]  # no temporary left behind
     loaded = run_script("input curve.png").image(0)
     assert loaded.shape[2] > 100 and loaded.shape[3] > 100 and loaded.std() > 0
 

@@ -6,7 +6,6 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
-
 from conftest import REPO, cli, run_script
 
 SAMPLES = 3
@@ -17,7 +16,7 @@ def network_lines(example):
     lines = (REPO / "examples" / example).read_text().splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("nn_init"))
     last = next(i for i, line in enumerate(lines) if line.startswith("nn_trainer"))
-    return "\n".join(lines[first:last + 1])
+    return "\n".join(lines[first : last + 1])
 
 
 def to_nchw(stack, size, count):
@@ -44,16 +43,20 @@ def randomize_parameters(interpreter, seed=5):
         values = rng.uniform(-1, 1, image.shape).astype(np.float32)
         if module.layer.kind == "normalize":
             rows = values.reshape(-1, 4)
-            rows[:, 0] += 1.5                       # alpha
-            rows[:, 3] = np.abs(rows[:, 3]) + 0.5   # running variance
+            rows[:, 0] += 1.5  # alpha
+            rows[:, 3] = np.abs(rows[:, 3]) + 0.5  # running variance
         interpreter.workspace.images.set(module.name, values)
 
 
 def compare(tmp_path, network, size, output="", seed=0):
     """nn_eval against onnxruntime for `network` (script lines) fed M random samples."""
     w, h, d, s = size
-    run = run_script(f"nn_init nn_input IN,{w},{h},{d},{s}\n{network}\n"
-                     f"input {w},{h},{d * SAMPLES},{s} noise[-1] 1 name. x", seed=seed, quiet=True)
+    run = run_script(
+        f"nn_init nn_input IN,{w},{h},{d},{s}\n{network}\n"
+        f"input {w},{h},{d * SAMPLES},{s} noise[-1] 1 name. x",
+        seed=seed,
+        quiet=True,
+    )
     randomize_parameters(run.interpreter)
     run.interpreter.run_items(["nn_eval[x]", output or "."])
     expected = run.image(-1)
@@ -67,7 +70,7 @@ def compare(tmp_path, network, size, output="", seed=0):
 LAYERS = [
     ("nn_fc F,IN,5 nn_fcnl G,F,4,tanh nn_fcnnl H,G,3", (3, 2, 1, 2)),
     ("nn_nlfc A,IN,4,swish", (3, 2, 1, 2)),
-    ("nn_nlfc A,IN,4,softmax", (3, 2, 1, 2)),         # the engine's nlfc: softmax value by value, the identity
+    ("nn_nlfc A,IN,4,softmax", (3, 2, 1, 2)),  # the engine's nlfc: softmax value by value, the identity
     ("nn_normalize N,IN,1 nn_normalize M,N,0", (3, 2, 1, 2)),
     ("nn_scale A,IN nn_scale B,A,1", (3, 2, 1, 2)),
     ("nn_clone A,B,IN nn_mul M,A,B nn_add S,M,A nn_dropout D,S,0.5 nn_rename R,D", (3, 2, 1, 2)),
@@ -76,8 +79,8 @@ LAYERS = [
     ("nn_crop C,IN,-2,1,0,0,6,9,0,2,dirichlet", (5, 5, 1, 2)),
     ("nn_conv2d C,IN,4,3,1,1,0,dirichlet", (7, 6, 1, 2)),
     ("nn_conv2d C,IN,4,4,2,2,1,neumann", (11, 9, 1, 2)),
-    ("nn_conv2d C,IN,3,3,1,3,0,periodic", (4, 5, 1, 2)),     # dilation reaching past the input
-    ("nn_conv2d C,IN,3,5,1,2,0,mirror", (4, 5, 2, 2)),       # 2D kernels on each slice
+    ("nn_conv2d C,IN,3,3,1,3,0,periodic", (4, 5, 1, 2)),  # dilation reaching past the input
+    ("nn_conv2d C,IN,3,5,1,2,0,mirror", (4, 5, 2, 2)),  # 2D kernels on each slice
     ("nn_conv3d C,IN,3,3,2,1,0,mirror", (6, 6, 5, 2)),
     ("nn_conv3d C,IN,2,3,1,1,1,periodic", (6, 6, 5, 1)),
     ("nn_conv2dnnl C,IN,4,3 nn_resconv2dnl R,C", (6, 6, 1, 3)),
@@ -103,8 +106,9 @@ def test_each_layer_type_exports_to_the_same_values(tmp_path, network, size):
     compare(tmp_path, network, size)
 
 
-@pytest.mark.parametrize("activation", "elu gelu leakyrelu linear relu sigmoid sin sinc softmax"
-                         " sqr sqrt swish tanh".split())
+@pytest.mark.parametrize(
+    "activation", "elu gelu leakyrelu linear relu sigmoid sin sinc softmax sqr sqrt swish tanh".split()
+)
 def test_each_activation_exports_to_the_same_values(tmp_path, activation):
     compare(tmp_path, f"nn_nl A,IN,{activation}", (3, 2, 1, 2))
 
@@ -120,13 +124,17 @@ def trained(example, data, iterations=5):
 
 
 def test_tutorial_network_exports_with_vector_input_and_output(tmp_path):
-    run = run_script(f"{network_lines('color_mapping.nnp')}\n"
-                     "input 40,1,1,5 noise[-1] 1 name. samples nn_train[samples] 20,8\n"
-                     "input 16,16,1,2 noise[-1] 1 name. coords nn_eval[coords]", seed=2, quiet=True)
+    run = run_script(
+        f"{network_lines('color_mapping.nnp')}\n"
+        "input 40,1,1,5 noise[-1] 1 name. samples nn_train[samples] 20,8\n"
+        "input 16,16,1,2 noise[-1] 1 name. coords nn_eval[coords]",
+        seed=2,
+        quiet=True,
+    )
     session = exported(tmp_path, run.interpreter)
     (feed,), (output,) = session.get_inputs(), session.get_outputs()
     assert (feed.name, feed.shape, output.name, output.shape) == ("IN", ["N", 1, 1, 2], "OUT", ["N", 3, 1, 1])
-    coords = run.image(run.images.find("coords"))              # (2, 1, 16, 16): a sample per pixel
+    coords = run.image(run.images.find("coords"))  # (2, 1, 16, 16): a sample per pixel
     result = session.run(None, {"IN": coords.reshape(2, -1).T.reshape(-1, 1, 1, 2).copy()})[0]
     np.testing.assert_allclose(result.reshape(-1, 3).T, run.image(-1).reshape(3, -1), atol=1e-4, rtol=1e-4)
 
@@ -151,10 +159,21 @@ def test_denoiser_exports_to_the_same_images(tmp_path):
 
 def test_a_loss_cannot_be_exported_and_says_so_in_one_line(tmp_path):
     model = tmp_path / "model.onnx"
-    result = cli("nn_init", "nn_input", "IN,2", "nn_fc", "OUT,IN,1", "nn_loss_mse", "LOSS,OUT,GT",
-                 "nn_export", f"{model},LOSS")
+    result = cli(
+        "nn_init",
+        "nn_input",
+        "IN,2",
+        "nn_fc",
+        "OUT,IN,1",
+        "nn_loss_mse",
+        "LOSS,OUT,GT",
+        "nn_export",
+        f"{model},LOSS",
+    )
     assert result.code == 1
-    assert result.error_lines == ["nnpipe: error: <command line>:1: nn_export: layer 'LOSS' (loss_mse)"
-                                  " cannot be exported to ONNX (losses are for training: export what"
-                                  " they compare)"]
+    assert result.error_lines == [
+        "nnpipe: error: <command line>:1: nn_export: layer 'LOSS' (loss_mse)"
+        " cannot be exported to ONNX (losses are for training: export what"
+        " they compare)"
+    ]
     assert not model.exists()

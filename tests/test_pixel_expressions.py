@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO, run_script, script_error
 
 SEED = REPO.parent / "shared" / "seed" / "nn_test_color_astronaut.gmic"
@@ -51,8 +50,10 @@ def test_plus_fill_keeps_the_input():
 
 
 def test_the_tutorials_batch_expression_picks_pixels_and_their_colours():
-    run = run_script('i 4,3,1,3,"x+10*y+100*c" '
-                     '1,5,1,5,"P = [y%4,y%3]; [ lerp(-1,1,P[0]/w#0),lerp(-1,1,P[1]/h#0),I(#0,P)/255 ]"')
+    run = run_script(
+        'i 4,3,1,3,"x+10*y+100*c" '
+        '1,5,1,5,"P = [y%4,y%3]; [ lerp(-1,1,P[0]/w#0),lerp(-1,1,P[1]/h#0),I(#0,P)/255 ]"'
+    )
     batch = run.image()
     for k in range(5):
         px, py = k % 4, k % 3
@@ -74,19 +75,27 @@ def test_expression_error_names_the_line_and_the_position():
     assert "expression 'x+(y*': unexpected 'end of expression' at position 6" in error.message
 
 
-NETWORK = ("nn_init nn_input IN,2 nn_fcnnl L1,IN,8 nn_resfcnl L2,L1 nn_fc OUT,L2,3 "
-           "nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam ")
+NETWORK = (
+    "nn_init nn_input IN,2 nn_fcnnl L1,IN,8 nn_resfcnl L2,L1 nn_fc OUT,L2,3 "
+    "nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam "
+)
 BATCH = '1,32,1,5,"[ lerp(-1,1,y/31), cos(y), sin(y)/2+0.5, (y%3)/2, y/31 ]" name. batch '
-MACRO_STEP = ("eval[batch] *${-nn_lib}\"IN = [ i0,i1 ]; GT = [ i2,i3,i4 ];\""
-              "$_nn_forward$_nn_loss$_nn_backward$_nn_update\"end(set('loss',LOSS)); I\" ")
+MACRO_STEP = (
+    'eval[batch] *${-nn_lib}"IN = [ i0,i1 ]; GT = [ i2,i3,i4 ];"'
+    "$_nn_forward$_nn_loss$_nn_backward$_nn_update\"end(set('loss',LOSS)); I\" "
+)
 
 
 def test_the_macros_step_equals_nn_step_on_the_same_batch():
     by_macros = run_script(BATCH + NETWORK + MACRO_STEP * 3, seed=7)
     by_step = run_script(BATCH + NETWORK + "nn_step[batch] " * 3, seed=7)
-    assert float(by_macros.interpreter.lookup("loss")) == pytest.approx(float(by_step.interpreter.lookup("loss")), rel=1e-6)
+    assert float(by_macros.interpreter.lookup("loss")) == pytest.approx(
+        float(by_step.interpreter.lookup("loss")), rel=1e-6
+    )
     for name in ("L1_fc", "L1_normalize", "L2_fc", "OUT_fc", "OUT_fc_m", "OUT_fc_v", "T"):
-        assert np.allclose(by_macros.workspace.images.get(name), by_step.workspace.images.get(name), rtol=1e-5, atol=1e-7), name
+        assert np.allclose(
+            by_macros.workspace.images.get(name), by_step.workspace.images.get(name), rtol=1e-5, atol=1e-7
+        ), name
 
 
 def test_the_macros_train_the_network_as_it_is_after_a_layer_is_added():
@@ -95,15 +104,21 @@ def test_the_macros_train_the_network_as_it_is_after_a_layer_is_added():
     change = "nn_fc OUT2,OUT,3 nn_loss_mse LOSS,OUT2,GT "
     by_macros = run_script(BATCH + NETWORK + MACRO_STEP + change + MACRO_STEP * 2, seed=7)
     by_step = run_script(BATCH + NETWORK + "nn_step[batch] " + change + "nn_step[batch] " * 2, seed=7)
-    assert float(by_macros.interpreter.lookup("loss")) == pytest.approx(float(by_step.interpreter.lookup("loss")), rel=1e-6)
+    assert float(by_macros.interpreter.lookup("loss")) == pytest.approx(
+        float(by_step.interpreter.lookup("loss")), rel=1e-6
+    )
     for name in ("OUT_fc", "OUT2_fc", "T"):
-        assert np.allclose(by_macros.workspace.images.get(name), by_step.workspace.images.get(name), rtol=1e-5, atol=1e-7), name
+        assert np.allclose(
+            by_macros.workspace.images.get(name), by_step.workspace.images.get(name), rtol=1e-5, atol=1e-7
+        ), name
 
 
 def test_fill_with_the_forward_macro_equals_nn_eval():
-    script = (BATCH + NETWORK + "nn_step[batch] i 6,5,1,3 name canvas "
-              "+f[canvas] \"IN = [ lerp(-1,1,x/w),lerp(-1,1,y/h) ];\"$_nn_forward\"OUT\" name. filled "
-              "i 6,5,1,2 name coords f[coords] \"[lerp(-1,1,x/w),lerp(-1,1,y/h)]\" nn_eval[coords]")
+    script = (
+        BATCH + NETWORK + "nn_step[batch] i 6,5,1,3 name canvas "
+        '+f[canvas] "IN = [ lerp(-1,1,x/w),lerp(-1,1,y/h) ];"$_nn_forward"OUT" name. filled '
+        'i 6,5,1,2 name coords f[coords] "[lerp(-1,1,x/w),lerp(-1,1,y/h)]" nn_eval[coords]'
+    )
     run = run_script(script, seed=3)
     filled, evaluated = run.images.get("filled"), run.images.get("OUT")
     coords = run.images.get("coords")
@@ -111,14 +126,17 @@ def test_fill_with_the_forward_macro_equals_nn_eval():
     assert np.allclose(filled, evaluated, atol=1e-6)
 
 
-@pytest.mark.parametrize("feed, result", [("[ lerp(-1,1,x/w),0 ]", "OUT"),
-                                          ("[ lerp(-1,1,x/w),0*u ]", "OUT[c]")])
+@pytest.mark.parametrize(
+    "feed, result", [("[ lerp(-1,1,x/w),0 ]", "OUT"), ("[ lerp(-1,1,x/w),0*u ]", "OUT[c]")]
+)
 def test_a_feed_varying_along_x_only_gives_each_pixel_its_own_sample(feed, result):
     """A value depending on x alone (or evaluated per channel, as u is in a scalar fill) is
     still one sample per pixel: the same as the value written out over every pixel."""
-    script = (BATCH + NETWORK + "nn_step[batch] i 6,5,1,3 name canvas "
-              f"+f[canvas] \"IN = {feed};\"$_nn_forward\"{result}\" name. filled "
-              "+f[canvas] \"IN = [ lerp(-1,1,x/w),0*y ];\"$_nn_forward\"OUT\" name. full ")
+    script = (
+        BATCH + NETWORK + "nn_step[batch] i 6,5,1,3 name canvas "
+        f'+f[canvas] "IN = {feed};"$_nn_forward"{result}" name. filled '
+        '+f[canvas] "IN = [ lerp(-1,1,x/w),0*y ];"$_nn_forward"OUT" name. full '
+    )
     run = run_script(script, seed=3)
     filled = run.images.get("filled")
     assert np.allclose(filled, run.images.get("full"), atol=1e-6)
@@ -126,7 +144,7 @@ def test_a_feed_varying_along_x_only_gives_each_pixel_its_own_sample(feed, resul
 
 
 def test_a_macro_needs_its_feeds_assigned():
-    error = script_error(BATCH + NETWORK + "eval[batch] \"GT = [i2,i3,i4];\"$_nn_forward$_nn_update")
+    error = script_error(BATCH + NETWORK + 'eval[batch] "GT = [i2,i3,i4];"$_nn_forward$_nn_update')
     assert "feed 'IN' is not set" in error.message
 
 
@@ -143,8 +161,7 @@ def test_sample_image_and_unknown_sample():
 
 
 def test_the_bounded_tutorial_example_trains(tmp_path):
-    run = run_script(f"{REPO}/examples/nn_lib_tutorial.gmic nn_lib_tutorial 1500,{tmp_path}/out.png",
-                     seed=2)
+    run = run_script(f"{REPO}/examples/nn_lib_tutorial.gmic nn_lib_tutorial 1500,{tmp_path}/out.png", seed=2)
     losses = [float(line.split("LOSS=")[1]) for line in run.lines if "LOSS=" in line]
     assert len(losses) == 2 and losses[1] < losses[0] / 4
     assert (tmp_path / "out.png").exists()
@@ -155,9 +172,14 @@ def test_the_bounded_tutorial_example_trains(tmp_path):
 @pytest.mark.skipif(not SEED.exists(), reason="the shared seed script sits beside the repository")
 def test_the_published_tutorial_runs_as_written_until_interrupted():
     environment = dict(os.environ, PYTHONPATH=str(REPO))
-    process = subprocess.Popen([sys.executable, "-m", "nnpipe", "--seed", "1", str(SEED), "nn_test_color"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=REPO, env=environment)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nnpipe", "--seed", "1", str(SEED), "nn_test_color"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=environment,
+    )
     losses = []
     for line in process.stdout:
         if line.startswith("LOSS="):
@@ -174,7 +196,9 @@ def test_the_published_tutorial_runs_as_written_until_interrupted():
 
 def test_isdir_and_isfile_look_at_the_file_system(tmp_path):
     (tmp_path / "f.txt").write_text("x")
-    run = run_script(f"e {{isdir('{tmp_path}')}},{{isfile('{tmp_path}/f.txt')}},{{isdir('{tmp_path}/f.txt')}}")
+    run = run_script(
+        f"e {{isdir('{tmp_path}')}},{{isfile('{tmp_path}/f.txt')}},{{isdir('{tmp_path}/f.txt')}}"
+    )
     assert run.lines == ["1,1,0"]
 
 

@@ -15,8 +15,8 @@ import zlib
 
 import numpy as np
 import pytest
-
 from conftest import REPO, cli, run_items, script_error
+
 from nnpipe import limits
 from nnpipe.images import gmz
 
@@ -25,12 +25,19 @@ def nnpipe_process(folder, *args, tmpdir=None, **options):
     environment = dict(os.environ, PYTHONPATH=str(REPO))
     if tmpdir is not None:
         environment["TMPDIR"] = str(tmpdir)
-    return subprocess.Popen([sys.executable, "-m", "nnpipe", *map(str, args)], cwd=folder,
-                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **options)
+    return subprocess.Popen(
+        [sys.executable, "-m", "nnpipe", *map(str, args)],
+        cwd=folder,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **options,
+    )
 
 
 # --- 1. a local Dask run listens on this machine only, and leaves no scratch folders ----------
+
 
 def listening(process, workers, timeout=180):
     """{(pid, ip, port)} of the sockets listening in `process` and its children, once its
@@ -85,8 +92,17 @@ def endless(work):
 
 
 def test_a_local_map_listens_on_loopback_only_without_a_dashboard_and_ctrl_c_leaves_no_scratch(endless):
-    process = nnpipe_process(endless, "map", "--workers", 2, "endless.nnp", "a", "b",
-                             tmpdir=endless / "tmp", start_new_session=True)
+    process = nnpipe_process(
+        endless,
+        "map",
+        "--workers",
+        2,
+        "endless.nnp",
+        "a",
+        "b",
+        tmpdir=endless / "tmp",
+        start_new_session=True,
+    )
     try:
         sockets = listening(process, workers=2)
         assert_loopback_only(sockets)
@@ -101,8 +117,17 @@ def test_a_local_map_listens_on_loopback_only_without_a_dashboard_and_ctrl_c_lea
 
 
 def test_dashboard_on_request_listens_on_loopback_and_is_printed(endless):
-    process = nnpipe_process(endless, "map", "--workers", 1, "--dashboard", "endless.nnp", "a",
-                             tmpdir=endless / "tmp", start_new_session=True)
+    process = nnpipe_process(
+        endless,
+        "map",
+        "--workers",
+        1,
+        "--dashboard",
+        "endless.nnp",
+        "a",
+        tmpdir=endless / "tmp",
+        start_new_session=True,
+    )
     try:
         sockets = listening(process, workers=1)
         assert_loopback_only(sockets)
@@ -183,27 +208,35 @@ def test_a_write_onto_a_special_file_is_refused_and_leaves_it(work, writer, kind
     assert message.startswith("cannot write '") and "target" in message, message
     assert "\n" not in message
     wanted = "a folder" if writer == "nn_save .png stack" else "a regular file"
-    assert {"fifo": "FIFO", "device": "character device", "folder": "a folder"}[kind] in message \
-        or "in the way" in message, message
+    assert {"fifo": "FIFO", "device": "character device", "folder": "a folder"}[
+        kind
+    ] in message or "in the way" in message, message
     if writer != "nn_save .png stack":
         assert f"not {wanted}" in message
     assert identity(path) == before
-    assert [p.name for p in work.iterdir()] == [name]   # no temporary left beside it
+    assert [p.name for p in work.iterdir()] == [name]  # no temporary left beside it
 
 
 def test_nn_plot_onto_a_device_as_the_command_line_runs_it(work):
     path = special_file(work, "device", "null")
-    result = subprocess.run([sys.executable, "-m", "nnpipe", "-q", *TRAINED.split(), "nn_plot", "null"],
-                            cwd=work, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "nnpipe", "-q", *TRAINED.split(), "nn_plot", "null"],
+        cwd=work,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "nnpipe: error: <command line>:1: nn_plot: cannot write 'null': it is a character device,"
-        " not a regular file; nnpipe does not replace it (remove it or choose another name)"]
+        " not a regular file; nnpipe does not replace it (remove it or choose another name)"
+    ]
     assert stat.S_ISCHR(os.lstat(path).st_mode)
 
 
 # --- 3. .gmz inflation stops at the declared size -------------------------------------------
+
 
 def zeros_deflated(megabytes):
     """A zlib stream of `megabytes` MiB of zeros, built without compressing them all: each
@@ -213,7 +246,7 @@ def zeros_deflated(megabytes):
     first = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
     middle = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
     total = megabytes << 20
-    adler = ((total % 65521) << 16) | 1   # of `total` zeros
+    adler = ((total % 65521) << 16) | 1  # of `total` zeros
     return first + middle * (megabytes - 1) + b"\x03\x00" + adler.to_bytes(4, "big")
 
 
@@ -237,14 +270,27 @@ def peak_memory(action):
     return peak
 
 
-@pytest.mark.parametrize("megabytes, size, type_name, expected", [
-    (64, (1, 1, 1, 1), "float32", "image 0 of 1 inflates to more than the 4 bytes its size 1,1,1,1 needs"),
-    (2048, (1000, 1000, 1, 1), "uint8", "image 0 of 1 inflates to more than the 1,000,000 bytes its size"
-                                        " 1000,1000,1,1 needs"),
-])
+@pytest.mark.parametrize(
+    "megabytes, size, type_name, expected",
+    [
+        (
+            64,
+            (1, 1, 1, 1),
+            "float32",
+            "image 0 of 1 inflates to more than the 4 bytes its size 1,1,1,1 needs",
+        ),
+        (
+            2048,
+            (1000, 1000, 1, 1),
+            "uint8",
+            "image 0 of 1 inflates to more than the 1,000,000 bytes its size 1000,1000,1,1 needs",
+        ),
+    ],
+)
 def test_a_gmz_that_inflates_beyond_its_declared_size_is_refused_in_bounded_memory(
-        work, megabytes, size, type_name, expected):
-    data = zeros_deflated(megabytes)   # 64 KB for 64 MiB; 2 MB for 2 GiB
+    work, megabytes, size, type_name, expected
+):
+    data = zeros_deflated(megabytes)  # 64 KB for 64 MiB; 2 MB for 2 GiB
     path = gmz_file(work / "bomb.gmz", size, data, type_name)
     refusals = []
 
@@ -252,10 +298,14 @@ def test_a_gmz_that_inflates_beyond_its_declared_size_is_refused_in_bounded_memo
         with pytest.raises(gmz.GmzError) as info:
             gmz.decode(path.read_bytes())
         refusals.append(str(info.value))
+
     peak = peak_memory(decode)
     assert expected in refusals[0]
     assert peak < len(data) + (8 << 20), f"{peak:,} bytes at the peak"
-    for script, what in (("input bomb.gmz", "cannot read 'bomb.gmz'"), ("nn_load bomb.gmz", "cannot load 'bomb.gmz'")):
+    for script, what in (
+        ("input bomb.gmz", "cannot read 'bomb.gmz'"),
+        ("nn_load bomb.gmz", "cannot load 'bomb.gmz'"),
+    ):
         message = script_error(script).message
         assert message.startswith(what) and expected in message and "\n" not in message
 
@@ -263,7 +313,10 @@ def test_a_gmz_that_inflates_beyond_its_declared_size_is_refused_in_bounded_memo
 def test_a_gmz_declaring_more_values_than_the_cap_is_refused_before_inflating(work):
     gmz_file(work / "huge.gmz", (100000, 100000, 1, 1), zeros_deflated(2), "uint8")
     message = script_error("input huge.gmz").message
-    assert "image 0 of 1 is declared of size 100000,100000,1,1: too large (1e+10 values; at most 2^31)" in message
+    assert (
+        "image 0 of 1 is declared of size 100000,100000,1,1: too large (1e+10 values; at most 2^31)"
+        in message
+    )
 
 
 def test_a_gmz_declaring_more_than_deflate_can_hold_is_refused_before_inflating(work):
@@ -291,13 +344,18 @@ def test_reading_a_device_as_an_image_or_a_network_is_refused(work, special):
 
 # --- 4. memory from tiny scripts: text limits, and out of memory is a user error -------------
 
+
 @pytest.fixture
 def small_text_limit(monkeypatch):
     monkeypatch.setattr(limits, "_max_text", 1024)
-    return "1 Ki characters, nnpipe's limit on text (set NNPIPE_MAX_TEXT, e.g. NNPIPE_MAX_TEXT=1G, to raise it)"
+    return (
+        "1 Ki characters, nnpipe's limit on text (set NNPIPE_MAX_TEXT, e.g. NNPIPE_MAX_TEXT=1G, to raise it)"
+    )
 
 
-@pytest.mark.parametrize("doubling, what", [("x.=$x", "variable 'x'"), ("x=$x$x", "the item after substitution")])
+@pytest.mark.parametrize(
+    "doubling, what", [("x.=$x", "variable 'x'"), ("x=$x$x", "the item after substitution")]
+)
 def test_a_doubling_variable_stops_at_the_text_limit(small_text_limit, doubling, what):
     error = script_error(f"x=ab\nrepeat 40 {{ {doubling} }}\necho done")
     assert error.where == "test.nnp:2"
@@ -321,40 +379,59 @@ def test_run_of_a_device_or_a_long_script_stops_at_the_limit(work, small_text_li
     if os.path.exists("/dev/zero"):
         result = cli("run", "/dev/zero")
         assert result.code == 1 and result.error_lines == [
-            f"nnpipe: error: /dev/zero: the script is longer than {small_text_limit}"]
+            f"nnpipe: error: /dev/zero: the script is longer than {small_text_limit}"
+        ]
     (work / "long.nnp").write_text("echo hi\n" * 200)
-    assert cli("run", "long.nnp").error_lines == [f"nnpipe: error: long.nnp: the script is longer than {small_text_limit}"]
+    assert cli("run", "long.nnp").error_lines == [
+        f"nnpipe: error: long.nnp: the script is longer than {small_text_limit}"
+    ]
     assert cli("run", "-", input="echo hi\n" * 200).error_lines == [
-        f"nnpipe: error: <stdin>: the script is longer than {small_text_limit}"]
+        f"nnpipe: error: <stdin>: the script is longer than {small_text_limit}"
+    ]
     (work / "long.gmic").write_text("long :\n" + "  echo hi\n" * 200)
     assert cli("long.gmic").error_lines == [
-        "nnpipe: error: <command line>:1: command file 'long.gmic' is longer"
-        f" than {small_text_limit}"]
+        f"nnpipe: error: <command line>:1: command file 'long.gmic' is longer than {small_text_limit}"
+    ]
 
 
 def test_the_text_limit_comes_from_the_environment(work):
     environment = dict(os.environ, PYTHONPATH=str(REPO))
 
     def run(limit, *items):
-        return subprocess.run([sys.executable, "-m", "nnpipe", *items], cwd=work, capture_output=True, text=True,
-                              env=dict(environment, NNPIPE_MAX_TEXT=limit), timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "nnpipe", *items],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            env=dict(environment, NNPIPE_MAX_TEXT=limit),
+            timeout=120,
+        )
+
     assert run("2k", "x=" + "a" * 1500, "echo", "$x").returncode == 0
     refused = run("1k", "x=" + "a" * 1500, "echo", "$x")
     assert refused.returncode == 1 and refused.stderr.startswith(
-        "nnpipe: error: <command line>:1: echo: the item after substitution is longer than 1 Ki characters")
+        "nnpipe: error: <command line>:1: echo: the item after substitution is longer than 1 Ki characters"
+    )
     wrong = run("lots", "echo", "hi")
     assert wrong.returncode == 2 and wrong.stderr.splitlines() == [
-        "nnpipe: error: NNPIPE_MAX_TEXT must be a size such as 256M (got 'lots')"]
+        "nnpipe: error: NNPIPE_MAX_TEXT must be a size such as 256M (got 'lots')"
+    ]
 
 
 def test_the_default_limit_stops_the_issues_script_in_one_line(work):
-    result = subprocess.run([sys.executable, "-m", "nnpipe", "x=ab", "repeat", "40", "{", "x.=$x", "}", "echo", "done"],
-                            cwd=work, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "nnpipe", "x=ab", "repeat", "40", "{", "x.=$x", "}", "echo", "done"],
+        cwd=work,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
         "nnpipe: error: <command line>:1: variable 'x' is longer than 64 Mi characters, nnpipe's limit on"
-        " text (set NNPIPE_MAX_TEXT, e.g. NNPIPE_MAX_TEXT=1G, to raise it)"]
+        " text (set NNPIPE_MAX_TEXT, e.g. NNPIPE_MAX_TEXT=1G, to raise it)"
+    ]
 
 
 def test_running_out_of_memory_is_one_error_line_not_internal(work):
@@ -364,24 +441,36 @@ def test_running_out_of_memory_is_one_error_line_not_internal(work):
 
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
-    result = subprocess.run([sys.executable, "-m", "nnpipe", "x=ab", "repeat", "40", "{", "x.=$x", "}", "echo", "done"],
-                            cwd=work, env=dict(os.environ, PYTHONPATH=str(REPO), NNPIPE_MAX_TEXT="64G"),
-                            capture_output=True, text=True, timeout=300, preexec_fn=cap)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "nnpipe", "x=ab", "repeat", "40", "{", "x.=$x", "}", "echo", "done"],
+        cwd=work,
+        env=dict(os.environ, PYTHONPATH=str(REPO), NNPIPE_MAX_TEXT="64G"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=cap,
+    )
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "nnpipe: error: <command line>:1: out of memory (smaller images, batches, layers or texts need less)"]
+        "nnpipe: error: <command line>:1: out of memory (smaller images, batches, layers or texts need less)"
+    ]
 
 
 def test_a_memory_error_anywhere_is_out_of_memory(monkeypatch):
     def exhausted(*args, **kwargs):
         raise MemoryError()
+
     monkeypatch.setattr("nnpipe.lang.interpreter.lex_items", exhausted)
     result = cli("echo", "hi")
     assert result.code == 1 and result.exception is None
-    assert result.error_lines == ["nnpipe: error: out of memory (smaller images, batches, layers or texts need less)"]
+    assert result.error_lines == [
+        "nnpipe: error: out of memory (smaller images, batches, layers or texts need less)"
+    ]
 
 
 # --- 5 (and issue 25 item 11). empty and odd arrays, non-finite values ------------------------
+
 
 @pytest.mark.parametrize("shape", [(0,), (0, 4), (4, 0), (2, 0, 3)])
 def test_input_of_an_npy_without_values_is_refused(work, shape):
@@ -389,7 +478,9 @@ def test_input_of_an_npy_without_values_is_refused(work, shape):
     result = cli("input", "e.npy", "print")
     assert result.code == 1 and result.stdout == ""
     assert result.error_lines == [
-        f"nnpipe: error: <command line>:1: input: cannot read 'e.npy': it holds no values (an array of shape {shape})"]
+        "nnpipe: error: <command line>:1: input: cannot read 'e.npy': it holds no values"
+        f" (an array of shape {shape})"
+    ]
 
 
 def test_input_of_a_0d_npy_is_a_1x1x1x1_image_of_its_value(work):
@@ -402,19 +493,32 @@ def test_input_keeps_non_finite_values_in_every_float_type_as_g_mic_and_nn_load_
         np.save(work / "h.npy", np.array([1, np.inf, -np.inf, np.nan], dtype))
         values = run_items("input", "h.npy").image().ravel()
         assert values[:3].tolist() == [1, np.inf, -np.inf] and np.isnan(values[3])
-        assert "'h.npy': sample 1 holds inf (at index (1,)), not a finite number" in script_error("nn_load_npy h.npy").message
+        assert (
+            "'h.npy': sample 1 holds inf (at index (1,)), not a finite number"
+            in script_error("nn_load_npy h.npy").message
+        )
 
 
 def test_nn_load_csv_of_the_label_column_alone_is_refused(work):
     (work / "labels.csv").write_text("1\n2\n3\n")
-    assert script_error("nn_load_csv labels.csv,0").message == "'labels.csv' holds no values beside its label column"
+    assert (
+        script_error("nn_load_csv labels.csv,0").message
+        == "'labels.csv' holds no values beside its label column"
+    )
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("1,2,nan\n3,4,1\n", "'d.csv' line 1, value 3: label 'nan' is not a finite number (class labels are words or finite numbers)"),
-    ("x,y,c\n1,2,cat\n3,4,-inf\n", "'d.csv' line 3, value 3: label '-inf' is not a finite number"),
-    ("x,y,c\n1,2,cat\n3,4,\n", "'d.csv' line 3, value 3: the label is empty"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "1,2,nan\n3,4,1\n",
+            "'d.csv' line 1, value 3: label 'nan' is not a finite number"
+            " (class labels are words or finite numbers)",
+        ),
+        ("x,y,c\n1,2,cat\n3,4,-inf\n", "'d.csv' line 3, value 3: label '-inf' is not a finite number"),
+        ("x,y,c\n1,2,cat\n3,4,\n", "'d.csv' line 3, value 3: the label is empty"),
+    ],
+)
 def test_nn_load_csv_refuses_nan_infinite_and_empty_labels(work, text, expected):
     (work / "d.csv").write_text(text)
     assert expected in script_error("nn_load_csv d.csv,2").message
@@ -422,17 +526,23 @@ def test_nn_load_csv_refuses_nan_infinite_and_empty_labels(work, text, expected)
 
 def test_a_tiff_of_more_than_4_dimensions_is_refused_and_size_1_axes_do_not_count(work):
     tifffile = pytest.importorskip("tifffile")
-    tifffile.imwrite(work / "t5.tif", np.zeros((2, 2, 3, 5, 6), np.float32), imagej=True, metadata={"axes": "TZCYX"})
+    tifffile.imwrite(
+        work / "t5.tif", np.zeros((2, 2, 3, 5, 6), np.float32), imagej=True, metadata={"axes": "TZCYX"}
+    )
     assert script_error("input t5.tif").message == (
-        "cannot read 't5.tif': a 5-D TIFF image (axes TZCYX, shape 2,2,3,5,6): nnpipe reads at most 4 dimensions")
+        "cannot read 't5.tif': a 5-D TIFF image (axes TZCYX, shape 2,2,3,5,6):"
+        " nnpipe reads at most 4 dimensions"
+    )
     tifffile.imwrite(work / "t4.tif", np.zeros((2, 2, 1, 5, 6), np.float32))
     assert [image.shape for image in run_items("input", "t4.tif").images] == [(1, 1, 5, 6)] * 4
 
 
 # --- issue 25 item 11: names with line breaks stay on one line ------------------------------------
 
+
 def network_file_with_names(work, extension, change):
     from nnpipe.nn import files
+
     run_items("nn_init", "nn_input", "IN,2", "nn_fc", "OUT,IN,3", "nn_save", "net.tif", quiet=True)
     saved = files.read("net.tif")
     change(saved)
@@ -459,6 +569,7 @@ def test_notices_and_warnings_naming_a_name_from_a_file_are_one_line(work):
     result = cli("nn_load_csv", "d.csv,1")
     assert result.code == 0 and result.error_lines == ["d: 2 samples of 2 classes (a\\nb, c)"]
     from conftest import _interpreter
+
     interpreter, _, err = _interpreter(0, False, False)
     interpreter.workspace.warn("image 'a\nb' is odd")
     assert err.getvalue() == "nnpipe: warning: <command line>: image 'a\\nb' is odd\n"

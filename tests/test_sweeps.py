@@ -13,18 +13,25 @@ import time
 import distributed
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import REPO, cli, run_script
+from PIL import Image
 
 XOR = REPO / "examples" / "xor.nnp"
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, silence_logs=50) as local, \
-            distributed.Client(local) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=50,
+        ) as local,
+        distributed.Client(local) as client,
+    ):
         yield local.scheduler_address, client
 
 
@@ -35,19 +42,23 @@ def table_rows(stdout):
 
 def test_sweep_runs_every_combination_ranked_by_loss_with_errors_in_their_rows(cluster, work):
     address, _ = cluster
-    (work / "xor.nnp").write_text(XOR.read_text())   # errors name the script as it was given
+    (work / "xor.nnp").write_text(XOR.read_text())  # errors name the script as it was given
     result = cli("--seed", 7, "sweep", "xor.nnp", "rate=0.01,0.03", "1=5,400", "--scheduler", address)
     assert result.code == 0, result.stderr
     header, rows = table_rows(result.stdout)
     assert header[:5] == ["rate", "$1", "seed", "loss", "error"]
-    assert sorted((row[0], row[1]) for row in rows) == [("0.01", "400"), ("0.01", "5"), ("0.03", "400"),
-                                                        ("0.03", "5")]
-    learnt, failed = rows[:2], rows[2:]           # 400 iterations learn XOR, 5 do not
+    assert sorted((row[0], row[1]) for row in rows) == [
+        ("0.01", "400"),
+        ("0.01", "5"),
+        ("0.03", "400"),
+        ("0.03", "5"),
+    ]
+    learnt, failed = rows[:2], rows[2:]  # 400 iterations learn XOR, 5 do not
     assert [row[1] for row in learnt] == ["400", "400"] and [row[1] for row in failed] == ["5", "5"]
     assert float(learnt[0][3]) <= float(learnt[1][3]) < 0.01
-    for row in failed:      # the script's own `error`, as one line, with its loss collected
+    for row in failed:  # the script's own `error`, as one line, with its loss collected
         assert " ".join(row[4:]) == f"xor.nnp:22: error: XOR not learnt: loss {row[3]} >= 0.01"
-    assert len({row[2] for row in rows}) == 4      # a seed per run
+    assert len({row[2] for row in rows}) == 4  # a seed per run
     for rate, iterations, *_ in rows:
         log = (work / "runs" / f"rate={rate},1={iterations}" / "output.txt").read_text()
         assert log.startswith(f"loss after {iterations} iterations: ")
@@ -55,14 +66,18 @@ def test_sweep_runs_every_combination_ranked_by_loss_with_errors_in_their_rows(c
         written = list(csv.reader(file))
     assert written[0][:5] == header[:5] and [r[:4] for r in written[1:]] == [r[:4] for r in rows]
     # the same --seed gives a run the same seed, whatever else is swept
-    again = cli("--seed", 7, "sweep", "xor.nnp", "rate=0.03", "1=5", "--scheduler", address, "--csv", "again.csv")
+    again = cli(
+        "--seed", 7, "sweep", "xor.nnp", "rate=0.03", "1=5", "--scheduler", address, "--csv", "again.csv"
+    )
     assert table_rows(again.stdout)[1][0][2] == next(r[2] for r in rows if r[:2] == ["0.03", "5"])
 
 
 def test_sweep_names_a_malformed_setting(work):
     result = cli("sweep", XOR, "rate")
     assert result.code == 2
-    assert result.error_lines == ["nnpipe: error: 'rate' is not NAME=v1,v2,... (NAME a variable, or N for $N)"]
+    assert result.error_lines == [
+        "nnpipe: error: 'rate' is not NAME=v1,v2,... (NAME a variable, or N for $N)"
+    ]
 
 
 MAP_SCRIPT = """
@@ -101,9 +116,25 @@ def test_a_worker_killed_mid_sweep_loses_no_run(cluster, work):
     address, client = cluster
     pids = client.run(os.getpid)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    sweep = subprocess.Popen([sys.executable, "-m", "nnpipe", "--seed", "1", "sweep", str(XOR),
-                              "rate=0.01,0.02,0.03,0.04", "1=30000", "--scheduler", address],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sweep = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nnpipe",
+            "--seed",
+            "1",
+            "sweep",
+            str(XOR),
+            "rate=0.01,0.02,0.03,0.04",
+            "1=30000",
+            "--scheduler",
+            address,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         busy = []
         while not busy and sweep.poll() is None:
@@ -117,8 +148,8 @@ def test_a_worker_killed_mid_sweep_loses_no_run(cluster, work):
     assert sweep.returncode == 0, err
     header, rows = table_rows(out)
     assert len(rows) == 4
-    assert all(float(row[3]) < 0.01 and len(row) == 4 for row in rows), out   # a loss, no error
-    client.wait_for_workers(2, timeout=60)   # the nanny restarts the killed worker
+    assert all(float(row[3]) < 0.01 and len(row) == 4 for row in rows), out  # a loss, no error
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
 
 
 def test_loading_a_network_again_reads_the_file_again_once_it_changed(work):
@@ -132,4 +163,6 @@ def test_loading_a_network_again_reads_the_file_again_once_it_changed(work):
     session.run_items(["nn_load", "net.tif"])
     rewritten = session.workspace.images.get("OUT_fc")
     assert not np.array_equal(rewritten, first)
-    assert np.array_equal(rewritten, run_script("nn_load net.tif", quiet=True).interpreter.workspace.images.get("OUT_fc"))
+    assert np.array_equal(
+        rewritten, run_script("nn_load net.tif", quiet=True).interpreter.workspace.images.get("OUT_fc")
+    )

@@ -9,10 +9,10 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import REPO, run_script
 from nn_helpers import build
+from PIL import Image
+
 from nnpipe.errors import UserError
 from nnpipe.nn import files, schedulers
 
@@ -28,8 +28,10 @@ def write_points(folder, name, count, seed):
     np.save(folder / f"{name}_labels.npy", labels.T.reshape(3, count, 1, 1))
 
 
-CLASSIFIER = ("nn_init nn_input IN,2 nn_fcnl H,IN,16,tanh nn_fc OUT,H,3"
-              " nn_loss_softmax_crossentropy LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam")
+CLASSIFIER = (
+    "nn_init nn_input IN,2 nn_fcnl H,IN,16,tanh nn_fc OUT,H,3"
+    " nn_loss_softmax_crossentropy LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam"
+)
 
 
 @pytest.fixture
@@ -50,12 +52,14 @@ def softmax_crossentropy(scores, labels):
 
 
 def test_validation_numbers_are_nn_classify_and_nn_eval_on_the_held_out_set(points):
-    interp = build(f"{loads('train', 'train_labels', 'valid', 'valid_labels')} {CLASSIFIER}"
-                   " nn_train[train,train_labels] 60,16,.,[valid,valid_labels],20"
-                   " nn_classify[valid,valid_labels] nn_eval[valid]")
+    interp = build(
+        f"{loads('train', 'train_labels', 'valid', 'valid_labels')} {CLASSIFIER}"
+        " nn_train[train,train_labels] 60,16,.,[valid,valid_labels],20"
+        " nn_classify[valid,valid_labels] nn_eval[valid]"
+    )
     val_loss, val_accuracy = float(interp.lookup("val_loss")), float(interp.lookup("val_accuracy"))
-    assert val_accuracy == float(interp.lookup("accuracy"))                 # nn_classify's
-    scores = interp.workspace.images[-1].reshape(3, -1).T                           # nn_eval's outputs
+    assert val_accuracy == float(interp.lookup("accuracy"))  # nn_classify's
+    scores = interp.workspace.images[-1].reshape(3, -1).T  # nn_eval's outputs
     labels = interp.workspace.images.get("valid_labels").reshape(3, -1).T
     assert val_loss == pytest.approx(softmax_crossentropy(scores, labels), rel=1e-5)
     trainer = interp.workspace.network().trainers["T"]
@@ -65,30 +69,37 @@ def test_validation_numbers_are_nn_classify_and_nn_eval_on_the_held_out_set(poin
 
 def test_a_held_out_fraction_is_nn_split_samples_split(points):
     """validation 0.25 holds out what nn_split_samples 0.25 would, drawn at the same point."""
-    held_out = build(f"{loads('train', 'train_labels')} {CLASSIFIER}"
-                     " nn_train[train,train_labels] 40,16,.,0.25,20")
-    split = build(f"{loads('train', 'train_labels')} {CLASSIFIER}"
-                  " nn_split_samples[train,train_labels] 0.25"
-                  " nn_train[train,train_labels] 40,16,.,[train_test,train_labels_test],20")
+    held_out = build(
+        f"{loads('train', 'train_labels')} {CLASSIFIER} nn_train[train,train_labels] 40,16,.,0.25,20"
+    )
+    split = build(
+        f"{loads('train', 'train_labels')} {CLASSIFIER}"
+        " nn_split_samples[train,train_labels] 0.25"
+        " nn_train[train,train_labels] 40,16,.,[train_test,train_labels_test],20"
+    )
     assert held_out.lookup("val_loss") == split.lookup("val_loss")
     assert held_out.lookup("val_accuracy") == split.lookup("val_accuracy")
     assert np.array_equal(held_out.workspace.images.get("OUT_fc"), split.workspace.images.get("OUT_fc"))
 
 
 def test_progress_bar_shows_the_validation(points):
-    run = run_script(f"{loads('train', 'train_labels', 'valid', 'valid_labels')} {CLASSIFIER}"
-                     " nn_train[train,train_labels] 20,16,.,[valid,valid_labels],10")
+    run = run_script(
+        f"{loads('train', 'train_labels', 'valid', 'valid_labels')} {CLASSIFIER}"
+        " nn_train[train,train_labels] 20,16,.,[valid,valid_labels],10"
+    )
     last = run.err.strip().splitlines()[-1]
     assert f"val_loss {run.interpreter.lookup('val_loss')}" in last and "val_accuracy" in last
 
 
 def test_early_stop_after_patience_validations_without_improvement(points):
     # a learning rate too small to change anything: the first validation stays the best
-    interp = build(f"{loads('train', 'train_labels', 'valid', 'valid_labels')}"
-                   " nn_init nn_input IN,2 nn_fc OUT,IN,3 nn_loss_softmax_crossentropy LOSS,OUT,GT"
-                   " nn_trainer T,LOSS,1e-30,sgd nn_train[train,train_labels] 1000,16,.,[valid,valid_labels],10,3")
+    interp = build(
+        f"{loads('train', 'train_labels', 'valid', 'valid_labels')}"
+        " nn_init nn_input IN,2 nn_fc OUT,IN,3 nn_loss_softmax_crossentropy LOSS,OUT,GT"
+        " nn_trainer T,LOSS,1e-30,sgd nn_train[train,train_labels] 1000,16,.,[valid,valid_labels],10,3"
+    )
     trainer = interp.workspace.network().trainers["T"]
-    assert len(trainer.history) == 40              # best at 10, then 20, 30, 40 no better
+    assert len(trainer.history) == 40  # best at 10, then 20, 30, 40 no better
     assert interp.workspace.images.get("T").reshape(-1)[schedulers.ITERATION] == 40
 
 
@@ -100,22 +111,24 @@ def test_keep_best_ends_with_the_weights_of_the_lowest_validation_loss(points):
     best = run.interpreter
     trainer = best.workspace.network().trainers["T"]
     losses = [value for _, value in trainer.validation]
-    assert losses == sorted(losses) and losses[0] < losses[-1]     # rising throughout
-    first = build(f"{script} nn_train[train,train_labels] 10,16")   # the weights at iteration 10
+    assert losses == sorted(losses) and losses[0] < losses[-1]  # rising throughout
+    first = build(f"{script} nn_train[train,train_labels] 10,16")  # the weights at iteration 10
     for name in ("H_fc", "OUT_fc"):
         assert np.array_equal(best.workspace.images.get(name), first.workspace.images.get(name))
     assert float(best.lookup("val_loss")) == pytest.approx(losses[0], rel=1e-5)
-    assert best.workspace.images.get("T").reshape(-1)[schedulers.ITERATION] == 50   # the trainer went on
+    assert best.workspace.images.get("T").reshape(-1)[schedulers.ITERATION] == 50  # the trainer went on
     assert "kept the weights of iteration 10" in run.err
     assert f"val_loss {best.lookup('val_loss')}" in run.err.strip().splitlines()[-1]  # the kept one
 
 
 def test_bad_validation_arguments_are_one_line_errors(points):
     script = f"{loads('train', 'train_labels')} {CLASSIFIER} nn_train[train,train_labels] 10,16,.,"
-    for argument, expected in [("1.5", "validation must be 0, a fraction"),
-                               ("[nothere]", "no image named 'nothere'"),
-                               ("[train]", "validation set: image .* has 2 channels but the network takes 5"),
-                               ("0.001", "leaves none")]:
+    for argument, expected in [
+        ("1.5", "validation must be 0, a fraction"),
+        ("[nothere]", "no image named 'nothere'"),
+        ("[train]", "validation set: image .* has 2 channels but the network takes 5"),
+        ("0.001", "leaves none"),
+    ]:
         with pytest.raises(UserError, match=expected) as info:
             build(script + argument)
         assert "\n" not in str(info.value)
@@ -123,18 +136,29 @@ def test_bad_validation_arguments_are_one_line_errors(points):
 
 # --- checkpoints --------------------------------------------------------------------------------
 
+
 def test_a_killed_training_resumes_from_its_checkpoint(points):
     """Kill a real training after its first checkpoints; running the same command again
     finishes it, with the weights an uninterrupted run reaches (each run a process of its
     own, as a user runs them)."""
-    training = (f"{loads('train', 'train_labels', 'valid', 'valid_labels')} {CLASSIFIER}"
-                " nn_train[train,train_labels] 6000,16,.,[valid,valid_labels],500,0,0,{},100"
-                " echo $val_loss nn_save {}.tif")
+    training = (
+        f"{loads('train', 'train_labels', 'valid', 'valid_labels')} {CLASSIFIER}"
+        " nn_train[train,train_labels] 6000,16,.,[valid,valid_labels],500,0,0,{},100"
+        " echo $val_loss nn_save {}.tif"
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
     def command(checkpoint, result):
-        return [sys.executable, "-m", "nnpipe", "--seed", "4", "-q",
-                *training.format(checkpoint, result).split()]
+        return [
+            sys.executable,
+            "-m",
+            "nnpipe",
+            "--seed",
+            "4",
+            "-q",
+            *training.format(checkpoint, result).split(),
+        ]
+
     process = subprocess.Popen(command("ck.gmz", "killed"), cwd=points, env=env)
     try:
         while process.poll() is None and not (points / "ck.gmz").exists():
@@ -145,13 +169,17 @@ def test_a_killed_training_resumes_from_its_checkpoint(points):
     if process.returncode != -signal.SIGKILL:
         pytest.skip("the training ended before it could be killed")
     reached = dict((e.name, e.image) for e in files.read(str(points / "ck.gmz")).entries)["T"]
-    assert 0 < reached.reshape(-1)[schedulers.ITERATION] < 6000       # really interrupted
+    assert 0 < reached.reshape(-1)[schedulers.ITERATION] < 6000  # really interrupted
 
     def finished(checkpoint, result):
-        done = subprocess.run(command(checkpoint, result), cwd=points, env=env, capture_output=True,
-                              text=True, timeout=300)
+        done = subprocess.run(
+            command(checkpoint, result), cwd=points, env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stderr
-        return done.stdout.strip(), {e.name: e.image for e in files.read(str(points / f"{result}.tif")).entries}
+        return done.stdout.strip(), {
+            e.name: e.image for e in files.read(str(points / f"{result}.tif")).entries
+        }
+
     resumed_loss, resumed = finished("ck.gmz", "resumed")
     whole_loss, whole = finished("other.gmz", "whole")
     for name in ("H_fc", "OUT_fc", "OUT_fc_v", "T"):
@@ -161,11 +189,13 @@ def test_a_killed_training_resumes_from_its_checkpoint(points):
     again = build(training.format("ck.gmz", "again"), seed=4)
     assert np.array_equal(again.workspace.images.get("OUT_fc"), whole["OUT_fc"])
     assert again.workspace.network().trainers["T"].history == []
-    assert again.lookup("val_loss") == whole_loss     # the script can go on using it
+    assert again.lookup("val_loss") == whole_loss  # the script can go on using it
 
 
 def test_a_checkpoint_of_another_network_is_refused(points):
-    build(f"{loads('train', 'train_labels')} {CLASSIFIER} nn_train[train,train_labels] 5,16,.,0,10,0,0,ck.gmz")
+    build(
+        f"{loads('train', 'train_labels')} {CLASSIFIER} nn_train[train,train_labels] 5,16,.,0,10,0,0,ck.gmz"
+    )
     other = CLASSIFIER.replace("H,IN,16", "H,IN,8")
     with pytest.raises(UserError, match="checkpoint 'ck.gmz' holds another network") as info:
         build(f"{loads('train', 'train_labels')} {other} nn_train[train,train_labels] 5,16,.,0,10,0,0,ck.gmz")

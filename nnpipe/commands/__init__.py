@@ -5,7 +5,18 @@ import importlib
 
 from nnpipe.registry import COMMANDS
 
-FAMILIES = ["images", "control", "network", "samples", "training", "inference", "plot", "data", "files", "export"]
+FAMILIES = [
+    "images",
+    "control",
+    "network",
+    "samples",
+    "training",
+    "inference",
+    "plot",
+    "data",
+    "files",
+    "export",
+]
 
 
 def load_all():

@@ -4,12 +4,17 @@ import re
 
 import numpy as np
 
-from nnpipe.registry import CONTROL, Int, Text, command
 from nnpipe.errors import UserError
+from nnpipe.registry import CONTROL, Int, Text, command
 
 
-@command("echo", "e", group=CONTROL, raw=True, params=[
-    Text("text", help="the message, commas included: the next item, whatever it looks like")])
+@command(
+    "echo",
+    "e",
+    group=CONTROL,
+    raw=True,
+    params=[Text("text", help="the message, commas included: the next item, whatever it looks like")],
+)
 def echo(ctx, selection, text):
     """Print a message on standard output; C escapes (\\n, \\t, …) become their characters, as
     in G'MIC (a selection such as echo[] is accepted and prints the message too)."""
@@ -20,8 +25,9 @@ ESCAPES = {"n": "\n", "t": "\t", "b": "\b", "r": "\r", "\\": "\\", "a": "\a", "f
 ESCAPE = re.compile(r"\\([ntbr\\afv])")
 
 
-@command("error", group=CONTROL, raw=True, params=[
-    Text("message", help="the error message, commas included")])
+@command(
+    "error", group=CONTROL, raw=True, params=[Text("message", help="the error message, commas included")]
+)
 def error(ctx, selection, message):
     """Stop the run with an error message (exit status 1)."""
     raise UserError(message)
@@ -33,8 +39,14 @@ def srand(ctx, selection, seed):
     ctx.rng = np.random.default_rng(seed)
 
 
-@command("status", "u", group=CONTROL, raw=True, takes_selection=False, params=[
-    Text("value", help="the status text")])
+@command(
+    "status",
+    "u",
+    group=CONTROL,
+    raw=True,
+    takes_selection=False,
+    params=[Text("value", help="the status text")],
+)
 def status(ctx, selection, value):
     """Set the status of the running command, which `${-command}` substitutes."""
     ctx.status = value

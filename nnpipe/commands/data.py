@@ -11,13 +11,13 @@ import os
 import numpy as np
 
 from nnpipe.commands.images import resample
-from nnpipe.registry import DATA, TRAINING, Float, Int, LayerName, Text, command
 from nnpipe.commands.inference import Inference
 from nnpipe.commands.samples import image_label, last_data_image, last_data_images, samples_matrix
 from nnpipe.errors import UserError
 from nnpipe.images import io
 from nnpipe.images.imagelist import check_size
 from nnpipe.numbers import FLOAT32_MAX, format_number, size_text
+from nnpipe.registry import DATA, TRAINING, Float, Int, LayerName, Text, command
 
 MAX_VALUE = Float("max_value", 255, positive=True, help="value mapped to 1 (255 for 8-bit images)")
 
@@ -44,11 +44,18 @@ def base_name(path):
 
 # --- labelled folders ---------------------------------------------------------------------------
 
-@command("nn_load_folder", group=DATA, takes_selection=False, params=[
-    Text("folder", help="a folder with one sub-folder of pictures per class: FOLDER/CLASS/*.png"),
-    Int("width", 0, low=0, help="width of the samples (0: the first picture's)"),
-    Int("height", 0, low=0, help="height of the samples (0: the first picture's)"),
-    MAX_VALUE])
+
+@command(
+    "nn_load_folder",
+    group=DATA,
+    takes_selection=False,
+    params=[
+        Text("folder", help="a folder with one sub-folder of pictures per class: FOLDER/CLASS/*.png"),
+        Int("width", 0, low=0, help="width of the samples (0: the first picture's)"),
+        Int("height", 0, low=0, help="height of the samples (0: the first picture's)"),
+        MAX_VALUE,
+    ],
+)
 def nn_load_folder(ctx, selection, folder, width, height, max_value):
     """Load a labelled folder tree FOLDER/CLASS/*.png (or .jpg .bmp .gif) as a samples stack
     NAME (NAME: the folder's name) and its one-hot labels NAME_labels.
@@ -61,15 +68,23 @@ def nn_load_folder(ctx, selection, folder, width, height, max_value):
     The stack has size width,height,M,channels; the labels 1,1,M,K."""
     if not os.path.isdir(folder):
         raise UserError(f"folder '{folder}' not found")
-    classes = sorted(entry.name for entry in os.scandir(folder)
-                     if entry.is_dir() and not entry.name.startswith("."))
-    files = {name: sorted(entry.path for entry in os.scandir(os.path.join(folder, name))
-                          if entry.is_file() and io.extension(entry.name) in io.PLAIN_FORMATS)
-             for name in classes}
+    classes = sorted(
+        entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith(".")
+    )
+    files = {
+        name: sorted(
+            entry.path
+            for entry in os.scandir(os.path.join(folder, name))
+            if entry.is_file() and io.extension(entry.name) in io.PLAIN_FORMATS
+        )
+        for name in classes
+    }
     empty = [name for name in classes if not files[name]]
     if not classes or empty:
-        raise UserError(f"'{folder}' needs one sub-folder of pictures per class"
-                        + (f" (no pictures in {', '.join(empty)})" if empty else " (found none)"))
+        raise UserError(
+            f"'{folder}' needs one sub-folder of pictures per class"
+            + (f" (no pictures in {', '.join(empty)})" if empty else " (found none)")
+        )
     pictures, indices = [], []
     for number, name in enumerate(classes):
         for path in files[name]:
@@ -102,10 +117,21 @@ def with_channels(picture, channels, path):
 
 # --- CSV and NPY --------------------------------------------------------------------------------
 
-@command("nn_load_csv", group=DATA, takes_selection=False, params=[
-    Text("file", help="CSV file: one sample per row, values separated by commas"),
-    Text("label_column", "", help="column holding class labels, by number (0 = first, -1 = last)"
-         " or header name; they become one-hot labels NAME_labels (default: none)")])
+
+@command(
+    "nn_load_csv",
+    group=DATA,
+    takes_selection=False,
+    params=[
+        Text("file", help="CSV file: one sample per row, values separated by commas"),
+        Text(
+            "label_column",
+            "",
+            help="column holding class labels, by number (0 = first, -1 = last)"
+            " or header name; they become one-hot labels NAME_labels (default: none)",
+        ),
+    ],
+)
 def nn_load_csv(ctx, selection, file, label_column):
     """Load samples from a CSV file, one sample per row, as the image NAME (NAME: the file's
     name) of size 1,1,M,F: F values per sample along the channels, the samples along depth,
@@ -124,8 +150,10 @@ def nn_load_csv(ctx, selection, file, label_column):
     width = len(header or rows[0])
     for line, row in zip(lines, rows):
         if len(row) != width:
-            raise UserError(f"'{file}' line {line}: {len(row)} value{'s' * (len(row) != 1)}"
-                            f" where the first row has {width}")
+            raise UserError(
+                f"'{file}' line {line}: {len(row)} value{'s' * (len(row) != 1)}"
+                f" where the first row has {width}"
+            )
     column = column_index(label_column, header, width, file) if label_column else None
     if column is not None and width == 1:
         raise UserError(f"'{file}' holds no values beside its label column")
@@ -134,21 +162,26 @@ def nn_load_csv(ctx, selection, file, label_column):
         if not label:
             raise UserError(f"'{file}' line {line}, value {column + 1}: the label is empty")
         if is_number(label) and not np.isfinite(float(label)):
-            raise UserError(f"'{file}' line {line}, value {column + 1}: label '{label}' is not a"
-                            " finite number (class labels are words or finite numbers)")
-    features = [row[:column] + row[column + 1:] for row in rows] if column is not None else rows
+            raise UserError(
+                f"'{file}' line {line}, value {column + 1}: label '{label}' is not a"
+                " finite number (class labels are words or finite numbers)"
+            )
+    features = [row[:column] + row[column + 1 :] for row in rows] if column is not None else rows
     try:
         values = np.array(features, dtype=np.float64).reshape(len(rows), -1)
     except ValueError:
-        line, text = next((line, text) for line, row in zip(lines, features)
-                          for text in row if not is_number(text))
+        line, text = next(
+            (line, text) for line, row in zip(lines, features) for text in row if not is_number(text)
+        )
         raise UserError(f"'{file}' line {line}: '{text}' is not a number") from None
     bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
     if bad.any():
         row, feature = (int(i) for i in np.argwhere(bad)[0])
-        place = feature + (column is not None and feature >= column)   # the file's column
-        raise UserError(f"'{file}' line {lines[row]}, value {place + 1}: '{rows[row][place]}' is not a"
-                        " finite number within float32's range (±3.4e38)")
+        place = feature + (column is not None and feature >= column)  # the file's column
+        raise UserError(
+            f"'{file}' line {lines[row]}, value {place + 1}: '{rows[row][place]}' is not a"
+            " finite number within float32's range (±3.4e38)"
+        )
     values = values.astype(np.float32)
     samples = values.T.reshape(values.shape[1], len(rows), 1, 1)
     if labels is None:
@@ -194,10 +227,22 @@ def column_index(text, header, count, file):
     raise UserError(f"'{file}' has no column '{text}'{known}")
 
 
-@command("nn_load_npy", group=DATA, takes_selection=False, params=[
-    Text("file", help="NumPy .npy file whose first axis counts the samples"),
-    Int("one_hot", 0, low=0, high=1, help="1: the file holds class numbers 0..K-1, one per sample,"
-        " loaded as one-hot labels (size 1,1,M,K)")])
+@command(
+    "nn_load_npy",
+    group=DATA,
+    takes_selection=False,
+    params=[
+        Text("file", help="NumPy .npy file whose first axis counts the samples"),
+        Int(
+            "one_hot",
+            0,
+            low=0,
+            high=1,
+            help="1: the file holds class numbers 0..K-1, one per sample,"
+            " loaded as one-hot labels (size 1,1,M,K)",
+        ),
+    ],
+)
 def nn_load_npy(ctx, selection, file, class_numbers):
     """Load samples from a NumPy .npy file whose first axis counts the samples, as the image
     NAME (NAME: the file's name) stacked along depth: (M,) and (M, F) arrays give size
@@ -217,8 +262,9 @@ def nn_load_npy(ctx, selection, file, class_numbers):
     bad = ~np.isfinite(array)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise UserError(f"'{file}': sample {where[0]} holds {array[where]} (at index {where}), not"
-                        " a finite number")
+        raise UserError(
+            f"'{file}': sample {where[0]} holds {array[where]} (at index {where}), not a finite number"
+        )
     array = array.astype(np.float32)
     if class_numbers:
         if array.ndim != 1 or np.any(array < 0) or np.any(array != np.round(array)):
@@ -239,11 +285,24 @@ def nn_load_npy(ctx, selection, file, class_numbers):
 
 # --- patches and splits -------------------------------------------------------------------------
 
-@command("nn_patches", group=DATA, default_selection=last_data_image, params=[
-    Int("count", low=1, help="number of patches"), Int("size", low=1, help="patch width and height"),
-    Float("sigma", 0, low=0, help="standard deviation of the gaussian noise added to the input"
-          " patches, in the images' values (25 on a 0..255 image)"),
-    MAX_VALUE])
+
+@command(
+    "nn_patches",
+    group=DATA,
+    default_selection=last_data_image,
+    params=[
+        Int("count", low=1, help="number of patches"),
+        Int("size", low=1, help="patch width and height"),
+        Float(
+            "sigma",
+            0,
+            low=0,
+            help="standard deviation of the gaussian noise added to the input"
+            " patches, in the images' values (25 on a 0..255 image)",
+        ),
+        MAX_VALUE,
+    ],
+)
 def nn_patches(ctx, selection, count, size, sigma, max_value):
     """Draw random square patches from the selected 2D images (default: the last data image),
     for image-to-image training: append the input stack `patches` (with gaussian noise
@@ -257,14 +316,23 @@ def nn_patches(ctx, selection, count, size, sigma, max_value):
     images = [ctx.images[i] for i in selection]
     for index, image in zip(selection, images):
         channels, depth, height, width = image.shape
-        problem = ("is not 2D" if depth != 1 else
-                   f"is smaller than the patches ({size}x{size})" if height < size or width < size else
-                   f"has {channels} channels, the first {images[0].shape[0]}"
-                   if channels != images[0].shape[0] else None)
+        problem = (
+            "is not 2D"
+            if depth != 1
+            else f"is smaller than the patches ({size}x{size})"
+            if height < size or width < size
+            else f"has {channels} channels, the first {images[0].shape[0]}"
+            if channels != images[0].shape[0]
+            else None
+        )
         if problem:
-            raise UserError(f"image {image_label(ctx, index)} of size {size_text(image.shape[::-1])} {problem}")
+            raise UserError(
+                f"image {image_label(ctx, index)} of size {size_text(image.shape[::-1])} {problem}"
+            )
     check_size((size, size, count, images[0].shape[0]), "the patches stack")
-    positions = np.array([(i.shape[2] - size + 1) * (i.shape[3] - size + 1) for i in images], dtype=np.float64)
+    positions = np.array(
+        [(i.shape[2] - size + 1) * (i.shape[3] - size + 1) for i in images], dtype=np.float64
+    )
     source = ctx.rng.choice(len(images), size=count, p=positions / positions.sum())
     patches = np.empty((images[0].shape[0], count, size, size), dtype=np.float32)
     offsets = np.arange(size)
@@ -272,15 +340,19 @@ def nn_patches(ctx, selection, count, size, sigma, max_value):
         chosen = np.flatnonzero(source == number)
         ys = ctx.rng.integers(0, image.shape[2] - size + 1, chosen.size)
         xs = ctx.rng.integers(0, image.shape[3] - size + 1, chosen.size)
-        patches[:, chosen] = image[:, 0][:, ys[:, None, None] + offsets[None, :, None],
-                                         xs[:, None, None] + offsets[None, None, :]]
+        patches[:, chosen] = image[:, 0][
+            :, ys[:, None, None] + offsets[None, :, None], xs[:, None, None] + offsets[None, None, :]
+        ]
     noisy = patches + ctx.rng.normal(0, sigma, patches.shape).astype(np.float32) if sigma else patches
     ctx.images.append(noisy / np.float32(max_value), "patches")
     ctx.images.append(patches / np.float32(max_value), "patches_clean")
 
 
-@command("nn_split_samples", group=DATA, params=[
-    Float("fraction", low=0, high=1, help="part of the samples held out, in [0, 1]")])
+@command(
+    "nn_split_samples",
+    group=DATA,
+    params=[Float("fraction", low=0, high=1, help="part of the samples held out, in [0, 1]")],
+)
 def nn_split_samples(ctx, selection, fraction):
     """Split the selected images (default: all; select a stack and its labels) into training
     and held-out parts along the same random permutation of their samples: each image keeps
@@ -298,12 +370,16 @@ def nn_split_samples(ctx, selection, fraction):
     count = min(image.shape[1] for image in images)
     for index, image in zip(selection, images):
         if image.shape[1] % count:
-            raise UserError(f"image {image_label(ctx, index)} has depth {image.shape[1]}, not a"
-                            f" multiple of the {count} samples of the shallowest image")
+            raise UserError(
+                f"image {image_label(ctx, index)} has depth {image.shape[1]}, not a"
+                f" multiple of the {count} samples of the shallowest image"
+            )
     held_out = int(round(count * fraction))
     if not 0 < held_out < count:
-        raise UserError(f"holding out {format_number(fraction)} of {count} samples leaves"
-                        f" {'no held-out' if held_out == 0 else 'no training'} samples")
+        raise UserError(
+            f"holding out {format_number(fraction)} of {count} samples leaves"
+            f" {'no held-out' if held_out == 0 else 'no training'} samples"
+        )
     order = ctx.rng.permutation(count)
     for index, image in zip(selection, images):
         channels, depth, height, width = image.shape
@@ -318,14 +394,28 @@ def nn_split_samples(ctx, selection, fraction):
 
 # --- classification -----------------------------------------------------------------------------
 
+
 def last_two_data_images(ctx):
     return last_data_images(ctx, 2)
 
 
-@command("nn_classify", group=TRAINING, default_selection=last_two_data_images, params=[
-    LayerName("output", ".", help="layer giving one score per class ('.' = what the latest loss compares)"),
-    Text("classes", "", rest=True, help="class names, comma separated (default: $classes when it"
-         " names as many classes as the output has values, else 0,1,...)")])
+@command(
+    "nn_classify",
+    group=TRAINING,
+    default_selection=last_two_data_images,
+    params=[
+        LayerName(
+            "output", ".", help="layer giving one score per class ('.' = what the latest loss compares)"
+        ),
+        Text(
+            "classes",
+            "",
+            rest=True,
+            help="class names, comma separated (default: $classes when it"
+            " names as many classes as the output has values, else 0,1,...)",
+        ),
+    ],
+)
 def nn_classify(ctx, selection, output, classes):
     """Evaluate a classifier on labelled samples: the selected images are the input stacks then
     the one-hot label stack (default: the last two data images, a stack and its labels).
@@ -343,9 +433,11 @@ def nn_classify(ctx, selection, output, classes):
     count, classes_count = scores.shape
     labels = ctx.images[label_index]
     if labels.shape[0] != classes_count or labels.size != labels.shape[0] * count:
-        raise UserError(f"image {image_label(ctx, label_index)} ({labels.shape[-1]},{labels.shape[-2]},"
-                        f"{labels.shape[1]},{labels.shape[0]}) is not a stack of {count} labels of"
-                        f" {classes_count} classes (size 1,1,{count},{classes_count})")
+        raise UserError(
+            f"image {image_label(ctx, label_index)} ({labels.shape[-1]},{labels.shape[-2]},"
+            f"{labels.shape[1]},{labels.shape[0]}) is not a stack of {count} labels of"
+            f" {classes_count} classes (size 1,1,{count},{classes_count})"
+        )
     predicted = scores.argmax(axis=1)
     truth = labels.reshape(classes_count, count).argmax(axis=0)
     confusion = np.zeros((classes_count, classes_count), dtype=np.int64)
@@ -369,8 +461,10 @@ def class_names(ctx, text, count):
 
 def confusion_text(confusion, names):
     width = max(max(len(n) for n in names), len(str(confusion.max()))) + 2
-    lines = ["confusion matrix (rows: true class, columns: predicted):",
-             " " * width + "".join(name.rjust(width) for name in names)]
+    lines = [
+        "confusion matrix (rows: true class, columns: predicted):",
+        " " * width + "".join(name.rjust(width) for name in names),
+    ]
     for name, row in zip(names, confusion):
         lines.append(name.rjust(width) + "".join(str(v).rjust(width) for v in row))
     return "\n".join(lines)

@@ -1,16 +1,22 @@
 """nn_export: the current network's forward pass as an ONNX model (needs the `onnx` package,
 the nnpipe[onnx] extra). The conversion is in nnpipe.nn.onnx_export."""
 
-from nnpipe.registry import FILES, LayerName, Text, command
 from nnpipe.commands.inference import default_output
 from nnpipe.commands.samples import parameter_images
 from nnpipe.errors import UserError
 from nnpipe.images import atomic
+from nnpipe.registry import FILES, LayerName, Text, command
 
 
-@command("nn_export", group=FILES, takes_selection=False, params=[
-    Text("file", help="the .onnx file to write"),
-    LayerName("output", ".", help="layer the model computes ('.' = what the latest loss compares)")])
+@command(
+    "nn_export",
+    group=FILES,
+    takes_selection=False,
+    params=[
+        Text("file", help="the .onnx file to write"),
+        LayerName("output", ".", help="layer the model computes ('.' = what the latest loss compares)"),
+    ],
+)
 def nn_export(ctx, selection, path, output):
     """Write the current network's forward pass, from its inputs to OUTPUT, as an ONNX model.
 
@@ -32,5 +38,4 @@ def nn_export(ctx, selection, path, output):
         raise UserError(f"'{target}' is an input: there is nothing to compute")
     model = onnx_export.build(network, target, parameter_images(ctx, network.plan(target)))
     atomic.write_file(path, lambda temporary: onnx_export.onnx.save(model, temporary))
-    ctx.notice(f"wrote '{target}' of network '{network.name}' to {path}"
-               f" ({len(model.graph.node)} ONNX nodes)")
+    ctx.notice(f"wrote '{target}' of network '{network.name}' to {path} ({len(model.graph.node)} ONNX nodes)")

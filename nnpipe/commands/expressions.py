@@ -26,10 +26,15 @@ from nnpipe.nn.layers import count
 from nnpipe.numbers import format_value
 from nnpipe.registry import COMMANDS, IMAGES, NETWORK, Text, command
 
-
 # nn_lib's macros: global variables whose text, inside an expression, calls the engine
-COMMANDS.variables.update({"_nn_forward": "__nn_forward();", "_nn_loss": "__nn_loss();",
-                           "_nn_backward": "__nn_backward();", "_nn_update": "__nn_update();"})
+COMMANDS.variables.update(
+    {
+        "_nn_forward": "__nn_forward();",
+        "_nn_loss": "__nn_loss();",
+        "_nn_backward": "__nn_backward();",
+        "_nn_update": "__nn_update();",
+    }
+)
 
 
 class NetworkMacros:
@@ -58,13 +63,17 @@ class NetworkMacros:
         count = int(np.prod(grid))
         for name, _, length in plan.feeds:
             if name not in env.values:
-                raise UserError(f"the network's feed '{name}' is not set: assign it first"
-                                f" ({name} = [ … ]) before $_nn_forward")
+                raise UserError(
+                    f"the network's feed '{name}' is not set: assign it first"
+                    f" ({name} = [ … ]) before $_nn_forward"
+                )
             value = env.values[name]
             parts = [value] if value.ndim == 4 else list(value)
             if len(parts) != length:
-                raise UserError(f"'{name}' has {len(parts)} value{'s' * (len(parts) != 1)} but the"
-                                f" network's feed takes {length}")
+                raise UserError(
+                    f"'{name}' has {len(parts)} value{'s' * (len(parts) != 1)} but the"
+                    f" network's feed takes {length}"
+                )
             columns.extend(parts)
         matrix = np.empty((len(columns), count), dtype=np.float32)
         for k, column in enumerate(columns):
@@ -84,8 +93,11 @@ class NetworkMacros:
 
     def forward(self, env):
         plan = self.network.plan(self.output)
-        run = training_run(self.ctx, self.network, find_trainer(self.network, ".")) \
-            if self.network.trainers else None
+        run = (
+            training_run(self.ctx, self.network, find_trainer(self.network, "."))
+            if self.network.trainers
+            else None
+        )
         if run is not None and plan.parameters == run.plan.parameters:
             samples = self.samples(env, plan)
             with run.noticing("infer"):
@@ -127,8 +139,7 @@ def _reading(network, text):
     losses = [m for m in network.modules.values() if m.layer.is_loss]
     loss = losses[-1] if losses else None
     output = default_output(network) if network.modules else None
-    output_read = "__nn_update" not in text or \
-        re.search(rf"\b{re.escape(output or '')}\b", text) is not None
+    output_read = "__nn_update" not in text or re.search(rf"\b{re.escape(output or '')}\b", text) is not None
     sizes = {} if output is None else {output: count(network.modules[output].size)}
     if loss is not None:
         sizes[loss.name] = None
@@ -154,8 +165,7 @@ def _prepare(text):
 def evaluate_on(ctx, image, text, vector_mode=None):
     """Evaluate `text` at every pixel of `image`; set the variables its set() calls named."""
     text = _prepare(text)
-    evaluation = expr.evaluate_grid(text, ctx.images, image, ctx.rng, vector_mode, ctx,
-                                    _macros(ctx, text))
+    evaluation = expr.evaluate_grid(text, ctx.images, image, ctx.rng, vector_mode, ctx, _macros(ctx, text))
     for name, value in evaluation.variables.items():
         ctx.set_variable(name, format_value(value))
     return evaluation
@@ -183,9 +193,21 @@ def is_expression(text):
         return True
 
 
-@command("eval", group=IMAGES, raw=True, default_selection=lambda ctx: [], params=[Text("expression", help=(
-    "a G'MIC math expression; nn_lib's $_nn_forward, $_nn_loss, $_nn_backward and"
-    " $_nn_update macros may appear in it"))])
+@command(
+    "eval",
+    group=IMAGES,
+    raw=True,
+    default_selection=lambda ctx: [],
+    params=[
+        Text(
+            "expression",
+            help=(
+                "a G'MIC math expression; nn_lib's $_nn_forward, $_nn_loss, $_nn_backward and"
+                " $_nn_update macros may appear in it"
+            ),
+        )
+    ],
+)
 def eval_command(ctx, selection, expression):
     """Evaluate a math expression: once, or at every pixel of each selected image (eval[0]).
 
@@ -197,8 +219,9 @@ def eval_command(ctx, selection, expression):
             evaluate_on(ctx, ctx.images[index], expression)
         return
     text = _prepare(expression)
-    result = expr.evaluate(text, ctx.images, ctx.rng, lambda name, value: ctx.set_variable(
-        name, format_value(value)))
+    result = expr.evaluate(
+        text, ctx.images, ctx.rng, lambda name, value: ctx.set_variable(name, format_value(value))
+    )
     ctx.status = format_value(result)
 
 

@@ -3,17 +3,18 @@ the weights. The formats are in nnpipe.nn.files."""
 
 import os
 
-from nnpipe.nn.building import builds_network
-from nnpipe.registry import FILES, Bool, Int, Param, Text, command, lookup
 from nnpipe.errors import UserError
 from nnpipe.images import atomic
 from nnpipe.images.imagelist import ImageList
 from nnpipe.nn import files, optimizers, schedulers
+from nnpipe.nn.building import builds_network
 from nnpipe.nn.files import pictures
 from nnpipe.nn.network import Network
+from nnpipe.registry import FILES, Bool, Int, Param, Text, command, lookup
 
-TRAINER_DATA = Bool("include_trainer_data", True,
-                    help="also the trainer states and optimizer moments (to resume training)")
+TRAINER_DATA = Bool(
+    "include_trainer_data", True, help="also the trainer states and optimizer moments (to resume training)"
+)
 
 
 class VariableName(Param):
@@ -26,10 +27,19 @@ class VariableName(Param):
         return text
 
 
-@command("nn_save", group=FILES, takes_selection=False, params=[
-    Text("file", help=".gmz (nn_lib's format, lossless), .tif/.tiff (lossless) or .png (a folder"
-         " of 16-bit PNG files, lossy)"),
-    TRAINER_DATA])
+@command(
+    "nn_save",
+    group=FILES,
+    takes_selection=False,
+    params=[
+        Text(
+            "file",
+            help=".gmz (nn_lib's format, lossless), .tif/.tiff (lossless) or .png (a folder"
+            " of 16-bit PNG files, lossy)",
+        ),
+        TRAINER_DATA,
+    ],
+)
 def nn_save(ctx, selection, path, include_trainer_data):
     """Save the current network to a .gmz or .tif file (lossless) or a .png folder (lossy).
 
@@ -49,8 +59,12 @@ def nn_save(ctx, selection, path, include_trainer_data):
     ctx.notice(f"wrote network '{network.name}' to {path} ({summary})")
 
 
-@command("nn_load", group=FILES, takes_selection=False, params=[
-    Text("file", help="a file written by nn_save, or a variable set by nn_store"), TRAINER_DATA])
+@command(
+    "nn_load",
+    group=FILES,
+    takes_selection=False,
+    params=[Text("file", help="a file written by nn_save, or a variable set by nn_store"), TRAINER_DATA],
+)
 def nn_load(ctx, selection, source, include_trainer_data):
     """Load a network saved by nn_save (or kept by nn_store) and make it current.
 
@@ -73,8 +87,12 @@ def nn_load(ctx, selection, source, include_trainer_data):
     ctx.notice(f"loaded network '{saved.network}' from {label}")
 
 
-@command("nn_store", group=FILES, takes_selection=False, params=[
-    VariableName("variable", help="name of the variable"), TRAINER_DATA])
+@command(
+    "nn_store",
+    group=FILES,
+    takes_selection=False,
+    params=[VariableName("variable", help="name of the variable"), TRAINER_DATA],
+)
 def nn_store(ctx, selection, variable, include_trainer_data):
     """Keep a lossless copy of the current network in a variable, for nn_load VARIABLE.
 
@@ -83,10 +101,21 @@ def nn_store(ctx, selection, variable, include_trainer_data):
     ctx.set_variable(variable, files.to_text(saved))
 
 
-@command("nn_view", group=FILES, takes_selection=False, params=[
-    Text("folder", help="folder for the pictures (created if missing)"),
-    Int("min_size", 256, low=1, help="small images are enlarged (nearest neighbour) until their"
-        " longer side has at least this many pixels")])
+@command(
+    "nn_view",
+    group=FILES,
+    takes_selection=False,
+    params=[
+        Text("folder", help="folder for the pictures (created if missing)"),
+        Int(
+            "min_size",
+            256,
+            low=1,
+            help="small images are enlarged (nearest neighbour) until their"
+            " longer side has at least this many pixels",
+        ),
+    ],
+)
 def nn_view(ctx, selection, folder, min_size):
     """Write the weight images of the current network as 8-bit PNG pictures FOLDER/NAME.png.
 
@@ -104,12 +133,14 @@ def nn_view(ctx, selection, folder, min_size):
         raise UserError(f"cannot create folder '{folder}': {error.strerror or error}") from None
     for entry in saved.entries:
         layout = getattr(network.modules[entry.name].layer, "picture", None)
-        pictures.write_picture(os.path.join(folder, entry.name + ".png"),
-                            pictures.picture(entry.image, min_size, layout))
+        pictures.write_picture(
+            os.path.join(folder, entry.name + ".png"), pictures.picture(entry.image, min_size, layout)
+        )
     ctx.notice(f"wrote {len(saved.entries)} pictures of network '{network.name}' to {folder}")
 
 
 # --- putting a loaded network in place -------------------------------------------------------------
+
 
 def install(ctx, saved, include_trainer_data, label):
     """Rebuild `saved` apart from the interpreter's list and networks, check it, then put it in:
@@ -127,7 +158,9 @@ def install(ctx, saved, include_trainer_data, label):
         raise
     replaced = ctx.networks.get(network.name)
     if replaced is not None:
-        ctx.images.remove([i for i, name in enumerate(ctx.images.names) if name in replaced.owned_image_names()])
+        ctx.images.remove(
+            [i for i, name in enumerate(ctx.images.names) if name in replaced.owned_image_names()]
+        )
     for name, image in zip(images.names, images.images):
         ctx.images.set(name, image)
     ctx.networks[network.name] = network
@@ -142,8 +175,9 @@ def rebuild(ctx, saved, entries, label):
         name, _, arguments = text.partition(" ")
         entry = lookup(name)
         if not builds_network(entry):
-            raise UserError(f"cannot load {label}: '{name}' in its commands is not a network-building"
-                            " command")
+            raise UserError(
+                f"cannot load {label}: '{name}' in its commands is not a network-building command"
+            )
         steps.append((entry, arguments or None, text))
     images = ImageList()
     for e in entries:
@@ -157,8 +191,9 @@ def rebuild(ctx, saved, entries, label):
             entry.function(ctx, [], *entry.parse_arguments(arguments))
             network.commands.append(text)
     except UserError as error:
-        raise UserError(f"cannot load {label}: rebuilding the network failed at '{text}':"
-                        f" {error.message}") from None
+        raise UserError(
+            f"cannot load {label}: rebuilding the network failed at '{text}': {error.message}"
+        ) from None
     finally:
         ctx.images, ctx.networks, ctx.current_network = kept
     network.weights_from_file = False
@@ -170,11 +205,17 @@ def with_roles(ctx, saved, label):
     modules are weights, the others trainer data (moments or trainer states)."""
     network, _ = rebuild(ctx, saved, saved.entries, label)
     weights = {module.name for module in network.parameter_modules()}
-    moments = {name + suffix for name in weights for suffixes in optimizers.MOMENTS.values()
-               for suffix in suffixes}
-    entries = [files.Entry(e.name, files.PARAMETER if e.name in weights else
-                           files.MOMENT if e.name in moments else files.TRAINER, e.image)
-               for e in saved.entries]
+    moments = {
+        name + suffix for name in weights for suffixes in optimizers.MOMENTS.values() for suffix in suffixes
+    }
+    entries = [
+        files.Entry(
+            e.name,
+            files.PARAMETER if e.name in weights else files.MOMENT if e.name in moments else files.TRAINER,
+            e.image,
+        )
+        for e in saved.entries
+    ]
     return files.NetworkFile(saved.network, saved.commands, entries, saved.loose_trainer_data)
 
 
@@ -193,11 +234,10 @@ def check(network, images, entries, label, loose_trainer_data):
             for suffix in optimizers.MOMENTS[trainer.optimizer]:
                 moment = images.get(module.name + suffix)
                 if moment is not None and moment.shape != images.get(module.name).shape:
-                    raise UserError(f"cannot load {label}: moment image '{module.name + suffix}'"
-                                    " does not have the size of its weights")
+                    raise UserError(
+                        f"cannot load {label}: moment image '{module.name + suffix}'"
+                        " does not have the size of its weights"
+                    )
     extra = sorted(loaded - network.owned_image_names())
     if extra and not loose_trainer_data:
-        raise UserError(f"cannot load {label}: it holds images the network does not use"
-                        f" ({', '.join(extra)})")
-
-
+        raise UserError(f"cannot load {label}: it holds images the network does not use ({', '.join(extra)})")

@@ -21,11 +21,28 @@ COPIES = re.compile(r"^(\[.*\])(?:x([1-9]\d*))?$", re.S)  # [0], and [0]x3: thre
 BLANK = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
 
 
-@command("input", "i", group=IMAGES, raw=True, protected=True, params=[Text("source", help=(
-    "a file name or glob (PNG, JPEG, BMP, GIF, TIFF, GMZ, NPY), inline values such as (1,2,3;4,5,6)"
-    " (',' next x, ';' next y, '/' next z, '^' next channel), a blank image w,_h,_d,_s,_value"
-    " whose value may be a math expression evaluated at every pixel, or [selection] to copy"
-    " images"))], default_selection=lambda ctx: None, selects_positions=True, implicit=True)
+@command(
+    "input",
+    "i",
+    group=IMAGES,
+    raw=True,
+    protected=True,
+    params=[
+        Text(
+            "source",
+            help=(
+                "a file name or glob (PNG, JPEG, BMP, GIF, TIFF, GMZ, NPY), inline values such as"
+                " (1,2,3;4,5,6)"
+                " (',' next x, ';' next y, '/' next z, '^' next channel), a blank image w,_h,_d,_s,_value"
+                " whose value may be a math expression evaluated at every pixel, or [selection] to copy"
+                " images"
+            ),
+        )
+    ],
+    default_selection=lambda ctx: None,
+    selects_positions=True,
+    implicit=True,
+)
 def input_command(ctx, selection, source):
     """Append images from files, inline values, a blank size or copies of images; with a
     selection, insert them at those positions instead (i[0]: first), as G'MIC."""
@@ -90,8 +107,10 @@ def parse_inline(text):
     if not text.endswith(")"):
         raise UserError(f"inline image '{text}' lacks its closing ')'")
     try:
-        channels = [[[[float(v) for v in row.split(",")] for row in plane.split(";")]
-                     for plane in channel.split("/")] for channel in text[1:-1].split("^")]
+        channels = [
+            [[[float(v) for v in row.split(",")] for row in plane.split(";")] for plane in channel.split("/")]
+            for channel in text[1:-1].split("^")
+        ]
     except ValueError:
         raise UserError(f"inline image '{text}' must hold numbers") from None
     s = len(channels)
@@ -102,8 +121,9 @@ def parse_inline(text):
     for c, channel in enumerate(channels):
         for z, plane in enumerate(channel):
             for y, row in enumerate(plane):
-                image[c, z, y, :len(row)] = within_float32(np.array(row, dtype=np.float64),
-                                                           f"inline image '{text}'")
+                image[c, z, y, : len(row)] = within_float32(
+                    np.array(row, dtype=np.float64), f"inline image '{text}'"
+                )
     return image
 
 
@@ -111,8 +131,9 @@ def within_float32(values, what):
     """`values` if none is beyond float32's range (where it would become inf)."""
     where = beyond_float32(values)
     if where is not None:
-        raise UserError(f"{what}: {float(np.asarray(values)[where]):g} is beyond float32's range"
-                        " (at most ±3.4e38)")
+        raise UserError(
+            f"{what}: {float(np.asarray(values)[where]):g} is beyond float32's range (at most ±3.4e38)"
+        )
     return values
 
 
@@ -132,8 +153,15 @@ def blank(sizes):
     return np.zeros((s, d, h, w), dtype=np.float32)
 
 
-@command("output", "o", group=IMAGES, params=[
-    Text("filename", help="file to write: .png .jpg .bmp .tif .gmz .npy"), Choice("bits", "8", choices=("8", "16"), help="bits per value for PNG: 8|16")])
+@command(
+    "output",
+    "o",
+    group=IMAGES,
+    params=[
+        Text("filename", help="file to write: .png .jpg .bmp .tif .gmz .npy"),
+        Choice("bits", "8", choices=("8", "16"), help="bits per value for PNG: 8|16"),
+    ],
+)
 def output(ctx, selection, filename, bits):
     """Write images to a file; the format comes from the extension.
 
@@ -166,18 +194,25 @@ def keep(ctx, selection):
     ctx.images.keep(selection)
 
 
-@command("name", "nm", group=IMAGES, raw=True, protected=True, params=[
-    Text("names", rest=True, help="one name per image: name1,name2,… (quote a name holding commas)")],
-    default_selection=lambda ctx: Unselected(range(len(ctx.images))))
+@command(
+    "name",
+    "nm",
+    group=IMAGES,
+    raw=True,
+    protected=True,
+    params=[Text("names", rest=True, help="one name per image: name1,name2,… (quote a name holding commas)")],
+    default_selection=lambda ctx: Unselected(range(len(ctx.images))),
+)
 def name_command(ctx, selection, names):
     """Name images, one name per argument: without a selection, the last images (`name a,b`
     names the last two); with one, the selected images in order, the names repeated in turn."""
     names = split_arguments(names)
     where = "the list" if isinstance(selection, Unselected) else "the selection"
     if len(names) > len(selection):
-        raise UserError(f"{len(names)} names for {len(selection)} image{'s' * (len(selection) != 1)}"
-                        f" in {where}")
-    targets = selection[len(selection) - len(names):] if isinstance(selection, Unselected) else selection
+        raise UserError(
+            f"{len(names)} names for {len(selection)} image{'s' * (len(selection) != 1)} in {where}"
+        )
+    targets = selection[len(selection) - len(names) :] if isinstance(selection, Unselected) else selection
     for position, index in enumerate(targets):
         ctx.images.names[index] = names[position % len(names)]
 
@@ -192,9 +227,14 @@ def print_command(ctx, selection):
 
 
 def describe(index, name, image):
-    stats = "empty" if image.size == 0 else " ".join(
-        f"{label}={format_number(round(float(f(image)), 6))}"
-        for label, f in (("min", np.min), ("max", np.max), ("mean", np.mean)))
+    stats = (
+        "empty"
+        if image.size == 0
+        else " ".join(
+            f"{label}={format_number(round(float(f(image)), 6))}"
+            for label, f in (("min", np.min), ("max", np.max), ("mean", np.mean))
+        )
+    )
     return f"[{index}] {name or '(unnamed)'}: {size_text(image.shape[::-1])} {stats}"
 
 
@@ -211,29 +251,69 @@ class SizeOrImage(Size):
         return super().parse(text)
 
 
-@command("resize", "r", group=IMAGES, each=True, params=[
-    SizeOrImage("width", help="a size > 0 (pixels, or N% of the current size), or [k]: the size"
-                " of image k (alone, all four of its sizes)"),
-    SizeOrImage("height", SAME), SizeOrImage("depth", SAME), SizeOrImage("spectrum", SAME),
-    Choice("interpolation", "nearest", choices=INTERPOLATIONS, help=(
-        "G'MIC's code or name: 0 none (keep values, place them by centering), 1 nearest,"
-        " 2 moving average, 3 linear, 4 grid, 5 cubic, 6 lanczos (default: 1)")),
-    Choice("boundary_conditions", "dirichlet", choices=BOUNDARIES, help=(
-        "0 dirichlet, 1 neumann, 2 periodic, 3 mirror: with interpolation 0, what lies outside"
-        " the old extent; when linear, cubic or lanczos enlarge, other than 0 steps old/new"
-        " from the first value instead of aligning both ends")),
-    Float("centering_x", 0, low=0, high=1), Float("centering_y", 0, low=0, high=1),
-    Float("centering_z", 0, low=0, high=1), Float("centering_c", 0, low=0, high=1)])
-def resize(ctx, image, width, height, depth, spectrum, interpolation, boundary_conditions,
-           centering_x, centering_y, centering_z, centering_c):
+@command(
+    "resize",
+    "r",
+    group=IMAGES,
+    each=True,
+    params=[
+        SizeOrImage(
+            "width",
+            help="a size > 0 (pixels, or N% of the current size), or [k]: the size"
+            " of image k (alone, all four of its sizes)",
+        ),
+        SizeOrImage("height", SAME),
+        SizeOrImage("depth", SAME),
+        SizeOrImage("spectrum", SAME),
+        Choice(
+            "interpolation",
+            "nearest",
+            choices=INTERPOLATIONS,
+            help=(
+                "G'MIC's code or name: 0 none (keep values, place them by centering), 1 nearest,"
+                " 2 moving average, 3 linear, 4 grid, 5 cubic, 6 lanczos (default: 1)"
+            ),
+        ),
+        Choice(
+            "boundary_conditions",
+            "dirichlet",
+            choices=BOUNDARIES,
+            help=(
+                "0 dirichlet, 1 neumann, 2 periodic, 3 mirror: with interpolation 0, what lies outside"
+                " the old extent; when linear, cubic or lanczos enlarge, other than 0 steps old/new"
+                " from the first value instead of aligning both ends"
+            ),
+        ),
+        Float("centering_x", 0, low=0, high=1),
+        Float("centering_y", 0, low=0, high=1),
+        Float("centering_z", 0, low=0, high=1),
+        Float("centering_c", 0, low=0, high=1),
+    ],
+)
+def resize(
+    ctx,
+    image,
+    width,
+    height,
+    depth,
+    spectrum,
+    interpolation,
+    boundary_conditions,
+    centering_x,
+    centering_y,
+    centering_z,
+    centering_c,
+):
     """Resize images to width,height,depth,spectrum (pixels, or N% of the current size), with
     G'MIC's interpolations and sampling."""
     axes = (3, 2, 1, 0)
     sizes = [width, height, depth, spectrum]
     if isinstance(width, str) and all(size == SAME for size in sizes[1:]):
         sizes = [width] * 4
-    targets = [_image_size(ctx, size, axis) if isinstance(size, str)
-               else _target(size, image.shape[axis]) for axis, size in zip(axes, sizes)]
+    targets = [
+        _image_size(ctx, size, axis) if isinstance(size, str) else _target(size, image.shape[axis])
+        for axis, size in zip(axes, sizes)
+    ]
     check_size(targets, "the resized image")
     centerings = (centering_x, centering_y, centering_z, centering_c)
     for axis, target, centering in zip(axes, targets, centerings):
@@ -303,14 +383,18 @@ def resample(image, axis, size, interpolation, boundary="dirichlet", centering=0
     if size == current:
         return image
     shrinking = size < current
-    if interpolation == "nearest" or current == 1 or (interpolation == "grid" and shrinking) \
-            or (interpolation == "average" and not shrinking):
+    if (
+        interpolation == "nearest"
+        or current == 1
+        or (interpolation == "grid" and shrinking)
+        or (interpolation == "average" and not shrinking)
+    ):
         index = np.floor(np.arange(size) * current / size).astype(np.intp)
         return np.take(image, index, axis=axis)
     if shrinking:
         return _moving_average(image, axis, size)
     if interpolation == "grid":
-        result = np.zeros(image.shape[:axis] + (size,) + image.shape[axis + 1:], dtype=np.float32)
+        result = np.zeros(image.shape[:axis] + (size,) + image.shape[axis + 1 :], dtype=np.float32)
         step = size / current
         # value i lands at ceil(i*step + centering*(step-1)); a hair below, so that exact
         # integers stay themselves
@@ -327,8 +411,12 @@ def resample(image, axis, size, interpolation, boundary="dirichlet", centering=0
         taps, weights = (0, 1), (1 - t, t)
     elif interpolation == "cubic":  # Catmull-Rom
         taps = (-1, 0, 1, 2)
-        weights = (((-0.5 * t + 1.0) * t - 0.5) * t, (1.5 * t - 2.5) * t * t + 1,
-                   ((-1.5 * t + 2.0) * t + 0.5) * t, (0.5 * t - 0.5) * t * t)
+        weights = (
+            ((-0.5 * t + 1.0) * t - 0.5) * t,
+            (1.5 * t - 2.5) * t * t + 1,
+            ((-1.5 * t + 2.0) * t + 0.5) * t,
+            (0.5 * t - 0.5) * t * t,
+        )
     else:  # lanczos: sinc(d)*sinc(d/2) over 4 taps, normalized
         taps = (-1, 0, 1, 2)
         weights = [np.sinc(t - tap) * np.sinc((t - tap) / 2) for tap in taps]
@@ -336,7 +424,7 @@ def resample(image, axis, size, interpolation, boundary="dirichlet", centering=0
         weights = [w / total for w in weights]
     shape = [1] * image.ndim
     shape[axis] = size
-    result = np.zeros(image.shape[:axis] + (size,) + image.shape[axis + 1:], dtype=np.float32)
+    result = np.zeros(image.shape[:axis] + (size,) + image.shape[axis + 1 :], dtype=np.float32)
     for tap, weight in zip(taps, weights):
         index = np.clip(base + tap, 0, current - 1).astype(np.intp)
         result += np.take(image, index, axis=axis) * weight.reshape(shape)
@@ -360,18 +448,27 @@ def _moving_average(image, axis, size):
     return np.ascontiguousarray(np.moveaxis(result, -1, axis), dtype=np.float32)
 
 
-@command("normalize", "n", group=IMAGES, each=True, params=[
-    Text("min", help="a number, or N% of the image's range (0% its minimum, 100% its maximum)"),
-    Text("max", help="a number or N%"),
-    Text("constancy_value", "", help="what a constant image becomes (default: min)")])
+@command(
+    "normalize",
+    "n",
+    group=IMAGES,
+    each=True,
+    params=[
+        Text("min", help="a number, or N% of the image's range (0% its minimum, 100% its maximum)"),
+        Text("max", help="a number or N%"),
+        Text("constancy_value", "", help="what a constant image becomes (default: min)"),
+    ],
+)
 def normalize(ctx, image, min, max, constancy_value):
     """Map values linearly to the range [min, max] (either order, as in G'MIC)."""
-    low_target, high_target = sorted((_value_or_percent(min, image, "min"),
-                                      _value_or_percent(max, image, "max")))
+    low_target, high_target = sorted(
+        (_value_or_percent(min, image, "min"), _value_or_percent(max, image, "max"))
+    )
     low, high = float(np.nanmin(image)), float(np.nanmax(image))  # G'MIC skips NaN
     if high == low:
-        constant = _value_or_percent(constancy_value, image, "constancy_value") \
-            if constancy_value else low_target
+        constant = (
+            _value_or_percent(constancy_value, image, "constancy_value") if constancy_value else low_target
+        )
         return np.full_like(image, constant)
     with np.errstate(invalid="ignore"):  # infinite values give nan, as in G'MIC
         return (image - low) * ((high_target - low_target) / (high - low)) + low_target
@@ -381,10 +478,22 @@ CROP_FORMS = {2: "x", 4: "xy", 6: "xyz", 8: "xyzc"}
 AXIS_OF = {"x": 3, "y": 2, "z": 1, "c": 0}
 
 
-@command("crop", group=IMAGES, each=True, params=[Text("corners", rest=True, help=(
-    "x0,x1 | x0,y0,x1,y1 | x0,y0,z0,x1,y1,z1 | x0,y0,z0,c0,x1,y1,z1,c1: the opposite corners,"
-    " included, in either order; then optionally the boundary condition for what lies"
-    " outside the image: 0 dirichlet (zeros, the default), 1 neumann, 2 periodic, 3 mirror"))])
+@command(
+    "crop",
+    group=IMAGES,
+    each=True,
+    params=[
+        Text(
+            "corners",
+            rest=True,
+            help=(
+                "x0,x1 | x0,y0,x1,y1 | x0,y0,z0,x1,y1,z1 | x0,y0,z0,c0,x1,y1,z1,c1: the opposite corners,"
+                " included, in either order; then optionally the boundary condition for what lies"
+                " outside the image: 0 dirichlet (zeros, the default), 1 neumann, 2 periodic, 3 mirror"
+            ),
+        )
+    ],
+)
 def crop(ctx, image, corners):
     """Crop to the region between two corners, as G'MIC's crop; axes not given are kept
     whole."""
@@ -399,9 +508,13 @@ def crop(ctx, image, corners):
     numbers = [Int(name).parse(value) for name, value in zip(names, values)]
     half = len(numbers) // 2
     regions = {axis: sorted((numbers[k], numbers[k + half])) for k, axis in enumerate(axes)}
-    check_size(tuple(high - low + 1 if axis in regions else image.shape[AXIS_OF[axis]]
-                     for axis, (low, high) in ((a, regions.get(a, (0, 0))) for a in "xyzc")),
-               "the cropped image")
+    check_size(
+        tuple(
+            high - low + 1 if axis in regions else image.shape[AXIS_OF[axis]]
+            for axis, (low, high) in ((a, regions.get(a, (0, 0))) for a in "xyzc")
+        ),
+        "the cropped image",
+    )
     for axis, (low, high) in regions.items():
         image = take_with_boundary(image, AXIS_OF[axis], np.arange(low, high + 1), boundary)
     return image
@@ -410,8 +523,12 @@ def crop(ctx, image, corners):
 AXES = {"x": 3, "y": 2, "z": 1, "c": 0}
 
 
-@command("append", group=IMAGES, plus_on_copies=True, params=[Choice("axis", choices=tuple(AXES)),
-                                          Float("centering", 0, low=0, high=1)])
+@command(
+    "append",
+    group=IMAGES,
+    plus_on_copies=True,
+    params=[Choice("axis", choices=tuple(AXES)), Float("centering", 0, low=0, high=1)],
+)
 def append(ctx, selection, axis, centering):
     """Join the selected images along axis x, y, z or c into one image at the first one's place.
 
@@ -432,9 +549,22 @@ def append(ctx, selection, axis, centering):
     ctx.images.remove([i for i in selection if i != first])
 
 
-@command("fill", "f", group=IMAGES, each=True, raw=True, params=[Text("values", help=(
-    "numbers repeated along x, then y, z and channels, or a math expression evaluated at every"
-    " pixel (a scalar result per value, a vector result per pixel)"))])
+@command(
+    "fill",
+    "f",
+    group=IMAGES,
+    each=True,
+    raw=True,
+    params=[
+        Text(
+            "values",
+            help=(
+                "numbers repeated along x, then y, z and channels, or a math expression evaluated at every"
+                " pixel (a scalar result per value, a vector result per pixel)"
+            ),
+        )
+    ],
+)
 def fill(ctx, image, values):
     """Fill images with values, or with a math expression evaluated at every pixel."""
     if is_expression(values):
@@ -444,13 +574,18 @@ def fill(ctx, image, values):
 
 def repeated_values(image, values):
     """`image` filled with the numbers `values` (a,b,c…) repeated along x, then y, z, c."""
-    numbers = within_float32(np.array([float(v) for v in values.split(",")], dtype=np.float64),
-                             "the blank image's value")
+    numbers = within_float32(
+        np.array([float(v) for v in values.split(",")], dtype=np.float64), "the blank image's value"
+    )
     return np.resize(numbers.astype(np.float32), image.size).reshape(image.shape)
 
 
-@command("noise", group=IMAGES, each=True, params=[
-    Float("amplitude", low=0), Choice("type", "gaussian", choices=("gaussian", "uniform"))])
+@command(
+    "noise",
+    group=IMAGES,
+    each=True,
+    params=[Float("amplitude", low=0), Choice("type", "gaussian", choices=("gaussian", "uniform"))],
+)
 def noise(ctx, image, amplitude, type):
     """Add random noise: gaussian of standard deviation `amplitude`, or uniform in +-amplitude."""
     if type == "gaussian":
@@ -459,9 +594,17 @@ def noise(ctx, image, amplitude, type):
 
 
 def _arithmetic(name, operation, help):
-    @command(name, group=IMAGES, each=True, params=[Text("value", help=(
-        "a number, or an image [k] whose values are repeated along the image's buffer"))],
-        help=help)
+    @command(
+        name,
+        group=IMAGES,
+        each=True,
+        params=[
+            Text(
+                "value", help=("a number, or an image [k] whose values are repeated along the image's buffer")
+            )
+        ],
+        help=help,
+    )
     def apply(ctx, image, value):
         with np.errstate(divide="ignore", invalid="ignore"):  # G'MIC: 1/0 is inf, 0/0 nan
             return operation(image, _operand(ctx, value, image)).astype(np.float32)
@@ -490,9 +633,15 @@ _arithmetic("mul", np.multiply, "Multiply every value by a number, or by an imag
 _arithmetic("div", np.true_divide, "Divide every value by a number, or by an image.")
 
 
-@command("cut", group=IMAGES, each=True, params=[
-    Text("min", help="a number, or N% of the image's range (0% its minimum, 100% its maximum)"),
-    Text("max", help="a number or N%")])
+@command(
+    "cut",
+    group=IMAGES,
+    each=True,
+    params=[
+        Text("min", help="a number, or N% of the image's range (0% its minimum, 100% its maximum)"),
+        Text("max", help="a number or N%"),
+    ],
+)
 def cut(ctx, image, min, max):
     """Clip values to the range [min, max] (either order, as in G'MIC)."""
     low, high = sorted((_value_or_percent(min, image, "min"), _value_or_percent(max, image, "max")))
@@ -512,9 +661,14 @@ def _value_or_percent(text, image, what):
     return low + (high - low) * value / 100
 
 
-@command("psnr", group=IMAGES, params=[
-    Text("reference", help="the reference image, as a selection: [0], [photo]"),
-    Float("max_value", 255, positive=True)])
+@command(
+    "psnr",
+    group=IMAGES,
+    params=[
+        Text("reference", help="the reference image, as a selection: [0], [photo]"),
+        Float("max_value", 255, positive=True),
+    ],
+)
 def psnr(ctx, selection, reference, max_value):
     """The PSNR (dB) of each selected image against a reference, as G'MIC's psnr: its status
     holds the values; nnpipe also prints `PSNR: x dB` and sets $psnr (the last value)."""
@@ -528,10 +682,12 @@ def psnr(ctx, selection, reference, max_value):
     for index in selection:
         image = ctx.images[index]
         if image.shape != target.shape:
-            raise UserError(f"image [{index}] ({size_text(image.shape[::-1])}) and the reference"
-                            f" ({size_text(target.shape[::-1])}) differ in size")
+            raise UserError(
+                f"image [{index}] ({size_text(image.shape[::-1])}) and the reference"
+                f" ({size_text(target.shape[::-1])}) differ in size"
+            )
         error = float(np.mean((target - image) ** 2))
-        values.append(float("inf") if error == 0 else 10 * np.log10(max_value ** 2 / error))
+        values.append(float("inf") if error == 0 else 10 * np.log10(max_value**2 / error))
         ctx.echo(f"PSNR: {values[-1]:.2f} dB")
     if values:
         ctx.set_variable("psnr", round(values[-1], 4))
@@ -545,18 +701,26 @@ def sample_names():
     return sorted(f[:-4].rstrip("0123456789") for f in os.listdir(SAMPLES_FOLDER) if f.endswith(".png"))
 
 
-@command("sample", "sp", group=IMAGES, takes_selection=False, params=[
-    Text("name", help="a sample image shipped with nnpipe: " + "astronaut"),
-    Int("width", 0, low=0, help="resize to this width, keeping the aspect ratio (0: as shipped)"),
-    Int("height", 0, low=0, help="and this height (0: keep the aspect ratio)")])
+@command(
+    "sample",
+    "sp",
+    group=IMAGES,
+    takes_selection=False,
+    params=[
+        Text("name", help="a sample image shipped with nnpipe: " + "astronaut"),
+        Int("width", 0, low=0, help="resize to this width, keeping the aspect ratio (0: as shipped)"),
+        Int("height", 0, low=0, help="and this height (0: keep the aspect ratio)"),
+    ],
+)
 def sample(ctx, selection, name, width, height):
     """Append a sample image (G'MIC's `sp`). nnpipe ships the public-domain NASA astronaut
     photo (256x256 RGB); G'MIC's other samples are downloaded by G'MIC and are not here."""
-    matches = [f for f in os.listdir(SAMPLES_FOLDER)
-               if f.endswith(".png") and f[:-4].rstrip("0123456789") == name]
+    matches = [
+        f for f in os.listdir(SAMPLES_FOLDER) if f.endswith(".png") and f[:-4].rstrip("0123456789") == name
+    ]
     if not matches:
         raise UserError(f"no sample image '{name}' (nnpipe has: {', '.join(sample_names())})")
-    (_, image), = io.read(os.path.join(SAMPLES_FOLDER, matches[0]))
+    ((_, image),) = io.read(os.path.join(SAMPLES_FOLDER, matches[0]))
     if width or height:
         s, d, h, w = image.shape
         width = width or max(1, round(w * height / h))
@@ -569,15 +733,19 @@ def sample(ctx, selection, name, width, height):
 _display_warned = []
 
 
-@command("window", "w", group=IMAGES, raw=True, params=[
-    Text("options", "", help="G'MIC's window options (width,height,normalization,…), accepted")])
+@command(
+    "window",
+    "w",
+    group=IMAGES,
+    raw=True,
+    params=[Text("options", "", help="G'MIC's window options (width,height,normalization,…), accepted")],
+)
 def window(ctx, selection, options):
     """Show the selected images in a window; where no display exists, say so once and go on."""
     if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
         if not _display_warned:
             _display_warned.append(True)
-            ctx.notice("nnpipe: window: no display here, images are not shown"
-                       " (write them with output)")
+            ctx.notice("nnpipe: window: no display here, images are not shown (write them with output)")
         return
     try:
         import matplotlib.pyplot as plt
@@ -589,6 +757,10 @@ def window(ctx, selection, options):
     for index in selection:
         image = ctx.images[index]
         plt.figure(ctx.images.names[index] or f"[{index}]")
-        plt.imshow(np.clip(np.moveaxis(image[:3, 0], 0, -1) / max(float(image.max()), 1e-9), 0, 1)
-                   if image.shape[0] >= 3 else image[0, 0], cmap="gray")
+        plt.imshow(
+            np.clip(np.moveaxis(image[:3, 0], 0, -1) / max(float(image.max()), 1e-9), 0, 1)
+            if image.shape[0] >= 3
+            else image[0, 0],
+            cmap="gray",
+        )
         plt.pause(0.001)

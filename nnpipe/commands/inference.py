@@ -3,13 +3,20 @@ convolutional network's input, and the check that the inputs have the range it w
 
 import numpy as np
 
-from nnpipe.commands.samples import (command_runner, feed_sizes, is_vector, last_data_image,
-                                     parameter_images, pixel_mode, samples_matrix, to_stack)
+from nnpipe.commands.samples import (
+    command_runner,
+    feed_sizes,
+    is_vector,
+    last_data_image,
+    parameter_images,
+    pixel_mode,
+    samples_matrix,
+    to_stack,
+)
 from nnpipe.errors import UserError
 from nnpipe.nn import engine
 from nnpipe.numbers import size_text
 from nnpipe.registry import TRAINING, Int, LayerName, command
-
 
 TRAINED_SMALL, GIVEN_LARGE = 2.0, 20.0  # inputs within ±1 at training, 0..255 at evaluation
 
@@ -24,9 +31,11 @@ def warn_about_input_range(ctx, network, plan, selection):
         return
     given = max(float(np.max(np.abs(ctx.images[index]), initial=0)) for index in selection)
     if given > GIVEN_LARGE:
-        ctx.warn(f"the input holds values up to {given:.4g}, but network '{network.name}' was trained"
-                 f" on inputs within ±{max(trained):.3g}: divide by the same value as for training"
-                 " (e.g. 255)?")
+        ctx.warn(
+            f"the input holds values up to {given:.4g}, but network '{network.name}' was trained"
+            f" on inputs within ±{max(trained):.3g}: divide by the same value as for training"
+            " (e.g. 255)?"
+        )
         for trainer in trainers:
             trainer.warned_range = True
 
@@ -74,8 +83,7 @@ class Inference:
         so it is evaluated tile by tile."""
         w, h, d, s = feed_sizes(self.plan)[0][1]
         channels, depth, height, width = image.shape
-        return not is_vector((w, h, d, s)) and channels == s and depth % d == 0 \
-            and (height, width) != (h, w)
+        return not is_vector((w, h, d, s)) and channels == s and depth % d == 0 and (height, width) != (h, w)
 
     def tiled(self, image, margin):
         """Run a fully convolutional network over an image larger than its input: overlapping
@@ -84,9 +92,11 @@ class Inference:
         w, h, d, s = feed_sizes(self.plan)[0][1]
         ow, oh, od, os = self.size
         if (ow, oh) != (w, h):
-            raise UserError(f"the image ({size_text(image.shape[::-1])}) differs in size from the"
-                            f" input ({size_text((w, h, d, s))}), and tiling it needs an output of"
-                            f" the input's width and height (got {size_text(self.size)})")
+            raise UserError(
+                f"the image ({size_text(image.shape[::-1])}) differs in size from the"
+                f" input ({size_text((w, h, d, s))}), and tiling it needs an output of"
+                f" the input's width and height (got {size_text(self.size)})"
+            )
         margin = min(w, h) // 4 if margin < 0 else margin
         _, depth, height, width = image.shape
         count = depth // d
@@ -95,12 +105,17 @@ class Inference:
         rows = rows_at[:, None] + np.arange(h)
         cols = cols_at[:, None] + np.arange(w)
         tiles = image.reshape(s, count, d, height, width)[
-            :, :, :, rows[:, None, :, None], cols[None, :, None, :]]    # (s, M, d, ny, nx, h, w)
+            :, :, :, rows[:, None, :, None], cols[None, :, None, :]
+        ]  # (s, M, d, ny, nx, h, w)
         samples = tiles.transpose(1, 3, 4, 0, 2, 5, 6).reshape(count * rows.shape[0] * cols.shape[0], -1)
-        result = self.rows(np.ascontiguousarray(samples)).reshape(
-            count, rows.shape[0], cols.shape[0], os, od, h, w).transpose(3, 0, 4, 1, 5, 2, 6)
-        stitched = result[:, :, :, row_owner[:, None], row_offset[:, None],
-                          col_owner[None, :], col_offset[None, :]]    # (os, M, od, height, width)
+        result = (
+            self.rows(np.ascontiguousarray(samples))
+            .reshape(count, rows.shape[0], cols.shape[0], os, od, h, w)
+            .transpose(3, 0, 4, 1, 5, 2, 6)
+        )
+        stitched = result[
+            :, :, :, row_owner[:, None], row_offset[:, None], col_owner[None, :], col_offset[None, :]
+        ]  # (os, M, od, height, width)
         return stitched.reshape(os, count * od, height, width)
 
 
@@ -108,8 +123,10 @@ def tile_layout(length, tile, margin):
     """Tiles along one axis: their starts, and for each pixel the tile whose inner part (its
     margins dropped, except at the image's borders) holds it and its offset in that tile."""
     if length < tile:
-        raise UserError(f"the image is smaller ({length}) than the network's input ({tile}):"
-                        " resize it or evaluate it whole")
+        raise UserError(
+            f"the image is smaller ({length}) than the network's input ({tile}):"
+            " resize it or evaluate it whole"
+        )
     step = tile - 2 * margin
     if step < 1:
         raise UserError(f"a tile margin of {margin} leaves nothing of a {tile}-pixel tile")
@@ -120,10 +137,21 @@ def tile_layout(length, tile, margin):
     return starts, owner, np.arange(length) - starts[owner]
 
 
-@command("nn_eval", group=TRAINING, default_selection=last_data_image, params=[
-    LayerName("output", ".", help="layer to compute ('.' = what the latest loss compares)"),
-    Int("tile_margin", -1, low=-1, help="when tiling: pixels dropped at inner tile edges, at least the"
-        " network's receptive-field radius (-1: a quarter of the input's width or height)")])
+@command(
+    "nn_eval",
+    group=TRAINING,
+    default_selection=last_data_image,
+    params=[
+        LayerName("output", ".", help="layer to compute ('.' = what the latest loss compares)"),
+        Int(
+            "tile_margin",
+            -1,
+            low=-1,
+            help="when tiling: pixels dropped at inner tile edges, at least the"
+            " network's receptive-field radius (-1: a quarter of the input's width or height)",
+        ),
+    ],
+)
 def nn_eval(ctx, selection, output, tile_margin):
     """Run the network forward on the selected images (default: the last image that is not a
     weight, moment or trainer image) and append the output, named after the output layer.

@@ -9,16 +9,24 @@ from nnpipe.nn.network import DEFAULT_NAME, Network, Trainer
 from nnpipe.registry import NETWORK, Choice, Float, LayerName, command, typed_number
 
 
-@command("nn_init", group=NETWORK, takes_selection=False, params=[
-    LayerName("name", DEFAULT_NAME, previous=False, help="network name")])
+@command(
+    "nn_init",
+    group=NETWORK,
+    takes_selection=False,
+    params=[LayerName("name", DEFAULT_NAME, previous=False, help="network name")],
+)
 def nn_init(ctx, selection, name):
     """Start a new, empty network (replacing one of the same name) and make it current."""
     ctx.networks[name] = Network(name)
     ctx.current_network = name
 
 
-@command("nn_select", group=NETWORK, takes_selection=False, params=[
-    LayerName("name", previous=False, help="network name")])
+@command(
+    "nn_select",
+    group=NETWORK,
+    takes_selection=False,
+    params=[LayerName("name", previous=False, help="network name")],
+)
 def nn_select(ctx, selection, name):
     """Make an existing network the current one."""
     if name not in ctx.networks:
@@ -26,10 +34,14 @@ def nn_select(ctx, selection, name):
     ctx.current_network = name
 
 
-@network_command("nn_trainer", OUT_NAME, LayerName("loss", ".", help="loss layer ('.' = latest)"),
-                 Float("learning_rate", typed_number("2e-4"), positive=True),
-                 Choice("optimizer", "rmsprop", choices=optimizers.NAMES),
-                 Choice("scheduler", "constant", choices=schedulers.NAMES))
+@network_command(
+    "nn_trainer",
+    OUT_NAME,
+    LayerName("loss", ".", help="loss layer ('.' = latest)"),
+    Float("learning_rate", typed_number("2e-4"), positive=True),
+    Choice("optimizer", "rmsprop", choices=optimizers.NAMES),
+    Choice("scheduler", "constant", choices=schedulers.NAMES),
+)
 def nn_trainer(ctx, selection, name, loss, learning_rate, optimizer, scheduler):
     """Add a trainer. A training step computes every loss of the network, as nn_lib does,
     and minimizes their sum; LOSS is the one nn_print shows. The trainer's state is the image
@@ -46,7 +58,7 @@ def nn_trainer(ctx, selection, name, loss, learning_rate, optimizer, scheduler):
     trainer = Trainer(name, loss, learning_rate, optimizer, scheduler)
     if replaced is not None:
         network.remove(name)
-        trainer.history = replaced.history   # the state goes on, so does the loss curve
+        trainer.history = replaced.history  # the state goes on, so does the loss curve
     network.add_trainer(trainer)
     if replaced is not None:
         drop_unused_moments(ctx, network, replaced.optimizer)
@@ -61,15 +73,24 @@ def nn_trainer(ctx, selection, name, loss, learning_rate, optimizer, scheduler):
 def drop_unused_moments(ctx, network, optimizer):
     """Remove the moment images of `optimizer` that no trainer of the network uses any more
     (a trainer re-declared with another optimizer), so they are not taken for data."""
-    used = {suffix for trainer in network.trainers.values()
-            for suffix in optimizers.MOMENTS[trainer.optimizer]}
-    unused = {module.name + suffix for module in network.parameter_modules()
-              for suffix in optimizers.MOMENTS[optimizer] if suffix not in used}
+    used = {
+        suffix for trainer in network.trainers.values() for suffix in optimizers.MOMENTS[trainer.optimizer]
+    }
+    unused = {
+        module.name + suffix
+        for module in network.parameter_modules()
+        for suffix in optimizers.MOMENTS[optimizer]
+        if suffix not in used
+    }
     ctx.images.remove([i for i, image_name in enumerate(ctx.images.names) if image_name in unused])
 
 
-@command("nn_check_layer", group=NETWORK, takes_selection=False, params=[
-    LayerName("name", previous=False, help="layer (or trainer) name")])
+@command(
+    "nn_check_layer",
+    group=NETWORK,
+    takes_selection=False,
+    params=[LayerName("name", previous=False, help="layer (or trainer) name")],
+)
 def nn_check_layer(ctx, selection, name):
     """Stop with an error unless the current network has a layer (or trainer) of this name."""
     network = ctx.network()
@@ -84,8 +105,11 @@ def nn_print(ctx, selection):
     values), then the totals. Ground truths are not modules in nn_lib and are not listed:
     each loss names its own."""
     network = ctx.network()
-    ctx.echo(network.describe({name: ctx.images.get(name).size for name in network.trainers
-                               if ctx.images.get(name) is not None}))
+    ctx.echo(
+        network.describe(
+            {name: ctx.images.get(name).size for name in network.trainers if ctx.images.get(name) is not None}
+        )
+    )
 
 
 @command("nn_size", group=NETWORK, takes_selection=False)

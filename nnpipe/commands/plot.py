@@ -8,8 +8,12 @@ from nnpipe.images import atomic
 from nnpipe.registry import TRAINING, Text, command
 
 
-@command("nn_plot", group=TRAINING, takes_selection=False, params=[
-    Text("filename", help="PNG file to write"), TRAINER])
+@command(
+    "nn_plot",
+    group=TRAINING,
+    takes_selection=False,
+    params=[Text("filename", help="PNG file to write"), TRAINER],
+)
 def nn_plot(ctx, selection, filename, trainer):
     """Write the loss curve of a trainer (every iteration trained in this run) as a PNG, with
     the validation loss of nn_train's validations beside it."""
@@ -19,6 +23,7 @@ def nn_plot(ctx, selection, filename, trainer):
         raise UserError("no loss history yet: train first")
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         from matplotlib import pyplot
     except ImportError:

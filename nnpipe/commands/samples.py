@@ -29,7 +29,8 @@ def one_stack_per_feed(ctx):
     sizes = [m.size for m in network.modules.values() if m.layer.inputs == 0] if network else []
     found = last_data_images(ctx, len(sizes))
     stacks = len(found) == len(sizes) > 1 and all(
-        stack_layout(ctx.images[index], size) is not None for index, size in zip(found, sizes))
+        stack_layout(ctx.images[index], size) is not None for index, size in zip(found, sizes)
+    )
     return found if stacks or not all(map(is_vector, sizes)) else found[-1:]
 
 
@@ -37,6 +38,7 @@ def one_stack_per_feed(ctx):
 # Pixel mode: one image whose every pixel is a sample, its channels the values of every feed
 # (the seed's layout). Stack mode: one image per feed, the M samples stacked along depth, so a
 # feed of size w,h,d,s is fed from an image of size w,h,d*M,s, i.e. the array (s, d*M, h, w).
+
 
 def is_vector(size):
     """At most one of w,h,d,s above 1: the feed is a plain vector of values."""
@@ -78,8 +80,9 @@ def to_stack(rows, size):
     """The inverse of from_stack: (M, s*d*h*w) rows -> (s, d*M, h, w) stack."""
     w, h, d, s = size
     count = rows.shape[0]
-    return np.ascontiguousarray(rows.reshape(count, s, d * h * w).transpose(1, 0, 2)
-                                ).reshape(s, d * count, h, w)
+    return np.ascontiguousarray(rows.reshape(count, s, d * h * w).transpose(1, 0, 2)).reshape(
+        s, d * count, h, w
+    )
 
 
 def pixel_mode(plan, selection):
@@ -92,15 +95,19 @@ def samples_matrix(ctx, selection, plan):
         image = ctx.images[selection[0]]
         channels = image.shape[0]
         if channels != plan.feed_width:
-            raise UserError(f"image {image_label(ctx, selection[0])} has {channels}"
-                            f" channel{'s' * (channels != 1)} but the network takes"
-                            f" {plan.feed_width} values per sample ({feeds_text(plan)})")
+            raise UserError(
+                f"image {image_label(ctx, selection[0])} has {channels}"
+                f" channel{'s' * (channels != 1)} but the network takes"
+                f" {plan.feed_width} values per sample ({feeds_text(plan)})"
+            )
         return np.ascontiguousarray(image.reshape(channels, -1).T)
     feeds = feed_sizes(plan)
     if len(selection) != len(feeds):
-        raise UserError(f"{len(selection)} image{'s' * (len(selection) != 1)} selected but the network"
-                        f" is fed {len(feeds)} stack{'s' * (len(feeds) != 1)} ({feeds_text(plan)}):"
-                        " select one per feed, inputs then ground truths")
+        raise UserError(
+            f"{len(selection)} image{'s' * (len(selection) != 1)} selected but the network"
+            f" is fed {len(feeds)} stack{'s' * (len(feeds) != 1)} ({feeds_text(plan)}):"
+            " select one per feed, inputs then ground truths"
+        )
     blocks, counts = [], []
     for index, (name, size) in zip(selection, feeds):
         image = ctx.images[index]
@@ -109,15 +116,19 @@ def samples_matrix(ctx, selection, plan):
             w, h, d, s = size
             depth = "M" if d == 1 else f"{d}*M"
             vector = f" or 1,1,M,{w * h * d * s}" if is_vector(size) and s == 1 else ""
-            raise UserError(f"image {image_label(ctx, index)} ({size_text(image.shape[::-1])}) is"
-                            f" not a stack of {name} samples: it needs size {w},{h},{depth},{s}"
-                            f"{vector} (M samples along depth)")
+            raise UserError(
+                f"image {image_label(ctx, index)} ({size_text(image.shape[::-1])}) is"
+                f" not a stack of {name} samples: it needs size {w},{h},{depth},{s}"
+                f"{vector} (M samples along depth)"
+            )
         count = layout[1]
         blocks.append(from_stack(image, *layout))
         counts.append((count, index))
     if len({count for count, _ in counts}) > 1:
-        raise UserError("the stacks hold different numbers of samples: " + ", ".join(
-            f"{image_label(ctx, index)} {count}" for count, index in counts))
+        raise UserError(
+            "the stacks hold different numbers of samples: "
+            + ", ".join(f"{image_label(ctx, index)} {count}" for count, index in counts)
+        )
     return np.ascontiguousarray(np.concatenate(blocks, axis=1))
 
 
@@ -129,9 +140,11 @@ def parameter_images(ctx, plan, suffix=""):
         if image is None:
             raise UserError(f"parameter image '{name + suffix}' is missing from the list")
         if image.shape != tuple(shape):
-            raise UserError(f"parameter image '{name + suffix}' has size "
-                            f"{','.join(map(str, image.shape[::-1]))}, expected"
-                            f" {','.join(map(str, shape[::-1]))}")
+            raise UserError(
+                f"parameter image '{name + suffix}' has size "
+                f"{','.join(map(str, image.shape[::-1]))}, expected"
+                f" {','.join(map(str, shape[::-1]))}"
+            )
         images[name] = image
     return images
 
@@ -160,8 +173,13 @@ def coordinates(width, height):
     return grid
 
 
-@command("nn_samples", group=TRAINING, each=True, default_selection=last_data_image, params=[
-    Float("max_value", 255, positive=True, help="value mapped to 1 (255 for 8-bit images)")])
+@command(
+    "nn_samples",
+    group=TRAINING,
+    each=True,
+    default_selection=last_data_image,
+    params=[Float("max_value", 255, positive=True, help="value mapped to 1 (255 for 8-bit images)")],
+)
 def nn_samples(ctx, image, max_value):
     """Replace a 2D image (default: the last data image) by a training set: one sample per
     pixel with channels [x, y, values / max_value...], x,y in [-1,1] (size 1,M,1,2+s: the

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnpipe.commands.files import install
-from nnpipe.commands.samples import (command_runner, one_stack_per_feed,
-                                     parameter_images, samples_matrix)
+from nnpipe.commands.samples import command_runner, one_stack_per_feed, parameter_images, samples_matrix
 from nnpipe.errors import UserError
 from nnpipe.nn import engine, evaluation, files, optimizers, schedulers
 from nnpipe.numbers import format_number
@@ -55,9 +54,9 @@ class TrainingRun:
         owned = {trainer.name: self.state.reshape(schedulers.STATE_SHAPE)}
         for name, offset, shape in self.plan.parameters:
             length = int(np.prod(shape))
-            owned[name] = self.params[offset:offset + length].reshape(shape)
+            owned[name] = self.params[offset : offset + length].reshape(shape)
             for row, suffix in enumerate(suffixes):
-                owned[name + suffix] = self.moments[row, offset:offset + length].reshape(shape)
+                owned[name + suffix] = self.moments[row, offset : offset + length].reshape(shape)
         self.views = []
         for name, view in owned.items():
             index = ctx.images.set(name, view)
@@ -66,18 +65,32 @@ class TrainingRun:
 
     def is_current(self, ctx, network, trainer):
         images = ctx.images
-        return trainer is self.trainer and network.training_plan() is self.plan and all(
-            index < len(images) and images.images[index] is view and images.names[index] == name
-            for index, name, view in self.views)
+        return (
+            trainer is self.trainer
+            and network.training_plan() is self.plan
+            and all(
+                index < len(images) and images.images[index] is view and images.names[index] == name
+                for index, name, view in self.views
+            )
+        )
 
     def steps(self, samples, iterations, batch, losses):
         """Train `iterations` steps on mini-batches of `batch` samples drawn from `samples`,
         their losses into `losses`; return how many completed (fewer: a non-finite loss, the
         weights from before that step kept)."""
-        return engine.train(self.plan, self.params, self.moments, self.state, samples, iterations,
-                            batch, optimizers.NAMES.index(self.trainer.optimizer),
-                            schedulers.NAMES.index(self.trainer.scheduler), losses,
-                            command_runner(self.ctx, self.plan))
+        return engine.train(
+            self.plan,
+            self.params,
+            self.moments,
+            self.state,
+            samples,
+            iterations,
+            batch,
+            optimizers.NAMES.index(self.trainer.optimizer),
+            schedulers.NAMES.index(self.trainer.scheduler),
+            losses,
+            command_runner(self.ctx, self.plan),
+        )
 
     def noticing(self, kind):
         """The compile notice, around a run's first call of each kind only: later calls run
@@ -98,7 +111,7 @@ class TrainingRun:
             count = min(chunk, iterations - done, (watch.next_stop(done) if watch else iterations) - done)
             started = time.perf_counter()
             with self.noticing("train"):
-                completed = self.steps(samples, count, batch, losses[done:done + count])
+                completed = self.steps(samples, count, batch, losses[done : done + count])
             elapsed = time.perf_counter() - started
             done += completed
             if completed < count:
@@ -121,7 +134,7 @@ class TrainingRun:
         return losses[:done], failed_at
 
 
-_runs = weakref.WeakKeyDictionary()   # network -> its TrainingRun
+_runs = weakref.WeakKeyDictionary()  # network -> its TrainingRun
 
 
 def training_run(ctx, network, trainer):
@@ -143,14 +156,15 @@ def feed_columns(plan):
 
 def remember_magnitudes(trainer, plan, samples):
     for name, start, length in feed_columns(plan):
-        magnitude = float(np.max(np.abs(samples[:, start:start + length]), initial=0))
+        magnitude = float(np.max(np.abs(samples[:, start : start + length]), initial=0))
         trainer.feed_magnitudes[name] = max(magnitude, trainer.feed_magnitudes.get(name, 0.0))
 
 
 @dataclass
 class Options:
     """nn_train's validation and checkpoint settings (see its help)."""
-    validation: object = None       # None, a fraction held out, or image names/indices
+
+    validation: object = None  # None, a fraction held out, or image names/indices
     validate_every: int = 100
     patience: int = 0
     keep_best: bool = False
@@ -164,15 +178,16 @@ class Watch:
 
     def __init__(self, ctx, options, validation, classifier, label, start):
         self.ctx, self.options, self.samples, self.classifier = ctx, options, validation, classifier
-        self.label, self.start = label, start      # the trainer's iteration count at the start
-        self.periods = ([options.validate_every] if validation is not None else []) + \
-            ([options.checkpoint_every] if options.checkpoint else [])
+        self.label, self.start = label, start  # the trainer's iteration count at the start
+        self.periods = ([options.validate_every] if validation is not None else []) + (
+            [options.checkpoint_every] if options.checkpoint else []
+        )
         self.loss = self.accuracy = None
         self.best_loss, self.best_params, self.best_iteration = math.inf, None, None
-        self.stale = 0            # validations since the best one
+        self.stale = 0  # validations since the best one
         self.stopped = False
         self.note = ""
-        self.points = []          # (iteration within this run, validation loss)
+        self.points = []  # (iteration within this run, validation loss)
 
     def next_stop(self, done):
         """The next iteration (of this run) that needs a validation or a checkpoint: they fall
@@ -198,8 +213,7 @@ class Watch:
         if self.points and self.points[-1][0] == done:
             return
         with engine.compile_notice(self.ctx.notice):
-            self.loss, self.accuracy = evaluation.measure(run.plan, run.params, self.samples,
-                                                          self.classifier)
+            self.loss, self.accuracy = evaluation.measure(run.plan, run.params, self.samples, self.classifier)
         self.points.append((done, self.loss))
         if self.loss < self.best_loss:
             self.best_loss, self.best_iteration, self.stale = self.loss, self.start + done, 0
@@ -212,7 +226,8 @@ class Watch:
     def describe(self):
         """The progress bar's note: the latest validation."""
         self.note = f"val_loss {format_number(round(self.loss, 6))}" + (
-            f" val_accuracy {100 * self.accuracy:.1f}%" if self.accuracy is not None else "")
+            f" val_accuracy {100 * self.accuracy:.1f}%" if self.accuracy is not None else ""
+        )
 
     def finish(self, done, run):
         """After the last step: validate the final weights, go back to the best ones if asked,
@@ -220,15 +235,20 @@ class Watch:
         if self.samples is not None:
             self.validate(done, run)
             if self.stopped:
-                self.ctx.notice(f"{self.label}: stopped early at iteration {self.start + done}: the"
-                                f" validation loss has not improved in {self.options.patience} validations")
+                self.ctx.notice(
+                    f"{self.label}: stopped early at iteration {self.start + done}: the"
+                    f" validation loss has not improved in {self.options.patience} validations"
+                )
             if self.options.keep_best and self.best_params is not None and self.best_loss < self.loss:
                 run.params[:] = self.best_params
-                self.loss, self.accuracy = evaluation.measure(run.plan, run.params, self.samples,
-                                                              self.classifier)
+                self.loss, self.accuracy = evaluation.measure(
+                    run.plan, run.params, self.samples, self.classifier
+                )
                 self.describe()
-                self.ctx.notice(f"{self.label}: kept the weights of iteration {self.best_iteration}"
-                                f" (validation loss {format_number(round(self.loss, 6))})")
+                self.ctx.notice(
+                    f"{self.label}: kept the weights of iteration {self.best_iteration}"
+                    f" (validation loss {format_number(round(self.loss, 6))})"
+                )
         if self.options.checkpoint:
             if self.stopped:  # a rerun finds the run over
                 run.state[schedulers.TARGET] = run.state[schedulers.ITERATION]
@@ -239,7 +259,8 @@ class Watch:
         files.write(self.options.checkpoint, files.gather(network, self.ctx.images, True))
 
 
-def train(ctx, selection, trainer_name, iterations, batch, label, options=Options()):
+def train(ctx, selection, trainer_name, iterations, batch, label, options=None):
+    options = options or Options()
     network = ctx.existing_network()
     trainer = find_trainer(network, trainer_name)
     if not selection:
@@ -267,8 +288,14 @@ def train(ctx, selection, trainer_name, iterations, batch, label, options=Option
         state[schedulers.TARGET] = state[schedulers.ITERATION] + iterations
     watch = None
     if validation is not None or options.checkpoint:
-        watch = Watch(ctx, options, validation, evaluation.is_classifier(network, trainer.loss), label,
-                      int(state[schedulers.ITERATION]))
+        watch = Watch(
+            ctx,
+            options,
+            validation,
+            evaluation.is_classifier(network, trainer.loss),
+            label,
+            int(state[schedulers.ITERATION]),
+        )
     remember_magnitudes(trainer, run.plan, samples)
     # a batch of every sample, as in a PyTorch DataLoader, rather than draws repeating samples
     whole = batch == 0 or batch >= samples.shape[0]
@@ -281,8 +308,10 @@ def train(ctx, selection, trainer_name, iterations, batch, label, options=Option
             ctx.set_variable("val_accuracy", round(watch.accuracy, 6))
     if failed_at is not None:
         ctx.set_variable("loss", "nan")
-        ctx.warn(f"loss is not finite at iteration {failed_at}: training stopped,"
-                 " weights from before that step kept")
+        ctx.warn(
+            f"loss is not finite at iteration {failed_at}: training stopped,"
+            " weights from before that step kept"
+        )
         return
     if len(losses):
         ctx.set_variable("loss", float(losses[-1]))
@@ -299,9 +328,11 @@ def validation_samples(ctx, validation, samples, plan):
         count = samples.shape[0]
         held_out = int(round(count * validation))
         if not 0 < held_out < count:
-            raise UserError(f"holding out {format_number(validation)} of {count} samples for"
-                            f" validation leaves {'none' if held_out == 0 else 'none to train on'}")
-        order = ctx.rng.permutation(count)   # as nn_split_samples draws it
+            raise UserError(
+                f"holding out {format_number(validation)} of {count} samples for"
+                f" validation leaves {'none' if held_out == 0 else 'none to train on'}"
+            )
+        order = ctx.rng.permutation(count)  # as nn_split_samples draws it
         return samples[order[held_out:]], samples[order[:held_out]]
     indices = [image_index(ctx, item) for item in validation]
     try:
@@ -331,8 +362,10 @@ def resume(ctx, path, network):
     """Load the checkpoint `path` of an interrupted run of the same network."""
     saved = files.read(path)
     if saved.network != network.name or saved.commands != network.commands:
-        raise UserError(f"checkpoint '{path}' holds another network than '{network.name}' as built"
-                        " here: delete it (or name another checkpoint) to start afresh")
+        raise UserError(
+            f"checkpoint '{path}' holds another network than '{network.name}' as built"
+            " here: delete it (or name another checkpoint) to start afresh"
+        )
     install(ctx, saved, True, f"checkpoint '{path}'")
     ctx.notice(f"resuming from checkpoint {path}")
 
@@ -371,21 +404,43 @@ SAMPLES_HELP = """
     feeds are image-shaped; else the last data image."""
 
 
-@command("nn_train", group=TRAINING, default_selection=one_stack_per_feed, params=[
-    Int("iterations", low=1), Int("batch_size", 32, low=1), TRAINER,
-    Validation("validation", None, help="0: none; a fraction in (0, 1): that part of"
-               " the samples, drawn at random, is held out; [image,...]: images (names or"
-               " indices) holding validation samples in the layout of the training samples"),
-    Int("validate_every", 100, low=1, help="iterations between validations"),
-    Int("patience", 0, low=0, help="stop after this many validations without a lower"
-        " validation loss (0: never stop early)"),
-    Bool("keep_best", False, help="end with the weights of the lowest validation loss (default: 0)"),
-    Text("checkpoint", "", help=".gmz/.tif file written every checkpoint_every iterations and at"
-         " the end; if it exists, training resumes from it (default: none)"),
-    Int("checkpoint_every", 1000, low=1, help="iterations between checkpoints")], help="""
+@command(
+    "nn_train",
+    group=TRAINING,
+    default_selection=one_stack_per_feed,
+    params=[
+        Int("iterations", low=1),
+        Int("batch_size", 32, low=1),
+        TRAINER,
+        Validation(
+            "validation",
+            None,
+            help="0: none; a fraction in (0, 1): that part of"
+            " the samples, drawn at random, is held out; [image,...]: images (names or"
+            " indices) holding validation samples in the layout of the training samples",
+        ),
+        Int("validate_every", 100, low=1, help="iterations between validations"),
+        Int(
+            "patience",
+            0,
+            low=0,
+            help="stop after this many validations without a lower validation loss (0: never stop early)",
+        ),
+        Bool("keep_best", False, help="end with the weights of the lowest validation loss (default: 0)"),
+        Text(
+            "checkpoint",
+            "",
+            help=".gmz/.tif file written every checkpoint_every iterations and at"
+            " the end; if it exists, training resumes from it (default: none)",
+        ),
+        Int("checkpoint_every", 1000, low=1, help="iterations between checkpoints"),
+    ],
+    help="""
     Train on random mini-batches drawn from the selected samples; a batch_size of at least
     the number of samples takes every sample once in each step.
-""" + SAMPLES_HELP + """
+"""
+    + SAMPLES_HELP
+    + """
 
     Shows a progress bar (hidden by --quiet), sets $loss to the last batch loss and keeps the
     loss history for nn_plot. A non-finite loss stops training, keeping the weights from
@@ -405,16 +460,42 @@ SAMPLES_HELP = """
     when nn_train starts, it must hold the same network: it is loaded and training goes on
     until the iteration the interrupted run was to reach (nothing more if it had finished),
     so running a killed script again resumes it. After a resume, early stopping and
-    keep_best start over from the checkpoint's weights. Delete the file to start afresh.""")
-def nn_train(ctx, selection, iterations, batch_size, trainer, validation, validate_every, patience,
-             keep_best, checkpoint, checkpoint_every):
+    keep_best start over from the checkpoint's weights. Delete the file to start afresh.""",
+)
+def nn_train(
+    ctx,
+    selection,
+    iterations,
+    batch_size,
+    trainer,
+    validation,
+    validate_every,
+    patience,
+    keep_best,
+    checkpoint,
+    checkpoint_every,
+):
     label = ctx.images.names[selection[0]] if selection else ""
-    train(ctx, selection, trainer, iterations, batch_size, f"nn_train {label}".strip(),
-          Options(validation, validate_every, patience, keep_best, checkpoint, checkpoint_every))
+    train(
+        ctx,
+        selection,
+        trainer,
+        iterations,
+        batch_size,
+        f"nn_train {label}".strip(),
+        Options(validation, validate_every, patience, keep_best, checkpoint, checkpoint_every),
+    )
 
 
-@command("nn_step", group=TRAINING, default_selection=one_stack_per_feed, params=[TRAINER], help="""
+@command(
+    "nn_step",
+    group=TRAINING,
+    default_selection=one_stack_per_feed,
+    params=[TRAINER],
+    help="""
     Run one training step with every selected sample in the mini-batch.
-""" + SAMPLES_HELP)
+"""
+    + SAMPLES_HELP,
+)
 def nn_step(ctx, selection, trainer):
     train(ctx, selection, trainer, 1, 0, "nn_step")

@@ -10,8 +10,8 @@ import numpy as np
 from nnpipe.errors import UserError, one_line
 from nnpipe.images.imagelist import ImageList
 from nnpipe.images.selection import select
-from nnpipe.numbers import format_number
 from nnpipe.nn.network import DEFAULT_NAME, Network, owned_image_names
+from nnpipe.numbers import format_number
 
 
 class Variables:

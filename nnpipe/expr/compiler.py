@@ -38,6 +38,7 @@ class Compiler:
             for function in functions:
                 value = function(env)
             return value
+
         return (functions[0] if len(functions) == 1 else run), last_size
 
     def node(self, node):
@@ -71,12 +72,16 @@ class Compiler:
             for function, part_size in zip(functions, sizes):
                 parts.extend(components(function(env), part_size))
             first = parts[0].shape
-            shape = first if all(p.shape == first for p in parts) else \
-                np.broadcast_shapes(*(p.shape for p in parts))
+            shape = (
+                first
+                if all(p.shape == first for p in parts)
+                else np.broadcast_shapes(*(p.shape for p in parts))
+            )
             vector = np.empty((len(parts),) + shape)
             for k, part in enumerate(parts):  # assignment broadcasts each part
                 vector[k] = part
             return vector
+
         return run, size
 
     def node_name(self, name, position):
@@ -88,8 +93,9 @@ class Compiler:
         if name in ("x", "y", "z", "c"):
             return (lambda env: env.grid.coordinates[name]), SCALAR
         if name == "i":
-            return (lambda env: env.pixel_values()[env.grid.origin[0]] if env.vector_mode
-                    else env.pixel_values()), SCALAR
+            return (
+                lambda env: env.pixel_values()[env.grid.origin[0]] if env.vector_mode else env.pixel_values()
+            ), SCALAR
         if re.fullmatch(r"i[0-9]", name):
             channel = int(name[1])
             return (lambda env: env.channel(channel)), SCALAR
@@ -116,8 +122,10 @@ class Compiler:
             if name in IMAGE_STATISTICS:
                 values = image.astype(np.float64).ravel()  # in double precision, as G'MIC
                 return scalar(float(IMAGE_STATISTICS[name](values)) if image.size else 0.0)
-            return scalar({"w": w, "h": h, "d": d, "s": s, "wh": w * h, "whd": w * h * d,
-                              "whds": w * h * d * s}[name])
+            return scalar(
+                {"w": w, "h": h, "d": d, "s": s, "wh": w * h, "whd": w * h * d, "whds": w * h * d * s}[name]
+            )
+
         return run, SCALAR
 
     def node_index(self, target, index):
@@ -138,24 +146,29 @@ class Compiler:
                 return vector[position]
             positions = np.clip(k.astype(np.int64), 0, size - 1)
             shape = np.broadcast_shapes(vector.shape[1:], positions.shape)
-            return np.take_along_axis(np.broadcast_to(vector, (size,) + shape),
-                                      np.broadcast_to(positions, shape)[None], 0)[0]
+            return np.take_along_axis(
+                np.broadcast_to(vector, (size,) + shape), np.broadcast_to(positions, shape)[None], 0
+            )[0]
+
         return run, SCALAR
 
     def node_slice(self, target, start, length):
         """V[start,length]: the vector of V's `length` components from `start`."""
         if length[0] != "num" or length[1] < 1 or not float(length[1]).is_integer():
             self.fail("the length in V[start,length] must be a number >= 1")
-        return self.node_vector([("index", target, ("op", "+", start, ("num", float(k))))
-                                 for k in range(int(length[1]))])
+        return self.node_vector(
+            [("index", target, ("op", "+", start, ("num", float(k)))) for k in range(int(length[1]))]
+        )
 
     def image_offset(self, index_function):
         """i[k]: the k-th value of the image's buffer (x fastest, then y, z, c); 0 outside."""
+
         def run(env):
             values = env.current_image().ravel()
             offset = np.floor(index_function(env)).astype(np.int64)
             inside = (offset >= 0) & (offset < values.size)
             return np.where(inside, values[np.clip(offset, 0, max(values.size - 1, 0))], 0.0)
+
         return run, SCALAR
 
     def node_assign(self, name, operator, value, position):
@@ -169,6 +182,7 @@ class Compiler:
                 result = value_function(env)
                 env.store(name, result)
                 return result
+
             return run, size
         if name not in self.variables:
             self.fail(f"'{name}' is used before it is set", position)
@@ -180,6 +194,7 @@ class Compiler:
             result = combine(env.values[name], value_function(env))
             env.store(name, result)
             return result
+
         self.variables[name] = new_size
         return update, new_size
 
@@ -216,12 +231,14 @@ class Compiler:
             if combine is not None:
                 inside = (positions >= 0) & (positions < size)
                 current = np.take_along_axis(
-                    vector, np.broadcast_to(np.clip(positions, 0, size - 1), shape)[None], 0)[0]
+                    vector, np.broadcast_to(np.clip(positions, 0, size - 1), shape)[None], 0
+                )[0]
                 new = combine(np.where(inside, current, 0.0), new)
             for k in range(size):
                 vector[k] = np.where(positions == k, new, vector[k])
             env.store(name, vector)
             return new
+
         return run, SCALAR
 
     def node_if(self, condition, yes, no):
@@ -237,8 +254,8 @@ class Compiler:
             if test.size == 1:  # one answer for every pixel: run one branch only
                 return yes_function(env) if test.flat[0] != 0 else no_function(env)
             chosen = test != 0  # each branch's assignments and set() touch its pixels only
-            return np.where(chosen, env.masked(chosen, yes_function),
-                            env.masked(~chosen, no_function))
+            return np.where(chosen, env.masked(chosen, yes_function), env.masked(~chosen, no_function))
+
         return run, size
 
     def call_loop(self, name, args, position):
@@ -255,8 +272,12 @@ class Compiler:
                     self.fail("repeat(n,k,body): k must be a variable name", position)
                 counter = ("name", args[1][1], position)
             init = ("assign", counter[1], "=", ("num", 0.0), position)
-            parts = [init, ("op", "<", counter, args[0]),
-                     ("assign", counter[1], "+=", ("num", 1.0), position), args[-1]]
+            parts = [
+                init,
+                ("op", "<", counter, args[0]),
+                ("assign", counter[1], "+=", ("num", 1.0), position),
+                args[-1],
+            ]
         elif name == "for":
             parts = list(args)
         else:
@@ -290,12 +311,17 @@ class Compiler:
                         env.values[variable] = np.where(mask, new, before[variable])
                 if not gives_nan and body[1] is SCALAR:
                     result = np.where(active, value, result)
+
         return run, SCALAR
 
     def node_unary(self, operator, operand):
         function, size = self.node(operand)
-        apply = {"-": np.negative, "+": lambda v: v, "!": lambda v: (v == 0).astype(np.float64),
-                 "~": bitwise_not}[operator]
+        apply = {
+            "-": np.negative,
+            "+": lambda v: v,
+            "!": lambda v: (v == 0).astype(np.float64),
+            "~": bitwise_not,
+        }[operator]
         return (lambda env: apply(function(env))), size
 
     def node_op(self, operator, left, right):
@@ -308,6 +334,7 @@ class Compiler:
                 a, b = left_function(env), right_function(env)
                 same = np.all(a == b, axis=0) if a.shape[:1] == b.shape[:1] else np.zeros(1) != 0
                 return (same == equal).astype(np.float64)
+
             return compare_vectors, SCALAR
         size = _broadcast_size(left_size, right_size, self)
         if operator in ("&&", "||"):
@@ -320,9 +347,11 @@ class Compiler:
                 if a.size == 1 and bool(a.flat[0]) != is_and:  # decided by the left side
                     return scalar(float(not is_and))
                 # per pixel, the right side runs where the left one does not decide
-                b = truth(right_function(env) if a.size == 1 else
-                           env.masked(a if is_and else ~a, right_function))
+                b = truth(
+                    right_function(env) if a.size == 1 else env.masked(a if is_and else ~a, right_function)
+                )
                 return (np.logical_and(a, b) if is_and else np.logical_or(a, b)).astype(np.float64)
+
             return logic, SCALAR
         apply = OPERATORS[operator]
         return (lambda env: apply(left_function(env), right_function(env))), size
@@ -371,11 +400,13 @@ class Compiler:
         functions = [f for f, _ in compiled]
         sizes = [s for _, s in compiled]
         if kind == "reduce":  # min, max, sum…: over every argument's every component
+
             def reduce(env):
                 parts = []
                 for f, s in zip(functions, sizes):
                     parts.extend(components(f(env), s))
                 return function(parts)
+
             return reduce, SCALAR
         size = SCALAR
         for s in sizes:
@@ -393,6 +424,7 @@ class Compiler:
         def run(env):
             env.set_variable(name, value_function(env), size)
             return nan  # G'MIC's set() gives nan
+
         return run, SCALAR
 
     def call_pixel(self, name, args, position):
@@ -411,17 +443,18 @@ class Compiler:
             self.fail(f"{name}() takes at most {most} coordinates", position)
         size = SCALAR
         if is_vector:
-            size = self.types.spectrum_of(None if index_function is None
-                                          else self.types.constant_index(index_function))
+            size = self.types.spectrum_of(
+                None if index_function is None else self.types.constant_index(index_function)
+            )
 
         def run(env):
             coordinates = []
             for function, s in compiled:
                 coordinates.extend(components(function(env), s))
             image_index = _image_index(index_function, env, env.text)
-            image = env.grid.image(image_index, env.text) if image_index is not None \
-                else env.current_image()
+            image = env.grid.image(image_index, env.text) if image_index is not None else env.current_image()
             return env.read(image, coordinates[:most], is_vector, relative)
+
         return run, size
 
     def call_random(self, name, args, position):
@@ -429,8 +462,7 @@ class Compiler:
         if name == "g":
             self.fail("g is a variable, not a function: write g", position)
         if len(compiled) > 2:
-            self.fail("u() takes at most 2 arguments (G'MIC's include flags are not supported)",
-                      position)
+            self.fail("u() takes at most 2 arguments (G'MIC's include flags are not supported)", position)
         size = SCALAR
         for _, s in compiled:
             size = _broadcast_size(size, s, self)
@@ -438,10 +470,14 @@ class Compiler:
 
         def run(env):
             values = [f(env) for f in functions]
-            low, high = (scalar(0.0), scalar(1.0)) if not values else \
-                ((scalar(0.0), values[0]) if len(values) == 1 else values)
+            low, high = (
+                (scalar(0.0), scalar(1.0))
+                if not values
+                else ((scalar(0.0), values[0]) if len(values) == 1 else values)
+            )
             shape = env.grid.shape if size is SCALAR else (size,) + env.grid.shape
             return low + (high - low) * env.grid.rng.random(shape)
+
         return run, size
 
 

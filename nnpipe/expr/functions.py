@@ -8,16 +8,30 @@ import numpy as np
 
 from nnpipe.expr.values import scalar
 
+
 def _sample_variance(values):
     """G'MIC's iv: the variance dividing by n-1; 0 for one value."""
     return float(np.var(values, ddof=1)) if values.size > 1 else 0.0
 
 
-IMAGE_STATISTICS = {"im": np.min, "iM": np.max, "ia": np.mean, "is": np.sum, "iv": _sample_variance,
-                    "id": lambda values: math.sqrt(_sample_variance(values)), "ic": np.median,
-                    "ip": np.prod, "in": np.linalg.norm}
-CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan,
-             "eps": float(np.finfo(np.float64).eps)}
+IMAGE_STATISTICS = {
+    "im": np.min,
+    "iM": np.max,
+    "ia": np.mean,
+    "is": np.sum,
+    "iv": _sample_variance,
+    "id": lambda values: math.sqrt(_sample_variance(values)),
+    "ic": np.median,
+    "ip": np.prod,
+    "in": np.linalg.norm,
+}
+CONSTANTS = {
+    "pi": math.pi,
+    "e": math.e,
+    "inf": math.inf,
+    "nan": math.nan,
+    "eps": float(np.finfo(np.float64).eps),
+}
 
 
 def _floor_mod(a, b):
@@ -44,9 +58,11 @@ def bitwise_not(value):
 def _positive_nan(function):
     """G'MIC prints the NaN of sqrt(-1), log(-1) or 5%0 as `nan`, not `-nan` (the sign x86's
     default NaN has)."""
+
     def run(*args):
         result = function(*args)
         return np.where(np.isnan(result), np.abs(result), result)
+
     return run
 
 
@@ -65,8 +81,9 @@ def _round_toward(value, step=None, direction=None):
         return _round(value, step)
     step = np.where(step == 0, 1.0, step) if step is not None else 1.0
     scaled = value / step
-    rounded = np.where(direction > 0, np.ceil(scaled),
-                       np.where(direction < 0, np.floor(scaled), _round(scaled)))
+    rounded = np.where(
+        direction > 0, np.ceil(scaled), np.where(direction < 0, np.floor(scaled), _round(scaled))
+    )
     return rounded * step + 0.0
 
 
@@ -97,8 +114,9 @@ def _nth_argument(parts):
     values = _stack(parts[1:])
     n = np.asarray(parts[0]).astype(np.int64) - 1
     inside = (n >= 0) & (n < len(parts) - 1)
-    picked = np.take_along_axis(values, np.broadcast_to(np.clip(n, 0, len(parts) - 2),
-                                                        values.shape[1:])[None], 0)[0]
+    picked = np.take_along_axis(
+        values, np.broadcast_to(np.clip(n, 0, len(parts) - 2), values.shape[1:])[None], 0
+    )[0]
     return np.where(inside, picked, 0.0)
 
 
@@ -107,6 +125,7 @@ def _by_magnitude(choose):
         values = _stack(parts)
         index = choose(np.abs(values), axis=0)
         return np.take_along_axis(values, index[None], 0)[0]
+
     return run
 
 
@@ -128,11 +147,18 @@ def _lerp(a, b, t):
 
 
 OPERATORS = {
-    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide,
-    "%": _positive_nan(_floor_mod), "^": np.power,
-    "<": lambda a, b: (a < b).astype(np.float64), "<=": lambda a, b: (a <= b).astype(np.float64),
-    ">": lambda a, b: (a > b).astype(np.float64), ">=": lambda a, b: (a >= b).astype(np.float64),
-    "==": lambda a, b: (a == b).astype(np.float64), "!=": lambda a, b: (a != b).astype(np.float64),
+    "+": np.add,
+    "-": np.subtract,
+    "*": np.multiply,
+    "/": np.true_divide,
+    "%": _positive_nan(_floor_mod),
+    "^": np.power,
+    "<": lambda a, b: (a < b).astype(np.float64),
+    "<=": lambda a, b: (a <= b).astype(np.float64),
+    ">": lambda a, b: (a > b).astype(np.float64),
+    ">=": lambda a, b: (a >= b).astype(np.float64),
+    "==": lambda a, b: (a == b).astype(np.float64),
+    "!=": lambda a, b: (a != b).astype(np.float64),
     "&": lambda a, b: (a.astype(np.int64) & b.astype(np.int64)).astype(np.float64),
     "|": lambda a, b: (a.astype(np.int64) | b.astype(np.int64)).astype(np.float64),
     "<<": lambda a, b: (a.astype(np.int64) << b.astype(np.int64)).astype(np.float64),
@@ -146,33 +172,49 @@ def _reduce(function):
         for part in parts[1:]:
             result = function(result, part)
         return result
+
     return run
 
 
 FUNCTIONS = {  # name: (function, least arguments, most arguments, kind)
-    "abs": (np.abs, 1, 1, "map"), "sqrt": (_positive_nan(np.sqrt), 1, 1, "map"),
-    "exp": (np.exp, 1, 1, "map"), "log": (_positive_nan(np.log), 1, 1, "map"),
-    "log2": (_positive_nan(np.log2), 1, 1, "map"), "log10": (_positive_nan(np.log10), 1, 1, "map"),
-    "sin": (np.sin, 1, 1, "map"), "cos": (np.cos, 1, 1, "map"), "tan": (np.tan, 1, 1, "map"),
-    "asin": (np.arcsin, 1, 1, "map"), "acos": (_positive_nan(np.arccos), 1, 1, "map"),
-    "atan": (np.arctan, 1, 1, "map"), "atan2": (np.arctan2, 2, 2, "map"),
-    "sinh": (np.sinh, 1, 1, "map"), "cosh": (np.cosh, 1, 1, "map"), "tanh": (np.tanh, 1, 1, "map"),
-    "floor": (np.floor, 1, 1, "map"), "ceil": (lambda v: np.ceil(v) + 0.0, 1, 1, "map"),
+    "abs": (np.abs, 1, 1, "map"),
+    "sqrt": (_positive_nan(np.sqrt), 1, 1, "map"),
+    "exp": (np.exp, 1, 1, "map"),
+    "log": (_positive_nan(np.log), 1, 1, "map"),
+    "log2": (_positive_nan(np.log2), 1, 1, "map"),
+    "log10": (_positive_nan(np.log10), 1, 1, "map"),
+    "sin": (np.sin, 1, 1, "map"),
+    "cos": (np.cos, 1, 1, "map"),
+    "tan": (np.tan, 1, 1, "map"),
+    "asin": (np.arcsin, 1, 1, "map"),
+    "acos": (_positive_nan(np.arccos), 1, 1, "map"),
+    "atan": (np.arctan, 1, 1, "map"),
+    "atan2": (np.arctan2, 2, 2, "map"),
+    "sinh": (np.sinh, 1, 1, "map"),
+    "cosh": (np.cosh, 1, 1, "map"),
+    "tanh": (np.tanh, 1, 1, "map"),
+    "floor": (np.floor, 1, 1, "map"),
+    "ceil": (lambda v: np.ceil(v) + 0.0, 1, 1, "map"),
     "round": (_round_toward, 1, 3, "map"),
     "int": (lambda v: np.trunc(v) + 0.0, 1, 1, "map"),  # +0.0: G'MIC prints int(-0.5) as 0
     "sign": (lambda v: np.nan_to_num(np.sign(v), nan=0.0), 1, 1, "map"),  # sign(nan) is 0
-    "pow": (np.power, 2, 2, "map"), "lerp": (_lerp, 3, 3, "map"),
+    "pow": (np.power, 2, 2, "map"),
+    "lerp": (_lerp, 3, 3, "map"),
     "cut": (lambda v, a, b: np.minimum(np.maximum(v, a), b), 3, 3, "map"),
     "isnan": (lambda v: np.isnan(v).astype(np.float64), 1, 1, "map"),
     "isinf": (lambda v: np.isinf(v).astype(np.float64), 1, 1, "map"),
     "sqr": (np.square, 1, 1, "map"),
     "cbrt": (np.cbrt, 1, 1, "map"),
-    "hypot": (np.hypot, 2, 2, "map"), "fact": (_factorial, 1, 1, "map"),
+    "hypot": (np.hypot, 2, 2, "map"),
+    "fact": (_factorial, 1, 1, "map"),
     "xor": (lambda a, b: (a.astype(np.int64) ^ b.astype(np.int64)).astype(np.float64), 2, 2, "map"),
     # min and max skip NaN, as G'MIC's do: min(-1,nan) is -1
-    "min": (_reduce(np.fmin), 1, None, "reduce"), "max": (_reduce(np.fmax), 1, None, "reduce"),
-    "sum": (_reduce(np.add), 1, None, "reduce"), "prod": (_reduce(np.multiply), 1, None, "reduce"),
-    "size": (_count, 1, None, "reduce"), "narg": (_count, 0, None, "reduce"),
+    "min": (_reduce(np.fmin), 1, None, "reduce"),
+    "max": (_reduce(np.fmax), 1, None, "reduce"),
+    "sum": (_reduce(np.add), 1, None, "reduce"),
+    "prod": (_reduce(np.multiply), 1, None, "reduce"),
+    "size": (_count, 1, None, "reduce"),
+    "narg": (_count, 0, None, "reduce"),
     "avg": (lambda parts: np.mean(_stack(parts), axis=0), 1, None, "reduce"),
     "med": (lambda parts: np.median(_stack(parts), axis=0), 1, None, "reduce"),
     "var": (_positive_nan(_variance), 1, None, "reduce"),
@@ -181,7 +223,8 @@ FUNCTIONS = {  # name: (function, least arguments, most arguments, kind)
     "argmax": (lambda parts: np.argmax(_stack(parts), axis=0) + 0.0, 1, None, "reduce"),
     "minabs": (_by_magnitude(np.argmin), 1, None, "reduce"),
     "maxabs": (_by_magnitude(np.argmax), 1, None, "reduce"),
-    "kth": (_kth, 2, None, "reduce"), "arg": (_nth_argument, 2, None, "reduce"),
+    "kth": (_kth, 2, None, "reduce"),
+    "arg": (_nth_argument, 2, None, "reduce"),
     "norm1": (lambda parts: np.sum(np.abs(_stack(parts)), axis=0), 1, None, "reduce"),
     "norm2": (lambda parts: np.sqrt(np.sum(_stack(parts) ** 2, axis=0)), 1, None, "reduce"),
     "norminf": (lambda parts: np.max(np.abs(_stack(parts)), axis=0), 1, None, "reduce"),
@@ -191,11 +234,13 @@ FUNCTIONS = {  # name: (function, least arguments, most arguments, kind)
     "isnum": (lambda v: np.ones_like(v), 1, 1, "map"),
     "isbool": (lambda v: ((v == 0) | (v == 1)).astype(np.float64), 1, 1, "map"),
     "sinc": (lambda v: np.where(v == 0, 1.0, np.sin(v) / np.where(v == 0, 1.0, v)), 1, 1, "map"),
-    "asinh": (np.arcsinh, 1, 1, "map"), "acosh": (_positive_nan(np.arccosh), 1, 1, "map"),
+    "asinh": (np.arcsinh, 1, 1, "map"),
+    "acosh": (_positive_nan(np.arccosh), 1, 1, "map"),
     "atanh": (_positive_nan(np.arctanh), 1, 1, "map"),
     "gauss": (_gauss, 1, 2, "map"),
     "deg2rad": (lambda v: v * (np.pi / 180), 1, 1, "map"),
     "rad2deg": (lambda v: v * (180 / np.pi), 1, 1, "map"),
-    "gcd": (_gcd, 2, 2, "map"), "lcm": (_lcm, 2, 2, "map"),
+    "gcd": (_gcd, 2, 2, "map"),
+    "lcm": (_lcm, 2, 2, "map"),
     "norm": (lambda parts: np.sqrt(_reduce(np.add)([p * p for p in parts])), 1, None, "reduce"),
 }

@@ -17,7 +17,6 @@ TOKEN = re.compile(
 IMAGE_SIZES = ("w", "h", "d", "s", "wh", "whd", "whds")
 
 
-
 class ExpressionError(UserError):
     pass
 
@@ -45,8 +44,16 @@ def tokenize(text):
 
 BINARY = [  # lowest to highest precedence, all left-associative, as G'MIC's: % binds tighter
     # than * and / (8/4%3 is 8), unary minus tighter than % (-7%3 is 2), ^ tighter still
-    ("||",), ("&&",), ("|",), ("&",), ("==", "!="), ("<", "<=", ">", ">="), ("<<", ">>"),
-    ("+", "-"), ("*", "/"), ("%",),
+    ("||",),
+    ("&&",),
+    ("|",),
+    ("&",),
+    ("==", "!="),
+    ("<", "<=", ">", ">="),
+    ("<<", ">>"),
+    ("+", "-"),
+    ("*", "/"),
+    ("%",),
 ]
 ASSIGNMENTS = ("=", "+=", "-=", "*=", "/=", "%=", "^=")
 # G'MIC reads `{a^b}` with two plain numbers with C's scanf, so `{-2^2}` is (-2)^2 = 4 while
@@ -142,8 +149,7 @@ class _Parser:
         """'++' or '--' written together at the token `offset` ahead, or None."""
         kind, first, position = self.peek(offset)
         next_kind, second, next_position = self.peek(offset + 1)
-        if kind == next_kind == "op" and first == second and first in "+-" \
-                and next_position == position + 1:
+        if kind == next_kind == "op" and first == second and first in "+-" and next_position == position + 1:
             return first
         return None
 
@@ -174,8 +180,7 @@ class _Parser:
             return ("op", "-" if sign == "+" else "+", step, ("num", 1.0))
         while self.accept("["):
             index = self.ternary()
-            value = ("slice", value, index, self.ternary()) if self.accept(",") \
-                else ("index", value, index)
+            value = ("slice", value, index, self.ternary()) if self.accept(",") else ("index", value, index)
             self.expect("]")
         return value
 
@@ -244,7 +249,9 @@ class Template:
         for kind, value, position in tokenize(text):
             # `++x` and `+ +x` parse differently (see _Parser.doubled): the key tells them apart
             glued = kind == "op" and value in "+-" and previous[1] == value and position == end
-            kept = "#" in previous or previous == ("#", "-") or (brackets[-1:] == ["["] and previous[1] == ",")
+            kept = (
+                "#" in previous or previous == ("#", "-") or (brackets[-1:] == ["["] and previous[1] == ",")
+            )
             if kind == "number" and not kept:
                 tokens.append(("slot", len(self.constants), position))
                 key.append(("slot", len(self.constants)))
@@ -326,5 +333,8 @@ def names_read(nodes):
 
 def uses_channel(nodes):
     """Does a scalar result depend on the channel (so it must run once per channel)?"""
-    return any((node[0] == "name" and node[1] in ("c", "i", "u", "g"))
-               or (node[0] == "call" and node[1] in ("i", "j", "u", "g")) for node in walk(nodes))
+    return any(
+        (node[0] == "name" and node[1] in ("c", "i", "u", "g"))
+        or (node[0] == "call" and node[1] in ("i", "j", "u", "g"))
+        for node in walk(nodes)
+    )

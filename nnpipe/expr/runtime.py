@@ -2,13 +2,13 @@
 (`#k` images, coordinates), the variables of one run, `end(…)` after the last pixel, and the
 `{expression}` of an item (a grid of one pixel)."""
 
-
 import numpy as np
 
 from nnpipe.errors import UserError
 from nnpipe.expr.compiler import TypeEnvironment, compile_expression
 from nnpipe.expr.parse import NUMBER_POWER, fail
 from nnpipe.expr.values import SCALAR, scalar
+
 
 class Grid:
     """The pixels an expression runs over, and what it may read besides them.
@@ -84,7 +84,7 @@ class Environment:
             image = self.current_image()
             if image.shape[1:] != tuple(self.grid.shape[1:]):  # one pixel: the grid's origin
                 _, z, y, x = self.grid.origin
-                image = image[:, z:z + 1, y:y + 1, x:x + 1]
+                image = image[:, z : z + 1, y : y + 1, x : x + 1]
             self._pixels = image.astype(np.float64)
         return self._pixels
 
@@ -92,7 +92,7 @@ class Environment:
         values = self.pixel_values()
         if k >= values.shape[0]:
             return scalar(0.0)
-        return values[k:k + 1]
+        return values[k : k + 1]
 
     def pixel_vector(self):
         values = self.pixel_values()
@@ -101,8 +101,10 @@ class Environment:
     def read(self, image, coordinates, is_vector, relative):
         here = [self.grid.coordinates[a] for a in ("x", "y", "z", "c")]
         count = 3 if is_vector else 4
-        coordinates = [coordinates[k] if k < len(coordinates) else (scalar(0.0) if relative else here[k])
-                       for k in range(count)]
+        coordinates = [
+            coordinates[k] if k < len(coordinates) else (scalar(0.0) if relative else here[k])
+            for k in range(count)
+        ]
         if relative:
             coordinates = [value + here[k] for k, value in enumerate(coordinates)]
         s, d, h, w = image.shape
@@ -150,7 +152,7 @@ class Environment:
     def store(self, name, value):
         """A variable's new value; in a branch some pixels only take, the others keep theirs."""
         old = self.values.get(name) if self.mask is not None else None
-        if old is not None and old.shape[:old.ndim - 4] == value.shape[:value.ndim - 4]:
+        if old is not None and old.shape[: old.ndim - 4] == value.shape[: value.ndim - 4]:
             value = np.where(self.mask if value.ndim == 4 else self.mask[None], value, old)
         self.values[name] = value
 
@@ -190,8 +192,9 @@ class Evaluation:
         self.variables = variables
 
 
-def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, nn_hook=None,
-                  one_pixel=False):
+def evaluate_grid(
+    text, images, current, rng, vector_mode=None, workspace=None, nn_hook=None, one_pixel=False
+):
     """Evaluate `text` at every pixel of `current` (None: one pixel of the last image), or at
     its first pixel only (`one_pixel`).
 
@@ -218,8 +221,9 @@ def evaluate_grid(text, images, current, rng, vector_mode=None, workspace=None, 
                 size = program.variables.get(name, SCALAR)
                 env.values[name] = _reduce_for_end(name, env.values[name], size, nn_hook)
             last = env.current_image()  # end() runs at its last pixel, as G'MIC's does
-            env.grid = Grid(images, current, (1, 1, 1, 1), rng, workspace,
-                            tuple(max(n - 1, 0) for n in last.shape))
+            env.grid = Grid(
+                images, current, (1, 1, 1, 1), rng, workspace, tuple(max(n - 1, 0) for n in last.shape)
+            )
             env.vector_mode = True
             env._pixels = None  # the values read at that pixel, not the main pass's
             program.end(env)

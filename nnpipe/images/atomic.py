@@ -27,7 +27,7 @@ from nnpipe.errors import UserError
 
 PREFIX = ".nnpipe-"
 IN_PROGRESS = set()
-_critical = []   # non-empty while a step that must not be cut in two runs (see nnpipe.interrupt)
+_critical = []  # non-empty while a step that must not be cut in two runs (see nnpipe.interrupt)
 _after_critical = []
 
 
@@ -88,8 +88,9 @@ def make_folder(path):
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as error:
-        raise UserError(f"cannot write '{path}': cannot create folder '{folder}':"
-                        f" {error.strerror or error}") from None
+        raise UserError(
+            f"cannot write '{path}': cannot create folder '{folder}': {error.strerror or error}"
+        ) from None
     if not os.path.isdir(folder):
         raise UserError(f"cannot write '{path}': '{folder}' is not a folder")
     return folder
@@ -110,9 +111,11 @@ def _checked_target(path, new_mode, replaceable):
     file; refuse a symbolic link, a read-only file, or anything `replaceable(st_mode)` (a
     regular file, a folder) is not."""
     if os.path.islink(path):
-        raise UserError(f"cannot write '{path}': it is a symbolic link to '{os.readlink(path)}';"
-                        " nnpipe does not replace links: write to the file it points to, or"
-                        " remove the link")
+        raise UserError(
+            f"cannot write '{path}': it is a symbolic link to '{os.readlink(path)}';"
+            " nnpipe does not replace links: write to the file it points to, or"
+            " remove the link"
+        )
     try:
         status = os.stat(path)
     except FileNotFoundError:
@@ -121,17 +124,24 @@ def _checked_target(path, new_mode, replaceable):
         raise _cannot_write(path, error) from None
     if not replaceable(status.st_mode):
         wanted = "a folder" if replaceable is stat.S_ISDIR else "a regular file"
-        raise UserError(f"cannot write '{path}': it is {_kind(status.st_mode)}, not {wanted};"
-                        " nnpipe does not replace it (remove it or choose another name)")
+        raise UserError(
+            f"cannot write '{path}': it is {_kind(status.st_mode)}, not {wanted};"
+            " nnpipe does not replace it (remove it or choose another name)"
+        )
     if not status.st_mode & 0o222 or not os.access(path, os.W_OK):
         raise UserError(f"cannot write '{path}': it is read-only (make it writable to replace it)")
     return stat.S_IMODE(status.st_mode)
 
 
 def _kind(mode):
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISREG, "a regular file"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "a special file"

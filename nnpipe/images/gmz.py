@@ -23,21 +23,42 @@ from nnpipe.images.imagelist import MAX_VALUES
 NAMES_MAGIC = b"GMZ\0"
 # CImg's pixel type names (recent, then older spellings) -> numpy dtype (without byte order)
 TYPES = {
-    "bool": "u1", "uint8": "u1", "uchar": "u1", "unsigned_char": "u1",
-    "int8": "i1", "char": "i1", "signed_char": "i1",
-    "uint16": "u2", "ushort": "u2", "unsigned_short": "u2",
-    "int16": "i2", "short": "i2",
-    "uint32": "u4", "uint": "u4", "unsigned_int": "u4",
-    "int32": "i4", "int": "i4",
-    "uint64": "u8", "ulong": "u8", "unsigned_int64": "u8",
-    "int64": "i8", "long": "i8",
-    "float32": "f4", "float": "f4",
-    "float64": "f8", "double": "f8",
+    "bool": "u1",
+    "uint8": "u1",
+    "uchar": "u1",
+    "unsigned_char": "u1",
+    "int8": "i1",
+    "char": "i1",
+    "signed_char": "i1",
+    "uint16": "u2",
+    "ushort": "u2",
+    "unsigned_short": "u2",
+    "int16": "i2",
+    "short": "i2",
+    "uint32": "u4",
+    "uint": "u4",
+    "unsigned_int": "u4",
+    "int32": "i4",
+    "int": "i4",
+    "uint64": "u8",
+    "ulong": "u8",
+    "unsigned_int64": "u8",
+    "int64": "i8",
+    "long": "i8",
+    "float32": "f4",
+    "float": "f4",
+    "float64": "f8",
+    "double": "f8",
 }
 # the integer types G'MIC chooses from, smallest first: (name, dtype, low, high)
-INTEGER_TYPES = [("uint8", "u1", 0, 255), ("int8", "i1", -128, 127),
-                 ("uint16", "u2", 0, 65535), ("int16", "i2", -32768, 32767),
-                 ("uint32", "u4", 0, 2**31 - 1), ("int32", "i4", -2**31, 2**31 - 1)]
+INTEGER_TYPES = [
+    ("uint8", "u1", 0, 255),
+    ("int8", "i1", -128, 127),
+    ("uint16", "u2", 0, 65535),
+    ("int16", "i2", -32768, 32767),
+    ("uint32", "u4", 0, 2**31 - 1),
+    ("int32", "i4", -(2**31), 2**31 - 1),
+]
 HEADER = re.compile(rb"(\d+) ([A-Za-z0-9_]+) (little_endian|big_endian)")
 IMAGE_LINE = re.compile(rb"(\d+) (\d+) (\d+) (\d+)(?: #(\d+))?")
 ZLIB_MAX_RATIO = 1100  # deflate never shrinks data by more than about 1032:1
@@ -72,8 +93,7 @@ def _list_type(images):
         return "uint8", "u1"
     low = min(float(v.min()) for v in values)
     high = max(float(v.max()) for v in values)
-    integral = np.isfinite(low) and np.isfinite(high) and all(
-        np.array_equal(v, np.floor(v)) for v in values)
+    integral = np.isfinite(low) and np.isfinite(high) and all(np.array_equal(v, np.floor(v)) for v in values)
     if integral:
         for name, dtype, smallest, largest in INTEGER_TYPES:
             if smallest <= low and high <= largest:
@@ -97,8 +117,9 @@ def decode(data):
         end = data.find(b"\n", position)
         line = IMAGE_LINE.fullmatch(data[position:end].rstrip(b" \r")) if end > 0 else None
         if line is None:
-            raise GmzError(f"image {number} of {count}: missing or damaged size line"
-                           " (the file is truncated or damaged)")
+            raise GmzError(
+                f"image {number} of {count}: missing or damaged size line (the file is truncated or damaged)"
+            )
         w, h, d, s = (int(v) for v in line.groups()[:4])
         position = end + 1
         size = w * h * d * s
@@ -106,22 +127,27 @@ def decode(data):
             images.append(np.zeros((0, 0, 0, 0), dtype=np.float32))
             continue
         if size > MAX_VALUES:
-            raise GmzError(f"image {number} of {count} is declared of size {w},{h},{d},{s}: too"
-                           f" large ({size:.3g} values; at most 2^31)")
+            raise GmzError(
+                f"image {number} of {count} is declared of size {w},{h},{d},{s}: too"
+                f" large ({size:.3g} values; at most 2^31)"
+            )
         if line[5] is None:  # stored uncompressed
-            stored = data[position:position + size * dtype.itemsize]
+            stored = data[position : position + size * dtype.itemsize]
             position += size * dtype.itemsize
         else:
             length = int(line[5])
-            compressed = data[position:position + length]
+            compressed = data[position : position + length]
             position += length
             if len(compressed) < length:
                 raise GmzError(f"image {number} of {count} is incomplete: the file is truncated")
-            stored = _inflate(compressed, size * dtype.itemsize, f"image {number} of {count}",
-                              f"{w},{h},{d},{s}")
+            stored = _inflate(
+                compressed, size * dtype.itemsize, f"image {number} of {count}", f"{w},{h},{d},{s}"
+            )
         if len(stored) != size * dtype.itemsize:
-            raise GmzError(f"image {number} of {count} holds {len(stored)} bytes where its size"
-                           f" {w},{h},{d},{s} needs {size * dtype.itemsize}: the file is damaged")
+            raise GmzError(
+                f"image {number} of {count} holds {len(stored)} bytes where its size"
+                f" {w},{h},{d},{s} needs {size * dtype.itemsize}: the file is damaged"
+            )
         values = np.frombuffer(stored, dtype=dtype).astype(np.float32)
         images.append(values.reshape(s, d, h, w))
     if position != len(data):
@@ -133,16 +159,19 @@ def _inflate(compressed, expected, what, size):
     """The bytes `compressed` inflates to, refused as soon as they exceed the `expected` bytes
     the image's declared size needs: a small file never grows into gigabytes in memory."""
     if len(compressed) * ZLIB_MAX_RATIO < expected:
-        raise GmzError(f"{what} is declared of size {size} ({expected:,} bytes) but the file holds"
-                       f" only {len(compressed):,} compressed bytes for it: the file is damaged")
+        raise GmzError(
+            f"{what} is declared of size {size} ({expected:,} bytes) but the file holds"
+            f" only {len(compressed):,} compressed bytes for it: the file is damaged"
+        )
     inflater = zlib.decompressobj()
     try:
         stored = inflater.decompress(compressed, expected + 1)
     except zlib.error:
         stored = None
     if stored is not None and len(stored) > expected:
-        raise GmzError(f"{what} inflates to more than the {expected:,} bytes its size {size}"
-                       " needs: the file is damaged")
+        raise GmzError(
+            f"{what} inflates to more than the {expected:,} bytes its size {size} needs: the file is damaged"
+        )
     if stored is None or not inflater.eof:
         raise GmzError(f"{what} is damaged (its compressed data does not decompress)")
     return stored
@@ -152,10 +181,10 @@ def _named(images):
     """Split off the last image when it holds G'MIC's names."""
     if images and images[-1].size >= len(NAMES_MAGIC):
         codes = images[-1].ravel()
-        if np.array_equal(codes[:len(NAMES_MAGIC)], np.frombuffer(NAMES_MAGIC, np.uint8)):
+        if np.array_equal(codes[: len(NAMES_MAGIC)], np.frombuffer(NAMES_MAGIC, np.uint8)):
             if np.all((codes >= 0) & (codes <= 255) & (codes == np.floor(codes))):
-                text = codes.astype(np.uint8).tobytes()[len(NAMES_MAGIC):]
-                names = text.split(b"\0")[:len(images) - 1]
+                text = codes.astype(np.uint8).tobytes()[len(NAMES_MAGIC) :]
+                names = text.split(b"\0")[: len(images) - 1]
                 names += [b""] * (len(images) - 1 - len(names))
                 try:
                     return [(n.decode("utf-8"), i) for n, i in zip(names, images[:-1])]

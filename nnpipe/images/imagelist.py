@@ -31,9 +31,12 @@ def check_size(size, what):
     for n in size:
         values *= n
     if values > MAX_VALUES:
-        count = f"{values:.3g}" if values < 1e300 else f"about 1e{len(str(values)) - 1}"  # (no float holds it)
-        raise UserError(f"{what} of size {','.join(str(n) for n in size)} is too large"
-                        f" ({count} values; at most 2^31)")
+        count = (
+            f"{values:.3g}" if values < 1e300 else f"about 1e{len(str(values)) - 1}"
+        )  # (no float holds it)
+        raise UserError(
+            f"{what} of size {','.join(str(n) for n in size)} is too large ({count} values; at most 2^31)"
+        )
 
 
 def gmic_size(array):

@@ -29,6 +29,7 @@ def extension(path):
 
 # --- reading ------------------------------------------------------------------------------------
 
+
 def read(path):
     """Return [(name, image)] for every image the file holds."""
     if not os.path.exists(path):
@@ -39,8 +40,10 @@ def read(path):
         raise UserError(f"cannot read '{path}': it is not a regular file")
     kind = extension(path)
     if kind not in READABLE:
-        raise UserError(f"cannot read '{path}': unknown format '{kind or 'no extension'}'"
-                        f" (known: {', '.join(sorted(READABLE))})")
+        raise UserError(
+            f"cannot read '{path}': unknown format '{kind or 'no extension'}'"
+            f" (known: {', '.join(sorted(READABLE))})"
+        )
     base = os.path.splitext(os.path.basename(path))[0]
     if kind == ".npy":
         array = read_npy(path)
@@ -49,8 +52,15 @@ def read(path):
         return [(base, as_image(array))]
     if kind == ".gmz":
         return _read_gmz(path)
-    return _decoding(path, kind, lambda: read_tiff(path, base) if kind in TIFF_FORMATS
-                     else [(base, _from_hwc(_read_picture(path, kind), path))])
+    return _decoding(
+        path,
+        kind,
+        lambda: (
+            read_tiff(path, base)
+            if kind in TIFF_FORMATS
+            else [(base, _from_hwc(_read_picture(path, kind), path))]
+        ),
+    )
 
 
 def read_npy(path):
@@ -95,8 +105,10 @@ def _checked(array, path):
         raise UserError(f"cannot read '{path}': {array.ndim} dimensions (at most 4)")
     where = beyond_float32(array) if array.dtype.kind == "f" and array.dtype.itemsize > 4 else None
     if where is not None:
-        raise UserError(f"cannot read '{path}': value {float(array[where]):g} at index {where} is"
-                        " beyond float32's range (±3.4e38)")
+        raise UserError(
+            f"cannot read '{path}': value {float(array[where]):g} at index {where} is"
+            " beyond float32's range (±3.4e38)"
+        )
     return array
 
 
@@ -113,7 +125,8 @@ def _read_picture(path, kind):
     if kind == ".png" and _png_bit_depth(path) == 16:  # Pillow reads 16-bit color as 8-bit
         width, height, rows, info = png.Reader(filename=path).asDirect()
         return np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(
-            height, width, info["planes"])
+            height, width, info["planes"]
+        )
     return iio.imread(path)
 
 
@@ -145,9 +158,11 @@ def read_tiff(path, base):
             info = metadata[number] if number < len(metadata) else {}
             dimensions = sum(n > 1 for n in series.shape)
             if "nnpipe_shape" not in info and dimensions > 4:  # which axis is which is a guess
-                raise UserError(f"cannot read '{path}': a {dimensions}-D TIFF image (axes"
-                                f" {series.axes}, shape {','.join(map(str, series.shape))}):"
-                                " nnpipe reads at most 4 dimensions")
+                raise UserError(
+                    f"cannot read '{path}': a {dimensions}-D TIFF image (axes"
+                    f" {series.axes}, shape {','.join(map(str, series.shape))}):"
+                    " nnpipe reads at most 4 dimensions"
+                )
             data = series.asarray()
             if "nnpipe_shape" in info:
                 data = _checked(data, path).reshape(info["nnpipe_shape"])
@@ -170,6 +185,7 @@ def _foreign_tiff(data, axes, name, path):
 
 # --- writing ------------------------------------------------------------------------------------
 
+
 def write(path, images, names, bits=8):
     """Write images to `path`; the format comes from the extension.
 
@@ -187,8 +203,10 @@ def write(path, images, names, bits=8):
         atomic.write_file(path, lambda tmp: write_bytes(tmp, data))
         return [path]
     if kind not in PLAIN_FORMATS | {".npy"}:
-        raise UserError(f"cannot write '{path}': unknown format '{kind or 'no extension'}'"
-                        f" (use .png, .jpg, .bmp, .tif, .gmz or .npy)")
+        raise UserError(
+            f"cannot write '{path}': unknown format '{kind or 'no extension'}'"
+            f" (use .png, .jpg, .bmp, .tif, .gmz or .npy)"
+        )
     targets = [path] if len(images) == 1 else _numbered(path, len(images))
     for target, image in zip(targets, images):
         if kind == ".npy":
@@ -228,24 +246,27 @@ def _write_picture(temporary, pixels, kind):
 def _write_tiff(temporary, images, names):
     with tifffile.TiffWriter(temporary) as tif:
         for image, name in zip(images, names):
-            tif.write(np.ascontiguousarray(image, dtype=np.float32),
-                      photometric="minisblack",  # plain pages: never mistaken for RGB
-                      metadata={"name": name, "nnpipe_shape": list(image.shape)})
+            tif.write(
+                np.ascontiguousarray(image, dtype=np.float32),
+                photometric="minisblack",  # plain pages: never mistaken for RGB
+                metadata={"name": name, "nnpipe_shape": list(image.shape)},
+            )
 
 
 def _to_pixels(image, kind, bits):
     s, d, h, w = image.shape
     if d != 1:
-        raise UserError(f"{kind[1:].upper()} holds 2D images, this one is {size_text(image.shape[::-1])}"
-                        " (depth > 1): use .tif or .npy")
+        raise UserError(
+            f"{kind[1:].upper()} holds 2D images, this one is {size_text(image.shape[::-1])}"
+            " (depth > 1): use .tif or .npy"
+        )
     if s > 4 or (kind in {".jpg", ".jpeg", ".bmp"} and s not in (1, 3)):
-        raise UserError(f"{kind[1:].upper()} cannot hold {s} channels ({size_text(image.shape[::-1])}):"
-                        " use .tif or .npy")
+        raise UserError(
+            f"{kind[1:].upper()} cannot hold {s} channels ({size_text(image.shape[::-1])}): use .tif or .npy"
+        )
     if bits == 16 and kind != ".png":
         raise UserError("16-bit output needs .png")
     top, dtype = (65535, np.uint16) if bits == 16 else (255, np.uint8)
     pixels = np.clip(np.rint(np.nan_to_num(image[:, 0])), 0, top).astype(dtype)
     pixels = np.moveaxis(pixels, 0, 2)
     return pixels[:, :, 0] if s == 1 else pixels
-
-

@@ -13,15 +13,14 @@ from nnpipe import expr
 from nnpipe.commands.workspace import Variables, Workspace
 from nnpipe.errors import OUT_OF_MEMORY, UserError
 from nnpipe.images.imagelist import ImageList
+from nnpipe.images.selection import select
 from nnpipe.lang.lexer import Item, lex, lex_items
-from nnpipe.lang.parser import (ASSIGNMENT, COMMAND_ITEM, Assign, DoWhile, If, LoopControl,
-                                Parser, Repeat, Run)
+from nnpipe.lang.parser import ASSIGNMENT, COMMAND_ITEM, Assign, DoWhile, If, LoopControl, Parser, Repeat, Run
 from nnpipe.lang.substitute import substitute
 from nnpipe.limits import check_text, read_text
 from nnpipe.naming import copy_name
 from nnpipe.numbers import format_value
 from nnpipe.quoting import unprotect
-from nnpipe.images.selection import select
 from nnpipe.registry import split_arguments
 
 BLANK_SIZE = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
@@ -40,7 +39,6 @@ class _Continue(Exception):
 
 class _Return(Exception):
     """`return`: leave the running command (at the top level, end the run), as in G'MIC."""
-
 
 
 class Interpreter:
@@ -150,14 +148,19 @@ class Interpreter:
             targets = names.split(",")
             values = split_arguments(value) if len(targets) > 1 else [unprotect(value)]
             if len(values) != len(targets):
-                raise UserError(f"'{unprotect(value)}' gives {len(values)} value"
-                                f"{'s' * (len(values) != 1)} for {len(targets)} variables")
+                raise UserError(
+                    f"'{unprotect(value)}' gives {len(values)} value"
+                    f"{'s' * (len(values) != 1)} for {len(targets)} variables"
+                )
             for name, part in zip(targets, values):
                 self.variables.set(name, part)
             return
         if operator == ":=":
-            result = format_value(expr.evaluate(unprotect(value), self.workspace.images, self.workspace.rng,
-                                                self.set_from_expression))
+            result = format_value(
+                expr.evaluate(
+                    unprotect(value), self.workspace.images, self.workspace.rng, self.set_from_expression
+                )
+            )
             check_text(len(result), f"variable '{names}'")
             self.variables.set(names, result)
             return
@@ -167,8 +170,9 @@ class Interpreter:
             check_text(len(current) + len(addition), f"variable '{names}'")
             self.variables.set(names, current + addition)
             return
-        result = expr.evaluate(f"({current or 0}){operator[0]}({unprotect(value)})", self.workspace.images,
-                               self.workspace.rng)
+        result = expr.evaluate(
+            f"({current or 0}){operator[0]}({unprotect(value)})", self.workspace.images, self.workspace.rng
+        )
         self.variables.set(names, format_value(result))
 
     def run_do_while(self, node):
@@ -222,8 +226,9 @@ class Interpreter:
         try:
             result = expr.evaluate(text, self.workspace.images, self.workspace.rng, self.set_from_expression)
         except UserError as error:
-            raise UserError(f"'{text}' is neither a number nor an expression ({error.message})",
-                            command=what) from None
+            raise UserError(
+                f"'{text}' is neither a number nor an expression ({error.message})", command=what
+            ) from None
         if isinstance(result, list):
             raise UserError(f"'{text}' is a vector, not a number", command=what)
         return result
@@ -273,7 +278,9 @@ class Interpreter:
             elif entry.selects_positions:  # as G'MIC's input: [0] first … [-1] after the last
                 selection = select(unprotect(selection_text), self.workspace.images.names + [""])
             else:
-                selection = self.workspace.select(None if selection_text is None else unprotect(selection_text))
+                selection = self.workspace.select(
+                    None if selection_text is None else unprotect(selection_text)
+                )
         except UserError as error:
             raise error.locate(None, entry.name)
         return self.call_builtin(entry, entry.name, selection, plus, arguments, node)
@@ -415,8 +422,9 @@ class Interpreter:
                 return str(index)
             return "inf" if count == float("inf") else str(int(count) - 1 - index)
         arguments = self.arguments[-1]
-        return {"!": str(len(self.workspace.images)), "#": str(len(arguments)),
-                "*": ",".join(arguments)}[char]
+        return {"!": str(len(self.workspace.images)), "#": str(len(arguments)), "*": ",".join(arguments)}[
+            char
+        ]
 
     def unknown(self, text):
         """The message for an unknown command, with the closest name if one is close."""
@@ -443,12 +451,19 @@ class Interpreter:
             if not -len(self.workspace.images) <= index < len(self.workspace.images):
                 raise UserError(f"{{{index},…}}: no image [{index}] ({len(self.workspace.images)} images)")
             image = self.workspace.images[index]
-        result = expr.evaluate(text, self.workspace.images, self.workspace.rng, self.set_from_expression, image)
+        result = expr.evaluate(
+            text, self.workspace.images, self.workspace.rng, self.set_from_expression, image
+        )
         return format_value(result)
 
 
 def _is_value(text):
     """Items G'MIC reads as `input`: inline values, a blank size such as 256,256, a file."""
-    return text.startswith("(") or text.startswith("[") or BLANK_SIZE.match(text) is not None \
-        or os.path.exists(text) or (any(c in text for c in "*?") and bool(glob.glob(text))) \
+    return (
+        text.startswith("(")
+        or text.startswith("[")
+        or BLANK_SIZE.match(text) is not None
+        or os.path.exists(text)
+        or (any(c in text for c in "*?") and bool(glob.glob(text)))
         or re.search(r"\.(png|jpe?g|tiff?|npy|bmp|gif)$", text, re.I) is not None
+    )

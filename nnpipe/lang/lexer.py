@@ -58,7 +58,7 @@ class Definition:
 
 def _strip_comment(line):
     match = re.search(r"(^|\s)#", line)
-    return line if match is None else line[:match.start()]
+    return line if match is None else line[: match.start()]
 
 
 def logical_lines(text):
@@ -117,7 +117,7 @@ def split_line(text, file, line):
                 depth -= 1
             i += 1
         if quote:
-            raise UserError("unterminated string (missing closing \")", f"{file}:{line}")
+            raise UserError('unterminated string (missing closing ")', f"{file}:{line}")
         items.append(read_item(text[start:i], file, line))
     return items
 
@@ -152,7 +152,7 @@ def read_item(text, file="<command line>", line=1):
             out.append(PROTECT.get(char, char) if quote else char)
         i += 1
     if quote:
-        raise UserError("unterminated string (missing closing \")", f"{file}:{line}")
+        raise UserError('unterminated string (missing closing ")', f"{file}:{line}")
     return Item("".join(out), file, line)
 
 

@@ -15,10 +15,26 @@ from nnpipe.lang.lexer import Item
 from nnpipe.quoting import unprotect
 
 COMMAND_ITEM = re.compile(r"^([+-]?)([A-Za-z_][A-Za-z0-9_]*)(\[.*\]|\.{1,3})?$", re.S)
-ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:,[A-Za-z_][A-Za-z0-9_]*)*)"
-                        r"(=|:=|\+=|-=|\*=|/=|%=|\^=|\.=)(.*)$", re.S)
-KEYWORDS = {"repeat", "done", "if", "elif", "else", "fi", "do", "while", "{", "}", "break",
-            "continue", "return"}
+ASSIGNMENT = re.compile(
+    r"^([A-Za-z_][A-Za-z0-9_]*(?:,[A-Za-z_][A-Za-z0-9_]*)*)"
+    r"(=|:=|\+=|-=|\*=|/=|%=|\^=|\.=)(.*)$",
+    re.S,
+)
+KEYWORDS = {
+    "repeat",
+    "done",
+    "if",
+    "elif",
+    "else",
+    "fi",
+    "do",
+    "while",
+    "{",
+    "}",
+    "break",
+    "continue",
+    "return",
+}
 MAX_NESTING = 200
 COMMAND_FILE = re.compile(r"\.(gmic|nnp)$")
 
@@ -26,6 +42,7 @@ COMMAND_FILE = re.compile(r"\.(gmic|nnp)$")
 @dataclass
 class Run:
     """A command with its argument item (None when it takes none)."""
+
     item: Item
     arguments: Item = None
 
@@ -79,8 +96,11 @@ class Parser:
 
     def starts_new_statement(self, text):
         match = COMMAND_ITEM.match(text)
-        return (text in KEYWORDS or ASSIGNMENT.match(text) is not None
-                or (match is not None and self.is_command(match.group(2))))
+        return (
+            text in KEYWORDS
+            or ASSIGNMENT.match(text) is not None
+            or (match is not None and self.is_command(match.group(2)))
+        )
 
     def takes_arguments(self, name):
         """(takes arguments, all of them optional)"""
@@ -142,8 +162,11 @@ class Parser:
             return LoopControl(item)
         if text == "{":
             raise UserError("'{' outside of a repeat block", item.where)
-        if text == "command" and self.pos < len(self.items) \
-                and os.path.isfile(unprotect(self.items[self.pos].text)):
+        if (
+            text == "command"
+            and self.pos < len(self.items)
+            and os.path.isfile(unprotect(self.items[self.pos].text))
+        ):
             self.pos += 1  # `command file.gmic`: its commands exist from here on
             self.load_file(unprotect(self.items[self.pos - 1].text), item)
             return None
@@ -155,10 +178,15 @@ class Parser:
         if COMMAND_FILE.search(unprotect(text)) and os.path.isfile(unprotect(text)):
             self.load_file(unprotect(text), item)  # `gmic file.gmic cmd`: its commands now exist
             return None
-        if self.pos < len(self.items) and self.items[self.pos].text.startswith("=") \
-                and re.fullmatch(r"[A-Za-z_]\w*", text):
-            raise UserError(f"'{text} {self.items[self.pos].text}': to set a variable, write"
-                            " name=value without spaces", item.where)
+        if (
+            self.pos < len(self.items)
+            and self.items[self.pos].text.startswith("=")
+            and re.fullmatch(r"[A-Za-z_]\w*", text)
+        ):
+            raise UserError(
+                f"'{text} {self.items[self.pos].text}': to set a variable, write name=value without spaces",
+                item.where,
+            )
         return Run(item)
 
     def parse_if(self, item):

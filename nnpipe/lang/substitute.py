@@ -49,7 +49,7 @@ def substitute(text, scope):
             break
         elif char == "{":
             end = _matching_brace(text, start)
-            out.append(scope.evaluate(substitute(text[start + 1:end], scope)))
+            out.append(scope.evaluate(substitute(text[start + 1 : end], scope)))
             i = end + 1
         else:
             i = _dollar(text, start + 1, scope, out)
@@ -70,7 +70,7 @@ def _dollar(text, i, scope, out):
         return i + 1
     if char == "{":
         end = _matching_brace(text, i)
-        inner = substitute(text[i + 1:end], scope)
+        inner = substitute(text[i + 1 : end], scope)
         if not inner:
             out.append(scope.last_status())
             return end + 1

@@ -9,7 +9,7 @@ import hashlib
 import os
 from pathlib import Path
 
-HERE = Path(os.path.abspath(__file__)).parent   # as Numba names it (see numba_cache_folders)
+HERE = Path(os.path.abspath(__file__)).parent  # as Numba names it (see numba_cache_folders)
 
 
 def numba_cache_folders(sources):
@@ -21,8 +21,10 @@ def numba_cache_folders(sources):
     if not root:
         return [folder / "__pycache__" for folder in folders], HERE / "__pycache__" / "kernels.stamp"
     root = Path(root).resolve()
-    return ([root / f"{folder.name}_{hashlib.sha1(str(folder).encode()).hexdigest()}"
-             for folder in folders], root / "nnpipe-kernels.stamp")
+    return (
+        [root / f"{folder.name}_{hashlib.sha1(str(folder).encode()).hexdigest()}" for folder in folders],
+        root / "nnpipe-kernels.stamp",
+    )
 
 
 def _refresh_compile_cache(sources, digest):

@@ -17,18 +17,57 @@ import math
 import numba
 import numpy as np
 
-NAMES = ("elu", "gelu", "leakyrelu", "linear", "relu", "sigmoid", "sin", "sinc", "softmax",
-         "sqr", "sqrt", "swish", "tanh", "steps", "waves0", "waves1", "waves2", "waves3", "waves4",
-         "zpsinz")
-(ELU, GELU, LEAKYRELU, LINEAR, RELU, SIGMOID, SIN, SINC, SOFTMAX,
- SQR, SQRT, SWISH, TANH, STEPS, WAVES0, WAVES1, WAVES2, WAVES3, WAVES4, ZPSINZ) = range(len(NAMES))
+NAMES = (
+    "elu",
+    "gelu",
+    "leakyrelu",
+    "linear",
+    "relu",
+    "sigmoid",
+    "sin",
+    "sinc",
+    "softmax",
+    "sqr",
+    "sqrt",
+    "swish",
+    "tanh",
+    "steps",
+    "waves0",
+    "waves1",
+    "waves2",
+    "waves3",
+    "waves4",
+    "zpsinz",
+)
+(
+    ELU,
+    GELU,
+    LEAKYRELU,
+    LINEAR,
+    RELU,
+    SIGMOID,
+    SIN,
+    SINC,
+    SOFTMAX,
+    SQR,
+    SQRT,
+    SWISH,
+    TANH,
+    STEPS,
+    WAVES0,
+    WAVES1,
+    WAVES2,
+    WAVES3,
+    WAVES4,
+    ZPSINZ,
+) = range(len(NAMES))
 LEAKY_SLOPE = np.float32(0.05)
 SQRT_HALF = math.sqrt(0.5)
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
-SQRT_FLOOR = 1e-8          # nn_lib's sqrt derivative divides by sqrt(max(1e-8, |z|))
-STEPS_INNER, STEPS_OUTER = 2.0, 0.5                             # slopes near and between integers
+SQRT_FLOOR = 1e-8  # nn_lib's sqrt derivative divides by sqrt(max(1e-8, |z|))
+STEPS_INNER, STEPS_OUTER = 2.0, 0.5  # slopes near and between integers
 STEPS_SHIFT = (1 - STEPS_OUTER) / 2
-STEPS_EDGE = STEPS_SHIFT / (STEPS_INNER - STEPS_OUTER)         # |f| where the slopes meet
+STEPS_EDGE = STEPS_SHIFT / (STEPS_INNER - STEPS_OUTER)  # |f| where the slopes meet
 # (a, b, c) of waves0..waves4; waves0's come from its slopes 2 and -1 (nn_lib's S0, S1)
 WAVES = np.array([(-4, 0, 2), (-6, 3, 1), (-4, 0, 2), (-2, -3, 3), (0, -6, 4)], dtype=np.float64)
 TWO_PI = 2 * math.pi

@@ -15,13 +15,14 @@ from numba.np.linalg import _BLAS, ensure_blas, get_blas_kind
 CYTHON_BLAS = "scipy.linalg.cython_blas"
 
 
-def load():
+def load():  # noqa: F811 (it replaces itself once loaded)
     """Load SciPy's BLAS and keep every BLAS of the process on the calling thread: the engine
     calls BLAS inside its own threads, one chunk of samples each, where BLAS threads on top
     would only compete with them (and a threaded OpenBLAS called from several threads at once
     is not safe). The engine calls this before it runs kernels."""
     global load
     from threadpoolctl import threadpool_limits
+
     _load_cython_blas()
     threadpool_limits(limits=1, user_api="blas")
     load = _loaded
@@ -38,10 +39,11 @@ def _load_cython_blas():
     try:
         scipy = importlib.util.find_spec("scipy")
         spec = importlib.machinery.PathFinder.find_spec(
-            CYTHON_BLAS, [str(Path(scipy.origin).parent / "linalg")])
+            CYTHON_BLAS, [str(Path(scipy.origin).parent / "linalg")]
+        )
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-    except (AttributeError, ImportError, OSError, TypeError):   # no such file, or no scipy
+    except (AttributeError, ImportError, OSError, TypeError):  # no such file, or no scipy
         ensure_blas()
         return
     sys.modules[CYTHON_BLAS] = module
@@ -70,8 +72,23 @@ def _gemm(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc):
     dtype = np.float32 if kind == ord("s") else np.float64
 
     def impl(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, c, ldc):
-        one = np.ones(1, dtype=dtype)   # alpha and beta
-        xxgemm(kind, ord("T") if transpose_a else ord("N"), ord("T") if transpose_b else ord("N"),
-               m, n, k, one.ctypes, a.ctypes, lda, b.ctypes, ldb, one.ctypes, c.ctypes, ldc)
+        one = np.ones(1, dtype=dtype)  # alpha and beta
+        xxgemm(
+            kind,
+            ord("T") if transpose_a else ord("N"),
+            ord("T") if transpose_b else ord("N"),
+            m,
+            n,
+            k,
+            one.ctypes,
+            a.ctypes,
+            lda,
+            b.ctypes,
+            ldb,
+            one.ctypes,
+            c.ctypes,
+            ldc,
+        )
         _keep_alive([one.size, a.size, b.size, c.size])
+
     return impl

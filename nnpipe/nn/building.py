@@ -15,14 +15,20 @@ IN_NAME = LayerName("in", help="input layer ('.' = previous layer)")
 IN_OR_PREVIOUS = LayerName("in", ".", help="input layer ('.' = previous layer)")
 IN0_NAME = LayerName("in0", help="first input ('.' = previous layer)")
 IN1_NAME = LayerName("in1", ".", help="second input ('.' = previous layer)")
-GROUND_TRUTH = LayerName("ground_truth", previous=False,
-                         help="name of the ground-truth input (created with the size of IN)")
+GROUND_TRUTH = LayerName(
+    "ground_truth", previous=False, help="name of the ground-truth input (created with the size of IN)"
+)
 ACTIVATION = Choice("activation", "leakyrelu", choices=activations.NAMES)
 
 
 def learning_mode(default):
-    return Int("learning_mode", default, low=0, high=3,
-               help="0 no learning, 1 weights only, 2 biases only, 3 weights and biases")
+    return Int(
+        "learning_mode",
+        default,
+        low=0,
+        high=3,
+        help="0 no learning, 1 weights only, 2 biases only, 3 weights and biases",
+    )
 
 
 LEARNING_MODE = learning_mode(3)
@@ -39,8 +45,7 @@ def builds_network(entry):
 
 def network_command(name, *params, help=""):
     """Declare a command that adds modules to the current network."""
-    return command(name, group=NETWORK, params=list(params), takes_selection=False,
-                   after=remember, help=help)
+    return command(name, group=NETWORK, params=list(params), takes_selection=False, after=remember, help=help)
 
 
 def add(ctx, name, layer, inputs):
@@ -54,11 +59,14 @@ def add(ctx, name, layer, inputs):
         if existing is None and network.weights_from_file:
             raise UserError(f"it holds no weights for layer '{name}'")
         if existing is None:
-            ctx.images.append(layer.initialize([network.modules[i].size for i in module.inputs],
-                                               ctx.rng), name)
+            ctx.images.append(
+                layer.initialize([network.modules[i].size for i in module.inputs], ctx.rng), name
+            )
         elif existing.shape != tuple(shape):
-            raise UserError(f"image '{name}' exists with size {size_text(existing.shape[::-1])}"
-                            f" but layer '{name}' needs {size_text(shape[::-1])}")
+            raise UserError(
+                f"image '{name}' exists with size {size_text(existing.shape[::-1])}"
+                f" but layer '{name}' needs {size_text(shape[::-1])}"
+            )
     return name
 
 

@@ -18,10 +18,10 @@ def load_chunk(feeds, samples, rows, acts, width):
     for f in range(feeds.shape[0]):
         offset, length = feeds[f, 0], feeds[f, 1]
         for j in range(length):
-            target = acts[(offset + j) * width:(offset + j + 1) * width]
+            target = acts[(offset + j) * width : (offset + j + 1) * width]
             for c in range(rows.size):
                 target[c] = samples[rows[c], column + j]
-            target[rows.size:] = 0
+            target[rows.size :] = 0
         column += length
 
 

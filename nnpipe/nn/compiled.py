@@ -45,7 +45,12 @@ TEMPLATE = Path(__file__).resolve().parent / "steps.py"
 # The dispatch functions: (name, parameters, the rows it loops over (backwards?), hook) and what
 # a kernel's parameter names stand for inside them. A kernel asks for what it needs by name.
 DISPATCH = (
-    ("forward_ops", "ops, reals, acts, params, width, valid, training, seed, stats, addresses", False, "forward"),
+    (
+        "forward_ops",
+        "ops, reals, acts, params, width, valid, training, seed, stats, addresses",
+        False,
+        "forward",
+    ),
     ("backward_ops", "ops, reals, acts, grad_acts, params, grads, width, seed, addresses", True, "backward"),
     ("loss_ops", "ops, acts, grad_acts, losses, first, width, valid, scale, addresses", False, "loss"),
     ("after_step_ops", "ops, params, stats, batch, addresses", False, "after_step"),
@@ -84,15 +89,26 @@ def generate(codes, optimizer, scheduler):
     (KERNELS: their kernels, in the order of the address table the dispatch reads; a caller
     of each), the optimizer's step and the scheduler's."""
     files = {code: registry.kernel_file(code) for code in codes}
-    hooks = [(code, hook) for code, module in files.items() for _, _, _, hook in DISPATCH
-             if isinstance(getattr(module, hook, None), numba.core.registry.CPUDispatcher)]
-    lines = [TEMPLATE.read_text(), "", "# --- generated from nnpipe.nn.layers.registry for: "
-             + ", ".join(f"{code} {files[code].__name__.rsplit('.', 1)[1]}" for code in codes), ""]
+    hooks = [
+        (code, hook)
+        for code, module in files.items()
+        for _, _, _, hook in DISPATCH
+        if isinstance(getattr(module, hook, None), numba.core.registry.CPUDispatcher)
+    ]
+    lines = [
+        TEMPLATE.read_text(),
+        "",
+        "# --- generated from nnpipe.nn.layers.registry for: "
+        + ", ".join(f"{code} {files[code].__name__.rsplit('.', 1)[1]}" for code in codes),
+        "",
+    ]
     lines += ["from nnpipe.nn import kernel_calls"]
     lines += [f"import {module.__name__} as kernels_{code}" for code, module in files.items()]
     lines += ["", "KERNELS = (" + "".join(f"kernels_{code}.{hook}, " for code, hook in hooks) + ")"]
-    lines += [f"{hook}_{code} = kernel_calls.caller(kernels_{code}.{hook}, {slot})"
-              for slot, (code, hook) in enumerate(hooks)]
+    lines += [
+        f"{hook}_{code} = kernel_calls.caller(kernels_{code}.{hook}, {slot})"
+        for slot, (code, hook) in enumerate(hooks)
+    ]
     for function, parameters, backwards, hook in DISPATCH:
         lines += ["", "", INLINE, f"def {function}({parameters}):"]
         order = "range(ops.shape[0] - 1, -1, -1)" if backwards else "range(ops.shape[0])"
@@ -100,15 +116,27 @@ def generate(codes, optimizer, scheduler):
         branches = [code for code, kernel_hook in hooks if kernel_hook == hook]
         for n, code in enumerate(branches):
             kernel = getattr(files[code], hook)
-            arguments = ", ".join(_argument(kernel, name, parameters) for name in
-                                  inspect.signature(kernel.py_func).parameters)
-            lines += [f"        {'el' if n else ''}if code == {code}:",
-                      f"            {hook}_{code}(addresses, {arguments})"]
+            arguments = ", ".join(
+                _argument(kernel, name, parameters) for name in inspect.signature(kernel.py_func).parameters
+            )
+            lines += [
+                f"        {'el' if n else ''}if code == {code}:",
+                f"            {hook}_{code}(addresses, {arguments})",
+            ]
         if not branches:
             lines += ["        pass"]
-    lines += ["", "", INLINE, "def optimizer_step(params, grads, mask, moments, lr, t):",
-              f"    optimizers.{optimizer}(params, grads, mask, moments, lr, t)",
-              "", "", INLINE, "def scheduler_step(state, loss):", f"    schedulers.{scheduler}(state, loss)"]
+    lines += [
+        "",
+        "",
+        INLINE,
+        "def optimizer_step(params, grads, mask, moments, lr, t):",
+        f"    optimizers.{optimizer}(params, grads, mask, moments, lr, t)",
+        "",
+        "",
+        INLINE,
+        "def scheduler_step(state, loss):",
+        f"    schedulers.{scheduler}(state, loss)",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -118,8 +146,10 @@ def _argument(kernel, name, parameters):
         return STANDS_FOR[name]
     if name == "op" or (name in given and name not in ("ops", "addresses")):
         return name
-    raise LookupError(f"kernel {kernel.py_func.__module__}.{kernel.py_func.__name__} asks for"
-                      f" '{name}', which the engine does not give there ({', '.join(given)})")
+    raise LookupError(
+        f"kernel {kernel.py_func.__module__}.{kernel.py_func.__name__} asks for"
+        f" '{name}', which the engine does not give there ({', '.join(given)})"
+    )
 
 
 def _load(name, text):
@@ -133,8 +163,10 @@ def _load(name, text):
                 file.write(text)
             os.replace(temporary, path)
         except OSError as error:
-            raise UserError(f"cannot write the compile cache '{folder}' ({error.strerror or error}):"
-                            " set NNPIPE_CACHE_DIR to a writable folder") from None
+            raise UserError(
+                f"cannot write the compile cache '{folder}' ({error.strerror or error}):"
+                " set NNPIPE_CACHE_DIR to a writable folder"
+            ) from None
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -164,8 +196,11 @@ def addresses(module, dtype, also=()):
     if key not in _TABLES:
         real = numba.from_dtype(dtype)
         wanted += [(kernel, kernel_calls.kernel_signature(kernel, real)) for kernel in module.KERNELS]
-    missing = [(function, signature) for function, signature in wanted
-               if signature not in function.overloads and not _load_cached(function, signature)]
+    missing = [
+        (function, signature)
+        for function, signature in wanted
+        if signature not in function.overloads and not _load_cached(function, signature)
+    ]
     if missing:
         _compile_in_children(missing)
         for function, signature in missing:
@@ -185,7 +220,7 @@ def _load_cached(function, signature):
     with global_compiler_lock:
         if signature in function.overloads:
             return True
-        load = getattr(function._cache, "_load_overload", None)   # none where cache=False
+        load = getattr(function._cache, "_load_overload", None)  # none where cache=False
         if load is None:
             return False
         nrt.rtsys.initialize(context)
@@ -209,17 +244,23 @@ def _compile_in_children(pairs):
     for function, signature in pairs:
         module = sys.modules[function.py_func.__module__]
         by_file.setdefault(module.__file__, []).append(
-            (module.__name__, module.__file__, function.__name__, signature))
+            (module.__name__, module.__file__, function.__name__, signature)
+        )
     requests = queue.SimpleQueue()
     for file in sorted(by_file, key=lambda file: -os.path.getsize(file)):
         requests.put(pickle.dumps(by_file[file]).hex() + "\n")
 
     def child_at_work():
         try:
-            child = subprocess.Popen([sys.executable, "-m", "nnpipe.nn.compiled"], text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, **_child_setting())
-        except OSError:   # no child: the parent compiles what is left
+            child = subprocess.Popen(
+                [sys.executable, "-m", "nnpipe.nn.compiled"],
+                text=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                **_child_setting(),
+            )
+        except OSError:  # no child: the parent compiles what is left
             return
         _CHILDREN.add(child)
         try:
@@ -230,7 +271,7 @@ def _compile_in_children(pairs):
                     except queue.Empty:
                         break
                     child.stdin.flush()
-                    if child.stdout.readline() != DONE:   # it died: the parent compiles the rest
+                    if child.stdout.readline() != DONE:  # it died: the parent compiles the rest
                         break
         except OSError:
             pass
@@ -239,7 +280,7 @@ def _compile_in_children(pairs):
             child.wait()
             _CHILDREN.discard(child)
 
-    count = min(len(by_file), numba.config.NUMBA_NUM_THREADS)   # by default, the processors
+    count = min(len(by_file), numba.config.NUMBA_NUM_THREADS)  # by default, the processors
     workers = [threading.Thread(target=child_at_work, daemon=True) for _ in range(count)]
     with event.trigger_event("numba:compile", data={"dispatcher": pairs[0][0], "args": pairs[0][1]}):
         for worker in workers:
@@ -249,7 +290,7 @@ def _compile_in_children(pairs):
 
 
 DONE = "done\n"
-_CHILDREN = set()   # the compile children at work, ended with the run if Ctrl-C stops it
+_CHILDREN = set()  # the compile children at work, ended with the run if Ctrl-C stops it
 
 
 def _end_children():
@@ -266,8 +307,10 @@ def _child_setting():
     imported instead)."""
     package_parent = str(Path(__file__).resolve().parents[2])
     path = os.environ.get("PYTHONPATH")
-    return {"cwd": package_parent,
-            "env": {**os.environ, "PYTHONPATH": package_parent + (os.pathsep + path if path else "")}}
+    return {
+        "cwd": package_parent,
+        "env": {**os.environ, "PYTHONPATH": package_parent + (os.pathsep + path if path else "")},
+    }
 
 
 def _serve_requests(lines, answers):
@@ -278,13 +321,13 @@ def _serve_requests(lines, answers):
             if name not in sys.modules:
                 try:
                     importlib.import_module(name)
-                except ModuleNotFoundError:   # a generated module, not on the module path
+                except ModuleNotFoundError:  # a generated module, not on the module path
                     spec = importlib.util.spec_from_file_location(name, path)
                     sys.modules[name] = importlib.util.module_from_spec(spec)
                     spec.loader.exec_module(sys.modules[name])
             try:
                 getattr(sys.modules[name], function_name).compile(signature)
-            except Exception:   # noqa: BLE001 (the parent compiles it again, and reports why)
+            except Exception:  # noqa: BLE001 (the parent compiles it again, and reports why)
                 pass
         answers.write(DONE)
         answers.flush()
@@ -292,7 +335,8 @@ def _serve_requests(lines, answers):
 
 if __name__ == "__main__":
     import nnpipe.nn.blas
+
     nnpipe.nn.blas.load()
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())   # what Numba may print is not an answer
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # what Numba may print is not an answer
     _serve_requests(sys.stdin, answers)

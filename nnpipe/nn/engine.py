@@ -23,10 +23,28 @@ from numba.core import event
 
 from nnpipe.nn import blas, compiled, optimizers, schedulers
 from nnpipe.nn.chunks import chunk_width, load_chunk, sample_indices
-from nnpipe.nn.layers import (FIRST_ARGUMENT, IN0, IN0_LEN, IN1, IN1_LEN, IN_S, IN_W,
-                              INPUT_GRADIENTS, MAX_ARGUMENTS, OPCODE, OUT, OUT_LEN, OUT_S, OUT_W,
-                              PARAM, PARAM_LEN, ROW_WIDTH, STATS, count, registry)
-
+from nnpipe.nn.layers import (
+    FIRST_ARGUMENT,
+    IN0,
+    IN0_LEN,
+    IN1,
+    IN1_LEN,
+    IN_S,
+    IN_W,
+    INPUT_GRADIENTS,
+    MAX_ARGUMENTS,
+    OPCODE,
+    OUT,
+    OUT_LEN,
+    OUT_S,
+    OUT_W,
+    PARAM,
+    PARAM_LEN,
+    ROW_WIDTH,
+    STATS,
+    count,
+    registry,
+)
 
 # --- saying that Numba compiles ------------------------------------------------------------------
 
@@ -90,10 +108,10 @@ class Plan:
         needed = network.ancestors(*targets)
         self.offsets, self.width = {}, 0
         self.feeds, self.parameters, rows, reals, loss_rows = [], [], [], [], []
-        self.callbacks = []   # (row in ops, layer) of the layers computed in Python (nn_run)
+        self.callbacks = []  # (row in ops, layer) of the layers computed in Python (nn_run)
         self.stats_width, parameter_size = 0, 0
         masks = []
-        upstream_parameters = {}   # module name: whether a parameter lies upstream of (or in) it
+        upstream_parameters = {}  # module name: whether a parameter lies upstream of (or in) it
         for name in needed:
             module = network.modules[name]
             layer = module.layer
@@ -115,7 +133,7 @@ class Plan:
             if len(module.inputs) > 1:
                 row[IN1], row[IN1_LEN] = self.offsets[module.inputs[1]], count(input_sizes[1])
             row[OUT], row[OUT_LEN] = self.offsets[name], count(module.size)
-            row[IN_W:IN_S + 1], row[OUT_W:OUT_S + 1] = input_sizes[0], module.size
+            row[IN_W : IN_S + 1], row[OUT_W : OUT_S + 1] = input_sizes[0], module.size
             row[INPUT_GRADIENTS] = inputs_upstream
             if shape is not None:
                 length = int(np.prod(shape))
@@ -125,7 +143,7 @@ class Plan:
                 parameter_size += length
             row[STATS] = self.stats_width
             self.stats_width += layer.statistics(input_sizes)
-            row[FIRST_ARGUMENT:FIRST_ARGUMENT + MAX_ARGUMENTS] = _named_arguments(layer, input_sizes)
+            row[FIRST_ARGUMENT : FIRST_ARGUMENT + MAX_ARGUMENTS] = _named_arguments(layer, input_sizes)
             if layer.is_loss:  # losses feed no layer: they run after the forward pass
                 loss_rows.append(row)
                 continue
@@ -142,11 +160,11 @@ class Plan:
         target_module = network.modules[targets[-1]]
         prediction = target_module.inputs[0] if self.is_loss else targets[-1]
         self.output = (self.offsets[prediction], count(network.modules[prediction].size))
-        self.feed_table = np.array([(offset, length) for _, offset, length in self.feeds],
-                                   dtype=np.int64).reshape(-1, 2)
+        self.feed_table = np.array(
+            [(offset, length) for _, offset, length in self.feeds], dtype=np.int64
+        ).reshape(-1, 2)
         # multiply-adds per sample, roughly: what decides whether a batch is worth threads
-        self.work = self.width + sum(int(r[PARAM_LEN]) * int(r[OUT_LEN] // max(r[OUT_S], 1))
-                                     for r in rows)
+        self.work = self.width + sum(int(r[PARAM_LEN]) * int(r[OUT_LEN] // max(r[OUT_S], 1)) for r in rows)
         self._kernels = {}
 
     def kernels(self, optimizer=0, scheduler=0):
@@ -156,7 +174,8 @@ class Plan:
         if (optimizer, scheduler) not in self._kernels:
             codes = list(self.ops[:, OPCODE]) + list(self.loss_rows[:, OPCODE])
             self._kernels[optimizer, scheduler] = compiled.kernels(
-                codes, optimizers.NAMES[optimizer], schedulers.NAMES[scheduler])
+                codes, optimizers.NAMES[optimizer], schedulers.NAMES[scheduler]
+            )
         return self._kernels[optimizer, scheduler]
 
     @property
@@ -167,23 +186,27 @@ class Plan:
         """The parameter vector, read from the parameter images."""
         vector = np.empty(self.parameter_size, dtype=np.float32)
         for name, offset, shape in self.parameters:
-            vector[offset:offset + int(np.prod(shape))] = images[name].ravel()
+            vector[offset : offset + int(np.prod(shape))] = images[name].ravel()
         return vector
 
     def scatter(self, vector):
         """Split a parameter-sized vector into {name: image}."""
-        return {name: vector[offset:offset + int(np.prod(shape))].reshape(shape).copy()
-                for name, offset, shape in self.parameters}
+        return {
+            name: vector[offset : offset + int(np.prod(shape))].reshape(shape).copy()
+            for name, offset, shape in self.parameters
+        }
 
 
 def _named_arguments(layer, input_sizes):
     """The layer's kernel arguments in the order its class names them."""
     values = layer.arguments(input_sizes)
     if set(values) != set(layer.kernel_arguments) or len(values) > MAX_ARGUMENTS:
-        raise LookupError(f"{type(layer).__name__}.arguments gives {sorted(values)}, its class"
-                          f" declares {list(layer.kernel_arguments)} (at most {MAX_ARGUMENTS})")
+        raise LookupError(
+            f"{type(layer).__name__}.arguments gives {sorted(values)}, its class"
+            f" declares {list(layer.kernel_arguments)} (at most {MAX_ARGUMENTS})"
+        )
     row = np.zeros(MAX_ARGUMENTS, dtype=np.int64)
-    row[:len(values)] = [values[name] for name in layer.kernel_arguments]
+    row[: len(values)] = [values[name] for name in layer.kernel_arguments]
     return row
 
 
@@ -204,12 +227,14 @@ def threads_for(plan, batch):
     return threads if threads > 1 and batch * plan.work >= PARALLEL_WORK else 1
 
 
-def train(plan, params, moments, state, samples, iterations, batch, optimizer, scheduler, losses_out,
-          runner=None):
+def train(
+    plan, params, moments, state, samples, iterations, batch, optimizer, scheduler, losses_out, runner=None
+):
     """`runner(command, image)`: runs nn_run's commands (see nnpipe.nn.layers.run)."""
     if plan.callbacks:
-        return train_calling_back(plan, params, moments, state, samples, iterations, batch,
-                                  optimizer, scheduler, losses_out, runner)
+        return train_calling_back(
+            plan, params, moments, state, samples, iterations, batch, optimizer, scheduler, losses_out, runner
+        )
     threads = threads_for(plan, batch)
     width = chunk_width(batch, threads, TRAIN_CHUNK)
     acts = np.zeros((threads, plan.width * width), dtype=np.float32)
@@ -218,10 +243,28 @@ def train(plan, params, moments, state, samples, iterations, batch, optimizer, s
     losses = np.empty((len(plan.loss_rows), batch), dtype=np.float32)
     kernels = plan.kernels(optimizer, scheduler)
     steps = kernels.train_parallel if threads > 1 else kernels.train_serial
-    return compiled.run(steps, plan.ops, plan.reals, plan.loss_rows, plan.feed_table, samples,
-                        iterations, batch, width, params, plan.mask, moments, state, acts,
-                        np.zeros_like(acts), thread_grads, thread_stats,
-                        np.empty(batch, dtype=np.int64), losses, losses_out)
+    return compiled.run(
+        steps,
+        plan.ops,
+        plan.reals,
+        plan.loss_rows,
+        plan.feed_table,
+        samples,
+        iterations,
+        batch,
+        width,
+        params,
+        plan.mask,
+        moments,
+        state,
+        acts,
+        np.zeros_like(acts),
+        thread_grads,
+        thread_stats,
+        np.empty(batch, dtype=np.int64),
+        losses,
+        losses_out,
+    )
 
 
 def forward_calling_back(plan, acts, params, width, valid, training, seed, stats, runner):
@@ -229,17 +272,28 @@ def forward_calling_back(plan, acts, params, width, valid, training, seed, stats
     between them."""
     forward_ops, start = plan.kernels().forward_ops, 0
     for row, layer in plan.callbacks:
-        compiled.run(forward_ops, plan.ops[start:row], plan.reals[start:row], acts, params, width,
-                     valid, training, seed, stats)
-        registry.kernel_file(plan.ops[row, OPCODE]).forward(layer, plan.ops[row], acts, width, valid,
-                                                            runner)
+        compiled.run(
+            forward_ops,
+            plan.ops[start:row],
+            plan.reals[start:row],
+            acts,
+            params,
+            width,
+            valid,
+            training,
+            seed,
+            stats,
+        )
+        registry.kernel_file(plan.ops[row, OPCODE]).forward(layer, plan.ops[row], acts, width, valid, runner)
         start = row + 1
-    compiled.run(forward_ops, plan.ops[start:], plan.reals[start:], acts, params, width, valid,
-                 training, seed, stats)
+    compiled.run(
+        forward_ops, plan.ops[start:], plan.reals[start:], acts, params, width, valid, training, seed, stats
+    )
 
 
-def train_calling_back(plan, params, moments, state, samples, iterations, batch, optimizer,
-                       scheduler, losses_out, runner):
+def train_calling_back(
+    plan, params, moments, state, samples, iterations, batch, optimizer, scheduler, losses_out, runner
+):
     """train_serial for a plan with nn_run layers: the whole batch as one chunk, one step
     after the other, the same draws, losses and updates."""
     kernels = plan.kernels(optimizer, scheduler)
@@ -256,15 +310,32 @@ def train_calling_back(plan, params, moments, state, samples, iterations, batch,
         stats = np.zeros(plan.stats_width, dtype=np.float32)
         load_chunk(plan.feed_table, samples, indices, acts, batch)
         forward_calling_back(plan, acts, params, batch, batch, True, seed + iteration, stats, runner)
-        compiled.run(kernels.loss_ops, plan.loss_rows, acts, grad_acts, losses, 0, batch, batch,
-                     np.float32(1.0 / batch))
+        compiled.run(
+            kernels.loss_ops,
+            plan.loss_rows,
+            acts,
+            grad_acts,
+            losses,
+            0,
+            batch,
+            batch,
+            np.float32(1.0 / batch),
+        )
         value = float(losses.sum()) / batch
         if not math.isfinite(value):
             return step
-        compiled.run(kernels.backward_ops, plan.ops, plan.reals, acts, grad_acts, params, grads,
-                     batch, seed + iteration)
-        compiled.run(kernels.update, plan.ops, params, grads, plan.mask, moments, state, stats,
-                     batch, value)
+        compiled.run(
+            kernels.backward_ops,
+            plan.ops,
+            plan.reals,
+            acts,
+            grad_acts,
+            params,
+            grads,
+            batch,
+            seed + iteration,
+        )
+        compiled.run(kernels.update, plan.ops, params, grads, plan.mask, moments, state, stats, batch, value)
         losses_out[step] = value
     return iterations
 
@@ -287,9 +358,20 @@ def infer(plan, params, samples, runner=None):
         acts = np.zeros((threads, plan.width * width), dtype=np.float32)
         kernels = plan.kernels()
         forward = kernels.infer_parallel if threads > 1 else kernels.infer_serial
-        compiled.run(forward, plan.ops, plan.reals, plan.feed_table, samples,
-                     np.arange(samples.shape[0]), params, width, acts, np.zeros(0, dtype=np.float32),
-                     plan.output[0], result)
+        compiled.run(
+            forward,
+            plan.ops,
+            plan.reals,
+            plan.feed_table,
+            samples,
+            np.arange(samples.shape[0]),
+            params,
+            width,
+            acts,
+            np.zeros(0, dtype=np.float32),
+            plan.output[0],
+            result,
+        )
     return result
 
 
@@ -302,5 +384,5 @@ def infer_calling_back(plan, params, samples, runner, result):
         rows = np.arange(first, min(first + INFERENCE_CHUNK, samples.shape[0]))
         load_chunk(plan.feed_table, samples, rows, acts, INFERENCE_CHUNK)
         forward_calling_back(plan, acts, params, INFERENCE_CHUNK, rows.size, False, 0, no_stats, runner)
-        values = acts[offset * INFERENCE_CHUNK:(offset + length) * INFERENCE_CHUNK]
-        result[rows] = values.reshape(length, INFERENCE_CHUNK)[:, :rows.size].T
+        values = acts[offset * INFERENCE_CHUNK : (offset + length) * INFERENCE_CHUNK]
+        result[rows] = values.reshape(length, INFERENCE_CHUNK)[:, : rows.size].T

@@ -27,6 +27,7 @@ REALS = ("real", "scale")
 def kernel_signature(kernel, real):
     """The argument types of `kernel` (a layer file's compiled hook) for real numbers of
     Numba type `real` (float32 in the engine, float64 in gradient checks)."""
+
     def type_of(name):
         if name == "op":
             return types.Array(types.int64, 1, "C")
@@ -39,6 +40,7 @@ def kernel_signature(kernel, real):
         if name in REALS:
             return real
         raise LookupError(f"kernel {_name(kernel)} asks for '{name}', which has no type in {__name__}")
+
     return tuple(type_of(name) for name in inspect.signature(kernel.py_func).parameters)
 
 
@@ -59,6 +61,7 @@ def caller(kernel, slot):
     def call(typingctx, addresses, *arguments):
         def refuse(what):
             raise numba.core.errors.TypingError(f"calling kernel {_name(kernel)}: {what}")
+
         if addresses != TABLE:
             refuse(f"the address table is {addresses}, not {TABLE}")
         if len(arguments) != len(parameters):
@@ -66,8 +69,11 @@ def caller(kernel, slot):
         declared = kernel_signature(kernel, arguments[real_at].dtype)
         for name, given, wanted in zip(parameters, arguments, declared):
             if isinstance(wanted, types.Array):
-                fits = isinstance(given, types.Array) and (given.dtype, given.ndim, given.layout) \
-                    == (wanted.dtype, wanted.ndim, wanted.layout)
+                fits = isinstance(given, types.Array) and (given.dtype, given.ndim, given.layout) == (
+                    wanted.dtype,
+                    wanted.ndim,
+                    wanted.layout,
+                )
             else:
                 fits = typingctx.can_convert(given, wanted) is not None
             if not fits:
@@ -77,25 +83,38 @@ def caller(kernel, slot):
         def codegen(context, builder, signature, values):
             table = context.make_array(signature.args[0])(context, builder, values[0])
             compiled_for = builder.load(table.data)
-            with builder.if_then(builder.icmp_signed("!=", compiled_for,
-                                                     context.get_constant(types.int64, real_size)),
-                                 likely=False):
-                context.call_conv.return_user_exc(builder, TypeError, (
-                    f"the address table holds kernels compiled for other real numbers than"
-                    f" {_name(kernel)}'s arguments",))
+            with builder.if_then(
+                builder.icmp_signed("!=", compiled_for, context.get_constant(types.int64, real_size)),
+                likely=False,
+            ):
+                context.call_conv.return_user_exc(
+                    builder,
+                    TypeError,
+                    (
+                        f"the address table holds kernels compiled for other real numbers than"
+                        f" {_name(kernel)}'s arguments",
+                    ),
+                )
             address = builder.load(cgutils.gep(builder, table.data, 1 + slot))
             function_type = context.call_conv.get_function_type(types.none, declared)
             given = cgutils.unpack_tuple(builder, values[1])
-            converted = [context.cast(builder, value, given_type, declared_type) for
-                         value, given_type, declared_type in
-                         zip(given, signature.args[1].types, declared)]
+            converted = [
+                context.cast(builder, value, given_type, declared_type)
+                for value, given_type, declared_type in zip(given, signature.args[1].types, declared)
+            ]
             status, _ = context.call_conv.call_function(
-                builder, builder.inttoptr(address, function_type.as_pointer()), types.none,
-                declared, converted)
+                builder,
+                builder.inttoptr(address, function_type.as_pointer()),
+                types.none,
+                declared,
+                converted,
+            )
             with cgutils.if_unlikely(builder, status.is_error):
                 context.call_conv.return_status_propagate(builder, status)
             return context.get_dummy_value()
+
         return types.none(addresses, types.StarArgTuple.from_types(arguments)), codegen
+
     return call
 
 
@@ -111,8 +130,9 @@ def address_table(kernels, dtype):
     for slot, kernel in enumerate(kernels):
         result = kernel.overloads[kernel_signature(kernel, numba.from_dtype(dtype))]
         if result.signature.return_type != types.none:
-            raise TypeError(f"kernel {_name(kernel)} returns {result.signature.return_type};"
-                            " a kernel returns nothing")
+            raise TypeError(
+                f"kernel {_name(kernel)} returns {result.signature.return_type}; a kernel returns nothing"
+            )
         table[1 + slot] = result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
         if not table[1 + slot]:
             raise LookupError(f"kernel {_name(kernel)}: its machine code has no address")

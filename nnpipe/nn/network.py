@@ -28,13 +28,14 @@ class Module:
 @dataclass
 class Trainer:
     """nn_trainer's settings; its running state is the image named after it."""
+
     name: str
     loss: str
     learning_rate: float
     optimizer: str
     scheduler: str
-    history: list = field(default_factory=list)      # the loss of each step trained
-    validation: list = field(default_factory=list)   # (step in history, validation loss)
+    history: list = field(default_factory=list)  # the loss of each step trained
+    validation: list = field(default_factory=list)  # (step in history, validation loss)
     # the largest magnitude each feed was trained on, and whether nn_eval warned about inputs
     # of another range (shown once)
     feed_magnitudes: dict = field(default_factory=dict)
@@ -48,7 +49,7 @@ class Network:
         self._losses = (None, [])
         self.modules = {}
         self.trainers = {}
-        self.order = []          # module and trainer names, as nn_print lists them
+        self.order = []  # module and trainer names, as nn_print lists them
         self.latest = None
         self.commands = []
         self._plans = {}
@@ -63,8 +64,10 @@ class Network:
                 raise UserError("'.' names the previous layer, but the network has none yet")
             return self.latest
         if name not in self.modules:
-            raise UserError(f"no layer named '{name}' in network '{self.name}'"
-                            + (f" (layers: {', '.join(self.modules)})" if self.modules else ""))
+            raise UserError(
+                f"no layer named '{name}' in network '{self.name}'"
+                + (f" (layers: {', '.join(self.modules)})" if self.modules else "")
+            )
         return name
 
     def check_new(self, name):
@@ -89,8 +92,10 @@ class Network:
         self.check_new(name)
         for source in inputs:
             if self.is_loss(source):
-                raise UserError(f"'{source}' is a loss: a loss feeds no layer (a network's losses"
-                                " are trained together, their sum minimized)")
+                raise UserError(
+                    f"'{source}' is a loss: a loss feeds no layer (a network's losses"
+                    " are trained together, their sum minimized)"
+                )
         sizes = [self.modules[i].size for i in inputs]
         module = Module(name, layer, tuple(inputs), tuple(layer.build(sizes)))
         check_size(module.size, "the layer's output")
@@ -112,6 +117,7 @@ class Network:
         """The images this network keeps in the list: parameters, their optimizer moments and
         the trainers' states."""
         from nnpipe.nn.optimizers import MOMENTS
+
         key = (tuple(self.modules), tuple((t.name, t.optimizer) for t in self.trainers.values()))
         if self._owned[0] == key:  # asked before every command: kept while nothing changes
             return self._owned[1]
@@ -133,8 +139,11 @@ class Network:
         else:
             truth = self.modules.pop(name).inputs[1]
             created = self.modules[truth].layer.options.get("ground_truth_of") == name
-            if created and not keep_ground_truth \
-                    and not any(truth in m.inputs for m in self.modules.values()):
+            if (
+                created
+                and not keep_ground_truth
+                and not any(truth in m.inputs for m in self.modules.values())
+            ):
                 del self.modules[truth]
                 removed.append(truth)
         self.order = [n for n in self.order if n not in removed]
@@ -172,6 +181,7 @@ class Network:
         """The compiled plan computing `targets`: one layer, or (training) every loss."""
         if targets not in self._plans:
             from nnpipe.nn.engine import Plan  # the engine loads Numba: only when it is needed
+
             self._plans[targets] = Plan(self, targets)
         return self._plans[targets]
 
@@ -183,8 +193,11 @@ class Network:
     def listed(self):
         """Modules and trainers as nn_print lists them: a ground truth a loss created is no
         module in nn_lib (each loss names its own), so it is not listed."""
-        return [name for name in self.order
-                if name in self.trainers or not self.modules[name].layer.options.get("ground_truth_of")]
+        return [
+            name
+            for name in self.order
+            if name in self.trainers or not self.modules[name].layer.options.get("ground_truth_of")
+        ]
 
     def describe(self, trainer_state_sizes=None):
         """nn_print's text, line for line nn_lib's: one block per module, then the totals.
@@ -195,10 +208,12 @@ class Network:
         for name in listed:
             if name in self.trainers:
                 trainer = self.trainers[name]
-                lines += [f"    - Module: {name} (type: trainer)",
-                          "        * Output size: 0,0,0,0",
-                          f"        * Properties: loss={trainer.loss}, learning_rate={trainer.learning_rate},"
-                          f" optimizer={trainer.optimizer}, scheduler={trainer.scheduler}"]
+                lines += [
+                    f"    - Module: {name} (type: trainer)",
+                    "        * Output size: 0,0,0,0",
+                    f"        * Properties: loss={trainer.loss}, learning_rate={trainer.learning_rate},"
+                    f" optimizer={trainer.optimizer}, scheduler={trainer.scheduler}",
+                ]
                 if name in trainer_state_sizes:
                     lines.append(f"        * Parameters: {trainer_state_sizes[name]}")
                 continue

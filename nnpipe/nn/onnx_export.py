@@ -44,7 +44,7 @@ class Graph:
     layers export themselves with."""
 
     X_AXIS, Y_AXIS, Z_AXIS, CHANNEL_AXIS = 4, 3, 2, 1
-    AXES = (X_AXIS, Y_AXIS, Z_AXIS, CHANNEL_AXIS)   # in the order of a size (w, h, d, s)
+    AXES = (X_AXIS, Y_AXIS, Z_AXIS, CHANNEL_AXIS)  # in the order of a size (w, h, d, s)
 
     def __init__(self):
         self.nodes, self.initializers, self.used = [], [], set()
@@ -82,13 +82,12 @@ class Graph:
         indices = np.asarray(indices, dtype=np.int64)
         if np.array_equal(indices, np.arange(length)):
             return x
-        if (indices < 0).any():   # a zero slot after the last entry
+        if (indices < 0).any():  # a zero slot after the last entry
             pads = np.zeros(2 * rank, dtype=np.int64)
             pads[rank + axis] = 1
             x = self.node("Pad", [x, self.constant(pads, f"{hint}_pads", np.int64)], f"{hint}_padded")
             indices = np.where(indices < 0, length, indices)
-        return self.node("Gather", [x, self.constant(indices, f"{hint}_indices", np.int64)], hint,
-                         axis=axis)
+        return self.node("Gather", [x, self.constant(indices, f"{hint}_indices", np.int64)], hint, axis=axis)
 
     def linear_axis(self, x, axis, matrix, hint):
         """Each line of x along `axis` replaced by matrix @ line."""
@@ -97,7 +96,7 @@ class Graph:
         if axis == self.X_AXIS:
             return self.node("MatMul", [x, self.constant(matrix.T, f"{hint}_matrix")], hint)
         order = list(range(5))
-        order[axis], order[self.X_AXIS] = self.X_AXIS, axis    # a swap: its own inverse
+        order[axis], order[self.X_AXIS] = self.X_AXIS, axis  # a swap: its own inverse
         moved = self.node("Transpose", [x], f"{hint}_moved", perm=order)
         mixed = self.node("MatMul", [moved, self.constant(matrix.T, f"{hint}_matrix")], f"{hint}_mixed")
         return self.node("Transpose", [mixed], hint, perm=order)
@@ -113,6 +112,7 @@ class Graph:
 @dataclass
 class Step:
     """One module to export: its inputs' tensors and sizes, its weights, its plan row."""
+
     name: str
     layer: object
     size: tuple
@@ -132,31 +132,46 @@ def build(network, target, weights):
     modules = [network.modules[name] for name in network.ancestors(target)]
     for module in modules:
         if module.layer.inputs and not hasattr(module.layer, "export_onnx"):
-            raise UserError(f"layer '{module.name}' ({module.layer.kind}) cannot be exported to ONNX"
-                            " (losses are for training: export what they compare)")
-    rows = iter(network.plan(target).ops)   # one row per module that computes, in this order
+            raise UserError(
+                f"layer '{module.name}' ({module.layer.kind}) cannot be exported to ONNX"
+                " (losses are for training: export what they compare)"
+            )
+    rows = iter(network.plan(target).ops)  # one row per module that computes, in this order
     g, tensors, inputs = Graph(), {}, []
     # the model's inputs and output carry the modules' names
     g.used.update([target] + [m.name for m in modules if m.layer.inputs == 0])
     for module in modules:
         layer = module.layer
         if layer.inputs == 0:
-            inputs.append(helper.make_tensor_value_info(module.name, TensorProto.FLOAT,
-                                                        ["N"] + outside_dims(module.size)))
+            inputs.append(
+                helper.make_tensor_value_info(
+                    module.name, TensorProto.FLOAT, ["N"] + outside_dims(module.size)
+                )
+            )
             tensors[module.name] = g.to_5d(module.name, module.size, f"{module.name}_5d")
             continue
         input_sizes = [network.modules[i].size for i in module.inputs]
-        step = Step(module.name, layer, module.size, [tensors[i] for i in module.inputs], input_sizes,
-                    weights.get(module.name), None if layer.alias else next(rows))
+        step = Step(
+            module.name,
+            layer,
+            module.size,
+            [tensors[i] for i in module.inputs],
+            input_sizes,
+            weights.get(module.name),
+            None if layer.alias else next(rows),
+        )
         tensors[module.name] = layer.export_onnx(g, step)
     size = network.modules[target].size
-    g.nodes.append(helper.make_node("Reshape", [tensors[target], g.constant([-1] + outside_dims(size),
-                                                                            "output_shape", np.int64)],
-                                    [target]))
+    g.nodes.append(
+        helper.make_node(
+            "Reshape",
+            [tensors[target], g.constant([-1] + outside_dims(size), "output_shape", np.int64)],
+            [target],
+        )
+    )
     output = helper.make_tensor_value_info(target, TensorProto.FLOAT, ["N"] + outside_dims(size))
     graph = helper.make_graph(g.nodes, network.name, inputs, [output], g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="nnpipe")
-    model.ir_version = 8   # readable by onnxruntime releases from 1.14 on
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="nnpipe")
+    model.ir_version = 8  # readable by onnxruntime releases from 1.14 on
     onnx.checker.check_model(model, full_check=True)
     return model

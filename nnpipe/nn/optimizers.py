@@ -12,8 +12,14 @@ import numpy as np
 NAMES = ("sgd", "momentum", "rmsprop", "adam", "adamax", "adagrad")
 SGD, MOMENTUM, RMSPROP, ADAM, ADAMAX, ADAGRAD = range(len(NAMES))
 # Suffixes of the images holding moments[0], moments[1] for parameter image P (P_m, P_v, ...).
-MOMENTS = {"sgd": (), "momentum": ("_m",), "rmsprop": ("_g2",), "adam": ("_m", "_v"),
-           "adamax": ("_m", "_v"), "adagrad": ("_g2",)}
+MOMENTS = {
+    "sgd": (),
+    "momentum": ("_m",),
+    "rmsprop": ("_g2",),
+    "adam": ("_m", "_v"),
+    "adamax": ("_m", "_v"),
+    "adagrad": ("_g2",),
+}
 BETA1, BETA2, RHO, MU, EPSILON = 0.9, 0.999, 0.9, 0.9, 1e-8
 # float32 in the loops: a float64 constant would turn each element's arithmetic into float64
 B1, B2, R, M = np.float32(BETA1), np.float32(BETA2), np.float32(RHO), np.float32(MU)
@@ -46,9 +52,9 @@ def rmsprop(p, g, mask, moments, lr, t):
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def adam(p, g, mask, moments, lr, t):
     m, v = moments[0], moments[1]
-    step = np.float32(lr * math.sqrt(1 - BETA2 ** t) / (1 - BETA1 ** t))
+    step = np.float32(lr * math.sqrt(1 - BETA2**t) / (1 - BETA1**t))
     # so that the update is m_hat / (sqrt(v_hat) + eps)
-    eps = np.float32(EPSILON * math.sqrt(1 - BETA2 ** t))
+    eps = np.float32(EPSILON * math.sqrt(1 - BETA2**t))
     for i in range(p.size):
         m[i] = B1 * m[i] + ONE_MINUS_B1 * g[i]
         v[i] = B2 * v[i] + ONE_MINUS_B2 * g[i] * g[i]
@@ -58,7 +64,7 @@ def adam(p, g, mask, moments, lr, t):
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def adamax(p, g, mask, moments, lr, t):
     m, u = moments[0], moments[1]
-    step, eps = np.float32(lr / (1 - BETA1 ** t)), np.float32(EPSILON)
+    step, eps = np.float32(lr / (1 - BETA1**t)), np.float32(EPSILON)
     for i in range(p.size):
         m[i] = B1 * m[i] + ONE_MINUS_B1 * g[i]
         u[i] = max(B2 * u[i], abs(g[i]))

@@ -7,7 +7,6 @@ state image (width 5, height 3):
     row 2: adaptive scheduler: trend moment, decreases in a row, increases in a row
 """
 
-
 import numba
 import numpy as np
 
@@ -39,6 +38,7 @@ def with_learning_rate(state, learning_rate):
 
 # One function per scheduler, each setting the next learning rate after a step of loss `loss`;
 # the compiled engine calls its trainer's, then end_step.
+
 
 @numba.njit(cache=True)
 def constant(state, loss):

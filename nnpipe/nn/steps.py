@@ -25,8 +25,26 @@ from nnpipe.nn.layers import copy_values
 
 
 @numba.njit(cache=True, inline="always")
-def thread_chunks(t, threads, ops, reals, loss_rows, feeds, samples, indices, width, acts,
-                  grad_acts, params, grads, stats, losses, seed, scale, addresses):
+def thread_chunks(
+    t,
+    threads,
+    ops,
+    reals,
+    loss_rows,
+    feeds,
+    samples,
+    indices,
+    width,
+    acts,
+    grad_acts,
+    params,
+    grads,
+    stats,
+    losses,
+    seed,
+    scale,
+    addresses,
+):
     """Chunks t, t + threads, ... of the batch `indices`: forward, loss, backward. Gradients
     and statistics add up in `grads` and `stats`, zeroed first."""
     batch = indices.size
@@ -35,7 +53,7 @@ def thread_chunks(t, threads, ops, reals, loss_rows, feeds, samples, indices, wi
     for chunk in range(t, (batch + width - 1) // width, threads):
         first = chunk * width
         valid = min(width, batch - first)
-        load_chunk(feeds, samples, indices[first:first + valid], acts, width)
+        load_chunk(feeds, samples, indices[first : first + valid], acts, width)
         forward_ops(ops, reals, acts, params, width, valid, True, seed, stats, addresses)
         grad_acts[:] = 0
         loss_ops(loss_rows, acts, grad_acts, losses, first, width, valid, scale, addresses)
@@ -47,16 +65,34 @@ def update(ops, params, grads, mask, moments, state, stats, batch, value, addres
     """The end of a step: the layers' after-step hooks (running statistics), the optimizer's
     update, the scheduler."""
     after_step_ops(ops, params, stats, batch, addresses)
-    optimizer_step(params, grads, mask, moments, state[schedulers.RATE],
-                   int(state[schedulers.ITERATION]) + 1)
+    optimizer_step(params, grads, mask, moments, state[schedulers.RATE], int(state[schedulers.ITERATION]) + 1)
     scheduler_step(state, value)
     schedulers.end_step(state, value)
 
 
 @numba.njit(cache=True)
-def train_serial(ops, reals, loss_rows, feeds, samples, iterations, batch, width, params, mask,
-                 moments, state, acts, grad_acts, thread_grads, thread_stats,
-                 indices, losses, losses_out, addresses):
+def train_serial(
+    ops,
+    reals,
+    loss_rows,
+    feeds,
+    samples,
+    iterations,
+    batch,
+    width,
+    params,
+    mask,
+    moments,
+    state,
+    acts,
+    grad_acts,
+    thread_grads,
+    thread_stats,
+    indices,
+    losses,
+    losses_out,
+    addresses,
+):
     """Run `iterations` training steps; return how many completed (fewer: non-finite loss,
     the parameters left as they were before that step). The loss of a step is the sum of the
     network's losses, each the mean over the batch; their gradients add up."""
@@ -65,22 +101,57 @@ def train_serial(ops, reals, loss_rows, feeds, samples, iterations, batch, width
     for step in range(iterations):
         iteration = int(state[schedulers.ITERATION])
         sample_indices(seed, iteration, samples.shape[0], indices)
-        thread_chunks(0, 1, ops, reals, loss_rows, feeds, samples, indices, width, acts[0],
-                      grad_acts[0], params, thread_grads[0], thread_stats[0], losses,
-                      seed + iteration, scale, addresses)
+        thread_chunks(
+            0,
+            1,
+            ops,
+            reals,
+            loss_rows,
+            feeds,
+            samples,
+            indices,
+            width,
+            acts[0],
+            grad_acts[0],
+            params,
+            thread_grads[0],
+            thread_stats[0],
+            losses,
+            seed + iteration,
+            scale,
+            addresses,
+        )
         value = losses.sum() / batch
         if not math.isfinite(value):
             return step
-        update(ops, params, thread_grads[0], mask, moments, state, thread_stats[0], batch,
-               value, addresses)
+        update(ops, params, thread_grads[0], mask, moments, state, thread_stats[0], batch, value, addresses)
         losses_out[step] = value
     return iterations
 
 
 @numba.njit(parallel=True, cache=True)
-def train_parallel(ops, reals, loss_rows, feeds, samples, iterations, batch, width, params, mask,
-                   moments, state, acts, grad_acts, thread_grads,
-                   thread_stats, indices, losses, losses_out, addresses):
+def train_parallel(
+    ops,
+    reals,
+    loss_rows,
+    feeds,
+    samples,
+    iterations,
+    batch,
+    width,
+    params,
+    mask,
+    moments,
+    state,
+    acts,
+    grad_acts,
+    thread_grads,
+    thread_stats,
+    indices,
+    losses,
+    losses_out,
+    addresses,
+):
     """train_serial, the chunks of each step shared out among the threads."""
     threads = thread_grads.shape[0]
     seed = int(state[schedulers.SEED])
@@ -89,48 +160,108 @@ def train_parallel(ops, reals, loss_rows, feeds, samples, iterations, batch, wid
         iteration = int(state[schedulers.ITERATION])
         sample_indices(seed, iteration, samples.shape[0], indices)
         for t in prange(threads):
-            thread_chunks(t, threads, ops, reals, loss_rows, feeds, samples, indices, width, acts[t],
-                          grad_acts[t], params, thread_grads[t], thread_stats[t], losses,
-                          seed + iteration, scale, addresses)
+            thread_chunks(
+                t,
+                threads,
+                ops,
+                reals,
+                loss_rows,
+                feeds,
+                samples,
+                indices,
+                width,
+                acts[t],
+                grad_acts[t],
+                params,
+                thread_grads[t],
+                thread_stats[t],
+                losses,
+                seed + iteration,
+                scale,
+                addresses,
+            )
         value = losses.sum() / batch
         if not math.isfinite(value):
             return step
         for t in range(1, threads):
             thread_grads[0] += thread_grads[t]
             thread_stats[0] += thread_stats[t]
-        update(ops, params, thread_grads[0], mask, moments, state, thread_stats[0], batch,
-               value, addresses)
+        update(ops, params, thread_grads[0], mask, moments, state, thread_stats[0], batch, value, addresses)
         losses_out[step] = value
     return iterations
 
 
 @numba.njit(cache=True, inline="always")
-def infer_chunks(t, threads, ops, reals, feeds, samples, rows, params, width, acts, no_stats,
-                 output_offset, result, addresses):
+def infer_chunks(
+    t,
+    threads,
+    ops,
+    reals,
+    feeds,
+    samples,
+    rows,
+    params,
+    width,
+    acts,
+    no_stats,
+    output_offset,
+    result,
+    addresses,
+):
     """The forward pass over chunks t, t + threads, ... of the samples `rows`; the output into
     `result`."""
     count = rows.size
     for chunk in range(t, (count + width - 1) // width, threads):
         first = chunk * width
         valid = min(width, count - first)
-        load_chunk(feeds, samples, rows[first:first + valid], acts, width)
+        load_chunk(feeds, samples, rows[first : first + valid], acts, width)
         forward_ops(ops, reals, acts, params, width, valid, False, 0, no_stats, addresses)
         for j in range(result.shape[1]):
             at = (output_offset + j) * width
-            copy_values(acts[at:at + valid], result[first:first + valid, j])
+            copy_values(acts[at : at + valid], result[first : first + valid, j])
 
 
 @numba.njit(cache=True)
-def infer_serial(ops, reals, feeds, samples, rows, params, width, acts, no_stats, output_offset,
-                 result, addresses):
-    infer_chunks(0, 1, ops, reals, feeds, samples, rows, params, width, acts[0], no_stats,
-                 output_offset, result, addresses)
+def infer_serial(
+    ops, reals, feeds, samples, rows, params, width, acts, no_stats, output_offset, result, addresses
+):
+    infer_chunks(
+        0,
+        1,
+        ops,
+        reals,
+        feeds,
+        samples,
+        rows,
+        params,
+        width,
+        acts[0],
+        no_stats,
+        output_offset,
+        result,
+        addresses,
+    )
 
 
 @numba.njit(parallel=True, cache=True)
-def infer_parallel(ops, reals, feeds, samples, rows, params, width, acts, no_stats, output_offset,
-                   result, addresses):
+def infer_parallel(
+    ops, reals, feeds, samples, rows, params, width, acts, no_stats, output_offset, result, addresses
+):
     threads = acts.shape[0]
     for t in prange(threads):
-        infer_chunks(t, threads, ops, reals, feeds, samples, rows, params, width, acts[t], no_stats,
-                     output_offset, result, addresses)
+        infer_chunks(
+            t,
+            threads,
+            ops,
+            reals,
+            feeds,
+            samples,
+            rows,
+            params,
+            width,
+            acts[t],
+            no_stats,
+            output_offset,
+            result,
+            addresses,
+        )

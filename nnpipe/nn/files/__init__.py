@@ -54,7 +54,7 @@ from nnpipe.nn.files.manifest import MOMENT, PARAMETER, TRAINER, BadFile, Entry,
 from nnpipe.numbers import size_text
 
 TIFF_FORMATS, PNG_FORMATS, GMZ_FORMATS = {".tif", ".tiff"}, {".png"}, {".gmz"}
-STORED_PREFIX = "nnpipe-network:tiff;base64,"   # a network kept in a variable (nn_store)
+STORED_PREFIX = "nnpipe-network:tiff;base64,"  # a network kept in a variable (nn_store)
 
 
 def gather(network, images, include_trainer_data):
@@ -67,8 +67,10 @@ def gather(network, images, include_trainer_data):
         if image is None:
             raise UserError(f"image '{name}' of network '{network.name}' is missing from the list")
         if image.shape != tuple(shape):
-            raise UserError(f"image '{name}' has size {size_text(image.shape[::-1])}, network"
-                            f" '{network.name}' needs {size_text(shape[::-1])}")
+            raise UserError(
+                f"image '{name}' has size {size_text(image.shape[::-1])}, network"
+                f" '{network.name}' needs {size_text(shape[::-1])}"
+            )
         if name not in taken:
             taken.add(name)
             entries.append(Entry(name, role, image))
@@ -95,8 +97,10 @@ def kind(path):
         return "png"
     if extension in GMZ_FORMATS:
         return "gmz"
-    raise UserError(f"'{path}': a network file ends with .gmz (nn_lib's), .tif, .tiff (lossless)"
-                    f" or .png (16-bit PNG stack, lossy), not '{extension or 'no extension'}'")
+    raise UserError(
+        f"'{path}': a network file ends with .gmz (nn_lib's), .tif, .tiff (lossless)"
+        f" or .png (16-bit PNG stack, lossy), not '{extension or 'no extension'}'"
+    )
 
 
 def write(path, saved):
@@ -125,7 +129,7 @@ def is_stored(text):
 
 def from_text(text, label):
     try:
-        data = base64.b64decode(text[len(STORED_PREFIX):], validate=True)
+        data = base64.b64decode(text[len(STORED_PREFIX) :], validate=True)
     except ValueError:
         raise UserError(f"cannot load {label}: the stored network is damaged") from None
     return _reading(label, lambda: tiff_format.read(bytes_io.BytesIO(data), len(data)))
@@ -142,9 +146,12 @@ def read(path):
     if key is None or _last_read[0] != key:
         _last_read = (key, _read(path))
     saved = _last_read[1]
-    return NetworkFile(saved.network, list(saved.commands),
-                       [Entry(e.name, e.role, e.image.copy()) for e in saved.entries],
-                       saved.loose_trainer_data)
+    return NetworkFile(
+        saved.network,
+        list(saved.commands),
+        [Entry(e.name, e.role, e.image.copy()) for e in saved.entries],
+        saved.loose_trainer_data,
+    )
 
 
 _last_read = (None, None)
@@ -153,8 +160,9 @@ _last_read = (None, None)
 def _file_key(path):
     """What identifies a version of a file or PNG folder (None if it is missing)."""
     try:
-        stats = [os.stat(path)] + ([os.stat(os.path.join(path, f)) for f in sorted(os.listdir(path))]
-                                   if os.path.isdir(path) else [])
+        stats = [os.stat(path)] + (
+            [os.stat(os.path.join(path, f)) for f in sorted(os.listdir(path))] if os.path.isdir(path) else []
+        )
     except OSError:
         return None
     return os.path.abspath(path), tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in stats)
@@ -165,9 +173,16 @@ def _read(path):
     path = _without_slash(path)
     if kind(path) == "gmz":
         if not os.path.isfile(path):
-            raise UserError(f"cannot load {label}: " + ("it is a folder, not a .gmz file"
-                            if os.path.isdir(path) else "it is not a regular file"
-                            if os.path.exists(path) else "no such file"))
+            raise UserError(
+                f"cannot load {label}: "
+                + (
+                    "it is a folder, not a .gmz file"
+                    if os.path.isdir(path)
+                    else "it is not a regular file"
+                    if os.path.exists(path)
+                    else "no such file"
+                )
+            )
         return _reading(label, lambda: gmz_format.read(path))
     if kind(path) == "png":
         if not os.path.exists(path):

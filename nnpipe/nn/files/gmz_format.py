@@ -10,8 +10,10 @@ def encode(saved):
     """nn_lib's layout, its images in the order nn_lib creates them: weights, trainer states,
     moments, then `_nn_init`."""
     ordered = sorted(saved.entries, key=lambda entry: (PARAMETER, TRAINER, MOMENT).index(entry.role))
-    return gmz.encode([entry.image for entry in ordered] + [gmz.text_image(init_text(saved))],
-                      [entry.name for entry in ordered] + [INIT_IMAGE])
+    return gmz.encode(
+        [entry.image for entry in ordered] + [gmz.text_image(init_text(saved))],
+        [entry.name for entry in ordered] + [INIT_IMAGE],
+    )
 
 
 def read(path):
@@ -26,8 +28,7 @@ def read(path):
     if INIT_IMAGE not in names and later:
         return _read_later_gmz(named, later[0])
     if INIT_IMAGE not in names:
-        raise BadFile(f"not a network file: it holds no {INIT_IMAGE} image (load its images"
-                      " with 'input')")
+        raise BadFile(f"not a network file: it holds no {INIT_IMAGE} image (load its images with 'input')")
     text = gmz.image_text(named[names.index(INIT_IMAGE)][1])
     if text is None:
         raise BadFile(f"its {INIT_IMAGE} image is not text")
@@ -76,7 +77,9 @@ def _read_later_gmz(named, init_name):
             commands.append(f"nn_fc {','.join(parts[:3] + parts[3:4])}")
             renamed[f"{network}_{parts[0]}"] = f"{parts[0]}_fc"
         else:
-            raise BadFile(f"it is a network of a later nn_lib (as in G'MIC 3.6) with '{name}',"
-                          " which nnpipe does not read (it reads nn_input, nn_fc and nn_nl of"
-                          " that nn_lib, and nn_lib 2023's files)")
+            raise BadFile(
+                f"it is a network of a later nn_lib (as in G'MIC 3.6) with '{name}',"
+                " which nnpipe does not read (it reads nn_input, nn_fc and nn_nl of"
+                " that nn_lib, and nn_lib 2023's files)"
+            )
     return NetworkFile(network, commands, _entries(named, renamed), loose_trainer_data=True)

@@ -8,7 +8,7 @@ from nnpipe.nn.files.manifest import BadFile
 from nnpipe.nn.network import DEFAULT_NAME
 from nnpipe.registry import lookup
 
-INIT_IMAGE = "_nn_init"     # nn_lib's text image of the commands that build the network
+INIT_IMAGE = "_nn_init"  # nn_lib's text image of the commands that build the network
 LATER_INIT_SUFFIX = "__init__"  # the later nn_lib's (G'MIC 3.6): NET__init__
 
 
@@ -19,8 +19,9 @@ def init_text(saved):
         name, _, arguments = text.partition(" ")
         words.append(name)
         if arguments:
-            words.append(f'"{arguments}"' if re.search(r"\s", arguments) and '"' not in arguments
-                         else arguments)
+            words.append(
+                f'"{arguments}"' if re.search(r"\s", arguments) and '"' not in arguments else arguments
+            )
     return " ".join(words)
 
 

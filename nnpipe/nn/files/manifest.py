@@ -47,8 +47,13 @@ def crc(array):
 
 
 def manifest(saved, items):
-    return {"format": FORMAT, "version": VERSION, "network": saved.network,
-            "commands": list(saved.commands), "images": items}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "network": saved.network,
+        "commands": list(saved.commands),
+        "images": items,
+    }
 
 
 def entry_item(entry):
@@ -69,8 +74,10 @@ def check_manifest(manifest):
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BadFile("not an nnpipe network file (unknown description)")
     if manifest.get("version") != VERSION:
-        raise BadFile(f"network file version {manifest.get('version')!r} is not supported"
-                      f" (this nnpipe reads version {VERSION})")
+        raise BadFile(
+            f"network file version {manifest.get('version')!r} is not supported"
+            f" (this nnpipe reads version {VERSION})"
+        )
     name, commands, items = manifest.get("network"), manifest.get("commands"), manifest.get("images")
     if not isinstance(name, str) or not name.isidentifier():
         raise BadFile("the description has no valid network name")
@@ -80,10 +87,15 @@ def check_manifest(manifest):
         raise BadFile("the description lists no images")
     names = set()
     for item in items:
-        if not (isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]
-                and item.get("role") in ROLES and isinstance(item.get("size"), list)
-                and len(item["size"]) == 4
-                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in item["size"])):
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("name"), str)
+            and item["name"]
+            and item.get("role") in ROLES
+            and isinstance(item.get("size"), list)
+            and len(item["size"]) == 4
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in item["size"])
+        ):
             raise BadFile("the description lists an image without a valid name, role or size")
         if item["name"] in names:
             raise BadFile(f"the description lists image '{item['name']}' twice")
@@ -100,5 +112,7 @@ def check_stored_bytes(item, value_bytes, stored, uncompressed):
     w, h, d, s = item["size"]
     needed = w * h * d * s * value_bytes
     if stored < needed if uncompressed else stored * ZLIB_MAX_RATIO < needed:
-        raise BadFile(f"image '{item['name']}' is declared of size {w},{h},{d},{s} ({needed:,} bytes)"
-                      f" but the file holds only {stored:,} bytes for it")
+        raise BadFile(
+            f"image '{item['name']}' is declared of size {w},{h},{d},{s} ({needed:,} bytes)"
+            f" but the file holds only {stored:,} bytes for it"
+        )

@@ -14,8 +14,12 @@ def picture(image, min_size, layout=None):
     values = image.astype(np.float64)
     finite = values[np.isfinite(values)]
     low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
-    scaled = np.nan_to_num((values - low) * (255 / (high - low)) if high > low else values * 0 + 127.5,
-                           nan=0, posinf=255, neginf=0)
+    scaled = np.nan_to_num(
+        (values - low) * (255 / (high - low)) if high > low else values * 0 + 127.5,
+        nan=0,
+        posinf=255,
+        neginf=0,
+    )
     canvas = layout(scaled) if layout else tiles(scaled)
     pixels = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
     zoom = max(1, -(-min_size // max(pixels.shape)))
@@ -29,7 +33,7 @@ def tiles(image, gap=1):
     canvas = np.zeros((s * h + (s - 1) * gap, d * w + (d - 1) * gap))
     for c in range(s):
         for z in range(d):
-            canvas[c * (h + gap):c * (h + gap) + h, z * (w + gap):z * (w + gap) + w] = image[c, z]
+            canvas[c * (h + gap) : c * (h + gap) + h, z * (w + gap) : z * (w + gap) + w] = image[c, z]
     return canvas
 
 

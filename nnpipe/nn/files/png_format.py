@@ -11,22 +11,35 @@ from PIL import Image, PngImagePlugin
 
 from nnpipe.errors import UserError
 from nnpipe.images import atomic
-from nnpipe.nn.files.manifest import (BadFile, Entry, NetworkFile, check_manifest, check_stored_bytes, crc, entry_item,
-                                     manifest, parse_json, as_plane)
+from nnpipe.nn.files.manifest import (
+    BadFile,
+    Entry,
+    NetworkFile,
+    as_plane,
+    check_manifest,
+    check_stored_bytes,
+    crc,
+    entry_item,
+    manifest,
+    parse_json,
+)
 
-EXACT_MAX = 64          # PNG stacks keep images this small exactly too (trainer states)
-PNG_LEVEL = 1           # zlib level: weights are noisy, higher levels buy little and cost time
+EXACT_MAX = 64  # PNG stacks keep images this small exactly too (trainer states)
+PNG_LEVEL = 1  # zlib level: weights are noisy, higher levels buy little and cost time
 TOP = 65535
 
 
 def write(path, saved):
     path = os.path.abspath(path)
     if os.path.lexists(path) and not os.path.isdir(path):
-        raise UserError(f"cannot write '{path}': a file is in the way (a .png network is a"
-                        " folder of PNG files); remove it or choose another name")
+        raise UserError(
+            f"cannot write '{path}': a file is in the way (a .png network is a"
+            " folder of PNG files); remove it or choose another name"
+        )
     if os.path.isdir(path) and os.listdir(path) and not is_stack(path):
-        raise UserError(f"cannot write '{path}': the folder exists and is not an nnpipe network;"
-                        " not replacing it")
+        raise UserError(
+            f"cannot write '{path}': the folder exists and is not an nnpipe network; not replacing it"
+        )
     width = max(3, len(str(len(saved.entries) - 1)))
     files = [f"{index:0{width}d}_{_file_part(entry.name)}.png" for index, entry in enumerate(saved.entries)]
     encoded, items = [], []
@@ -46,8 +59,9 @@ def write(path, saved):
             if index == 0:
                 info.add_itxt("nnpipe-network", json.dumps(manifest(saved, items)), zip=True)
             info.add_text("Software", "nnpipe")
-            Image.fromarray(pixels).save(os.path.join(temporary, item["file"]), format="PNG",
-                                         pnginfo=info, compress_level=PNG_LEVEL)
+            Image.fromarray(pixels).save(
+                os.path.join(temporary, item["file"]), format="PNG", pnginfo=info, compress_level=PNG_LEVEL
+            )
 
     atomic.write_folder(path, fill)
 
@@ -115,8 +129,10 @@ def _read_png_image(file, item):
             raise BadFile(f"'{os.path.basename(file)}' is not a 16-bit grayscale PNG")
         own = parse_json(image.info.get("nnpipe-image"))
         if own != item:
-            raise BadFile(f"'{os.path.basename(file)}' does not belong to this network (its"
-                          " description differs from the stack's)")
+            raise BadFile(
+                f"'{os.path.basename(file)}' does not belong to this network (its"
+                " description differs from the stack's)"
+            )
         w, h, d, s = item["size"]
         if image.size != (w, s * d * h):
             raise BadFile(f"'{os.path.basename(file)}' has the wrong size for image '{name}'")

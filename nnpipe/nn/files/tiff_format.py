@@ -3,8 +3,18 @@
 import numpy as np
 import tifffile
 
-from nnpipe.nn.files.manifest import (BadFile, Entry, NetworkFile, check_manifest, check_stored_bytes, crc, entry_item,
-                                     manifest, parse_json, as_plane)
+from nnpipe.nn.files.manifest import (
+    BadFile,
+    Entry,
+    NetworkFile,
+    as_plane,
+    check_manifest,
+    check_stored_bytes,
+    crc,
+    entry_item,
+    manifest,
+    parse_json,
+)
 
 
 def write(target, saved):
@@ -16,14 +26,23 @@ def write(target, saved):
     total = sum(entry.image.nbytes for entry in saved.entries)
     with tifffile.TiffWriter(target, bigtiff=total > 2**31) as tif:
         for index, (entry, item) in enumerate(zip(saved.entries, items)):
-            metadata = {"name": entry.name, "nnpipe_shape": list(entry.image.shape),
-                        "size": item["size"], "role": entry.role}
-            extratags = [(285, "s", 0, ascii_text(entry.name), True)]            # PageName
+            metadata = {
+                "name": entry.name,
+                "nnpipe_shape": list(entry.image.shape),
+                "size": item["size"],
+                "role": entry.role,
+            }
+            extratags = [(285, "s", 0, ascii_text(entry.name), True)]  # PageName
             if index == 0:
                 metadata["nnpipe_network"] = manifest(saved, items)
                 extratags.append((269, "s", 0, ascii_text(saved.network), True))  # DocumentName
-            tif.write(as_plane(entry.image), photometric="minisblack", software="nnpipe",
-                      metadata=metadata, extratags=extratags)
+            tif.write(
+                as_plane(entry.image),
+                photometric="minisblack",
+                software="nnpipe",
+                metadata=metadata,
+                extratags=extratags,
+            )
 
 
 def ascii_text(text):
@@ -37,8 +56,7 @@ def read(source, file_size):
         manifest = description.get("nnpipe_network") if description else None
         if manifest is None:
             if description and "nnpipe_shape" in description:
-                raise BadFile("it holds images but no network (written by 'output'?): load it"
-                              " with 'input'")
+                raise BadFile("it holds images but no network (written by 'output'?): load it with 'input'")
             raise BadFile("not an nnpipe network file (a TIFF without a network description)")
         items = check_manifest(manifest)
         pages = []
@@ -47,14 +65,18 @@ def read(source, file_size):
             if len(pages) > len(items):
                 break
         if len(pages) != len(items):
-            raise BadFile(f"{len(pages)} page{'s' * (len(pages) != 1)} where the description lists"
-                          f" {len(items)}: the file is truncated or damaged")
+            raise BadFile(
+                f"{len(pages)} page{'s' * (len(pages) != 1)} where the description lists"
+                f" {len(items)}: the file is truncated or damaged"
+            )
         entries = []
         for page, item in zip(pages, items):
             w, h, d, s = item["size"]
             if page.shape != (s * d * h, w) or page.dtype.kind != "f" or page.dtype.itemsize != 4:
-                raise BadFile(f"page of image '{item['name']}' is {page.dtype} {page.shape[::-1]},"
-                              f" expected float32 ({w}, {s * d * h})")
+                raise BadFile(
+                    f"page of image '{item['name']}' is {page.dtype} {page.shape[::-1]},"
+                    f" expected float32 ({w}, {s * d * h})"
+                )
             for offset, length in zip(page.dataoffsets, page.databytecounts):
                 if offset + length > file_size:
                     raise BadFile(f"the file is truncated (image '{item['name']}' is incomplete)")

@@ -24,8 +24,27 @@ from nnpipe.numbers import size_text
 # the gradients of its inputs (0 where no parameter lies upstream, as for a first layer reading
 # the samples: a kernel may then skip that work), then its layer's kernel arguments, named by
 # the layer class: column(LayerClass, name) is where a kernel reads one.
-(OPCODE, IN0, IN0_LEN, IN1, IN1_LEN, OUT, OUT_LEN, PARAM, PARAM_LEN, STATS,
- IN_W, IN_H, IN_D, IN_S, OUT_W, OUT_H, OUT_D, OUT_S, INPUT_GRADIENTS) = range(19)
+(
+    OPCODE,
+    IN0,
+    IN0_LEN,
+    IN1,
+    IN1_LEN,
+    OUT,
+    OUT_LEN,
+    PARAM,
+    PARAM_LEN,
+    STATS,
+    IN_W,
+    IN_H,
+    IN_D,
+    IN_S,
+    OUT_W,
+    OUT_H,
+    OUT_D,
+    OUT_S,
+    INPUT_GRADIENTS,
+) = range(19)
 FIRST_ARGUMENT, MAX_ARGUMENTS = 19, 8
 ROW_WIDTH = FIRST_ARGUMENT + MAX_ARGUMENTS
 NO_OP = -1
@@ -54,9 +73,9 @@ class Layer:
     """A module type: its output size, its parameter image, and what its kernels need."""
 
     kind = ""
-    alias = False      # output is (a slice of) the input's buffer: no copy, gradients add up
+    alias = False  # output is (a slice of) the input's buffer: no copy, gradients add up
     inputs = 1
-    is_loss = False    # computed after the forward pass by its `loss` kernel; feeds no layer
+    is_loss = False  # computed after the forward pass by its `loss` kernel; feeds no layer
     kernel_arguments = ()  # names of the integers `arguments` gives the kernels
     # the module holding the kernels: the class's own unless it says otherwise
     kernel_file = None
@@ -119,8 +138,9 @@ def same_sizes(kind, input_sizes):
     first = input_sizes[0]
     for other in input_sizes[1:]:
         if other != first:
-            raise UserError(f"{kind} needs inputs of the same size (got {size_text(first)}"
-                            f" and {size_text(other)})")
+            raise UserError(
+                f"{kind} needs inputs of the same size (got {size_text(first)} and {size_text(other)})"
+            )
     return first
 
 

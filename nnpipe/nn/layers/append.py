@@ -17,8 +17,10 @@ class Append(Layer):
     def build(self, input_sizes):
         first, second = input_sizes
         if first[:3] != second[:3]:
-            raise UserError(f"append needs inputs of the same width, height and depth"
-                            f" (got {size_text(first)} and {size_text(second)})")
+            raise UserError(
+                f"append needs inputs of the same width, height and depth"
+                f" (got {size_text(first)} and {size_text(second)})"
+            )
         return first[:3] + (first[3] + second[3],)
 
     def export_onnx(self, g, step):

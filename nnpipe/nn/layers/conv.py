@@ -50,10 +50,34 @@ import numpy as np
 from nnpipe.errors import UserError
 from nnpipe.nn import boundary
 from nnpipe.nn.blas import gemm
-from nnpipe.nn.building import (ACTIVATION, IN_NAME, IN_OR_PREVIOUS, LEARNING_MODE, OUT_NAME, add,
-                                learning_mode, network_command)
-from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_S, IN_W, INPUT_GRADIENTS, OUT, OUT_D, OUT_H,
-                              OUT_S, OUT_W, PARAM, Layer, column, learning_mask, weights_and_biases)
+from nnpipe.nn.building import (
+    ACTIVATION,
+    IN_NAME,
+    IN_OR_PREVIOUS,
+    LEARNING_MODE,
+    OUT_NAME,
+    add,
+    learning_mode,
+    network_command,
+)
+from nnpipe.nn.layers import (
+    IN0,
+    IN_D,
+    IN_H,
+    IN_S,
+    IN_W,
+    INPUT_GRADIENTS,
+    OUT,
+    OUT_D,
+    OUT_H,
+    OUT_S,
+    OUT_W,
+    PARAM,
+    Layer,
+    column,
+    learning_mask,
+    weights_and_biases,
+)
 from nnpipe.nn.layers.elementwise import residual
 from nnpipe.nn.layers.nonlinearity import Nonlinearity
 from nnpipe.nn.layers.normalize import Normalize
@@ -65,8 +89,16 @@ from nnpipe.registry import Choice, Int
 class Convolution(Layer):
     """options: channels, kernel_size, stride, dilation, shrink, boundary_conditions,
     learning_mode, dimensions (2 or 3), transposed."""
-    kernel_arguments = ("kernel_size", "stride", "dilation", "shrink", "boundary_conditions",
-                        "dimensions", "transposed")
+
+    kernel_arguments = (
+        "kernel_size",
+        "stride",
+        "dilation",
+        "shrink",
+        "boundary_conditions",
+        "dimensions",
+        "transposed",
+    )
 
     def __init__(self, **options):
         options.setdefault("transposed", False)
@@ -85,17 +117,22 @@ class Convolution(Layer):
             size = [n // o["stride"] - 2 * o["shrink"] for n in (w, h, d)[:strided_axes]]
         size = tuple(size) + (d,) * (3 - strided_axes) + (o["channels"],)
         if min(size) < 1:
-            raise UserError(f"{self.kind} of stride {o['stride']} and border shrink {o['shrink']}"
-                            f" leaves nothing of an input of size {size_text(input_sizes[0])}")
+            raise UserError(
+                f"{self.kind} of stride {o['stride']} and border shrink {o['shrink']}"
+                f" leaves nothing of an input of size {size_text(input_sizes[0])}"
+            )
         return size
 
     def parameter_shape(self, input_sizes):
         return (1, 1, self.options["channels"], input_sizes[0][3] * self.kernel_volume() + 1)
 
     def initialize(self, input_sizes, rng):
-        return weights_and_biases(self.parameter_shape(input_sizes),
-                                  input_sizes[0][3] * self.kernel_volume(),
-                                  self.options["learning_mode"], rng)
+        return weights_and_biases(
+            self.parameter_shape(input_sizes),
+            input_sizes[0][3] * self.kernel_volume(),
+            self.options["learning_mode"],
+            rng,
+        )
 
     def trainable(self, input_sizes):
         _, _, height, width = self.parameter_shape(input_sizes)
@@ -111,15 +148,15 @@ class Convolution(Layer):
         the bias, 1-pixel black gaps between them."""
         k, dimensions = self.options["kernel_size"], self.options["dimensions"]
         rows = weights.reshape(weights.shape[2], -1)
-        channels = (rows.shape[1] - 1) // k ** dimensions
-        kernels = rows[:, :-1].reshape(rows.shape[0], channels, -1, k, k)   # (o, i, slice, q, p)
+        channels = (rows.shape[1] - 1) // k**dimensions
+        kernels = rows[:, :-1].reshape(rows.shape[0], channels, -1, k, k)  # (o, i, slice, q, p)
         tile_w = kernels.shape[2] * k
         canvas = np.zeros((rows.shape[0] * (k + gap) - gap, channels * (tile_w + gap) + 1))
         for o in range(rows.shape[0]):
             top = o * (k + gap)
             for i in range(channels):
                 left = i * (tile_w + gap)
-                canvas[top:top + k, left:left + tile_w] = np.hstack(list(kernels[o, i]))
+                canvas[top : top + k, left : left + tile_w] = np.hstack(list(kernels[o, i]))
             canvas[top, -1] = rows[o, -1]
         return canvas
 
@@ -128,13 +165,18 @@ class Convolution(Layer):
         kernel = "x".join([str(o["kernel_size"])] * o["dimensions"])
         text = f"kernel={kernel}, stride={o['stride']}, dilation={o['dilation']}"
         if not o["transposed"]:
-            text += (f", border_shrink={o['shrink']},"
-                     f" boundary_conditions={boundary.NAMES[o['boundary_conditions']]}")
+            text += (
+                f", border_shrink={o['shrink']},"
+                f" boundary_conditions={boundary.NAMES[o['boundary_conditions']]}"
+            )
         return text + f", learning_mode={o['learning_mode']}"
 
     def export_onnx(self, g, step):
-        return self._export_transposed(g, step) if self.options["transposed"] \
+        return (
+            self._export_transposed(g, step)
+            if self.options["transposed"]
             else self._export_convolution(g, step)
+        )
 
     def _export_convolution(self, g, step):
         """A true convolution (nnpipe's) is a cross-correlation with the kernel flipped; the
@@ -144,7 +186,9 @@ class Convolution(Layer):
         three_d = o["dimensions"] == 3
         w, h, d, s = step.input_sizes[0]
         x = step.inputs[0]
-        axes = [(g.X_AXIS, w, step.size[0]), (g.Y_AXIS, h, step.size[1])] + ([(g.Z_AXIS, d, step.size[2])] if three_d else [])
+        axes = [(g.X_AXIS, w, step.size[0]), (g.Y_AXIS, h, step.size[1])] + (
+            [(g.Z_AXIS, d, step.size[2])] if three_d else []
+        )
         for axis, length, out_length in axes:
             reads = _reads(out_length, length, k, stride, dilation, o["shrink"], o["boundary_conditions"])
             x = g.take(x, axis, reads, length, f"{name}_reads{axis}")
@@ -152,9 +196,14 @@ class Convolution(Layer):
         rows = step.weights.reshape(o["channels"], -1)
         kernels = rows[:, :-1].reshape(o["channels"], s, kz, k, k)[:, :, ::-1, ::-1, ::-1]
         spatial = [kz if three_d else 1, k, k]
-        return g.node("Conv", [x, g.constant(kernels, f"{name}_kernels"), g.constant(rows[:, -1], f"{name}_biases")],
-                      name, kernel_shape=spatial, strides=[stride if three_d else 1, stride, stride],
-                      dilations=[dilation if three_d else 1, dilation, dilation])
+        return g.node(
+            "Conv",
+            [x, g.constant(kernels, f"{name}_kernels"), g.constant(rows[:, -1], f"{name}_biases")],
+            name,
+            kernel_shape=spatial,
+            strides=[stride if three_d else 1, stride, stride],
+            dilations=[dilation if three_d else 1, dilation, dilation],
+        )
 
     def _export_transposed(self, g, step):
         """The adjoint of a stride-s convolution: ConvTranspose with the kernel flipped, no
@@ -164,9 +213,17 @@ class Convolution(Layer):
         k, stride, dilation = o["kernel_size"], o["stride"], o["dilation"]
         w, h, d, s = step.input_sizes[0]
         rows = step.weights.reshape(o["channels"], -1)
-        kernels = rows[:, :-1].reshape(o["channels"], s, 1, k, k)[:, :, :, ::-1, ::-1].transpose(1, 0, 2, 3, 4)
-        x = g.node("ConvTranspose", [step.inputs[0], g.constant(kernels, f"{name}_kernels")], f"{name}_full",
-                   kernel_shape=[1, k, k], strides=[1, stride, stride], dilations=[1, dilation, dilation])
+        kernels = (
+            rows[:, :-1].reshape(o["channels"], s, 1, k, k)[:, :, :, ::-1, ::-1].transpose(1, 0, 2, 3, 4)
+        )
+        x = g.node(
+            "ConvTranspose",
+            [step.inputs[0], g.constant(kernels, f"{name}_kernels")],
+            f"{name}_full",
+            kernel_shape=[1, k, k],
+            strides=[1, stride, stride],
+            dilations=[1, dilation, dilation],
+        )
         offset = dilation * (k // 2)
         for axis, length in ((g.X_AXIS, w), (g.Y_AXIS, h)):
             full = stride * (length - 1) + dilation * (k - 1) + 1
@@ -189,42 +246,77 @@ KERNEL_SIZE_ARGUMENT = Int("kernel_size", 3, low=1)
 STRIDE_ARGUMENT = Int("stride", 1, low=1)
 DILATION_ARGUMENT = Int("dilation", 1, low=1)
 SHRINK_ARGUMENT = Int("border_shrink", 0, low=0, help="output pixels dropped at each border")
-BOUNDARY_ARGUMENT = Choice("boundary_conditions", "neumann", choices=boundary.NAMES,
-                           help="what the kernels read outside the input: 0 dirichlet (zeros),"
-                                " 1 neumann (nearest edge), 2 periodic, 3 mirror")
+BOUNDARY_ARGUMENT = Choice(
+    "boundary_conditions",
+    "neumann",
+    choices=boundary.NAMES,
+    help="what the kernels read outside the input: 0 dirichlet (zeros),"
+    " 1 neumann (nearest edge), 2 periodic, 3 mirror",
+)
 
 
-def convolution(dimensions, channels, kernel_size, stride, dilation, shrink, boundary_conditions,
-                learning_mode):
-    return Convolution(channels=channels, kernel_size=kernel_size, stride=stride,
-                       dilation=dilation, shrink=shrink,
-                       boundary_conditions=boundary.NAMES.index(boundary_conditions),
-                       learning_mode=learning_mode, dimensions=dimensions)
+def convolution(
+    dimensions, channels, kernel_size, stride, dilation, shrink, boundary_conditions, learning_mode
+):
+    return Convolution(
+        channels=channels,
+        kernel_size=kernel_size,
+        stride=stride,
+        dilation=dilation,
+        shrink=shrink,
+        boundary_conditions=boundary.NAMES.index(boundary_conditions),
+        learning_mode=learning_mode,
+        dimensions=dimensions,
+    )
 
 
 # nn_lib's convolution commands, 2D and 3D: nn_conv{2,3}d[nl|nnl] and nn_resconv{2,3}d[nl|nnl].
 # The suffix adds a nonlinearity (nl), or a channel-by-channel normalize then one (nnl).
-VARIANTS = {"": "", "nl": " then a nonlinearity", "nnl": ", a channel-by-channel normalize and a nonlinearity"}
+VARIANTS = {
+    "": "",
+    "nl": " then a nonlinearity",
+    "nnl": ", a channel-by-channel normalize and a nonlinearity",
+}
 
 
 def _declare_convolution(dimensions, suffix):
     conv = f"OUT_conv{dimensions}d"
-    names = {"": f"{conv} (weights image: one row per output channel, the kernels of every input"
-                 " channel then the bias) and OUT", "nl": f"{conv}, OUT", "nnl": f"{conv}, OUT_normalize, OUT"}
-    output = ("w/stride - 2 border_shrink, h/stride - 2 border_shrink, "
-              + ("d/stride - 2 border_shrink" if dimensions == 3 else "d") + ", nb_channels")
+    names = {
+        "": f"{conv} (weights image: one row per output channel, the kernels of every input"
+        " channel then the bias) and OUT",
+        "nl": f"{conv}, OUT",
+        "nnl": f"{conv}, OUT_normalize, OUT",
+    }
+    output = (
+        "w/stride - 2 border_shrink, h/stride - 2 border_shrink, "
+        + ("d/stride - 2 border_shrink" if dimensions == 3 else "d")
+        + ", nb_channels"
+    )
     tail = (ACTIVATION,) if suffix else ()
 
-    @network_command(f"nn_conv{dimensions}d{suffix}", OUT_NAME, IN_NAME, CHANNELS, KERNEL_SIZE_ARGUMENT,
-                     STRIDE_ARGUMENT, DILATION_ARGUMENT, SHRINK_ARGUMENT, BOUNDARY_ARGUMENT, *tail,
-                     LEARNING_MODE, help=f"""
+    @network_command(
+        f"nn_conv{dimensions}d{suffix}",
+        OUT_NAME,
+        IN_NAME,
+        CHANNELS,
+        KERNEL_SIZE_ARGUMENT,
+        STRIDE_ARGUMENT,
+        DILATION_ARGUMENT,
+        SHRINK_ARGUMENT,
+        BOUNDARY_ARGUMENT,
+        *tail,
+        LEARNING_MODE,
+        help=f"""
         Add a {dimensions}D convolution{VARIANTS[suffix]}: {names[suffix]}.
 
-        Output size: ({output}).""")
+        Output size: ({output}).""",
+    )
     def declared(ctx, selection, out, source, *arguments):
         *geometry, learning_mode = arguments
         activation = geometry.pop() if suffix else None
-        name = add(ctx, f"{out}_conv{dimensions}d", convolution(dimensions, *geometry, learning_mode), [source])
+        name = add(
+            ctx, f"{out}_conv{dimensions}d", convolution(dimensions, *geometry, learning_mode), [source]
+        )
         if suffix == "nnl":
             name = add(ctx, f"{out}_normalize", Normalize(channelwise=True, learning_mode=3), [name])
         add(ctx, out, Nonlinearity(activation=activation) if activation else Rename(), [name])
@@ -238,18 +330,38 @@ def _declare_residual(dimensions, suffix):
     tail = (ACTIVATION,) if suffix else ()
     listed = f"OUT_clone0/1, OUT_conv{dimensions}d, " + (f"OUT{parts[suffix]}" if suffix else "OUT")
 
-    @network_command(f"nn_resconv{dimensions}d{suffix}", OUT_NAME, IN_OR_PREVIOUS, KERNEL_SIZE_ARGUMENT,
-                     DILATION_ARGUMENT, BOUNDARY_ARGUMENT, *tail, mode, help=f"""
+    @network_command(
+        f"nn_resconv{dimensions}d{suffix}",
+        OUT_NAME,
+        IN_OR_PREVIOUS,
+        KERNEL_SIZE_ARGUMENT,
+        DILATION_ARGUMENT,
+        BOUNDARY_ARGUMENT,
+        *tail,
+        mode,
+        help=f"""
         Add a residual {dimensions}D convolution{VARIANTS[suffix]}, OUT = IN + conv(IN) (same
-        channels, stride 1): {listed}.""")
+        channels, stride 1): {listed}.""",
+    )
     def declared(ctx, selection, out, source, kernel_size, dilation, boundary_conditions, *arguments):
         *activation, learning_mode = arguments
 
         def branch(size):
-            return (f"conv{dimensions}d", convolution(dimensions, size[3], kernel_size, 1, dilation, 0,
-                                                      boundary_conditions, learning_mode))
-        residual(ctx, out, source, branch, "channelwise" if suffix == "nnl" else None,
-                 activation[0] if activation else None)
+            return (
+                f"conv{dimensions}d",
+                convolution(
+                    dimensions, size[3], kernel_size, 1, dilation, 0, boundary_conditions, learning_mode
+                ),
+            )
+
+        residual(
+            ctx,
+            out,
+            source,
+            branch,
+            "channelwise" if suffix == "nnl" else None,
+            activation[0] if activation else None,
+        )
 
 
 for _dimensions in (2, 3):
@@ -258,22 +370,39 @@ for _dimensions in (2, 3):
         _declare_residual(_dimensions, _suffix)
 
 
-@network_command("nn_tconv2d", OUT_NAME, IN_NAME, CHANNELS, KERNEL_SIZE_ARGUMENT, Int("stride", 2, low=1),
-                 DILATION_ARGUMENT, LEARNING_MODE)
+@network_command(
+    "nn_tconv2d",
+    OUT_NAME,
+    IN_NAME,
+    CHANNELS,
+    KERNEL_SIZE_ARGUMENT,
+    Int("stride", 2, low=1),
+    DILATION_ARGUMENT,
+    LEARNING_MODE,
+)
 def nn_tconv2d(ctx, selection, out, source, channels, kernel_size, stride, dilation, learning_mode):
     """Add a transposed 2D convolution, the adjoint of a conv2d of the same stride (zeros
     outside) plus biases: modules OUT_tconv2d (weights image, laid out as conv2d's) and OUT.
 
     Output size: (w * stride, h * stride, d, nb_channels); upsamples what a strided conv2d
     downsampled."""
-    layer = Convolution(channels=channels, kernel_size=kernel_size, stride=stride,
-                        dilation=dilation, shrink=0, boundary_conditions=boundary.DIRICHLET,
-                        learning_mode=learning_mode, dimensions=2, transposed=True)
+    layer = Convolution(
+        channels=channels,
+        kernel_size=kernel_size,
+        stride=stride,
+        dilation=dilation,
+        shrink=0,
+        boundary_conditions=boundary.DIRICHLET,
+        learning_mode=learning_mode,
+        dimensions=2,
+        transposed=True,
+    )
     add(ctx, out, Rename(), [add(ctx, f"{out}_tconv2d", layer, [source])])
 
 
-(KERNEL_SIZE, STRIDE, DILATION, SHRINK, CONDITION, DIMENSIONS,
- TRANSPOSED) = (column(Convolution, name) for name in Convolution.kernel_arguments)
+(KERNEL_SIZE, STRIDE, DILATION, SHRINK, CONDITION, DIMENSIONS, TRANSPOSED) = (
+    column(Convolution, name) for name in Convolution.kernel_arguments
+)
 
 # values of a block of columns (im2col) or of tap products (shifted) the kernels aim at: 512 KB
 # in float32, within a core's L2 cache between their writing and the products reading them
@@ -319,8 +448,9 @@ def sources(op, axis):
     table = np.empty((k, n_out), dtype=np.int64)
     for tap in range(k):
         for x in range(n_out):
-            table[tap, x] = _source(x, tap, n_in, k, op[STRIDE], op[DILATION], op[SHRINK],
-                                    op[CONDITION], op[TRANSPOSED])
+            table[tap, x] = _source(
+                x, tap, n_in, k, op[STRIDE], op[DILATION], op[SHRINK], op[CONDITION], op[TRANSPOSED]
+            )
     return table
 
 
@@ -375,14 +505,14 @@ def readers(rows, n_in):
     order = np.empty((taps, n_out), dtype=np.int64)
     start = np.zeros((taps, n_in + 2), dtype=np.int64)
     for rq in range(taps):
-        for row in range(n_out):               # a counting sort, rows reading none first
+        for row in range(n_out):  # a counting sort, rows reading none first
             start[rq, rows[rq, row] + 2] += 1
         for u in range(2, n_in + 2):
             start[rq, u] += start[rq, u - 1]
         for row in range(n_out):
             order[rq, start[rq, rows[rq, row] + 1]] = row
             start[rq, rows[rq, row] + 1] += 1
-    return order, start[:, :n_in + 1]
+    return order, start[:, : n_in + 1]
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
@@ -403,10 +533,10 @@ def _row(mode, outs, at, ins, line, lo, hi, table, p, count, skip, width):
         into = at + (a - lo) * width
         if source < 0:
             if mode == COPY:
-                outs[into:into + n] = 0
+                outs[into : into + n] = 0
             continue
         start = line + (source + a - x0) * width
-        values, read = outs[into:into + n], ins[start:start + n]
+        values, read = outs[into : into + n], ins[start : start + n]
         if mode == COPY:
             for c in range(n):
                 values[c] = read[c]
@@ -431,19 +561,48 @@ def _stretch(outs, at, ins, line, lo, hi, rows, ow, table, p, count, main, width
     x0, length, source = table[p, main, 0], table[p, main, 1], table[p, main, 2]
     end = (rows - 1) * ow
     a, b = max(lo, x0), min(end + hi, end + x0 + length)
-    values = outs[at + a * width:at + b * width]
-    read = ins[line + (a - x0 + source) * width:line + (b - x0 + source) * width]
+    values = outs[at + a * width : at + b * width]
+    read = ins[line + (a - x0 + source) * width : line + (b - x0 + source) * width]
     for c in range(values.size):
         values[c] = read[c]
     for r in range(rows):
         first, last = lo if r == 0 else 0, hi if r == rows - 1 else ow
-        _row(COPY, outs, at + (r * ow + first) * width, ins, line + r * ow * width, first, last,
-             table, p, count, main, width)
+        _row(
+            COPY,
+            outs,
+            at + (r * ow + first) * width,
+            ins,
+            line + r * ow * width,
+            first,
+            last,
+            table,
+            p,
+            count,
+            main,
+            width,
+        )
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _gather(mode, buffer, origin, channels, plane, row_length, k, width, first, last, ow, cols, ld,
-            table, counts, mains, rows):
+def _gather(
+    mode,
+    buffer,
+    origin,
+    channels,
+    plane,
+    row_length,
+    k,
+    width,
+    first,
+    last,
+    ow,
+    cols,
+    ld,
+    table,
+    counts,
+    mains,
+    rows,
+):
     """im2col over any grid: row c volume + tap (p, q, r) of `cols` (rows `ld` apart) gets,
     for pixels [first, last) of a grid of rows of `ow` pixels (x fastest) and every sample of
     the chunk, the value of channel c < `channels` that tap reads in `buffer` (the module
@@ -463,7 +622,7 @@ def _gather(mode, buffer, origin, channels, plane, row_length, k, width, first, 
                     u = rows[rq, row]
                     if u < 0:
                         if mode == COPY:
-                            cols[at:at + (hi - lo) * width] = 0
+                            cols[at : at + (hi - lo) * width] = 0
                         row += 1
                         continue
                     line = (origin + c * plane + u * row_length) * width
@@ -472,9 +631,21 @@ def _gather(mode, buffer, origin, channels, plane, row_length, k, width, first, 
                         while end <= bottom and rows[rq, end] == u + end - row:
                             end += 1
                     if end - row > 1:
-                        _stretch(cols, at - lo * width, buffer, line, lo,
-                                 min(last - (end - 1) * ow, ow), end - row, ow, table, p, counts[p],
-                                 mains[p], width)
+                        _stretch(
+                            cols,
+                            at - lo * width,
+                            buffer,
+                            line,
+                            lo,
+                            min(last - (end - 1) * ow, ow),
+                            end - row,
+                            ow,
+                            table,
+                            p,
+                            counts[p],
+                            mains[p],
+                            width,
+                        )
                     else:
                         _row(mode, cols, at, buffer, line, lo, hi, table, p, counts[p], -1, width)
                     row = end
@@ -487,8 +658,25 @@ def columns(op, mode, buffer, width, first, last, cols, ld, table, counts, mains
     the input values kernel tap (p, q, r) of input channel i reads, zero where it reads none.
     SCATTER_ADD, its transpose (col2im): each row of `cols` adds into the input values it
     was read from."""
-    _gather(mode, buffer, op[IN0], op[IN_S], op[IN_W] * op[IN_H] * op[IN_D], op[IN_W],
-            op[KERNEL_SIZE], width, first, last, op[OUT_W], cols, ld, table, counts, mains, rows)
+    _gather(
+        mode,
+        buffer,
+        op[IN0],
+        op[IN_S],
+        op[IN_W] * op[IN_H] * op[IN_D],
+        op[IN_W],
+        op[KERNEL_SIZE],
+        width,
+        first,
+        last,
+        op[OUT_W],
+        cols,
+        ld,
+        table,
+        counts,
+        mains,
+        rows,
+    )
 
 
 @numba.njit(cache=True)
@@ -523,8 +711,20 @@ def shifted(op, mode, outs, width, u0, u1, products, ld, table, counts, rows, or
                 base = (o * volume + p + k * rq) * ld - u0 * w * width
                 for j in range(start[rq, u0], start[rq, u1]):
                     row = order[rq, j]
-                    _row(mode, outs, (op[OUT] + o * plane + row * ow) * width, products,
-                         base + rows[rq, row] * w * width, 0, ow, table, p, counts[p], -1, width)
+                    _row(
+                        mode,
+                        outs,
+                        (op[OUT] + o * plane + row * ow) * width,
+                        products,
+                        base + rows[rq, row] * w * width,
+                        0,
+                        ow,
+                        table,
+                        p,
+                        counts[p],
+                        -1,
+                        width,
+                    )
 
 
 @numba.njit(cache=True)
@@ -578,7 +778,7 @@ def _transpose(a, lda, m, k, out):
     for first in range(0, k, 64):
         last = min(first + 64, k)
         for i in range(m):
-            row = a[i * lda + first:i * lda + last]
+            row = a[i * lda + first : i * lda + last]
             for j in range(last - first):
                 out[(first + j) * m + i] = row[j]
 
@@ -598,7 +798,7 @@ def _gradient_product(m, n, k, a, lda, b, ldb, c, ldc, scratch):
     if m * n > 1200:
         _transpose(a, lda, m, k, scratch)
         for first in range(0, k, piece):
-            gemm(False, False, m, n, min(piece, k - first), scratch[first * m:], m, b[first:], ldb, c, ldc)
+            gemm(False, False, m, n, min(piece, k - first), scratch[first * m :], m, b[first:], ldb, c, ldc)
     else:
         for first in range(0, k, piece):
             gemm(True, False, m, n, min(piece, k - first), a[first:], lda, b[first:], ldb, c, ldc)
@@ -616,9 +816,9 @@ def forward(op, acts, params, width):
     c_in, c_out = op[IN_S], op[OUT_S]
     volume = op[KERNEL_SIZE] ** op[DIMENSIONS]
     taps, row_length = c_in * volume, c_in * volume + 1
-    out, weights = op[OUT] * width, params[op[PARAM]:]
+    out, weights = op[OUT] * width, params[op[PARAM] :]
     for o in range(c_out):
-        acts[out + o * plane * width:out + (o + 1) * plane * width] = weights[o * row_length + taps]
+        acts[out + o * plane * width : out + (o + 1) * plane * width] = weights[o * row_length + taps]
     table, counts, mains = runs(sources(op, 0))
     rows = source_rows(op)
     if shifting(op, width, False):
@@ -631,10 +831,20 @@ def forward(op, acts, params, width):
         for u0 in range(0, n_rows, step):
             u1 = min(u0 + step, n_rows)
             n = (u1 - u0) * w * width
-            products[:c_out * volume * n] = 0
+            products[: c_out * volume * n] = 0
             # P^T (n x c_out volume) += IN^T (n x c_in) W_r^T (c_in x c_out volume)
-            _product(False, n, c_out * volume, c_in, acts[(op[IN0] + u0 * w) * width:],
-                     n_rows * w * width, transposed, c_in, products, n)
+            _product(
+                False,
+                n,
+                c_out * volume,
+                c_in,
+                acts[(op[IN0] + u0 * w) * width :],
+                n_rows * w * width,
+                transposed,
+                c_in,
+                products,
+                n,
+            )
             shifted(op, GATHER_ADD, acts, width, u0, u1, products, n, table, counts, rows, order, start)
         return
     step = _block(taps * width, plane)
@@ -644,8 +854,9 @@ def forward(op, acts, params, width):
         n = (last - first) * width
         columns(op, COPY, acts, width, first, last, cols, n, table, counts, mains, rows)
         # OUT^T (n x c_out) += COLS^T (n x taps) W^T (taps x c_out)
-        _product(False, n, c_out, taps, cols, n, weights, row_length, acts[out + first * width:],
-                 plane * width)
+        _product(
+            False, n, c_out, taps, cols, n, weights, row_length, acts[out + first * width :], plane * width
+        )
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -654,10 +865,11 @@ def backward(op, acts, grad_acts, params, grads, width):
     c_in, c_out = op[IN_S], op[OUT_S]
     volume = op[KERNEL_SIZE] ** op[DIMENSIONS]
     taps, row_length = c_in * volume, c_in * volume + 1
-    out, weights, weight_grads = op[OUT] * width, params[op[PARAM]:], grads[op[PARAM]:]
+    out, weights, weight_grads = op[OUT] * width, params[op[PARAM] :], grads[op[PARAM] :]
     for o in range(c_out):
-        weight_grads[o * row_length + taps] += grad_acts[out + o * plane * width:
-                                                         out + (o + 1) * plane * width].sum()
+        weight_grads[o * row_length + taps] += grad_acts[
+            out + o * plane * width : out + (o + 1) * plane * width
+        ].sum()
     table, counts, mains = runs(sources(op, 0))
     rows = source_rows(op)
     if shifting(op, width, True):
@@ -682,25 +894,63 @@ def backward(op, acts, grad_acts, params, grads, width):
             n = (u1 - u0) * w * width
             at = (op[IN0] + u0 * w) * width
             if gathering:
-                _gather(COPY, grad_acts, op[OUT], c_out, plane, op[OUT_W], op[KERNEL_SIZE], width,
-                        u0 * w, u1 * w, w, products, n, inverse_table, inverse_counts, inverse_mains,
-                        readers_rows)
+                _gather(
+                    COPY,
+                    grad_acts,
+                    op[OUT],
+                    c_out,
+                    plane,
+                    op[OUT_W],
+                    op[KERNEL_SIZE],
+                    width,
+                    u0 * w,
+                    u1 * w,
+                    w,
+                    products,
+                    n,
+                    inverse_table,
+                    inverse_counts,
+                    inverse_mains,
+                    readers_rows,
+                )
             else:
-                products[:c_out * volume * n] = 0
-                shifted(op, SCATTER_ADD, grad_acts, width, u0, u1, products, n, table, counts, rows,
-                        order, start)
+                products[: c_out * volume * n] = 0
+                shifted(
+                    op, SCATTER_ADD, grad_acts, width, u0, u1, products, n, table, counts, rows, order, start
+                )
             # dW_r^T (c_in x c_out volume) += IN (c_in x n) dP^T (n x c_out volume)
-            _gradient_product(c_in, c_out * volume, n, acts[at:], n_rows * w * width, products, n,
-                              transposed_grads, c_in, scratch)
+            _gradient_product(
+                c_in,
+                c_out * volume,
+                n,
+                acts[at:],
+                n_rows * w * width,
+                products,
+                n,
+                transposed_grads,
+                c_in,
+                scratch,
+            )
             if op[INPUT_GRADIENTS]:
                 # dIN^T (n x c_in) += dP^T (n x c_out volume) W_r (c_out volume x c_in)
-                _product(True, n, c_in, c_out * volume, products, n, transposed, c_in, grad_acts[at:],
-                         n_rows * w * width)
+                _product(
+                    True,
+                    n,
+                    c_in,
+                    c_out * volume,
+                    products,
+                    n,
+                    transposed,
+                    c_in,
+                    grad_acts[at:],
+                    n_rows * w * width,
+                )
         for o in range(c_out):
             for i in range(c_in):
                 for tap in range(volume):
-                    weight_grads[o * row_length + i * volume + tap] += \
-                        transposed_grads[i + c_in * (o * volume + tap)]
+                    weight_grads[o * row_length + i * volume + tap] += transposed_grads[
+                        i + c_in * (o * volume + tap)
+                    ]
         return
     step = _block(taps * width, plane)
     cols = np.empty(taps * step * width, dtype=acts.dtype)
@@ -710,17 +960,15 @@ def backward(op, acts, grad_acts, params, grads, width):
     for first in range(0, plane, step):
         last = min(first + step, plane)
         n = (last - first) * width
-        grad_out = grad_acts[out + first * width:]
+        grad_out = grad_acts[out + first * width :]
         columns(op, COPY, acts, width, first, last, cols, n, table, counts, mains, rows)
         # dW (c_out x taps) += dOUT (c_out x n) COLS^T (n x taps)
-        _gradient_product(c_out, taps, n, grad_out, plane * width, cols, n, grad_weights, c_out,
-                          scratch)
+        _gradient_product(c_out, taps, n, grad_out, plane * width, cols, n, grad_weights, c_out, scratch)
         if op[INPUT_GRADIENTS]:
             # dCOLS^T (n x taps) = dOUT^T (n x c_out) W (c_out x taps), then added back
-            grad_cols[:taps * n] = 0
+            grad_cols[: taps * n] = 0
             _product(True, n, taps, c_out, grad_out, plane * width, weights, row_length, grad_cols, n)
-            columns(op, SCATTER_ADD, grad_acts, width, first, last, grad_cols, n, table, counts,
-                    mains, rows)
+            columns(op, SCATTER_ADD, grad_acts, width, first, last, grad_cols, n, table, counts, mains, rows)
     for o in range(c_out):
         for tap in range(taps):
             weight_grads[o * row_length + tap] += grad_weights[o + c_out * tap]

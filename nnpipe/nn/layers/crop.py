@@ -11,8 +11,7 @@ import numpy as np
 
 from nnpipe.nn import boundary
 from nnpipe.nn.building import IN_NAME, OUT_NAME, add, network_command
-from nnpipe.nn.layers import (IN_D, IN_H, IN_S, IN_W, OUT_D, OUT_H, OUT_LEN, OUT_W, Layer, column,
-                              gather)
+from nnpipe.nn.layers import IN_D, IN_H, IN_S, IN_W, OUT_D, OUT_H, OUT_LEN, OUT_W, Layer, column, gather
 from nnpipe.registry import Choice, Int
 
 
@@ -40,15 +39,28 @@ X0, Y0, Z0, C0, CONDITION = (column(Crop, name) for name in Crop.kernel_argument
 CORNERS = [Int(axis) for axis in ("x0", "y0", "z0", "c0", "x1", "y1", "z1", "c1")]
 
 
-@network_command("nn_crop", OUT_NAME, IN_NAME, *CORNERS,
-                 Choice("boundary_conditions", "dirichlet", choices=boundary.NAMES,
-                        help="0 dirichlet (zeros outside), 1 neumann, 2 periodic, 3 mirror"))
+@network_command(
+    "nn_crop",
+    OUT_NAME,
+    IN_NAME,
+    *CORNERS,
+    Choice(
+        "boundary_conditions",
+        "dirichlet",
+        choices=boundary.NAMES,
+        help="0 dirichlet (zeros outside), 1 neumann, 2 periodic, 3 mirror",
+    ),
+)
 def nn_crop(ctx, selection, out, source, x0, y0, z0, c0, x1, y1, z1, c1, boundary_conditions):
     """Add a layer cropping the box (x0,y0,z0,c0)-(x1,y1,z1,c1), both corners included.
 
     Outside the input, values follow the boundary conditions."""
-    add(ctx, out, Crop(first=(x0, y0, z0, c0), last=(x1, y1, z1, c1),
-                       boundary_conditions=boundary_conditions), [source])
+    add(
+        ctx,
+        out,
+        Crop(first=(x0, y0, z0, c0), last=(x1, y1, z1, c1), boundary_conditions=boundary_conditions),
+        [source],
+    )
 
 
 @numba.njit(cache=True)

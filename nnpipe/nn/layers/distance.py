@@ -33,18 +33,33 @@ class Distance(Layer):
         difference = g.flat(g.node("Sub", step.inputs, f"{name}_difference"), f"{name}_flat")
         axes = g.constant([1], f"{name}_axes", np.int64)
         if metric == 0:
-            total = g.node("ReduceSum", [g.node("Mul", [difference, difference], f"{name}_squares"), axes],
-                           f"{name}_sum")
+            total = g.node(
+                "ReduceSum", [g.node("Mul", [difference, difference], f"{name}_squares"), axes], f"{name}_sum"
+            )
         else:
-            powered = g.node("Pow", [g.node("Abs", [difference], f"{name}_abs"), g.constant(metric, f"{name}_p")],
-                             f"{name}_powered")
-            total = g.node("Pow", [g.node("ReduceSum", [powered, axes], f"{name}_sum"),
-                                   g.constant(1 / metric, f"{name}_inverse_p")], f"{name}_norm")
+            powered = g.node(
+                "Pow",
+                [g.node("Abs", [difference], f"{name}_abs"), g.constant(metric, f"{name}_p")],
+                f"{name}_powered",
+            )
+            total = g.node(
+                "Pow",
+                [
+                    g.node("ReduceSum", [powered, axes], f"{name}_sum"),
+                    g.constant(1 / metric, f"{name}_inverse_p"),
+                ],
+                f"{name}_norm",
+            )
         return g.to_5d(total, step.size, name)
 
 
-@network_command("nn_distance", OUT_NAME, IN0_NAME, IN1_NAME,
-                 Float("metric", 0, low=0, help="0 squared L2 norm, p > 0 the Lp norm"))
+@network_command(
+    "nn_distance",
+    OUT_NAME,
+    IN0_NAME,
+    IN1_NAME,
+    Float("metric", 0, low=0, help="0 squared L2 norm, p > 0 the Lp norm"),
+)
 def nn_distance(ctx, selection, out, first, second, metric):
     """Add a layer computing the distance between two inputs of the same size (one value)."""
     add(ctx, out, Distance(metric=metric), [first, second])
@@ -54,7 +69,7 @@ def nn_distance(ctx, selection, out, first, second, metric):
 def forward(op, real, acts, width):
     metric = real
     out, n = op[OUT] * width, op[IN0_LEN]
-    acts[out:out + width] = 0
+    acts[out : out + width] = 0
     for k in range(n):
         a, b = (op[IN0] + k) * width, (op[IN1] + k) * width
         for c in range(width):

@@ -30,7 +30,7 @@ class Dropout(Layer):
         return f"dropout_rate={self.options['rate']}"
 
     def export_onnx(self, g, step):
-        return step.inputs[0]   # dropout does nothing at inference
+        return step.inputs[0]  # dropout does nothing at inference
 
 
 CHANNELS = column(Dropout, "channels")
@@ -46,8 +46,12 @@ def nn_dropout(ctx, selection, out, source, rate):
 def uniform(seed, a, b):
     """A uniform number in [0, 1) from a counter-based hash (splitmix64) of three integers:
     the same on any thread, and cheap to recompute in backward."""
-    z = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(a) * np.uint64(0xBF58476D1CE4E5B9) \
-        + np.uint64(b) * np.uint64(0x94D049BB133111EB) + np.uint64(0x632BE59BD9B4E019)
+    z = (
+        np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+        + np.uint64(a) * np.uint64(0xBF58476D1CE4E5B9)
+        + np.uint64(b) * np.uint64(0x94D049BB133111EB)
+        + np.uint64(0x632BE59BD9B4E019)
+    )
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
@@ -79,8 +83,8 @@ def forward(op, real, acts, width, training, seed):
     rate = real
     n, channels = op[OUT_LEN], op[CHANNELS]
     size = n // channels
-    x = acts[op[IN0] * width:(op[IN0] + n) * width]
-    y = acts[op[OUT] * width:(op[OUT] + n) * width]
+    x = acts[op[IN0] * width : (op[IN0] + n) * width]
+    y = acts[op[OUT] * width : (op[OUT] + n) * width]
     if not training or rate == 0:
         copy_values(x, y)
         return
@@ -96,8 +100,8 @@ def backward(op, real, grad_acts, width, seed):
     rate = real
     n, channels = op[OUT_LEN], op[CHANNELS]
     size = n // channels
-    gx = grad_acts[op[IN0] * width:(op[IN0] + n) * width]
-    gy = grad_acts[op[OUT] * width:(op[OUT] + n) * width]
+    gx = grad_acts[op[IN0] * width : (op[IN0] + n) * width]
+    gy = grad_acts[op[OUT] * width : (op[OUT] + n) * width]
     if rate == 0:
         gx += gy
         return

@@ -65,8 +65,12 @@ def residual(ctx, out, source, make_branch, normalization, activation):
     suffix, layer = make_branch(network.modules[source].size)
     branch = add(ctx, f"{out}_{suffix}", layer, [clone1])
     if normalization:
-        branch = add(ctx, f"{out}_normalize",
-                     Normalize(channelwise=normalization == "channelwise", learning_mode=3), [branch])
+        branch = add(
+            ctx,
+            f"{out}_normalize",
+            Normalize(channelwise=normalization == "channelwise", learning_mode=3),
+            [branch],
+        )
     if activation is None:
         add(ctx, out, Add(), [branch, clone0])
     else:
@@ -77,9 +81,9 @@ def residual(ctx, out, source, make_branch, normalization, activation):
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, width):
     n = op[OUT_LEN] * width
-    a = acts[op[IN0] * width:op[IN0] * width + n]
-    b = acts[op[IN1] * width:op[IN1] * width + n]
-    y = acts[op[OUT] * width:op[OUT] * width + n]
+    a = acts[op[IN0] * width : op[IN0] * width + n]
+    b = acts[op[IN1] * width : op[IN1] * width + n]
+    y = acts[op[OUT] * width : op[OUT] * width + n]
     if op[OPERATION] == ADD:
         for i in range(n):
             y[i] = a[i] + b[i]
@@ -91,16 +95,16 @@ def forward(op, acts, width):
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, acts, grad_acts, width):
     n = op[OUT_LEN] * width
-    gy = grad_acts[op[OUT] * width:op[OUT] * width + n]
-    ga = grad_acts[op[IN0] * width:op[IN0] * width + n]
-    gb = grad_acts[op[IN1] * width:op[IN1] * width + n]
+    gy = grad_acts[op[OUT] * width : op[OUT] * width + n]
+    ga = grad_acts[op[IN0] * width : op[IN0] * width + n]
+    gb = grad_acts[op[IN1] * width : op[IN1] * width + n]
     if op[OPERATION] == ADD:
         for i in range(n):
             ga[i] += gy[i]
             gb[i] += gy[i]
     else:
-        a = acts[op[IN0] * width:op[IN0] * width + n]
-        b = acts[op[IN1] * width:op[IN1] * width + n]
+        a = acts[op[IN0] * width : op[IN0] * width + n]
+        b = acts[op[IN1] * width : op[IN1] * width + n]
         for i in range(n):
             ga[i] += gy[i] * b[i]
             gb[i] += gy[i] * a[i]

@@ -4,10 +4,27 @@ column holds the biases."""
 import numba
 
 from nnpipe.nn.blas import gemm
-from nnpipe.nn.building import (ACTIVATION, IN_NAME, IN_OR_PREVIOUS, LEARNING_MODE, OUT_NAME, add,
-                                network_command)
-from nnpipe.nn.layers import (IN0, IN0_LEN, INPUT_GRADIENTS, OUT, OUT_LEN, PARAM, Layer, count,
-                              learning_mask, weights_and_biases)
+from nnpipe.nn.building import (
+    ACTIVATION,
+    IN_NAME,
+    IN_OR_PREVIOUS,
+    LEARNING_MODE,
+    OUT_NAME,
+    add,
+    network_command,
+)
+from nnpipe.nn.layers import (
+    IN0,
+    IN0_LEN,
+    INPUT_GRADIENTS,
+    OUT,
+    OUT_LEN,
+    PARAM,
+    Layer,
+    count,
+    learning_mask,
+    weights_and_biases,
+)
 from nnpipe.nn.layers.elementwise import residual
 from nnpipe.nn.layers.nonlinearity import Nonlinearity
 from nnpipe.nn.layers.normalize import Normalize
@@ -25,8 +42,9 @@ class FullyConnected(Layer):
         return (1, 1, self.options["channels"], count(input_sizes[0]) + 1)
 
     def initialize(self, input_sizes, rng):
-        return weights_and_biases(self.parameter_shape(input_sizes), count(input_sizes[0]),
-                                  self.options["learning_mode"], rng)
+        return weights_and_biases(
+            self.parameter_shape(input_sizes), count(input_sizes[0]), self.options["learning_mode"], rng
+        )
 
     def trainable(self, input_sizes):
         _, _, height, width = self.parameter_shape(input_sizes)
@@ -37,10 +55,16 @@ class FullyConnected(Layer):
 
     def export_onnx(self, g, step):
         weights = step.weights.reshape(step.weights.shape[2], -1)
-        product = g.node("Gemm", [g.flat(step.inputs[0], f"{step.name}_flat"),
-                                  g.constant(weights[:, :-1], f"{step.name}_weights"),
-                                  g.constant(weights[:, -1], f"{step.name}_biases")],
-                         f"{step.name}_gemm", transB=1)
+        product = g.node(
+            "Gemm",
+            [
+                g.flat(step.inputs[0], f"{step.name}_flat"),
+                g.constant(weights[:, :-1], f"{step.name}_weights"),
+                g.constant(weights[:, -1], f"{step.name}_biases"),
+            ],
+            f"{step.name}_gemm",
+            transB=1,
+        )
         return g.to_5d(product, step.size, step.name)
 
 
@@ -99,12 +123,13 @@ def nn_resfcnnl(ctx, selection, out, source, activation, learning_mode):
 # nnpipe.nn.blas: to it, these row-major blocks are the transposed, column-major matrices, and
 # W's rows are n_in + 1 apart, the bias column between them).
 
+
 @numba.njit(cache=True)
 def forward(op, acts, params, width):
     n_in, n_out, stride = op[IN0_LEN], op[OUT_LEN], op[IN0_LEN] + 1
     x, y, w = op[IN0] * width, op[OUT] * width, op[PARAM]
     for n in range(n_out):
-        acts[y + n * width:y + (n + 1) * width] = params[w + n * stride + n_in]
+        acts[y + n * width : y + (n + 1) * width] = params[w + n * stride + n_in]
     # Y^T (width x N) += X^T (width x n_in) W^T (n_in x N)
     gemm(False, False, width, n_out, n_in, acts[x:], width, params[w:], stride, acts[y:], width)
 
@@ -114,7 +139,7 @@ def backward(op, acts, grad_acts, params, grads, width):
     n_in, n_out, stride = op[IN0_LEN], op[OUT_LEN], op[IN0_LEN] + 1
     x, y, w = op[IN0] * width, op[OUT] * width, op[PARAM]
     for n in range(n_out):
-        grads[w + n * stride + n_in] += grad_acts[y + n * width:y + (n + 1) * width].sum()
+        grads[w + n * stride + n_in] += grad_acts[y + n * width : y + (n + 1) * width].sum()
     if op[INPUT_GRADIENTS]:
         # dX^T (width x n_in) += dY^T (width x N) W (N x n_in)
         gemm(False, True, width, n_in, n_out, grad_acts[y:], width, params[w:], stride, grad_acts[x:], width)

@@ -27,7 +27,7 @@ def forward(op, acts, width, sources):
     for k in range(sources.size):
         y, s = (op[OUT] + k) * width, sources[k]
         if s < 0:
-            acts[y:y + width] = 0
+            acts[y : y + width] = 0
             continue
         x = (op[IN0] + s) * width
         for c in range(width):

@@ -31,8 +31,9 @@ CE_EPSILON, BCE_EPSILON = 1e-8, 1e-5
 
 class Loss(Layer):
     """options: ground_truth (name of its input), and metric for normp."""
+
     is_loss = True
-    inputs = 2   # prediction, ground truth
+    inputs = 2  # prediction, ground truth
     kernel_arguments = ("formula", "metric")
     formula = NORMP
 
@@ -64,6 +65,7 @@ class MeanSquaredError(Loss):
 class CrossEntropy(Loss):
     """-sum t log(y + 1e-8) over the sample's values, a sum as in nn_lib; gradient
     -t / (y + 1e-8)."""
+
     kind = "loss_crossentropy"
     formula = CROSSENTROPY
 
@@ -71,6 +73,7 @@ class CrossEntropy(Loss):
 class BinaryCrossEntropy(Loss):
     """-sum [t log(y + 1e-5) + (1 - t) log(1 - y + 1e-5)] over the sample's values;
     gradient (1 - t) / (1 - y + 1e-5) - t / (y + 1e-5), epsilons included."""
+
     kind = "loss_binary_crossentropy"
     formula = BINARY_CROSSENTROPY
 
@@ -78,6 +81,7 @@ class BinaryCrossEntropy(Loss):
 class SoftmaxCrossEntropy(Loss):
     """-sum t log softmax(y), the softmax over all the sample's values; gradient
     softmax(y) sum(t) - t, i.e. softmax(y) - t for one-hot t."""
+
     kind = "loss_softmax_crossentropy"
     formula = SOFTMAX_CROSSENTROPY
 
@@ -90,8 +94,11 @@ def _loss(ctx, out, source, ground_truth, layer):
     if network.is_loss(out):
         # the same ground truth keeps its place among the feeds, so the samples' layout holds
         truth = network.modules[out].inputs[1]
-        network.remove(out, keep_ground_truth=truth == ground_truth
-                       and network.modules[truth].size == network.modules[source].size)
+        network.remove(
+            out,
+            keep_ground_truth=truth == ground_truth
+            and network.modules[truth].size == network.modules[source].size,
+        )
     if ground_truth in network.modules:
         if network.modules[ground_truth].size != network.modules[source].size:
             raise UserError(f"ground truth '{ground_truth}' has another size than '{source}'")
@@ -108,8 +115,13 @@ def nn_loss_mse(ctx, selection, out, source, ground_truth):
     _loss(ctx, out, source, ground_truth, MeanSquaredError(ground_truth=ground_truth))
 
 
-@network_command("nn_loss_normp", OUT_NAME, IN_NAME, GROUND_TRUTH,
-                 Int("metric", 1, low=0, help="0 squared L2, p > 0 the Lp norm"))
+@network_command(
+    "nn_loss_normp",
+    OUT_NAME,
+    IN_NAME,
+    GROUND_TRUTH,
+    Int("metric", 1, low=0, help="0 squared L2, p > 0 the Lp norm"),
+)
 def nn_loss_normp(ctx, selection, out, source, ground_truth, metric):
     """Add a p-norm loss: ||IN - GROUND_TRUTH||_p divided by the number of values."""
     _loss(ctx, out, source, ground_truth, NormLoss(ground_truth=ground_truth, metric=metric))
@@ -146,9 +158,9 @@ def loss(op, acts, grad_acts, losses, width, valid, scale):
     """For the `valid` first samples of the chunk: each one's loss into `losses`, and
     d(loss)/d(prediction) * scale into grad_acts."""
     formula, n = op[FORMULA], op[IN0_LEN]
-    y = acts[op[IN0] * width:(op[IN0] + n) * width]
-    t = acts[op[IN1] * width:(op[IN1] + n) * width]
-    gy = grad_acts[op[IN0] * width:(op[IN0] + n) * width]
+    y = acts[op[IN0] * width : (op[IN0] + n) * width]
+    t = acts[op[IN1] * width : (op[IN1] + n) * width]
+    gy = grad_acts[op[IN0] * width : (op[IN0] + n) * width]
     for c in range(valid):
         # the values of sample c are at c, c + width, ...
         if formula == NORMP:

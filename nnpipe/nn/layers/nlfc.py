@@ -25,7 +25,7 @@ class NonlinearFullyConnected(FullyConnected):
         """N(0, 1) * 4 / (2 n_in - 1): nn_lib scales every weights image by 4 / (its width - 1),
         which for nlfc's 2 n_in columns is not fc's 4 / n_in."""
         n_in = count(input_sizes[0])
-        weights = (rng.standard_normal(self.parameter_shape(input_sizes)) * (4.0 / (2 * n_in - 1)))
+        weights = rng.standard_normal(self.parameter_shape(input_sizes)) * (4.0 / (2 * n_in - 1))
         weights = weights.astype(np.float32)
         if not self.options["learning_mode"] & 2:
             weights[..., n_in:] = 0
@@ -49,13 +49,24 @@ class NonlinearFullyConnected(FullyConnected):
         The engine applies softmax there value by value, where it is the identity."""
         name, weights = step.name, step.weights.reshape(step.weights.shape[2], -1)
         n_in = weights.shape[1] // 2
-        x = g.node("Unsqueeze", [g.flat(step.inputs[0], f"{name}_flat"),
-                                 g.constant([1], f"{name}_axis", np.int64)], f"{name}_row")
-        z = g.node("Add", [g.node("Mul", [x, g.constant(weights[:, :n_in], f"{name}_weights")], f"{name}_wx"),
-                           g.constant(weights[:, n_in:], f"{name}_biases")], f"{name}_z")
+        x = g.node(
+            "Unsqueeze",
+            [g.flat(step.inputs[0], f"{name}_flat"), g.constant([1], f"{name}_axis", np.int64)],
+            f"{name}_row",
+        )
+        z = g.node(
+            "Add",
+            [
+                g.node("Mul", [x, g.constant(weights[:, :n_in], f"{name}_weights")], f"{name}_wx"),
+                g.constant(weights[:, n_in:], f"{name}_biases"),
+            ],
+            f"{name}_z",
+        )
         activation = step.options["activation"]
         a = ONNX["linear" if activation == "softmax" else activation](g, z, None, f"{name}_act")
-        total = g.node("ReduceSum", [a, g.constant([2], f"{name}_sum_axis", np.int64)], f"{name}_sum", keepdims=0)
+        total = g.node(
+            "ReduceSum", [a, g.constant([2], f"{name}_sum_axis", np.int64)], f"{name}_sum", keepdims=0
+        )
         return g.to_5d(total, step.size, name)
 
 
@@ -75,11 +86,11 @@ def forward(op, acts, params, width):
     x0, y0 = op[IN0] * width, op[OUT] * width
     for i in range(n_out):
         row = op[PARAM] + i * 2 * n_in
-        y = acts[y0 + i * width:y0 + (i + 1) * width]
+        y = acts[y0 + i * width : y0 + (i + 1) * width]
         y[:] = 0
         for j in range(n_in):
             w, bias = params[row + j], params[row + n_in + j]
-            x = acts[x0 + j * width:x0 + (j + 1) * width]
+            x = acts[x0 + j * width : x0 + (j + 1) * width]
             for c in range(width):
                 y[c] += activations.value(kind, w * x[c] + bias)
 
@@ -90,11 +101,11 @@ def backward(op, acts, grad_acts, params, grads, width):
     x0, y0 = op[IN0] * width, op[OUT] * width
     for i in range(n_out):
         row = op[PARAM] + i * 2 * n_in
-        gy = grad_acts[y0 + i * width:y0 + (i + 1) * width]
+        gy = grad_acts[y0 + i * width : y0 + (i + 1) * width]
         for j in range(n_in):
             w, bias = params[row + j], params[row + n_in + j]
-            x = acts[x0 + j * width:x0 + (j + 1) * width]
-            gx = grad_acts[x0 + j * width:x0 + (j + 1) * width]
+            x = acts[x0 + j * width : x0 + (j + 1) * width]
+            gx = grad_acts[x0 + j * width : x0 + (j + 1) * width]
             g_weight = np.float32(0)
             g_bias = np.float32(0)
             for c in range(width):

@@ -20,8 +20,9 @@ class Nonlinearity(Layer):
     def __init__(self, **options):
         super().__init__(**options)
         if options["activation"] not in activations.NAMES:
-            raise UserError(f"activation must be one of {'|'.join(activations.NAMES)}"
-                            f" (got '{options['activation']}')")
+            raise UserError(
+                f"activation must be one of {'|'.join(activations.NAMES)} (got '{options['activation']}')"
+            )
         if options["activation"] in ("relu", "leakyrelu"):
             self.kernel_file = "nnpipe.nn.layers.rectifier"
 
@@ -46,6 +47,7 @@ def nn_nl(ctx, selection, out, source, activation):
 
 
 # --- ONNX: each activation as (graph, tensor, size, hint) -> tensor --------------------------
+
 
 def _softmax(g, x, size, hint):
     """Over all the values of a sample."""
@@ -94,8 +96,8 @@ ONNX = {
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, width):
     kind, n = op[ACTIVATION], op[OUT_LEN] * width
-    x = acts[op[IN0] * width:op[IN0] * width + n]
-    y = acts[op[OUT] * width:op[OUT] * width + n]
+    x = acts[op[IN0] * width : op[IN0] * width + n]
+    y = acts[op[OUT] * width : op[OUT] * width + n]
     if kind != SOFTMAX:
         for i in range(n):
             y[i] = activations.value(kind, x[i])
@@ -115,10 +117,10 @@ def forward(op, acts, width):
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, acts, grad_acts, width):
     kind, n = op[ACTIVATION], op[OUT_LEN] * width
-    x = acts[op[IN0] * width:op[IN0] * width + n]
-    y = acts[op[OUT] * width:op[OUT] * width + n]
-    gx = grad_acts[op[IN0] * width:op[IN0] * width + n]
-    gy = grad_acts[op[OUT] * width:op[OUT] * width + n]
+    x = acts[op[IN0] * width : op[IN0] * width + n]
+    y = acts[op[OUT] * width : op[OUT] * width + n]
+    gx = grad_acts[op[IN0] * width : op[IN0] * width + n]
+    gy = grad_acts[op[OUT] * width : op[OUT] * width + n]
     if kind != SOFTMAX:
         for i in range(n):
             gx[i] += gy[i] * activations.derivative(kind, x[i], y[i])

@@ -59,21 +59,29 @@ class Normalize(Layer):
         scale = alpha / (np.sqrt(variance) + EPSILON)
         shift = beta - mean * scale
         shape = [1, -1, 1, 1, 1] if rows.shape[0] > 1 else [1, 1, 1, 1, 1]
-        scaled = g.node("Mul", [step.inputs[0], g.constant(scale.reshape(shape), f"{step.name}_scale")],
-                        f"{step.name}_scaled")
+        scaled = g.node(
+            "Mul",
+            [step.inputs[0], g.constant(scale.reshape(shape), f"{step.name}_scale")],
+            f"{step.name}_scaled",
+        )
         return g.node("Add", [scaled, g.constant(shift.reshape(shape), f"{step.name}_shift")], step.name)
 
 
 GROUPS = column(Normalize, "groups")
 
 
-@network_command("nn_normalize", OUT_NAME, IN_OR_PREVIOUS, Bool("normalization_mode", False,
-                 help="0 global parameters, 1 one set per channel"),
-                 Int("learning_mode", 3, low=0, high=3, help="0 none, 1 alpha only, 2 beta only, 3 both"))
+@network_command(
+    "nn_normalize",
+    OUT_NAME,
+    IN_OR_PREVIOUS,
+    Bool("normalization_mode", False, help="0 global parameters, 1 one set per channel"),
+    Int("learning_mode", 3, low=0, high=3, help="0 none, 1 alpha only, 2 beta only, 3 both"),
+)
 def nn_normalize(ctx, selection, out, source, channelwise, learning_mode):
     """Add a normalize layer: OUT_normalize (parameters alpha, beta, running mean, variance) and OUT."""
-    normalized = add(ctx, f"{out}_normalize", Normalize(channelwise=channelwise, learning_mode=learning_mode),
-                     [source])
+    normalized = add(
+        ctx, f"{out}_normalize", Normalize(channelwise=channelwise, learning_mode=learning_mode), [source]
+    )
     add(ctx, out, Rename(), [normalized])
 
 
@@ -87,8 +95,8 @@ def forward(op, acts, params, width, valid, stats):
         p = op[PARAM] + 4 * g
         alpha, beta, mean = params[p], params[p + 1], params[p + 2]
         scale = alpha / (math.sqrt(params[p + 3]) + EPSILON)
-        x = acts[(op[IN0] + g * size) * width:(op[IN0] + (g + 1) * size) * width]
-        y = acts[(op[OUT] + g * size) * width:(op[OUT] + (g + 1) * size) * width]
+        x = acts[(op[IN0] + g * size) * width : (op[IN0] + (g + 1) * size) * width]
+        y = acts[(op[OUT] + g * size) * width : (op[OUT] + (g + 1) * size) * width]
         for i in range(size * width):
             y[i] = (x[i] - mean) * scale + beta
         if stats.size == 0:
@@ -113,9 +121,9 @@ def backward(op, acts, grad_acts, params, grads, width):
         p = op[PARAM] + 4 * g
         alpha, mean = params[p], params[p + 2]
         std = math.sqrt(params[p + 3]) + EPSILON
-        x = acts[(op[IN0] + g * size) * width:(op[IN0] + (g + 1) * size) * width]
-        gx = grad_acts[(op[IN0] + g * size) * width:(op[IN0] + (g + 1) * size) * width]
-        gy = grad_acts[(op[OUT] + g * size) * width:(op[OUT] + (g + 1) * size) * width]
+        x = acts[(op[IN0] + g * size) * width : (op[IN0] + (g + 1) * size) * width]
+        gx = grad_acts[(op[IN0] + g * size) * width : (op[IN0] + (g + 1) * size) * width]
+        gy = grad_acts[(op[OUT] + g * size) * width : (op[OUT] + (g + 1) * size) * width]
         g_alpha = np.float32(0)
         g_beta = np.float32(0)
         for i in range(size * width):

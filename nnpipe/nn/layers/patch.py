@@ -19,6 +19,7 @@ from nnpipe.registry import Int
 
 class PatchDown(Layer):
     """options: patch_size, dimensions (2 or 3)."""
+
     kernel_arguments = ("patch_size", "depth_patch", "down")
     down = True
 
@@ -33,13 +34,17 @@ class PatchDown(Layer):
         (w, h, d, s), p, pd = input_sizes[0], self.options["patch_size"], self.depth_patch()
         size = (w // p, h // p, d // pd, s * p * p * pd)
         if 0 in size:
-            raise UserError(f"patch size {self.patch_text()} is larger than the input"
-                            f" ({size_text(input_sizes[0])})")
+            raise UserError(
+                f"patch size {self.patch_text()} is larger than the input ({size_text(input_sizes[0])})"
+            )
         return size
 
     def arguments(self, input_sizes):
-        return {"patch_size": self.options["patch_size"], "depth_patch": self.depth_patch(),
-                "down": int(self.down)}
+        return {
+            "patch_size": self.options["patch_size"],
+            "depth_patch": self.depth_patch(),
+            "down": int(self.down),
+        }
 
     def patch_text(self):
         return "x".join([str(self.options["patch_size"])] * self.options["dimensions"])
@@ -57,10 +62,11 @@ class PatchUp(PatchDown):
     def build(self, input_sizes):
         (w, h, d, s), p, pd = input_sizes[0], self.options["patch_size"], self.depth_patch()
         if s % (p * p * pd):
-            raise UserError(f"patch size {self.patch_text()} needs a number of channels divisible"
-                            f" by {p * p * pd} (got {s})")
+            raise UserError(
+                f"patch size {self.patch_text()} needs a number of channels divisible"
+                f" by {p * p * pd} (got {s})"
+            )
         return (w * p, h * p, d * pd, s // (p * p * pd))
-
 
 
 PATCH, DEPTH_PATCH, DOWN = (column(PatchDown, name) for name in PatchDown.kernel_arguments)

@@ -13,9 +13,22 @@ import numpy as np
 
 from nnpipe.errors import UserError
 from nnpipe.nn.building import IN_OR_PREVIOUS, OUT_NAME, add, network_command
-from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_W, OUT, OUT_D, OUT_H, OUT_LEN, OUT_W, Layer,
-                              column, copy_values, gather)
-from nnpipe.nn.layers import resize
+from nnpipe.nn.layers import (
+    IN0,
+    IN_D,
+    IN_H,
+    IN_W,
+    OUT,
+    OUT_D,
+    OUT_H,
+    OUT_LEN,
+    OUT_W,
+    Layer,
+    column,
+    copy_values,
+    gather,
+    resize,
+)
 from nnpipe.nn.layers.resize import AVERAGE, Resize
 from nnpipe.numbers import size_text
 from nnpipe.registry import Int
@@ -23,6 +36,7 @@ from nnpipe.registry import Int
 
 class Pooling(Layer):
     """options: patch_size, dimensions (2 or 3)."""
+
     operation = "max"
 
     def __init__(self, **options):
@@ -36,8 +50,9 @@ class Pooling(Layer):
         (w, h, d, s), p = input_sizes[0], self.options["patch_size"]
         size = (w // p, h // p, d // self.depth_patch(), s)
         if 0 in size:
-            raise UserError(f"{self.kind} patches of size {p} do not fit in an input of size"
-                            f" {size_text(input_sizes[0])}")
+            raise UserError(
+                f"{self.kind} patches of size {p} do not fit in an input of size {size_text(input_sizes[0])}"
+            )
         return size
 
     def properties(self):
@@ -57,6 +72,7 @@ class MaxPool(Pooling):
 
 class AveragePool(Pooling, Resize):
     """Resize's kernels with the moving average, at the pooled size."""
+
     operation = "avg"
     kernel_file = resize.__name__
 
@@ -113,12 +129,12 @@ def _patches(op):
 def forward(op, acts, width):
     starts, offsets = _patches(op)
     for k in range(starts.size):
-        y = acts[(op[OUT] + k) * width:(op[OUT] + k + 1) * width]
+        y = acts[(op[OUT] + k) * width : (op[OUT] + k + 1) * width]
         first = starts[k] * width
-        copy_values(acts[first:first + width], y)
+        copy_values(acts[first : first + width], y)
         for j in range(1, offsets.size):
             at = (starts[k] + offsets[j]) * width
-            x = acts[at:at + width]
+            x = acts[at : at + width]
             for c in range(width):
                 y[c] = max(y[c], x[c])
 
@@ -126,13 +142,13 @@ def forward(op, acts, width):
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, acts, grad_acts, width):
     starts, offsets = _patches(op)
-    winner = np.empty(width, dtype=np.int64)   # per sample: the offset of the patch's maximum
+    winner = np.empty(width, dtype=np.int64)  # per sample: the offset of the patch's maximum
     for k in range(starts.size):
-        y = acts[(op[OUT] + k) * width:(op[OUT] + k + 1) * width]
+        y = acts[(op[OUT] + k) * width : (op[OUT] + k + 1) * width]
         for j in range(offsets.size - 1, -1, -1):  # backwards, so that the first maximum wins
-            x = acts[(starts[k] + offsets[j]) * width:(starts[k] + offsets[j] + 1) * width]
+            x = acts[(starts[k] + offsets[j]) * width : (starts[k] + offsets[j] + 1) * width]
             for c in range(width):
                 winner[c] = offsets[j] if x[c] == y[c] else winner[c]
-        gy = grad_acts[(op[OUT] + k) * width:(op[OUT] + k + 1) * width]
+        gy = grad_acts[(op[OUT] + k) * width : (op[OUT] + k + 1) * width]
         for c in range(width):
             grad_acts[(starts[k] + winner[c]) * width + c] += gy[c]

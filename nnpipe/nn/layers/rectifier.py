@@ -14,8 +14,8 @@ from nnpipe.nn.layers.nonlinearity import ACTIVATION
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, width):
     n = op[OUT_LEN] * width
-    x = acts[op[IN0] * width:op[IN0] * width + n]
-    y = acts[op[OUT] * width:op[OUT] * width + n]
+    x = acts[op[IN0] * width : op[IN0] * width + n]
+    y = acts[op[OUT] * width : op[OUT] * width + n]
     slope = LEAKY_SLOPE if op[ACTIVATION] == LEAKYRELU else np.float32(0)
     for i in range(n):
         y[i] = x[i] if x[i] > 0 else slope * x[i]
@@ -24,9 +24,9 @@ def forward(op, acts, width):
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def backward(op, acts, grad_acts, width):
     n = op[OUT_LEN] * width
-    x = acts[op[IN0] * width:op[IN0] * width + n]
-    gx = grad_acts[op[IN0] * width:op[IN0] * width + n]
-    gy = grad_acts[op[OUT] * width:op[OUT] * width + n]
+    x = acts[op[IN0] * width : op[IN0] * width + n]
+    gx = grad_acts[op[IN0] * width : op[IN0] * width + n]
+    gy = grad_acts[op[OUT] * width : op[OUT] * width + n]
     slope = LEAKY_SLOPE if op[ACTIVATION] == LEAKYRELU else np.float32(0)
     for i in range(n):
         gx[i] += gy[i] if x[i] > 0 else slope * gy[i]

@@ -24,8 +24,9 @@ def nn_rename(ctx, selection, out, source):
     add(ctx, out, Rename(), [source])
 
 
-@network_command("nn_clone", OUT_NAME, LayerName("out1", previous=False, help="name of the second copy"),
-                 IN_OR_PREVIOUS)
+@network_command(
+    "nn_clone", OUT_NAME, LayerName("out1", previous=False, help="name of the second copy"), IN_OR_PREVIOUS
+)
 def nn_clone(ctx, selection, out0, out1, source):
     """Add two layers that both pass their input through unchanged."""
     source = ctx.network().resolve(source)

@@ -14,14 +14,17 @@ from nnpipe.registry import Int, LayerName
 
 class Reshape(Layer):
     """options: size (w, h, d, s)."""
+
     kind = "reshape"
     alias = True
 
     def build(self, input_sizes):
         size = self.options["size"]
         if count(size) != count(input_sizes[0]):
-            raise UserError(f"cannot reshape input ({size_text(input_sizes[0])}) to output"
-                            f" ({size_text(size)}): not the same number of values")
+            raise UserError(
+                f"cannot reshape input ({size_text(input_sizes[0])}) to output"
+                f" ({size_text(size)}): not the same number of values"
+            )
         return size
 
     def export_onnx(self, g, step):
@@ -30,14 +33,14 @@ class Reshape(Layer):
 
 class Split(Layer):
     """options: channels (nb_channels0), part (0: the first channels, 1: the rest)."""
+
     kind = "split"
     alias = True
 
     def build(self, input_sizes):
         (w, h, d, s), channels = input_sizes[0], self.options["channels"]
         if channels >= s:
-            raise UserError(f"nb_channels0 must be less than the input's {s} channels"
-                            f" (got {channels})")
+            raise UserError(f"nb_channels0 must be less than the input's {s} channels (got {channels})")
         return (w, h, d, s - channels if self.options["part"] else channels)
 
     def alias_offset(self, input_sizes):
@@ -47,13 +50,27 @@ class Split(Layer):
     def export_onnx(self, g, step):
         channels = self.options["channels"]
         start, end = (0, channels) if self.options["part"] == 0 else (channels, step.input_sizes[0][3])
-        return g.node("Slice", [step.inputs[0], g.constant([start], f"{step.name}_start", np.int64),
-                                g.constant([end], f"{step.name}_end", np.int64),
-                                g.constant([g.CHANNEL_AXIS], f"{step.name}_axes", np.int64)], step.name)
+        return g.node(
+            "Slice",
+            [
+                step.inputs[0],
+                g.constant([start], f"{step.name}_start", np.int64),
+                g.constant([end], f"{step.name}_end", np.int64),
+                g.constant([g.CHANNEL_AXIS], f"{step.name}_axes", np.int64),
+            ],
+            step.name,
+        )
 
 
-@network_command("nn_reshape", OUT_NAME, IN_NAME, Int("width", low=1), Int("height", low=1),
-                 Int("depth", low=1), Int("spectrum", low=1))
+@network_command(
+    "nn_reshape",
+    OUT_NAME,
+    IN_NAME,
+    Int("width", low=1),
+    Int("height", low=1),
+    Int("depth", low=1),
+    Int("spectrum", low=1),
+)
 def nn_reshape(ctx, selection, out, source, width, height, depth, spectrum):
     """Add a layer holding its input's values, in the same order, under another size.
 
@@ -61,10 +78,13 @@ def nn_reshape(ctx, selection, out, source, width, height, depth, spectrum):
     add(ctx, out, Reshape(size=(width, height, depth, spectrum)), [source])
 
 
-@network_command("nn_split", LayerName("name0", previous=False, help="name of the first part"),
-                 LayerName("name1", previous=False, help="name of the second part"), IN_NAME,
-                 Int("nb_channels0", low=1,
-                     help="channels of the first part (the rest go to the second)"))
+@network_command(
+    "nn_split",
+    LayerName("name0", previous=False, help="name of the first part"),
+    LayerName("name1", previous=False, help="name of the second part"),
+    IN_NAME,
+    Int("nb_channels0", low=1, help="channels of the first part (the rest go to the second)"),
+)
 def nn_split(ctx, selection, name0, name1, source, channels):
     """Add two layers: the first nb_channels0 channels of the input, and the others."""
     source = ctx.network().resolve(source)

@@ -16,8 +16,22 @@ import numpy as np
 
 from nnpipe.errors import UserError
 from nnpipe.nn.building import IN_NAME, OUT_NAME, add, network_command
-from nnpipe.nn.layers import (IN0, IN_D, IN_H, IN_S, IN_W, OUT, OUT_D, OUT_H, OUT_LEN, OUT_S, OUT_W,
-                              Layer, column, gather)
+from nnpipe.nn.layers import (
+    IN0,
+    IN_D,
+    IN_H,
+    IN_S,
+    IN_W,
+    OUT,
+    OUT_D,
+    OUT_H,
+    OUT_LEN,
+    OUT_S,
+    OUT_W,
+    Layer,
+    column,
+    gather,
+)
 from nnpipe.numbers import INT_LIMIT
 from nnpipe.registry import SAME, Int, Size
 
@@ -27,6 +41,7 @@ NONE, NEAREST, AVERAGE, LINEAR = range(len(NAMES))
 
 class Resize(Layer):
     """options: size, four (value, is_percent) pairs (w, h, d, s); interpolation (0-3)."""
+
     kind = "resize"
     kernel_arguments = ("interpolation",)
 
@@ -57,10 +72,22 @@ class Resize(Layer):
 INTERPOLATION = column(Resize, "interpolation")
 
 
-@network_command("nn_resize", OUT_NAME, IN_NAME, Size("width"), Size("height", SAME), Size("depth", SAME),
-                 Size("spectrum", SAME),
-                 Int("interpolation", 3, low=0, high=3,
-                     help="0 none (zeros beyond the input), 1 nearest, 2 moving average, 3 linear"))
+@network_command(
+    "nn_resize",
+    OUT_NAME,
+    IN_NAME,
+    Size("width"),
+    Size("height", SAME),
+    Size("depth", SAME),
+    Size("spectrum", SAME),
+    Int(
+        "interpolation",
+        3,
+        low=0,
+        high=3,
+        help="0 none (zeros beyond the input), 1 nearest, 2 moving average, 3 linear",
+    ),
+)
 def nn_resize(ctx, selection, out, source, width, height, depth, spectrum, interpolation):
     """Add a layer resizing its input, as nn_lib does (CImg's linear resize).
 
@@ -123,7 +150,7 @@ def resample(op, buffer, width, adjoint):
     fz, wz = axis_weights(op[IN_D], op[OUT_D], mode)
     fc, wc = axis_weights(op[IN_S], op[OUT_S], mode)
     if not adjoint:
-        buffer[op[OUT] * width:(op[OUT] + op[OUT_LEN]) * width] = 0
+        buffer[op[OUT] * width : (op[OUT] + op[OUT_LEN]) * width] = 0
     for k in range(op[OUT_LEN]):
         x, y, z, c = gather.position(k, op[OUT_W], op[OUT_H], op[OUT_D])
         out = (op[OUT] + k) * width
@@ -134,8 +161,9 @@ def resample(op, buffer, width, adjoint):
                         weight = wc[c, jc] * wz[z, jz] * wy[y, jy] * wx[x, jx]
                         if weight == 0:
                             continue
-                        source = gather.index(fx[x] + jx, fy[y] + jy, fz[z] + jz, fc[c] + jc,
-                                              op[IN_W], op[IN_H], op[IN_D])
+                        source = gather.index(
+                            fx[x] + jx, fy[y] + jy, fz[z] + jz, fc[c] + jc, op[IN_W], op[IN_H], op[IN_D]
+                        )
                         at = (op[IN0] + source) * width
                         if adjoint:
                             for s in range(width):

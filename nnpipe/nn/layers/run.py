@@ -13,14 +13,29 @@ import numpy as np
 
 from nnpipe.errors import UserError
 from nnpipe.nn.building import IN_NAME, OUT_NAME, add, network_command
-from nnpipe.nn.layers import (IN0, IN0_LEN, IN_D, IN_H, IN_S, IN_W, OUT, OUT_D, OUT_H, OUT_LEN,
-                              OUT_S, OUT_W, Layer, gather)
+from nnpipe.nn.layers import (
+    IN0,
+    IN0_LEN,
+    IN_D,
+    IN_H,
+    IN_S,
+    IN_W,
+    OUT,
+    OUT_D,
+    OUT_H,
+    OUT_LEN,
+    OUT_S,
+    OUT_W,
+    Layer,
+    gather,
+)
 from nnpipe.nn.layers.resize import LINEAR, axis_weights, sized
 from nnpipe.registry import SAME, Size, Text
 
 
 class RunCommand(Layer):
     """options: command (text), size: four (value, is_percent) pairs (w, h, d, s)."""
+
     kind = "run"
 
     def build(self, input_sizes):
@@ -30,9 +45,16 @@ class RunCommand(Layer):
         return f"command='{self.options['command']}'"
 
 
-@network_command("nn_run", OUT_NAME, IN_NAME, Text("command", help="the command run on each sample's input"
-                                                  " image (quoted when it holds spaces)"),
-                 Size("width", SAME), Size("height", SAME), Size("depth", SAME), Size("spectrum", SAME))
+@network_command(
+    "nn_run",
+    OUT_NAME,
+    IN_NAME,
+    Text("command", help="the command run on each sample's input image (quoted when it holds spaces)"),
+    Size("width", SAME),
+    Size("height", SAME),
+    Size("depth", SAME),
+    Size("spectrum", SAME),
+)
 def nn_run(ctx, selection, out, source, command, width, height, depth, spectrum):
     """Add a layer computed by a command, as nn_lib's nn_run: for each sample, the command runs
     on a list holding only the input (an image of the input's size), and its last image,
@@ -52,7 +74,7 @@ def resized(image, size):
         last = result.shape[axis] - 1
         shape = [1, 1, 1, 1]
         shape[axis] = n_out
-        total = np.zeros(result.shape[:axis] + (n_out,) + result.shape[axis + 1:], dtype=np.float32)
+        total = np.zeros(result.shape[:axis] + (n_out,) + result.shape[axis + 1 :], dtype=np.float32)
         for j in range(weights.shape[1]):
             taken = np.take(result, np.minimum(first + j, last), axis=axis)
             total += taken * weights[:, j].reshape(shape)
@@ -65,10 +87,10 @@ def forward(layer, op, acts, width, valid, runner):
     gives the image the command leaves last. A Python function, not a kernel: the engine
     calls it between the compiled parts of the plan."""
     command = layer.options["command"]
-    w, h, d, s = op[IN_W:IN_S + 1]
-    size = tuple(op[OUT_W:OUT_S + 1])
-    inputs = acts[op[IN0] * width:(op[IN0] + op[IN0_LEN]) * width].reshape(op[IN0_LEN], width)
-    outputs = acts[op[OUT] * width:(op[OUT] + op[OUT_LEN]) * width].reshape(op[OUT_LEN], width)
+    w, h, d, s = op[IN_W : IN_S + 1]
+    size = tuple(op[OUT_W : OUT_S + 1])
+    inputs = acts[op[IN0] * width : (op[IN0] + op[IN0_LEN]) * width].reshape(op[IN0_LEN], width)
+    outputs = acts[op[OUT] * width : (op[OUT] + op[OUT_LEN]) * width].reshape(op[OUT_LEN], width)
     for c in range(valid):
         result = np.asarray(runner(command, inputs[:, c].reshape(s, d, h, w).copy()))
         if result.ndim != 4 or not result.size:
@@ -94,8 +116,9 @@ def backward(op, grad_acts, width):
                         weight = wc[c, jc] * wz[z, jz] * wy[y, jy] * wx[x, jx]
                         if weight == 0:
                             continue
-                        source = gather.index(fx[x] + jx, fy[y] + jy, fz[z] + jz, fc[c] + jc,
-                                              op[OUT_W], op[OUT_H], op[OUT_D])
+                        source = gather.index(
+                            fx[x] + jx, fy[y] + jy, fz[z] + jz, fc[c] + jc, op[OUT_W], op[OUT_H], op[OUT_D]
+                        )
                         at = (op[OUT] + source) * width
                         for sample in range(width):
                             grad_acts[target + sample] += weight * grad_acts[at + sample]

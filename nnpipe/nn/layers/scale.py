@@ -43,8 +43,12 @@ class Scale(Layer):
 CHANNELS = column(Scale, "channels")
 
 
-@network_command("nn_scale", OUT_NAME, IN_OR_PREVIOUS,
-                 Int("learning_mode", 3, low=0, high=3, help="0 none, 1 scales only, 2 shifts only, 3 both"))
+@network_command(
+    "nn_scale",
+    OUT_NAME,
+    IN_OR_PREVIOUS,
+    Int("learning_mode", 3, low=0, high=3, help="0 none, 1 scales only, 2 shifts only, 3 both"),
+)
 def nn_scale(ctx, selection, out, source, learning_mode):
     """Add a per-channel scale and shift, y = a x + b (an nnpipe extension): OUT_scale, whose
     parameter image holds one row (a, b) per channel, and OUT."""
@@ -54,11 +58,11 @@ def nn_scale(ctx, selection, out, source, learning_mode):
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def forward(op, acts, params, width):
-    size = op[OUT_LEN] // op[CHANNELS] * width   # values of one channel, all samples
+    size = op[OUT_LEN] // op[CHANNELS] * width  # values of one channel, all samples
     for c in range(op[CHANNELS]):
         a, b = params[op[PARAM] + 2 * c], params[op[PARAM] + 2 * c + 1]
-        x = acts[(op[IN0] * width + c * size):(op[IN0] * width + (c + 1) * size)]
-        y = acts[(op[OUT] * width + c * size):(op[OUT] * width + (c + 1) * size)]
+        x = acts[(op[IN0] * width + c * size) : (op[IN0] * width + (c + 1) * size)]
+        y = acts[(op[OUT] * width + c * size) : (op[OUT] * width + (c + 1) * size)]
         for i in range(size):
             y[i] = a * x[i] + b
 
@@ -68,9 +72,9 @@ def backward(op, acts, grad_acts, params, grads, width):
     size = op[OUT_LEN] // op[CHANNELS] * width
     for c in range(op[CHANNELS]):
         a = params[op[PARAM] + 2 * c]
-        x = acts[(op[IN0] * width + c * size):(op[IN0] * width + (c + 1) * size)]
-        gx = grad_acts[(op[IN0] * width + c * size):(op[IN0] * width + (c + 1) * size)]
-        gy = grad_acts[(op[OUT] * width + c * size):(op[OUT] * width + (c + 1) * size)]
+        x = acts[(op[IN0] * width + c * size) : (op[IN0] * width + (c + 1) * size)]
+        gx = grad_acts[(op[IN0] * width + c * size) : (op[IN0] * width + (c + 1) * size)]
+        gy = grad_acts[(op[OUT] * width + c * size) : (op[OUT] * width + (c + 1) * size)]
         g_scale, g_shift = np.float32(0), np.float32(0)
         for i in range(size):
             gx[i] += a * gy[i]
