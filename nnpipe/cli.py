@@ -13,7 +13,7 @@ from nnpipe import __version__, interrupt, limits, sweeps
 from nnpipe.commands import load_all
 from nnpipe.errors import OUT_OF_MEMORY, UsageError, UserError, one_line
 from nnpipe.lang.interpreter import Interpreter
-from nnpipe.registry import GROUP_ORDER
+from nnpipe.registry import APIS, DEFAULT_API, GROUP_ORDER
 
 COMMANDS = load_all()
 
@@ -48,9 +48,18 @@ SETTINGS = dict(
 @click.option("--quiet", "-q", is_flag=True, help="Hide progress bars and notices.")
 @click.option("--verbose", "-v", is_flag=True, help="Print each command as it runs.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks.")
+@click.option(
+    "--nnlib",
+    type=click.Choice(APIS),
+    default=DEFAULT_API,
+    envvar="NNPIPE_NNLIB",
+    show_default=True,
+    show_envvar=True,
+    help="The nn_lib API of the nn_* commands: nn_lib 2023's, or G'MIC 3.6's.",
+)
 @click.version_option(__version__, prog_name="nnpipe")
 @click.pass_context
-def main(ctx, seed, quiet, verbose, debug):
+def main(ctx, seed, quiet, verbose, debug, nnlib):
     """nnpipe: neural networks as chains of commands on a list of images.
 
     \b
@@ -61,14 +70,14 @@ def main(ctx, seed, quiet, verbose, debug):
       nnpipe help [COMMAND]          describe a command, or the language
       nnpipe commands                list the commands by group
     """
-    ctx.obj = dict(seed=seed, quiet=quiet, verbose=verbose, debug=debug)
+    ctx.obj = dict(seed=seed, quiet=quiet, verbose=verbose, debug=debug, api=nnlib)
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
 
 
 def _interpret(options, action):
     interpreter = Interpreter(
-        COMMANDS, seed=options["seed"], quiet=options["quiet"], verbose=options["verbose"]
+        COMMANDS, options["seed"], options["quiet"], options["verbose"], api=options["api"]
     )
     _reporting_errors(options, lambda: action(interpreter), interpreter.workspace.warn)
 
@@ -279,31 +288,36 @@ def map_command(options, script, files, workers, scheduler, dashboard):
 
 @main.command("help")
 @click.argument("name", required=False)
-def help_command(name):
+@click.pass_obj
+def help_command(options, name):
     """Describe COMMAND, or the language when no command is named."""
     if name is None:
         click.echo(LANGUAGE_HELP + "\n\nRun `nnpipe commands` for the list of commands.")
         return
-    entry = COMMANDS.lookup(name)
+    api = options["api"]
+    entry = COMMANDS.lookup(name, api) or COMMANDS.lookup(name, COMMANDS.elsewhere(name, api) or api)
     if entry is None:
-        suggestion = COMMANDS.closest(name)
+        suggestion = COMMANDS.closest(name, api)
         hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
         click.echo(f"nnpipe: error: unknown command '{one_line(name)}'{hint}", err=True)
         sys.exit(2)
+    if COMMANDS.lookup(name, api) is None:
+        click.echo(f"(nn_lib {entry.apis[0]}'s command: run with --nnlib {entry.apis[0]})")
     click.echo(entry.describe())
 
 
 @main.command("commands")
-def commands_command():
-    """List every command, grouped."""
-    click.echo(command_list())
+@click.pass_obj
+def commands_command(options):
+    """List every command of the chosen nn_lib API, grouped."""
+    click.echo(command_list(options["api"]))
 
 
-def command_list():
+def command_list(api):
     columns = max(60, shutil.get_terminal_size().columns - 1)
     lines = []
     for group in GROUP_ORDER:
-        entries = COMMANDS.in_group(group)
+        entries = COMMANDS.in_group(group, api)
         if not entries:
             continue
         lines.append(f"{group}:")

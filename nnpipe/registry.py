@@ -246,7 +246,7 @@ class Command:
     (G'MIC's `input[k]`); `plus_on_copies`: '+' runs it on copies of the selection (G'MIC's
     +append, +keep); `implicit`: an item that is no command but a value, a size or a file runs
     it (G'MIC's `input`); `after(ctx, name, arguments)`: called once it has run (a network
-    remembers the commands that built it)."""
+    remembers the commands that built it); `apis`: the nn_lib APIs that have it."""
 
     name: str
     function: object
@@ -263,6 +263,7 @@ class Command:
     plus_on_copies: bool = False
     implicit: bool = False
     after: object = None
+    apis: tuple = ("2023", "3.6")
 
     @property
     def takes_arguments(self):
@@ -344,34 +345,57 @@ def _default_text(value):
     return "none" if value is None else str(value)
 
 
+APIS = ("2023", "3.6")  # nn_lib's APIs: 2023's (the default) and G'MIC 3.6's
+DEFAULT_API = "2023"
+
+
 class Registry:
-    """The commands by name and alias, and the global variables the language starts with
-    (nn_lib's macro names, set by the commands that give them meaning)."""
+    """The commands by name and alias, one table per nn_lib API (a command outside nn_lib
+    is in both), and the global variables the language starts with (nn_lib's macro names, set
+    by the commands that give them meaning)."""
 
     def __init__(self):
-        self.commands, self.aliases, self.variables = {}, {}, {}
+        self.tables = {api: ({}, {}) for api in APIS}  # api: (commands by name, aliases)
+        self.variables = {}
 
     def add(self, entry):
-        for name in (entry.name, *entry.aliases):
-            if name in self.commands or name in self.aliases:
-                raise RuntimeError(f"command {name} registered twice")
-        self.commands[entry.name] = entry
-        self.aliases.update((alias, entry.name) for alias in entry.aliases)
+        for api in entry.apis:
+            commands, aliases = self.tables[api]
+            for name in (entry.name, *entry.aliases):
+                if name in commands or name in aliases:
+                    raise RuntimeError(f"command {name} registered twice in API {api}")
+            commands[entry.name] = entry
+            aliases.update((alias, entry.name) for alias in entry.aliases)
 
-    def lookup(self, name):
-        """The command called `name` (or by alias), or None."""
-        return self.commands.get(self.aliases.get(name, name))
+    def commands(self, api=DEFAULT_API):
+        """{name: Command} of `api`."""
+        return self.tables[api][0]
 
-    def closest(self, name):
-        """The command name (or alias) most like `name`, or None."""
-        found = difflib.get_close_matches(name, list(self.commands) + list(self.aliases), n=1)
+    def aliases(self, api=DEFAULT_API):
+        return self.tables[api][1]
+
+    def lookup(self, name, api=DEFAULT_API):
+        """The command called `name` (or by alias) in `api`, or None."""
+        commands, aliases = self.tables[api]
+        return commands.get(aliases.get(name, name))
+
+    def elsewhere(self, name, api=DEFAULT_API):
+        """The other API that has the command `name`, when `api` has not, or None."""
+        if self.lookup(name, api) is not None:
+            return None
+        return next((other for other in APIS if self.lookup(name, other) is not None), None)
+
+    def closest(self, name, api=DEFAULT_API):
+        """The command name (or alias) of `api` most like `name`, or None."""
+        commands, aliases = self.tables[api]
+        found = difflib.get_close_matches(name, list(commands) + list(aliases), n=1)
         return found[0] if found else None
 
-    def implicit(self):
-        return next(entry for entry in self.commands.values() if entry.implicit)
+    def implicit(self, api=DEFAULT_API):
+        return next(entry for entry in self.commands(api).values() if entry.implicit)
 
-    def in_group(self, group):
-        return sorted((e for e in self.commands.values() if e.group == group), key=lambda e: e.name)
+    def in_group(self, group, api=DEFAULT_API):
+        return sorted((e for e in self.commands(api).values() if e.group == group), key=lambda e: e.name)
 
 
 COMMANDS = Registry()  # what the command modules declare (nnpipe.commands.load_all)
@@ -392,8 +416,10 @@ def command(
     plus_on_copies=False,
     implicit=False,
     after=None,
+    api=None,
 ):
-    """Register a command in COMMANDS; see the module docstring and Command's flags."""
+    """Register a command in COMMANDS; see the module docstring and Command's flags. `api`:
+    the nn_lib API that has it ("2023" or "3.6"; default: both)."""
 
     def register(function):
         COMMANDS.add(
@@ -413,6 +439,7 @@ def command(
                 plus_on_copies,
                 implicit,
                 after,
+                APIS if api is None else (api,),
             )
         )
         return function
@@ -420,6 +447,6 @@ def command(
     return register
 
 
-def lookup(name):
-    """The command called `name` (or by alias) in COMMANDS, or None."""
-    return COMMANDS.lookup(name)
+def lookup(name, api=DEFAULT_API):
+    """The command called `name` (or by alias) of `api` in COMMANDS, or None."""
+    return COMMANDS.lookup(name, api)

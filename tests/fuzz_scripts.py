@@ -216,7 +216,7 @@ def arguments(draw, entry):
 SELECTIONS = st.sampled_from(
     ["", "", "", ".", "..", "[0]", "[-1]", "[0,1]", "[0-1]", "[5]", "[IN]", "[X]", "[]", "[-99]"]
 )
-NAMES = sorted(COMMANDS.commands) + sorted(COMMANDS.aliases)
+NAMES = sorted(COMMANDS.commands()) + sorted(COMMANDS.aliases())
 
 
 @st.composite

@@ -213,7 +213,7 @@ def test_commands_shows_whole_first_paragraphs():
     from nnpipe.registry import COMMANDS
 
     listing = " ".join(cli("commands").stdout.split())
-    for entry in COMMANDS.commands.values():
+    for entry in COMMANDS.commands().values():
         assert entry.summary() in listing, entry.name
     # a summary that spans several lines of its docstring is whole, not cut at the first
     assert COMMANDS.lookup("nn_avgpool2d").summary().endswith(".")

@@ -520,7 +520,7 @@ def test_lexer_separates_definitions_from_main_program():
 
 SAFE_COMMANDS = sorted(
     name
-    for name, entry in COMMANDS.commands.items()
+    for name, entry in COMMANDS.commands().items()
     if entry.function.__module__ in ("nnpipe.commands.images", "nnpipe.commands.control") and name != "output"
 ) + ["i", "r", "n", "k", "rm", "nm", "p", "e"]
 

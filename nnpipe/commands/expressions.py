@@ -225,7 +225,7 @@ def eval_command(ctx, selection, expression):
     ctx.status = format_value(result)
 
 
-@command("nn_lib", group=NETWORK, takes_selection=False)
+@command("nn_lib", group=NETWORK, takes_selection=False, api="2023")
 def nn_lib(ctx, selection):
     """Status: the prelude nn_lib's training expressions start with (`${-nn_lib}`).
 

@@ -30,6 +30,7 @@ class VariableName(Param):
 @command(
     "nn_save",
     group=FILES,
+    api="2023",
     takes_selection=False,
     params=[
         Text(
@@ -62,6 +63,7 @@ def nn_save(ctx, selection, path, include_trainer_data):
 @command(
     "nn_load",
     group=FILES,
+    api="2023",
     takes_selection=False,
     params=[Text("file", help="a file written by nn_save, or a variable set by nn_store"), TRAINER_DATA],
 )
@@ -90,6 +92,7 @@ def nn_load(ctx, selection, source, include_trainer_data):
 @command(
     "nn_store",
     group=FILES,
+    api="2023",
     takes_selection=False,
     params=[VariableName("variable", help="name of the variable"), TRAINER_DATA],
 )

@@ -12,6 +12,7 @@ from nnpipe.registry import NETWORK, Choice, Float, LayerName, command, typed_nu
 @command(
     "nn_init",
     group=NETWORK,
+    api="2023",
     takes_selection=False,
     params=[LayerName("name", DEFAULT_NAME, previous=False, help="network name")],
 )
@@ -24,6 +25,7 @@ def nn_init(ctx, selection, name):
 @command(
     "nn_select",
     group=NETWORK,
+    api="2023",
     takes_selection=False,
     params=[LayerName("name", previous=False, help="network name")],
 )
@@ -88,6 +90,7 @@ def drop_unused_moments(ctx, network, optimizer):
 @command(
     "nn_check_layer",
     group=NETWORK,
+    api="2023",
     takes_selection=False,
     params=[LayerName("name", previous=False, help="layer (or trainer) name")],
 )
@@ -98,7 +101,7 @@ def nn_check_layer(ctx, selection, name):
         network.resolve(name)
 
 
-@command("nn_print", group=NETWORK, takes_selection=False)
+@command("nn_print", group=NETWORK, takes_selection=False, api="2023")
 def nn_print(ctx, selection):
     """Print the current network in nn_lib's layout: one block per module (type, input,
     output size, properties, parameter count; a trainer's parameters are its state image's
@@ -112,7 +115,7 @@ def nn_print(ctx, selection):
     )
 
 
-@command("nn_size", group=NETWORK, takes_selection=False)
+@command("nn_size", group=NETWORK, takes_selection=False, api="2023")
 def nn_size(ctx, selection):
     """Return the number of stored parameters of the current network as the command's status,
     for ${-nn_size}; it prints nothing, as in nn_lib. It also sets $size to that number."""

@@ -47,7 +47,9 @@ class Workspace:
     """`run_commands(text, image)`: runs commands of the language on a list holding only
     `image` and returns the last image they leave (the interpreter's, for nn_run layers)."""
 
-    def __init__(self, seed=None, quiet=False, out=None, err=None, variables=None, run_commands=None):
+    def __init__(
+        self, seed=None, quiet=False, out=None, err=None, variables=None, run_commands=None, api="2023"
+    ):
         self.images = ImageList()
         self.networks = {}
         self.current_network = None
@@ -60,6 +62,7 @@ class Workspace:
         self.location = "<command line>"
         self.status = ""
         self.run_commands = run_commands
+        self.api = api  # the nn_lib API the run speaks (a network read from a file keeps its own)
 
     # --- output -------------------------------------------------------------------------
     def echo(self, text):

@@ -21,7 +21,7 @@ from nnpipe.limits import check_text, read_text
 from nnpipe.naming import copy_name
 from nnpipe.numbers import format_value
 from nnpipe.quoting import unprotect
-from nnpipe.registry import split_arguments
+from nnpipe.registry import DEFAULT_API, split_arguments
 
 BLANK_SIZE = re.compile(r"^\d+(,\d+){0,3}(,.*)?$", re.S)
 IMAGE_EXPRESSION = re.compile(r"^\s*(-?\d+)\s*,(.*)$", re.S)
@@ -44,14 +44,16 @@ class _Return(Exception):
 class Interpreter:
     """Runs parsed scripts against one workspace; holds the definitions and the call stack.
 
-    `commands`: the registry (nnpipe.commands.load_all's); the other arguments make the
-    workspace: the random generator's seed, --quiet, the output and error streams."""
+    `commands`: the registry (nnpipe.commands.load_all's), whose commands of the nn_lib API
+    `api` it runs; the other arguments make the workspace: the random generator's seed,
+    --quiet, the output and error streams."""
 
-    def __init__(self, commands, seed=None, quiet=False, verbose=False, out=None, err=None):
+    def __init__(self, commands, seed=None, quiet=False, verbose=False, out=None, err=None, api=DEFAULT_API):
         self.commands = commands
+        self.api = api
         self.variables = Variables()
         self.variables.globals.update(commands.variables)
-        self.workspace = Workspace(seed, quiet, out, err, self.variables, self.run_commands)
+        self.workspace = Workspace(seed, quiet, out, err, self.variables, self.run_commands, api)
         self.definitions = {}
         self.bodies = {}
         self.verbose = verbose
@@ -85,7 +87,7 @@ class Interpreter:
 
     def parse(self, items):
         try:
-            nodes, _ = Parser(items, self.commands, self.definitions, self.load_file).parse_block()
+            nodes, _ = Parser(items, self.commands, self.api, self.definitions, self.load_file).parse_block()
         except RecursionError:
             raise UserError("blocks nested too deeply") from None
         return nodes
@@ -247,10 +249,10 @@ class Interpreter:
         text = self.substitute(node.item.text)
         match = COMMAND_ITEM.match(text)
         name = match.group(2) if match else None
-        if match is None or (self.commands.lookup(name) is None and name not in self.definitions):
+        if match is None or (self.commands.lookup(name, self.api) is None and name not in self.definitions):
             plain = unprotect(text)
             if node.arguments is None and _is_value(plain):
-                implicit = self.commands.implicit()
+                implicit = self.commands.implicit(self.api)
                 return self.call_builtin(implicit, implicit.name, [], False, text, node)
             raise UserError(self.unknown(plain))
         plus, selection_text = match.group(1) == "+", match.group(3)
@@ -265,7 +267,7 @@ class Interpreter:
             if selection_text or plus:
                 raise UserError("a command defined in a script takes no selection or '+'", command=name)
             return self.call_definition(name, arguments)
-        entry = self.commands.lookup(name)
+        entry = self.commands.lookup(name, self.api)
         if selection_text and not entry.takes_selection:
             raise UserError("takes no selection", command=entry.name)
         if plus and not entry.each and not entry.plus_on_copies:
@@ -427,9 +429,16 @@ class Interpreter:
         ]
 
     def unknown(self, text):
-        """The message for an unknown command, with the closest name if one is close."""
+        """The message for an unknown command: the API that has it, or the closest name."""
         name = text.lstrip("+-")
-        close = difflib.get_close_matches(name, list(self.definitions), n=1) or [self.commands.closest(name)]
+        other = self.commands.elsewhere(name, self.api)
+        if other is not None:
+            return (
+                f"'{name}' is nn_lib {other}'s, not {self.api}'s: run nnpipe with --nnlib {other}"
+                f" (or NNPIPE_NNLIB={other})"
+            )
+        close = difflib.get_close_matches(name, list(self.definitions), n=1)
+        close = close or [self.commands.closest(name, self.api)]
         hint = f" (did you mean '{close[0]}'?)" if close[0] else ""
         return f"unknown command '{text}'{hint}"
 

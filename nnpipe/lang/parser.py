@@ -81,18 +81,20 @@ class LoopControl:
 class Parser:
     """Items into a tree of nodes. `commands` (the registry) and `definitions` (the script's
     commands) tell which items are commands and which take arguments; `load_file(path, item)`
-    reads a command file named as an item, whose commands exist from there on."""
+    reads a command file named as an item, whose commands exist from there on. `api`: the
+    nn_lib API whose commands the registry gives."""
 
-    def __init__(self, items, commands, definitions, load_file):
+    def __init__(self, items, commands, api, definitions, load_file):
         self.items = items
         self.pos = 0
         self.commands = commands
+        self.api = api
         self.definitions = definitions
         self.load_file = load_file
         self.depth = 0
 
     def is_command(self, name):
-        return self.commands.lookup(name) is not None or name in self.definitions
+        return self.commands.lookup(name, self.api) is not None or name in self.definitions
 
     def starts_new_statement(self, text):
         match = COMMAND_ITEM.match(text)
@@ -106,7 +108,7 @@ class Parser:
         """(takes arguments, all of them optional)"""
         if name in self.definitions:
             return self.definitions[name].takes_arguments, False
-        entry = self.commands.lookup(name)
+        entry = self.commands.lookup(name, self.api)
         return entry.takes_arguments, entry.arguments_optional
 
     def parse_block(self, until=()):

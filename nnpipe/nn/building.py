@@ -43,9 +43,11 @@ def builds_network(entry):
     return entry is not None and entry.after is remember
 
 
-def network_command(name, *params, help=""):
-    """Declare a command that adds modules to the current network."""
-    return command(name, group=NETWORK, params=list(params), takes_selection=False, after=remember, help=help)
+def network_command(name, *params, help="", api="2023"):
+    """Declare a command of nn_lib's `api` that adds modules to the current network."""
+    return command(
+        name, group=NETWORK, params=list(params), takes_selection=False, after=remember, help=help, api=api
+    )
 
 
 def add(ctx, name, layer, inputs):
