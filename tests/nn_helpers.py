@@ -8,7 +8,8 @@ import numpy as np
 import nnpipe.cli  # noqa: F401  (importing the CLI registers every command family)
 from nnpipe.commands import load_all
 from nnpipe.lang.interpreter import Interpreter
-from nnpipe.nn import compiled, engine
+from nnpipe.nn import compiled
+from nnpipe.nn.chunks import load_chunk
 from nnpipe.nn.layers import INPUT_GRADIENTS
 
 
@@ -38,7 +39,7 @@ def _forward(plan, params, samples, training, seed, dtype):
     batch = samples.shape[0]
     acts = np.zeros(plan.width * batch, dtype=dtype)
     stats = np.zeros(plan.stats_width, dtype=dtype)
-    engine.load_chunk(plan.feed_table, samples, np.arange(batch), acts, batch)
+    load_chunk(plan.feed_table, samples, np.arange(batch), acts, batch)
     kernels = plan.kernels()
     kernels.forward_ops(
         plan.ops,

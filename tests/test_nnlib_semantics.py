@@ -339,6 +339,7 @@ def test_nn_run_resize_is_gmics_linear_resize():
 
 def test_nn_run_gradient_is_the_outputs_resized_to_the_input():
     from nnpipe.nn import compiled, engine
+    from nnpipe.nn.chunks import load_chunk
     from nnpipe.nn.layers.run import resized
 
     interp = nn_helpers.build('nn_input IN,3,2,1,1 nn_run R,IN,"cut -1,1",5,4 nn_loss_mse LOSS,R,GT')
@@ -347,12 +348,12 @@ def test_nn_run_gradient_is_the_outputs_resized_to_the_input():
     samples = np.random.default_rng(1).uniform(-0.8, 0.8, (2, 6 + 20)).astype(np.float32)
     acts = np.zeros(plan.width * 2, dtype=np.float32)
     grad_acts = np.zeros_like(acts)
-    engine.load_chunk(plan.feed_table, samples, np.arange(2), acts, 2)
-    engine.forward_calling_back(
-        plan, acts, np.zeros(0, np.float32), 2, 2, True, 0, np.zeros(0, np.float32), interp.run_commands
-    )
-    losses = np.empty((1, 2), dtype=np.float32)
+    load_chunk(plan.feed_table, samples, np.arange(2), acts, 2)
     kernels = plan.kernels()
+    no_values = np.zeros(0, np.float32)
+    with engine.commands_run_by(interp.run_commands):
+        compiled.run(kernels.forward_ops, plan.ops, plan.reals, acts, no_values, 2, 2, True, 0, no_values)
+    losses = np.empty((1, 2), dtype=np.float32)
     compiled.run(kernels.loss_ops, plan.loss_rows, acts, grad_acts, losses, 0, 2, 2, np.float32(0.5))
     compiled.run(
         kernels.backward_ops,

@@ -153,7 +153,7 @@ def command_runner(ctx, plan):
     """What runs the commands of a plan's nn_run layers: the workspace's run_commands(command,
     image), which runs `command` on a list holding only `image` and returns the last image it
     leaves."""
-    return ctx.run_commands if plan.callbacks else None
+    return ctx.run_commands if plan.calls_back else None
 
 
 @command("nn_coords", group=TRAINING, each=True, default_selection=last_data_image)

@@ -9,12 +9,11 @@ generated from the layer registry). A training step runs forward, loss and backw
 whole mini-batch in compiled code, on one thread when the batch is too small for more to
 pay, else its chunks shared out among the threads; then the optimizer updates every
 parameter. Nothing in Python runs per sample or per layer, except in a network with nn_run
-layers: their forward pass runs a command of the language, so the plan is run in compiled
-parts between them, one chunk at a time.
+layers: their forward kernel calls the language's runner for each sample (Numba's object
+mode), so such a plan runs on one thread.
 """
 
 import contextlib
-import math
 import threading
 
 import numba
@@ -22,8 +21,9 @@ import numpy as np
 from numba.core import event
 
 from nnpipe.nn import blas, compiled, optimizers, schedulers
-from nnpipe.nn.chunks import chunk_width, load_chunk, sample_indices
+from nnpipe.nn.chunks import chunk_width
 from nnpipe.nn.layers import (
+    COMMAND_RUNNER,
     FIRST_ARGUMENT,
     IN0,
     IN0_LEN,
@@ -108,7 +108,7 @@ class Plan:
         needed = network.ancestors(*targets)
         self.offsets, self.width = {}, 0
         self.feeds, self.parameters, rows, reals, loss_rows = [], [], [], [], []
-        self.callbacks = []  # (row in ops, layer) of the layers computed in Python (nn_run)
+        self.calls_back = False  # a layer's forward kernel calls Python (nn_run): one thread
         self.stats_width, parameter_size = 0, 0
         masks = []
         upstream_parameters = {}  # module name: whether a parameter lies upstream of (or in) it
@@ -147,8 +147,7 @@ class Plan:
             if layer.is_loss:  # losses feed no layer: they run after the forward pass
                 loss_rows.append(row)
                 continue
-            if not isinstance(registry.kernel_file(row[OPCODE]).forward, numba.core.registry.CPUDispatcher):
-                self.callbacks.append((len(rows), layer))
+            self.calls_back |= layer.calls_back
             rows.append(row)
             reals.append(layer.real(input_sizes))
         self.is_loss = all(network.modules[t].layer.is_loss for t in targets)
@@ -222,19 +221,28 @@ PARALLEL_WORK = 12_000_000
 
 def threads_for(plan, batch):
     """How many threads a batch of `batch` samples is worth: one unless the batch's work pays
-    for a parallel region, and never more than its samples (each thread takes whole ones)."""
+    for a parallel region, and never more than its samples (each thread takes whole ones);
+    one for a plan whose kernels call Python (the language's runner is not for threads)."""
     threads = min(numba.get_num_threads(), batch)
-    return threads if threads > 1 and batch * plan.work >= PARALLEL_WORK else 1
+    parallel = threads > 1 and batch * plan.work >= PARALLEL_WORK and not plan.calls_back
+    return threads if parallel else 1
+
+
+@contextlib.contextmanager
+def commands_run_by(runner):
+    """Around a run of a plan: `runner(command, image)` runs the commands of its nn_run layers."""
+    token = COMMAND_RUNNER.set(runner)
+    try:
+        yield
+    finally:
+        COMMAND_RUNNER.reset(token)
 
 
 def train(
     plan, params, moments, state, samples, iterations, batch, optimizer, scheduler, losses_out, runner=None
 ):
-    """`runner(command, image)`: runs nn_run's commands (see nnpipe.nn.layers.run)."""
-    if plan.callbacks:
-        return train_calling_back(
-            plan, params, moments, state, samples, iterations, batch, optimizer, scheduler, losses_out, runner
-        )
+    """Run `iterations` training steps (see nnpipe.nn.steps); return how many completed.
+    `runner(command, image)`: runs nn_run's commands (see nnpipe.nn.layers.run)."""
     threads = threads_for(plan, batch)
     width = chunk_width(batch, threads, TRAIN_CHUNK)
     acts = np.zeros((threads, plan.width * width), dtype=np.float32)
@@ -243,101 +251,29 @@ def train(
     losses = np.empty((len(plan.loss_rows), batch), dtype=np.float32)
     kernels = plan.kernels(optimizer, scheduler)
     steps = kernels.train_parallel if threads > 1 else kernels.train_serial
-    return compiled.run(
-        steps,
-        plan.ops,
-        plan.reals,
-        plan.loss_rows,
-        plan.feed_table,
-        samples,
-        iterations,
-        batch,
-        width,
-        params,
-        plan.mask,
-        moments,
-        state,
-        acts,
-        np.zeros_like(acts),
-        thread_grads,
-        thread_stats,
-        np.empty(batch, dtype=np.int64),
-        losses,
-        losses_out,
-    )
-
-
-def forward_calling_back(plan, acts, params, width, valid, training, seed, stats, runner):
-    """The forward pass of a plan with nn_run layers: compiled parts, and the commands
-    between them."""
-    forward_ops, start = plan.kernels().forward_ops, 0
-    for row, layer in plan.callbacks:
-        compiled.run(
-            forward_ops,
-            plan.ops[start:row],
-            plan.reals[start:row],
-            acts,
-            params,
-            width,
-            valid,
-            training,
-            seed,
-            stats,
-        )
-        registry.kernel_file(plan.ops[row, OPCODE]).forward(layer, plan.ops[row], acts, width, valid, runner)
-        start = row + 1
-    compiled.run(
-        forward_ops, plan.ops[start:], plan.reals[start:], acts, params, width, valid, training, seed, stats
-    )
-
-
-def train_calling_back(
-    plan, params, moments, state, samples, iterations, batch, optimizer, scheduler, losses_out, runner
-):
-    """train_serial for a plan with nn_run layers: the whole batch as one chunk, one step
-    after the other, the same draws, losses and updates."""
-    kernels = plan.kernels(optimizer, scheduler)
-    acts = np.empty(plan.width * batch, dtype=np.float32)
-    grad_acts = np.empty_like(acts)
-    indices = np.empty(batch, dtype=np.int64)
-    losses = np.empty((len(plan.loss_rows), batch), dtype=np.float32)
-    seed = int(state[schedulers.SEED])
-    for step in range(iterations):
-        iteration = int(state[schedulers.ITERATION])
-        sample_indices(seed, iteration, samples.shape[0], indices)
-        acts[:], grad_acts[:] = 0, 0
-        grads = np.zeros(plan.parameter_size, dtype=np.float32)
-        stats = np.zeros(plan.stats_width, dtype=np.float32)
-        load_chunk(plan.feed_table, samples, indices, acts, batch)
-        forward_calling_back(plan, acts, params, batch, batch, True, seed + iteration, stats, runner)
-        compiled.run(
-            kernels.loss_ops,
-            plan.loss_rows,
-            acts,
-            grad_acts,
-            losses,
-            0,
-            batch,
-            batch,
-            np.float32(1.0 / batch),
-        )
-        value = float(losses.sum()) / batch
-        if not math.isfinite(value):
-            return step
-        compiled.run(
-            kernels.backward_ops,
+    with commands_run_by(runner):
+        return compiled.run(
+            steps,
             plan.ops,
             plan.reals,
-            acts,
-            grad_acts,
-            params,
-            grads,
+            plan.loss_rows,
+            plan.feed_table,
+            samples,
+            iterations,
             batch,
-            seed + iteration,
+            width,
+            params,
+            plan.mask,
+            moments,
+            state,
+            acts,
+            np.zeros_like(acts),
+            thread_grads,
+            thread_stats,
+            np.empty(batch, dtype=np.int64),
+            losses,
+            losses_out,
         )
-        compiled.run(kernels.update, plan.ops, params, grads, plan.mask, moments, state, stats, batch, value)
-        losses_out[step] = value
-    return iterations
 
 
 # --- inference -----------------------------------------------------------------------------------
@@ -350,39 +286,25 @@ def infer(plan, params, samples, runner=None):
     `runner(command, image)`: runs nn_run's commands (see nnpipe.nn.layers.run)."""
     result = np.empty((samples.shape[0], plan.output[1]), dtype=np.float32)
     samples = np.ascontiguousarray(samples)
-    if plan.callbacks:
-        infer_calling_back(plan, params, samples, runner, result)
-    elif samples.shape[0]:
+    if samples.shape[0]:
         threads = threads_for(plan, samples.shape[0])
         width = chunk_width(samples.shape[0], threads, INFERENCE_CHUNK)
         acts = np.zeros((threads, plan.width * width), dtype=np.float32)
         kernels = plan.kernels()
         forward = kernels.infer_parallel if threads > 1 else kernels.infer_serial
-        compiled.run(
-            forward,
-            plan.ops,
-            plan.reals,
-            plan.feed_table,
-            samples,
-            np.arange(samples.shape[0]),
-            params,
-            width,
-            acts,
-            np.zeros(0, dtype=np.float32),
-            plan.output[0],
-            result,
-        )
+        with commands_run_by(runner):
+            compiled.run(
+                forward,
+                plan.ops,
+                plan.reals,
+                plan.feed_table,
+                samples,
+                np.arange(samples.shape[0]),
+                params,
+                width,
+                acts,
+                np.zeros(0, dtype=np.float32),
+                plan.output[0],
+                result,
+            )
     return result
-
-
-def infer_calling_back(plan, params, samples, runner, result):
-    """infer_serial for a plan with nn_run layers, a chunk at a time."""
-    offset, length = plan.output
-    acts = np.empty(plan.width * INFERENCE_CHUNK, dtype=np.float32)
-    no_stats = np.zeros(0, dtype=np.float32)
-    for first in range(0, samples.shape[0], INFERENCE_CHUNK):
-        rows = np.arange(first, min(first + INFERENCE_CHUNK, samples.shape[0]))
-        load_chunk(plan.feed_table, samples, rows, acts, INFERENCE_CHUNK)
-        forward_calling_back(plan, acts, params, INFERENCE_CHUNK, rows.size, False, 0, no_stats, runner)
-        values = acts[offset * INFERENCE_CHUNK : (offset + length) * INFERENCE_CHUNK]
-        result[rows] = values.reshape(length, INFERENCE_CHUNK)[:, : rows.size].T

@@ -12,6 +12,8 @@ float argument), acts, grad_acts, params, grads, width (samples in the chunk), v
 ones among them), training, seed (the step's), stats (the step's per-thread statistics),
 losses, scale (1 / batch), batch."""
 
+import contextvars
+
 import numba
 import numpy as np
 
@@ -48,6 +50,9 @@ from nnpipe.numbers import size_text
 FIRST_ARGUMENT, MAX_ARGUMENTS = 19, 8
 ROW_WIDTH = FIRST_ARGUMENT + MAX_ARGUMENTS
 NO_OP = -1
+# what runs commands of the language for a layer computed by one (nn_run): a function
+# (command, image) -> image, set by the engine around the plans that have such layers
+COMMAND_RUNNER = contextvars.ContextVar("command_runner", default=None)
 
 
 @numba.njit(cache=True, inline="always")
@@ -76,6 +81,7 @@ class Layer:
     alias = False  # output is (a slice of) the input's buffer: no copy, gradients add up
     inputs = 1
     is_loss = False  # computed after the forward pass by its `loss` kernel; feeds no layer
+    calls_back = False  # its forward kernel calls Python (COMMAND_RUNNER): one thread only
     kernel_arguments = ()  # names of the integers `arguments` gives the kernels
     # the module holding the kernels: the class's own unless it says otherwise
     kernel_file = None

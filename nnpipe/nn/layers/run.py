@@ -4,9 +4,12 @@ last image, resized to the layer's size (CImg's linear resize, nn_lib's `r w,h,d
 output. As in nn_lib, the gradient passes straight through: the output's gradient, resized
 linearly to the input's size, is added to the input's.
 
-The forward pass calls back into Python between the compiled parts of the plan (see
-nnpipe.nn.engine), sample by sample, as nn_lib runs the command sample by sample; the
-backward pass is compiled like any other."""
+The forward kernel calls back into Python (Numba's object mode) to run the command sample by
+sample, as nn_lib does, through the runner the engine sets (COMMAND_RUNNER); so a plan with
+this layer runs on one thread. The backward pass is compiled like any other."""
+
+import itertools
+import weakref
 
 import numba
 import numpy as np
@@ -14,6 +17,7 @@ import numpy as np
 from nnpipe.errors import UserError
 from nnpipe.nn.building import IN_NAME, OUT_NAME, add, network_command
 from nnpipe.nn.layers import (
+    COMMAND_RUNNER,
     IN0,
     IN0_LEN,
     IN_D,
@@ -27,16 +31,30 @@ from nnpipe.nn.layers import (
     OUT_S,
     OUT_W,
     Layer,
+    column,
     gather,
 )
 from nnpipe.nn.layers.resize import LINEAR, axis_weights, sized
 from nnpipe.registry import SAME, Size, Text
+
+_LAYERS = weakref.WeakValueDictionary()  # key: the RunCommand layer whose plan rows hold it
+_KEYS = itertools.count()
 
 
 class RunCommand(Layer):
     """options: command (text), size: four (value, is_percent) pairs (w, h, d, s)."""
 
     kind = "run"
+    kernel_arguments = ("key",)
+    calls_back = True
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.key = next(_KEYS)
+        _LAYERS[self.key] = self
+
+    def arguments(self, input_sizes):
+        return {"key": self.key}
 
     def build(self, input_sizes):
         return sized(input_sizes[0], self.options["size"])
@@ -82,11 +100,14 @@ def resized(image, size):
     return result
 
 
-def forward(layer, op, acts, width, valid, runner):
-    """Fill the layer's output for the chunk's `valid` samples: `runner(command, image)`
-    gives the image the command leaves last. A Python function, not a kernel: the engine
-    calls it between the compiled parts of the plan."""
-    command = layer.options["command"]
+KEY = column(RunCommand, "key")
+
+
+def run_commands(op, acts, width, valid):
+    """Fill the layer's output for the chunk's `valid` samples with the image the command
+    leaves last, run by the engine's COMMAND_RUNNER on each sample's input image."""
+    command = _LAYERS[int(op[KEY])].options["command"]
+    runner = COMMAND_RUNNER.get()
     w, h, d, s = op[IN_W : IN_S + 1]
     size = tuple(op[OUT_W : OUT_S + 1])
     inputs = acts[op[IN0] * width : (op[IN0] + op[IN0_LEN]) * width].reshape(op[IN0_LEN], width)
@@ -97,6 +118,12 @@ def forward(layer, op, acts, width, valid, runner):
             raise UserError(f"nn_run: command '{command}' left no image")
         outputs[:, c] = resized(result, size).ravel()
     outputs[:, valid:] = 0
+
+
+@numba.njit(cache=True)
+def forward(op, acts, width, valid):
+    with numba.objmode():
+        run_commands(op, acts, width, valid)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
