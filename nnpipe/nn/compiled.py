@@ -32,12 +32,10 @@ from pathlib import Path
 import numba
 import numpy as np
 from numba.core import event
-from numba.core.compiler_lock import global_compiler_lock
-from numba.core.runtime import nrt
 
 from nnpipe import interrupt
 from nnpipe.errors import UserError
-from nnpipe.nn import SOURCES_DIGEST, kernel_calls
+from nnpipe.nn import SOURCES_DIGEST, kernel_calls, numba_cache
 from nnpipe.nn.layers import registry
 
 TEMPLATE = Path(__file__).resolve().parent / "steps.py"
@@ -199,38 +197,16 @@ def addresses(module, dtype, also=()):
     missing = [
         (function, signature)
         for function, signature in wanted
-        if signature not in function.overloads and not _load_cached(function, signature)
+        if signature not in function.overloads and not numba_cache.load(function, signature)
     ]
     if missing:
         _compile_in_children(missing)
         for function, signature in missing:
-            if not _load_cached(function, signature):
+            if not numba_cache.load(function, signature):
                 function.compile(signature)
     if key not in _TABLES:
         _TABLES[key] = kernel_calls.address_table(module.KERNELS, dtype)
     return _TABLES[key]
-
-
-def _load_cached(function, signature):
-    """Load `function`'s machine code for `signature` from Numba's disk cache, if there; say
-    whether it was. Numba's own loader first refreshes all its typing and lowering registries,
-    which only compiling needs: 0.25 s, a third of a warm run. Loading needs the runtime's
-    functions alone (memory management, which the compiled code links against)."""
-    context = function.targetctx
-    with global_compiler_lock:
-        if signature in function.overloads:
-            return True
-        load = getattr(function._cache, "_load_overload", None)  # none where cache=False
-        if load is None:
-            return False
-        nrt.rtsys.initialize(context)
-        cres = load(signature, context)
-        # two processes saving at once may leave an index entry naming the other's file
-        if cres is None or cres.signature.args != tuple(signature):
-            return False
-        context.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
-        function.add_overload(cres)
-        return True
 
 
 def _compile_in_children(pairs):
