@@ -47,6 +47,7 @@ def notices(run):
     return run.err.count(engine.COMPILING)
 
 
+@pytest.mark.slow
 def test_a_long_compile_is_announced_once_on_stderr(compiles):
     run = run_script(f"{NET} nn_train 5,4 (0,0,1,1^0,1,0,1) nn_eval[-1] OUT")
     assert compiles.count >= 2

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -21,6 +22,7 @@ WITHOUT_TORCH = (
 )
 
 
+@pytest.mark.slow
 def test_lenet_agrees_with_the_stored_pytorch_numbers():
     stored = np.load(REFERENCE)
     weights = {name: stored[f"initial_{name}"] for name in WEIGHTS}

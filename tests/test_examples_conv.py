@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from conftest import REPO, run_script
 from PIL import Image
 
@@ -19,6 +20,7 @@ def psnr(reference, image):
     return 10 * np.log10(255**2 / mse)
 
 
+@pytest.mark.slow
 def test_shapes_example_learns_to_classify(tmp_path):
     folder = tmp_path / "shapes"
     result = subprocess.run(
@@ -56,6 +58,7 @@ def test_shapes_example_learns_to_classify(tmp_path):
     assert history[-50:].mean() < 0.5 * history[:50].mean()
 
 
+@pytest.mark.slow
 def test_denoise_example_improves_psnr_and_writes_before_and_after(tmp_path):
     run = run_example("denoise.nnp", 300, tmp_path)
     noisy, denoised, gain = (

@@ -46,5 +46,6 @@ def run_hostile(items):
     suppress_health_check=list(HealthCheck),
 )
 @given(scripts())
+@pytest.mark.slow
 def test_generated_scripts_raise_only_user_errors(fuzz_folder, items):
     run_hostile(items)

@@ -121,6 +121,7 @@ def test_nn_scale_is_listed_by_nn_print_with_its_parameters():
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.slow
 def test_ctrl_c_during_a_first_compile_leaves_the_cache_usable(tmp_path):
     """A cold compile is cut once it has announced itself (so the signal surely falls inside
     it): the run ends with one line and status 130, and the next run, from what was left,
@@ -164,6 +165,7 @@ def test_ctrl_c_during_a_first_compile_leaves_the_cache_usable(tmp_path):
 @pytest.mark.parametrize(
     "hidden", [["nn_resfcnl", "R"], ["nn_run", 'R,H,"mul 0.5"']], ids=["compiled", "calling-back"]
 )
+@pytest.mark.slow
 def test_a_run_that_compiles_gives_the_numbers_of_a_run_that_loads(tmp_path, hidden):
     """The same training, first from an empty compile cache, then from the cache it left: the
     same loss to the last bit (the engine runs code loaded from the cache in both, also
@@ -219,6 +221,7 @@ TRAIN_A_LINE = (
 )
 
 
+@pytest.mark.slow
 def test_runs_compile_in_children_and_load_without_numbas_compiler_registries(tmp_path):
     """A first run's kernels and entry point compile in child processes; a run loads them
     without refreshing Numba's typing and lowering registries, a third of a warm run
@@ -229,6 +232,7 @@ def test_runs_compile_in_children_and_load_without_numbas_compiler_registries(tm
     assert [run.stdout.split()[-1] for run in runs] == ["False", "False"]
 
 
+@pytest.mark.slow
 def test_what_the_children_cannot_compile_the_run_compiles_itself(tmp_path):
     program = (
         "from nnpipe.nn import compiled\n"
@@ -248,6 +252,7 @@ def test_a_run_finds_blas_without_importing_scipy_linalg():
     assert run.stdout.split("\n")[1] == "['scipy.linalg.cython_blas']"
 
 
+@pytest.mark.slow
 def test_an_engine_of_other_sources_clears_numbas_cache_under_numba_cache_dir(tmp_path, monkeypatch):
     """Numba keys a cached kernel by its own file only; a kernel reading a constant of another
     file (a plan-row column) would run stale after an upgrade. The stamp of the package's

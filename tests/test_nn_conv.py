@@ -318,6 +318,7 @@ def test_conv2d_values(k, stride, dilation, shrink, condition):
 
 
 @pytest.mark.parametrize("condition", BOUNDARY_CONDITIONS)
+@pytest.mark.slow
 def test_conv2d_reaching_further_than_the_input_size(condition):
     """Kernel taps 4 pixels away on an input 3 wide, 2 high: periodic and mirror wrap more
     than once."""
@@ -587,6 +588,7 @@ def near_identity_kernels(interp):
     interp.workspace.images.set("C_conv2d", values.astype(np.float32))
 
 
+@pytest.mark.slow
 def test_small_conv_classifier_gradient():
     script = (
         "nn_input IN,6,6,1,1 nn_conv2dnl C,IN,2,3,1,1,0,neumann,tanh nn_maxpool2d P,C"
@@ -693,6 +695,7 @@ def bars(count, seed=0):
     return pictures_[None], labels
 
 
+@pytest.mark.slow
 def test_a_small_conv_net_learns_to_classify_bars():
     ctx = Interpreter(load_all(), seed=2, quiet=True, out=io.StringIO(), err=io.StringIO())
     for name, image in zip(("X", "Y"), bars(200, seed=1)):

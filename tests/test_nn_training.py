@@ -107,6 +107,7 @@ def test_nn_step_trains_one_step_on_every_pixel_of_the_last_image():
     np.testing.assert_allclose(after, before - 0.1 * grads, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_training_step_over_many_chunks_and_threads_is_one_batch_gradient(monkeypatch):
     """101 samples: chunks shared among the machine's threads (the parallel path, here forced
     for a small network); with normalize and dropout, the step still follows the gradient of

@@ -91,6 +91,7 @@ def endless(work):
     return work
 
 
+@pytest.mark.slow
 def test_a_local_map_listens_on_loopback_only_without_a_dashboard_and_ctrl_c_leaves_no_scratch(endless):
     process = nnpipe_process(
         endless,
@@ -143,6 +144,7 @@ def test_dashboard_on_request_listens_on_loopback_and_is_printed(endless):
     assert_left_nothing(endless / "tmp")
 
 
+@pytest.mark.slow
 def test_a_finished_map_leaves_no_scratch_folders(work):
     (work / "quick.nnp").write_text("echo $1\n")
     (work / "tmp").mkdir()
@@ -434,6 +436,7 @@ def test_the_default_limit_stops_the_issues_script_in_one_line(work):
     ]
 
 
+@pytest.mark.slow
 def test_running_out_of_memory_is_one_error_line_not_internal(work):
     """With the text limit raised and the process's memory capped, the doubling loop meets a
     real MemoryError."""

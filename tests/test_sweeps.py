@@ -89,6 +89,7 @@ output[-1] ${1}_out.png
 """
 
 
+@pytest.mark.slow
 def test_map_writes_each_result_next_to_its_file_and_reports_a_bad_one(work):
     run_script("nn_init nn_input IN,3 nn_fc OUT,IN,3 nn_save net.tif", seed=3, quiet=True)
     (work / "map.nnp").write_text(MAP_SCRIPT)

@@ -137,6 +137,7 @@ def test_bad_validation_arguments_are_one_line_errors(points):
 # --- checkpoints --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_killed_training_resumes_from_its_checkpoint(points):
     """Kill a real training after its first checkpoints; running the same command again
     finishes it, with the weights an uninterrupted run reaches (each run a process of its
