@@ -316,11 +316,24 @@ def resize(
     ]
     check_size(targets, "the resized image")
     centerings = (centering_x, centering_y, centering_z, centering_c)
-    for axis, target, centering in zip(axes, targets, centerings):
+    return resized(image, targets, interpolation, boundary_conditions, centerings)
+
+
+def resized(image, size, interpolation="nearest", boundary="dirichlet", centerings=(0, 0, 0, 0)):
+    """`image` resized to `size` (w, h, d, s) as G'MIC's resize, axis by axis (x, y, z, c).
+    One quirk of G'MIC's moving average is kept: an axis it enlarges restarts from the original
+    image, resized by nearest value on that axis and those before it (what averaging did on
+    them is lost)."""
+    original = image
+    for axis, target, centering in zip((3, 2, 1, 0), size, centerings):
         if interpolation == "none":
-            image = place(image, axis, target, centering, boundary_conditions)
+            image = place(image, axis, target, centering, boundary)
+        elif interpolation == "average" and target > image.shape[axis]:
+            image = original
+            for earlier in range(3, axis - 1, -1):
+                image = resample(image, earlier, size[3 - earlier], "nearest")
         else:
-            image = resample(image, axis, target, interpolation, boundary_conditions, centering)
+            image = resample(image, axis, target, interpolation, boundary, centering)
     return image
 
 
