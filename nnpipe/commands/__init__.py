@@ -7,6 +7,10 @@ from nnpipe.registry import COMMANDS
 
 FAMILIES = [
     "images",
+    "axes",
+    "colors",
+    "patches",
+    "filters",
     "control",
     "network",
     "samples",
