@@ -549,17 +549,22 @@ def append(ctx, selection, axis, centering):
     (centering 0), the middle (0.5) or the end (1), as G'MIC places them."""
     if not selection:
         return
-    images = [ctx.images[i] for i in selection]
+    first = selection[0]
+    ctx.images.replace(first, appended([ctx.images[i] for i in selection], axis, centering))
+    ctx.images.remove([i for i in selection if i != first])
+
+
+def appended(images, axis, centering=0.0):
+    """The images joined along axis x, y, z or c, those smaller on the other axes padded with 0
+    as G'MIC places them (centering 0: at the start, 0.5: in the middle, 1: at the end)."""
     dim = AXES[axis]
-    largest = np.max([im.shape for im in images], axis=0)
+    largest = np.max([image.shape for image in images], axis=0)
     padded = []
     for image in images:
         margins = [0 if k == dim else int(largest[k] - image.shape[k]) for k in range(4)]
         pad = [(int(margin * centering), margin - int(margin * centering)) for margin in margins]
         padded.append(np.pad(image, pad))
-    first = selection[0]
-    ctx.images.replace(first, np.concatenate(padded, axis=dim))
-    ctx.images.remove([i for i in selection if i != first])
+    return np.concatenate(padded, axis=dim)
 
 
 @command(
