@@ -255,10 +255,11 @@ class Amount(Param):
 
 
 def index_of(position, size):
-    """The index an Amount names on an axis of `size` values: a number rounded (halves up, as
-    G'MIC rounds), N% of the last index."""
+    """The index an Amount names on an axis of `size` values: a number, or N% of the last
+    index, rounded as G'MIC rounds coordinates (halves away from 0: -0.5 is -1)."""
     value, percent = position
-    index = math.floor((value * (size - 1) / 100 if percent else value) + 0.5)
+    exact = value * (size - 1) / 100 if percent else value
+    index = int(math.copysign(math.floor(abs(exact) + 0.5), exact))
     if abs(index) > INT_LIMIT:
         raise UserError(f"position {value:g}{'%' * percent} is too far (at most {INT_LIMIT})")
     return index

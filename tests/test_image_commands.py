@@ -310,9 +310,9 @@ def test_crop_keeps_depth_and_channels():
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        ("0,0,1,1,1,1,1,1,1,1", "corners must be 2, 4, 6 or 8 integers"),
-        ("0,0,1.5,1", "x1 must be an integer"),
-        ("0,0,1e20,1", "x1 is too large in magnitude (got '1e20', at most 2147483647)"),
+        ("0,0,1,1,1,1,1,1,1,1", "corners must be 2, 4, 6 or 8 numbers"),
+        ("0,0,abc,1", "x1 must be a number, or N% (got 'abc')"),
+        ("0,0,1e20,1", "position 1e+20 is too far (at most 2147483647)"),
         ("0,0,99999,99999", "the cropped image of size 100000,100000,1,1 is too large"),
     ],
 )

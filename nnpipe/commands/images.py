@@ -14,7 +14,19 @@ from nnpipe.images.imagelist import beyond_float32, check_size
 from nnpipe.naming import Unselected, copy_name
 from nnpipe.numbers import INT_LIMIT, format_number, gmic_number, size_text
 from nnpipe.quoting import unprotect
-from nnpipe.registry import IMAGES, SAME, Choice, Float, Int, Size, Text, command, split_arguments
+from nnpipe.registry import (
+    IMAGES,
+    SAME,
+    Amount,
+    Choice,
+    Float,
+    Int,
+    Size,
+    Text,
+    command,
+    index_of,
+    split_arguments,
+)
 
 NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 COPIES = re.compile(r"^(\[.*\])(?:x([1-9]\d*))?$", re.S)  # [0], and [0]x3: three copies
@@ -501,7 +513,8 @@ AXIS_OF = {"x": 3, "y": 2, "z": 1, "c": 0}
             rest=True,
             help=(
                 "x0,x1 | x0,y0,x1,y1 | x0,y0,z0,x1,y1,z1 | x0,y0,z0,c0,x1,y1,z1,c1: the opposite corners,"
-                " included, in either order; then optionally the boundary condition for what lies"
+                " included, in either order (numbers round to the nearest index, N% is N% of the last);"
+                " then optionally the boundary condition for what lies"
                 " outside the image: 0 dirichlet (zeros, the default), 1 neumann, 2 periodic, 3 mirror"
             ),
         )
@@ -515,12 +528,15 @@ def crop(ctx, image, corners):
     if len(values) - 1 in CROP_FORMS:
         boundary = Choice("boundary_conditions", choices=BOUNDARIES).parse(values.pop())
     if len(values) not in CROP_FORMS:
-        raise UserError(f"corners must be 2, 4, 6 or 8 integers (got '{corners}')")
-    axes = CROP_FORMS[len(values)]
-    names = [f"{axis}0" for axis in axes] + [f"{axis}1" for axis in axes]
-    numbers = [Int(name).parse(value) for name, value in zip(names, values)]
+        raise UserError(f"corners must be 2, 4, 6 or 8 numbers (got '{corners}')")
+    axes = CROP_FORMS[len(values)] * 2
+    names = [f"{axis}{end}" for end in "01" for axis in axes[: len(axes) // 2]]
+    numbers = [
+        index_of(Amount(name).parse(value), image.shape[AXIS_OF[axis]])
+        for name, value, axis in zip(names, values, axes)
+    ]
     half = len(numbers) // 2
-    regions = {axis: sorted((numbers[k], numbers[k + half])) for k, axis in enumerate(axes)}
+    regions = {axis: sorted((numbers[k], numbers[k + half])) for k, axis in enumerate(axes[:half])}
     check_size(
         tuple(
             high - low + 1 if axis in regions else image.shape[AXIS_OF[axis]]
