@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 from nnpipe.errors import UserError
-from nnpipe.numbers import FLOAT32_MAX, INT_LIMIT
+from nnpipe.numbers import FLOAT32_MAX, INT_LIMIT, gmic_round
 from nnpipe.quoting import unprotect
 
 REQUIRED = object()
@@ -258,8 +258,7 @@ def index_of(position, size):
     """The index an Amount names on an axis of `size` values: a number, or N% of the last
     index, rounded as G'MIC rounds coordinates (halves away from 0: -0.5 is -1)."""
     value, percent = position
-    exact = value * (size - 1) / 100 if percent else value
-    index = int(math.copysign(math.floor(abs(exact) + 0.5), exact))
+    index = gmic_round(value * (size - 1) / 100 if percent else value)
     if abs(index) > INT_LIMIT:
         raise UserError(f"position {value:g}{'%' * percent} is too far (at most {INT_LIMIT})")
     return index

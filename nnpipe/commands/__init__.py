@@ -11,6 +11,7 @@ FAMILIES = [
     "colors",
     "patches",
     "filters",
+    "draw",
     "control",
     "network",
     "samples",
