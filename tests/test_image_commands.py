@@ -441,3 +441,24 @@ def test_a_command_failing_on_its_second_image_puts_the_first_back():
     with pytest.raises(UserError, match="too large"):  # 1e9% of 2000 pixels is beyond any size
         run.interpreter.run_items(["r", "1e9%,100%"])
     assert [image.shape for image in run.images] == [(1, 1, 1, 1), (1, 1, 1, 2000)]
+
+
+# --- commands applied to each image: several results, failures -----------------------------------
+
+
+def test_a_command_failing_on_one_image_leaves_every_image_as_it_was():
+    """to_rgb makes [0] RGB, then fails on [1] (5 channels): [0] is put back, and the error
+    names the image it is about."""
+    interpreter = run_script("(1^2) (1^2^3^4^5) (7)").interpreter
+    with pytest.raises(UserError) as info:
+        interpreter.run_source("split_opacity[0] to_rgb", "t.nnp", [])
+    assert str(info.value) == "t.nnp:1: to_rgb: image [2] is not a G, GA, RGB or RGBA image (5 channels)"
+    images = interpreter.workspace.images
+    assert [image.shape[0] for image in images] == [1, 1, 5, 1]  # split_opacity's two parts stay
+    assert values(images[0]) == [[1]] and values(images[1]) == [[2]]
+
+
+def test_split_results_take_the_place_of_their_image():
+    run = run_script("(1^2^3^4) nm a (5) nm b (6^7) nm c split_opacity")
+    assert run.names == ["a", "a_c1", "b", "c", "c_c1"]
+    assert [image.shape[0] for image in run.images] == [3, 1, 1, 1, 1]
