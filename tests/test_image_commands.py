@@ -462,3 +462,11 @@ def test_split_results_take_the_place_of_their_image():
     run = run_script("(1^2^3^4) nm a (5) nm b (6^7) nm c split_opacity")
     assert run.names == ["a", "a_c1", "b", "c", "c_c1"]
     assert [image.shape[0] for image in run.images] == [3, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("script", ["(1^2^3^4) +to_rgba", "(1,2) +resize 100%", "(1^2) +split_opacity"])
+def test_results_of_plus_never_share_memory_with_their_input(script):
+    """Images are written in place (training updates weight images): a '+' copy that were a
+    view of its input would change with it."""
+    first, *results = run_script(script).images
+    assert not any(np.shares_memory(first, result) for result in results)

@@ -6,7 +6,8 @@ averages where they overlap, with uniform or gaussian weights.
 
 For the commands built on them, on float32 (s,d,h,w) arrays: img2patches(image, size, overlap,
 boundary) -> (s,N,P,P), patches2img(patches, width, height, overlap, sigma) -> (s,1,h,w),
-patch_weights(size, sigma). Both move whole grids of patches at once (no loop over pixels)."""
+patch_weights(size, sigma), patch_size(patches). Both move whole grids of patches at once (no
+loop over pixels)."""
 
 import math
 
@@ -15,7 +16,7 @@ import numpy as np
 from nnpipe.commands.images import BOUNDARIES, take_with_boundary
 from nnpipe.errors import ImageError, UserError
 from nnpipe.images.imagelist import check_size
-from nnpipe.numbers import size_text
+from nnpipe.numbers import gmic_round, size_text
 from nnpipe.registry import IMAGES, Amount, Choice, Int, command
 
 
@@ -42,15 +43,23 @@ def img2patches(image, size, overlap=0, boundary="dirichlet"):
 
 def patch_weights(size, sigma):
     """patches2img's weights for overlapping patches: a centred gaussian of standard deviation
-    `sigma` (at least 1/3), scaled to [0, 1], then at least 0.01; float32 as G'MIC makes it."""
+    `sigma` (at least 1/3), scaled to [0, 1], then at least 0.01; float32 as G'MIC makes it (a
+    sigma so large that the gaussian is flat in float32 gives 0.01 everywhere)."""
     rate = 1 / (2 * max(1 / 3, sigma) ** 2)
-    offsets = np.arange(size) - (size - 1) / 2
-    exponent = (rate * offsets[np.newaxis, :] * offsets[np.newaxis, :]).astype(np.float64)
-    exponent = (exponent + rate * offsets[:, np.newaxis] * offsets[:, np.newaxis]).astype(np.float32)
+    squares = (np.arange(size) - (size - 1) / 2) ** 2
+    exponent = (rate * squares[np.newaxis, :] + rate * squares[:, np.newaxis]).astype(np.float32)
     gaussian = np.exp(-exponent.astype(np.float64)).astype(np.float32)
     low, high = gaussian.min(), gaussian.max()
     scaled = np.zeros_like(gaussian) if high == low else (gaussian - low) / (high - low)
     return np.maximum(scaled, np.float32(0.01))
+
+
+def patch_size(patches):
+    """The width and height of the patches of a P,P,N,s image; an error if they differ."""
+    size = patches.shape[2]
+    if patches.shape[3] != size:
+        raise ImageError(f"is not a patch image (size {size_text(patches.shape[::-1])}): not square")
+    return size
 
 
 def patches2img(patches, width, height, overlap=0, sigma=None):
@@ -58,12 +67,12 @@ def patches2img(patches, width, height, overlap=0, sigma=None):
     make. Without overlap each pixel is its patch's; with overlap the patches' weighted mean:
     sum(M patch) / (1e-5 + sum(M)), M = 1 (sigma None) or patch_weights(P, sigma). Patches
     beyond the grid are dropped; pixels no patch covers are 0."""
-    channels, count, size, other = patches.shape
-    if size != other:
-        raise ImageError(f"is not a patch image (size {size_text(patches.shape[::-1])}): not square")
+    channels, count = patches.shape[:2]
+    size = patch_size(patches)
     step = size - overlap
     across, down = grid(width, height, step)
     check_size((width, height, 1, channels), "the image")
+    check_size((size, size, across * down, channels), "the grid of patches")
     present = np.zeros(across * down, dtype=np.float32)
     present[: min(count, across * down)] = 1
     laid = np.zeros((channels, across * down, size, size), dtype=np.float32)
@@ -103,7 +112,7 @@ def _overlay(patches, across, down, step):
 def overlap_pixels(overlap, size, text):
     """The overlap in pixels for patches of `size`; it must be less than the size."""
     value, percent = overlap
-    pixels = math.floor((size - 1) * value / 100 + 0.5) if percent else math.trunc(value)
+    pixels = gmic_round((size - 1) * value / 100) if percent else math.trunc(value)
     if pixels >= size:
         raise UserError(f"overlap {text} ({pixels} pixels) must be less than the patch size ({size})")
     return pixels
@@ -176,9 +185,7 @@ def patches2img_command(ctx, image, width, height, overlap, overlap_std):
     """Put a stack of square patches (img2patches' P,P,N,s image) back into a width x height
     image (G'MIC's patches2img). Where patches overlap, their mean weighted by overlap_std's
     gaussian, which favours each patch's centre; each weight is at least 1% of the largest."""
-    size = image.shape[2]
-    if image.shape[3] != size:
-        raise ImageError(f"is not a patch image (size {size_text(image.shape[::-1])}): not square")
+    size = patch_size(image)
     pixels = overlap_pixels(overlap, size, _overlap_text(overlap))
     sigma = None
     if overlap_std is not None:

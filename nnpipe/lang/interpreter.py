@@ -9,6 +9,8 @@ import math
 import os
 import re
 
+import numpy as np
+
 from nnpipe import expr
 from nnpipe.commands.workspace import Variables, Workspace
 from nnpipe.errors import OUT_OF_MEMORY, ImageError, UserError
@@ -335,6 +337,9 @@ class Interpreter:
                 except ImageError as error:
                     raise error.about(index) from None
                 parts = result if isinstance(result, list) else [result]
+                # a part that is (a view of) its image is copied: images are written in place
+                # (training updates the weight images), and each must stay itself
+                parts = [part.copy() if np.may_share_memory(part, images[at]) else part for part in parts]
                 name = images.names[at]
                 if plus:
                     for part, part_name in zip(parts, part_names(copy_name(name), len(parts))):
