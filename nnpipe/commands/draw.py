@@ -94,7 +94,7 @@ AT_START = (0.0, "")
         Text(
             "opacity_mask",
             "",
-            help="an image [k] the sprite's size: the opacity of each pixel, times opacity",
+            help="an image [k] the sprite's size: the opacity of each pixel, times opacity (default: none)",
         ),
         Float("max_opacity_mask", 1, help="the mask value of full opacity"),
     ],
