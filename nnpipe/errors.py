@@ -38,5 +38,20 @@ class UserError(Exception):
         return one_line(": ".join(parts + [self.message]))
 
 
+class ImageError(UserError):
+    """What is wrong with one of the images a command works on (`is not a 2D image (size
+    4,4,3,1)`): a command applied to each selected image gets the image's index added by the
+    interpreter (`image [2] is not a 2D image ...`); raised elsewhere it reads `image is not ...`."""
+
+    def __init__(self, detail):
+        super().__init__(f"image {detail}")
+        self.detail = detail
+
+    def about(self, index):
+        """This error, naming image [index] of the list."""
+        self.message = f"image [{index}] {self.detail}"
+        return self
+
+
 class UsageError(UserError):
     """Misuse of the nnpipe command line itself (exit status 2)."""

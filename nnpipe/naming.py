@@ -15,5 +15,14 @@ def copy_name(name):
     return f"{name}_c1"
 
 
+def part_names(name, count):
+    """The names of the `count` images an image called `name` is split into, as G'MIC's split
+    names them: `a`, `a_c1`, `a_c2`…"""
+    names = [name]
+    while len(names) < count:
+        names.append(copy_name(names[-1]))
+    return names
+
+
 class Unselected(list):
     """The images a command works on when no selection was written (G'MIC's default)."""

@@ -29,6 +29,12 @@ def gmic_number(value):
     return "%.17g" % value
 
 
+def gmic_round(value):
+    """`value` rounded as G'MIC rounds coordinates: to the nearest integer, halves away from 0
+    (-0.5 is -1)."""
+    return int(math.copysign(math.floor(abs(value) + 0.5), value))
+
+
 def format_value(value):
     """A scalar, or a vector as comma-separated numbers, as G'MIC prints them."""
     if isinstance(value, (list, tuple, np.ndarray)):

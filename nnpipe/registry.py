@@ -6,8 +6,9 @@ checks the arguments and writes `nnpipe help`.
     def resize(ctx, image, width, height, ...):
         (the docstring is the help text)
 
-A command with `each=True` receives one image at a time and returns its replacement, so
-selections and the `+` prefix (keep inputs, append results) work the same for all of them.
+A command with `each=True` receives one image at a time and returns its replacement (or a
+list of images that take its place), so selections and the `+` prefix (keep inputs, append
+results) work the same for all of them.
 Other commands receive the selected indices. Arguments arrive in declared order.
 """
 
@@ -17,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 from nnpipe.errors import UserError
-from nnpipe.numbers import FLOAT32_MAX, INT_LIMIT
+from nnpipe.numbers import FLOAT32_MAX, INT_LIMIT, gmic_round
 from nnpipe.quoting import unprotect
 
 REQUIRED = object()
@@ -235,10 +236,40 @@ class Size(Param):
 
 
 @dataclass
+class Amount(Param):
+    """A number, or N% of a size the command knows (an axis, a patch), parsed to (value,
+    is_percent); `low`: the least value allowed. A coordinate (`channels 50%`) is one: index_of
+    turns it into an index once the axis' size is known."""
+
+    low: float = None
+
+    def describe(self):
+        return "a number" + _range_text(self.low, None) + ", or N%"
+
+    def parse(self, text):
+        percent = text.endswith("%")
+        value = _number(self, text[:-1] if percent else text)
+        if self.low is not None and value < self.low:
+            self.fail(text)
+        return value, percent
+
+
+def index_of(position, size):
+    """The index an Amount names on an axis of `size` values: a number, or N% of the last
+    index, rounded as G'MIC rounds coordinates (halves away from 0: -0.5 is -1)."""
+    value, percent = position
+    index = gmic_round(value * (size - 1) / 100 if percent else value)
+    if abs(index) > INT_LIMIT:
+        raise UserError(f"position {value:g}{'%' * percent} is too far (at most {INT_LIMIT})")
+    return index
+
+
+@dataclass
 class Command:
     """A command's declaration. Besides its signature, the flags that tell the interpreter how
     to call it, so that it knows commands only through the registry:
-    `each`: receives one image at a time and returns its replacement (selections and '+');
+    `each`: receives one image at a time and returns its replacement or a list of images that take
+    its place (selections and '+');
     `raw`: receives its argument item whole (one Text parameter);
     `protected`: a raw command splitting its text itself gets quoted commas protected;
     `default_selection(ctx)`: the images used when none are selected (default: every data image);

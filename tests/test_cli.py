@@ -64,7 +64,7 @@ SCRIPT_ERRORS = [
     ("unknown command", "e ok\ni 2,2\nfrobnicate 3\n", 3, "unknown command 'frobnicate'"),
     ("too many arguments", "i 2,2\n\nr 1,2,3,4,3,0,0,0,0,0,6\n", 3, "resize: takes at most 10 arguments"),
     ("missing argument", "i 2,2\nresize\n", 2, "resize: missing argument 'width'"),
-    ("bad corners", "i 2,2\ncrop 0,a\n", 2, "crop: x1 must be an integer (got 'a')"),
+    ("bad corners", "i 2,2\ncrop 0,a\n", 2, "crop: x1 must be a number, or N% (got 'a')"),
     ("wrong type", "i 2,2\nnoise abc\n", 2, "noise: amplitude must be a number >= 0 (got 'abc')"),
     ("out of range", "i 2,2\nnoise -3\n", 2, "noise: amplitude must be a number >= 0 (got '-3')"),
     ("bad choice", "i 2,2\nappend q\n", 2, "append: axis must be one of x|y|z|c (got 'q')"),
@@ -79,7 +79,7 @@ SCRIPT_ERRORS = [
     ("infinite size", "i 4,4\nr {w/(h-4)}\n", 2, "width must be a size > 0"),
     ("spaced assignment", "e ok\nx = 3\n", 2, "'x =': to set a variable, write name=value without"),
     ("quoted unknown", 'e ok\n"two words"\n', 2, "unknown command 'two words'"),
-    ("error inside a command", "f :\n  e in\n  crop 1,b\ni 2,2\nf\n", 3, "crop: x1 must be an integer"),
+    ("error inside a command", "f :\n  e in\n  crop 1,b\ni 2,2\nf\n", 3, "crop: x1 must be a number, or N%"),
 ]
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from nnpipe.errors import UserError
-from tests.conftest import run_script
+from tests.conftest import REPO, run_script
 
 # --- the language -------------------------------------------------------------------------------
 
@@ -457,6 +457,7 @@ RESIZE = (
         "(1,2,3,4) resize 7,1,1,1,6",
         "(1,2,3,4,5,6,7,8) resize 3,1,1,1,2",
         "(1,2,3,4,5,6,7,8) resize 3,1,1,1,5",
+        '6,5,3,2,"cos(x*1.3+y*2.1+c*0.7+z)*100+128" resize 3,8,2,1,2',
     ]
 )
 
@@ -499,6 +500,156 @@ IMAGE_COMMANDS = [
     "(1,2) (1,3) psnr[0] [1] echo ${}",
     "(1,2) (1,3) psnr[0] [1],1 echo ${}",
     "(1,2) (1,2) psnr[0] [1] echo ${}",
+]
+
+# G'MIC's image commands around its trained networks (denoise_cnn, scale2x_cnn): patches, colour
+# modes and spaces, ranges along an axis, the Laplacian and the noise estimate
+PHOTO = REPO / "examples" / "data" / "astronaut256.png"
+RAMP3 = '7,5,1,3,"cos(x*1.3+y*2.1+c*0.7)*100+sin(x*y)*50+128" name ramp'  # deterministic RGB
+RAMP_VOLUME = '6,5,3,2,"cos(x*1.3+y*2.1+c*0.7+z)*100+128" name volume'  # 3D, gray + opacity
+PATCHES = (
+    [
+        "(1,2,3;4,5,6) img2patches 2",
+        "(1,2,3;4,5,6) img2patches 2.0",
+        "(1,2,3;4,5,6) img2patches 2,1.7",
+        "(1,2,3;4,5,6) img2patches 2,2",
+        "(1,2,3;4,5,6) img2patches 3,100%",
+        "(1,2,3;4,5,6) img2patches 3,49%",
+        "(1,2,3;4,5,6) img2patches 0",
+        "(1,2,3;4,5,6) img2patches 2.5",
+        "(1,2,3;4,5,6) img2patches 2,-1",
+        "(1,2,3;4,5,6) img2patches 2,0,4",
+        "(1,2,3;4,5,6) img2patches 2,0,mirror",
+        "(1,2,3;4,5,6) img2patches",
+        "(1,2,3;4,5,6) name a +img2patches 4,1,1",
+        "(1,2/3,4) img2patches 2",
+        "(1,2,3) (4;5) img2patches 2,1,1",
+        '11,9,1,1,"x+20*y" img2patches 8,25%,2',
+    ]
+    + [f"{RAMP3} img2patches 4,1,{boundary}" for boundary in range(4)]
+    + [
+        "(1,2,3;4,5,6) img2patches 2 patches2img 3,2",
+        "(1,2,3;4,5,6) img2patches 2 patches2img 3",
+        "(1,2,3;4,5,6) img2patches 2 patches2img 0,2",
+        "(1,2,3;4,5,6) img2patches 2 patches2img 2.5,2",
+        "(1,2,3;4,5,6) img2patches 2 patches2img 3,2,1,-2",
+        "(1,2,3;4,5,6) img2patches 2 patches2img 3,2,1,-1",
+        "(1,2,3;4,5,6) img2patches 2 patches2img 3,2,1,0",
+        "(1,2,3;4,5,6) img2patches 2,1 patches2img 3,2,1,50%",
+        "(1,2,3;4,5,6) img2patches 2,1 patches2img 3,2,1,1e9",
+        "(1,2,3;4,5,6) img2patches 2,1 patches2img 5,5,1",
+        "(1,2,3;4,5,6) img2patches 2,1 patches2img 2,1,1",
+        "(1,2,3;4,5,6) patches2img 3,2",
+        "(1,2;3,4) patches2img 3,3,50%,10%",
+        "(1,2;3,4) patches2img 3,3,2",
+        "(1,2;3,4) name p +patches2img 3,3,1",
+        f"{RAMP3} img2patches 4,25%,3 patches2img 7,5,25%,50%",
+        f"{RAMP3} img2patches 4,2,1 cut 50,200 patches2img 7,5,2,1.5",
+        f"{RAMP3} img2patches 3,0,3 patches2img 7,5",
+        f"input {PHOTO} name photo img2patches 64,16,3",
+        f"input {PHOTO} name photo img2patches 64,16,3 patches2img 256,256,16,50%",
+        f"input {PHOTO} name photo img2patches 32,8,3 patches2img 256,256,8",
+    ]
+)
+COLORS = [
+    f"{RAMP3} channels 0,{channels - 1} {command}"
+    for channels in (1, 2, 3, 4, 5)
+    for command in ("to_rgb", "to_rgba", "to_color", "split_opacity", "rgb2ycbcr", "ycbcr2rgb")
+] + [
+    f"{RAMP_VOLUME} to_rgb",
+    f"{RAMP_VOLUME} to_rgba",
+    f"{RAMP_VOLUME} to_color",
+    f"{RAMP_VOLUME} rgb2ycbcr",
+    f"{RAMP_VOLUME} channels 0 to_color",
+    "(1^2^3^4) name a (5^6) name b +split_opacity[1,0]",
+    "(1^2^3^4) name a (5^6) name b (7) split_opacity",
+    "(1^2^3^4) name a (5^6) name b split_opacity[1]",
+    f"{RAMP3} mix_rgb 0.299,0.587,0.114,1,2,3,-1.5,0,0.25",
+    f"{RAMP3} mix_rgb 2",
+    f"{RAMP3} mix_rgb",
+    f"{RAMP3} channels 0 mix_rgb 2,1",
+    f"{RAMP3} +rgb2ycbcr ycbcr2rgb.",
+    f"input {PHOTO} name photo rgb2ycbcr",
+    f"input {PHOTO} name photo rgb2ycbcr ycbcr2rgb",
+    f"input {PHOTO} name photo to_rgba split_opacity",
+]
+AXIS_RANGES = [
+    "(1^2^3^4) channels 1.6",
+    "(1^2^3^4) channels 1.5",
+    "(1^2^3^4) channels 2.5",
+    "(1^2^3^4) channels 50%",
+    "(1^2^3^4) channels -0.5,0,1",
+    "(1^2^3^4) channels -1.5,-0.4,1",
+    "(1^2^3^4) channels 3,0",
+    "(1^2^3^4) channels -2,5,3",
+    "(1^2^3^4) channels -2,5,2",
+    "(1^2^3^4) channels -2,5,1",
+    "(1^2^3^4) channels abc",
+    "(1^2^3^4) channels 1,2,4",
+    "(1^2^3^4) channels 1,2,1.5",
+    "(1^2^3^4) channels",
+    "(1^2^3^4) channels 1,",
+    "(1^2^3^4) channels 1,2,3,4",
+    "(1^2^3^4) +channels 1",
+    "(1,2,3) columns 1,5,1",
+    "(1,2,3) columns -50%,150%,3",
+    "(1,2,3;4,5,6) rows 1,0",
+    "(1,2,3;4,5,6) rows 2,-1,2",
+    "(1,2;3,4/5,6;7,8) slices 1",
+    "(1,2;3,4/5,6;7,8) +slices 50%,100%",
+    f"{RAMP_VOLUME} slices 50%",
+    "(1,2,3,4,5,6;7,8,9,10,11,12) resize 3,4,1,1,2",
+    "(1,2,3,4,5,6;7,8,9,10,11,12) resize 8,1,1,1,2",
+    f"input {PHOTO} name photo resize 50%,50%,1,100%,2 resize 200%,200%,1,100%,3",
+]
+DRAW = [  # image (j): placements, opacity (-1 adds), opacity masks, clipping
+    "(1,2,3;4,5,6) (10,20) j[0] [1],1,1",
+    "(1,2,3;4,5,6) (10,20) j[0] [1],1,1,0,0,-1",
+    "(1,2,3;4,5,6) (10,20) j[0] [1],1,0,0,0,0.3",
+    "(1,2,3;4,5,6) (10,20) j[0] [1],0,0,0,0,2",
+    "(1,2,3;4,5,6) (10,20) image[0] [1],50%,100%",
+    "(1,2,3;4,5,6) (10,20) j[0] [1],1%,0",
+    "(1,2,3;4,5,6) (10,20) j[0] [1],1.5,0",
+    "(1,2,3;4,5,6) (10,20) j[0] [1],2.5,0",
+    "(1,2,3;4,5,6) (10,20) j[0] [1],-0.5,0",
+    "(1,2,3;4,5,6) (10,20) j[0] [1],-1~,0",
+    "(1,2,3;4,5,6) (10,20) j[0] [1],0.5~,0~",
+    "(1,2,3;4,5,6) (10,20) j[0] [0],1,0",
+    "(1,2,3;4,5,6) (10,20) j. ..",
+    "(1,2,3;4,5,6) (10,20) (3) j[0,1] [2],1,0",
+    "(1,2,3;4,5,6) (10,20) +j[0] [1],1,0",
+    "(1,2,3;4,5,6) (10,20^30,40) j[0] [1]",
+    "(1,2,3;4,5,6^7,8,9;10,11,12) (10,20) j[0] [1],0,0,0,1",
+    "(1,2,3;4,5,6^1,1,1;1,1,1) (10,20^30,40) (0.5,1^0,0.25) j[0] [1],0,0,0,0,1,[2]",
+    "(1,2,3;4,5,6^1,1,1;1,1,1) (10,20^30,40) (0.5,1) j[0] [1],0,0,0,0,-2,[2]",
+    "(1,2,3;4,5,6^1,1,1;1,1,1) (10,20^30,40) (0.5,1) j[0] [1],-1,0,0,-1,1,[2]",
+    "(1,2,3;4,5,6) (10,20) (0.5,1) j[0] [1],0,0,0,0,-1,[2],2",
+    "(1,2,3;4,5,6) (10,20) (0.5,1) j[0] [1],1,1,0,0,1,[2],0",
+    "(1,2,3;4,5,6) (10,20) (0.5,1,2) j[0] [1],0,0,0,0,1,[2]",
+    "(1,2,3;4,5,6) (10,20) j[0] [1],0,0,0,0,1,[5]",
+    "(1,2,3;4,5,6) (10,20) j[0] [1],a",
+    "(1,2,3;4,5,6) (10,20) j[0] 5",
+    "(1,2,3;4,5,6) (10,20) j[0]",
+    f"input {PHOTO} name photo rgb2ycbcr +r 200%,200%,1,100%,3 channels.. 0 +r.. 200%,200%,1,1,5"
+    " j. ..,0,0,0,0,-1 j.. .",
+]
+NOISE = [
+    "(1,5,2,8,3;4,4,9,1,0) std_noise echo ${}",
+    "std_noise echo ${}",
+    "(1,5,2,8,3;4,4,9,1,0) (1,2) std_noise echo ${}",
+    "(1,5,2,8,3;4,4,9,1,0) (1,2) std_noise[0] echo ${}",
+    "(1,5,2,8,3;4,4,9,1,0) (1,2) +std_noise[0] echo ${}",
+    "(1,5,2,8,3;4,4,9,1,0) std_noise[] echo ${}",
+    "(1,5,2,8,3;4,4,9,1,0) echo ${-std_noise}",
+    "(1,5;2,8/3,4;4,9/1,0;7,7) std_noise echo ${}",
+    "(1,5,2^8,3,4^4,9,1) std_noise echo ${}",
+    '16,12,1,3,"cos(x*1.3+y*2.1+c*0.7)*100" std_noise echo ${}',
+    '16,12,3,2,"cos(x*1.3+y*2.1+c*0.7+z)*100" std_noise echo ${}',
+    f"input {PHOTO} name photo std_noise echo ${{}}",
+    "(1,5,2;8,3,4) laplacian",
+    "(1,5;2,8/3,4;4,9) +laplacian",
+    f"{RAMP_VOLUME} laplacian",
+    f"input {PHOTO} name photo laplacian",
 ]
 
 # --- expressions ----------------------------------------------------------------------------------
@@ -1200,6 +1351,10 @@ COMMAND_ARGUMENTS = [  # normalize's %, constancy; crop's boundary; psnr's max; 
     "(1,2,3) crop -2,5,2",
     "(1,2,3) crop -2,5,3",
     "(1,2;3,4) crop -1,-1,2,2,1",
+    "(1,2,3,4) crop -0.5,0,1",
+    "(1,2,3,4) crop 0.5,1.5",
+    "(1,2,3,4,5;6,7,8,9,10) crop 25%,0,75%,100%",
+    "(1,2,3,4,5) crop 1,x",
     "(1) (2) (3) psnr[0,1] [2] echo ${}",
     "(1,2) (1,3) psnr[0] [1],10 echo ${}",
     "(1,2,3) (4,5,6) psnr[1] [0],0.5 echo ${}",
@@ -1532,6 +1687,11 @@ LANGUAGE = (
     + FILL
     + RESIZE
     + IMAGE_COMMANDS
+    + PATCHES
+    + COLORS
+    + AXIS_RANGES
+    + DRAW
+    + NOISE
     + MORE_COMMANDS
     + ESCAPES_AND_ARGUMENTS
     + IMAGE_SELECTIONS
@@ -1604,6 +1764,15 @@ NNPIPE_READINGS = {
         "resize takes its interpolation's name too (nnpipe's own:"
         " none nearest average linear grid cubic lanczos)",
         [],
+    ),
+    "(1,2,3;4,5,6) img2patches 2,0,mirror": (
+        "a boundary condition may be named (nnpipe's own: dirichlet neumann periodic mirror)",
+        [],
+    ),
+    "(1^2^3^4) channels 1,2,3,4": (
+        "nnpipe refuses arguments a command does not take, so a mistyped one shows;"
+        " G'MIC's commands written in its own language (channels, img2patches…) ignore them",
+        None,
     ),
     "(1,2) print": (
         "print writes one line per image to stdout; G'MIC's print writes its own"

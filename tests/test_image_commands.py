@@ -310,9 +310,9 @@ def test_crop_keeps_depth_and_channels():
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        ("0,0,1,1,1,1,1,1,1,1", "corners must be 2, 4, 6 or 8 integers"),
-        ("0,0,1.5,1", "x1 must be an integer"),
-        ("0,0,1e20,1", "x1 is too large in magnitude (got '1e20', at most 2147483647)"),
+        ("0,0,1,1,1,1,1,1,1,1", "corners must be 2, 4, 6 or 8 numbers"),
+        ("0,0,abc,1", "x1 must be a number, or N% (got 'abc')"),
+        ("0,0,1e20,1", "position 1e+20 is too far (at most 2147483647)"),
         ("0,0,99999,99999", "the cropped image of size 100000,100000,1,1 is too large"),
     ],
 )
@@ -441,3 +441,32 @@ def test_a_command_failing_on_its_second_image_puts_the_first_back():
     with pytest.raises(UserError, match="too large"):  # 1e9% of 2000 pixels is beyond any size
         run.interpreter.run_items(["r", "1e9%,100%"])
     assert [image.shape for image in run.images] == [(1, 1, 1, 1), (1, 1, 1, 2000)]
+
+
+# --- commands applied to each image: several results, failures -----------------------------------
+
+
+def test_a_command_failing_on_one_image_leaves_every_image_as_it_was():
+    """to_rgb makes [0] RGB, then fails on [1] (5 channels): [0] is put back, and the error
+    names the image it is about."""
+    interpreter = run_script("(1^2) (1^2^3^4^5) (7)").interpreter
+    with pytest.raises(UserError) as info:
+        interpreter.run_source("split_opacity[0] to_rgb", "t.nnp", [])
+    assert str(info.value) == "t.nnp:1: to_rgb: image [2] is not a G, GA, RGB or RGBA image (5 channels)"
+    images = interpreter.workspace.images
+    assert [image.shape[0] for image in images] == [1, 1, 5, 1]  # split_opacity's two parts stay
+    assert values(images[0]) == [[1]] and values(images[1]) == [[2]]
+
+
+def test_split_results_take_the_place_of_their_image():
+    run = run_script("(1^2^3^4) nm a (5) nm b (6^7) nm c split_opacity")
+    assert run.names == ["a", "a_c1", "b", "c", "c_c1"]
+    assert [image.shape[0] for image in run.images] == [3, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("script", ["(1^2^3^4) +to_rgba", "(1,2) +resize 100%", "(1^2) +split_opacity"])
+def test_results_of_plus_never_share_memory_with_their_input(script):
+    """Images are written in place (training updates weight images): a '+' copy that were a
+    view of its input would change with it."""
+    first, *results = run_script(script).images
+    assert not any(np.shares_memory(first, result) for result in results)

@@ -7,6 +7,11 @@ from nnpipe.registry import COMMANDS
 
 FAMILIES = [
     "images",
+    "axes",
+    "colors",
+    "patches",
+    "filters",
+    "draw",
     "control",
     "network",
     "samples",

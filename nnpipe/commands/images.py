@@ -14,7 +14,19 @@ from nnpipe.images.imagelist import beyond_float32, check_size
 from nnpipe.naming import Unselected, copy_name
 from nnpipe.numbers import INT_LIMIT, format_number, gmic_number, size_text
 from nnpipe.quoting import unprotect
-from nnpipe.registry import IMAGES, SAME, Choice, Float, Int, Size, Text, command, split_arguments
+from nnpipe.registry import (
+    IMAGES,
+    SAME,
+    Amount,
+    Choice,
+    Float,
+    Int,
+    Size,
+    Text,
+    command,
+    index_of,
+    split_arguments,
+)
 
 NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 COPIES = re.compile(r"^(\[.*\])(?:x([1-9]\d*))?$", re.S)  # [0], and [0]x3: three copies
@@ -316,11 +328,24 @@ def resize(
     ]
     check_size(targets, "the resized image")
     centerings = (centering_x, centering_y, centering_z, centering_c)
-    for axis, target, centering in zip(axes, targets, centerings):
+    return resized(image, targets, interpolation, boundary_conditions, centerings)
+
+
+def resized(image, size, interpolation="nearest", boundary="dirichlet", centerings=(0, 0, 0, 0)):
+    """`image` resized to `size` (w, h, d, s) as G'MIC's resize, axis by axis (x, y, z, c).
+    One quirk of G'MIC's moving average is kept: an axis it enlarges restarts from the original
+    image, resized by nearest value on that axis and those before it (what averaging did on
+    them is lost)."""
+    original = image
+    for axis, target, centering in zip((3, 2, 1, 0), size, centerings):
         if interpolation == "none":
-            image = place(image, axis, target, centering, boundary_conditions)
+            image = place(image, axis, target, centering, boundary)
+        elif interpolation == "average" and target > image.shape[axis]:
+            image = original
+            for earlier in range(3, axis - 1, -1):
+                image = resample(image, earlier, size[3 - earlier], "nearest")
         else:
-            image = resample(image, axis, target, interpolation, boundary_conditions, centering)
+            image = resample(image, axis, target, interpolation, boundary, centering)
     return image
 
 
@@ -488,7 +513,8 @@ AXIS_OF = {"x": 3, "y": 2, "z": 1, "c": 0}
             rest=True,
             help=(
                 "x0,x1 | x0,y0,x1,y1 | x0,y0,z0,x1,y1,z1 | x0,y0,z0,c0,x1,y1,z1,c1: the opposite corners,"
-                " included, in either order; then optionally the boundary condition for what lies"
+                " included, in either order (numbers round to the nearest index, N% is N% of the last);"
+                " then optionally the boundary condition for what lies"
                 " outside the image: 0 dirichlet (zeros, the default), 1 neumann, 2 periodic, 3 mirror"
             ),
         )
@@ -502,12 +528,15 @@ def crop(ctx, image, corners):
     if len(values) - 1 in CROP_FORMS:
         boundary = Choice("boundary_conditions", choices=BOUNDARIES).parse(values.pop())
     if len(values) not in CROP_FORMS:
-        raise UserError(f"corners must be 2, 4, 6 or 8 integers (got '{corners}')")
-    axes = CROP_FORMS[len(values)]
-    names = [f"{axis}0" for axis in axes] + [f"{axis}1" for axis in axes]
-    numbers = [Int(name).parse(value) for name, value in zip(names, values)]
+        raise UserError(f"corners must be 2, 4, 6 or 8 numbers (got '{corners}')")
+    axes = CROP_FORMS[len(values)] * 2
+    names = [f"{axis}{end}" for end in "01" for axis in axes[: len(axes) // 2]]
+    numbers = [
+        index_of(Amount(name).parse(value), image.shape[AXIS_OF[axis]])
+        for name, value, axis in zip(names, values, axes)
+    ]
     half = len(numbers) // 2
-    regions = {axis: sorted((numbers[k], numbers[k + half])) for k, axis in enumerate(axes)}
+    regions = {axis: sorted((numbers[k], numbers[k + half])) for k, axis in enumerate(axes[:half])}
     check_size(
         tuple(
             high - low + 1 if axis in regions else image.shape[AXIS_OF[axis]]
@@ -536,17 +565,22 @@ def append(ctx, selection, axis, centering):
     (centering 0), the middle (0.5) or the end (1), as G'MIC places them."""
     if not selection:
         return
-    images = [ctx.images[i] for i in selection]
+    first = selection[0]
+    ctx.images.replace(first, appended([ctx.images[i] for i in selection], axis, centering))
+    ctx.images.remove([i for i in selection if i != first])
+
+
+def appended(images, axis, centering=0.0):
+    """The images joined along axis x, y, z or c, those smaller on the other axes padded with 0
+    as G'MIC places them (centering 0: at the start, 0.5: in the middle, 1: at the end)."""
     dim = AXES[axis]
-    largest = np.max([im.shape for im in images], axis=0)
+    largest = np.max([image.shape for image in images], axis=0)
     padded = []
     for image in images:
         margins = [0 if k == dim else int(largest[k] - image.shape[k]) for k in range(4)]
         pad = [(int(margin * centering), margin - int(margin * centering)) for margin in margins]
         padded.append(np.pad(image, pad))
-    first = selection[0]
-    ctx.images.replace(first, np.concatenate(padded, axis=dim))
-    ctx.images.remove([i for i in selection if i != first])
+    return np.concatenate(padded, axis=dim)
 
 
 @command(

@@ -66,6 +66,11 @@ class ImageList:
     def replace(self, index, array):
         self.images[index] = as_image(array)
 
+    def splice(self, index, arrays, names):
+        """Replace image [index] by several images, in order, named `names`."""
+        self.images[index : index + 1] = [as_image(array) for array in arrays]
+        self.names[index : index + 1] = list(names)
+
     def remove(self, indices):
         for index in sorted(set(indices), reverse=True):
             del self.images[index]

@@ -9,16 +9,18 @@ import math
 import os
 import re
 
+import numpy as np
+
 from nnpipe import expr
 from nnpipe.commands.workspace import Variables, Workspace
-from nnpipe.errors import OUT_OF_MEMORY, UserError
+from nnpipe.errors import OUT_OF_MEMORY, ImageError, UserError
 from nnpipe.images.imagelist import ImageList
 from nnpipe.images.selection import select
 from nnpipe.lang.lexer import Item, lex, lex_items
 from nnpipe.lang.parser import ASSIGNMENT, COMMAND_ITEM, Assign, DoWhile, If, LoopControl, Parser, Repeat, Run
 from nnpipe.lang.substitute import substitute
 from nnpipe.limits import check_text, read_text
-from nnpipe.naming import copy_name
+from nnpipe.naming import copy_name, part_names
 from nnpipe.numbers import format_value
 from nnpipe.quoting import unprotect
 from nnpipe.registry import DEFAULT_API, split_arguments
@@ -321,21 +323,32 @@ class Interpreter:
 
     def apply_each(self, entry, selection, plus, args):
         """One image at a time, in list order, as G'MIC does (an image filled first is read by
-        the next one); a failure puts back every image changed so far."""
+        the next one). A result that is a list of images takes the image's place (G'MIC's split:
+        `a` becomes `a`, `a_c1`…); with '+' they are appended. A failure puts the list back as it
+        was and names the image an ImageError is about."""
         images = self.workspace.images
-        count, replaced = len(images), []
+        kept = (list(images.images), list(images.names))
+        shift = 0  # images a split added before the next selected one
         try:
             for index in selection:
-                result = entry.function(self.workspace, images[index], *args)
+                at = index + shift
+                try:
+                    result = entry.function(self.workspace, images[at], *args)
+                except ImageError as error:
+                    raise error.about(index) from None
+                parts = result if isinstance(result, list) else [result]
+                # a part that is (a view of) its image is copied: images are written in place
+                # (training updates the weight images), and each must stay itself
+                parts = [part.copy() if np.may_share_memory(part, images[at]) else part for part in parts]
+                name = images.names[at]
                 if plus:
-                    images.append(result, copy_name(images.names[index]))
+                    for part, part_name in zip(parts, part_names(copy_name(name), len(parts))):
+                        images.append(part, part_name)
                 else:
-                    replaced.append((index, images[index]))
-                    images.replace(index, result)
+                    images.splice(at, parts, part_names(name, len(parts)))
+                    shift += len(parts) - 1
         except BaseException:
-            for index, image in reversed(replaced):
-                images.replace(index, image)
-            images.remove(range(count, len(images)))
+            images.images, images.names = kept
             raise
 
     def call_definition(self, name, arguments):
