@@ -8,7 +8,8 @@ import pytest
 from conftest import REPO, cli, run_script, script_error
 from nn_helpers import parameters, run_batch
 
-from nnpipe.nn import engine
+from nnpipe.errors import UserError
+from nnpipe.nn import engine, files
 
 XOR_SAMPLES = "(0,0,1,1^0,1,0,1^0,1,1,0)"  # 4 pixels; channels x1, x2, x1 xor x2
 XOR_INPUTS = "(0,0,1,1^0,1,0,1)"
@@ -269,12 +270,12 @@ def failing_iteration(err):
 
 def test_diverging_training_stops_keeping_the_weights_from_before_the_failing_step():
     stopped = run_script(DIVERGING + " nn_train 200,5", seed=4)
-    k = failing_iteration(stopped.err)
+    k = failing_iteration(stopped.err) - 1  # the steps before the failing one
     assert 0 < k < 200
     assert stopped.interpreter.lookup("loss") == "nan"
     assert len(stopped.interpreter.workspace.network().trainers["T"].history) == k
     exact = run_script(DIVERGING + f" nn_train {k},5", seed=4)
-    assert exact.err.count("warning") == 0
+    assert "not finite" not in exact.err  # it only warns that the loss grows
     for name in ("OUT_fc", "T"):
         np.testing.assert_array_equal(
             stopped.workspace.images.get(name), exact.workspace.images.get(name), err_msg=name
@@ -294,7 +295,7 @@ def test_nan_samples_stop_at_the_first_iteration_with_the_weights_untouched():
         " nn_loss_mse LOSS,OUT,GT nn_trainer T,LOSS,1e-2,adam nn_step e after",
         seed=1,
     )
-    assert failing_iteration(after.err) == 0
+    assert failing_iteration(after.err) == 1
     assert after.lines[-1] == "after"  # the script went on
     for name in ("OUT_fc", "OUT_fc_m", "OUT_fc_v", "T"):
         np.testing.assert_array_equal(
@@ -325,3 +326,57 @@ def test_nn_plot_before_training_is_an_error(work):
     error = script_error(f"{XOR_NET} nn_plot curve.png")
     assert error.command == "nn_plot" and "train first" in error.message
     assert not (work / "curve.png").exists()
+
+
+# --- diverging training (issue 26) -------------------------------------------------------------
+
+XOR = (
+    "(0,0,1,1^0,1,0,1^0,1,1,0) name. samples nn_init nn_input IN,2 nn_fcnl H,IN,8,tanh nn_fc OUT,.,1"
+    " nn_loss_mse LOSS,OUT,GT"
+)
+
+
+def test_weights_an_update_would_make_infinite_stop_training_and_the_saved_network_is_finite(work):
+    stopped = run_script(
+        f"{XOR} nn_trainer T,LOSS,1e38,sgd nn_train[samples] 2000,4 nn_save x.tif"
+        " input (0,0,1,1^0,1,0,1) nn_eval[-1] echo {i(#-1,0)}",
+        seed=1,
+    )
+    warnings = [line for line in stopped.err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "the weights would not be finite after iteration" in warnings[0]
+    assert np.isfinite(float(stopped.lines[-1]))  # not the -nan of a network holding inf
+    k = int(re.search(r"after iteration (\d+)", warnings[0])[1]) - 1
+    exact = run_script(f"{XOR} nn_trainer T,LOSS,1e38,sgd nn_train[samples] {k},4", seed=1) if k else None
+    for name in ("H_fc", "OUT_fc", "T"):  # the weights from before the failing step, exactly
+        kept = stopped.workspace.images.get(name)
+        assert name == "T" or np.all(np.isfinite(kept))
+        if exact is not None:
+            np.testing.assert_array_equal(kept, exact.workspace.images.get(name), err_msg=name)
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam", "adamax", "adagrad"])
+def test_a_loss_growing_by_orders_of_magnitude_is_reported_once(optimizer):
+    run = run_script(f"{XOR} nn_trainer T,LOSS,1e10,{optimizer} nn_train[samples] 300,4", seed=1)
+    warnings = [line for line in run.err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "the training diverges" in warnings[0], run.err
+    assert re.search(r"the loss grew from \S+ to \S+ by iteration \d+", warnings[0])
+
+
+def test_a_converging_training_reports_nothing():
+    run = run_script(f"{XOR} nn_trainer T,LOSS,1e-2,adam nn_train[samples] 300,4", seed=1)
+    assert "warning" not in run.err
+
+
+def test_nn_save_refuses_and_nn_load_names_weights_that_are_not_finite(work):
+    run = run_script(f"{XOR} nn_save good.tif", seed=1)
+    run.workspace.images.get("OUT_fc")[0, 0, 0, 1] = np.inf
+    with pytest.raises(UserError, match="the weights 'OUT_fc' of network 'nn' are not all finite"):
+        run.interpreter.run_items(["nn_save", "bad.tif"])
+    assert not (work / "bad.tif").exists()
+    saved = files.read("good.tif")
+    for entry in saved.entries:
+        if entry.name == "H_fc":
+            entry.image[0, 0, 0, 0] = np.nan
+    files.tiff_format.write(str(work / "nan.tif"), saved)
+    error = script_error("nn_load nan.tif")
+    assert "cannot load 'nan.tif': the weights of layer 'H_fc' are not all finite" in error.message

@@ -21,7 +21,7 @@ from nnpipe.commands.inference import Inference, default_output
 from nnpipe.commands.samples import command_runner
 from nnpipe.commands.training import find_trainer, training_run
 from nnpipe.errors import UserError
-from nnpipe.nn import engine
+from nnpipe.nn import engine, schedulers
 from nnpipe.nn.layers import count
 from nnpipe.numbers import format_value
 from nnpipe.registry import COMMANDS, IMAGES, NETWORK, Text, command
@@ -115,9 +115,10 @@ class NetworkMacros:
         samples = self.samples(env, run.plan)
         losses = np.empty(1, dtype=np.float32)
         with run.noticing("train"):
-            done = run.steps(samples, 1, samples.shape[0], losses)
-        if done < 1:
-            raise UserError("the loss is not finite: training step skipped, weights kept")
+            trained = run.steps(samples, 1, samples.shape[0], losses)
+        if trained.stopped:
+            raise UserError(run.stopped(trained))
+        run.watch_growth(losses, int(run.state[schedulers.ITERATION]) - 1)
         loss = float(losses[0])
         trainer.history.append(loss)
         self.losses_seen[trainer.loss] = loss

@@ -3,6 +3,8 @@ the weights. The formats are in nnpipe.nn.files."""
 
 import os
 
+import numpy as np
+
 from nnpipe.errors import UserError
 from nnpipe.images import atomic
 from nnpipe.images.imagelist import ImageList
@@ -229,6 +231,8 @@ def check(network, images, entries, label, loose_trainer_data):
     for module in network.parameter_modules():
         if module.name not in loaded:
             raise UserError(f"cannot load {label}: it holds no weights for layer '{module.name}'")
+        if not np.all(np.isfinite(images.get(module.name))):
+            raise UserError(f"cannot load {label}: the weights of layer '{module.name}' are not all finite")
     for trainer in network.trainers.values():
         state = images.get(trainer.name)
         if state is None or state.shape != schedulers.STATE_SHAPE:

@@ -21,6 +21,7 @@ from nnpipe.registry import TRAINING, Bool, Int, LayerName, Param, Text, command
 
 TRAINER = LayerName("trainer", ".", help="trainer name ('.' = the latest trainer)")
 CHUNK_SECONDS = 0.1
+DIVERGING = 1000  # a loss this many times its lowest so far: the training diverges
 
 
 def find_trainer(network, name):
@@ -62,6 +63,7 @@ class TrainingRun:
             index = ctx.images.set(name, view)
             self.views.append((index, name, ctx.images.images[index]))
         self.noticed = set()
+        self.lowest_loss, self.warned_growth = np.inf, False
 
     def is_current(self, ctx, network, trainer):
         images = ctx.images
@@ -76,9 +78,9 @@ class TrainingRun:
 
     def steps(self, samples, iterations, batch, losses):
         """Train `iterations` steps on mini-batches of `batch` samples drawn from `samples`,
-        their losses into `losses`; return how many completed (fewer: a non-finite loss, the
-        weights from before that step kept)."""
-        return engine.train(
+        their losses into `losses`; return the engine's Trained (a run stopped by a non-finite
+        loss or weights keeps the weights from before that step)."""
+        trained = engine.train(
             self.plan,
             self.params,
             self.moments,
@@ -90,6 +92,35 @@ class TrainingRun:
             schedulers.NAMES.index(self.trainer.scheduler),
             losses,
             command_runner(self.ctx, self.plan),
+        )
+        return trained
+
+    def watch_growth(self, losses, start):
+        """Say once when the loss grows by orders of magnitude over its lowest so far: the
+        training diverges, though no value is infinite yet."""
+        if self.warned_growth or not len(losses):
+            return
+        lowest = np.minimum.accumulate(np.concatenate([[self.lowest_loss], losses]))
+        grown = np.flatnonzero((losses > DIVERGING * lowest[:-1]) & (lowest[:-1] > 0))
+        if grown.size:
+            at = grown[0]
+            self.ctx.warn(
+                f"the loss grew from {lowest[at]:.4g} to {losses[at]:.4g} by iteration {start + at + 1}:"
+                " the training diverges (too high a learning rate?)"
+            )
+            self.warned_growth = True
+        self.lowest_loss = lowest[-1]
+
+    def stopped(self, trained):
+        """The warning of a run a non-finite loss or weights stopped."""
+        at = int(self.state[schedulers.ITERATION]) + 1
+        if trained.stopped == "loss":
+            return (
+                f"loss is not finite at iteration {at}: training stopped, weights from before that step kept"
+            )
+        return (
+            f"the weights would not be finite after iteration {at} (the training diverges: too high a"
+            " learning rate?): training stopped, weights from before that step kept"
         )
 
     def noticing(self, kind):
@@ -103,19 +134,19 @@ class TrainingRun:
     def run(self, samples, iterations, batch, label, watch=None):
         """Train `iterations` steps in chunks that keep the progress bar live; `watch` (a Watch)
         validates and checkpoints between chunks and may stop early. Returns the losses and
-        the iteration a non-finite loss stopped training at (or None)."""
+        the warning of a run a non-finite loss or weights stopped (or None)."""
         losses = np.empty(iterations, dtype=np.float32)
         progress = Progress(self.ctx, label, iterations)
-        done, chunk, failed = 0, 1, False
+        done, chunk, failed = 0, 1, None
         while done < iterations:
             count = min(chunk, iterations - done, (watch.next_stop(done) if watch else iterations) - done)
             started = time.perf_counter()
             with self.noticing("train"):
-                completed = self.steps(samples, count, batch, losses[done : done + count])
+                trained = self.steps(samples, count, batch, losses[done : done + count])
             elapsed = time.perf_counter() - started
-            done += completed
-            if completed < count:
-                failed = True
+            done += trained.completed
+            if trained.stopped:
+                failed = self.stopped(trained)
                 break
             if watch and watch.after(done, self):
                 progress.note = watch.note
@@ -130,8 +161,9 @@ class TrainingRun:
             progress.note = watch.note
         self.trainer.history.extend(float(v) for v in losses[:done])
         progress.close(done, losses[done - 1] if done else math.nan)
-        failed_at = int(self.state[schedulers.ITERATION]) if failed else None
-        return losses[:done], failed_at
+        if not failed:  # else the warning of the stop says it
+            self.watch_growth(losses[:done], int(self.state[schedulers.ITERATION]) - done)
+        return losses[:done], failed
 
 
 _runs = weakref.WeakKeyDictionary()  # network -> its TrainingRun
@@ -300,18 +332,15 @@ def train(ctx, selection, trainer_name, iterations, batch, label, options=None):
     # a batch of every sample, as in a PyTorch DataLoader, rather than draws repeating samples
     whole = batch == 0 or batch >= samples.shape[0]
     start = len(trainer.history)
-    losses, failed_at = run.run(samples, iterations, samples.shape[0] if whole else batch, label, watch)
+    losses, failed = run.run(samples, iterations, samples.shape[0] if whole else batch, label, watch)
     if watch and watch.loss is not None:
         trainer.validation.extend((start + done, value) for done, value in watch.points)
         ctx.set_variable("val_loss", round(watch.loss, 6))
         if watch.accuracy is not None:
             ctx.set_variable("val_accuracy", round(watch.accuracy, 6))
-    if failed_at is not None:
+    if failed:
         ctx.set_variable("loss", "nan")
-        ctx.warn(
-            f"loss is not finite at iteration {failed_at}: training stopped,"
-            " weights from before that step kept"
-        )
+        ctx.warn(failed)
         return
     if len(losses):
         ctx.set_variable("loss", float(losses[-1]))

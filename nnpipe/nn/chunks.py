@@ -1,4 +1,4 @@
-"""How a batch is cut into chunks, and a chunk's inputs loaded: the kernels the compiled
+"""How a batch is cut into chunks, a chunk's inputs loaded, the weights checked: the kernels the compiled
 engine of every network shares (see nnpipe.nn.steps).
 
 Buffers hold one chunk of samples feature-major: value k of the module at offset o, for the
@@ -42,3 +42,12 @@ def chunk_width(batch, threads, largest):
     """Samples per chunk: the batch shared evenly among the threads, at most `largest` (a
     chunk's buffers stay in cache), never more than the samples there are."""
     return max(1, min(largest, -(-batch // threads)))
+
+
+@numba.njit(cache=True)
+def all_finite(values):
+    """No value is infinite or NaN (x * 0 is 0 for finite x only): one branch-free pass."""
+    finite = True
+    for i in range(values.size):
+        finite &= values[i] * 0 == 0
+    return finite

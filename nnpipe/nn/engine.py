@@ -15,6 +15,7 @@ mode), so such a plan runs on one thread.
 
 import contextlib
 import threading
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -238,42 +239,50 @@ def commands_run_by(runner):
         COMMAND_RUNNER.reset(token)
 
 
+@dataclass
+class Trained:
+    """What a call of `train` did: `completed` steps; `stopped`: None, "loss" (a non-finite
+    loss at the next step: the weights are those before it) or "weights" (the next step's
+    update left a weight non-finite: the weights were put back as they were before it)."""
+
+    completed: int
+    stopped: str = None
+
+
 def train(
     plan, params, moments, state, samples, iterations, batch, optimizer, scheduler, losses_out, runner=None
 ):
-    """Run `iterations` training steps (see nnpipe.nn.steps); return how many completed.
+    """Run `iterations` training steps (see nnpipe.nn.steps) on `params`, `moments` and
+    `state`, their losses into `losses_out`; return a Trained.
     `runner(command, image)`: runs nn_run's commands (see nnpipe.nn.layers.run)."""
     threads = threads_for(plan, batch)
     width = chunk_width(batch, threads, TRAIN_CHUNK)
     acts = np.zeros((threads, plan.width * width), dtype=np.float32)
-    thread_grads = np.zeros((threads, plan.parameter_size), dtype=np.float32)
-    thread_stats = np.zeros((threads, plan.stats_width), dtype=np.float32)
-    losses = np.empty((len(plan.loss_rows), batch), dtype=np.float32)
+    buffers = (acts, np.zeros_like(acts), np.zeros((threads, plan.parameter_size), dtype=np.float32))
+    buffers += (np.zeros((threads, plan.stats_width), dtype=np.float32), np.empty(batch, dtype=np.int64))
+    buffers += (np.empty((len(plan.loss_rows), batch), dtype=np.float32),)
     kernels = plan.kernels(optimizer, scheduler)
     steps = kernels.train_parallel if threads > 1 else kernels.train_serial
-    with commands_run_by(runner):
-        return compiled.run(
-            steps,
-            plan.ops,
-            plan.reals,
-            plan.loss_rows,
-            plan.feed_table,
-            samples,
-            iterations,
-            batch,
-            width,
-            params,
-            plan.mask,
-            moments,
-            state,
-            acts,
-            np.zeros_like(acts),
-            thread_grads,
-            thread_stats,
-            np.empty(batch, dtype=np.int64),
-            losses,
-            losses_out,
-        )
+    before = (params.copy(), moments.copy(), state.copy())
+
+    def run(count):
+        with commands_run_by(runner):
+            return compiled.run(
+                steps, plan.ops, plan.reals, plan.loss_rows, plan.feed_table, samples, count, batch, width,
+                params, plan.mask, moments, state, *buffers, losses_out,
+            )  # fmt: skip
+
+    completed = run(iterations)
+    if completed >= 0:
+        return Trained(completed, None if completed == iterations else "loss")
+    # step k = -completed - 1 left a weight non-finite: from the weights of before this call,
+    # the steps before it again (the batches and dropout are drawn from the state: the same)
+    completed = -completed - 1
+    for kept, saved in zip((params, moments, state), before):
+        kept[:] = saved
+    if completed:
+        run(completed)
+    return Trained(completed, "weights")
 
 
 # --- inference -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import numpy as np
 from numba import prange
 
 from nnpipe.nn import optimizers, schedulers  # noqa: F401 (optimizer_step calls one)
-from nnpipe.nn.chunks import load_chunk, sample_indices
+from nnpipe.nn.chunks import all_finite, load_chunk, sample_indices
 from nnpipe.nn.layers import copy_values
 
 
@@ -63,11 +63,12 @@ def thread_chunks(
 @numba.njit(cache=True, inline="always")
 def update(ops, params, grads, mask, moments, state, stats, batch, value, addresses):
     """The end of a step: the layers' after-step hooks (running statistics), the optimizer's
-    update, the scheduler."""
+    update, the scheduler. False when the update left a parameter non-finite."""
     after_step_ops(ops, params, stats, batch, addresses)
     optimizer_step(params, grads, mask, moments, state[schedulers.RATE], int(state[schedulers.ITERATION]) + 1)
     scheduler_step(state, value)
     schedulers.end_step(state, value)
+    return all_finite(params)
 
 
 @numba.njit(cache=True)
@@ -93,9 +94,11 @@ def train_serial(
     losses_out,
     addresses,
 ):
-    """Run `iterations` training steps; return how many completed (fewer: non-finite loss,
-    the parameters left as they were before that step). The loss of a step is the sum of the
-    network's losses, each the mean over the batch; their gradients add up."""
+    """Run `iterations` training steps; return how many completed. Fewer: a non-finite loss
+    stopped the run, the parameters left as they were before that step; a negative count -k-1:
+    step k's update left a parameter non-finite (the caller puts back the weights of before
+    it). The loss of a step is the sum of the network's losses, each the mean over the batch;
+    their gradients add up."""
     seed = int(state[schedulers.SEED])
     scale = np.float32(1.0 / batch)
     for step in range(iterations):
@@ -124,8 +127,11 @@ def train_serial(
         value = losses.sum() / batch
         if not math.isfinite(value):
             return step
-        update(ops, params, thread_grads[0], mask, moments, state, thread_stats[0], batch, value, addresses)
         losses_out[step] = value
+        if not update(
+            ops, params, thread_grads[0], mask, moments, state, thread_stats[0], batch, value, addresses
+        ):
+            return -step - 1
     return iterations
 
 
@@ -186,8 +192,11 @@ def train_parallel(
         for t in range(1, threads):
             thread_grads[0] += thread_grads[t]
             thread_stats[0] += thread_stats[t]
-        update(ops, params, thread_grads[0], mask, moments, state, thread_stats[0], batch, value, addresses)
         losses_out[step] = value
+        if not update(
+            ops, params, thread_grads[0], mask, moments, state, thread_stats[0], batch, value, addresses
+        ):
+            return -step - 1
     return iterations
 
 

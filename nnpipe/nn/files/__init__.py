@@ -44,6 +44,7 @@ import contextlib
 import io as bytes_io
 import os
 
+import numpy as np
 from PIL import Image
 
 from nnpipe.errors import UserError
@@ -70,6 +71,11 @@ def gather(network, images, include_trainer_data):
             raise UserError(
                 f"image '{name}' has size {size_text(image.shape[::-1])}, network"
                 f" '{network.name}' needs {size_text(shape[::-1])}"
+            )
+        if role == PARAMETER and not np.all(np.isfinite(image)):
+            raise UserError(
+                f"the weights '{name}' of network '{network.name}' are not all finite (a diverged"
+                " training?): not saving them"
             )
         if name not in taken:
             taken.add(name)
