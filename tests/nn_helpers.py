@@ -12,20 +12,21 @@ from nnpipe.nn import compiled, engine
 from nnpipe.nn.layers import INPUT_GRADIENTS
 
 
-def interpreter(seed=0):
-    return Interpreter(load_all(), seed=seed, quiet=True, out=io.StringIO(), err=io.StringIO())
+def interpreter(seed=0, api="2023"):
+    return Interpreter(load_all(), seed=seed, quiet=True, out=io.StringIO(), err=io.StringIO(), api=api)
 
 
-def build(script, seed=0):
-    """An interpreter that has run `script` (items separated by white space)."""
-    interp = interpreter(seed)
+def build(script, seed=0, api="2023"):
+    """An interpreter that has run `script` (items separated by white space) in nn_lib's `api`."""
+    interp = interpreter(seed, api)
     interp.run_source(script, "test.nnp")
     return interp
 
 
 def parameters(interp, plan):
     """The plan's parameter vector, read from the images of `interp`'s list."""
-    return plan.gather({name: interp.workspace.images.get(name) for name, _, _ in plan.parameters})
+    images = interp.workspace.images
+    return plan.gather({name: images.get(plan.network.image_name(name)) for name, _, _ in plan.parameters})
 
 
 def _forward(plan, params, samples, training, seed, dtype):

@@ -134,8 +134,9 @@ def nn_view(ctx, selection, folder, min_size):
         os.makedirs(folder, exist_ok=True)
     except OSError as error:
         raise UserError(f"cannot create folder '{folder}': {error.strerror or error}") from None
+    modules = {network.image_name(module.name): module for module in network.parameter_modules()}
     for entry in saved.entries:
-        layout = getattr(network.modules[entry.name].layer, "picture", None)
+        layout = getattr(modules[entry.name].layer, "picture", None)
         pictures.write_picture(
             os.path.join(folder, entry.name + ".png"), pictures.picture(entry.image, min_size, layout)
         )

@@ -8,7 +8,7 @@ import numpy as np
 from nnpipe.errors import UserError
 from nnpipe.nn import activations, optimizers
 from nnpipe.numbers import size_text
-from nnpipe.registry import NETWORK, Choice, Int, LayerName, command
+from nnpipe.registry import NETWORK, Choice, Int, LayerName, command, split_arguments
 
 OUT_NAME = LayerName("out", previous=False, help="name of the new layer")
 IN_NAME = LayerName("in", help="input layer ('.' = previous layer)")
@@ -18,7 +18,7 @@ IN1_NAME = LayerName("in1", ".", help="second input ('.' = previous layer)")
 GROUND_TRUTH = LayerName(
     "ground_truth", previous=False, help="name of the ground-truth input (created with the size of IN)"
 )
-ACTIVATION = Choice("activation", "leakyrelu", choices=activations.NAMES)
+ACTIVATION = Choice("activation", "leakyrelu", choices=activations.NAMES_2023)
 
 
 def learning_mode(default):
@@ -39,14 +39,47 @@ def remember(ctx, name, arguments):
     ctx.network().commands.append(f"{name} {arguments}" if arguments else name)
 
 
+remember.records_network = True
+
+
+def remembering_defaults(params):
+    """The after-hook of a G'MIC 3.6 layer command: the network records it as 3.6's nn_lib
+    does (what its nn_save writes), every argument left out written as its default."""
+
+    def remember_filled(ctx, name, arguments):
+        given = split_arguments(arguments, unquoted=False) if arguments else []
+        given += [""] * (len(params) - len(given))
+        filled = [text if text else default_text(p) for text, p in zip(given, params)]
+        ctx.network().commands.append(f"{name} {','.join(filled)}")
+
+    remember_filled.records_network = True
+    return remember_filled
+
+
+def default_text(param):
+    """A parameter's default as G'MIC's nn_lib writes it (`100%`, `1`, `leakyrelu`)."""
+    value = param.default
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, tuple):  # a Size: (value, is_percent)
+        return f"{value[0]:g}{'%' * value[1]}"
+    return str(value)
+
+
 def builds_network(entry):
-    return entry is not None and entry.after is remember
+    return entry is not None and getattr(entry.after, "records_network", False)
 
 
-def network_command(name, *params, help="", api="2023"):
-    """Declare a command of nn_lib's `api` that adds modules to the current network."""
+def network_command(name, *params, help="", api="2023", recorded=True):
+    """Declare a command of nn_lib's `api` that adds modules to the current network. The
+    network records it (`recorded`) for nn_save to write: as given in the 2023 API, with every
+    default filled in in G'MIC 3.6's (whose nn_save leaves losses out, and so does nnpipe)."""
+    if not recorded:
+        after = None
+    else:
+        after = remember if api == "2023" else remembering_defaults(params)
     return command(
-        name, group=NETWORK, params=list(params), takes_selection=False, after=remember, help=help, api=api
+        name, group=NETWORK, params=list(params), takes_selection=False, after=after, help=help, api=api
     )
 
 
@@ -57,16 +90,17 @@ def add(ctx, name, layer, inputs):
     module = network.add(name, layer, [network.resolve(i) for i in inputs])
     shape = module.parameter_shape(network)
     if shape is not None:
-        existing = ctx.images.get(name)
+        image = network.image_name(name)
+        existing = ctx.images.get(image)
         if existing is None and network.weights_from_file:
             raise UserError(f"it holds no weights for layer '{name}'")
         if existing is None:
             ctx.images.append(
-                layer.initialize([network.modules[i].size for i in module.inputs], ctx.rng), name
+                layer.initialize([network.modules[i].size for i in module.inputs], ctx.rng), image
             )
         elif existing.shape != tuple(shape):
             raise UserError(
-                f"image '{name}' exists with size {size_text(existing.shape[::-1])}"
+                f"image '{image}' exists with size {size_text(existing.shape[::-1])}"
                 f" but layer '{name}' needs {size_text(shape[::-1])}"
             )
     return name
@@ -77,6 +111,7 @@ def add_moments(ctx, network, optimizer):
     yet; existing ones are kept, as nn_lib keeps them."""
     for name in network.trained_modules():
         shape = network.modules[name].parameter_shape(network)
+        image = network.image_name(name)
         for suffix in optimizers.MOMENTS[optimizer] if shape is not None else ():
-            if ctx.images.get(name + suffix) is None:
-                ctx.images.append(np.zeros(shape, dtype=np.float32), name + suffix)
+            if ctx.images.get(image + suffix) is None:
+                ctx.images.append(np.zeros(shape, dtype=np.float32), image + suffix)

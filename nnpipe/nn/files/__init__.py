@@ -76,14 +76,14 @@ def gather(network, images, include_trainer_data):
             entries.append(Entry(name, role, image))
 
     for module in network.parameter_modules():
-        take(module.name, PARAMETER, module.parameter_shape(network))
+        take(network.image_name(module.name), PARAMETER, module.parameter_shape(network))
     if include_trainer_data:
         for trainer in network.trainers.values():
             for name in network.trained_modules():
                 shape = network.modules[name].parameter_shape(network)
                 for suffix in optimizers.MOMENTS[trainer.optimizer] if shape is not None else ():
-                    take(name + suffix, MOMENT, shape)
-            take(trainer.name, TRAINER, schedulers.STATE_SHAPE)
+                    take(network.image_name(name) + suffix, MOMENT, shape)
+            take(network.image_name(trainer.name), TRAINER, schedulers.STATE_SHAPE)
     if not entries:
         raise UserError(f"network '{network.name}' has no parameters to save")
     return NetworkFile(network.name, list(network.commands), entries)

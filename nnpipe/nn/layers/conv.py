@@ -319,7 +319,7 @@ def _declare_convolution(dimensions, suffix):
         )
         if suffix == "nnl":
             name = add(ctx, f"{out}_normalize", Normalize(channelwise=True, learning_mode=3), [name])
-        add(ctx, out, Nonlinearity(activation=activation) if activation else Rename(), [name])
+        add(ctx, out, Nonlinearity.of(activation, "2023") if activation else Rename(), [name])
 
 
 def _declare_residual(dimensions, suffix):

@@ -63,6 +63,27 @@ def nn_crop(ctx, selection, out, source, x0, y0, z0, c0, x1, y1, z1, c1, boundar
     )
 
 
+@network_command(
+    "nn_crop",
+    OUT_NAME,
+    IN_NAME,
+    *CORNERS,
+    Int(
+        "boundary_conditions",
+        0,
+        low=0,
+        high=3,
+        help="0 dirichlet (zeros outside), 1 neumann, 2 periodic, 3 mirror",
+    ),
+    api="3.6",
+)
+def nn_crop_36(ctx, selection, out, source, x0, y0, z0, c0, x1, y1, z1, c1, boundary_conditions):
+    """Add a layer cropping the box (x0,y0,z0,c0)-(x1,y1,z1,c1), both corners included.
+
+    Outside the input, values follow the boundary conditions."""
+    nn_crop(ctx, selection, out, source, x0, y0, z0, c0, x1, y1, z1, c1, boundary.NAMES[boundary_conditions])
+
+
 @numba.njit(cache=True)
 def sources(op):
     condition = op[CONDITION]

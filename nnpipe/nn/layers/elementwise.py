@@ -75,7 +75,7 @@ def residual(ctx, out, source, make_branch, normalization, activation):
         add(ctx, out, Add(), [branch, clone0])
     else:
         total = add(ctx, f"{out}_add", Add(), [branch, clone0])
-        add(ctx, out, Nonlinearity(activation=activation), [total])
+        add(ctx, out, Nonlinearity.of(activation, "2023"), [total])
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
