@@ -67,7 +67,9 @@ def run_batch(plan, params, samples, training=False, seed=0, dtype=np.float32, a
     losses = np.empty((len(plan.loss_rows), batch), dtype=dtype)
     kernels = plan.kernels()
     table = compiled.addresses(kernels, dtype)
-    kernels.loss_ops(plan.loss_rows, acts, grad_acts, losses, 0, batch, batch, dtype(1.0 / batch), table)
+    kernels.loss_ops(
+        plan.loss_rows, plan.loss_reals, acts, grad_acts, losses, 0, batch, batch, dtype(1.0 / batch), table
+    )
     grads = np.zeros(plan.parameter_size, dtype=dtype)
     ops = plan.ops.copy()
     if not as_trained:

@@ -8,7 +8,7 @@ import numpy as np
 from nnpipe.errors import UserError
 from nnpipe.nn import activations, optimizers
 from nnpipe.numbers import size_text
-from nnpipe.registry import NETWORK, Choice, Int, LayerName, command, split_arguments
+from nnpipe.registry import NETWORK, Choice, Float, Int, LayerName, command, split_arguments
 
 OUT_NAME = LayerName("out", previous=False, help="name of the new layer")
 IN_NAME = LayerName("in", help="input layer ('.' = previous layer)")
@@ -32,6 +32,9 @@ def learning_mode(default):
 
 
 LEARNING_MODE = learning_mode(3)
+# G'MIC 3.6's fc and conv layers
+WEIGHT_DECAY = Float("weight_decay", 0, low=0, help="L2 penalty on the weights, added to their gradient")
+INITIALIZATION = Int("initialization", 3, low=0, high=3, help="0 zero, 1 identity, 2 LeCun, 3 He")
 
 
 def remember(ctx, name, arguments):

@@ -107,7 +107,7 @@ class Plan:
         self.network = network
         needed = network.ancestors(*targets)
         self.offsets, self.width = {}, 0
-        self.feeds, self.parameters, rows, reals, loss_rows = [], [], [], [], []
+        self.feeds, self.parameters, rows, reals, loss_rows, loss_reals = [], [], [], [], [], []
         self.callbacks = []  # (row in ops, layer) of the layers computed in Python (nn_run)
         self.stats_width, parameter_size = 0, 0
         masks = []
@@ -146,6 +146,7 @@ class Plan:
             row[FIRST_ARGUMENT : FIRST_ARGUMENT + MAX_ARGUMENTS] = _named_arguments(layer, input_sizes)
             if layer.is_loss:  # losses feed no layer: they run after the forward pass
                 loss_rows.append(row)
+                loss_reals.append(layer.real(input_sizes))
                 continue
             if not isinstance(registry.kernel_file(row[OPCODE]).forward, numba.core.registry.CPUDispatcher):
                 self.callbacks.append((len(rows), layer))
@@ -153,6 +154,7 @@ class Plan:
             reals.append(layer.real(input_sizes))
         self.is_loss = all(network.modules[t].layer.is_loss for t in targets)
         self.loss_rows = np.array(loss_rows, dtype=np.int64).reshape(-1, ROW_WIDTH)
+        self.loss_reals = np.array(loss_reals, dtype=np.float32)
         self.ops = np.array(rows, dtype=np.int64).reshape(-1, ROW_WIDTH)
         self.reals = np.array(reals, dtype=np.float32)
         self.mask = np.concatenate(masks) if masks else np.zeros(0, dtype=np.float32)
@@ -248,6 +250,7 @@ def train(
         plan.ops,
         plan.reals,
         plan.loss_rows,
+        plan.loss_reals,
         plan.feed_table,
         samples,
         iterations,
@@ -313,6 +316,7 @@ def train_calling_back(
         compiled.run(
             kernels.loss_ops,
             plan.loss_rows,
+            plan.loss_reals,
             acts,
             grad_acts,
             losses,

@@ -97,7 +97,7 @@ class Network:
         """Add module `name` fed by the modules `inputs` (names already resolved)."""
         self.check_new(name)
         for source in inputs:
-            if self.is_loss(source):
+            if self.is_loss(source) and not getattr(layer, "takes_losses", False):
                 raise UserError(
                     f"'{source}' is a loss: a loss feeds no layer (a network's losses"
                     " are trained together, their sum minimized)"
@@ -265,7 +265,7 @@ class Network:
                 continue
             module = self.modules[name]
             lines.append(f"   - Layer: {name} (type: {module.layer.kind})")
-            inputs = module.inputs[:1] if self.is_loss(name) else module.inputs
+            inputs = module.inputs[:1] if "ground_truth" in module.layer.options else module.inputs
             shown = [(source, size_text(self.modules[source].size)) for source in inputs]
             constant = module.layer.options.get("constant")
             if constant is not None:  # an input given as a number, size 1

@@ -9,8 +9,10 @@ from nnpipe.nn.building import (
     ACTIVATION,
     IN_NAME,
     IN_OR_PREVIOUS,
+    INITIALIZATION,
     LEARNING_MODE,
     OUT_NAME,
+    WEIGHT_DECAY,
     add,
     network_command,
 )
@@ -31,7 +33,7 @@ from nnpipe.nn.layers.elementwise import residual
 from nnpipe.nn.layers.nonlinearity import Nonlinearity
 from nnpipe.nn.layers.normalize import Normalize
 from nnpipe.nn.layers.rename import Rename
-from nnpipe.registry import Float, Int
+from nnpipe.registry import Int
 
 
 class FullyConnected(Layer):
@@ -93,10 +95,6 @@ def _identity(rows, columns):
     row % columns."""
     row, column = np.indices((rows, columns))
     return column % rows == row % columns
-
-
-WEIGHT_DECAY = Float("weight_decay", 0, low=0, help="L2 penalty on the weights, added to their gradient")
-INITIALIZATION = Int("initialization", 3, low=0, high=3, help="0 zero, 1 identity, 2 LeCun, 3 He")
 
 
 @network_command(
