@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 from nnpipe.nn.building import IN_NAME, IN_OR_PREVIOUS, OUT_NAME, add, network_command
-from nnpipe.nn.layers import IN0, OUT, OUT_LEN, PARAM, STATS, Layer, column
+from nnpipe.nn.layers import IN0, OUT, OUT_LEN, PARAM, STATS, Layer, column, count
 from nnpipe.nn.layers.rename import Rename
 from nnpipe.registry import Bool, Int
 
@@ -65,8 +65,11 @@ class Normalize(Layer):
 
     def export_onnx(self, g, step):
         """Its inference-time map, y = alpha (x - running mean) / (sqrt(running variance) +
-        1e-8) + beta = scale x + shift, one (scale, shift) for the input or one per channel."""
+        1e-8) + beta = scale x + shift, one (scale, shift) for the input or one per channel;
+        without running statistics yet (G'MIC 3.6's), each sample by its own."""
         rows = step.weights.reshape(-1, 4).astype(np.float64)
+        if self.options.get("sample_statistics") and not rows[0, 3] >= 0:
+            return self._export_per_sample(g, step, rows)
         alpha, beta, mean, variance = rows.T
         scale = alpha / (np.sqrt(variance) + EPSILON)
         shift = beta - mean * scale
@@ -77,6 +80,36 @@ class Normalize(Layer):
             f"{step.name}_scaled",
         )
         return g.node("Add", [scaled, g.constant(shift.reshape(shape), f"{step.name}_shift")], step.name)
+
+    def _export_per_sample(self, g, step, rows):
+        name, shape = step.name, [1, -1, 1, 1, 1] if rows.shape[0] > 1 else [1, 1, 1, 1, 1]
+        flat = g.flat(step.inputs[0], f"{name}_flat")
+        mean = g.node("ReduceMean", [flat], f"{name}_mean", axes=[1], keepdims=1)
+        centered = g.node("Sub", [flat, mean], f"{name}_centered")
+        total = g.node(
+            "ReduceSum",
+            [
+                g.node("Mul", [centered, centered], f"{name}_squares"),
+                g.constant([1], f"{name}_axes", np.int64),
+            ],
+            f"{name}_total",
+            keepdims=1,
+        )
+        variance = g.node(
+            "Div", [total, g.constant(count(step.input_sizes[0]) - 1, f"{name}_n")], f"{name}_variance"
+        )
+        deviation = g.node(
+            "Add",
+            [g.node("Sqrt", [variance], f"{name}_sqrt"), g.constant(EPSILON, f"{name}_epsilon")],
+            f"{name}_deviation",
+        )
+        normalized = g.to_5d(
+            g.node("Div", [centered, deviation], f"{name}_divided"), step.size, f"{name}_normalized"
+        )
+        scaled = g.node(
+            "Mul", [normalized, g.constant(rows[:, 0].reshape(shape), f"{name}_alpha")], f"{name}_scaled"
+        )
+        return g.node("Add", [scaled, g.constant(rows[:, 1].reshape(shape), f"{name}_beta")], name)
 
 
 GROUPS, SAMPLE_STATISTICS = column(Normalize, "groups"), column(Normalize, "sample_statistics")
