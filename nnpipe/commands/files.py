@@ -49,15 +49,14 @@ def nn_save(ctx, selection, path, include_trainer_data):
     trainer data also the optimizer moments and trainer states, so training resumes exactly.
     .gmz: nn_lib's own format, G'MIC's compressed list of named images (what `gmic ...
     output FILE.gmz` writes): the weight images named as their modules, the moments and
-    trainer states, and the text image _nn_init of the commands; G'MIC opens it. A network
-    of G'MIC 3.6's API is written as 3.6's nn_save writes it (its images NET_LAYER, then
-    the text image NET__init__), for G'MIC 3.6's nn_load.
+    trainer states, and the text image _nn_init of the commands; G'MIC opens it.
     .tif/.tiff: one multi-page float32 TIFF, a page per image, lossless.
     .png: a folder FILE of 16-bit PNG files 000_NAME.png ..., each image mapped from its
     min..max to 0..65535 (lossy: for looking at and sharing weights, not to resume training).
     Missing folders are created; the file is written under a temporary name and renamed: a
     crash never leaves half a file."""
     network = ctx.existing_network()
+    # a network of G'MIC 3.6's API goes in 3.6's layout, for its nn_load (see gmz_format)
     saved = files.gather(network, ctx.images, include_trainer_data)
     summary = files.write(path, saved)
     ctx.notice(f"wrote network '{network.name}' to {path} ({summary})")
@@ -77,9 +76,10 @@ def nn_load(ctx, selection, source, include_trainer_data):
     trainers start afresh. A damaged or foreign file changes nothing.
     A .gmz file written by nn_lib holds no losses or trainers, only their data (trainer
     states, moments): those images are loaded as they are, and the nn_trainer declared after
-    the load takes them over, as in nn_lib. A file of G'MIC 3.6's nn_lib gives a network of
-    that API (whatever --nnlib says), its weights and, with the trainer data, their moments:
-    its trainer state is left out, as 3.6's nn_load does."""
+    the load takes them over, as in nn_lib."""
+    # a file of G'MIC 3.6's nn_lib gives a network of that API (whatever --nnlib says): its
+    # weights and, with the trainer data, their moments; its trainer state is left out, as
+    # 3.6's nn_load does (see install)
     if files.is_stored(source):
         label = "the stored network"
         saved = files.from_text(source, label)

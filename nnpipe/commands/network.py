@@ -118,11 +118,11 @@ def nn_check_layer(ctx, selection, name):
 
 @command("nn_print", group=NETWORK, takes_selection=False)
 def nn_print(ctx, selection):
-    """Print the current network in the layout of its nn_lib API. 2023: one block per module
-    (type, input, output size, properties, parameter count; a trainer's parameters are its
-    state image's values), then the totals. G'MIC 3.6: the network's name, one block per
-    layer (inputs and their sizes, parameter count, output size, properties), the totals.
-    Ground truths are not modules in nn_lib and are not listed: each loss names its own."""
+    """Print the current network in nn_lib's layout: one block per module (type, input,
+    output size, properties, parameter count; a trainer's parameters are its state image's
+    values), then the totals. Ground truths are not modules in nn_lib and are not listed:
+    each loss names its own."""
+    # a network of G'MIC 3.6's API is printed in 3.6's layout (see Network.describe_36)
     network = ctx.network()
     ctx.echo(
         network.describe(

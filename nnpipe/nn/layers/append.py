@@ -44,11 +44,11 @@ class Append(Layer):
         first, second = input_sizes
         axis = self.axis()
         if [n for i, n in enumerate(first) if i != axis] != [n for i, n in enumerate(second) if i != axis]:
-            others = ", ".join(
+            *others, last = (
                 name for i, name in enumerate(("width", "height", "depth", "channels")) if i != axis
             )
             raise UserError(
-                f"append along {AXES[axis]} needs inputs of the same {others}"
+                f"append along {AXES[axis]} needs inputs of the same {', '.join(others)} and {last}"
                 f" (got {size_text(first)} and {size_text(second)})"
             )
         return tuple(n + (second[i] if i == axis else 0) for i, n in enumerate(first))

@@ -35,6 +35,30 @@ class Crop(Layer):
         return g.gathered(step, sources(step.row))
 
 
+class SplitPart(Crop):
+    """A part of G'MIC 3.6's split along x, y or z: the first size0 columns, rows or slices,
+    or the rest. options: axis, size0, part."""
+
+    kind = "split"
+
+    def __init__(self, **options):
+        super().__init__(boundary_conditions="dirichlet", **options)
+
+    def build(self, input_sizes):
+        axis, size0, part = (self.options[k] for k in ("axis", "size0", "part"))
+        last = [n - 1 for n in input_sizes[0]]
+        first = [0, 0, 0, 0]
+        if part:
+            first[axis] = size0
+        else:
+            last[axis] = size0 - 1
+        self.options.update(first=tuple(first), last=tuple(last))
+        return super().build(input_sizes)
+
+    def properties(self):
+        return f"axis={'xyzc'[self.options['axis']]}"
+
+
 X0, Y0, Z0, C0, CONDITION = (column(Crop, name) for name in Crop.kernel_arguments)
 CORNERS = [Int(axis) for axis in ("x0", "y0", "z0", "c0", "x1", "y1", "z1", "c1")]
 

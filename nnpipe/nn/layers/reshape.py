@@ -2,14 +2,15 @@
 them no buffer and no kernel (aliases, like rename and clone). reshape keeps every value in
 the same order under a new size; split's two parts are the first nb_channels0 channels and
 the rest, which are contiguous since a sample's values are flattened channel after channel.
-G'MIC 3.6's split also cuts along x, y or z: those parts are crops (nnpipe.nn.layers.crop)."""
+G'MIC 3.6's split also cuts along x, y or z: those parts are crops (SplitPart, in
+nnpipe.nn.layers.crop, whose kernels they run)."""
 
 import numpy as np
 
 from nnpipe.errors import UserError
 from nnpipe.nn.building import IN_NAME, OUT_NAME, add, network_command
-from nnpipe.nn.layers import Layer, count, crop
-from nnpipe.nn.layers.crop import Crop
+from nnpipe.nn.layers import Layer, count
+from nnpipe.nn.layers.crop import SplitPart
 from nnpipe.numbers import size_text
 from nnpipe.registry import Choice, Int, LayerName
 
@@ -66,31 +67,6 @@ class Split(Layer):
             ],
             step.name,
         )
-
-
-class SplitPart(Crop):
-    """A part of G'MIC 3.6's split along x, y or z: the first size0 columns, rows or slices,
-    or the rest. options: axis, size0, part."""
-
-    kind = "split"
-    kernel_file = crop.__name__
-
-    def __init__(self, **options):
-        super().__init__(boundary_conditions="dirichlet", **options)
-
-    def build(self, input_sizes):
-        axis, size0, part = (self.options[k] for k in ("axis", "size0", "part"))
-        last = [n - 1 for n in input_sizes[0]]
-        first = [0, 0, 0, 0]
-        if part:
-            first[axis] = size0
-        else:
-            last[axis] = size0 - 1
-        self.options.update(first=tuple(first), last=tuple(last))
-        return super().build(input_sizes)
-
-    def properties(self):
-        return f"axis={AXES[self.options['axis']]}"
 
 
 AXES = "xyzc"
