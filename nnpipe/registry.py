@@ -33,10 +33,9 @@ DATA = "Data"
 GROUP_ORDER = [IMAGES, CONTROL, NETWORK, DATA, TRAINING, FILES]
 
 
-def split_arguments(text, unquoted=True):
-    """Split on commas outside quotes, brackets and parentheses; strip surrounding quotes
-    (unless not `unquoted`). Commas a script quoted were protected by the lexer and come back
-    here, in their part."""
+def split_arguments(text):
+    """Split on commas outside quotes, brackets and parentheses; strip surrounding quotes.
+    Commas a script quoted were protected by the lexer and come back here, in their part."""
     parts, depth, quote, start = [], 0, False, 0
     for i, char in enumerate(text):
         if char == '"':
@@ -49,7 +48,7 @@ def split_arguments(text, unquoted=True):
             parts.append(text[start:i])
             start = i + 1
     parts.append(text[start:])
-    return [unprotect(unquote(p) if unquoted else p) for p in parts]
+    return [unprotect(unquote(p)) for p in parts]
 
 
 def unquote(text):

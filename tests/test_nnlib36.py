@@ -11,6 +11,7 @@ from gmic36 import NETWORK, built, from_gmic, gmic_forward, nnpipe_forward, rand
 from test_nn_gradients import check, random_normalize, run_batch
 from test_onnx import exported, to_nchw
 
+from nnpipe.nn import files
 from nnpipe.nn.files import init_text
 
 DENOISER = "/work/shared/data/gmic/gmic_denoise_cnn.gmz"
@@ -189,6 +190,15 @@ def test_nn_size_and_nn_check_layer():
 # --- files ---------------------------------------------------------------------------------------
 
 SMALL = "nn_input IN,4,4,1,2 nn_conv2d C,IN,3,2 nn_nl A,C nn_normalize B,A,0 nn_fc OUT,B,3"
+
+
+def test_the_commands_a_network_keeps_are_gmics():
+    """What nn_save writes in NET__init__: every command with its defaults filled in, '.'
+    kept, a quoted nn_run command quoted."""
+    layers = EVERY_LAYER.replace(" nn_print", "") + ' nn_run RR,RN,"mirror x" nn_resize RZ,RR,50%'
+    expected = gmic_lines(f"{layers} echo ${{_CNN_init}}")[-1].strip()
+    network = run_script(layers, api="3.6").workspace.network()
+    assert init_text.init_text_36(files.NetworkFile("CNN", network.commands, [])) == expected
 
 
 def test_gmic_loads_and_computes_a_network_nnpipe_saved(work):

@@ -3,11 +3,14 @@ parameters their signatures have in common, and the record a network
 keeps of the commands that built it (so that a saved network can be rebuilt by running them
 again). A layer file declares its commands with these (see nnpipe.nn.layers)."""
 
+import re
+
 import numpy as np
 
 from nnpipe.errors import UserError
 from nnpipe.nn import activations, optimizers
 from nnpipe.numbers import size_text
+from nnpipe.quoting import unprotect
 from nnpipe.registry import NETWORK, Choice, Float, Int, LayerName, command, split_arguments
 
 OUT_NAME = LayerName("out", previous=False, help="name of the new layer")
@@ -38,8 +41,9 @@ INITIALIZATION = Int("initialization", 3, low=0, high=3, help="0 zero, 1 identit
 
 
 def remember(ctx, name, arguments):
-    """A network-building command's after-hook: the current network records the command."""
-    ctx.network().commands.append(f"{name} {arguments}" if arguments else name)
+    """A network-building command's after-hook: the current network records the command
+    (`arguments`: its argument item, what quotes held protected, see nnpipe.quoting)."""
+    ctx.network().commands.append(f"{name} {unprotect(arguments)}" if arguments else name)
 
 
 remember.records_network = True
@@ -50,13 +54,19 @@ def remembering_defaults(params):
     does (what its nn_save writes), every argument left out written as its default."""
 
     def remember_filled(ctx, name, arguments):
-        given = split_arguments(arguments, unquoted=False) if arguments else []
+        given = split_arguments(arguments) if arguments else []
         given += [""] * (len(params) - len(given))
-        filled = [text if text else default_text(p) for text, p in zip(given, params)]
+        filled = [_quoted(text) if text else default_text(p) for text, p in zip(given, params)]
         ctx.network().commands.append(f"{name} {','.join(filled)}")
 
     remember_filled.records_network = True
     return remember_filled
+
+
+def _quoted(text):
+    """An argument as G'MIC's nn_lib writes it back: in double quotes if it holds a blank, a
+    comma or a quote (a command given to nn_run)."""
+    return f'"{text}"' if re.search(r'[\s,"]', text) else text
 
 
 def default_text(param):
