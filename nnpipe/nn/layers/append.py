@@ -90,22 +90,21 @@ def nn_append_36(ctx, selection, out, first, second, axis):
 def sources(op):
     """For each output value, the first input's value it copies (0..n0-1), or n0 + the second
     input's."""
-    axis = op[AXIS]
-    first = np.array([op[IN_W], op[IN_H], op[IN_D], op[IN0_LEN] // (op[IN_W] * op[IN_H] * op[IN_D])])
-    second = first.copy()  # the second input's width, height and depth (its channels unused)
-    second[axis] = np.array([op[OUT_W], op[OUT_H], op[OUT_D], 0])[axis] - first[axis]
+    axis, w, h, d = op[AXIS], op[IN_W], op[IN_H], op[IN_D]
+    length = (w, h, d, op[IN0_LEN] // (w * h * d))[axis]  # the first input's, along the axis
+    # the second input's width, height and depth
+    w1 = op[OUT_W] - w if axis == 0 else w
+    h1 = op[OUT_H] - h if axis == 1 else h
+    d1 = op[OUT_D] - d if axis == 2 else d
     table = np.empty(op[OUT_LEN], dtype=np.int64)
     for k in range(table.size):
-        position = np.array(gather.position(k, op[OUT_W], op[OUT_H], op[OUT_D]))
-        if position[axis] < first[axis]:
-            table[k] = gather.index(
-                position[0], position[1], position[2], position[3], first[0], first[1], first[2]
-            )
-        else:
-            position[axis] -= first[axis]
-            table[k] = op[IN0_LEN] + gather.index(
-                position[0], position[1], position[2], position[3], second[0], second[1], second[2]
-            )
+        x, y, z, c = gather.position(k, op[OUT_W], op[OUT_H], op[OUT_D])
+        if (x, y, z, c)[axis] < length:
+            table[k] = gather.index(x, y, z, c, w, h, d)
+            continue
+        x, y = (x - length if axis == 0 else x), (y - length if axis == 1 else y)
+        z, c = (z - length if axis == 2 else z), (c - length if axis == 3 else c)
+        table[k] = op[IN0_LEN] + gather.index(x, y, z, c, w1, h1, d1)
     return table
 
 

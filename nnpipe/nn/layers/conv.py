@@ -412,6 +412,9 @@ for _dimensions in (2, 3):
         _declare_residual(_dimensions, _suffix)
 
 
+STRIDED_SIZES = {2: "width and height", 3: "width, height and depth"}
+
+
 def _declare_convolution_36(dimensions):
     @network_command(
         f"nn_conv{dimensions}d",
@@ -431,7 +434,7 @@ def _declare_convolution_36(dimensions):
         Add a {dimensions}D convolution OUT, its weights the image NET_OUT (one row per output
         channel: the kernels of every input channel, then the bias), as G'MIC 3.6 computes it
         (CImg's convolution, kernel flipped). Weights start as `initialization` says, biases
-        at 0. The stride must divide the input's width, height{" and depth" * (dimensions == 3)}.
+        at 0. The stride must divide the input's {STRIDED_SIZES[dimensions]}.
 
         Output size: (w/stride - 2 shrink, h/stride - 2 shrink, """
         + ("d/stride - 2 shrink" if dimensions == 3 else "d")
