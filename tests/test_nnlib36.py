@@ -11,6 +11,7 @@ from gmic36 import NETWORK, built, from_gmic, gmic_forward, nnpipe_forward, rand
 from test_nn_gradients import check, random_normalize, run_batch
 from test_onnx import exported, to_nchw
 
+from nnpipe.images import gmz
 from nnpipe.nn import files
 from nnpipe.nn.files import init_text
 
@@ -249,6 +250,17 @@ def test_a_network_gmic_saved_loads_as_a_36_network_whatever_the_option(work):
         setup="nn_load net.gmz",
     )
     assert run.image(-1).ravel() == pytest.approx(expected["OUT"], abs=1e-6)
+
+
+@pytest.mark.parametrize("path", [DENOISER, UPSCALER], ids=["denoiser", "upscaler"])
+def test_a_loaded_gmic_network_saves_as_the_file_it_came_from(work, path):
+    """The same names, order, values and commands text: G'MIC's denoise_cnn and scale2x_cnn
+    take the file nnpipe writes."""
+    run_script(f"nn_load {path} nn_save copy.gmz")
+    original, copy = gmz.decode(open(path, "rb").read()), gmz.decode((work / "copy.gmz").read_bytes())
+    assert [name for name, _ in copy] == [name for name, _ in original]
+    for (_, mine), (_, theirs) in zip(copy, original):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 def test_input_of_a_36_file_gives_its_named_images(work):
