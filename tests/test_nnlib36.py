@@ -3,20 +3,30 @@ networks built from the same weights compute the same forward values (within 1e-
 values' magnitude), G'MIC's own trained networks load, print and compute as in G'MIC, network
 files go both ways; and the new layers' gradients, initialisations and ONNX export."""
 
+import os
+import tempfile
+
 import gmic
 import numpy as np
 import pytest
 from conftest import cli, run_script, script_error
 from gmic36 import NETWORK, built, from_gmic, gmic_forward, nnpipe_forward, random_weights, to_gmic
-from test_nn_gradients import check, random_normalize, run_batch
+from nn_helpers import build, parameters
+from test_nn_gradients import check, numeric_gradient, random_normalize, run_batch
 from test_onnx import exported, to_nchw
 
 from nnpipe.images import gmz
 from nnpipe.nn import files
 from nnpipe.nn.files import init_text
 
-DENOISER = "/work/shared/data/gmic/gmic_denoise_cnn.gmz"
-UPSCALER = "/work/shared/data/gmic/gmic_scale2x_cnn.gmz"
+# G'MIC's trained networks (the files G'MIC 3.6.3 keeps in ~/.cache/gmic/), not in the repository
+NETWORKS = os.environ.get("NNPIPE_GMIC_NETWORKS", "/work/shared/data/gmic")
+DENOISER = os.path.join(NETWORKS, "gmic_denoise_cnn.gmz")
+UPSCALER = os.path.join(NETWORKS, "gmic_scale2x_cnn.gmz")
+needs_networks = pytest.mark.skipif(
+    not (os.path.isfile(DENOISER) and os.path.isfile(UPSCALER)),
+    reason=f"G'MIC's network files are not in {NETWORKS} (set NNPIPE_GMIC_NETWORKS)",
+)
 # forward values agree within this share of the largest magnitude (G'MIC computes in double,
 # nnpipe in float32)
 TOLERANCE = 1e-5
@@ -111,6 +121,7 @@ def test_forward_as_gmic(layers):
     )
 
 
+@needs_networks
 def test_the_trained_denoiser_computes_as_in_gmic():
     """G'MIC's denoiser on a 64x64 RGB patch in [0, 1] with the noise level given: its output
     and the modulated feature maps."""
@@ -125,6 +136,7 @@ def test_the_trained_denoiser_computes_as_in_gmic():
     assert_agree(expected, nnpipe_forward(None, {}, inputs, outputs, setup=setup), "denoiser")
 
 
+@needs_networks
 def test_the_trained_upscaler_computes_as_in_gmic():
     """G'MIC's 2x upscaler on a 32x32 patch of luminance values (16..235): the residual
     scale2x_cnn uses, and the network's own bicubic output."""
@@ -140,9 +152,6 @@ def test_the_trained_upscaler_computes_as_in_gmic():
 
 def gmic_lines(script):
     """What G'MIC prints (its log stream) for `script`, line by line."""
-    import os
-    import tempfile
-
     saved, capture = os.dup(2), tempfile.TemporaryFile()
     os.dup2(capture.fileno(), 2)
     try:
@@ -169,7 +178,11 @@ EVERY_LAYER = (
 
 @pytest.mark.parametrize(
     "script",
-    [EVERY_LAYER, f"nn_load {DENOISER} nn_print", f"nn_load {UPSCALER} nn_print"],
+    [
+        EVERY_LAYER,
+        pytest.param(f"nn_load {DENOISER} nn_print", marks=needs_networks),
+        pytest.param(f"nn_load {UPSCALER} nn_print", marks=needs_networks),
+    ],
     ids=["layers", "denoiser", "upscaler"],
 )
 def test_nn_print_lists_a_network_as_gmic(script):
@@ -252,6 +265,7 @@ def test_a_network_gmic_saved_loads_as_a_36_network_whatever_the_option(work):
     assert run.image(-1).ravel() == pytest.approx(expected["OUT"], abs=1e-6)
 
 
+@needs_networks
 @pytest.mark.parametrize("path", [DENOISER, UPSCALER], ids=["denoiser", "upscaler"])
 def test_a_loaded_gmic_network_saves_as_the_file_it_came_from(work, path):
     """The same names, order, values and commands text: G'MIC's denoise_cnn and scale2x_cnn
@@ -313,6 +327,7 @@ def test_a_36_file_nnpipe_cannot_read_is_one_line(work, text, message):
     assert message in str(error) and "\n" not in str(error)
 
 
+@needs_networks
 def test_the_denoiser_loads_from_the_command_line_without_the_option():
     result = cli("nn_load", DENOISER, "nn_size")
     assert result.code == 0, result.stderr
@@ -420,9 +435,6 @@ def test_gradient(layers):
 def test_mse_and_normp_gradients_are_those_of_the_norm_as_in_gmic(loss):
     """G'MIC 3.6.3's mse and normp report the mean over a sample's n values but back-propagate
     the gradient of the whole norm: n times that of the loss reported."""
-    from nn_helpers import build, parameters
-    from test_nn_gradients import numeric_gradient
-
     interp = build(f"nn_init N nn_input IN,3 nn_fc OUT,IN,4 nn_loss_{loss}", api="3.6")
     plan = interp.workspace.network().plan("LOSS")
     params = parameters(interp, plan).astype(np.float64)
@@ -452,10 +464,8 @@ def test_cross_entropy_gradients(loss, positive):
 def test_normalize_without_statistics_holds_the_samples_statistics_constant_as_gmic():
     """Its backward pass is G'MIC 3.6.3's (normalize.gmic in the notes: dX of the last sample
     of the first step, mode 0, X = (4,1,-2,0), alpha 1 beta 0)."""
-    interp = build_36("nn_input X,2,1,1,2 nn_normalize NRM,X,0 nn_loss_mse L,NRM,GT")
+    interp = build("nn_init N nn_input X,2,1,1,2 nn_normalize NRM,X,0 nn_loss_mse L,NRM,GT", api="3.6")
     plan = interp.workspace.network().plan("L")
-    from nn_helpers import parameters
-
     samples = np.array([[4, 1, -2, 0, 0.1, 0.2, 0.3, 0.4]], dtype=np.float64)
     _, _, sample_grads = run_batch(
         plan, parameters(interp, plan).astype(np.float64), samples, dtype=np.float64
@@ -465,12 +475,6 @@ def test_normalize_without_statistics_holds_the_samples_statistics_constant_as_g
         [0.95999999199999997, -0.08, -1.1199999920000001, -0.55999999680000012],
         rtol=1e-6,
     )
-
-
-def build_36(layers):
-    from nn_helpers import build
-
-    return build(f"nn_init N {layers}", api="3.6")
 
 
 # --- ONNX ------------------------------------------------------------------------------------------
@@ -513,6 +517,7 @@ def test_normalize_without_statistics_exports_each_sample_by_its_own(tmp_path):
     compare_36(tmp_path, "nn_normalize N,IN nn_normalize M,N,0", (3, 2, 1, 2), statistics=False)
 
 
+@needs_networks
 def test_the_trained_denoiser_exports_to_the_same_values(tmp_path):
     patch = np.random.default_rng(6).uniform(0, 1, (3, 1, 64, 64)).astype(np.float32)
     interp = built("nn_input X,1")

@@ -97,7 +97,7 @@ class Network:
         """Add module `name` fed by the modules `inputs` (names already resolved)."""
         self.check_new(name)
         for source in inputs:
-            if self.is_loss(source) and not getattr(layer, "takes_losses", False):
+            if self.is_loss(source) and not layer.takes_losses:
                 raise UserError(
                     f"'{source}' is a loss: a loss feeds no layer (a network's losses"
                     " are trained together, their sum minimized)"

@@ -76,6 +76,7 @@ class Layer:
     alias = False  # output is (a slice of) the input's buffer: no copy, gradients add up
     inputs = 1
     is_loss = False  # computed after the forward pass by its `loss` kernel; feeds no layer
+    takes_losses = False  # a loss made of losses (G'MIC 3.6's loss_add)
     kernel_arguments = ()  # names of the integers `arguments` gives the kernels
     # the module holding the kernels: the class's own unless it says otherwise
     kernel_file = None
