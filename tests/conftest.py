@@ -47,29 +47,30 @@ class Run:
         return list(self.interpreter.workspace.images.names)
 
 
-def _interpreter(seed, quiet, verbose):
+def _interpreter(seed, quiet, verbose, api="2023"):
     out, err = io.StringIO(), io.StringIO()
-    return Interpreter(load_all(), seed=seed, quiet=quiet, verbose=verbose, out=out, err=err), out, err
+    interpreter = Interpreter(load_all(), seed=seed, quiet=quiet, verbose=verbose, out=out, err=err, api=api)
+    return interpreter, out, err
 
 
-def run_script(text, args=(), file="test.nnp", seed=0, quiet=False, verbose=False):
-    """Run script text through Interpreter.run_source; UserError propagates."""
-    interpreter, out, err = _interpreter(seed, quiet, verbose)
+def run_script(text, args=(), file="test.nnp", seed=0, quiet=False, verbose=False, api="2023"):
+    """Run script text through Interpreter.run_source (nn_lib's `api`); UserError propagates."""
+    interpreter, out, err = _interpreter(seed, quiet, verbose, api)
     interpreter.run_source(text, file, list(args))
     return Run(interpreter, out.getvalue(), err.getvalue())
 
 
-def run_items(*items, seed=0, quiet=False, verbose=False):
+def run_items(*items, seed=0, quiet=False, verbose=False, api="2023"):
     """Run items as the shell would hand them over (`nnpipe ITEM...`)."""
-    interpreter, out, err = _interpreter(seed, quiet, verbose)
+    interpreter, out, err = _interpreter(seed, quiet, verbose, api)
     interpreter.run_items(list(items))
     return Run(interpreter, out.getvalue(), err.getvalue())
 
 
-def script_error(text, args=(), file="test.nnp"):
+def script_error(text, args=(), file="test.nnp", api="2023"):
     """The UserError a script raises (fails the test if it raises none)."""
     with pytest.raises(UserError) as info:
-        run_script(text, args, file)
+        run_script(text, args, file, api=api)
     return info.value
 
 

@@ -13,20 +13,21 @@ from nnpipe.nn.chunks import load_chunk
 from nnpipe.nn.layers import INPUT_GRADIENTS
 
 
-def interpreter(seed=0):
-    return Interpreter(load_all(), seed=seed, quiet=True, out=io.StringIO(), err=io.StringIO())
+def interpreter(seed=0, api="2023"):
+    return Interpreter(load_all(), seed=seed, quiet=True, out=io.StringIO(), err=io.StringIO(), api=api)
 
 
-def build(script, seed=0):
-    """An interpreter that has run `script` (items separated by white space)."""
-    interp = interpreter(seed)
+def build(script, seed=0, api="2023"):
+    """An interpreter that has run `script` (items separated by white space) in nn_lib's `api`."""
+    interp = interpreter(seed, api)
     interp.run_source(script, "test.nnp")
     return interp
 
 
 def parameters(interp, plan):
     """The plan's parameter vector, read from the images of `interp`'s list."""
-    return plan.gather({name: interp.workspace.images.get(name) for name, _, _ in plan.parameters})
+    images = interp.workspace.images
+    return plan.gather({name: images.get(plan.network.image_name(name)) for name, _, _ in plan.parameters})
 
 
 def _forward(plan, params, samples, training, seed, dtype):
@@ -67,7 +68,9 @@ def run_batch(plan, params, samples, training=False, seed=0, dtype=np.float32, a
     losses = np.empty((len(plan.loss_rows), batch), dtype=dtype)
     kernels = plan.kernels()
     table = compiled.addresses(kernels, dtype)
-    kernels.loss_ops(plan.loss_rows, acts, grad_acts, losses, 0, batch, batch, dtype(1.0 / batch), table)
+    kernels.loss_ops(
+        plan.loss_rows, plan.loss_reals, acts, grad_acts, losses, 0, batch, batch, dtype(1.0 / batch), table
+    )
     grads = np.zeros(plan.parameter_size, dtype=dtype)
     ops = plan.ops.copy()
     if not as_trained:

@@ -313,18 +313,19 @@ def test_running_out_of_memory_is_a_one_line_error_naming_the_command(monkeypatc
 
 
 def test_the_nnlib_api_is_chosen_explicitly_and_a_command_of_the_other_is_one_line():
-    result = cli("--nnlib", "3.6", "nn_init", "nn_input", "IN,2", "nn_fcnnl", "A,IN,3")
+    result = cli("--nnlib", "3.6", "nn_init", "N", "nn_input", "IN,2", "nn_fcnnl", "A,IN,3")
     assert result.code == 1
     assert result.error_lines == [
-        "nnpipe: error: <command line>:1: 'nn_init' is nn_lib 2023's, not 3.6's:"
+        "nnpipe: error: <command line>:1: 'nn_fcnnl' is nn_lib 2023's, not 3.6's:"
         " run nnpipe with --nnlib 2023 (or NNPIPE_NNLIB=2023)"
     ]
     assert cli("nn_init", "nn_input", "IN,2", "nn_fcnnl", "A,IN,3", "nn_size").code == 0
+    assert "is nn_lib 3.6's, not 2023's" in cli("nn_init", "nn_input", "IN,2", "nn_sub", "A,IN,1").stderr
 
 
 def test_the_nnlib_api_comes_from_the_environment_too(monkeypatch):
     monkeypatch.setenv("NNPIPE_NNLIB", "3.6")
-    assert "is nn_lib 2023's" in cli("nn_init").stderr
+    assert "is nn_lib 2023's" in cli("nn_init", "N", "nn_input", "IN,2", "nn_fcnl", "A,IN,3").stderr
     monkeypatch.setenv("NNPIPE_NNLIB", "2024")
     result = cli("echo", "hi")
     assert result.code == 2 and "'2024' is not one of '2023', '3.6'" in result.stderr

@@ -1720,6 +1720,39 @@ EXPRESSIONS = (
     + ITEM_PER_PIXEL
 )
 
+
+class Nnlib36(str):
+    """A case in G'MIC 3.6's nn_lib API: nnpipe runs it with --nnlib 3.6 (the rest of the
+    language is the same in both)."""
+
+
+# G'MIC 3.6's nn_lib: building networks, nn_print, nn_size, nn_check_layer, the arguments
+# refused (numbers: tests/test_nnlib36.py). Weights are drawn differently: the cases use the
+# zero and identity initialisations, or remove the images.
+NNLIB36 = [
+    Nnlib36(case)
+    for case in (
+        "_vt100=0 nn_init N nn_input IN,2 nn_fc H,IN,8,3,0,1 nn_nl A,H,tanh nn_fc OUT,A,1,3,0.5,0"
+        " nn_loss_mse LOSS,OUT,GT nn_print",
+        "_vt100=0 nn_init N nn_input IN,2,2,1,3 nn_conv2d C,IN,4,3,1,1,0,1,3,0,0 nn_fc F,C,3,3,0,0"
+        " echo ${-nn_size}",
+        "_vt100=0 nn_init N nn_input IN,4,4,1,2 nn_maxpool2d M,IN,2,1 nn_avgpool2d V,M nn_patchdown2d P,IN"
+        " nn_crop C,P,0,0,0,0,1,1,0,7,1 nn_reshape R,C,2,2,8 nn_distance D,R,C,0 nn_print",
+        "_vt100=0 nn_init N nn_input IN,3 nn_input GT,3 nn_loss_normp L,IN,GT,2,0.5"
+        " nn_loss_crossentropy C,IN,GT nn_print",
+        "_vt100=0 nn_init A nn_input X,2 nn_init B nn_input Y,3 nn_select A nn_print",
+        "_vt100=0 nn_init N nn_input IN,2 nn_check_layer IN nn_check_layer X",
+        "_vt100=0 nn_init N nn_input IN,2 nn_fc H,IN,0",
+        "_vt100=0 nn_init N nn_input IN,2 nn_add A,1,2",
+        "_vt100=0 nn_init N nn_input IN,2,2 nn_append A,IN,IN,w",
+        "_vt100=0 nn_init N nn_input IN,2,2 nn_conv2d C,IN,2,3,1,1,0,4",
+        "_vt100=0 nn_init N nn_input IN,2,2 nn_normalize A,IN,2",
+        "_vt100=0 nn_init N nn_input IN,2 nn_fc H,IN,2,3,0,4",
+        "_vt100=0 nn_init N nn_input IN,2,2 nn_split A,B,IN,x,1.5",
+        "_vt100=0 nn_init N nn_input IN,4 nn_input J,3 nn_sub D,IN,J",
+    )
+]
+
 # Where nnpipe differs: case -> (why, the lines nnpipe prints, or None when it stops with an
 # error). Three kinds: nnpipe's own readings, G'MIC features nnpipe does not have, and
 # differences still to fix outside the language (marked PENDING).
@@ -1841,7 +1874,91 @@ ECHO_ESCAPES = (
 )
 PENDING = {}
 
-DELIBERATE = {**NNPIPE_READINGS, **NOT_SUPPORTED, **PENDING}
+REFUSED_AT_BUILD = (
+    "G'MIC 3.6.3 builds the layer and fails when the network is evaluated; nnpipe refuses it"
+    " when it is added, in one line saying why"
+)
+PRINT_36 = [" * Network name: N", "   - Layer: IN (type: input)", "       * Output size: 2,1,1,1"]
+NNLIB36_READINGS = {
+    Nnlib36("_vt100=0 nn_init N nn_print"): (
+        "an empty network has 0 layers (3.6.3 counts -1)",
+        [" * Network name: N", "", " * Total: 0 layers, 0 parameters.", ""],
+    ),
+    Nnlib36("_vt100=0 nn_init N nn_input IN,2 nn_mul M,IN,0.5 nn_print"): (
+        "a constant second input reads `(2,1,1,1 and 1)`, as a constant first one does in 3.6.3"
+        " (which writes `(2,1,1,11)` for this one)",
+        PRINT_36
+        + [
+            "   - Layer: M (type: mul)",
+            "       * Inputs: IN,0.5 (2,1,1,1 and 1)",
+            "       * Output size: 2,1,1,1",
+            "",
+            " * Total: 2 layers, 0 parameters.",
+            "",
+        ],
+    ),
+    Nnlib36("_vt100=0 nn_init N nn_input IN,2 nn_fc H,IN,1,3,0,0 (5) name. H nn_print rm"): (
+        "an image named like a layer adds no second 'Parameters' line (3.6.3 counts its values)",
+        PRINT_36
+        + [
+            "   - Layer: H (type: fc)",
+            "       * Input: IN (2,1,1,1)",
+            "       * Parameters: 3",
+            "       * Output size: 1,1,1,1",
+            "       * Properties: learning_mode=3, weight_decay=0",
+            "",
+            " * Total: 2 layers, 3 parameters.",
+            "",
+        ],
+    ),
+    Nnlib36(
+        "_vt100=0 nn_init N nn_input IN,2 nn_fc A,IN,1,3,0,0 nn_loss_mse L1,A,GT nn_loss_mse L2,A,GT2"
+        " nn_loss_add L,L1,L2 nn_print rm"
+    ): (
+        "nn_loss_add adds a loss, the sum of two (3.6.3's check refuses every argument)",
+        PRINT_36
+        + [
+            "   - Layer: A (type: fc)",
+            "       * Input: IN (2,1,1,1)",
+            "       * Parameters: 3",
+            "       * Output size: 1,1,1,1",
+            "       * Properties: learning_mode=3, weight_decay=0",
+            "   - Layer: L1 (type: loss_mse)",
+            "       * Input: A (1,1,1,1)",
+            "       * Output size: 1,1,1,1",
+            "       * Properties: ground_truth=GT, weight=1",
+            "   - Layer: L2 (type: loss_mse)",
+            "       * Input: A (1,1,1,1)",
+            "       * Output size: 1,1,1,1",
+            "       * Properties: ground_truth=GT2, weight=1",
+            "   - Layer: L (type: loss_add)",
+            "       * Inputs: L1,L2 (1,1,1,1 and 1,1,1,1)",
+            "       * Output size: 1,1,1,1",
+            "",
+            " * Total: 5 layers, 3 parameters.",
+            "",
+        ],
+    ),
+    Nnlib36("_vt100=0 nn_init N nn_input IN,5,4 nn_conv2d C,IN,2,3,2 nn_print rm"): (REFUSED_AT_BUILD, None),
+    Nnlib36("_vt100=0 nn_init N nn_input IN,4 nn_split A,B,IN,x,4 nn_print"): (REFUSED_AT_BUILD, None),
+    Nnlib36("_vt100=0 nn_init N nn_input IN,4 nn_nl A,IN,expr nn_print"): (REFUSED_AT_BUILD, None),
+    Nnlib36("_vt100=0 nn_init N nn_input IN,2,2,1,3 nn_patchup2d U,IN nn_print"): (REFUSED_AT_BUILD, None),
+    Nnlib36("_vt100=0 nn_init N nn_input IN,4 nn_resize R,IN,8,1,1,1,-1 nn_print"): (
+        "nn_resize's interpolation -1 (the values read again under the new size) is refused",
+        None,
+    ),
+    Nnlib36("_vt100=0 (1,2,3) name N_H nn_init N nn_input IN,2 nn_fc H,IN,3 nn_print rm"): (
+        "a parameter image given beforehand must have the layer's size; 3.6.3 keeps any image of"
+        " that name, whatever its size, and computes with it",
+        None,
+    ),
+    Nnlib36("_vt100=0 nn_select M nn_init N nn_input IN,2 nn_print"): (
+        "nn_select names an existing network (3.6.3 selects any name)",
+        None,
+    ),
+}
+
+DELIBERATE = {**NNPIPE_READINGS, **NOT_SUPPORTED, **PENDING, **NNLIB36_READINGS}
 
 
 # --- running both --------------------------------------------------------------------------------
@@ -1930,7 +2047,7 @@ def run_nnpipe(case):
     definitions, script = case if isinstance(case, tuple) else (None, case)
     text = script if definitions is None else f"{script}\n{definitions}\n"
     try:
-        run = run_script(text)
+        run = run_script(text, api="3.6" if isinstance(case, Nnlib36) else "2023")
     except UserError as error:
         return Outcome([], [], str(error))
     listed = [
@@ -2015,9 +2132,14 @@ def test_deliberate_difference(case):
         assert_same(case, run_gmic(case), got)
 
 
+@pytest.mark.parametrize("case", NNLIB36, ids=case_id)
+def test_nnlib36_as_gmic(case):
+    assert_same(case, run_gmic(case), run_nnpipe(case))
+
+
 def test_enough_cases_each_once():
     assert len(LANGUAGE) >= 200 and len(EXPRESSIONS) >= 150
-    cases = LANGUAGE + EXPRESSIONS
+    cases = LANGUAGE + EXPRESSIONS + NNLIB36 + list(NNLIB36_READINGS)
     assert len(set(cases)) == len(cases)
     assert set(DELIBERATE) <= set(cases)
 

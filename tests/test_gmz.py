@@ -142,19 +142,20 @@ LATER = [
 
 
 def test_a_network_saved_by_gmics_own_nn_lib_computes_the_same(work):
-    """G'MIC 3.6's nn_lib (the later API): its nn_input, nn_fc and nn_nl are read as the 2023
-    ones, its weights NET_LAYER become LAYER_fc."""
+    """G'MIC 3.6's nn_lib (the later API): its file gives a network of that API, whatever the
+    option, its commands as written and its weights the images NET_LAYER."""
     for commands in LATER:
         gmic.Gmic().run(commands)
     xs = ",".join(str(x) for x, _ in POINTS)
     ys = ",".join(str(y) for _, y in POINTS)
     interp = build(f"nn_load later.gmz input ({xs}^{ys}) nn_eval")
     assert interp.workspace.current_network == "net"
+    assert interp.workspace.network().api == "3.6"
     assert interp.workspace.network().commands == [
         "nn_input IN,2,1,1,1",
-        "nn_fc H,IN,4,3",
+        "nn_fc H,IN,4,3,0,3",
         "nn_nl A,H,tanh",
-        "nn_fc OUT,A,2,3",
+        "nn_fc OUT,A,2,3,0,3",
     ]
     outputs = interp.workspace.images[-1].reshape(2, -1).T
     for (x, y), output in zip(POINTS, outputs):
@@ -165,11 +166,12 @@ def test_a_network_saved_by_gmics_own_nn_lib_computes_the_same(work):
 
 
 def test_later_nn_lib_layers_nnpipe_does_not_read_are_refused_in_one_line(work):
-    gmic.Gmic().run("nn_init net nn_input IN,2 nn_fc OUT,IN,3 nn_add B,OUT,OUT nn_save later.gmz")
+    """nn_resize's interpolation -1 (G'MIC 3.6 takes it) is one nnpipe refuses."""
+    gmic.Gmic().run("nn_init net nn_input IN,2 nn_fc F,IN,3 nn_resize R,F,4,1,1,1,-1 nn_save later.gmz")
     interp = build("input (1,2) name data")
     with pytest.raises(UserError) as info:
         interp.run_source("nn_load later.gmz", "demo.nnp")
-    assert "later nn_lib (as in G'MIC 3.6) with 'nn_add'" in str(info.value)
+    assert "'nn_resize R,F,4,1,1,1,-1': interpolation -1" in str(info.value)
     assert "\n" not in str(info.value)
     assert interp.workspace.images.names == ["data"] and not interp.workspace.networks
 

@@ -25,11 +25,11 @@ STEP = 1e-5
 TOLERANCE = 1e-5
 
 
-def prepare(script, seed=0, positive=False, training=False, dropout_seed=7, tweak=None):
-    """Build `script` (a network whose loss is LOSS with ground truth GT) and a batch of samples:
-    inputs of magnitude 0.3..1.2 (away from the kinks at 0), ground truths 0.5..1.5 away from
-    the predictions (away from the kink of |d|)."""
-    interp = build(script, seed)
+def prepare(script, seed=0, positive=False, training=False, dropout_seed=7, tweak=None, api="2023"):
+    """Build `script` (a network of nn_lib's `api` whose loss is LOSS with ground truth GT) and
+    a batch of samples: inputs of magnitude 0.3..1.2 (away from the kinks at 0), ground truths
+    0.5..1.5 away from the predictions (away from the kink of |d|)."""
+    interp = build(script, seed, api)
     if tweak:
         tweak(interp)
     plan = interp.workspace.network().plan("LOSS")
@@ -94,8 +94,12 @@ def assert_close(analytic, numeric, what):
     )
 
 
-def check(script, positive=False, training=False, dropout_seed=7, tweak=None, inputs=True, seed=0):
-    interp, plan, params, samples, columns = prepare(script, seed, positive, training, dropout_seed, tweak)
+def check(
+    script, positive=False, training=False, dropout_seed=7, tweak=None, inputs=True, seed=0, api="2023"
+):
+    interp, plan, params, samples, columns = prepare(
+        script, seed, positive, training, dropout_seed, tweak, api
+    )
     params = params.astype(CHECKED)
     value, grads, sample_grads = run_batch(plan, params, samples, training, dropout_seed, CHECKED)
     assert math.isfinite(value)
@@ -126,6 +130,9 @@ def check(script, positive=False, training=False, dropout_seed=7, tweak=None, in
 
 
 def set_image(interp, name, values):
+    """Set the parameters of layer `name` (the image of that name, or NET_name in a G'MIC 3.6
+    network NET)."""
+    name = interp.workspace.network().image_name(name)
     image = interp.workspace.images.get(name)
     interp.workspace.images.set(name, np.asarray(values, dtype=np.float32).reshape(image.shape))
 
@@ -134,7 +141,7 @@ def random_normalize(name, seed=3):
     """Give normalize layer `name` non-trivial alpha, beta, running mean and variance."""
 
     def tweak(interp):
-        image = interp.workspace.images.get(name)
+        image = interp.workspace.images.get(interp.workspace.network().image_name(name))
         groups = image.size // 4
         rng = np.random.default_rng(seed)
         rows = np.column_stack(
@@ -207,7 +214,7 @@ def test_fc_normalize_nonlinearity_block():
 
 # steps' slope jumps from 2 to 0.5 at a sixth from each integer: finite differences across
 # those points mean nothing, so it is checked apart, at inputs away from them
-SMOOTH_ACTIVATIONS = [name for name in act_module.NAMES if name != "steps"]
+SMOOTH_ACTIVATIONS = [name for name in act_module.NAMES_2023 if name != "steps"]
 
 
 @pytest.mark.parametrize("activation", SMOOTH_ACTIVATIONS)
@@ -281,10 +288,10 @@ WAVES = [(4 * S0 + 4 * S1 - 8, -4 * S0 - 2 * S1 + 6, S0), (-6, 3, 1), (-4, 0, 2)
 
 
 def test_activation_table_covers_every_name():
-    assert set(ACTIVATION_VALUES) == set(act_module.NAMES)
+    assert set(ACTIVATION_VALUES) == set(act_module.NAMES_2023)
 
 
-@pytest.mark.parametrize("activation", act_module.NAMES)
+@pytest.mark.parametrize("activation", act_module.NAMES_2023)
 def test_activation_values(activation):
     interp = build(f"nn_input IN,6 nn_nl A,IN,{activation}")
     plan = interp.workspace.network().plan("A")

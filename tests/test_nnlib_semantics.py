@@ -354,7 +354,9 @@ def test_nn_run_gradient_is_the_outputs_resized_to_the_input():
     with engine.commands_run_by(interp.run_commands):
         compiled.run(kernels.forward_ops, plan.ops, plan.reals, acts, no_values, 2, 2, True, 0, no_values)
     losses = np.empty((1, 2), dtype=np.float32)
-    compiled.run(kernels.loss_ops, plan.loss_rows, acts, grad_acts, losses, 0, 2, 2, np.float32(0.5))
+    compiled.run(
+        kernels.loss_ops, plan.loss_rows, plan.loss_reals, acts, grad_acts, losses, 0, 2, 2, np.float32(0.5)
+    )
     compiled.run(
         kernels.backward_ops,
         plan.ops,

@@ -1,5 +1,7 @@
 """Network files, mirroring nn_lib's nn_save, nn_load and nn_store; nn_view writes pictures of
-the weights. The formats are in nnpipe.nn.files."""
+the weights. The formats are in nnpipe.nn.files. A network is saved in the format of its nn_lib
+API, and a file is read as the API it was written in says, whatever the option: a network
+read from a G'MIC 3.6 file is a 3.6 network."""
 
 import os
 
@@ -32,7 +34,6 @@ class VariableName(Param):
 @command(
     "nn_save",
     group=FILES,
-    api="2023",
     takes_selection=False,
     params=[
         Text(
@@ -57,6 +58,7 @@ def nn_save(ctx, selection, path, include_trainer_data):
     Missing folders are created; the file is written under a temporary name and renamed: a
     crash never leaves half a file."""
     network = ctx.existing_network()
+    # a network of G'MIC 3.6's API goes in 3.6's layout, for its nn_load (see gmz_format)
     saved = files.gather(network, ctx.images, include_trainer_data)
     summary = files.write(path, saved)
     ctx.notice(f"wrote network '{network.name}' to {path} ({summary})")
@@ -65,7 +67,6 @@ def nn_save(ctx, selection, path, include_trainer_data):
 @command(
     "nn_load",
     group=FILES,
-    api="2023",
     takes_selection=False,
     params=[Text("file", help="a file written by nn_save, or a variable set by nn_store"), TRAINER_DATA],
 )
@@ -78,6 +79,9 @@ def nn_load(ctx, selection, source, include_trainer_data):
     A .gmz file written by nn_lib holds no losses or trainers, only their data (trainer
     states, moments): those images are loaded as they are, and the nn_trainer declared after
     the load takes them over, as in nn_lib."""
+    # a file of G'MIC 3.6's nn_lib gives a network of that API (whatever --nnlib says): its
+    # weights and, with the trainer data, their moments; its trainer state is left out, as
+    # 3.6's nn_load does (see install)
     if files.is_stored(source):
         label = "the stored network"
         saved = files.from_text(source, label)
@@ -91,19 +95,28 @@ def nn_load(ctx, selection, source, include_trainer_data):
     ctx.notice(f"loaded network '{saved.network}' from {label}")
 
 
-@command(
-    "nn_store",
-    group=FILES,
-    api="2023",
-    takes_selection=False,
-    params=[VariableName("variable", help="name of the variable"), TRAINER_DATA],
-)
+STORE_PARAMS = [VariableName("variable", help="name of the variable"), TRAINER_DATA]
+
+
+@command("nn_store", group=FILES, api="2023", takes_selection=False, params=STORE_PARAMS)
 def nn_store(ctx, selection, variable, include_trainer_data):
     """Keep a lossless copy of the current network in a variable, for nn_load VARIABLE.
 
     For instance, keep the best weights seen during training and go back to them later."""
     saved = files.gather(ctx.existing_network(), ctx.images, include_trainer_data)
     ctx.set_variable(variable, files.to_text(saved))
+
+
+@command("nn_store", group=FILES, api="3.6", takes_selection=False, params=STORE_PARAMS)
+def nn_store_36(ctx, selection, variable, include_trainer_data):
+    """Move the current network's images (weights; with the trainer data, their moments and
+    the trainer states) into a variable, as G'MIC 3.6's nn_store does: they leave the list.
+    nn_load VARIABLE puts them back (with a name starting with '_', the variable is seen
+    everywhere)."""
+    saved = files.gather(ctx.existing_network(), ctx.images, include_trainer_data)
+    ctx.set_variable(variable, files.to_text(saved))
+    stored = {entry.name for entry in saved.entries}
+    ctx.images.remove([index for index, name in enumerate(ctx.images.names) if name in stored])
 
 
 @command(
@@ -136,8 +149,9 @@ def nn_view(ctx, selection, folder, min_size):
         os.makedirs(folder, exist_ok=True)
     except OSError as error:
         raise UserError(f"cannot create folder '{folder}': {error.strerror or error}") from None
+    modules = {network.image_name(module.name): module for module in network.parameter_modules()}
     for entry in saved.entries:
-        layout = getattr(network.modules[entry.name].layer, "picture", None)
+        layout = getattr(modules[entry.name].layer, "picture", None)
         pictures.write_picture(
             os.path.join(folder, entry.name + ".png"), pictures.picture(entry.image, min_size, layout)
         )
@@ -155,7 +169,14 @@ def install(ctx, saved, include_trainer_data, label):
         if any(entry.role is None for entry in saved.entries):
             saved = with_roles(ctx, saved, label)
             ctx.rng.bit_generator.state = random_state
-        entries = [e for e in saved.entries if include_trainer_data or e.role == files.PARAMETER]
+        kept = (
+            (files.PARAMETER, files.MOMENT)
+            if saved.api == "3.6"
+            else (files.PARAMETER, files.MOMENT, files.TRAINER)
+        )
+        entries = [
+            e for e in saved.entries if e.role == files.PARAMETER or (include_trainer_data and e.role in kept)
+        ]
         network, images = rebuild(ctx, saved, entries, label)
         check(network, images, entries, label, saved.loose_trainer_data)
     except UserError:
@@ -178,7 +199,7 @@ def rebuild(ctx, saved, entries, label):
     steps = []
     for text in saved.commands:
         name, _, arguments = text.partition(" ")
-        entry = lookup(name)
+        entry = lookup(name, saved.api)
         if not builds_network(entry):
             raise UserError(
                 f"cannot load {label}: '{name}' in its commands is not a network-building command"
@@ -187,7 +208,7 @@ def rebuild(ctx, saved, entries, label):
     images = ImageList()
     for e in entries:
         images.append(e.image, e.name)
-    network = Network(saved.network)
+    network = Network(saved.network, saved.api)
     network.weights_from_file = True
     kept = ctx.images, ctx.networks, ctx.current_network
     ctx.images, ctx.networks, ctx.current_network = images, {network.name: network}, network.name
@@ -209,10 +230,11 @@ def with_roles(ctx, saved, label):
     """`saved` with each image's role, told by replaying its commands: the images of parameter
     modules are weights, the others trainer data (moments or trainer states)."""
     network, _ = rebuild(ctx, saved, saved.entries, label)
-    weights = {module.name for module in network.parameter_modules()}
-    moments = {
-        name + suffix for name in weights for suffixes in optimizers.MOMENTS.values() for suffix in suffixes
-    }
+    weights = {network.image_name(module.name) for module in network.parameter_modules()}
+    suffixes = (
+        files.MOMENTS_36 if saved.api == "3.6" else {s for kind in optimizers.MOMENTS.values() for s in kind}
+    )
+    moments = {name + suffix for name in weights for suffix in suffixes}
     entries = [
         files.Entry(
             e.name,
@@ -221,7 +243,7 @@ def with_roles(ctx, saved, label):
         )
         for e in saved.entries
     ]
-    return files.NetworkFile(saved.network, saved.commands, entries, saved.loose_trainer_data)
+    return files.NetworkFile(saved.network, saved.commands, entries, saved.loose_trainer_data, saved.api)
 
 
 def check(network, images, entries, label, loose_trainer_data):
@@ -229,9 +251,9 @@ def check(network, images, entries, label, loose_trainer_data):
     `loose_trainer_data`, waits for a trainer declared after the load)."""
     loaded = {e.name for e in entries}
     for module in network.parameter_modules():
-        if module.name not in loaded:
+        if network.image_name(module.name) not in loaded:
             raise UserError(f"cannot load {label}: it holds no weights for layer '{module.name}'")
-        if not np.all(np.isfinite(images.get(module.name))):
+        if not np.all(np.isfinite(images.get(network.image_name(module.name)))):
             raise UserError(f"cannot load {label}: the weights of layer '{module.name}' are not all finite")
     for trainer in network.trainers.values():
         state = images.get(trainer.name)

@@ -1,6 +1,7 @@
-"""Commands about networks as a whole, mirroring nn_lib's 2023 API: starting and choosing a
-network, its trainer, printing and sizing it. The commands that add layers are declared in
-their layer files (nnpipe.nn.layers)."""
+"""Commands about networks as a whole: starting and choosing a network, its trainer, printing
+and sizing it, in nn_lib's 2023 API and G'MIC 3.6's (nn_init differs; the others work on a
+network of either). The commands that add layers are declared in their layer files
+(nnpipe.nn.layers)."""
 
 from nnpipe.errors import UserError
 from nnpipe.nn import optimizers, schedulers
@@ -23,9 +24,24 @@ def nn_init(ctx, selection, name):
 
 
 @command(
+    "nn_init",
+    group=NETWORK,
+    api="3.6",
+    takes_selection=False,
+    params=[LayerName("network_name", previous=False, help="network name")],
+)
+def nn_init_36(ctx, selection, name):
+    """Start a new, empty network NETWORK_NAME (replacing one of the same name) and make it
+    current. The parameters of its layer L are the image NETWORK_NAME_L; an image of that
+    name already in the list (weights given beforehand, or kept from a network of the same
+    name) is used as it is."""
+    ctx.networks[name] = Network(name, api="3.6")
+    ctx.current_network = name
+
+
+@command(
     "nn_select",
     group=NETWORK,
-    api="2023",
     takes_selection=False,
     params=[LayerName("name", previous=False, help="network name")],
 )
@@ -90,7 +106,6 @@ def drop_unused_moments(ctx, network, optimizer):
 @command(
     "nn_check_layer",
     group=NETWORK,
-    api="2023",
     takes_selection=False,
     params=[LayerName("name", previous=False, help="layer (or trainer) name")],
 )
@@ -101,12 +116,13 @@ def nn_check_layer(ctx, selection, name):
         network.resolve(name)
 
 
-@command("nn_print", group=NETWORK, takes_selection=False, api="2023")
+@command("nn_print", group=NETWORK, takes_selection=False)
 def nn_print(ctx, selection):
     """Print the current network in nn_lib's layout: one block per module (type, input,
     output size, properties, parameter count; a trainer's parameters are its state image's
     values), then the totals. Ground truths are not modules in nn_lib and are not listed:
     each loss names its own."""
+    # a network of G'MIC 3.6's API is printed in 3.6's layout (see Network.describe_36)
     network = ctx.network()
     ctx.echo(
         network.describe(
@@ -115,7 +131,7 @@ def nn_print(ctx, selection):
     )
 
 
-@command("nn_size", group=NETWORK, takes_selection=False, api="2023")
+@command("nn_size", group=NETWORK, takes_selection=False)
 def nn_size(ctx, selection):
     """Return the number of stored parameters of the current network as the command's status,
     for ${-nn_size}; it prints nothing, as in nn_lib. It also sets $size to that number."""

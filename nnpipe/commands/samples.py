@@ -136,12 +136,13 @@ def parameter_images(ctx, plan, suffix=""):
     """{module: image} of the plan's parameter images (or their moments), checked."""
     images = {}
     for name, _, shape in plan.parameters:
-        image = ctx.images.get(name + suffix)
+        label = plan.network.image_name(name) + suffix
+        image = ctx.images.get(label)
         if image is None:
-            raise UserError(f"parameter image '{name + suffix}' is missing from the list")
+            raise UserError(f"parameter image '{label}' is missing from the list")
         if image.shape != tuple(shape):
             raise UserError(
-                f"parameter image '{name + suffix}' has size "
+                f"parameter image '{label}' has size "
                 f"{','.join(map(str, image.shape[::-1]))}, expected"
                 f" {','.join(map(str, shape[::-1]))}"
             )

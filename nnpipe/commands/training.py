@@ -55,9 +55,10 @@ class TrainingRun:
         owned = {trainer.name: self.state.reshape(schedulers.STATE_SHAPE)}
         for name, offset, shape in self.plan.parameters:
             length = int(np.prod(shape))
-            owned[name] = self.params[offset : offset + length].reshape(shape)
+            image = self.plan.network.image_name(name)
+            owned[image] = self.params[offset : offset + length].reshape(shape)
             for row, suffix in enumerate(suffixes):
-                owned[name + suffix] = self.moments[row, offset : offset + length].reshape(shape)
+                owned[image + suffix] = self.moments[row, offset : offset + length].reshape(shape)
         self.views = []
         for name, view in owned.items():
             index = ctx.images.set(name, view)

@@ -96,8 +96,11 @@ class Workspace:
         return select(text, self.images.names)
 
     def network(self):
-        """The current network; a first nn_* command without nn_init starts one."""
+        """The current network; a first nn_* command without nn_init starts one (in nn_lib
+        2023's API: G'MIC 3.6's names every network, so there it is an error)."""
         if self.current_network is None:
+            if self.api == "3.6":
+                raise UserError("no network: start one with nn_init NAME")
             self.networks[DEFAULT_NAME] = Network(DEFAULT_NAME)
             self.current_network = DEFAULT_NAME
         return self.networks[self.current_network]

@@ -300,7 +300,7 @@ class Interpreter:
             else:
                 entry.function(workspace, selection, *args)
             if entry.after is not None:
-                entry.after(workspace, name, unprotect(arguments) if arguments else "")
+                entry.after(workspace, name, arguments or "")
         except UserError as error:
             raise error.locate(None, name)
         except MemoryError:

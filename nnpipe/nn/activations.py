@@ -1,7 +1,9 @@
 """Element-wise nonlinearities: each one's value and derivative side by side.
 
-`derivative(kind, x, y)` receives both the input x and the output y so each activation
-uses whichever is cheaper. softmax is not element-wise; the nl layer treats it apart.
+`derivative(kind, x, y, slope)` receives both the input x and the output y so each
+activation uses whichever is cheaper. softmax and norm2 (x / max(||x||, 1e-8), G'MIC 3.6's)
+are not element-wise; the nl layer treats them apart. leakyrelu's slope below 0 is the layer's:
+0.05 in nn_lib 2023, 0.01 in G'MIC 3.6 (LEAKY_SLOPES, what each API's commands give it).
 
 Beyond the usual ones, nn_lib's quantizing activations, with its default constants (nn_lib
 lets the global variables $_S0 and $_S1 change steps' and waves0's; nnpipe does not read them):
@@ -38,6 +40,7 @@ NAMES = (
     "waves3",
     "waves4",
     "zpsinz",
+    "norm2",
 )
 (
     ELU,
@@ -60,8 +63,12 @@ NAMES = (
     WAVES3,
     WAVES4,
     ZPSINZ,
+    NORM2,
 ) = range(len(NAMES))
-LEAKY_SLOPE = np.float32(0.05)
+NAMES_2023 = tuple(name for name in NAMES if name != "norm2")  # what each API's nn_nl takes
+NAMES_36 = tuple(name for name in NAMES if name != "steps")
+LEAKY_SLOPES = {"2023": 0.05, "3.6": 0.01}
+NORM_FLOOR = 1e-8  # norm2 divides by max(||x||, 1e-8)
 SQRT_HALF = math.sqrt(0.5)
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 SQRT_FLOOR = 1e-8  # nn_lib's sqrt derivative divides by sqrt(max(1e-8, |z|))
@@ -105,9 +112,9 @@ def waves_derivative(kind, z):
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def value(kind, x):
+def value(kind, x, slope):
     if kind == LEAKYRELU:
-        return x if x > 0 else LEAKY_SLOPE * x
+        return x if x > 0 else slope * x
     if kind == RELU:
         return x if x > 0 else np.float32(0)
     if kind == LINEAR:
@@ -140,9 +147,9 @@ def value(kind, x):
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def derivative(kind, x, y):
+def derivative(kind, x, y, slope):
     if kind == LEAKYRELU:
-        return np.float32(1) if x > 0 else LEAKY_SLOPE
+        return np.float32(1) if x > 0 else slope
     if kind == RELU:
         return np.float32(1) if x > 0 else np.float32(0)
     if kind == LINEAR:

@@ -50,7 +50,7 @@ DISPATCH = (
         "forward",
     ),
     ("backward_ops", "ops, reals, acts, grad_acts, params, grads, width, seed, addresses", True, "backward"),
-    ("loss_ops", "ops, acts, grad_acts, losses, first, width, valid, scale, addresses", False, "loss"),
+    ("loss_ops", "ops, reals, acts, grad_acts, losses, first, width, valid, scale, addresses", False, "loss"),
     ("after_step_ops", "ops, params, stats, batch, addresses", False, "after_step"),
 )
 # inlined into the driver by Numba: one function for LLVM to optimize, not one per level

@@ -108,7 +108,7 @@ class Plan:
         self.network = network
         needed = network.ancestors(*targets)
         self.offsets, self.width = {}, 0
-        self.feeds, self.parameters, rows, reals, loss_rows = [], [], [], [], []
+        self.feeds, self.parameters, rows, reals, loss_rows, loss_reals = [], [], [], [], [], []
         self.calls_back = False  # a layer's forward kernel calls Python (nn_run): one thread
         self.stats_width, parameter_size = 0, 0
         masks = []
@@ -147,12 +147,14 @@ class Plan:
             row[FIRST_ARGUMENT : FIRST_ARGUMENT + MAX_ARGUMENTS] = _named_arguments(layer, input_sizes)
             if layer.is_loss:  # losses feed no layer: they run after the forward pass
                 loss_rows.append(row)
+                loss_reals.append(layer.real(input_sizes))
                 continue
             self.calls_back |= layer.calls_back
             rows.append(row)
             reals.append(layer.real(input_sizes))
         self.is_loss = all(network.modules[t].layer.is_loss for t in targets)
         self.loss_rows = np.array(loss_rows, dtype=np.int64).reshape(-1, ROW_WIDTH)
+        self.loss_reals = np.array(loss_reals, dtype=np.float32)
         self.ops = np.array(rows, dtype=np.int64).reshape(-1, ROW_WIDTH)
         self.reals = np.array(reals, dtype=np.float32)
         self.mask = np.concatenate(masks) if masks else np.zeros(0, dtype=np.float32)
@@ -268,7 +270,8 @@ def train(
     def run(count):
         with commands_run_by(runner):
             return compiled.run(
-                steps, plan.ops, plan.reals, plan.loss_rows, plan.feed_table, samples, count, batch, width,
+                steps, plan.ops, plan.reals, plan.loss_rows, plan.loss_reals, plan.feed_table, samples, count,
+                batch, width,
                 params, plan.mask, moments, state, *buffers, losses_out,
             )  # fmt: skip
 

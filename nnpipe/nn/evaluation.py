@@ -39,6 +39,6 @@ def measure(plan, params, samples, classifier):
     op = plan.loss_rows[0].copy()  # nn_train refuses a validation set with several losses
     op[IN0], op[IN1] = 0, values
     losses = np.empty(count, dtype=np.float32)
-    loss.loss(op, acts, np.zeros_like(acts), losses, count, count, 0.0)
+    loss.loss(op, plan.loss_reals[0], acts, np.zeros_like(acts), losses, count, count, 0.0)
     accuracy = float(np.mean(predictions.argmax(axis=1) == truth.argmax(axis=1))) if classifier else None
     return float(losses.mean(dtype=np.float64)), accuracy

@@ -1,8 +1,9 @@
 """A network: named modules forming a DAG, in creation order, each with its output size.
 
-The trainable parameters of module M are the image named M in the image list; the network
-only knows their shapes. It also remembers the commands that built it (for nn_save) and the
-plans compiled from it."""
+The trainable parameters of module M are an image in the image list: the image named M in a
+network of nn_lib 2023's API, NET_M in a network NET of G'MIC 3.6's (`image_name`); the
+network only knows their shapes. It also remembers the API whose commands built it, those
+commands (for nn_save) and the plans compiled from it."""
 
 from dataclasses import dataclass, field
 
@@ -43,8 +44,9 @@ class Trainer:
 
 
 class Network:
-    def __init__(self, name=DEFAULT_NAME):
+    def __init__(self, name=DEFAULT_NAME, api="2023"):
         self.name = name
+        self.api = api  # the nn_lib API of its commands: what they mean, how nn_print lists it
         self._owned = (None, set())
         self._losses = (None, [])
         self.modules = {}
@@ -56,6 +58,10 @@ class Network:
         # set while nn_load rebuilds the network: every weight image must come from the file,
         # so a layer without one is an error instead of a new (possibly huge) allocation
         self.weights_from_file = False
+
+    def image_name(self, module):
+        """The name of the image holding `module`'s parameters."""
+        return f"{self.name}_{module}" if self.api == "3.6" else module
 
     def resolve(self, name):
         """The module called `name`; '.' is the latest module."""
@@ -91,7 +97,7 @@ class Network:
         """Add module `name` fed by the modules `inputs` (names already resolved)."""
         self.check_new(name)
         for source in inputs:
-            if self.is_loss(source):
+            if self.is_loss(source) and not layer.takes_losses:
                 raise UserError(
                     f"'{source}' is a loss: a loss feeds no layer (a network's losses"
                     " are trained together, their sum minimized)"
@@ -121,11 +127,12 @@ class Network:
         key = (tuple(self.modules), tuple((t.name, t.optimizer) for t in self.trainers.values()))
         if self._owned[0] == key:  # asked before every command: kept while nothing changes
             return self._owned[1]
-        names = set(self.trainers)
+        names = {self.image_name(trainer) for trainer in self.trainers}
         for module in self.parameter_modules():
-            names.add(module.name)
+            image = self.image_name(module.name)
+            names.add(image)
             for trainer in self.trainers.values():
-                names.update(module.name + suffix for suffix in MOMENTS[trainer.optimizer])
+                names.update(image + suffix for suffix in MOMENTS[trainer.optimizer])
         self._owned = (key, names)
         return names
 
@@ -202,6 +209,8 @@ class Network:
     def describe(self, trainer_state_sizes=None):
         """nn_print's text, line for line nn_lib's: one block per module, then the totals.
         `trainer_state_sizes`: {trainer: values in its state image}, its 'Parameters'."""
+        if self.api == "3.6":
+            return self.describe_36()
         trainer_state_sizes = trainer_state_sizes or {}
         lines = [" * List of modules:"]
         listed = self.listed()
@@ -233,6 +242,46 @@ class Network:
                 lines.append(f"        * Parameters: {count(shape)}")
         lines += ["", f" * Total: {len(listed)} modules, {self.size()} parameters."]
         return "\n".join(lines)
+
+    def describe_36(self):
+        """nn_print's text in G'MIC 3.6's layout: the network's name, one block per layer (its
+        inputs with their sizes, parameter count, output size, properties), the totals. Where
+        3.6.3 prints oddly nnpipe does not follow: an empty network has 0 layers (not -1), a
+        constant second input reads `(2,2,1,4 and 1)` (not `(2,2,1,41)`), and an image named
+        like a layer adds no second 'Parameters' line."""
+        lines = [f" * Network name: {self.name}"]
+        listed = self.listed()
+        for name in listed:
+            if name in self.trainers:
+                trainer = self.trainers[name]
+                lines += [
+                    f"   - Layer: {name} (type: trainer)",
+                    f"       * Input: {trainer.loss} ({size_text(self.modules[trainer.loss].size)})",
+                    "       * Output size: 0,0,0,0",
+                ]
+                describe = getattr(trainer, "properties", None)
+                if describe is not None:
+                    lines.append(f"       * Properties: {describe()}")
+                continue
+            module = self.modules[name]
+            lines.append(f"   - Layer: {name} (type: {module.layer.kind})")
+            inputs = module.inputs[:1] if "ground_truth" in module.layer.options else module.inputs
+            shown = [(source, size_text(self.modules[source].size)) for source in inputs]
+            constant = module.layer.options.get("constant")
+            if constant is not None:  # an input given as a number, size 1
+                shown.insert(module.layer.options["constant_position"], (str(constant), "1"))
+            if shown:
+                names = ",".join(source for source, _ in shown)
+                sizes = " and ".join(size for _, size in shown)
+                lines.append(f"       * Input{'s' * (',' in names)}: {names} ({sizes})")
+            shape = module.parameter_shape(self)
+            if shape is not None:
+                lines.append(f"       * Parameters: {count(shape)}")
+            lines.append(f"       * Output size: {size_text(module.size)}")
+            properties = module.layer.properties()
+            if properties:
+                lines.append(f"       * {'Properties' if ',' in properties else 'Property'}: {properties}")
+        return "\n".join(lines + ["", f" * Total: {len(listed)} layers, {self.size()} parameters.", ""])
 
 
 def owned_image_names(networks):

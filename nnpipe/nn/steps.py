@@ -31,6 +31,7 @@ def thread_chunks(
     ops,
     reals,
     loss_rows,
+    loss_reals,
     feeds,
     samples,
     indices,
@@ -56,7 +57,7 @@ def thread_chunks(
         load_chunk(feeds, samples, indices[first : first + valid], acts, width)
         forward_ops(ops, reals, acts, params, width, valid, True, seed, stats, addresses)
         grad_acts[:] = 0
-        loss_ops(loss_rows, acts, grad_acts, losses, first, width, valid, scale, addresses)
+        loss_ops(loss_rows, loss_reals, acts, grad_acts, losses, first, width, valid, scale, addresses)
         backward_ops(ops, reals, acts, grad_acts, params, grads, width, seed, addresses)
 
 
@@ -76,6 +77,7 @@ def train_serial(
     ops,
     reals,
     loss_rows,
+    loss_reals,
     feeds,
     samples,
     iterations,
@@ -110,6 +112,7 @@ def train_serial(
             ops,
             reals,
             loss_rows,
+            loss_reals,
             feeds,
             samples,
             indices,
@@ -140,6 +143,7 @@ def train_parallel(
     ops,
     reals,
     loss_rows,
+    loss_reals,
     feeds,
     samples,
     iterations,
@@ -172,6 +176,7 @@ def train_parallel(
                 ops,
                 reals,
                 loss_rows,
+                loss_reals,
                 feeds,
                 samples,
                 indices,

@@ -58,16 +58,21 @@ TIFF_FORMATS, PNG_FORMATS, GMZ_FORMATS = {".tif", ".tiff"}, {".png"}, {".gmz"}
 STORED_PREFIX = "nnpipe-network:tiff;base64,"  # a network kept in a variable (nn_store)
 
 
+MOMENTS_36 = ("_m", "_m2")  # G'MIC 3.6's optimizer moments of a parameter image P: P_m, P_m2
+
+
 def gather(network, images, include_trainer_data):
     """The network's images in the list (checked), in module order, then per trainer its
-    moments and its state."""
+    moments and its state; a G'MIC 3.6 network's as its nn_save takes them: each parameter
+    image with, for the trainer data, its moments where they exist, and the trainer states,
+    all in the order of the list."""
     entries, taken = [], set()
 
     def take(name, role, shape):
         image = images.get(name)
         if image is None:
             raise UserError(f"image '{name}' of network '{network.name}' is missing from the list")
-        if image.shape != tuple(shape):
+        if shape is not None and image.shape != tuple(shape):
             raise UserError(
                 f"image '{name}' has size {size_text(image.shape[::-1])}, network"
                 f" '{network.name}' needs {size_text(shape[::-1])}"
@@ -82,17 +87,26 @@ def gather(network, images, include_trainer_data):
             entries.append(Entry(name, role, image))
 
     for module in network.parameter_modules():
-        take(module.name, PARAMETER, module.parameter_shape(network))
-    if include_trainer_data:
+        take(network.image_name(module.name), PARAMETER, module.parameter_shape(network))
+    if network.api == "3.6":
+        for module in network.parameter_modules():
+            image = network.image_name(module.name)
+            for suffix in MOMENTS_36 if include_trainer_data else ():
+                if images.get(image + suffix) is not None:
+                    take(image + suffix, MOMENT, module.parameter_shape(network))
+        for trainer in network.trainers:
+            take(network.image_name(trainer), TRAINER, None)
+        entries.sort(key=lambda entry: images.names.index(entry.name))
+    elif include_trainer_data:
         for trainer in network.trainers.values():
             for name in network.trained_modules():
                 shape = network.modules[name].parameter_shape(network)
                 for suffix in optimizers.MOMENTS[trainer.optimizer] if shape is not None else ():
-                    take(name + suffix, MOMENT, shape)
-            take(trainer.name, TRAINER, schedulers.STATE_SHAPE)
+                    take(network.image_name(name) + suffix, MOMENT, shape)
+            take(network.image_name(trainer.name), TRAINER, schedulers.STATE_SHAPE)
     if not entries:
         raise UserError(f"network '{network.name}' has no parameters to save")
-    return NetworkFile(network.name, list(network.commands), entries)
+    return NetworkFile(network.name, list(network.commands), entries, api=network.api)
 
 
 def kind(path):
@@ -157,6 +171,7 @@ def read(path):
         list(saved.commands),
         [Entry(e.name, e.role, e.image.copy()) for e in saved.entries],
         saved.loose_trainer_data,
+        saved.api,
     )
 
 

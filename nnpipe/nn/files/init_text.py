@@ -1,5 +1,8 @@
 """The text of the commands that rebuild a network, as nn_lib keeps it in a network file:
-nn_init, then each network-building command and its arguments, separated by blanks."""
+nn_init, then each network-building command and its arguments, separated by blanks. nn_lib
+2023 keeps it in the image `_nn_init`, G'MIC 3.6 in `NET__init__` (a column of character
+codes; its network name is required, every command takes one argument item, and blanks or
+line breaks separate the items)."""
 
 import re
 
@@ -9,7 +12,7 @@ from nnpipe.nn.network import DEFAULT_NAME
 from nnpipe.registry import lookup
 
 INIT_IMAGE = "_nn_init"  # nn_lib's text image of the commands that build the network
-LATER_INIT_SUFFIX = "__init__"  # the later nn_lib's (G'MIC 3.6): NET__init__
+INIT_SUFFIX_36 = "__init__"  # G'MIC 3.6's: NET__init__
 
 
 def init_text(saved):
@@ -49,3 +52,54 @@ def parse_init_text(text):
         else:
             commands.append(name)
     return network, commands
+
+
+def init_text_36(saved):
+    """G'MIC 3.6's `NET__init__` text: nn_init NET, then each command (recorded with its
+    defaults filled in, a quoted argument kept quoted), separated by spaces."""
+    return " ".join([f"nn_init {saved.network}"] + list(saved.commands))
+
+
+def parse_init_text_36(text, image):
+    """(network name, ["command arguments", ...]) from G'MIC 3.6's `NET__init__` text: items
+    separated by blanks outside double quotes, the first two `nn_init NET`, then commands of
+    G'MIC 3.6's API, each followed by its argument item."""
+    words = _items(text)
+    if len(words) < 2 or words[0] != "nn_init" or not words[1].isidentifier():
+        raise BadFile(f"its {image} text does not start with nn_init NAME")
+    network, commands, index = words[1], [], 2
+    while index < len(words):
+        name = words[index]
+        entry = lookup(name, "3.6")
+        if not builds_network(entry):
+            other = lookup(name) if entry is None else None
+            raise BadFile(
+                f"its {image} text uses '{name}', which "
+                + (
+                    "is no layer command of G'MIC 3.6's nn_lib"
+                    if entry is None and other is None
+                    else "nnpipe does not read in a G'MIC 3.6 network"
+                )
+            )
+        if index + 1 >= len(words):
+            raise BadFile(f"its {image} text ends with '{name}', without arguments")
+        commands.append(f"{name} {words[index + 1]}")
+        index += 2
+    return network, commands
+
+
+def _items(text):
+    """The text's items: runs of characters other than blanks, double quotes grouping."""
+    items, current, quoted = [], [], False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char.isspace() and not quoted:
+            if current:
+                items.append("".join(current))
+                current = []
+            continue
+        current.append(char)
+    if current:
+        items.append("".join(current))
+    return items

@@ -11,6 +11,9 @@ import numpy as np
 from nnpipe.images import gmz
 
 FORMAT, VERSION = "nnpipe-network", 1
+# a network of G'MIC 3.6's nn_lib is written as version 2 (its "nnlib": "3.6"), which a reader
+# of version 1 refuses rather than rebuilding it with the 2023 API's meaning
+VERSIONS = {"2023": 1, "3.6": 2}
 PARAMETER, MOMENT, TRAINER = "parameter", "moment", "trainer"
 ROLES = (PARAMETER, MOMENT, TRAINER)
 
@@ -34,6 +37,7 @@ class NetworkFile:
     # a .gmz file names no roles (entries have role None until a replay tells them), and its
     # trainer data may belong to trainers declared only after loading, as nn_lib does
     loose_trainer_data: bool = False
+    api: str = "2023"  # the nn_lib API of its commands
 
 
 def as_plane(image):
@@ -47,13 +51,19 @@ def crc(array):
 
 
 def manifest(saved, items):
-    return {
+    described = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": VERSIONS[saved.api],
         "network": saved.network,
         "commands": list(saved.commands),
         "images": items,
     }
+    return described | ({"nnlib": saved.api} if saved.api != "2023" else {})
+
+
+def api_of(manifest):
+    """The nn_lib API of a checked manifest's commands."""
+    return manifest.get("nnlib", "2023")
 
 
 def entry_item(entry):
@@ -73,10 +83,12 @@ def check_manifest(manifest):
     """The manifest's image list after checking its structure."""
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BadFile("not an nnpipe network file (unknown description)")
-    if manifest.get("version") != VERSION:
+    if manifest.get("version") not in VERSIONS.values() or VERSIONS.get(api_of(manifest)) != manifest.get(
+        "version"
+    ):
         raise BadFile(
             f"network file version {manifest.get('version')!r} is not supported"
-            f" (this nnpipe reads version {VERSION})"
+            f" (this nnpipe reads versions {', '.join(map(str, VERSIONS.values()))})"
         )
     name, commands, items = manifest.get("network"), manifest.get("commands"), manifest.get("images")
     if not isinstance(name, str) or not name.isidentifier():

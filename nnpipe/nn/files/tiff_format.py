@@ -7,6 +7,7 @@ from nnpipe.nn.files.manifest import (
     BadFile,
     Entry,
     NetworkFile,
+    api_of,
     as_plane,
     check_manifest,
     check_stored_bytes,
@@ -85,4 +86,4 @@ def read(source, file_size):
             if crc(plane) != item.get("crc32"):
                 raise BadFile(f"image '{item['name']}' is damaged (checksum mismatch)")
             entries.append(Entry(item["name"], item["role"], plane.reshape(s, d, h, w).astype(np.float32)))
-        return NetworkFile(manifest["network"], manifest["commands"], entries)
+        return NetworkFile(manifest["network"], manifest["commands"], entries, api=api_of(manifest))

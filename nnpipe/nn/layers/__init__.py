@@ -82,6 +82,7 @@ class Layer:
     inputs = 1
     is_loss = False  # computed after the forward pass by its `loss` kernel; feeds no layer
     calls_back = False  # its forward kernel calls Python (COMMAND_RUNNER): one thread only
+    takes_losses = False  # a loss made of losses (G'MIC 3.6's loss_add)
     kernel_arguments = ()  # names of the integers `arguments` gives the kernels
     # the module holding the kernels: the class's own unless it says otherwise
     kernel_file = None
@@ -168,3 +169,21 @@ def weights_and_biases(shape, fan_in, learning_mode, rng):
     if not learning_mode & 2:
         weights[..., -1] = 0
     return weights
+
+
+INITIALIZATIONS = ("zero", "identity", "lecun", "he")  # G'MIC 3.6's, by number
+
+
+def initialized(shape, fan_in, initialization, identity, rng):
+    """G'MIC 3.6's initialisation of a weights image whose last column holds biases, which
+    start at 0: 0 zeros, 1 `identity(rows, columns)` (a 0/1 matrix of the weights), 2 LeCun
+    N(0, 1) sqrt(1 / fan_in), 3 He N(0, 1) sqrt(2 / fan_in), drawn row after row."""
+    _, _, rows, width = shape
+    values = np.zeros((rows, width), dtype=np.float64)
+    if INITIALIZATIONS[initialization] == "identity":
+        values[:, :-1] = identity(rows, width - 1)
+    elif INITIALIZATIONS[initialization] == "lecun":
+        values[:, :-1] = rng.standard_normal((rows, width - 1)) * np.sqrt(1 / fan_in)
+    elif INITIALIZATIONS[initialization] == "he":
+        values[:, :-1] = rng.standard_normal((rows, width - 1)) * np.sqrt(2 / fan_in)
+    return values.astype(np.float32).reshape(shape)

@@ -9,7 +9,10 @@ convolution, kernel flipped, starting `shrink` pixels into the input:
 
 (the same along y, and along z in 3D; in 2D, Z = z and r = 0). IN_bc reads outside the
 input by the boundary conditions. The output is (w/stride - 2 shrink, h/stride - 2 shrink,
-d, channels), d too shrinks and strides in 3D.
+d, channels), d too shrinks and strides in 3D. G'MIC 3.6 samples as CImg 3.6 does (option
+sampling="3.6"): the shrink counts output pixels (X = stride (x + shrink) - ...), and with
+neumann boundaries, stride 1 and small kernels (2D up to 5, 3D up to 3) CImg pads an even
+kernel to an odd one, whose centre is floor(k/2): the kernel reads one dilation further.
 
 The transposed convolution is the adjoint of the stride-s convolution (zeros outside, no
 shrink) plus a bias: it spreads each input value over the output, s times larger; a tconv2d
@@ -54,8 +57,10 @@ from nnpipe.nn.building import (
     ACTIVATION,
     IN_NAME,
     IN_OR_PREVIOUS,
+    INITIALIZATION,
     LEARNING_MODE,
     OUT_NAME,
+    WEIGHT_DECAY,
     add,
     learning_mode,
     network_command,
@@ -75,6 +80,7 @@ from nnpipe.nn.layers import (
     PARAM,
     Layer,
     column,
+    initialized,
     learning_mask,
     weights_and_biases,
 )
@@ -88,13 +94,15 @@ from nnpipe.registry import Choice, Int
 
 class Convolution(Layer):
     """options: channels, kernel_size, stride, dilation, shrink, boundary_conditions,
-    learning_mode, dimensions (2 or 3), transposed."""
+    learning_mode, dimensions (2 or 3), transposed; G'MIC 3.6's also sampling ("3.6"),
+    weight_decay (kept for training), initialization (see nnpipe.nn.layers.initialized)."""
 
     kernel_arguments = (
         "kernel_size",
         "stride",
         "dilation",
-        "shrink",
+        "start",
+        "centre",
         "boundary_conditions",
         "dimensions",
         "transposed",
@@ -111,6 +119,12 @@ class Convolution(Layer):
     def build(self, input_sizes):
         (w, h, d, _), o = input_sizes[0], self.options
         strided_axes = 3 if o["dimensions"] == 3 else 2
+        if o.get("sampling") == "3.6" and any(n % o["stride"] for n in (w, h, d)[:strided_axes]):
+            raise UserError(
+                f"{self.kind} of stride {o['stride']} needs an input whose"
+                f" {'width, height and depth' if strided_axes == 3 else 'width and height'} it"
+                f" divides (got {size_text(input_sizes[0])})"
+            )
         if o["transposed"]:
             size = [n * o["stride"] for n in (w, h, d)[:strided_axes]]
         else:
@@ -127,12 +141,17 @@ class Convolution(Layer):
         return (1, 1, self.options["channels"], input_sizes[0][3] * self.kernel_volume() + 1)
 
     def initialize(self, input_sizes, rng):
-        return weights_and_biases(
-            self.parameter_shape(input_sizes),
-            input_sizes[0][3] * self.kernel_volume(),
-            self.options["learning_mode"],
-            rng,
-        )
+        shape, volume = self.parameter_shape(input_sizes), self.kernel_volume()
+        fan_in, channels = input_sizes[0][3] * volume, input_sizes[0][3]
+        if "initialization" in self.options:
+
+            def identity(rows, columns):
+                """1 where the kernel of input channel row % channels has its middle tap."""
+                row, column = np.indices((rows, columns))
+                return (column // volume == row % channels) & (column % volume == volume // 2)
+
+            return initialized(shape, fan_in, self.options["initialization"], identity, rng)
+        return weights_and_biases(shape, fan_in, self.options["learning_mode"], rng)
 
     def trainable(self, input_sizes):
         _, _, height, width = self.parameter_shape(input_sizes)
@@ -140,7 +159,27 @@ class Convolution(Layer):
 
     def arguments(self, input_sizes):
         o = self.options
-        return {name: int(o[name]) for name in self.kernel_arguments}
+        named = ("kernel_size", "stride", "dilation", "boundary_conditions", "dimensions", "transposed")
+        return {name: int(o[name]) for name in named} | {"start": self.start(), "centre": self.centre()}
+
+    def start(self):
+        """The input coordinate output 0 reads at the kernel's centre: `shrink` (2023), or
+        `stride` x `shrink` (G'MIC 3.6's, the shrink counted in output pixels)."""
+        o = self.options
+        return o["shrink"] * (o["stride"] if o.get("sampling") == "3.6" else 1)
+
+    def centre(self):
+        """The tap (along each axis) reading the output pixel's own position: k - 1 -
+        floor(k/2); floor(k/2) where G'MIC 3.6's CImg pads an even kernel (neumann, stride 1,
+        kernel at most 5 in 2D, 3 in 3D)."""
+        o, k = self.options, self.options["kernel_size"]
+        padded = (
+            o.get("sampling") == "3.6"
+            and o["boundary_conditions"] == boundary.NEUMANN
+            and o["stride"] == 1
+            and 1 < k <= (5 if o["dimensions"] == 2 else 3)
+        )
+        return k // 2 if padded else k - 1 - k // 2
 
     def picture(self, weights, gap=1):
         """nn_view's layout of a weights image: a grid of kernel tiles, one row per output
@@ -166,10 +205,11 @@ class Convolution(Layer):
         text = f"kernel={kernel}, stride={o['stride']}, dilation={o['dilation']}"
         if not o["transposed"]:
             text += (
-                f", border_shrink={o['shrink']},"
+                f", {'shrink' if 'weight_decay' in o else 'border_shrink'}={o['shrink']},"
                 f" boundary_conditions={boundary.NAMES[o['boundary_conditions']]}"
             )
-        return text + f", learning_mode={o['learning_mode']}"
+        text += f", learning_mode={o['learning_mode']}"
+        return text + (f", weight_decay={o['weight_decay']}" if "weight_decay" in o else "")
 
     def export_onnx(self, g, step):
         return (
@@ -190,7 +230,9 @@ class Convolution(Layer):
             [(g.Z_AXIS, d, step.size[2])] if three_d else []
         )
         for axis, length, out_length in axes:
-            reads = _reads(out_length, length, k, stride, dilation, o["shrink"], o["boundary_conditions"])
+            reads = _reads(
+                out_length, length, k, stride, dilation, self.start(), self.centre(), o["boundary_conditions"]
+            )
             x = g.take(x, axis, reads, length, f"{name}_reads{axis}")
         kz = k if three_d else 1
         rows = step.weights.reshape(o["channels"], -1)
@@ -233,10 +275,10 @@ class Convolution(Layer):
         return g.node("Add", [x, biases], name)
 
 
-def _reads(out_length, in_length, k, stride, dilation, shrink, condition):
+def _reads(out_length, in_length, k, stride, dilation, start, centre, condition):
     """The input coordinates (-1: zero) a convolution reads along one axis, in order: output
     x with kernel tap p' (the kernel flipped) reads entry stride x + dilation p' of them."""
-    first = shrink - dilation * (k // 2)
+    first = start - dilation * (k - 1 - centre)
     last = first + stride * (out_length - 1) + dilation * (k - 1)
     return [boundary.coordinate(i, in_length, condition) for i in range(first, last + 1)]
 
@@ -319,7 +361,7 @@ def _declare_convolution(dimensions, suffix):
         )
         if suffix == "nnl":
             name = add(ctx, f"{out}_normalize", Normalize(channelwise=True, learning_mode=3), [name])
-        add(ctx, out, Nonlinearity(activation=activation) if activation else Rename(), [name])
+        add(ctx, out, Nonlinearity.of(activation, "2023") if activation else Rename(), [name])
 
 
 def _declare_residual(dimensions, suffix):
@@ -370,6 +412,56 @@ for _dimensions in (2, 3):
         _declare_residual(_dimensions, _suffix)
 
 
+STRIDED_SIZES = {2: "width and height", 3: "width, height and depth"}
+
+
+def _declare_convolution_36(dimensions):
+    @network_command(
+        f"nn_conv{dimensions}d",
+        OUT_NAME,
+        IN_NAME,
+        CHANNELS,
+        KERNEL_SIZE_ARGUMENT,
+        STRIDE_ARGUMENT,
+        Int("dilation", 1),
+        Int("shrink", 0, low=0, help="output pixels dropped at each border"),
+        Int("boundary_conditions", boundary.NEUMANN, low=0, high=3, help=BOUNDARY_ARGUMENT.help),
+        LEARNING_MODE,
+        WEIGHT_DECAY,
+        INITIALIZATION,
+        api="3.6",
+        help=f"""
+        Add a {dimensions}D convolution OUT, its weights the image NET_OUT (one row per output
+        channel: the kernels of every input channel, then the bias), as G'MIC 3.6 computes it
+        (CImg's convolution, kernel flipped). Weights start as `initialization` says, biases
+        at 0. The stride must divide the input's {STRIDED_SIZES[dimensions]}.
+
+        Output size: (w/stride - 2 shrink, h/stride - 2 shrink, """
+        + ("d/stride - 2 shrink" if dimensions == 3 else "d")
+        + ", nb_channels).",
+    )
+    def declared(ctx, selection, out, source, channels, kernel_size, stride, dilation, shrink, *rest):
+        boundary_conditions, learning_mode, weight_decay, initialization = rest
+        layer = Convolution(
+            channels=channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            dilation=dilation,
+            shrink=shrink,
+            boundary_conditions=boundary_conditions,
+            learning_mode=learning_mode,
+            dimensions=dimensions,
+            sampling="3.6",
+            weight_decay=weight_decay,
+            initialization=initialization,
+        )
+        add(ctx, out, layer, [source])
+
+
+for _dimensions in (2, 3):
+    _declare_convolution_36(_dimensions)
+
+
 @network_command(
     "nn_tconv2d",
     OUT_NAME,
@@ -400,7 +492,7 @@ def nn_tconv2d(ctx, selection, out, source, channels, kernel_size, stride, dilat
     add(ctx, out, Rename(), [add(ctx, f"{out}_tconv2d", layer, [source])])
 
 
-(KERNEL_SIZE, STRIDE, DILATION, SHRINK, CONDITION, DIMENSIONS, TRANSPOSED) = (
+(KERNEL_SIZE, STRIDE, DILATION, START, CENTRE, CONDITION, DIMENSIONS, TRANSPOSED) = (
     column(Convolution, name) for name in Convolution.kernel_arguments
 )
 
@@ -420,17 +512,17 @@ SMALL_PIECE = 64
 
 
 @numba.njit(cache=True, inline="always")
-def _source(out, tap, n_in, k, stride, dilation, shrink, condition, transposed):
+def _source(out, tap, n_in, stride, dilation, start, centre, condition, transposed):
     """The input coordinate that output coordinate `out` reads through kernel tap `tap`
     along one axis, or -1 for none."""
-    offset = dilation * (tap - (k - 1 - k // 2))
+    offset = dilation * (tap - centre)
     if transposed:
         position = out + offset
         if position % stride:
             return -1
         position //= stride
         return position if 0 <= position < n_in else -1
-    return boundary.coordinate(shrink + stride * out - offset, n_in, condition)
+    return boundary.coordinate(start + stride * out - offset, n_in, condition)
 
 
 @numba.njit(cache=True, inline="always")
@@ -449,7 +541,7 @@ def sources(op, axis):
     for tap in range(k):
         for x in range(n_out):
             table[tap, x] = _source(
-                x, tap, n_in, k, op[STRIDE], op[DILATION], op[SHRINK], op[CONDITION], op[TRANSPOSED]
+                x, tap, n_in, op[STRIDE], op[DILATION], op[START], op[CENTRE], op[CONDITION], op[TRANSPOSED]
             )
     return table
 

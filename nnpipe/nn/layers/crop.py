@@ -35,6 +35,30 @@ class Crop(Layer):
         return g.gathered(step, sources(step.row))
 
 
+class SplitPart(Crop):
+    """A part of G'MIC 3.6's split along x, y or z: the first size0 columns, rows or slices,
+    or the rest. options: axis, size0, part."""
+
+    kind = "split"
+
+    def __init__(self, **options):
+        super().__init__(boundary_conditions="dirichlet", **options)
+
+    def build(self, input_sizes):
+        axis, size0, part = (self.options[k] for k in ("axis", "size0", "part"))
+        last = [n - 1 for n in input_sizes[0]]
+        first = [0, 0, 0, 0]
+        if part:
+            first[axis] = size0
+        else:
+            last[axis] = size0 - 1
+        self.options.update(first=tuple(first), last=tuple(last))
+        return super().build(input_sizes)
+
+    def properties(self):
+        return f"axis={'xyzc'[self.options['axis']]}"
+
+
 X0, Y0, Z0, C0, CONDITION = (column(Crop, name) for name in Crop.kernel_arguments)
 CORNERS = [Int(axis) for axis in ("x0", "y0", "z0", "c0", "x1", "y1", "z1", "c1")]
 
@@ -61,6 +85,27 @@ def nn_crop(ctx, selection, out, source, x0, y0, z0, c0, x1, y1, z1, c1, boundar
         Crop(first=(x0, y0, z0, c0), last=(x1, y1, z1, c1), boundary_conditions=boundary_conditions),
         [source],
     )
+
+
+@network_command(
+    "nn_crop",
+    OUT_NAME,
+    IN_NAME,
+    *CORNERS,
+    Int(
+        "boundary_conditions",
+        0,
+        low=0,
+        high=3,
+        help="0 dirichlet (zeros outside), 1 neumann, 2 periodic, 3 mirror",
+    ),
+    api="3.6",
+)
+def nn_crop_36(ctx, selection, out, source, x0, y0, z0, c0, x1, y1, z1, c1, boundary_conditions):
+    """Add a layer cropping the box (x0,y0,z0,c0)-(x1,y1,z1,c1), both corners included.
+
+    Outside the input, values follow the boundary conditions."""
+    nn_crop(ctx, selection, out, source, x0, y0, z0, c0, x1, y1, z1, c1, boundary.NAMES[boundary_conditions])
 
 
 @numba.njit(cache=True)

@@ -8,9 +8,9 @@ from above, and misspells the metric it tests). Where the norm's derivative is u
 import numba
 import numpy as np
 
-from nnpipe.nn.building import IN0_NAME, IN1_NAME, OUT_NAME, add, network_command
+from nnpipe.nn.building import IN0_NAME, IN1_NAME, IN_NAME, OUT_NAME, add, network_command
 from nnpipe.nn.layers import IN0, IN0_LEN, IN1, OUT, Layer, same_sizes
-from nnpipe.registry import Float
+from nnpipe.registry import Float, Int, LayerName
 
 
 class Distance(Layer):
@@ -61,6 +61,19 @@ class Distance(Layer):
     Float("metric", 0, low=0, help="0 squared L2 norm, p > 0 the Lp norm"),
 )
 def nn_distance(ctx, selection, out, first, second, metric):
+    """Add a layer computing the distance between two inputs of the same size (one value)."""
+    add(ctx, out, Distance(metric=metric), [first, second])
+
+
+@network_command(
+    "nn_distance",
+    OUT_NAME,
+    IN_NAME,
+    LayerName("in1", help="second input ('.' = previous layer)"),
+    Int("metric", 2, low=0, help="0 squared L2 norm, p > 0 the Lp norm"),
+    api="3.6",
+)
+def nn_distance_36(ctx, selection, out, first, second, metric):
     """Add a layer computing the distance between two inputs of the same size (one value)."""
     add(ctx, out, Distance(metric=metric), [first, second])
 

@@ -36,7 +36,11 @@ class Dropout(Layer):
 CHANNELS = column(Dropout, "channels")
 
 
-@network_command("nn_dropout", OUT_NAME, IN_NAME, Float("dropout_rate", low=0, high=0.999999))
+RATE = Float("dropout_rate", low=0, high=0.999999)
+
+
+@network_command("nn_dropout", OUT_NAME, IN_NAME, RATE, api="3.6")
+@network_command("nn_dropout", OUT_NAME, IN_NAME, RATE)
 def nn_dropout(ctx, selection, out, source, rate):
     """Add dropout: while training, each sample drops whole channels with this probability."""
     add(ctx, out, Dropout(rate=rate), [source])

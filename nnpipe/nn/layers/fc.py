@@ -2,14 +2,17 @@
 column holds the biases."""
 
 import numba
+import numpy as np
 
 from nnpipe.nn.blas import gemm
 from nnpipe.nn.building import (
     ACTIVATION,
     IN_NAME,
     IN_OR_PREVIOUS,
+    INITIALIZATION,
     LEARNING_MODE,
     OUT_NAME,
+    WEIGHT_DECAY,
     add,
     network_command,
 )
@@ -22,6 +25,7 @@ from nnpipe.nn.layers import (
     PARAM,
     Layer,
     count,
+    initialized,
     learning_mask,
     weights_and_biases,
 )
@@ -33,6 +37,9 @@ from nnpipe.registry import Int
 
 
 class FullyConnected(Layer):
+    """options: channels, learning_mode; G'MIC 3.6's also weight_decay (kept for training) and
+    initialization (0 zero, 1 identity, 2 LeCun, 3 He; else nn_lib 2023's)."""
+
     kind = "fc"
 
     def build(self, input_sizes):
@@ -42,16 +49,20 @@ class FullyConnected(Layer):
         return (1, 1, self.options["channels"], count(input_sizes[0]) + 1)
 
     def initialize(self, input_sizes, rng):
-        return weights_and_biases(
-            self.parameter_shape(input_sizes), count(input_sizes[0]), self.options["learning_mode"], rng
-        )
+        shape, fan_in = self.parameter_shape(input_sizes), count(input_sizes[0])
+        if "initialization" in self.options:
+            return initialized(shape, fan_in, self.options["initialization"], _identity, rng)
+        return weights_and_biases(shape, fan_in, self.options["learning_mode"], rng)
 
     def trainable(self, input_sizes):
         _, _, height, width = self.parameter_shape(input_sizes)
         return learning_mask(width, height, self.options["learning_mode"])
 
     def properties(self):
-        return f"learning_mode={self.options['learning_mode']}"
+        text = f"learning_mode={self.options['learning_mode']}"
+        if "weight_decay" in self.options:
+            text += f", weight_decay={self.options['weight_decay']}"
+        return text
 
     def export_onnx(self, g, step):
         weights = step.weights.reshape(step.weights.shape[2], -1)
@@ -79,11 +90,40 @@ def nn_fc(ctx, selection, out, source, channels, learning_mode):
     add(ctx, out, Rename(), [fully_connected(ctx, out, source, channels, learning_mode)])
 
 
+def _identity(rows, columns):
+    """G'MIC 3.6's identity initialisation: weight (row, column) is 1 where column % rows ==
+    row % columns."""
+    row, column = np.indices((rows, columns))
+    return column % rows == row % columns
+
+
+@network_command(
+    "nn_fc",
+    OUT_NAME,
+    IN_NAME,
+    Int("nb_channels", low=1),
+    LEARNING_MODE,
+    WEIGHT_DECAY,
+    INITIALIZATION,
+    api="3.6",
+)
+def nn_fc_36(ctx, selection, out, source, channels, learning_mode, weight_decay, initialization):
+    """Add a fully connected layer OUT, its weights the image NET_OUT (one row per output: a
+    weight per input value, then the bias). Weights start as `initialization` says, biases at 0."""
+    layer = FullyConnected(
+        channels=channels,
+        learning_mode=learning_mode,
+        weight_decay=weight_decay,
+        initialization=initialization,
+    )
+    add(ctx, out, layer, [source])
+
+
 @network_command("nn_fcnl", OUT_NAME, IN_NAME, Int("nb_neurons", low=1), ACTIVATION, LEARNING_MODE)
 def nn_fcnl(ctx, selection, out, source, channels, activation, learning_mode):
     """Add a fully connected layer then a nonlinearity: OUT_fc, OUT."""
     fc = fully_connected(ctx, out, source, channels, learning_mode)
-    add(ctx, out, Nonlinearity(activation=activation), [fc])
+    add(ctx, out, Nonlinearity.of(activation, "2023"), [fc])
 
 
 @network_command("nn_fcnnl", OUT_NAME, IN_NAME, Int("nb_neurons", low=1), ACTIVATION, LEARNING_MODE)
@@ -91,7 +131,7 @@ def nn_fcnnl(ctx, selection, out, source, channels, activation, learning_mode):
     """Add fully connected, normalize, nonlinearity: OUT_fc, OUT_normalize, OUT."""
     fc = fully_connected(ctx, out, source, channels, learning_mode)
     normalized = add(ctx, f"{out}_normalize", Normalize(channelwise=False, learning_mode=3), [fc])
-    add(ctx, out, Nonlinearity(activation=activation), [normalized])
+    add(ctx, out, Nonlinearity.of(activation, "2023"), [normalized])
 
 
 def _fc_branch(learning_mode):

@@ -16,14 +16,11 @@ class Input(Layer):
         return self.options["size"]
 
 
-@network_command(
-    "nn_input",
-    OUT_NAME,
-    Int("width", low=1),
-    Int("height", 1, low=1),
-    Int("depth", 1, low=1),
-    Int("spectrum", 1, low=1),
-)
+SIZE = (Int("width", low=1), Int("height", 1, low=1), Int("depth", 1, low=1), Int("spectrum", 1, low=1))
+
+
+@network_command("nn_input", OUT_NAME, *SIZE, api="3.6")
+@network_command("nn_input", OUT_NAME, *SIZE)
 def nn_input(ctx, selection, out, width, height, depth, spectrum):
     """Add an input of size width,height,depth,spectrum (fed from the samples)."""
     add(ctx, out, Input(size=(width, height, depth, spectrum)), [])

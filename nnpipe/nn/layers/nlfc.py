@@ -41,6 +41,9 @@ class NonlinearFullyConnected(FullyConnected):
     def arguments(self, input_sizes):
         return {"activation": activations.NAMES.index(self.options["activation"])}
 
+    def real(self, input_sizes):
+        return self.options["slope"]
+
     def properties(self):
         return f"activation={self.options['activation']}, learning_mode={self.options['learning_mode']}"
 
@@ -73,7 +76,12 @@ class NonlinearFullyConnected(FullyConnected):
 @network_command("nn_nlfc", OUT_NAME, IN_NAME, Int("nb_channels", low=1), ACTIVATION_NAME, LEARNING_MODE)
 def nn_nlfc(ctx, selection, out, source, channels, activation, learning_mode):
     """Add a nonlinear fully connected layer, y_i = sum_j act(W_ij x_j + B_ij): OUT_nlfc, OUT."""
-    layer = NonlinearFullyConnected(channels=channels, activation=activation, learning_mode=learning_mode)
+    layer = NonlinearFullyConnected(
+        channels=channels,
+        activation=activation,
+        learning_mode=learning_mode,
+        slope=activations.LEAKY_SLOPES["2023"],
+    )
     add(ctx, out, Rename(), [add(ctx, f"{out}_nlfc", layer, [source])])
 
 
@@ -81,7 +89,7 @@ ACTIVATION = column(NonlinearFullyConnected, "activation")
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def forward(op, acts, params, width):
+def forward(op, real, acts, params, width):
     kind, n_in, n_out = op[ACTIVATION], op[IN0_LEN], op[OUT_LEN]
     x0, y0 = op[IN0] * width, op[OUT] * width
     for i in range(n_out):
@@ -92,11 +100,11 @@ def forward(op, acts, params, width):
             w, bias = params[row + j], params[row + n_in + j]
             x = acts[x0 + j * width : x0 + (j + 1) * width]
             for c in range(width):
-                y[c] += activations.value(kind, w * x[c] + bias)
+                y[c] += activations.value(kind, w * x[c] + bias, real)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def backward(op, acts, grad_acts, params, grads, width):
+def backward(op, real, acts, grad_acts, params, grads, width):
     kind, n_in, n_out = op[ACTIVATION], op[IN0_LEN], op[OUT_LEN]
     x0, y0 = op[IN0] * width, op[OUT] * width
     for i in range(n_out):
@@ -110,7 +118,7 @@ def backward(op, acts, grad_acts, params, grads, width):
             g_bias = np.float32(0)
             for c in range(width):
                 z = w * x[c] + bias
-                dz = activations.derivative(kind, z, activations.value(kind, z)) * gy[c]
+                dz = activations.derivative(kind, z, activations.value(kind, z, real), real) * gy[c]
                 gx[c] += dz * w
                 g_weight += dz * x[c]
                 g_bias += dz

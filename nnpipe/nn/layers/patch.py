@@ -11,7 +11,7 @@ import numba
 import numpy as np
 
 from nnpipe.errors import UserError
-from nnpipe.nn.building import IN_OR_PREVIOUS, OUT_NAME, add, network_command
+from nnpipe.nn.building import IN_NAME, IN_OR_PREVIOUS, OUT_NAME, add, network_command
 from nnpipe.nn.layers import IN_D, IN_H, IN_W, OUT_D, OUT_H, OUT_LEN, OUT_W, Layer, column, gather
 from nnpipe.numbers import size_text
 from nnpipe.registry import Int
@@ -101,24 +101,28 @@ def backward(op, grad_acts, width):
 PATCH_SIZE = Int("patch_size", 2, low=2)
 
 
+@network_command("nn_patchdown2d", OUT_NAME, IN_NAME, PATCH_SIZE, api="3.6")
 @network_command("nn_patchdown2d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
 def nn_patchdown2d(ctx, selection, out, source, patch_size):
     """Add a layer moving each p x p patch into channels (space to depth): size w/p,h/p,d,s*p^2."""
     add(ctx, out, PatchDown(patch_size=patch_size, dimensions=2), [source])
 
 
+@network_command("nn_patchdown3d", OUT_NAME, IN_NAME, PATCH_SIZE, api="3.6")
 @network_command("nn_patchdown3d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
 def nn_patchdown3d(ctx, selection, out, source, patch_size):
     """Add a layer moving each p x p x p patch into channels: size w/p,h/p,d/p,s*p^3."""
     add(ctx, out, PatchDown(patch_size=patch_size, dimensions=3), [source])
 
 
+@network_command("nn_patchup2d", OUT_NAME, IN_NAME, PATCH_SIZE, api="3.6")
 @network_command("nn_patchup2d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
 def nn_patchup2d(ctx, selection, out, source, patch_size):
     """Add a layer undoing nn_patchdown2d (depth to space): size w*p,h*p,d,s/p^2."""
     add(ctx, out, PatchUp(patch_size=patch_size, dimensions=2), [source])
 
 
+@network_command("nn_patchup3d", OUT_NAME, IN_NAME, PATCH_SIZE, api="3.6")
 @network_command("nn_patchup3d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
 def nn_patchup3d(ctx, selection, out, source, patch_size):
     """Add a layer undoing nn_patchdown3d: size w*p,h*p,d*p,s/p^3."""

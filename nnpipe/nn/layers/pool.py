@@ -2,7 +2,8 @@
 
 Both make the output (w/p, h/p, d, s), d/p too in 3D. Max pooling takes the largest value of
 each patch (the columns, rows and slices past the last whole patch are dropped) and sends the
-gradient to it (the first one met, x fastest, on ties). Average pooling is nn_lib's: CImg's
+gradient to it (the first one met, x fastest, on ties); G'MIC 3.6's can take the value of
+largest magnitude instead, its sign kept (is_maxabs). Average pooling is nn_lib's: CImg's
 moving-average resize to that size, so when p does not divide the size every output averages
 a fractional box and nothing is dropped; its backward pass is the exact adjoint (nn_lib's
 copies the gradient back undivided, p^2 times too large).
@@ -12,7 +13,7 @@ import numba
 import numpy as np
 
 from nnpipe.errors import UserError
-from nnpipe.nn.building import IN_OR_PREVIOUS, OUT_NAME, add, network_command
+from nnpipe.nn.building import IN_NAME, IN_OR_PREVIOUS, OUT_NAME, add, network_command
 from nnpipe.nn.layers import (
     IN0,
     IN_D,
@@ -31,11 +32,11 @@ from nnpipe.nn.layers import (
 )
 from nnpipe.nn.layers.resize import AVERAGE, Resize
 from nnpipe.numbers import size_text
-from nnpipe.registry import Int
+from nnpipe.registry import Bool, Int
 
 
 class Pooling(Layer):
-    """options: patch_size, dimensions (2 or 3)."""
+    """options: patch_size, dimensions (2 or 3); is_maxabs (G'MIC 3.6's max pooling)."""
 
     operation = "max"
 
@@ -56,18 +57,37 @@ class Pooling(Layer):
         return size
 
     def properties(self):
-        return "patch_size=" + "x".join([str(self.options["patch_size"])] * self.options["dimensions"])
+        text = "patch_size=" + "x".join([str(self.options["patch_size"])] * self.options["dimensions"])
+        return text + (f", is_maxabs={int(self.options['is_maxabs'])}" if "is_maxabs" in self.options else "")
 
 
 class MaxPool(Pooling):
-    kernel_arguments = ("patch_size", "depth_patch")
+    kernel_arguments = ("patch_size", "depth_patch", "maxabs")
 
     def arguments(self, input_sizes):
-        return {"patch_size": self.options["patch_size"], "depth_patch": self.depth_patch()}
+        return {
+            "patch_size": self.options["patch_size"],
+            "depth_patch": self.depth_patch(),
+            "maxabs": int(self.options.get("is_maxabs", False)),
+        }
 
     def export_onnx(self, g, step):
         p, pd = self.options["patch_size"], self.depth_patch()
-        return g.node("MaxPool", [step.inputs[0]], step.name, kernel_shape=[pd, p, p], strides=[pd, p, p])
+        pool = dict(kernel_shape=[pd, p, p], strides=[pd, p, p])
+        if not self.options.get("is_maxabs"):
+            return g.node("MaxPool", [step.inputs[0]], step.name, **pool)
+        # the value of largest magnitude: max(x) where max(x) >= -min(x), else min(x) (the
+        # first maximum on ties of the two magnitudes is not told apart: equal values)
+        x = step.inputs[0]
+        top = g.node("MaxPool", [x], f"{step.name}_max", **pool)
+        negated = g.node("Neg", [x], f"{step.name}_negated")
+        bottom = g.node(
+            "Neg", [g.node("MaxPool", [negated], f"{step.name}_negated_max", **pool)], f"{step.name}_min"
+        )
+        larger = g.node(
+            "GreaterOrEqual", [top, g.node("Neg", [bottom], f"{step.name}_magnitude")], f"{step.name}_which"
+        )
+        return g.node("Where", [larger, top, bottom], step.name)
 
 
 class AveragePool(Pooling, Resize):
@@ -80,8 +100,9 @@ class AveragePool(Pooling, Resize):
         return {"interpolation": AVERAGE}
 
 
-PATCH, DEPTH_PATCH = column(MaxPool, "patch_size"), column(MaxPool, "depth_patch")
+PATCH, DEPTH_PATCH, MAXABS = (column(MaxPool, name) for name in MaxPool.kernel_arguments)
 PATCH_SIZE = Int("patch_size", 2, low=2)
+IS_MAXABS = Bool("is_maxabs", False, help="0 the largest value, 1 the value of largest magnitude")
 
 
 @network_command("nn_maxpool2d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
@@ -94,6 +115,40 @@ def nn_maxpool2d(ctx, selection, out, source, patch_size):
 def nn_maxpool3d(ctx, selection, out, source, patch_size):
     """Add 3D max pooling over p x p x p patches; size w/p,h/p,d/p,s."""
     add(ctx, out, MaxPool(patch_size=patch_size, dimensions=3), [source])
+
+
+def _declare_36(dimensions):
+    patch = "x".join(["p"] * dimensions)
+    size = "w/p,h/p,d/p,s" if dimensions == 3 else "w/p,h/p,d,s"
+
+    @network_command(
+        f"nn_maxpool{dimensions}d",
+        OUT_NAME,
+        IN_NAME,
+        PATCH_SIZE,
+        IS_MAXABS,
+        api="3.6",
+        help=f"""Add {dimensions}D max pooling: the largest value (or, with is_maxabs, the value of
+        largest magnitude) of each {patch} patch; size {size}.""",
+    )
+    def maxpool(ctx, selection, out, source, patch_size, is_maxabs):
+        add(ctx, out, MaxPool(patch_size=patch_size, dimensions=dimensions, is_maxabs=is_maxabs), [source])
+
+    @network_command(
+        f"nn_avgpool{dimensions}d",
+        OUT_NAME,
+        IN_NAME,
+        PATCH_SIZE,
+        api="3.6",
+        help=f"""Add {dimensions}D average pooling: a moving-average resize to {size} (when p does
+        not divide the size, each output averages a fractional box).""",
+    )
+    def avgpool(ctx, selection, out, source, patch_size):
+        add(ctx, out, AveragePool(patch_size=patch_size, dimensions=dimensions), [source])
+
+
+for _dimensions in (2, 3):
+    _declare_36(_dimensions)
 
 
 @network_command("nn_avgpool2d", OUT_NAME, IN_OR_PREVIOUS, PATCH_SIZE)
@@ -135,8 +190,12 @@ def forward(op, acts, width):
         for j in range(1, offsets.size):
             at = (starts[k] + offsets[j]) * width
             x = acts[at : at + width]
-            for c in range(width):
-                y[c] = max(y[c], x[c])
+            if op[MAXABS]:  # the first value of largest magnitude
+                for c in range(width):
+                    y[c] = x[c] if abs(x[c]) > abs(y[c]) else y[c]
+            else:
+                for c in range(width):
+                    y[c] = max(y[c], x[c])
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")

@@ -1,15 +1,18 @@
 """Reshape and split: layers whose output is a view of their input's values, so the plan gives
 them no buffer and no kernel (aliases, like rename and clone). reshape keeps every value in
 the same order under a new size; split's two parts are the first nb_channels0 channels and
-the rest, which are contiguous since a sample's values are flattened channel after channel."""
+the rest, which are contiguous since a sample's values are flattened channel after channel.
+G'MIC 3.6's split also cuts along x, y or z: those parts are crops (SplitPart, in
+nnpipe.nn.layers.crop, whose kernels they run)."""
 
 import numpy as np
 
 from nnpipe.errors import UserError
 from nnpipe.nn.building import IN_NAME, OUT_NAME, add, network_command
 from nnpipe.nn.layers import Layer, count
+from nnpipe.nn.layers.crop import SplitPart
 from nnpipe.numbers import size_text
-from nnpipe.registry import Int, LayerName
+from nnpipe.registry import Choice, Int, LayerName
 
 
 class Reshape(Layer):
@@ -32,7 +35,8 @@ class Reshape(Layer):
 
 
 class Split(Layer):
-    """options: channels (nb_channels0), part (0: the first channels, 1: the rest)."""
+    """options: channels (nb_channels0), part (0: the first channels, 1: the rest); axis ("c",
+    given by G'MIC 3.6's command, which shows it)."""
 
     kind = "split"
     alias = True
@@ -46,6 +50,9 @@ class Split(Layer):
     def alias_offset(self, input_sizes):
         w, h, d, _ = input_sizes[0]
         return self.options["part"] * w * h * d * self.options["channels"]
+
+    def properties(self):
+        return f"axis={self.options['axis']}" if "axis" in self.options else ""
 
     def export_onnx(self, g, step):
         channels = self.options["channels"]
@@ -62,6 +69,20 @@ class Split(Layer):
         )
 
 
+AXES = "xyzc"
+AXIS = Choice("axis", choices=tuple(AXES), help="x, y, z or c")
+
+
+@network_command(
+    "nn_reshape",
+    OUT_NAME,
+    IN_NAME,
+    Int("width", low=1),
+    Int("height", 1, low=1),
+    Int("depth", 1, low=1),
+    Int("spectrum", 1, low=1),
+    api="3.6",
+)
 @network_command(
     "nn_reshape",
     OUT_NAME,
@@ -91,3 +112,29 @@ def nn_split(ctx, selection, name0, name1, source, channels):
     add(ctx, name0, Split(channels=channels, part=0), [source])
     add(ctx, name1, Split(channels=channels, part=1), [source])
     ctx.network().latest = name0
+
+
+@network_command(
+    "nn_split",
+    LayerName("out0", previous=False, help="name of the first part"),
+    LayerName("out1", previous=False, help="name of the second part"),
+    IN_NAME,
+    AXIS,
+    Int("size0", low=1, help="columns, rows, slices or channels of the first part (the rest: the second)"),
+    api="3.6",
+)
+def nn_split_36(ctx, selection, out0, out1, source, axis, size0):
+    """Add two layers cutting the input along an axis: its first size0 columns (x), rows (y),
+    slices (z) or channels (c), and the others."""
+    network = ctx.network()
+    source = network.resolve(source)
+    length = network.modules[source].size[AXES.index(axis)]
+    if size0 >= length:
+        raise UserError(f"size0 must be less than the input's {length} along {axis} (got {size0})")
+    for part, name in enumerate((out0, out1)):
+        if axis == "c":
+            layer = Split(channels=size0, part=part, axis=axis)
+        else:
+            layer = SplitPart(axis=AXES.index(axis), size0=size0, part=part)
+        add(ctx, name, layer, [source])
+    network.latest = out0

@@ -6,8 +6,13 @@ after the other. Interpolations (nn_lib's numbers):
   weighted by their overlap); growing is nearest;
 3 linear (nn_lib's default): growing interpolates with the corners aligned, input i at
   output i * (n_out - 1) / (n_in - 1); shrinking is the moving average; from 1 value, nearest.
+G'MIC 3.6's also (CImg's, with the same alignment and shrinking):
+4 grid: growing puts input i at output ceil(i * n_out / n_in), zeros between; shrinking is
+  nearest;
+5 cubic: growing interpolates by Catmull-Rom over 4 inputs (clamped at the ends, values not);
+6 lanczos: growing weighs 4 inputs by sinc(d) sinc(d/2), normalized.
 Every mode is linear in the input: the backward pass applies the transposed weights, the exact
-adjoint (nn_lib's backward resizes the gradient back with the moving average instead)."""
+adjoint (nn_lib's backward resizes the gradient back with another interpolation instead)."""
 
 import math
 
@@ -35,18 +40,23 @@ from nnpipe.nn.layers import (
 from nnpipe.numbers import INT_LIMIT
 from nnpipe.registry import SAME, Int, Size
 
-NAMES = ("none", "nearest", "average", "linear")
-NONE, NEAREST, AVERAGE, LINEAR = range(len(NAMES))
+NAMES = ("none", "nearest", "average", "linear", "grid", "cubic", "lanczos")
+NONE, NEAREST, AVERAGE, LINEAR, GRID, CUBIC, LANCZOS = range(len(NAMES))
 
 
 class Resize(Layer):
-    """options: size, four (value, is_percent) pairs (w, h, d, s); interpolation (0-3)."""
+    """options: size, four (value, is_percent) pairs (w, h, d, s); interpolation (0-6); G'MIC
+    3.6's width_percent_of_height (3.6.3 takes a width percentage of the input's height)."""
 
     kind = "resize"
     kernel_arguments = ("interpolation",)
 
     def build(self, input_sizes):
-        return sized(input_sizes[0], self.options["size"])
+        size = input_sizes[0]
+        if self.options.get("width_percent_of_height"):
+            width = sized(size[1:2], self.options["size"][:1])
+            return width + sized(size, self.options["size"])[1:]
+        return sized(size, self.options["size"])
 
     def arguments(self, input_sizes):
         return {"interpolation": self.options["interpolation"]}
@@ -59,12 +69,12 @@ class Resize(Layer):
         mode = self.arguments(step.input_sizes)["interpolation"]
         x = step.inputs[0]
         for axis, n_in, n_out in zip(g.AXES, step.input_sizes[0], step.size):
-            first, weights = axis_weights(n_in, n_out, mode)
+            sources, weights = axis_weights(n_in, n_out, mode)
             matrix = np.zeros((n_out, n_in))
             for out in range(n_out):
-                for j, weight in enumerate(weights[out]):
+                for source, weight in zip(sources[out], weights[out]):
                     if weight:
-                        matrix[out, first[out] + j] += weight
+                        matrix[out, source] += weight
             x = g.linear_axis(x, axis, matrix, f"{step.name}_axis{axis}")
         return x
 
@@ -97,6 +107,38 @@ def nn_resize(ctx, selection, out, source, width, height, depth, spectrum, inter
     add(ctx, out, Resize(size=(width, height, depth, spectrum), interpolation=interpolation), [source])
 
 
+@network_command(
+    "nn_resize",
+    OUT_NAME,
+    IN_NAME,
+    Size("width"),
+    Size("height", SAME),
+    Size("depth", SAME),
+    Size("spectrum", SAME),
+    Int(
+        "interpolation",
+        LINEAR,
+        low=-1,
+        high=6,
+        help="0 none (zeros beyond the input), 1 nearest, 2 moving average, 3 linear, 4 grid,"
+        " 5 cubic, 6 lanczos (-1, raw memory, is refused)",
+    ),
+    api="3.6",
+)
+def nn_resize_36(ctx, selection, out, source, width, height, depth, spectrum, interpolation):
+    """Add a layer resizing its input as G'MIC 3.6 does (CImg's resize, boundary 0, no
+    centering). Sizes are in values or N% of the input's; as in 3.6.3, a width percentage is
+    taken of the input's height."""
+    if interpolation < 0:
+        raise UserError(
+            "interpolation -1 (the values read again under the new size, no interpolation) is not supported"
+        )
+    layer = Resize(
+        size=(width, height, depth, spectrum), interpolation=interpolation, width_percent_of_height=True
+    )
+    add(ctx, out, layer, [source])
+
+
 def sized(size, requested):
     """(w, h, d, s) from four (value, is_percent) pairs, percentages of `size` rounded as
     nn_lib rounds them, at least 1."""
@@ -109,34 +151,67 @@ def sized(size, requested):
     return tuple(sizes)
 
 
+@numba.njit(cache=True, inline="always")
+def _sinc(x):
+    return 1.0 if x == 0 else math.sin(math.pi * x) / (math.pi * x)
+
+
 @numba.njit(cache=True)
 def axis_weights(n_in, n_out, mode):
-    """Output o of the axis is the sum over j of weights[o, j] * input[first[o] + j]."""
-    average = n_out < n_in and mode >= AVERAGE
-    taps = (n_in + n_out - 1) // n_out + 1 if average else 2
-    first = np.zeros(n_out, dtype=np.int64)
+    """Output o of the axis is the sum over j of weights[o, j] * input[sources[o, j]]."""
+    shrinking = n_out < n_in
+    average = shrinking and mode != NEAREST and mode != GRID and mode != NONE
+    taps = (n_in + n_out - 1) // n_out + 1 if average else 4
+    sources = np.zeros((n_out, taps), dtype=np.int64)
     weights = np.zeros((n_out, taps), dtype=np.float32)
     for o in range(n_out):
         if n_in == n_out or (mode == NONE and o < n_in):
-            first[o], weights[o, 0] = o, 1
+            sources[o, 0], weights[o, 0] = o, 1
         elif mode == NONE:
             continue
         elif average:
             # in units of 1 / (n_in n_out): output o covers [o n_in, (o + 1) n_in), input i
             # covers [i n_out, (i + 1) n_out)
-            first[o] = o * n_in // n_out
+            first = o * n_in // n_out
             for j in range(taps):
-                i = first[o] + j
+                i = first + j
                 overlap = min((i + 1) * n_out, (o + 1) * n_in) - max(i * n_out, o * n_in)
                 if i < n_in and overlap > 0:
-                    weights[o, j] = overlap / n_in
-        elif mode == LINEAR and n_in > 1:
-            first[o] = o * (n_in - 1) // (n_out - 1)
-            alpha = o * (n_in - 1) % (n_out - 1) / (n_out - 1)
-            weights[o, 0], weights[o, 1] = 1 - alpha, alpha
+                    sources[o, j], weights[o, j] = i, overlap / n_in
+        elif mode == GRID and not shrinking:  # input i lands on output ceil(i n_out / n_in)
+            i = o * n_in // n_out
+            if i * n_out > (o - 1) * n_in:
+                sources[o, 0], weights[o, 0] = i, 1
+        elif (mode == LINEAR or mode == CUBIC or mode == LANCZOS) and n_in > 1:
+            base = o * (n_in - 1) // (n_out - 1)
+            t = o * (n_in - 1) % (n_out - 1) / (n_out - 1)
+            if mode == LINEAR:
+                sources[o, 0], weights[o, 0] = base, 1 - t
+                sources[o, 1], weights[o, 1] = min(base + 1, n_in - 1), t
+                continue
+            if mode == CUBIC:  # Catmull-Rom
+                tap_weights = (
+                    ((-0.5 * t + 1.0) * t - 0.5) * t,
+                    (1.5 * t - 2.5) * t * t + 1,
+                    ((-1.5 * t + 2.0) * t + 0.5) * t,
+                    (0.5 * t - 0.5) * t * t,
+                )
+            else:
+                tap_weights = (
+                    _sinc(t + 1) * _sinc((t + 1) / 2),
+                    _sinc(t) * _sinc(t / 2),
+                    _sinc(t - 1) * _sinc((t - 1) / 2),
+                    _sinc(t - 2) * _sinc((t - 2) / 2),
+                )
+            total = (
+                tap_weights[0] + tap_weights[1] + tap_weights[2] + tap_weights[3] if mode == LANCZOS else 1.0
+            )
+            for j in range(4):
+                sources[o, j] = min(max(base + j - 1, 0), n_in - 1)
+                weights[o, j] = tap_weights[j] / total
         else:
-            first[o], weights[o, 0] = o * n_in // n_out, 1
-    return first, weights
+            sources[o, 0], weights[o, 0] = o * n_in // n_out, 1
+    return sources, weights
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -145,10 +220,10 @@ def resample(op, buffer, width, adjoint):
     activations. Backward (adjoint=True): input rows += weights^T x output rows, in `buffer` =
     the gradients."""
     mode = op[INTERPOLATION]
-    fx, wx = axis_weights(op[IN_W], op[OUT_W], mode)
-    fy, wy = axis_weights(op[IN_H], op[OUT_H], mode)
-    fz, wz = axis_weights(op[IN_D], op[OUT_D], mode)
-    fc, wc = axis_weights(op[IN_S], op[OUT_S], mode)
+    sx, wx = axis_weights(op[IN_W], op[OUT_W], mode)
+    sy, wy = axis_weights(op[IN_H], op[OUT_H], mode)
+    sz, wz = axis_weights(op[IN_D], op[OUT_D], mode)
+    sc, wc = axis_weights(op[IN_S], op[OUT_S], mode)
     if not adjoint:
         buffer[op[OUT] * width : (op[OUT] + op[OUT_LEN]) * width] = 0
     for k in range(op[OUT_LEN]):
@@ -162,7 +237,7 @@ def resample(op, buffer, width, adjoint):
                         if weight == 0:
                             continue
                         source = gather.index(
-                            fx[x] + jx, fy[y] + jy, fz[z] + jz, fc[c] + jc, op[IN_W], op[IN_H], op[IN_D]
+                            sx[x, jx], sy[y, jy], sz[z, jz], sc[c, jc], op[IN_W], op[IN_H], op[IN_D]
                         )
                         at = (op[IN0] + source) * width
                         if adjoint:

@@ -63,8 +63,7 @@ class RunCommand(Layer):
         return f"command='{self.options['command']}'"
 
 
-@network_command(
-    "nn_run",
+RUN_PARAMS = (
     OUT_NAME,
     IN_NAME,
     Text("command", help="the command run on each sample's input image (quoted when it holds spaces)"),
@@ -73,6 +72,10 @@ class RunCommand(Layer):
     Size("depth", SAME),
     Size("spectrum", SAME),
 )
+
+
+@network_command("nn_run", *RUN_PARAMS, api="3.6")
+@network_command("nn_run", *RUN_PARAMS)
 def nn_run(ctx, selection, out, source, command, width, height, depth, spectrum):
     """Add a layer computed by a command, as nn_lib's nn_run: for each sample, the command runs
     on a list holding only the input (an image of the input's size), and its last image,
@@ -88,14 +91,12 @@ def resized(image, size):
     """`image` (s, d, h, w) resized to size (w, h, d, s) as CImg's linear resize does it."""
     result = np.asarray(image, dtype=np.float32)
     for axis, n_out in zip((3, 2, 1, 0), size):
-        first, weights = axis_weights(result.shape[axis], n_out, LINEAR)
-        last = result.shape[axis] - 1
+        sources, weights = axis_weights(result.shape[axis], n_out, LINEAR)
         shape = [1, 1, 1, 1]
         shape[axis] = n_out
         total = np.zeros(result.shape[:axis] + (n_out,) + result.shape[axis + 1 :], dtype=np.float32)
         for j in range(weights.shape[1]):
-            taken = np.take(result, np.minimum(first + j, last), axis=axis)
-            total += taken * weights[:, j].reshape(shape)
+            total += np.take(result, sources[:, j], axis=axis) * weights[:, j].reshape(shape)
         result = total
     return result
 
@@ -144,7 +145,7 @@ def backward(op, grad_acts, width):
                         if weight == 0:
                             continue
                         source = gather.index(
-                            fx[x] + jx, fy[y] + jy, fz[z] + jz, fc[c] + jc, op[OUT_W], op[OUT_H], op[OUT_D]
+                            fx[x, jx], fy[y, jy], fz[z, jz], fc[c, jc], op[OUT_W], op[OUT_H], op[OUT_D]
                         )
                         at = (op[OUT] + source) * width
                         for sample in range(width):
