@@ -8,7 +8,6 @@ import numpy as np
 import nnpipe.cli  # noqa: F401  (importing the CLI registers every command family)
 from nnpipe.commands import load_all
 from nnpipe.lang.interpreter import Interpreter
-from nnpipe.nn import compiled
 from nnpipe.nn.chunks import load_chunk
 from nnpipe.nn.layers import INPUT_GRADIENTS
 
@@ -42,7 +41,7 @@ def _forward(plan, params, samples, training, seed, dtype):
     stats = np.zeros(plan.stats_width, dtype=dtype)
     load_chunk(plan.feed_table, samples, np.arange(batch), acts, batch)
     kernels = plan.kernels()
-    kernels.forward_ops(
+    kernels.module.forward_ops(
         plan.ops,
         plan.reals,
         acts,
@@ -52,7 +51,7 @@ def _forward(plan, params, samples, training, seed, dtype):
         training,
         seed,
         stats,
-        compiled.addresses(kernels, dtype),
+        kernels.table(dtype),
     )
     return acts, params, batch
 
@@ -67,15 +66,15 @@ def run_batch(plan, params, samples, training=False, seed=0, dtype=np.float32, a
     grad_acts = np.zeros_like(acts)
     losses = np.empty((len(plan.loss_rows), batch), dtype=dtype)
     kernels = plan.kernels()
-    table = compiled.addresses(kernels, dtype)
-    kernels.loss_ops(
+    table = kernels.table(dtype)
+    kernels.module.loss_ops(
         plan.loss_rows, plan.loss_reals, acts, grad_acts, losses, 0, batch, batch, dtype(1.0 / batch), table
     )
     grads = np.zeros(plan.parameter_size, dtype=dtype)
     ops = plan.ops.copy()
     if not as_trained:
         ops[:, INPUT_GRADIENTS] = 1
-    kernels.backward_ops(ops, plan.reals, acts, grad_acts, params, grads, batch, seed, table)
+    kernels.module.backward_ops(ops, plan.reals, acts, grad_acts, params, grads, batch, seed, table)
     per_value = grad_acts.reshape(plan.width, batch).T
     sample_grads = np.concatenate(
         [per_value[:, offset : offset + length] for offset, length in plan.feed_table], axis=1

@@ -32,7 +32,7 @@ def driver(addresses, op, acts, width):
 def compiled_table(*kernels, dtype=np.float32):
     for kernel in kernels:
         kernel.compile(kernel_calls.kernel_signature(kernel, numba.from_dtype(dtype)))
-    return kernel_calls.address_table(kernels, dtype)
+    return kernel_calls.address_table(kernels, dtype, range(len(kernels)))
 
 
 def test_compiled_code_runs_a_kernel_through_its_address_with_converted_arguments():

@@ -42,7 +42,7 @@ def test_the_tutorial_net_compiles_only_its_own_layer_types():
     plan = build(TUTORIAL).workspace.network().training_plan()
     assert kernel_files_of(plan) == {"fc", "normalize", "rectifier", "elementwise", "loss"}
     engine = plan.kernels(optimizers.NAMES.index("adam"), schedulers.NAMES.index("constant"))
-    assert {kernel.py_func.__module__.rsplit(".", 1)[1] for kernel in engine.KERNELS} == {
+    assert {kernel.py_func.__module__.rsplit(".", 1)[1] for kernel in engine.kernels} == {
         "fc",
         "normalize",
         "rectifier",
@@ -87,7 +87,7 @@ def test_a_kernel_asking_for_what_the_engine_does_not_give_is_named(monkeypatch)
 
     monkeypatch.setattr(fc, "forward", forward)
     with pytest.raises(LookupError, match="asks for 'weights'"):
-        compiled.generate([registry.opcode(FullyConnected(channels=1, learning_mode=3))], "sgd", "constant")
+        compiled.generate("sgd", "constant")
 
 
 def test_arguments_must_match_the_names_the_class_declares():

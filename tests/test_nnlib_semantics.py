@@ -338,7 +338,7 @@ def test_nn_run_resize_is_gmics_linear_resize():
 
 
 def test_nn_run_gradient_is_the_outputs_resized_to_the_input():
-    from nnpipe.nn import compiled, engine
+    from nnpipe.nn import engine
     from nnpipe.nn.chunks import load_chunk
     from nnpipe.nn.layers.run import resized
 
@@ -352,13 +352,13 @@ def test_nn_run_gradient_is_the_outputs_resized_to_the_input():
     kernels = plan.kernels()
     no_values = np.zeros(0, np.float32)
     with engine.commands_run_by(interp.run_commands):
-        compiled.run(kernels.forward_ops, plan.ops, plan.reals, acts, no_values, 2, 2, True, 0, no_values)
+        kernels.run("forward_ops", plan.ops, plan.reals, acts, no_values, 2, 2, True, 0, no_values)
     losses = np.empty((1, 2), dtype=np.float32)
-    compiled.run(
-        kernels.loss_ops, plan.loss_rows, plan.loss_reals, acts, grad_acts, losses, 0, 2, 2, np.float32(0.5)
+    kernels.run(
+        "loss_ops", plan.loss_rows, plan.loss_reals, acts, grad_acts, losses, 0, 2, 2, np.float32(0.5)
     )
-    compiled.run(
-        kernels.backward_ops,
+    kernels.run(
+        "backward_ops",
         plan.ops,
         plan.reals,
         acts,

@@ -21,7 +21,7 @@ from nnpipe.registry import TRAINING, Bool, Int, LayerName, Param, Text, command
 
 TRAINER = LayerName("trainer", ".", help="trainer name ('.' = the latest trainer)")
 CHUNK_SECONDS = 0.1
-DIVERGING = 1000  # a loss this many times its lowest so far: the training diverges
+DIVERGING = 1000  # a loss this many times the first one trained: the training diverges
 
 
 def find_trainer(network, name):
@@ -64,7 +64,7 @@ class TrainingRun:
             index = ctx.images.set(name, view)
             self.views.append((index, name, ctx.images.images[index]))
         self.noticed = set()
-        self.lowest_loss, self.warned_growth = np.inf, False
+        self.first_loss, self.warned_growth = None, False
 
     def is_current(self, ctx, network, trainer):
         images = ctx.images
@@ -97,20 +97,21 @@ class TrainingRun:
         return trained
 
     def watch_growth(self, losses, start):
-        """Say once when the loss grows by orders of magnitude over its lowest so far: the
-        training diverges, though no value is infinite yet."""
+        """Say once when the loss grows to orders of magnitude above the first one trained: the
+        training diverges, though no value is infinite yet. (Above its lowest would take the
+        noise of a nearly fitted small batch for it.)"""
         if self.warned_growth or not len(losses):
             return
-        lowest = np.minimum.accumulate(np.concatenate([[self.lowest_loss], losses]))
-        grown = np.flatnonzero((losses > DIVERGING * lowest[:-1]) & (lowest[:-1] > 0))
-        if grown.size:
+        if self.first_loss is None:
+            self.first_loss = float(losses[0])
+        grown = np.flatnonzero(losses > DIVERGING * self.first_loss) if self.first_loss > 0 else []
+        if len(grown):
             at = grown[0]
             self.ctx.warn(
-                f"the loss grew from {lowest[at]:.4g} to {losses[at]:.4g} by iteration {start + at + 1}:"
+                f"the loss grew from {self.first_loss:.4g} to {losses[at]:.4g} by iteration {start + at + 1}:"
                 " the training diverges (too high a learning rate?)"
             )
             self.warned_growth = True
-        self.lowest_loss = lowest[-1]
 
     def stopped(self, trained):
         """The warning of a run a non-finite loss or weights stopped."""

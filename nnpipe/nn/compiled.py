@@ -67,42 +67,65 @@ def cache_folder():
 
 
 def kernels(codes, optimizer, scheduler):
-    """The compiled engine (a module: train_serial, train_parallel, infer_serial,
-    infer_parallel, forward_ops, ...) of the layer types with opcodes `codes`, training with
-    `optimizer` and `scheduler` (names in nnpipe.nn.optimizers and schedulers)."""
-    codes = tuple(sorted(set(int(code) for code in codes)))
-    name = f"nnpipe_engine_{_fingerprint(codes, optimizer, scheduler)}"
+    """The compiled engine of the layer types with opcodes `codes`, training with `optimizer`
+    and `scheduler` (names in nnpipe.nn.optimizers and schedulers): an Engine."""
+    name = f"nnpipe_engine_{_fingerprint(optimizer, scheduler)}"
     if name not in sys.modules:
-        sys.modules[name] = _load(name, generate(codes, optimizer, scheduler))
-    return sys.modules[name]
+        sys.modules[name] = _load(name, generate(optimizer, scheduler))
+    return Engine(sys.modules[name], codes)
 
 
-def _fingerprint(codes, optimizer, scheduler):
-    key = repr((codes, optimizer, scheduler, numba.__version__, SOURCES_DIGEST))
+class Engine:
+    """An engine module (one per optimizer and scheduler: its dispatch has a branch for every
+    layer type of the registry) and the layer types one plan uses: only their kernels are
+    compiled and given addresses in its table, so a network compiles only its own kernels,
+    while every network of that trainer shares the entry points."""
+
+    def __init__(self, module, codes):
+        codes = {int(code) for code in codes}
+        self.module = module
+        self.slots = tuple(slot for slot, (code, _) in enumerate(module.HOOKS) if code in codes)
+
+    @property
+    def kernels(self):
+        return [self.module.KERNELS[slot] for slot in self.slots]
+
+    def table(self, dtype=np.float32, also=()):
+        """The address table of the plan's kernels compiled for real numbers of `dtype` (see
+        `addresses`)."""
+        return addresses(self.module, self.slots, dtype, also)
+
+    def run(self, name, *args):
+        """Call the module's compiled function `name` (an entry point, a dispatch) on `args`
+        and the address table of the plan's kernels, its machine code loaded as theirs is."""
+        function = getattr(self.module, name)
+        signature = tuple(numba.typeof(value) for value in args) + (kernel_calls.TABLE,)
+        return function(*args, self.table(np.float32, also=[(function, signature)]))
+
+
+def _fingerprint(optimizer, scheduler):
+    key = repr((optimizer, scheduler, numba.__version__, SOURCES_DIGEST))
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
-def generate(codes, optimizer, scheduler):
-    """The module's text: the driver template, then the dispatch of the layer types `codes`
-    (KERNELS: their kernels, in the order of the address table the dispatch reads; a caller
-    of each), the optimizer's step and the scheduler's."""
-    files = {code: registry.kernel_file(code) for code in codes}
+def generate(optimizer, scheduler):
+    """The module's text: the driver template, then the dispatch of every layer type of the
+    registry (HOOKS: each kernel's (opcode, hook), in the order of the address table the
+    dispatch reads, and KERNELS: the kernels themselves; a caller of each), the optimizer's
+    step and the scheduler's."""
+    files = {code: module for code, module in enumerate(registry.KERNEL_FILES)}
     hooks = [
         (code, hook)
         for code, module in files.items()
         for _, _, _, hook in DISPATCH
         if isinstance(getattr(module, hook, None), numba.core.registry.CPUDispatcher)
     ]
-    lines = [
-        TEMPLATE.read_text(),
-        "",
-        "# --- generated from nnpipe.nn.layers.registry for: "
-        + ", ".join(f"{code} {files[code].__name__.rsplit('.', 1)[1]}" for code in codes),
-        "",
-    ]
+    codes = sorted({code for code, _ in hooks})
+    lines = [TEMPLATE.read_text(), "", "# --- generated from nnpipe.nn.layers.registry", ""]
     lines += ["from nnpipe.nn import kernel_calls"]
-    lines += [f"import {module.__name__} as kernels_{code}" for code, module in files.items()]
-    lines += ["", "KERNELS = (" + "".join(f"kernels_{code}.{hook}, " for code, hook in hooks) + ")"]
+    lines += [f"import {files[code].__name__} as kernels_{code}" for code in codes]
+    lines += ["", f"HOOKS = {tuple(hooks)!r}"]
+    lines += ["KERNELS = (" + "".join(f"kernels_{code}.{hook}, " for code, hook in hooks) + ")"]
     lines += [
         f"{hook}_{code} = kernel_calls.caller(kernels_{code}.{hook}, {slot})"
         for slot, (code, hook) in enumerate(hooks)
@@ -171,29 +194,23 @@ def _load(name, text):
     return module
 
 
-def run(function, *args):
-    """Call `function` (a compiled function of an engine module: an entry point, a dispatch)
-    on `args` and the address table of the module's kernels (see `addresses`), its machine
-    code loaded as theirs is."""
-    module = sys.modules[function.py_func.__module__]
-    signature = tuple(numba.typeof(value) for value in args) + (kernel_calls.TABLE,)
-    table = addresses(module, np.float32, also=[(function, signature)])
-    return function(*args, table)
+_TABLES = {}  # (engine module name, slots, dtype): their address table
 
 
-_TABLES = {}  # (engine module name, dtype): its address table
-
-
-def addresses(module, dtype, also=()):
-    """The address table of the kernels of the engine `module`, compiled for real numbers of
-    `dtype` (and the (dispatcher, signature) pairs `also`), all machine code loaded from
-    Numba's disk cache: what is not there, child processes compile first, side by side (and
-    what they fail to, this process, saying why if it fails too)."""
-    key = (module.__name__, np.dtype(dtype))
+def addresses(module, slots, dtype, also=()):
+    """The address table of the kernels `slots` of the engine `module` (the other slots 0:
+    their layer types are not the plan's), compiled for real numbers of `dtype` (and the
+    (dispatcher, signature) pairs `also`), all machine code loaded from Numba's disk cache:
+    what is not there, child processes compile first, side by side (and what they fail to,
+    this process, saying why if it fails too)."""
+    key = (module.__name__, slots, np.dtype(dtype))
     wanted = list(also)
     if key not in _TABLES:
         real = numba.from_dtype(dtype)
-        wanted += [(kernel, kernel_calls.kernel_signature(kernel, real)) for kernel in module.KERNELS]
+        wanted += [
+            (module.KERNELS[slot], kernel_calls.kernel_signature(module.KERNELS[slot], real))
+            for slot in slots
+        ]
     missing = [
         (function, signature)
         for function, signature in wanted
@@ -205,7 +222,7 @@ def addresses(module, dtype, also=()):
             if not numba_cache.load(function, signature):
                 function.compile(signature)
     if key not in _TABLES:
-        _TABLES[key] = kernel_calls.address_table(module.KERNELS, dtype)
+        _TABLES[key] = kernel_calls.address_table(module.KERNELS, dtype, slots)
     return _TABLES[key]
 
 

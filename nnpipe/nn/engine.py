@@ -264,12 +264,12 @@ def train(
     buffers += (np.zeros((threads, plan.stats_width), dtype=np.float32), np.empty(batch, dtype=np.int64))
     buffers += (np.empty((len(plan.loss_rows), batch), dtype=np.float32),)
     kernels = plan.kernels(optimizer, scheduler)
-    steps = kernels.train_parallel if threads > 1 else kernels.train_serial
+    steps = "train_parallel" if threads > 1 else "train_serial"
     before = (params.copy(), moments.copy(), state.copy())
 
     def run(count):
         with commands_run_by(runner):
-            return compiled.run(
+            return kernels.run(
                 steps, plan.ops, plan.reals, plan.loss_rows, plan.loss_reals, plan.feed_table, samples, count,
                 batch, width,
                 params, plan.mask, moments, state, *buffers, losses_out,
@@ -303,9 +303,9 @@ def infer(plan, params, samples, runner=None):
         width = chunk_width(samples.shape[0], threads, INFERENCE_CHUNK)
         acts = np.zeros((threads, plan.width * width), dtype=np.float32)
         kernels = plan.kernels()
-        forward = kernels.infer_parallel if threads > 1 else kernels.infer_serial
+        forward = "infer_parallel" if threads > 1 else "infer_serial"
         with commands_run_by(runner):
-            compiled.run(
+            kernels.run(
                 forward,
                 plan.ops,
                 plan.reals,

@@ -121,13 +121,15 @@ def caller(kernel, slot):
 TABLE = types.Array(types.int64, 1, "C")
 
 
-def address_table(kernels, dtype):
+def address_table(kernels, dtype, slots):
     """The table the driver's calls read: the size in bytes of a real number of `dtype`, then
-    the addresses of `kernels` (in slot order) compiled for it. Each must be compiled (or
-    loaded) for that first."""
-    table = np.empty(1 + len(kernels), dtype=np.int64)
+    an address per kernel of `kernels` (in slot order): that of its code compiled for `dtype`
+    for the kernels of `slots` (each must be compiled, or loaded, for it first), 0 for the
+    others (a plan without their layer types never calls them)."""
+    table = np.zeros(1 + len(kernels), dtype=np.int64)
     table[0] = np.dtype(dtype).itemsize
-    for slot, kernel in enumerate(kernels):
+    for slot in slots:
+        kernel = kernels[slot]
         result = kernel.overloads[kernel_signature(kernel, numba.from_dtype(dtype))]
         if result.signature.return_type != types.none:
             raise TypeError(
