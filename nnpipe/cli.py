@@ -1,7 +1,10 @@
 """The `nnpipe` command line: run a chain of items, a script, or show help."""
 
 import logging
+import os
+import select
 import shutil
+import signal
 import sys
 import textwrap
 import traceback
@@ -106,6 +109,8 @@ def _reporting_errors(options, action, warn=_plain_warning):
         click.echo(f"nnpipe: error: {OUT_OF_MEMORY}", err=True)
         sys.exit(1)
     except Exception as error:  # a bug in nnpipe, not the user's mistake
+        if isinstance(error, BrokenPipeError) and _output_closed():  # `nnpipe ... | head -1`
+            _end_as_unix_tools_do()
         if options["debug"]:
             raise
         click.echo(
@@ -114,6 +119,36 @@ def _reporting_errors(options, action, warn=_plain_warning):
             err=True,
         )
         sys.exit(1)
+
+
+def _output_closed():
+    """Whether the reader of standard output or error has gone (`nnpipe ... | head -1`)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            poller = select.poll()
+            poller.register(stream.fileno(), select.POLLOUT)
+            if any(events & select.POLLERR for _, events in poller.poll(0)):
+                return True
+        except (AttributeError, OSError, ValueError):  # no file behind it (a test's StringIO)
+            continue
+    return False
+
+
+def _end_as_unix_tools_do():
+    """A closed output pipe ends the run quietly, as G'MIC and Unix tools end: killed by
+    SIGPIPE (status 141 in the shell), with no message and nothing left to flush into the
+    closed pipe at shutdown. The run has unwound first, so temporaries of writes are removed
+    and files already saved are whole."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            pass
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+    sys.exit(128 + 13)  # where there is no SIGPIPE: the status a shell shows for it
 
 
 class _one_line_warnings(warnings.catch_warnings):

@@ -1,10 +1,14 @@
 """The `nnpipe` command line: exit status, one-line errors, subcommands and options."""
 
+import os
 import re
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import cli, subprocess_nnpipe
+from conftest import REPO, cli, subprocess_nnpipe
 
 ERROR_LINE = re.compile(r"^nnpipe: error: (?P<where>[^:]+:\d+): (?P<rest>.*)$")
 
@@ -328,3 +332,20 @@ def test_the_nnlib_api_comes_from_the_environment_too(monkeypatch):
     monkeypatch.setenv("NNPIPE_NNLIB", "2024")
     result = cli("echo", "hi")
     assert result.code == 2 and "'2024' is not one of '2023', '3.6'" in result.stderr
+
+
+def test_a_closed_output_pipe_ends_the_run_quietly_as_unix_tools_do(tmp_path):
+    """`nnpipe ... | head -1`: killed by SIGPIPE as G'MIC's command line is (status 141 in the
+    shell), nothing on standard error, not even at shutdown."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nnpipe", "-q", "repeat", "100000", "echo", "line", "done"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout.readline() == b"line\n"
+    process.stdout.close()  # what `head -1` does once it has its line
+    assert process.wait(timeout=120) == -signal.SIGPIPE
+    assert process.stderr.read() == b""
