@@ -10,6 +10,12 @@ import numpy as np
 import pytest
 from conftest import REPO, cli, subprocess_nnpipe
 
+from nnpipe.commands import load_all
+from nnpipe.lang import forms
+from nnpipe.lang.parser import KEYWORDS
+
+COMMANDS = load_all()
+
 ERROR_LINE = re.compile(r"^nnpipe: error: (?P<where>[^:]+:\d+): (?P<rest>.*)$")
 
 
@@ -124,10 +130,21 @@ def test_command_line_error_for_each_kind_names_command_line(work):
 # --- command-line misuse: status 2 ------------------------------------------------------------
 
 
-def test_run_without_file_is_misuse():
-    result = cli("run")
+@pytest.mark.parametrize(
+    "args, start",
+    [
+        (["run"], "nnpipe: error: run: missing argument 'FILE' (usage: nnpipe run "),
+        (["sweep"], "nnpipe: error: sweep: missing argument 'SCRIPT' (usage: nnpipe sweep "),
+        (["map", "nowhere.nnp"], "nnpipe: error: map: invalid value for 'SCRIPT': File 'nowhere.nnp'"),
+        (["sweep", "--workers", "0"], "nnpipe: error: sweep: invalid value for '--workers'"),
+        (["help", "a", "b"], "nnpipe: error: help: got unexpected extra argument (b)"),
+        (["--seed", "x", "e", "y"], "nnpipe: error: invalid value for '--seed'"),
+    ],
+)
+def test_command_line_misuse_is_one_nnpipe_error_line_for_every_subcommand(args, start, work):
+    result = cli(*args)
     assert result.code == 2
-    assert "Missing argument 'FILE'" in result.stderr
+    assert len(result.error_lines) == 1 and result.error_lines[0].startswith(start), result.stderr
 
 
 def test_run_with_missing_script_is_misuse(work):
@@ -157,7 +174,9 @@ def test_bad_seed_is_misuse():
 def test_help_for_unknown_command_is_misuse():
     result = cli("help", "nosuchcommand")
     assert result.code == 2
-    assert "unknown command 'nosuchcommand'" in result.stderr
+    assert result.error_lines == [
+        "nnpipe: error: help: unknown command or form 'nosuchcommand' (did you mean 'command'?)"
+    ]
 
 
 # --- help, commands, version ------------------------------------------------------------------
@@ -179,11 +198,36 @@ def test_help_by_alias_describes_the_command():
     assert cli("help", "r").stdout == cli("help", "resize").stdout
 
 
-def test_help_without_command_describes_the_language():
+def test_help_without_name_lists_subcommands_forms_and_commands_by_family():
     result = cli("help")
     assert result.code == 0
-    assert "repeat N" in result.stdout
-    assert "nnpipe commands" in result.stdout
+    lines = result.stdout.splitlines()
+    families = [line for line in lines if line and not line.startswith(" ")]
+    assert families[:3] == [
+        "Command line (nnpipe help NAME):",
+        "Language (nnpipe help NAME, NAME: any word shown):",
+        "Images:",
+    ]
+    listed = {line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("   ")}
+    assert {"run", "sweep", "map", "help", "commands", "repeat", "if", "do", "break"} <= listed
+    assert set(COMMANDS.commands()) <= listed
+    assert all(f"  {form.usage}" in lines for form in forms.FORMS)
+
+
+@pytest.mark.parametrize("name", ["run", "sweep", "map", "help", "commands"])
+def test_help_describes_each_subcommand_with_its_usage(name):
+    result = cli("help", name)
+    assert result.code == 0
+    assert result.stdout.startswith(f"Usage: nnpipe {name} ")
+
+
+def test_help_describes_every_keyword_and_form_of_the_language():
+    """Every keyword the parser knows, and the forms the issue named, have their help."""
+    names = KEYWORDS | {"+cmd", "[", "selection", "$", "${name=default}", "{expr}", "_name", "name :"}
+    for name in sorted(names):
+        result = cli("help", name)
+        assert result.code == 0, name
+        assert result.stdout.splitlines()[0] == forms.lookup(name).usage
 
 
 def test_commands_lists_groups_and_commands():

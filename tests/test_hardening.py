@@ -206,7 +206,10 @@ def test_nn_eval_of_several_images_appends_nothing_when_one_fails():
 def test_help_suggests_the_closest_command():
     result = cli("help", "nn_trian")
     assert result.code == 2
-    assert result.error_lines == ["nnpipe: error: unknown command 'nn_trian' (did you mean 'nn_train'?)"]
+    assert result.error_lines == [
+        "nnpipe: error: help: unknown command or form 'nn_trian' (did you mean 'nn_train'?)"
+    ]
+    assert cli("help", "swep").error_lines[0].endswith("(did you mean 'sweep'?)")
 
 
 def test_commands_shows_whole_first_paragraphs():
