@@ -32,6 +32,7 @@ from itertools import product
 
 from nnpipe import interrupt
 from nnpipe.errors import OUT_OF_MEMORY, UsageError, UserError, one_line
+from nnpipe.lang.reads import script_reads
 from nnpipe.limits import read_text
 
 # The metrics a sweep collects by default, in the order that picks the sort key; names ending
@@ -233,6 +234,20 @@ def parse_settings(settings):
     return parsed
 
 
+def never_read(script, name):
+    """Why the values of `name` change nothing but the runs' seeds (see nnpipe.lang.reads)."""
+    if name.isdigit():
+        shown, where = f"${name}, ${{{name}...}} or $*", "its main program"
+    elif name.startswith("_"):
+        shown, where = f"${name} or ${{{name}...}}", "its text or the command files it names"
+    else:
+        shown, where = f"${name} or ${{{name}...}}", "its main program"
+    return (
+        f"{script} never reads '{name}' (no {shown} in {where}; a name made while it runs is not"
+        " seen): its values change only the runs' seeds"
+    )
+
+
 def combinations(parsed):
     """Each combination as [(name, value)], the first name varying slowest."""
     names = [name for name, _ in parsed]
@@ -325,6 +340,10 @@ def sweep(script, settings, workers, scheduler, csv_path, runs_folder, seed, col
     """nnpipe sweep: run every combination, print the ranked table, write the CSV; return
     the outcomes."""
     parsed = parse_settings(settings)
+    reads = script_reads(script)
+    for name, _ in parsed:
+        if reads is not None and not reads.reads(name):
+            echo(one_line(f"nnpipe: warning: sweep: {never_read(script, name)}"), err=True)
     base_seed = seed if seed is not None else secrets.randbelow(2**31)
     runs_folder = os.path.abspath(runs_folder)
     tasks = sweep_tasks(script, parsed, base_seed, runs_folder, collect)
