@@ -19,6 +19,7 @@ import csv
 import io
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import secrets
 import shutil
@@ -187,6 +188,10 @@ def _end_local_cluster():
         child.terminate()
     for child in children:
         child.join(timeout=2)
+    # The queues between Dask's nannies and their worker processes hold named semaphores, which
+    # multiprocessing unlinks at a normal exit; the run ends with os._exit, so they are unlinked
+    # here, or multiprocessing's resource tracker reports them as leaked once the run is over.
+    multiprocessing.util._run_finalizers(0)
     for scratch in list(_SCRATCH):
         shutil.rmtree(scratch, ignore_errors=True)
 
