@@ -1517,6 +1517,28 @@ OTHER_IMAGES_AND_RANDOM = [  # i#k, I#k; iv id ic ip in; u and g as variables
     '(0) fill "g=3;g+1"',
 ]
 
+SHORT_VALUES = [  # {_expression}: the value printed short (C's %g)
+    "echo {_round(98.329999,0.01)}",
+    "echo {_1/3}",
+    "echo {_2/3*1000000}",
+    "echo {_[1/3,2,1e10]}",
+    "echo {_vector3(0.5)}",
+    "echo {_nan},{_-nan},{_0/0},{_inf},{_-inf},{_-0}",
+    "echo {_1e-7},{_0.0001},{_0.00001},{_1e-300},{_-1e-320}",
+    "echo {_100000},{_1000000},{_1234567},{_123456789},{_2^53}",
+    "echo {_0.1+0.2},{_pi}",
+    "echo {_}",
+    "echo {__1}",
+    "echo {_'ab'}",
+    "echo {_1,2}",
+    "(1,2) echo {_0,w}",
+    "echo {_x=2;x*3}",
+    "x={_1/7} echo $x",
+    'echo {_"1/3"}',
+    "(1,2;3,4) echo {_i(1,1)/3}",
+    "echo {_{1/3}}",
+    "echo A{_1/3}B{1/4}",
+]
 LANGUAGE = (
     ITEMS_AND_QUOTES
     + SELECTIONS
@@ -1558,6 +1580,7 @@ EXPRESSIONS = (
     + OTHER_IMAGES_AND_RANDOM
     + BRANCH_SIDE_EFFECTS
     + ITEM_PER_PIXEL
+    + SHORT_VALUES
 )
 
 # Where nnpipe differs: case -> (why, the lines nnpipe prints, or None when it stops with an
