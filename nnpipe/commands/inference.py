@@ -16,6 +16,7 @@ from nnpipe.commands.samples import (
 from nnpipe.errors import UserError
 from nnpipe.nn import engine
 from nnpipe.numbers import size_text
+from nnpipe.progress import StatusLine
 from nnpipe.registry import TRAINING, Int, LayerName, command
 
 TRAINED_SMALL, GIVEN_LARGE = 2.0, 20.0  # inputs within ±1 at training, 0..255 at evaluation
@@ -58,13 +59,13 @@ class Inference:
         self.plan = network.plan(self.target)
         self.params = self.plan.gather(parameter_images(ctx, self.plan))
         self.runner = command_runner(ctx, self.plan)
-        self.notice = ctx.notice
+        self.status = StatusLine(ctx)
         module = network.modules[self.target]
         prediction = module.inputs[0] if self.plan.is_loss else self.target
         self.size = network.modules[prediction].size
 
     def rows(self, samples):
-        with engine.compile_notice(self.notice):
+        with engine.compile_notice(self.status):
             return engine.infer(self.plan, self.params, samples, self.runner)
 
     def evaluate(self, ctx, selection, tile_margin=-1):

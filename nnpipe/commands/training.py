@@ -16,7 +16,7 @@ from nnpipe.commands.samples import command_runner, one_stack_per_feed, paramete
 from nnpipe.errors import UserError
 from nnpipe.nn import engine, evaluation, files, optimizers, schedulers
 from nnpipe.numbers import format_number
-from nnpipe.progress import Progress
+from nnpipe.progress import Progress, StatusLine
 from nnpipe.registry import TRAINING, Bool, Int, LayerName, Param, Text, command, split_arguments
 
 TRAINER = LayerName("trainer", ".", help="trainer name ('.' = the latest trainer)")
@@ -98,7 +98,7 @@ class TrainingRun:
         if kind in self.noticed:
             return contextlib.nullcontext()
         self.noticed.add(kind)
-        return engine.compile_notice(self.ctx.notice)
+        return engine.compile_notice(StatusLine(self.ctx))
 
     def run(self, samples, iterations, batch, label, watch=None):
         """Train `iterations` steps in chunks that keep the progress bar live; `watch` (a Watch)
@@ -106,6 +106,7 @@ class TrainingRun:
         the iteration a non-finite loss stopped training at (or None)."""
         losses = np.empty(iterations, dtype=np.float32)
         progress = Progress(self.ctx, label, iterations)
+        compiled_before = engine.compile_seconds()
         done, chunk, failed = 0, 1, False
         while done < iterations:
             count = min(chunk, iterations - done, (watch.next_stop(done) if watch else iterations) - done)
@@ -129,6 +130,7 @@ class TrainingRun:
             watch.finish(done, self)
             progress.note = watch.note
         self.trainer.history.extend(float(v) for v in losses[:done])
+        progress.compiling = engine.compile_seconds() - compiled_before
         progress.close(done, losses[done - 1] if done else math.nan)
         failed_at = int(self.state[schedulers.ITERATION]) if failed else None
         return losses[:done], failed_at
@@ -212,7 +214,7 @@ class Watch:
     def validate(self, done, run):
         if self.points and self.points[-1][0] == done:
             return
-        with engine.compile_notice(self.ctx.notice):
+        with engine.compile_notice(StatusLine(self.ctx)):
             self.loss, self.accuracy = evaluation.measure(run.plan, run.params, self.samples, self.classifier)
         self.points.append((done, self.loss))
         if self.loss < self.best_loss:
