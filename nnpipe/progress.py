@@ -51,15 +51,18 @@ class Progress:
         (then, done_then), (_, done_now) = self.steady[0], self.steady[-1]
         return (done_now - done_then) / (now - then) if now > then else None
 
-    def line(self, done, loss, now):
+    def line(self, done, loss, now, stopped=""):
+        """The bar after `done` iterations; `stopped` says why a run ended before its total
+        (its last line then shows the time taken, not a time left)."""
         filled = int(WIDTH * done / self.total) if self.total else WIDTH
         bar = "#" * filled + "." * (WIDTH - filled)
+        over = done >= self.total or stopped
         rate = self.speed(now)
-        if rate is None and done >= self.total and self.steady:  # a short run: its whole speed
+        if rate is None and over and self.steady:  # a short run: its whole speed
             then, done_then = self.steady[0]
             rate = (done - done_then) / (now - then) if now > then and done > done_then else None
         speed = f" {rate:.0f} it/s" if rate else ""
-        if done >= self.total:
+        if over:
             compiling = f" ({self.compiling:.1f}s compiling)" if self.compiling >= 0.05 else ""
             tail = f" {now - self.started:.1f}s{compiling}"
         elif rate:
@@ -67,7 +70,8 @@ class Progress:
         else:
             tail = ""
         note = f" {self.note}" if self.note else ""
-        return f"{self.label} [{bar}] {done}/{self.total} loss {loss_text(loss)}{note}{speed}{tail}"
+        stopped = f" {stopped}" if stopped else ""
+        return f"{self.label} [{bar}] {done}/{self.total}{stopped} loss {loss_text(loss)}{note}{speed}{tail}"
 
     def update(self, done, loss):
         now = self.clock()
@@ -79,9 +83,9 @@ class Progress:
         self.shown = now
         self.write(self.line(done, loss, now), final=False)
 
-    def close(self, done, loss):
+    def close(self, done, loss, stopped=""):
         if self.live:
-            self.write(self.line(done, loss, self.clock()), final=True)
+            self.write(self.line(done, loss, self.clock(), stopped), final=True)
 
     def write(self, text, final):
         if self.tty:

@@ -131,7 +131,9 @@ class TrainingRun:
             progress.note = watch.note
         self.trainer.history.extend(float(v) for v in losses[:done])
         progress.compiling = engine.compile_seconds() - compiled_before
-        progress.close(done, losses[done - 1] if done else math.nan)
+        stopped = "stopped: loss not finite" if failed else "stopped early" if done < iterations else ""
+        if iterations:  # none when resumed from the checkpoint of a finished run
+            progress.close(done, losses[done - 1] if done else math.nan, stopped)
         failed_at = int(self.state[schedulers.ITERATION]) if failed else None
         return losses[:done], failed_at
 
@@ -286,6 +288,11 @@ def train(ctx, selection, trainer_name, iterations, batch, label, options=None):
     state = run.state
     if resumed and state[schedulers.TARGET] > 0:
         iterations = int(max(0, state[schedulers.TARGET] - state[schedulers.ITERATION]))
+        if iterations == 0:
+            ctx.notice(
+                f"{label}: already trained: checkpoint {options.checkpoint} holds the run's end"
+                f" (iteration {int(state[schedulers.ITERATION])}); delete it to train again"
+            )
     elif options.checkpoint:  # where a resumed run will stop
         state[schedulers.TARGET] = state[schedulers.ITERATION] + iterations
     watch = None
