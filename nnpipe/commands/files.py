@@ -1,6 +1,7 @@
 """Network files, mirroring nn_lib's nn_save, nn_load and nn_store; nn_view writes pictures of
 the weights. The formats are in nnpipe.nn.files."""
 
+import dataclasses
 import os
 
 from nnpipe.errors import UserError
@@ -166,6 +167,7 @@ def install(ctx, saved, include_trainer_data, label):
         )
     for name, image in zip(images.names, images.images):
         ctx.images.set(name, image)
+    network.input_magnitudes = dict(saved.input_magnitudes)
     ctx.networks[network.name] = network
     ctx.current_network = network.name
 
@@ -219,7 +221,7 @@ def with_roles(ctx, saved, label):
         )
         for e in saved.entries
     ]
-    return files.NetworkFile(saved.network, saved.commands, entries, saved.loose_trainer_data)
+    return dataclasses.replace(saved, entries=entries)
 
 
 def check(network, images, entries, label, loose_trainer_data):

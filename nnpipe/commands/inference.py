@@ -25,10 +25,9 @@ TRAINED_SMALL, GIVEN_LARGE = 2.0, 20.0  # inputs within ±1 at training, 0..255 
 def warn_about_input_range(ctx, network, plan, selection):
     """Warn (once) when the network was trained on inputs within about ±1 and is evaluated on
     values such as 0..255: most likely the images were not divided by 255 this time."""
-    trainers = [t for t in network.trainers.values() if t.feed_magnitudes and not t.warned_range]
-    names = [name for name, _, _ in plan.feeds]
-    trained = [t.feed_magnitudes[name] for t in trainers for name in names if name in t.feed_magnitudes]
-    if not trained or max(trained) > TRAINED_SMALL:
+    magnitudes = network.input_magnitudes
+    trained = [magnitudes[name] for name, _, _ in plan.feeds if name in magnitudes]
+    if network.warned_range or not trained or max(trained) > TRAINED_SMALL:
         return
     given = max(float(np.max(np.abs(ctx.images[index]), initial=0)) for index in selection)
     if given > GIVEN_LARGE:
@@ -37,8 +36,7 @@ def warn_about_input_range(ctx, network, plan, selection):
             f" on inputs within ±{max(trained):.3g}: divide by the same value as for training"
             " (e.g. 255)?"
         )
-        for trainer in trainers:
-            trainer.warned_range = True
+        network.warned_range = True
 
 
 def default_output(network):

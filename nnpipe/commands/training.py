@@ -158,10 +158,10 @@ def feed_columns(plan):
     return columns
 
 
-def remember_magnitudes(trainer, plan, samples):
+def remember_magnitudes(network, plan, samples):
     for name, start, length in feed_columns(plan):
         magnitude = float(np.max(np.abs(samples[:, start : start + length]), initial=0))
-        trainer.feed_magnitudes[name] = max(magnitude, trainer.feed_magnitudes.get(name, 0.0))
+        network.input_magnitudes[name] = max(magnitude, network.input_magnitudes.get(name, 0.0))
 
 
 @dataclass
@@ -305,7 +305,7 @@ def train(ctx, selection, trainer_name, iterations, batch, label, options=None):
             label,
             int(state[schedulers.ITERATION]),
         )
-    remember_magnitudes(trainer, run.plan, samples)
+    remember_magnitudes(network, run.plan, samples)
     # a batch of every sample, as in a PyTorch DataLoader, rather than draws repeating samples
     whole = batch == 0 or batch >= samples.shape[0]
     start = len(trainer.history)

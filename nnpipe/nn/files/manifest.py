@@ -3,8 +3,9 @@ it, its images as entries with their roles) and the manifest nnpipe's own format
 with (see nnpipe.nn.files)."""
 
 import json
+import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +35,9 @@ class NetworkFile:
     # a .gmz file names no roles (entries have role None until a replay tells them), and its
     # trainer data may belong to trainers declared only after loading, as nn_lib does
     loose_trainer_data: bool = False
+    # the largest magnitude each input was trained on (nn_eval warns about inputs of another
+    # range); nnpipe's formats keep it, a .gmz has no place for it
+    input_magnitudes: dict = field(default_factory=dict)
 
 
 def as_plane(image):
@@ -47,13 +51,30 @@ def crc(array):
 
 
 def manifest(saved, items):
-    return {
+    described = {
         "format": FORMAT,
         "version": VERSION,
         "network": saved.network,
         "commands": list(saved.commands),
         "images": items,
     }
+    if saved.input_magnitudes:
+        described["input_magnitudes"] = dict(saved.input_magnitudes)
+    return described
+
+
+def from_manifest(manifest, entries):
+    """The NetworkFile a checked manifest describes, holding `entries`."""
+    magnitudes = manifest.get("input_magnitudes", {})  # absent from files of earlier versions
+    if not isinstance(magnitudes, dict) or not all(
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+        for value in magnitudes.values()
+    ):
+        raise BadFile("the description's input magnitudes are not numbers >= 0")
+    return NetworkFile(manifest["network"], manifest["commands"], entries, input_magnitudes=magnitudes)
 
 
 def entry_item(entry):

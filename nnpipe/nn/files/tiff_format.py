@@ -6,12 +6,12 @@ import tifffile
 from nnpipe.nn.files.manifest import (
     BadFile,
     Entry,
-    NetworkFile,
     as_plane,
     check_manifest,
     check_stored_bytes,
     crc,
     entry_item,
+    from_manifest,
     manifest,
     parse_json,
 )
@@ -85,4 +85,4 @@ def read(source, file_size):
             if crc(plane) != item.get("crc32"):
                 raise BadFile(f"image '{item['name']}' is damaged (checksum mismatch)")
             entries.append(Entry(item["name"], item["role"], plane.reshape(s, d, h, w).astype(np.float32)))
-        return NetworkFile(manifest["network"], manifest["commands"], entries)
+        return from_manifest(manifest, entries)
