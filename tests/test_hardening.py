@@ -212,6 +212,17 @@ def test_help_suggests_the_closest_command():
     assert cli("help", "swep").error_lines[0].endswith("(did you mean 'sweep'?)")
 
 
+def test_print_with_only_network_images_says_why_it_prints_nothing(work):
+    run_script("nn_init nn_input IN,2 nn_fc OUT,IN,3 nn_loss_mse L,OUT,GT nn_trainer T,L nn_save net.gmz")
+    run = run_script("nn_load net.gmz print")
+    assert run.out == ""  # stdout holds what G'MIC's print shows: no image
+    assert run.err.splitlines()[-1] == (
+        "print: no image selected (the 3 network images are shown with print[...] or nn_print)"
+    )
+    assert run_script("nn_load net.gmz print[OUT_fc]").out.startswith("[0] OUT_fc: 3,3,1,1 ")
+    assert run_script("nn_load net.gmz print", quiet=True).err == ""
+
+
 def test_commands_shows_whole_first_paragraphs():
     from nnpipe.registry import COMMANDS
 
