@@ -192,6 +192,8 @@ INDEX_FORMS = [
     "vector(#{},1,2)",
     "vector{}(0)",
     "sum(vector(#{}))",
+    "k={};I(#k)",
+    "k={};J(#k,0,0)",
 ]
 INDICES = [
     "0",

@@ -1559,6 +1559,10 @@ IMAGE_INDICES_AND_SIZES = [  # #k wraps around the list (nan is an error); vecto
     "(1,2) (3,4,5) echo {w#5},{w#-4}",
     '(1,2) fill "vector(#2,x)"',
     '(1,2) fill "vector2(x,5)"',
+    "(1,2^3,4) (5,6,7^8,9,10^1,1,1) echo {n=0;I(#n)}",
+    '(1,2^3,4^5,6) (5,6,7^8,9,10) fill[0] "n=1;I(#n)"',
+    '(1,2^3,4) (5,6,7^8,9,10^1,1,1) fill[1] "n=0;J(#n,0,0)"',
+    "(1,2^3,4) (5,6,7^8,9,10^1,1,1) echo {I(#-(1))},{I(#(0+1))}",
 ]
 SHORT_VALUES = [  # {_expression}: the value printed short (C's %g)
     "echo {_round(98.329999,0.01)}",

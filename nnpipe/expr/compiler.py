@@ -476,10 +476,11 @@ class Compiler:
         if count > most + 2:
             self.fail(f"{name}() takes at most {most} coordinates", position)
         size = SCALAR
-        if is_vector:
-            size = self.types.spectrum_of(
-                None if index_function is None else self.types.constant_index(index_function)
-            )
+        if is_vector:  # its size is the image's spectrum, known only for a constant index
+            index = None if index_function is None else self.types.constant_index(index_function)
+            if index_function is not None and index is None:
+                self.fail(f"{name}(#k): the image index must be a constant", position)
+            size = self.types.spectrum_of(index)
 
         def run(env):
             coordinates = []

@@ -257,7 +257,7 @@ class Template:
                 or (brackets[-1:] == ["["] and previous[1] == ",")
                 or bool(indexed)
             )
-            if kind == "op" and value == "(" and previous[1] == "#":
+            if kind == "op" and value == "(" and (previous[1] == "#" or previous == ("#", "-")):
                 indexed.append(len(brackets) + 1)
             if kind == "number" and not kept:
                 tokens.append(("slot", len(self.constants), position))
