@@ -18,6 +18,8 @@ from nnpipe.commands import load_all
 from nnpipe.errors import OUT_OF_MEMORY, UsageError, UserError, one_line
 from nnpipe.lang import forms
 from nnpipe.lang.interpreter import Interpreter
+from nnpipe.lang.parser import COMMAND_ITEM
+from nnpipe.lang.reads import text_reads
 from nnpipe.registry import APIS, DEFAULT_API, GROUP_ORDER
 
 COMMANDS = load_all()
@@ -239,9 +241,37 @@ def run(options, file, args):
             raise UsageError("script is not UTF-8 text", name)
         except UserError as error:
             raise error.locate(name)
+        for position, argument in unread_commands(
+            text, name, "." if file == "-" else os.path.dirname(file), args
+        ):
+            _plain_warning(
+                f"run: argument {position} '{one_line(argument)}' names a command, but {name} never reads"
+                f" ${position} (nor $*): what follows a script's name are its arguments, not"
+                " commands run after it"
+            )
         interpreter.run_source(text, name, args)
 
     _interpret(options, action)
+
+
+def unread_commands(text, name, folder, arguments):
+    """(position, argument) of the script's arguments that name a command and that the script
+    never reads (nnpipe.lang.reads): most likely commands meant to run after it."""
+    try:
+        reads = text_reads(text, name, folder or ".")
+    except UserError:  # running it says why
+        return []
+
+    def names_a_command(argument):
+        match = COMMAND_ITEM.match(argument)  # nn_save, +resize[0], print.
+        name = match.group(2) if match else None
+        return name in reads.defined or any(COMMANDS.lookup(name, api) for api in APIS)
+
+    return [
+        (position, argument)
+        for position, argument in enumerate(arguments, 1)
+        if names_a_command(argument) and not reads.reads(str(position))
+    ]
 
 
 WORKERS = click.option(

@@ -250,6 +250,22 @@ def test_version():
 # --- scripts, arguments and standard input ----------------------------------------------------
 
 
+def test_run_warns_when_an_argument_names_a_command_the_script_never_reads(work):
+    """`nnpipe run FILE 300 nn_save x.tif`: nn_save is $2, not a command run after the script."""
+    (work / "s.nnp").write_text("echo $1\nshown :\n  echo $2\n")
+    result = cli("run", "s.nnp", "300", "nn_save", "x.tif", "+resize[0]", "shown")
+    assert result.code == 0 and result.stdout == "300\n"
+    assert [line.split("'")[1] for line in result.error_lines] == ["nn_save", "+resize[0]", "shown"]
+    assert result.error_lines[0] == (
+        "nnpipe: warning: run: argument 2 'nn_save' names a command, but s.nnp never reads $2"
+        " (nor $*): what follows a script's name are its arguments, not commands run after it"
+    )
+    (work / "all.nnp").write_text("echo $*\n")
+    assert cli("run", "all.nnp", "300", "nn_save").stderr == ""  # read, by $*
+    (work / "two.nnp").write_text('echo "$1 $2"\n')
+    assert cli("run", "two.nnp", "print", "e").stderr == ""  # read, by $1 and $2
+
+
 def test_run_passes_script_arguments(work):
     (work / "args.nnp").write_text('e "first="$1" second="$2" count="$#\ne ${3=none}\n')
     result = cli("run", "args.nnp", "a", "b")

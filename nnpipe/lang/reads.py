@@ -30,6 +30,7 @@ class Reads:
     main: set  # names and argument numbers ('rate', '1') the main program mentions
     anywhere: set  # names any part mentions, command files included
     every_argument: bool  # `$*` and the like: every argument is read
+    defined: set  # the commands the script and its command files define
 
     def reads(self, name):
         """Whether `name` (a variable, or a number N for $N) is read somewhere."""
@@ -43,19 +44,26 @@ def script_reads(path):
     say why)."""
     try:
         with open(path, encoding="utf-8") as handle:
-            main, definitions = lex(read_text(handle, "the script"), path)
+            return text_reads(read_text(handle, "the script"), path, os.path.dirname(path))
     except (OSError, UnicodeDecodeError, UserError):  # running the script says why
         return None
+
+
+def text_reads(text, name, folder):
+    """What the script `text` (named `name`, in `folder`) reads; UserError when it does not
+    lex."""
+    main, definitions = lex(text, name)
     texts = [item.text for item in main]
-    reads = Reads(_names(texts), set(), any(EVERY_ARGUMENT.search(text) for text in texts))
+    reads = Reads(_names(texts), set(), any(EVERY_ARGUMENT.search(text) for text in texts), set(definitions))
     bodies = [item.text for definition in definitions.values() for item in definition.items]
-    for file in _command_files(texts, os.path.dirname(path)):
+    for file in _command_files(texts, folder):
         try:
             with open(file, encoding="utf-8") as handle:
                 _, more = lex(read_text(handle, "a command file"), file)
         except (OSError, UnicodeDecodeError, UserError):  # the run says why
             continue
         bodies += [item.text for definition in more.values() for item in definition.items]
+        reads.defined |= set(more)
     reads.anywhere = reads.main | _names(bodies)
     return reads
 
