@@ -181,7 +181,7 @@ def test_a_loss_cannot_be_exported_and_says_so_in_one_line(tmp_path):
 
 def test_the_onnx_extra_installs_what_runs_an_export():
     """`pip install 'nnpipe[onnx]'` brings onnxruntime too, which the README's snippet imports."""
-    import tomllib
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 on
 
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert {requirement.split(">")[0] for requirement in extras["onnx"]} == {"onnx", "onnxruntime"}
