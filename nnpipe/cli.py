@@ -241,9 +241,7 @@ def run(options, file, args):
             raise UsageError("script is not UTF-8 text", name)
         except UserError as error:
             raise error.locate(name)
-        for position, argument in unread_commands(
-            text, name, "." if file == "-" else os.path.dirname(file), args
-        ):
+        for position, argument in unread_commands(text, name, os.path.dirname(file), args):
             _plain_warning(
                 f"run: argument {position} '{one_line(argument)}' names a command, but {name} never reads"
                 f" ${position} (nor $*): what follows a script's name are its arguments, not"
