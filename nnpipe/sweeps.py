@@ -168,21 +168,32 @@ def client(workers, scheduler, dashboard=False, echo=None):
             ) as cluster,
             distributed.Client(cluster) as connection,
         ):
-            if dashboard and echo:
-                echo(f"dashboard: {cluster.dashboard_link} (this machine only)", err=True)
-            yield connection
+            _CLUSTERS.add(cluster)
+            try:
+                if dashboard and echo:
+                    echo(f"dashboard: {cluster.dashboard_link} (this machine only)", err=True)
+                yield connection
+            finally:
+                _CLUSTERS.discard(cluster)
     finally:
         _SCRATCH.discard(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 _SCRATCH = set()  # the scratch folders of the local clusters running
+_CLUSTERS = set()  # the local clusters running
 
 
 def _end_local_cluster():
-    """Ctrl-C: end the worker processes, then remove the scratch folders they wrote in."""
+    """Ctrl-C: end the worker processes, then remove the scratch folders they wrote in. Their
+    nannies first stop starting them again: a worker that Ctrl-C (sent to the whole process
+    group) or this ends would be started anew, with queues made after theirs are unlinked."""
     if not _SCRATCH:
         return
+    closing = _distributed().core.Status.closing
+    for cluster in list(_CLUSTERS):
+        for nanny in list(cluster.workers.values()):
+            nanny.status = closing  # a nanny restarts its worker only while running
     children = multiprocessing.active_children()
     for child in children:
         child.terminate()

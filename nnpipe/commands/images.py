@@ -219,8 +219,7 @@ def name_command(ctx, selection, names):
 
 @command("print", "p", group=IMAGES)
 def print_command(ctx, selection):
-    """Print one line per selected image: index, name, size w,h,d,s, min/max/mean. Without a
-    selection, the images of the networks are left out: print[name] or nn_print shows them."""
+    """Print one line per selected image: index, name, size w,h,d,s, min/max/mean."""
     if not ctx.images:
         ctx.echo("(no images)")
     elif not selection:  # a notice on standard error: what is printed stays what G'MIC prints
