@@ -1,7 +1,11 @@
 """The `nnpipe` command line: run a chain of items, a script, or show help."""
 
+import difflib
 import logging
+import os
+import select
 import shutil
+import signal
 import sys
 import textwrap
 import traceback
@@ -12,19 +16,18 @@ import click
 from nnpipe import __version__, interrupt, limits, sweeps
 from nnpipe.commands import load_all
 from nnpipe.errors import OUT_OF_MEMORY, UsageError, UserError, one_line
+from nnpipe.lang import forms
 from nnpipe.lang.interpreter import Interpreter
+from nnpipe.lang.parser import COMMAND_ITEM
+from nnpipe.lang.reads import text_reads
 from nnpipe.registry import APIS, DEFAULT_API, GROUP_ORDER
 
 COMMANDS = load_all()
 
-LANGUAGE_HELP = """\
-Items are separated by spaces; a command takes the next item as its comma-separated
-arguments. `cmd[0,2]`, `cmd[1-3]`, `cmd[name]`, `cmd.` (last image) restrict a command to
-some images; `+cmd` keeps the inputs and appends the results. `name=value` sets a variable,
-`$name` `${name}` `$1` `$*` `$>` substitute, `{expression}` computes. Blocks:
-`repeat N { ... }`, `repeat N ... done`, `if cond ... elif cond ... else ... fi`,
-`do ... while cond`. In scripts `#` starts a comment and `name :` defines a command whose
-body is the indented lines below it."""
+LANGUAGE_HELP = (
+    "\b\nThe language (`nnpipe help NAME` describes each; `nnpipe help` lists everything):\n"
+    + "\n".join(f"  {form.usage}" for form in forms.FORMS)
+)
 
 
 class PipelineGroup(click.Group):
@@ -35,13 +38,39 @@ class PipelineGroup(click.Group):
             return "pipe", self.commands["pipe"], args
         return super().resolve_command(ctx, args)
 
+    def main(self, *args, standalone_mode=True, **kwargs):
+        """Click's misuse messages (a missing argument, an option's bad value) as nnpipe's own:
+        one line, `nnpipe: error: SUBCOMMAND: what (usage: ...)`, exit status 2, for every
+        subcommand."""
+        try:
+            status = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as error:
+            click.echo(f"nnpipe: error: {_misuse_text(error)}", err=True)
+            sys.exit(error.exit_code)
+        if not standalone_mode:
+            return status
+        sys.exit(status if isinstance(status, int) else 0)  # --help, --version: 0
+
+
+def _misuse_text(error):
+    message = " ".join(error.format_message().split("\n")).strip().rstrip(".")
+    message = message[:1].lower() + message[1:]
+    context = getattr(error, "ctx", None)
+    if context is None:
+        return one_line(message)
+    subcommand = context.info_name if context.parent is not None else ""
+    usage = " ".join(context.get_usage().split()).removeprefix("Usage: ")
+    return one_line(f"{subcommand + ': ' if subcommand else ''}{message} (usage: {usage})")
+
 
 SETTINGS = dict(
     ignore_unknown_options=True, allow_interspersed_args=False, help_option_names=["-h", "--help"]
 )
 
 
-@click.group(cls=PipelineGroup, context_settings=SETTINGS, invoke_without_command=True, epilog=LANGUAGE_HELP)
+@click.group(
+    "nnpipe", cls=PipelineGroup, context_settings=SETTINGS, invoke_without_command=True, epilog=LANGUAGE_HELP
+)
 @click.option(
     "--seed", type=click.IntRange(min=0), default=None, help="Seed of the random generator (default: random)."
 )
@@ -106,6 +135,8 @@ def _reporting_errors(options, action, warn=_plain_warning):
         click.echo(f"nnpipe: error: {OUT_OF_MEMORY}", err=True)
         sys.exit(1)
     except Exception as error:  # a bug in nnpipe, not the user's mistake
+        if isinstance(error, BrokenPipeError) and _output_closed():  # `nnpipe ... | head -1`
+            _end_as_unix_tools_do()
         if options["debug"]:
             raise
         click.echo(
@@ -114,6 +145,36 @@ def _reporting_errors(options, action, warn=_plain_warning):
             err=True,
         )
         sys.exit(1)
+
+
+def _output_closed():
+    """Whether the reader of standard output or error has gone (`nnpipe ... | head -1`)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            poller = select.poll()
+            poller.register(stream.fileno(), select.POLLOUT)
+            if any(events & select.POLLERR for _, events in poller.poll(0)):
+                return True
+        except (AttributeError, OSError, ValueError):  # no file behind it (a test's StringIO)
+            continue
+    return False
+
+
+def _end_as_unix_tools_do():
+    """A closed output pipe ends the run quietly, as G'MIC and Unix tools end: killed by
+    SIGPIPE (status 141 in the shell), with no message and nothing left to flush into the
+    closed pipe at shutdown. The run has unwound first, so temporaries of writes are removed
+    and files already saved are whole."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            pass
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+    sys.exit(128 + 13)  # where there is no SIGPIPE: the status a shell shows for it
 
 
 class _one_line_warnings(warnings.catch_warnings):
@@ -180,9 +241,35 @@ def run(options, file, args):
             raise UsageError("script is not UTF-8 text", name)
         except UserError as error:
             raise error.locate(name)
+        for position, argument in unread_commands(text, name, os.path.dirname(file), args):
+            _plain_warning(
+                f"run: argument {position} '{one_line(argument)}' names a command, but {name} never reads"
+                f" ${position} (nor $*): what follows a script's name are its arguments, not"
+                " commands run after it"
+            )
         interpreter.run_source(text, name, args)
 
     _interpret(options, action)
+
+
+def unread_commands(text, name, folder, arguments):
+    """(position, argument) of the script's arguments that name a command and that the script
+    never reads (nnpipe.lang.reads): most likely commands meant to run after it."""
+    try:
+        reads = text_reads(text, name, folder or ".")
+    except UserError:  # running it says why
+        return []
+
+    def names_a_command(argument):
+        match = COMMAND_ITEM.match(argument)  # nn_save, +resize[0], print.
+        name = match.group(2) if match else None
+        return name in reads.defined or any(COMMANDS.lookup(name, api) for api in APIS)
+
+    return [
+        (position, argument)
+        for position, argument in enumerate(arguments, 1)
+        if names_a_command(argument) and not reads.reads(str(position))
+    ]
 
 
 WORKERS = click.option(
@@ -290,20 +377,45 @@ def map_command(options, script, files, workers, scheduler, dashboard):
 @click.argument("name", required=False)
 @click.pass_obj
 def help_command(options, name):
-    """Describe COMMAND, or the language when no command is named."""
+    """Describe a subcommand, a form of the language or a command (all listed without NAME).
+
+    NAME: a subcommand (run, sweep, map, help, commands), a keyword or form of the language
+    (repeat, if, do, break, +, [, $, _, {expr}, :, #...) or a command."""
     if name is None:
-        click.echo(LANGUAGE_HELP + "\n\nRun `nnpipe commands` for the list of commands.")
+        click.echo(everything(options["api"]))
+        return
+    subcommand = main.commands.get(name)
+    if subcommand is not None and not subcommand.hidden:
+        context = click.Context(main, info_name="nnpipe")
+        click.echo(subcommand.get_help(click.Context(subcommand, info_name=name, parent=context)))
+        return
+    form = forms.lookup(name)
+    if form is not None:
+        click.echo("\n".join(_wrapped(line, "") for line in form.describe().splitlines()))
         return
     api = options["api"]
     entry = COMMANDS.lookup(name, api) or COMMANDS.lookup(name, COMMANDS.elsewhere(name, api) or api)
     if entry is None:
-        suggestion = COMMANDS.closest(name, api)
-        hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
-        click.echo(f"nnpipe: error: unknown command '{one_line(name)}'{hint}", err=True)
+        known = [*main.commands, *forms.BY_NAME, *COMMANDS.commands(api), *COMMANDS.aliases(api)]
+        suggestion = difflib.get_close_matches(name, [k for k in known if k != "pipe"], n=1)
+        hint = f" (did you mean '{suggestion[0]}'?)" if suggestion else ""
+        click.echo(f"nnpipe: error: help: unknown command or form '{one_line(name)}'{hint}", err=True)
         sys.exit(2)
     if COMMANDS.lookup(name, api) is None:
         click.echo(f"(nn_lib {entry.apis[0]}'s command: run with --nnlib {entry.apis[0]})")
     click.echo(entry.describe())
+
+
+def everything(api):
+    """`nnpipe help`: the subcommands, the language's forms and the commands, by family."""
+    subcommands = [command for command in main.commands.values() if not command.hidden]
+    width = max(len(command.name) for command in subcommands)
+    lines = ["Command line (nnpipe help NAME):"]
+    lines += [f"  {c.name.ljust(width)}  {c.get_short_help_str(limit=200)}" for c in subcommands]
+    lines += ["", "Language (nnpipe help NAME, NAME: any word shown):"]
+    for form in forms.FORMS:
+        lines += [f"  {form.usage}", *_wrapped(form.summary(), "      ").splitlines()]
+    return "\n".join(lines + ["", command_list(api)])
 
 
 @main.command("commands")
@@ -313,8 +425,16 @@ def commands_command(options):
     click.echo(command_list(options["api"]))
 
 
+def _columns():
+    return max(60, shutil.get_terminal_size().columns - 1)
+
+
+def _wrapped(text, indent):
+    return textwrap.fill(text, _columns(), initial_indent=indent, subsequent_indent=indent) or text
+
+
 def command_list(api):
-    columns = max(60, shutil.get_terminal_size().columns - 1)
+    columns = _columns()
     lines = []
     for group in GROUP_ORDER:
         entries = COMMANDS.in_group(group, api)

@@ -7,7 +7,9 @@ One limit, MAX_TEXT characters (64 Mi by default), applies to each of:
 The environment variable NNPIPE_MAX_TEXT raises (or lowers) it: a number of characters,
 optionally with the suffix k, M or G (binary: 256M is 256 x 2^20). Networks kept with nn_store
 are not limited (nn_load VARIABLE reads them by name, without substitution).
-Images have their own limit: MAX_VALUES values each (nnpipe.images.imagelist).
+Images have their own limit: MAX_VALUES values each (nnpipe.images.imagelist). A vector made
+by size in a math expression (`vector30(0)`, `vector(#30)`) has at most MAX_VECTOR values
+(16 Mi: 128 MiB of float64 for each pixel it is computed at).
 """
 
 import os
@@ -16,6 +18,7 @@ import re
 from nnpipe.errors import UsageError, UserError
 
 DEFAULT_MAX_TEXT = 64 * 2**20
+MAX_VECTOR = 2**24
 ENVIRONMENT = "NNPIPE_MAX_TEXT"
 _SIZE = re.compile(r"\s*(\d+)\s*([kKmMgG]?)[iI]?[bB]?\s*")
 _max_text = None  # read from the environment once

@@ -35,11 +35,21 @@ def gmic_round(value):
     return int(math.copysign(math.floor(abs(value) + 0.5), value))
 
 
-def format_value(value):
-    """A scalar, or a vector as comma-separated numbers, as G'MIC prints them."""
+def short_number(value):
+    """A number as G'MIC's `{_expression}` prints it: C's %g (6 significant digits: 98.33,
+    0.333333, 666667, 1.23457e+08), `inf`, `-inf`, `nan`, `-nan`."""
+    value = float(value)
+    if math.isnan(value):
+        return gmic_number(value)
+    return "%g" % value
+
+
+def format_value(value, number=gmic_number):
+    """A scalar, or a vector as comma-separated numbers, as G'MIC prints them (`number`:
+    gmic_number, or short_number for `{_expression}`)."""
     if isinstance(value, (list, tuple, np.ndarray)):
-        return ",".join(gmic_number(v) for v in np.ravel(value))
-    return gmic_number(value)
+        return ",".join(number(v) for v in np.ravel(value))
+    return number(value)
 
 
 def size_text(size):

@@ -19,6 +19,7 @@ import csv
 import io
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import secrets
 import shutil
@@ -32,6 +33,7 @@ from itertools import product
 
 from nnpipe import interrupt
 from nnpipe.errors import OUT_OF_MEMORY, UsageError, UserError, one_line
+from nnpipe.lang.reads import script_reads
 from nnpipe.limits import read_text
 
 # The metrics a sweep collects by default, in the order that picks the sort key; names ending
@@ -166,26 +168,41 @@ def client(workers, scheduler, dashboard=False, echo=None):
             ) as cluster,
             distributed.Client(cluster) as connection,
         ):
-            if dashboard and echo:
-                echo(f"dashboard: {cluster.dashboard_link} (this machine only)", err=True)
-            yield connection
+            _CLUSTERS.add(cluster)
+            try:
+                if dashboard and echo:
+                    echo(f"dashboard: {cluster.dashboard_link} (this machine only)", err=True)
+                yield connection
+            finally:
+                _CLUSTERS.discard(cluster)
     finally:
         _SCRATCH.discard(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 _SCRATCH = set()  # the scratch folders of the local clusters running
+_CLUSTERS = set()  # the local clusters running
 
 
 def _end_local_cluster():
-    """Ctrl-C: end the worker processes, then remove the scratch folders they wrote in."""
+    """Ctrl-C: end the worker processes, then remove the scratch folders they wrote in. Their
+    nannies first stop starting them again: a worker that Ctrl-C (sent to the whole process
+    group) or this ends would be started anew, with queues made after theirs are unlinked."""
     if not _SCRATCH:
         return
+    closing = _distributed().core.Status.closing
+    for cluster in list(_CLUSTERS):
+        for nanny in list(cluster.workers.values()):
+            nanny.status = closing  # a nanny restarts its worker only while running
     children = multiprocessing.active_children()
     for child in children:
         child.terminate()
     for child in children:
         child.join(timeout=2)
+    # The queues between Dask's nannies and their worker processes hold named semaphores, which
+    # multiprocessing unlinks at a normal exit; the run ends with os._exit, so they are unlinked
+    # here, or multiprocessing's resource tracker reports them as leaked once the run is over.
+    multiprocessing.util._run_finalizers(0)
     for scratch in list(_SCRATCH):
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -231,6 +248,20 @@ def parse_settings(settings):
             raise UsageError(f"'{name}' is given twice")
         parsed.append((name, values.split(",")))
     return parsed
+
+
+def never_read(script, name):
+    """Why the values of `name` change nothing but the runs' seeds (see nnpipe.lang.reads)."""
+    if name.isdigit():
+        shown, where = f"${name}, ${{{name}...}} or $*", "its main program"
+    elif name.startswith("_"):
+        shown, where = f"${name} or ${{{name}...}}", "its text or the command files it names"
+    else:
+        shown, where = f"${name} or ${{{name}...}}", "its main program"
+    return (
+        f"{script} never reads '{name}' (no {shown} in {where}; a name made while it runs is not"
+        " seen): its values change only the runs' seeds"
+    )
 
 
 def combinations(parsed):
@@ -325,6 +356,10 @@ def sweep(script, settings, workers, scheduler, csv_path, runs_folder, seed, col
     """nnpipe sweep: run every combination, print the ranked table, write the CSV; return
     the outcomes."""
     parsed = parse_settings(settings)
+    reads = script_reads(script)
+    for name, _ in parsed:
+        if reads is not None and not reads.reads(name):
+            echo(one_line(f"nnpipe: warning: sweep: {never_read(script, name)}"), err=True)
     base_seed = seed if seed is not None else secrets.randbelow(2**31)
     runs_folder = os.path.abspath(runs_folder)
     tasks = sweep_tasks(script, parsed, base_seed, runs_folder, collect)

@@ -175,7 +175,53 @@ WORDS = [
     "round(1e308)",
     "{1e308*1e308}",
 ]
-PIECES = st.sampled_from(NUMBERS + WORDS)
+# image-index forms with every kind of index: G'MIC wraps a finite one around the list and
+# refuses NaN; vector(#n) is n values
+INDEX_FORMS = [
+    "w#{}",
+    "(h#{})",
+    "i#{}",
+    "I#{}",
+    "iv#{}",
+    "i(#{},0)",
+    "i(#{},0,0,0,1)",
+    "I(#{})",
+    "j(#{},1)",
+    "J(#{},0,0)",
+    "vector(#{})",
+    "vector(#{},1,2)",
+    "vector{}(0)",
+    "sum(vector(#{}))",
+    "k={};I(#k)",
+    "k={};J(#k,0,0)",
+]
+INDICES = [
+    "0",
+    "1",
+    "-1",
+    "3",
+    "-5",
+    "0.5",
+    "-0.5",
+    "nan",
+    "-nan",
+    "(0/0)",
+    "inf",
+    "+inf",
+    "-inf",
+    "1e30",
+    "-1e30",
+    "1e400",
+    "2147483648",
+    "-2147483649",
+    "4294967296",
+    "30000000",
+    "(1+2)",
+    "$x",
+    "x",
+]
+INDEXED = st.builds(str.format, st.sampled_from(INDEX_FORMS), st.sampled_from(INDICES))
+PIECES = st.one_of(st.sampled_from(NUMBERS + WORDS), INDEXED, INDEXED.map("{{{}}}".format))
 LAYERS = ["IN", "OUT", "LOSS", "GT", "C", "P", ".", "NEW", "N2"]
 
 
@@ -230,12 +276,23 @@ def command_items(draw):
     return items
 
 
+# the image-index forms where a user writes them: in an item's {…}, and as a pixel expression
+INDEXED_ITEMS = st.one_of(
+    INDEXED.map(lambda text: [f"x={{{text}}}"]),
+    INDEXED.map(lambda text: ["echo", f"{{{text}}}"]),
+    INDEXED.map(lambda text: ["eval", text]),
+    INDEXED.map(lambda text: ["fill", text]),
+)
+
+
 @st.composite
 def scripts(draw, blocks=False):
-    """A setup then 1-6 commands; with `blocks`, also the language's keywords with small
-    counts, balanced or not (scripts/fuzz.py --blocks)."""
+    """A setup then 1-6 commands or image-index forms; with `blocks`, also the language's
+    keywords with small counts, balanced or not (scripts/fuzz.py --blocks)."""
     items = list(draw(st.sampled_from(SETUPS)))
-    parts = command_items() if not blocks else st.one_of(command_items(), st.sampled_from(BLOCK_ITEMS))
+    parts = st.one_of(command_items(), INDEXED_ITEMS)
+    if blocks:
+        parts = st.one_of(parts, st.sampled_from(BLOCK_ITEMS))
     for command in draw(st.lists(parts, min_size=1, max_size=8 if blocks else 6)):
         items.extend(command)
     return items

@@ -1,10 +1,20 @@
 """The `nnpipe` command line: exit status, one-line errors, subcommands and options."""
 
+import os
 import re
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import cli, subprocess_nnpipe
+from conftest import REPO, cli, subprocess_nnpipe
+
+from nnpipe.commands import load_all
+from nnpipe.lang import forms
+from nnpipe.lang.parser import KEYWORDS
+
+COMMANDS = load_all()
 
 ERROR_LINE = re.compile(r"^nnpipe: error: (?P<where>[^:]+:\d+): (?P<rest>.*)$")
 
@@ -120,10 +130,21 @@ def test_command_line_error_for_each_kind_names_command_line(work):
 # --- command-line misuse: status 2 ------------------------------------------------------------
 
 
-def test_run_without_file_is_misuse():
-    result = cli("run")
+@pytest.mark.parametrize(
+    "args, start",
+    [
+        (["run"], "nnpipe: error: run: missing argument 'FILE' (usage: nnpipe run "),
+        (["sweep"], "nnpipe: error: sweep: missing argument 'SCRIPT' (usage: nnpipe sweep "),
+        (["map", "nowhere.nnp"], "nnpipe: error: map: invalid value for 'SCRIPT': File 'nowhere.nnp'"),
+        (["sweep", "--workers", "0"], "nnpipe: error: sweep: invalid value for '--workers'"),
+        (["help", "a", "b"], "nnpipe: error: help: got unexpected extra argument (b)"),
+        (["--seed", "x", "e", "y"], "nnpipe: error: invalid value for '--seed'"),
+    ],
+)
+def test_command_line_misuse_is_one_nnpipe_error_line_for_every_subcommand(args, start, work):
+    result = cli(*args)
     assert result.code == 2
-    assert "Missing argument 'FILE'" in result.stderr
+    assert len(result.error_lines) == 1 and result.error_lines[0].startswith(start), result.stderr
 
 
 def test_run_with_missing_script_is_misuse(work):
@@ -153,7 +174,9 @@ def test_bad_seed_is_misuse():
 def test_help_for_unknown_command_is_misuse():
     result = cli("help", "nosuchcommand")
     assert result.code == 2
-    assert "unknown command 'nosuchcommand'" in result.stderr
+    assert result.error_lines == [
+        "nnpipe: error: help: unknown command or form 'nosuchcommand' (did you mean 'command'?)"
+    ]
 
 
 # --- help, commands, version ------------------------------------------------------------------
@@ -175,11 +198,36 @@ def test_help_by_alias_describes_the_command():
     assert cli("help", "r").stdout == cli("help", "resize").stdout
 
 
-def test_help_without_command_describes_the_language():
+def test_help_without_name_lists_subcommands_forms_and_commands_by_family():
     result = cli("help")
     assert result.code == 0
-    assert "repeat N" in result.stdout
-    assert "nnpipe commands" in result.stdout
+    lines = result.stdout.splitlines()
+    families = [line for line in lines if line and not line.startswith(" ")]
+    assert families[:3] == [
+        "Command line (nnpipe help NAME):",
+        "Language (nnpipe help NAME, NAME: any word shown):",
+        "Images:",
+    ]
+    listed = {line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("   ")}
+    assert {"run", "sweep", "map", "help", "commands", "repeat", "if", "do", "break"} <= listed
+    assert set(COMMANDS.commands()) <= listed
+    assert all(f"  {form.usage}" in lines for form in forms.FORMS)
+
+
+@pytest.mark.parametrize("name", ["run", "sweep", "map", "help", "commands"])
+def test_help_describes_each_subcommand_with_its_usage(name):
+    result = cli("help", name)
+    assert result.code == 0
+    assert result.stdout.startswith(f"Usage: nnpipe {name} ")
+
+
+def test_help_describes_every_keyword_and_form_of_the_language():
+    """Every keyword the parser knows, and the forms the issue named, have their help."""
+    names = KEYWORDS | {"+cmd", "[", "selection", "$", "${name=default}", "{expr}", "_name", "name :"}
+    for name in sorted(names):
+        result = cli("help", name)
+        assert result.code == 0, name
+        assert result.stdout.splitlines()[0] == forms.lookup(name).usage
 
 
 def test_commands_lists_groups_and_commands():
@@ -200,6 +248,22 @@ def test_version():
 
 
 # --- scripts, arguments and standard input ----------------------------------------------------
+
+
+def test_run_warns_when_an_argument_names_a_command_the_script_never_reads(work):
+    """`nnpipe run FILE 300 nn_save x.tif`: nn_save is $2, not a command run after the script."""
+    (work / "s.nnp").write_text("echo $1\nshown :\n  echo $2\n")
+    result = cli("run", "s.nnp", "300", "nn_save", "x.tif", "+resize[0]", "shown")
+    assert result.code == 0 and result.stdout == "300\n"
+    assert [line.split("'")[1] for line in result.error_lines] == ["nn_save", "+resize[0]", "shown"]
+    assert result.error_lines[0] == (
+        "nnpipe: warning: run: argument 2 'nn_save' names a command, but s.nnp never reads $2"
+        " (nor $*): what follows a script's name are its arguments, not commands run after it"
+    )
+    (work / "all.nnp").write_text("echo $*\n")
+    assert cli("run", "all.nnp", "300", "nn_save").stderr == ""  # read, by $*
+    (work / "two.nnp").write_text('echo "$1 $2"\n')
+    assert cli("run", "two.nnp", "print", "e").stderr == ""  # read, by $1 and $2
 
 
 def test_run_passes_script_arguments(work):
@@ -329,3 +393,20 @@ def test_the_nnlib_api_comes_from_the_environment_too(monkeypatch):
     monkeypatch.setenv("NNPIPE_NNLIB", "2024")
     result = cli("echo", "hi")
     assert result.code == 2 and "'2024' is not one of '2023', '3.6'" in result.stderr
+
+
+def test_a_closed_output_pipe_ends_the_run_quietly_as_unix_tools_do(tmp_path):
+    """`nnpipe ... | head -1`: killed by SIGPIPE as G'MIC's command line is (status 141 in the
+    shell), nothing on standard error, not even at shutdown."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nnpipe", "-q", "repeat", "100000", "echo", "line", "done"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout.readline() == b"line\n"
+    process.stdout.close()  # what `head -1` does once it has its line
+    assert process.wait(timeout=120) == -signal.SIGPIPE
+    assert process.stderr.read() == b""

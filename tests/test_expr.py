@@ -235,11 +235,16 @@ def test_image_index_may_be_an_expression():
 @pytest.mark.parametrize(
     "expression, message",
     [
-        ("w#5", "out of range"),
-        ("w#-4", "out of range"),
+        ("w#nan", "image index #nan is NaN"),
+        ("i(#(0/0),0)", "image index #-nan is NaN"),
+        ("vector(#0)", "the size must be an integer > 0 (got 0)"),
+        ("vector(#1e400)", "the size must be an integer > 0 (got inf)"),
+        ("vector30000000(0)", "30000000 values are more than nnpipe's limit of 16,777,216"),
+        ("vector3(#2)", "'#k' is an image only as the first argument of i(), I(), j(), J()"),
     ],
 )
-def test_bad_image_index_is_an_error(expression, message):
+def test_bad_image_index_or_vector_size_is_a_one_line_error(expression, message):
+    """(an index beyond the list wraps around, as G'MIC's: the differential cases)"""
     error = script_error(f"i 1,1 i 1,1 i 1,1\ne {{{expression}}}")
     assert message in error.message
     assert error.where == "test.nnp:2"

@@ -1672,6 +1672,75 @@ OTHER_IMAGES_AND_RANDOM = [  # i#k, I#k; iv id ic ip in; u and g as variables
     '(0) fill "g=3;g+1"',
 ]
 
+IMAGE_INDICES_AND_SIZES = [  # #k wraps around the list (nan is an error); vector(#n): n values
+    "(1,2,3) 4,5 6,7 echo {w#inf},{w#-inf},{w#1e30},{w#-1e30},{w#2147483648}",
+    "(1,2,3) 4,5 6,7 echo {w#-2147483649},{w#4294967296},{w#2.7},{w#-0.5},{w#-1.5}",
+    "(1,2,3) 4,5 6,7 echo {i(#inf,0)},{I(#-7)},{i#4},{iv#5},{im#inf},{s#-4}",
+    "echo {w#0},{h#3},{i(#0,0)},{i#2},{iM#1}",
+    "echo {I(#1)}",
+    "echo {I}",
+    "echo {i}",
+    "(1,2) echo {w#(0/0)}",
+    "(1,2) echo {i#nan}",
+    "(1,2) echo {iv#nan}",
+    "(1,2) echo {w#nan}",
+    "(1,2) echo {(w#+inf)}",
+    "(1,2) echo {I(#nan)}",
+    "(1,2) echo {I#nan}",
+    "(1,2) echo {I(#1e400)}",
+    "(1,2) echo {i(#-1e400,0)}",
+    "(1,2^3,4) (5,6,7) echo {I(#5)},{I(#-3)},{I(#inf)}",
+    '1,1,1,1 eval "vector(#4)" echo ${}',
+    "echo {vector(#3)}",
+    "echo {vector(#3,7)}",
+    "echo {vector(#2.5)}",
+    "echo {vector(#1e10)}",
+    "echo {vector(#inf)}",
+    "echo {vector(#nan)}",
+    "echo {vector(#0)}",
+    "echo {vector(#-1)}",
+    "echo {vector(#5,1,2)}",
+    "echo {vector(#2,1,2,3)}",
+    "echo {vector5(1,2)}",
+    "echo {vector2(1,2,3)}",
+    "echo {vector(#1)}",
+    "echo {vector(#3,[1,2])}",
+    "echo {vector3([1,2])}",
+    "echo {vector(#(1+2))}",
+    "echo {n=3;vector(#n)}",
+    "echo {vector3(#2)}",
+    "(1,2,3) 4,5 echo {w#1e30}",
+    "(1,2,3) 4,5 echo {w#-5},{w#2},{w#-1},{w#3}",
+    "(1,2) (3,4,5) echo {w#5},{w#-4}",
+    '(1,2) fill "vector(#2,x)"',
+    '(1,2) fill "vector2(x,5)"',
+    "(1,2^3,4) (5,6,7^8,9,10^1,1,1) echo {n=0;I(#n)}",
+    '(1,2^3,4^5,6) (5,6,7^8,9,10) fill[0] "n=1;I(#n)"',
+    '(1,2^3,4) (5,6,7^8,9,10^1,1,1) fill[1] "n=0;J(#n,0,0)"',
+    "(1,2^3,4) (5,6,7^8,9,10^1,1,1) echo {I(#-(1))},{I(#(0+1))}",
+]
+SHORT_VALUES = [  # {_expression}: the value printed short (C's %g)
+    "echo {_round(98.329999,0.01)}",
+    "echo {_1/3}",
+    "echo {_2/3*1000000}",
+    "echo {_[1/3,2,1e10]}",
+    "echo {_vector3(0.5)}",
+    "echo {_nan},{_-nan},{_0/0},{_inf},{_-inf},{_-0}",
+    "echo {_1e-7},{_0.0001},{_0.00001},{_1e-300},{_-1e-320}",
+    "echo {_100000},{_1000000},{_1234567},{_123456789},{_2^53}",
+    "echo {_0.1+0.2},{_pi}",
+    "echo {_}",
+    "echo {__1}",
+    "echo {_'ab'}",
+    "echo {_1,2}",
+    "(1,2) echo {_0,w}",
+    "echo {_x=2;x*3}",
+    "x={_1/7} echo $x",
+    'echo {_"1/3"}',
+    "(1,2;3,4) echo {_i(1,1)/3}",
+    "echo {_{1/3}}",
+    "echo A{_1/3}B{1/4}",
+]
 LANGUAGE = (
     ITEMS_AND_QUOTES
     + SELECTIONS
@@ -1718,6 +1787,8 @@ EXPRESSIONS = (
     + OTHER_IMAGES_AND_RANDOM
     + BRANCH_SIDE_EFFECTS
     + ITEM_PER_PIXEL
+    + SHORT_VALUES
+    + IMAGE_INDICES_AND_SIZES
 )
 
 

@@ -206,7 +206,21 @@ def test_nn_eval_of_several_images_appends_nothing_when_one_fails():
 def test_help_suggests_the_closest_command():
     result = cli("help", "nn_trian")
     assert result.code == 2
-    assert result.error_lines == ["nnpipe: error: unknown command 'nn_trian' (did you mean 'nn_train'?)"]
+    assert result.error_lines == [
+        "nnpipe: error: help: unknown command or form 'nn_trian' (did you mean 'nn_train'?)"
+    ]
+    assert cli("help", "swep").error_lines[0].endswith("(did you mean 'sweep'?)")
+
+
+def test_print_with_only_network_images_says_why_it_prints_nothing(work):
+    run_script("nn_init nn_input IN,2 nn_fc OUT,IN,3 nn_loss_mse L,OUT,GT nn_trainer T,L nn_save net.gmz")
+    run = run_script("nn_load net.gmz print")
+    assert run.out == ""  # stdout holds what G'MIC's print shows: no image
+    assert run.err.splitlines()[-1] == (
+        "print: no image selected (the 3 network images are shown with print[...] or nn_print)"
+    )
+    assert run_script("nn_load net.gmz print[OUT_fc]").out.startswith("[0] OUT_fc: 3,3,1,1 ")
+    assert run_script("nn_load net.gmz print", quiet=True).err == ""
 
 
 def test_commands_shows_whole_first_paragraphs():
@@ -237,6 +251,37 @@ def test_nn_eval_warns_once_about_0_255_inputs_for_a_net_trained_on_0_1():
     warnings = [line for line in run.err.splitlines() if "warning" in line]
     assert len(warnings) == 1, run.err
     assert "the input holds values up to 200, but network 'nn' was trained on inputs within ±1" in warnings[0]
+
+
+@pytest.mark.parametrize("file", ["net.tif", "net.png", "nn_store"])
+def test_the_trained_input_range_travels_with_the_network_file(work, file):
+    """nn_save writes the range each input was trained on; after nn_load, in another run,
+    nn_eval warns about 0..255 inputs as it does right after training."""
+    save, load = (
+        ("nn_store kept", "nn_load kept") if file == "nn_store" else (f"nn_save {file}", f"nn_load {file}")
+    )
+    trained = run_script(
+        "input 8,8,1,3,0.5 nn_samples 1 nn_init nn_input IN,2 nn_fc OUT,IN,3 nn_loss_mse L,OUT,GT"
+        f" nn_trainer T,L nn_train 2 {save}"
+    )
+    if file == "nn_store":  # a network kept in a variable goes on in the same run
+        trained.interpreter.run_items(
+            ["nn_init", "other", *load.split(), "input", "4,4,1,2,200", "nn_eval[-1]"]
+        )
+        err = trained.interpreter.workspace.err.getvalue()
+    else:
+        err = run_script(f"{load} input 4,4,1,2,200 nn_eval[-1]").err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "was trained on inputs within ±1: divide by" in warnings[0], err
+
+
+def test_a_gmz_network_holds_no_input_range_and_loads_without_one(work):
+    """G'MIC's .gmz has no place for it (documented): no warning, and no error."""
+    run_script(
+        "input 8,8,1,3,0.5 nn_samples 1 nn_init nn_input IN,2 nn_fc OUT,IN,3 nn_loss_mse L,OUT,GT"
+        " nn_trainer T,L nn_train 2 nn_save net.gmz"
+    )
+    assert "warning" not in run_script("nn_load net.gmz input 4,4,1,2,200 nn_eval[-1]").err
 
 
 def test_nn_eval_on_inputs_of_the_trained_range_does_not_warn():

@@ -322,6 +322,21 @@ def test_nn_plot_writes_a_png(work):
     assert loaded.shape[2] > 100 and loaded.shape[3] > 100 and loaded.std() > 0
 
 
+def test_nn_plot_draws_a_long_history_as_the_band_its_losses_cover():
+    """150,000 losses drawn one by one took seconds for a picture 700 pixels wide: each column
+    is drawn as the band from its lowest loss to its highest, which is what the line showed."""
+    from nnpipe.commands.plot import WIDTH, envelope
+
+    losses = np.random.default_rng(0).random(150_000)
+    iterations = np.arange(1, len(losses) + 1)
+    middles, lowest, highest = envelope(iterations, losses, WIDTH)
+    assert len(middles) == len(lowest) == len(highest) == WIDTH
+    assert np.all(np.diff(middles) > 0) and middles[0] < 200 and middles[-1] > 149_800
+    assert lowest.min() == losses.min() and highest.max() == losses.max()
+    column = losses[: len(losses) // WIDTH]  # the first column's losses
+    assert lowest[0] == column.min() and highest[0] == column.max()
+
+
 def test_nn_plot_before_training_is_an_error(work):
     error = script_error(f"{XOR_NET} nn_plot curve.png")
     assert error.command == "nn_plot" and "train first" in error.message

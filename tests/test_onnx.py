@@ -177,3 +177,11 @@ def test_a_loss_cannot_be_exported_and_says_so_in_one_line(tmp_path):
         " they compare)"
     ]
     assert not model.exists()
+
+
+def test_the_onnx_extra_installs_what_runs_an_export():
+    """`pip install 'nnpipe[onnx]'` brings onnxruntime too, which the README's snippet imports."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 on
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {requirement.split(">")[0] for requirement in extras["onnx"]} == {"onnx", "onnxruntime"}

@@ -92,17 +92,12 @@ def endless(work):
 
 
 @pytest.mark.slow
-def test_a_local_map_listens_on_loopback_only_without_a_dashboard_and_ctrl_c_leaves_no_scratch(endless):
+@pytest.mark.parametrize("runs", [["map", "endless.nnp", "a", "b"], ["sweep", "endless.nnp", "_k=1,2"]])
+def test_a_local_run_listens_on_loopback_only_without_a_dashboard_and_ctrl_c_leaves_nothing(endless, runs):
+    """Ctrl-C ends the run with one line: no scratch folder left, no semaphore of the
+    workers' queues left for multiprocessing's resource tracker to report (issue 25 item 4)."""
     process = nnpipe_process(
-        endless,
-        "map",
-        "--workers",
-        2,
-        "endless.nnp",
-        "a",
-        "b",
-        tmpdir=endless / "tmp",
-        start_new_session=True,
+        endless, *runs[:1], "--workers", 2, *runs[1:], tmpdir=endless / "tmp", start_new_session=True
     )
     try:
         sockets = listening(process, workers=2)
@@ -113,6 +108,7 @@ def test_a_local_map_listens_on_loopback_only_without_a_dashboard_and_ctrl_c_lea
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130, err
+    assert err.splitlines()[-1:] == ["nnpipe: interrupted"], err
     assert "dashboard" not in err
     assert_left_nothing(endless / "tmp")
 

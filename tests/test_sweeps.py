@@ -80,6 +80,21 @@ def test_sweep_names_a_malformed_setting(work):
     ]
 
 
+def test_sweep_warns_once_per_name_the_script_never_reads(cluster, work):
+    """`rat` (a typo), `$2` read only as a defined command's own argument: each value changes
+    nothing but the seed. Names read in the main program, quoted `$1` (arguments are read in
+    quotes too) and globals read in a command file the script names are not warned about."""
+    address, _ = cluster
+    (work / "defs.gmic").write_text("shown :\n  echo $_g\n")
+    script = f'command {work / "defs.gmic"}\nrate=${{rate=0.01}}\necho "$1"\nf :\n  echo $2\n'
+    (work / "s.nnp").write_text(script)
+    settings = ["rate=1,2", "rat=3", "1=4", "2=5", "_g=6", "_h=7"]
+    result = cli("sweep", "s.nnp", *settings, "--scheduler", address)
+    assert result.code == 0, result.stderr
+    warnings = [line for line in result.error_lines if line.startswith("nnpipe: warning: ")]
+    assert [line.split("'")[1] for line in warnings] == ["rat", "2", "_h"]
+
+
 MAP_SCRIPT = """
 nn_load $script_dir/net.tif
 input $1 div 255

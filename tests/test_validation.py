@@ -2,6 +2,7 @@
 and checkpoints a killed training resumes from."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,6 +102,29 @@ def test_early_stop_after_patience_validations_without_improvement(points):
     trainer = interp.workspace.network().trainers["T"]
     assert len(trainer.history) == 40  # best at 10, then 20, 30, 40 no better
     assert interp.workspace.images.get("T").reshape(-1)[schedulers.ITERATION] == 40
+
+
+def test_early_stopping_ends_the_progress_bar_with_what_was_done(points):
+    run = run_script(
+        f"{loads('train', 'train_labels', 'valid', 'valid_labels')}"
+        " nn_init nn_input IN,2 nn_fc OUT,IN,3 nn_loss_softmax_crossentropy LOSS,OUT,GT"
+        " nn_trainer T,LOSS,1e-30,sgd nn_train[train,train_labels] 1000,16,.,[valid,valid_labels],10,3"
+    )
+    last = [line for line in run.err.splitlines() if line.startswith("nn_train")][-1]
+    assert re.search(r"\] 40/1000 stopped early loss .* \d+\.\ds( \(\S+ compiling\))?$", last), last
+    assert "eta" not in last  # its time taken, not a time left
+
+
+def test_resuming_the_checkpoint_of_a_finished_run_says_it_is_already_trained(points):
+    training = "nn_train[train,train_labels] 30,16,.,0,100,0,0,ck.gmz,10"  # checkpoint every 10
+    script = f"{loads('train', 'train_labels')} {CLASSIFIER} {training}"
+    run_script(script, quiet=True)
+    again = run_script(script)
+    assert again.err.splitlines() == [
+        "resuming from checkpoint ck.gmz",
+        "nn_train train: already trained: checkpoint ck.gmz holds the run's end (iteration 30);"
+        " delete it to train again",
+    ]
 
 
 def test_keep_best_ends_with_the_weights_of_the_lowest_validation_loss(points):

@@ -3,6 +3,7 @@ the weights. The formats are in nnpipe.nn.files. A network is saved in the forma
 API, and a file is read as the API it was written in says, whatever the option: a network
 read from a G'MIC 3.6 file is a 3.6 network."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -189,6 +190,7 @@ def install(ctx, saved, include_trainer_data, label):
         )
     for name, image in zip(images.names, images.images):
         ctx.images.set(name, image)
+    network.input_magnitudes = dict(saved.input_magnitudes)
     ctx.networks[network.name] = network
     ctx.current_network = network.name
 
@@ -243,7 +245,7 @@ def with_roles(ctx, saved, label):
         )
         for e in saved.entries
     ]
-    return files.NetworkFile(saved.network, saved.commands, entries, saved.loose_trainer_data, saved.api)
+    return dataclasses.replace(saved, entries=entries)
 
 
 def check(network, images, entries, label, loose_trainer_data):

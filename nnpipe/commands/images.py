@@ -234,6 +234,11 @@ def print_command(ctx, selection):
     """Print one line per selected image: index, name, size w,h,d,s, min/max/mean."""
     if not ctx.images:
         ctx.echo("(no images)")
+    elif not selection:  # a notice on standard error: what is printed stays what G'MIC prints
+        network_images = ctx.network_images()
+        owned = sum(name in network_images for name in ctx.images.names)
+        shown = f" (the {owned} network images are shown with print[...] or nn_print)" if owned else ""
+        ctx.notice(f"print: no image selected{shown}")
     for index in selection:
         ctx.echo(describe(index, ctx.images.names[index], ctx.images[index]))
 

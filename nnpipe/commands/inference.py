@@ -16,6 +16,7 @@ from nnpipe.commands.samples import (
 from nnpipe.errors import UserError
 from nnpipe.nn import engine
 from nnpipe.numbers import size_text
+from nnpipe.progress import StatusLine
 from nnpipe.registry import TRAINING, Int, LayerName, command
 
 TRAINED_SMALL, GIVEN_LARGE = 2.0, 20.0  # inputs within ±1 at training, 0..255 at evaluation
@@ -24,10 +25,9 @@ TRAINED_SMALL, GIVEN_LARGE = 2.0, 20.0  # inputs within ±1 at training, 0..255 
 def warn_about_input_range(ctx, network, plan, selection):
     """Warn (once) when the network was trained on inputs within about ±1 and is evaluated on
     values such as 0..255: most likely the images were not divided by 255 this time."""
-    trainers = [t for t in network.trainers.values() if t.feed_magnitudes and not t.warned_range]
-    names = [name for name, _, _ in plan.feeds]
-    trained = [t.feed_magnitudes[name] for t in trainers for name in names if name in t.feed_magnitudes]
-    if not trained or max(trained) > TRAINED_SMALL:
+    magnitudes = network.input_magnitudes
+    trained = [magnitudes[name] for name, _, _ in plan.feeds if name in magnitudes]
+    if network.warned_range or not trained or max(trained) > TRAINED_SMALL:
         return
     given = max(float(np.max(np.abs(ctx.images[index]), initial=0)) for index in selection)
     if given > GIVEN_LARGE:
@@ -36,8 +36,7 @@ def warn_about_input_range(ctx, network, plan, selection):
             f" on inputs within ±{max(trained):.3g}: divide by the same value as for training"
             " (e.g. 255)?"
         )
-        for trainer in trainers:
-            trainer.warned_range = True
+        network.warned_range = True
 
 
 def default_output(network):
@@ -58,13 +57,13 @@ class Inference:
         self.plan = network.plan(self.target)
         self.params = self.plan.gather(parameter_images(ctx, self.plan))
         self.runner = command_runner(ctx, self.plan)
-        self.notice = ctx.notice
+        self.status = StatusLine(ctx)
         module = network.modules[self.target]
         prediction = module.inputs[0] if self.plan.is_loss else self.target
         self.size = network.modules[prediction].size
 
     def rows(self, samples):
-        with engine.compile_notice(self.notice):
+        with engine.compile_notice(self.status):
             return engine.infer(self.plan, self.params, samples, self.runner)
 
     def evaluate(self, ctx, selection, tile_margin=-1):

@@ -22,22 +22,26 @@ def nn_plot(ctx, selection, filename, trainer):
     if not history:
         raise UserError("no loss history yet: train first")
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot
+        from matplotlib.figure import Figure
     except ImportError:
         raise UserError("the loss curve needs matplotlib: pip install 'nnpipe[plot]'") from None
-    figure, axes = pyplot.subplots(figsize=(7, 4), dpi=100)
-    losses = np.asarray(history)
-    axes.plot(np.arange(1, len(losses) + 1), losses, linewidth=0.6, alpha=0.4, label="batch loss")
+    figure = Figure(figsize=(WIDTH / DPI, 4), dpi=DPI)
+    axes = figure.subplots()
+    losses = np.asarray(history, dtype=np.float64)
+    iterations = np.arange(1, len(losses) + 1)
+    if len(losses) > 2 * WIDTH:  # the band a line through every loss draws, at a tiny cost
+        x, lowest, highest = envelope(iterations, losses, WIDTH)
+        axes.fill_between(x, lowest, highest, linewidth=0, alpha=0.4, label="batch loss")
+    else:
+        axes.plot(iterations, losses, linewidth=0.6, alpha=0.4, label="batch loss")
     window = max(1, len(losses) // 50)
     if window > 1:
         smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-        axes.plot(np.arange(window, len(losses) + 1), smooth, linewidth=1.5, label=f"mean of {window}")
+        step = max(1, len(smooth) // (2 * WIDTH))  # a smooth curve loses nothing drawn at 2 points a pixel
+        axes.plot(iterations[window - 1 :: step], smooth[::step], linewidth=1.5, label=f"mean of {window}")
     if trainer.validation:
-        iterations, values = zip(*trainer.validation)
-        axes.plot(iterations, values, marker="o", markersize=3, linewidth=1.5, label="validation loss")
+        points, values = zip(*trainer.validation)
+        axes.plot(points, values, marker="o", markersize=3, linewidth=1.5, label="validation loss")
         losses = np.concatenate([losses, values])
     axes.set_yscale("log" if np.all(losses > 0) else "linear")
     axes.set_xlabel("iteration")
@@ -45,8 +49,15 @@ def nn_plot(ctx, selection, filename, trainer):
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    try:
-        atomic.write_file(filename, lambda tmp: figure.savefig(tmp, format="png"))
-    finally:
-        pyplot.close(figure)
+    atomic.write_file(filename, lambda tmp: figure.savefig(tmp, format="png"))
     ctx.notice(f"wrote {filename}")
+
+
+WIDTH, DPI = 700, 100  # the picture's width in pixels: more points than that draw nothing more
+
+
+def envelope(x, values, columns):
+    """(x, lowest, highest) of `values` in each of `columns` runs of them, in order."""
+    starts = np.linspace(0, len(values), columns + 1).astype(np.int64)[:-1]
+    middles = (x[starts] + x[np.append(starts[1:], len(x)) - 1]) / 2
+    return middles, np.minimum.reduceat(values, starts), np.maximum.reduceat(values, starts)

@@ -16,7 +16,7 @@ from nnpipe.commands.samples import command_runner, one_stack_per_feed, paramete
 from nnpipe.errors import UserError
 from nnpipe.nn import engine, evaluation, files, optimizers, schedulers
 from nnpipe.numbers import format_number
-from nnpipe.progress import Progress
+from nnpipe.progress import Progress, StatusLine
 from nnpipe.registry import TRAINING, Bool, Int, LayerName, Param, Text, command, split_arguments
 
 TRAINER = LayerName("trainer", ".", help="trainer name ('.' = the latest trainer)")
@@ -131,7 +131,7 @@ class TrainingRun:
         if kind in self.noticed:
             return contextlib.nullcontext()
         self.noticed.add(kind)
-        return engine.compile_notice(self.ctx.notice)
+        return engine.compile_notice(StatusLine(self.ctx))
 
     def run(self, samples, iterations, batch, label, watch=None):
         """Train `iterations` steps in chunks that keep the progress bar live; `watch` (a Watch)
@@ -139,6 +139,7 @@ class TrainingRun:
         the warning of a run a non-finite loss or weights stopped (or None)."""
         losses = np.empty(iterations, dtype=np.float32)
         progress = Progress(self.ctx, label, iterations)
+        compiled_before = engine.compile_seconds()
         done, chunk, failed = 0, 1, None
         while done < iterations:
             count = min(chunk, iterations - done, (watch.next_stop(done) if watch else iterations) - done)
@@ -162,7 +163,10 @@ class TrainingRun:
             watch.finish(done, self)
             progress.note = watch.note
         self.trainer.history.extend(float(v) for v in losses[:done])
-        progress.close(done, losses[done - 1] if done else math.nan)
+        progress.compiling = engine.compile_seconds() - compiled_before
+        stopped = "stopped: not finite" if failed else "stopped early" if done < iterations else ""
+        if iterations:  # none when resumed from the checkpoint of a finished run
+            progress.close(done, losses[done - 1] if done else math.nan, stopped)
         if not failed:  # else the warning of the stop says it
             self.watch_growth(losses[:done], int(self.state[schedulers.ITERATION]) - done)
         return losses[:done], failed
@@ -188,10 +192,10 @@ def feed_columns(plan):
     return columns
 
 
-def remember_magnitudes(trainer, plan, samples):
+def remember_magnitudes(network, plan, samples):
     for name, start, length in feed_columns(plan):
         magnitude = float(np.max(np.abs(samples[:, start : start + length]), initial=0))
-        trainer.feed_magnitudes[name] = max(magnitude, trainer.feed_magnitudes.get(name, 0.0))
+        network.input_magnitudes[name] = max(magnitude, network.input_magnitudes.get(name, 0.0))
 
 
 @dataclass
@@ -246,7 +250,7 @@ class Watch:
     def validate(self, done, run):
         if self.points and self.points[-1][0] == done:
             return
-        with engine.compile_notice(self.ctx.notice):
+        with engine.compile_notice(StatusLine(self.ctx)):
             self.loss, self.accuracy = evaluation.measure(run.plan, run.params, self.samples, self.classifier)
         self.points.append((done, self.loss))
         if self.loss < self.best_loss:
@@ -318,6 +322,11 @@ def train(ctx, selection, trainer_name, iterations, batch, label, options=None):
     state = run.state
     if resumed and state[schedulers.TARGET] > 0:
         iterations = int(max(0, state[schedulers.TARGET] - state[schedulers.ITERATION]))
+        if iterations == 0:
+            ctx.notice(
+                f"{label}: already trained: checkpoint {options.checkpoint} holds the run's end"
+                f" (iteration {int(state[schedulers.ITERATION])}); delete it to train again"
+            )
     elif options.checkpoint:  # where a resumed run will stop
         state[schedulers.TARGET] = state[schedulers.ITERATION] + iterations
     watch = None
@@ -330,7 +339,7 @@ def train(ctx, selection, trainer_name, iterations, batch, label, options=None):
             label,
             int(state[schedulers.ITERATION]),
         )
-    remember_magnitudes(trainer, run.plan, samples)
+    remember_magnitudes(network, run.plan, samples)
     # a batch of every sample, as in a PyTorch DataLoader, rather than draws repeating samples
     whole = batch == 0 or batch >= samples.shape[0]
     start = len(trainer.history)

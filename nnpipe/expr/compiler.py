@@ -10,7 +10,8 @@ import numpy as np
 
 from nnpipe.expr.functions import CONSTANTS, FUNCTIONS, IMAGE_STATISTICS, OPERATORS, bitwise_not
 from nnpipe.expr.parse import ExpressionError, fail, forget, names_read, parse, template, uses_channel
-from nnpipe.expr.values import SCALAR, components, scalar, truth
+from nnpipe.expr.values import SCALAR, components, image_position, scalar, truth
+from nnpipe.limits import MAX_VECTOR
 from nnpipe.numbers import gmic_number
 
 LOOPS = {"while": (2, 2), "do": (2, 2), "for": (4, 4), "repeat": (2, 3)}  # least, most args
@@ -83,6 +84,9 @@ class Compiler:
             return vector
 
         return run, size
+
+    def node_image(self, index):
+        self.fail("'#k' is an image only as the first argument of i(), I(), j(), J() (vector(#n): n values)")
 
     def node_name(self, name, position):
         if name in self.variables:
@@ -373,10 +377,11 @@ class Compiler:
             return (lambda env: found), SCALAR
         copies = re.fullmatch(r"vector(\d+)", name)
         if copies:  # vector3(a): [a,a,a]; vector3(a,b): [a,b,a] (the arguments repeated)
-            count = int(copies.group(1))
-            if not args or count < 1:
+            if not args or int(copies.group(1)) < 1:
                 self.fail(f"{name}() takes one value or more", position)
-            return self.node_vector([args[k % len(args)] for k in range(count)])
+            return self.sized_vector(name, int(copies.group(1)), args, position)
+        if name == "vector" and args and args[0][0] == "image":  # vector(#3): 0,0,0; vector(#3,a,b)
+            return self.sized_vector(name, self.vector_size(args[0][1], position), args[1:], position)
         if name == "vector":
             return self.node_vector(args)
         if name == "dot":
@@ -413,6 +418,35 @@ class Compiler:
             size = _broadcast_size(size, s, self)
         return (lambda env: function(*(f(env) for f in functions))), size
 
+    def vector_size(self, node, position):
+        """The size in vector(#size,…): a constant integer > 0, as G'MIC requires."""
+        value = self.types.constant_index(self.node(node)[0])
+        if value is None:
+            self.fail("vector(#size): the size must be a constant", position)
+        if not (math.isfinite(value) and value >= 1 and value == math.floor(value)):
+            self.fail(f"vector(#size): the size must be an integer > 0 (got {gmic_number(value)})", position)
+        return value
+
+    def sized_vector(self, name, count, args, position):
+        """vectorN(a,b,…) and vector(#N,a,b,…): N values, the components of the arguments
+        repeated (0 when there are none), at most MAX_VECTOR of them."""
+        if count > MAX_VECTOR:
+            self.fail(
+                f"{name}(): {count:.0f} values are more than nnpipe's limit of {MAX_VECTOR:,}", position
+            )
+        count = int(count)
+        compiled = [self.node(a) for a in args] or [self.node_num(0.0)]
+        functions, sizes = [f for f, _ in compiled], [s for _, s in compiled]
+
+        def run(env):
+            parts = [part for f, s in zip(functions, sizes) for part in components(f(env), s)][:count]
+            vector = np.empty((count,) + np.broadcast_shapes(*(part.shape for part in parts)))
+            for k, part in enumerate(parts):  # part k fills components k, k+len(parts), …
+                vector[k :: len(parts)] = part
+            return vector
+
+        return run, count
+
     def call_set(self, args, position):
         if len(args) != 2 or args[0][0] != "str":
             self.fail("set() takes a variable name in single quotes and a value", position)
@@ -442,10 +476,11 @@ class Compiler:
         if count > most + 2:
             self.fail(f"{name}() takes at most {most} coordinates", position)
         size = SCALAR
-        if is_vector:
-            size = self.types.spectrum_of(
-                None if index_function is None else self.types.constant_index(index_function)
-            )
+        if is_vector:  # its size is the image's spectrum, known only for a constant index
+            index = None if index_function is None else self.types.constant_index(index_function)
+            if index_function is not None and index is None:
+                self.fail(f"{name}(#k): the image index must be a constant", position)
+            size = self.types.spectrum_of(index)
 
         def run(env):
             coordinates = []
@@ -453,6 +488,10 @@ class Compiler:
                 coordinates.extend(components(function(env), s))
             image_index = _image_index(index_function, env, env.text)
             image = env.grid.image(image_index, env.text) if image_index is not None else env.current_image()
+            if image is None:  # #k of an empty list: G'MIC reads 0, and has no vector to give
+                if is_vector:
+                    fail(env.text, f"{name}(#k): the image list is empty")
+                return scalar(0.0)
             return env.read(image, coordinates[:most], is_vector, relative)
 
         return run, size
@@ -487,7 +526,7 @@ def _image_index(index_function, env, text):
     value = index_function(env)
     if value.size != 1:
         fail(text, "an image index #k must be the same for every pixel")
-    return int(value.flat[0])
+    return float(value.flat[0])
 
 
 def _index(value, text):
@@ -522,7 +561,10 @@ class TypeEnvironment:
         if indices is None:
             spectra = tuple(image.shape[0] for image in images)
         else:
-            spectra = tuple(images[k].shape[0] if -count <= k < count else None for k in indices)
+            spectra = tuple(
+                None if (position := image_position(k, count)) is None else images[position].shape[0]
+                for k in indices
+            )
         return (spectra, self.spectrum(), tuple(sorted(self.network_sizes.items())))
 
     def spectrum(self, index=None):
@@ -534,12 +576,13 @@ class TypeEnvironment:
             value = index_function(None)
         except Exception:
             return None
-        return int(value.flat[0])
+        return float(value.flat[0])
 
     def spectrum_of(self, index):
-        if index is None or not -len(self.images) <= index < len(self.images):
+        position = None if index is None else image_position(index, len(self.images))
+        if position is None:
             return self.spectrum(None)
-        return self.images[index].shape[0]
+        return self.images[position].shape[0]
 
 
 class Compiled:

@@ -238,20 +238,27 @@ def number_value(text):
 
 class Template:
     """An expression with its numbers taken out, so `$i<100` parses and compiles once whatever
-    `$i` became. Numbers that the compiler must know stay: after `#` (they name images) and
-    after a comma inside brackets (a length in V[start,length]). `key` identifies the parsed
+    `$i` became. Numbers that the compiler must know stay: after `#` and inside brackets opened
+    right after it (they name images, or a vector's size in vector(#n)) and after a comma inside
+    brackets (a length in V[start,length]). `key` identifies the parsed
     form, `constants` are the numbers taken out."""
 
     def __init__(self, text):
         self.text = text
         tokens, key, self.constants = [], [], []
         previous, brackets, end = ("", ""), [], -1
+        indexed = []  # depths of the brackets opened right after '#': `#(1+2)` keeps 1 and 2
         for kind, value, position in tokenize(text):
             # `++x` and `+ +x` parse differently (see _Parser.doubled): the key tells them apart
             glued = kind == "op" and value in "+-" and previous[1] == value and position == end
             kept = (
-                "#" in previous or previous == ("#", "-") or (brackets[-1:] == ["["] and previous[1] == ",")
+                "#" in previous
+                or previous == ("#", "-")
+                or (brackets[-1:] == ["["] and previous[1] == ",")
+                or bool(indexed)
             )
+            if kind == "op" and value == "(" and (previous[1] == "#" or previous == ("#", "-")):
+                indexed.append(len(brackets) + 1)
             if kind == "number" and not kept:
                 tokens.append(("slot", len(self.constants), position))
                 key.append(("slot", len(self.constants)))
@@ -262,6 +269,8 @@ class Template:
             if kind == "op" and value in "([":
                 brackets.append(value)
             elif kind == "op" and value in ")]" and brackets:
+                if indexed and indexed[-1] == len(brackets):
+                    indexed.pop()
                 brackets.pop()
             previous, end = (previous[1], value), position + len(value)
         self.tokens, self.key = tokens, tuple(key)
@@ -307,9 +316,9 @@ def _image_indices(nodes):
         if node[0] == "call" and node[1] in ("I", "J") and node[2] and node[2][0][0] == "image":
             index = node[2][0][1]
             if index[0] == "num":
-                found.add(int(index[1]))
+                found.add(index[1])
             elif index[0] == "unary" and index[1] == "-" and index[2][0] == "num":
-                found.add(-int(index[2][1]))
+                found.add(-index[2][1])
             else:
                 found.add(None)
     return None if None in found else tuple(sorted(found))

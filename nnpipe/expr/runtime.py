@@ -2,12 +2,15 @@
 (`#k` images, coordinates), the variables of one run, `end(…)` after the last pixel, and the
 `{expression}` of an item (a grid of one pixel)."""
 
+import math
+
 import numpy as np
 
 from nnpipe.errors import UserError
 from nnpipe.expr.compiler import TypeEnvironment, compile_expression
 from nnpipe.expr.parse import NUMBER_POWER, fail
-from nnpipe.expr.values import SCALAR, scalar
+from nnpipe.expr.values import SCALAR, image_position, scalar
+from nnpipe.numbers import gmic_number
 
 
 class Grid:
@@ -28,16 +31,18 @@ class Grid:
         self.coordinates = _Coordinates(shape, origin)
 
     def image(self, index, text):
+        """Image `#index` (G'MIC's wrap-around reading, see image_position), the current one
+        when index is None; None when the list is empty."""
         if index is None:
             if self.current is None:
                 if not len(self.images):
                     return None
                 return self.images[-1]
             return self.current
-        count = len(self.images)
-        if not -count <= index < count:
-            fail(text, f"image #{index} is out of range ({count} image{'s' * (count != 1)})")
-        return self.images[index]
+        if math.isnan(index):
+            fail(text, f"image index #{gmic_number(index)} is NaN")
+        position = image_position(index, len(self.images))
+        return None if position is None else self.images[position]
 
 
 class _Coordinates(dict):

@@ -25,6 +25,19 @@ def scalar(value):
     return array
 
 
+C_INT = 2**31  # G'MIC casts an image index to C's int: beyond it (inf too) x86-64 gives -2**31
+
+
+def image_position(index, count):
+    """Which of `count` images `#index` names, as G'MIC reads it: the index truncated to an
+    integer (-2**31 when it does not fit C's int, as the cast gives it), taken modulo the
+    number of images (`#-1` the last, `#count` the first again); None for NaN or an empty list."""
+    if count == 0 or math.isnan(index):
+        return None
+    whole = int(index) if -C_INT - 1 < index < C_INT else -C_INT
+    return whole % count
+
+
 def truth(value):
     return value != 0
 

@@ -21,7 +21,7 @@ from nnpipe.lang.parser import ASSIGNMENT, COMMAND_ITEM, Assign, DoWhile, If, Lo
 from nnpipe.lang.substitute import substitute
 from nnpipe.limits import check_text, read_text
 from nnpipe.naming import copy_name, part_names
-from nnpipe.numbers import format_value
+from nnpipe.numbers import format_value, short_number
 from nnpipe.quoting import unprotect
 from nnpipe.registry import DEFAULT_API, split_arguments
 
@@ -462,8 +462,14 @@ class Interpreter:
     def evaluate(self, text):
         """`{expression}` in an item; `{k,expression}` reads image k as its own (`{0,w}`);
         `{'text'}` is the character codes of text (all between the outer quotes, as G'MIC
-        reads it: `{'a'=='b'}` is the codes of a'=='b)."""
+        reads it: `{'a'=='b'}` is the codes of a'=='b). `{_expression}` is the value printed
+        short, as G'MIC prints it (an expression only: no `k,` and no `'text'` form)."""
         text = unprotect(text)
+        if text.startswith("_"):
+            value = expr.evaluate(
+                text[1:], self.workspace.images, self.workspace.rng, self.set_from_expression
+            )
+            return format_value(value, short_number)
         if len(text) >= 2 and text[0] == text[-1] == "'":
             return ",".join(str(ord(char)) for char in text[1:-1])
         image = None

@@ -232,7 +232,7 @@ def _compile_in_children(pairs):
     taking the next file's when it is done; they save what they compile in the disk cache.
     The functions of one file go to one child (they share helpers, which it compiles once),
     the largest file first (so that no long compile starts last). Sent as one compile event,
-    so that a long one is announced."""
+    so that a long one is announced, with PROGRESS events counting the functions compiled."""
     by_file = {}
     for function, signature in pairs:
         module = sys.modules[function.py_func.__module__]
@@ -241,7 +241,13 @@ def _compile_in_children(pairs):
         )
     requests = queue.SimpleQueue()
     for file in sorted(by_file, key=lambda file: -os.path.getsize(file)):
-        requests.put(pickle.dumps(by_file[file]).hex() + "\n")
+        requests.put((len(by_file[file]), pickle.dumps(by_file[file]).hex() + "\n"))
+    compiled_count, counting = [0], threading.Lock()
+
+    def compiled_more(functions):
+        with counting:
+            compiled_count[0] += functions
+            event.broadcast(event.Event(PROGRESS, event.EventStatus.END, (compiled_count[0], len(pairs))))
 
     def child_at_work():
         try:
@@ -260,12 +266,14 @@ def _compile_in_children(pairs):
             with child.stdin, child.stdout:
                 while True:
                     try:
-                        child.stdin.write(requests.get_nowait())
+                        functions, request = requests.get_nowait()
                     except queue.Empty:
                         break
+                    child.stdin.write(request)
                     child.stdin.flush()
                     if child.stdout.readline() != DONE:  # it died: the parent compiles the rest
                         break
+                    compiled_more(functions)
         except OSError:
             pass
         finally:
@@ -276,6 +284,7 @@ def _compile_in_children(pairs):
     count = min(len(by_file), numba.config.NUMBA_NUM_THREADS)  # by default, the processors
     workers = [threading.Thread(target=child_at_work, daemon=True) for _ in range(count)]
     with event.trigger_event("numba:compile", data={"dispatcher": pairs[0][0], "args": pairs[0][1]}):
+        compiled_more(0)
         for worker in workers:
             worker.start()
         for worker in workers:
@@ -283,6 +292,7 @@ def _compile_in_children(pairs):
 
 
 DONE = "done\n"
+PROGRESS = "nnpipe:compiled"  # an event's data: (functions compiled, functions to compile)
 _CHILDREN = set()  # the compile children at work, ended with the run if Ctrl-C stops it
 
 

@@ -15,6 +15,7 @@ mode), so such a plan runs on one thread.
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass
 
 import numba
@@ -49,25 +50,41 @@ from nnpipe.nn.layers import (
 
 # --- saying that Numba compiles ------------------------------------------------------------------
 
-COMPILING = "compiling kernels for this network (first run only)…"
+COMPILING = "compiling kernels for this network (first run only)"
 NOTICE_DELAY = 1.0  # seconds a compile lasts before the user is told why nothing happens
 
 
 class _CompileNotice(event.Listener):
     """Listens to Numba's compile events (sent on a cache miss only, never when the kernels
-    load from the disk cache): once an outermost compile has lasted NOTICE_DELAY, says
-    COMPILING through `notice`, once a process."""
+    load from the disk cache) and to the compile children's count (compiled.PROGRESS): once an
+    outermost compile has lasted NOTICE_DELAY, shows COMPILING on a status line with the
+    kernels compiled so far out of all, and ends the line with the compile's time (training's
+    kernels, then inference's, are two waits a first run says). Counts the time every
+    outermost compile takes (`seconds`)."""
 
-    announced = False
+    announcements = 0  # made in this process
+    seconds = 0.0  # spent compiling in this process (a progress bar says how much of its time)
 
-    def __init__(self, notice):
-        self.notice = notice
+    def __init__(self, line):
+        self.line = line  # a progress.StatusLine
         self.depth = 0  # compiling a kernel compiles the kernels it calls inside its event
         self.timer = None
+        self.started = None
+        self.counts = None  # (kernels compiled, kernels to compile), once the children say
+        self.showing = False
+
+    def notify(self, happening):
+        if happening.kind == compiled.PROGRESS:  # from the threads tending the compile children
+            self.counts = happening.data
+            if self.showing:
+                self.line.show(self.text())
+        else:
+            super().notify(happening)
 
     def on_start(self, _):
         self.depth += 1
-        if self.depth == 1 and not _CompileNotice.announced:
+        if self.depth == 1:
+            self.started, self.counts = time.perf_counter(), None
             self.timer = threading.Timer(NOTICE_DELAY, self.announce)
             self.timer.daemon = True  # never keeps an interrupted process alive
             self.timer.start()
@@ -75,7 +92,16 @@ class _CompileNotice(event.Listener):
     def on_end(self, _):
         self.depth -= 1
         if self.depth == 0:
+            seconds = time.perf_counter() - self.started
+            _CompileNotice.seconds += seconds
             self.cancel()
+            if self.showing:
+                self.showing = False
+                self.line.end(self.text(seconds))
+
+    def text(self, seconds=None):
+        count = f": {self.counts[0]}/{self.counts[1]}" if self.counts else ""
+        return COMPILING + count + ("…" if seconds is None else f" in {seconds:.1f}s")
 
     def cancel(self):
         if self.timer:
@@ -83,17 +109,26 @@ class _CompileNotice(event.Listener):
             self.timer = None
 
     def announce(self):
-        if not _CompileNotice.announced:
-            _CompileNotice.announced = True
-            self.notice(COMPILING)
+        _CompileNotice.announcements += 1
+        self.showing = True
+        self.line.show(self.text())
+
+
+def compile_seconds():
+    """The time this process has spent compiling inside compile_notice blocks."""
+    return _CompileNotice.seconds
 
 
 @contextlib.contextmanager
-def compile_notice(notice):
-    """Around engine calls: `notice(COMPILING)` if Numba compiles for more than NOTICE_DELAY
-    inside the block (a command passes ctx.notice, which --quiet silences)."""
-    listener = _CompileNotice(notice)
-    with event.install_listener("numba:compile", listener):
+def compile_notice(line):
+    """Around engine calls: if Numba compiles for more than NOTICE_DELAY inside the block,
+    COMPILING and the count of kernels compiled on `line`, a progress.StatusLine (which
+    --quiet silences)."""
+    listener = _CompileNotice(line)
+    with (
+        event.install_listener("numba:compile", listener),
+        event.install_listener(compiled.PROGRESS, listener),
+    ):
         try:
             yield
         finally:

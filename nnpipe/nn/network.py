@@ -37,10 +37,6 @@ class Trainer:
     scheduler: str
     history: list = field(default_factory=list)  # the loss of each step trained
     validation: list = field(default_factory=list)  # (step in history, validation loss)
-    # the largest magnitude each feed was trained on, and whether nn_eval warned about inputs
-    # of another range (shown once)
-    feed_magnitudes: dict = field(default_factory=dict)
-    warned_range: bool = False
 
 
 class Network:
@@ -54,6 +50,10 @@ class Network:
         self.order = []  # module and trainer names, as nn_print lists them
         self.latest = None
         self.commands = []
+        # the largest magnitude each input was trained on (kept in nnpipe's network files), and
+        # whether nn_eval warned about inputs of another range (said once)
+        self.input_magnitudes = {}
+        self.warned_range = False
         self._plans = {}
         # set while nn_load rebuilds the network: every weight image must come from the file,
         # so a layer without one is an error instead of a new (possibly huge) allocation

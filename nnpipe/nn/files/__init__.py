@@ -29,8 +29,11 @@ trainer states. Three formats, chosen by the extension:
 
 The manifest (JSON):
     {"format": "nnpipe-network", "version": 1, "network": NAME, "commands": [TEXT...],
-     "images": [{"name", "role", "size": [w,h,d,s], "crc32", ... }]}
-The CRC-32 of each image's data lets a load tell a damaged file from a good one.
+     "images": [{"name", "role", "size": [w,h,d,s], "crc32", ... }],
+     "input_magnitudes": {INPUT: the largest |value| it was trained on, ...}}
+The CRC-32 of each image's data lets a load tell a damaged file from a good one. The input
+magnitudes (absent before any training, and from files of earlier nnpipe versions) let nn_eval
+warn about inputs of another range after nn_load; a .gmz file has no place for them.
 
 Writing is atomic (nnpipe.images.atomic): a TIFF is written to a temporary file beside the
 target then renamed; a PNG stack is written to a temporary folder beside the target, then
@@ -41,6 +44,7 @@ Reading checks everything before it returns, so a caller can refuse a bad file u
 
 import base64
 import contextlib
+import dataclasses
 import io as bytes_io
 import os
 
@@ -106,7 +110,13 @@ def gather(network, images, include_trainer_data):
             take(network.image_name(trainer.name), TRAINER, schedulers.STATE_SHAPE)
     if not entries:
         raise UserError(f"network '{network.name}' has no parameters to save")
-    return NetworkFile(network.name, list(network.commands), entries, api=network.api)
+    return NetworkFile(
+        network.name,
+        list(network.commands),
+        entries,
+        api=network.api,
+        input_magnitudes=dict(network.input_magnitudes),
+    )
 
 
 def kind(path):
@@ -166,12 +176,11 @@ def read(path):
     if key is None or _last_read[0] != key:
         _last_read = (key, _read(path))
     saved = _last_read[1]
-    return NetworkFile(
-        saved.network,
-        list(saved.commands),
-        [Entry(e.name, e.role, e.image.copy()) for e in saved.entries],
-        saved.loose_trainer_data,
-        saved.api,
+    return dataclasses.replace(
+        saved,
+        commands=list(saved.commands),
+        entries=[Entry(e.name, e.role, e.image.copy()) for e in saved.entries],
+        input_magnitudes=dict(saved.input_magnitudes),
     )
 
 

@@ -3,8 +3,9 @@ it, its images as entries with their roles) and the manifest nnpipe's own format
 with (see nnpipe.nn.files)."""
 
 import json
+import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,6 +39,9 @@ class NetworkFile:
     # trainer data may belong to trainers declared only after loading, as nn_lib does
     loose_trainer_data: bool = False
     api: str = "2023"  # the nn_lib API of its commands
+    # the largest magnitude each input was trained on (nn_eval warns about inputs of another
+    # range); nnpipe's formats keep it, a .gmz has no place for it
+    input_magnitudes: dict = field(default_factory=dict)
 
 
 def as_plane(image):
@@ -58,12 +62,30 @@ def manifest(saved, items):
         "commands": list(saved.commands),
         "images": items,
     }
+    if saved.input_magnitudes:
+        described["input_magnitudes"] = dict(saved.input_magnitudes)
     return described | ({"nnlib": saved.api} if saved.api != "2023" else {})
 
 
 def api_of(manifest):
     """The nn_lib API of a checked manifest's commands."""
     return manifest.get("nnlib", "2023")
+
+
+def from_manifest(manifest, entries):
+    """The NetworkFile a checked manifest describes, holding `entries`."""
+    magnitudes = manifest.get("input_magnitudes", {})  # absent from files of earlier versions
+    if not isinstance(magnitudes, dict) or not all(
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+        for value in magnitudes.values()
+    ):
+        raise BadFile("the description's input magnitudes are not numbers >= 0")
+    return NetworkFile(
+        manifest["network"], manifest["commands"], entries, api=api_of(manifest), input_magnitudes=magnitudes
+    )
 
 
 def entry_item(entry):

@@ -14,13 +14,12 @@ from nnpipe.images import atomic
 from nnpipe.nn.files.manifest import (
     BadFile,
     Entry,
-    NetworkFile,
-    api_of,
     as_plane,
     check_manifest,
     check_stored_bytes,
     crc,
     entry_item,
+    from_manifest,
     manifest,
     parse_json,
 )
@@ -103,7 +102,7 @@ def read(path):
         if not isinstance(file, str) or os.path.basename(file) != file or not file:
             raise BadFile("the description lists an image without a valid file name")
         entries.append(_read_png_image(os.path.join(folder, file), item))
-    return NetworkFile(manifest["network"], manifest["commands"], entries, api=api_of(manifest))
+    return from_manifest(manifest, entries)
 
 
 def _first_file(folder):

@@ -6,13 +6,12 @@ import tifffile
 from nnpipe.nn.files.manifest import (
     BadFile,
     Entry,
-    NetworkFile,
-    api_of,
     as_plane,
     check_manifest,
     check_stored_bytes,
     crc,
     entry_item,
+    from_manifest,
     manifest,
     parse_json,
 )
@@ -86,4 +85,4 @@ def read(source, file_size):
             if crc(plane) != item.get("crc32"):
                 raise BadFile(f"image '{item['name']}' is damaged (checksum mismatch)")
             entries.append(Entry(item["name"], item["role"], plane.reshape(s, d, h, w).astype(np.float32)))
-        return NetworkFile(manifest["network"], manifest["commands"], entries, api=api_of(manifest))
+        return from_manifest(manifest, entries)
