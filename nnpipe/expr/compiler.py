@@ -573,7 +573,8 @@ class TypeEnvironment:
 
     def constant_index(self, index_function):
         try:
-            value = index_function(None)
+            with np.errstate(all="ignore"):  # an index of 0/0 is a NaN the caller names
+                value = index_function(None)
         except Exception:
             return None
         return float(value.flat[0])
